@@ -1,0 +1,163 @@
+/* nabla — graphs, nodes, running forward and backward.
+ *
+ * Threading contract: a graph (with every node and tensor in it) is used by
+ * one thread at a time. Independent graphs may be used concurrently from
+ * different threads. nb_set_allocator must be called, if at all, before any
+ * graph exists.
+ *
+ * Errors are sticky, in the manner of cairo's status: the first failing call
+ * records a message on the graph and returns NULL or a negative code. A
+ * constructor given a NULL input returns NULL without recording a second
+ * message, so a chain of constructor calls needs one check at the end.
+ * nb_graph_error reads the message, nb_graph_clear_error forgets it; the
+ * graph stays usable either way. The library never aborts, exits or prints.
+ */
+#ifndef NABLA_GRAPH_H
+#define NABLA_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_graph nb_graph;
+typedef struct nb_node nb_node;
+
+/* Error codes returned by functions that return int. */
+enum {
+    NB_OK = 0,
+    NB_ERR_ARG = -1,      /* bad argument: NULL, wrong shape, wrong dtype */
+    NB_ERR_NOMEM = -2,    /* an allocation failed */
+    NB_ERR_STATE = -3,    /* the call does not fit the graph's state */
+    NB_ERR_NONFINITE = -4 /* checking mode found a NaN or infinity */
+};
+
+/* Marks the batch dimension (dimension 0 only) of an input as dynamic: its
+ * extent is set by each nb_feed. */
+#define NB_DYNAMIC (-1)
+
+/* ---- graph ---- */
+nb_graph *nb_graph_new(void);
+void nb_graph_free(nb_graph *g);
+
+/* The first recorded error message, or NULL if there is none. */
+const char *nb_graph_error(const nb_graph *g);
+/* The code of the first recorded error, NB_OK if none. */
+int nb_graph_status(const nb_graph *g);
+void nb_graph_clear_error(nb_graph *g);
+
+/* Training mode (dropout active) vs inference mode. New graphs train. */
+void nb_graph_set_training(nb_graph *g, bool training);
+bool nb_graph_training(const nb_graph *g);
+
+/* Checking mode: forward and backward report the first node, in forward
+ * order, whose value or gradient holds a NaN or infinity (NB_ERR_NONFINITE). */
+void nb_graph_set_checking(nb_graph *g, bool checking);
+
+/* The graph's random number generator (xoshiro256**), used by dropout and
+ * by initialisers. Seeding makes every random draw reproducible. */
+void nb_graph_seed(nb_graph *g, uint64_t seed);
+/* Uniform in [0, 1). */
+double nb_rng_uniform(nb_graph *g);
+/* Standard normal. */
+double nb_rng_normal(nb_graph *g);
+/* The generator's state as 4 words, to save and restore a run exactly. */
+void nb_rng_get_state(const nb_graph *g, uint64_t state[4]);
+void nb_rng_set_state(nb_graph *g, const uint64_t state[4]);
+
+/* Number of nodes in the graph. */
+int64_t nb_graph_node_count(const nb_graph *g);
+
+/* ---- leaf nodes ---- */
+/* An input, fed before each run with nb_feed. shape[0] may be NB_DYNAMIC. */
+nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+                  const int64_t *shape);
+/* A trainable parameter, zero-filled; write its value with nb_node_value. */
+nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+                  const int64_t *shape);
+/* A constant, zero-filled; write its value with nb_node_value. */
+nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+                     const int64_t *shape);
+/* A rank-0 constant holding value. */
+nb_node *nb_scalar(nb_graph *g, nb_dtype dtype, double value);
+
+/* Freezes (false) or unfreezes (true) a parameter. A frozen parameter gets
+ * no gradient and is not touched by backward. Returns NB_OK or an error. */
+int nb_param_set_trainable(nb_graph *g, nb_node *param, bool trainable);
+/* Asks for the gradient of an input (used by nb_gradcheck and by users who
+ * want d loss / d input). */
+int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires);
+
+/* Copies `data` (of the input's dtype, row-major, with the given shape)
+ * into the input. The shape must match the declared one, except a dynamic
+ * batch dimension, which takes the fed extent. */
+int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
+            const void *data);
+
+/* ---- node inspection ---- */
+typedef enum nb_node_kind {
+    NB_NODE_INPUT,
+    NB_NODE_PARAM,
+    NB_NODE_CONSTANT,
+    NB_NODE_OP
+} nb_node_kind;
+
+nb_node_kind nb_node_get_kind(const nb_node *n);
+nb_graph *nb_node_graph(const nb_node *n);
+int64_t nb_node_id(const nb_node *n);
+/* Name given at creation or with nb_node_set_name; op nodes default to
+ * "<op>#<id>". */
+const char *nb_node_name(const nb_node *n);
+void nb_node_set_name(nb_node *n, const char *name);
+/* The op's name ("input", "param", "constant" for leaves). */
+const char *nb_node_op_name(const nb_node *n);
+int nb_node_input_count(const nb_node *n);
+nb_node *nb_node_input(const nb_node *n, int i);
+bool nb_node_is_trainable(const nb_node *n);
+/* The node's value: after forward for op nodes; writable for parameters
+ * and constants. Its shape is known from construction (batch 1 stands in
+ * for a dynamic batch until the first feed). */
+nb_tensor *nb_node_value(nb_node *n);
+/* The node's gradient after backward, or NULL if it has none (not on a
+ * path from a trainable parameter or grad-requiring input to the loss). */
+nb_tensor *nb_node_grad(nb_node *n);
+
+/* ---- running ---- */
+/* Evaluates exactly the nodes `target` depends on, in topological order. */
+int nb_forward(nb_graph *g, nb_node *target);
+
+/* Backward options. */
+enum {
+    /* Add this call's gradients to those already held instead of zeroing
+     * them first (gradient accumulation over micro-batches). */
+    NB_BACKWARD_ACCUMULATE = 1
+};
+
+/* Backward from a scalar loss (seed d loss / d loss = 1). Call nb_forward
+ * on the same node first. */
+int nb_backward(nb_graph *g, nb_node *loss);
+/* Backward from any node with a seed gradient of the node's shape and
+ * dtype; flags is 0 or NB_BACKWARD_ACCUMULATE. A NULL seed means 1. */
+int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
+                   unsigned flags);
+
+/* ---- memory ---- */
+typedef struct nb_allocator {
+    /* Returns size bytes aligned to `align` (a power of two >= 64), or NULL. */
+    void *(*alloc)(size_t size, size_t align, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+} nb_allocator;
+/* Replaces the allocator every later allocation of the library uses; NULL
+ * restores the default. Call before creating graphs or tensors. */
+void nb_set_allocator(const nb_allocator *allocator);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,16 @@
+/* nabla — reverse-mode automatic differentiation on a graph of tensors.
+ * The one header a user includes. */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include "tensor.h"
+#include "graph.h"
+#include "ops.h"
+#include "op.h"
+#include "gradcheck.h"
+
+#define NB_VERSION_MAJOR 0
+#define NB_VERSION_MINOR 1
+#define NB_VERSION_PATCH 0
+
+#endif

@@ -1,0 +1,95 @@
+/* nabla — the op table, shared by built-in and user-defined ops.
+ *
+ * An op is a const nb_op: a name, how many inputs it takes, a shape/dtype
+ * rule, a forward and a backward function, and a one-line doc with its
+ * formula and derivative. nb_apply creates a node from any op, built-in or
+ * not, so a custom op takes part in forward, backward, gradient checks and
+ * DOT export exactly as the built-in ones do (see examples/custom_op.c).
+ */
+#ifndef NABLA_OP_H
+#define NABLA_OP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graph.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What an op's functions are given. Fields an op does not need in a given
+ * phase are NULL (for instance `out` during infer). */
+typedef struct nb_op_call {
+    nb_graph *graph;
+    const struct nb_op *op;
+    int n_inputs;
+    /* Input values. */
+    const nb_tensor *const *in;
+    /* The node's value (forward writes it; backward may read it). */
+    nb_tensor *out;
+    /* d loss / d out, during backward. */
+    const nb_tensor *out_grad;
+    /* d loss / d in[i], during backward: backward ADDS its message into
+     * in_grad[i]. NULL where input i needs no gradient. */
+    nb_tensor *const *in_grad;
+    /* The attribute block given to nb_apply (op->attr_size bytes). */
+    const void *attrs;
+    /* Per-node workspace of scratch_bytes bytes (64-byte aligned), kept
+     * from forward to backward: masks, arg-max indices, probabilities. */
+    void *scratch;
+
+    /* Set by infer: */
+    nb_dtype out_dtype;
+    int out_rank;
+    int64_t out_shape[8];
+    size_t scratch_bytes;
+} nb_op_call;
+
+typedef struct nb_op {
+    const char *name;
+    /* Number of inputs; max_inputs < 0 means unbounded. */
+    int min_inputs, max_inputs;
+    /* Bytes of the attribute block copied by nb_apply. */
+    size_t attr_size;
+    /* One line: the forward formula and the derivative backward uses. */
+    const char *doc;
+    /* Shape/dtype rule. Reads in[i] shapes and attrs, sets out_dtype,
+     * out_rank, out_shape and scratch_bytes. Returns 0, or reports with
+     * nb_op_fail and returns its negative code. */
+    int (*infer)(nb_op_call *call);
+    /* Computes out from in. Returns 0 or nb_op_fail(...). */
+    int (*forward)(nb_op_call *call);
+    /* Adds d loss / d in[i] into every non-NULL in_grad[i]. Returns 0 or
+     * nb_op_fail(...). NULL for ops whose gradient is zero everywhere. */
+    int (*backward)(nb_op_call *call);
+} nb_op;
+
+/* Creates a node applying `op` to inputs; attrs (op->attr_size bytes) is
+ * copied. Returns NULL on error (message on the graph). */
+nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
+                  nb_node *const *inputs, const void *attrs);
+
+/* Records "opname: message" as the graph's error (if none is recorded yet)
+ * and returns NB_ERR_ARG. For use inside infer/forward/backward. */
+int nb_op_fail(nb_op_call *call, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Training flag and RNG access for ops such as dropout. */
+bool nb_op_training(const nb_op_call *call);
+
+/* The built-in ops, for tools that list or check them all. */
+int nb_builtin_op_count(void);
+const nb_op *nb_builtin_op(int index);
+/* The built-in op with this name, or NULL. */
+const nb_op *nb_find_op(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,144 @@
+/* nabla — constructors of the built-in ops.
+ *
+ * Every constructor takes the graph and its input nodes, infers the output
+ * shape and dtype at once, and returns the new node, or NULL with a message
+ * on the graph (see graph.h for the error rules). Inputs of one op must
+ * share a dtype. Binary elementwise ops broadcast numpy-style. Each op's
+ * formula and derivative are in docs/ops.md and at the top of its source.
+ *
+ * Kink conventions, the same in every op: relu'(0) = 0, step'(x) = 0,
+ * sign'(x) = 0, |x|' at 0 is 0, and a max/min tie sends the whole gradient
+ * to the first winner (the first input of maximum/minimum, the lowest index
+ * of a reduction or maxout group).
+ */
+#ifndef NABLA_OPS_H
+#define NABLA_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- elementwise binary, broadcasting ---- */
+nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_maximum(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_minimum(nb_graph *g, nb_node *a, nb_node *b);
+
+/* ---- elementwise unary ---- */
+nb_node *nb_neg(nb_graph *g, nb_node *x);
+nb_node *nb_exp(nb_graph *g, nb_node *x);
+nb_node *nb_log(nb_graph *g, nb_node *x);
+nb_node *nb_sqrt(nb_graph *g, nb_node *x);
+nb_node *nb_square(nb_graph *g, nb_node *x);
+nb_node *nb_abs(nb_graph *g, nb_node *x);
+/* c * x */
+nb_node *nb_scale(nb_graph *g, nb_node *x, double c);
+/* x + c */
+nb_node *nb_add_scalar(nb_graph *g, nb_node *x, double c);
+/* -1, 0, +1; gradient zero (perceptron outputs). */
+nb_node *nb_sign(nb_graph *g, nb_node *x);
+/* Heaviside: 1 if x > 0 else 0; gradient zero. */
+nb_node *nb_step(nb_graph *g, nb_node *x);
+
+/* ---- activations ---- */
+nb_node *nb_identity(nb_graph *g, nb_node *x);
+nb_node *nb_sigmoid(nb_graph *g, nb_node *x);
+nb_node *nb_tanh(nb_graph *g, nb_node *x);
+nb_node *nb_relu(nb_graph *g, nb_node *x);
+nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, double alpha);
+/* alpha is a node (usually a parameter) that broadcasts to x. */
+nb_node *nb_prelu(nb_graph *g, nb_node *x, nb_node *alpha);
+nb_node *nb_elu(nb_graph *g, nb_node *x, double alpha);
+nb_node *nb_selu(nb_graph *g, nb_node *x);
+nb_node *nb_softplus(nb_graph *g, nb_node *x);
+/* Max over groups of k consecutive units of the last axis: [..., m*k] ->
+ * [..., m]. */
+nb_node *nb_maxout(nb_graph *g, nb_node *x, int k);
+/* Exact GELU, x * Phi(x). */
+nb_node *nb_gelu(nb_graph *g, nb_node *x);
+/* SiLU (swish), x * sigmoid(x). */
+nb_node *nb_silu(nb_graph *g, nb_node *x);
+
+/* ---- softmax along the last axis ---- */
+nb_node *nb_softmax(nb_graph *g, nb_node *x);
+nb_node *nb_log_softmax(nb_graph *g, nb_node *x);
+
+/* ---- matrix product ----
+ * [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
+ * [B,M,K] x [K,N] -> [B,M,N] (one matrix shared by the batch). */
+nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b);
+
+/* ---- reductions ----
+ * The plain form reduces every element to a scalar; the _axis form reduces
+ * one axis (negative counts from the end), keeping it as extent 1 when
+ * keepdims is true. */
+nb_node *nb_sum(nb_graph *g, nb_node *x);
+nb_node *nb_sum_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+nb_node *nb_mean(nb_graph *g, nb_node *x);
+nb_node *nb_mean_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+nb_node *nb_max(nb_graph *g, nb_node *x);
+nb_node *nb_max_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+nb_node *nb_min(nb_graph *g, nb_node *x);
+nb_node *nb_min_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+nb_node *nb_logsumexp(nb_graph *g, nb_node *x);
+nb_node *nb_logsumexp_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+
+/* ---- shape ---- */
+/* One extent may be -1 (inferred). A dynamic batch flows through when the
+ * -1 stands for it. */
+nb_node *nb_reshape(nb_graph *g, nb_node *x, int rank, const int64_t *shape);
+/* y.shape[i] = x.shape[perm[i]]. */
+nb_node *nb_permute(nb_graph *g, nb_node *x, const int *perm);
+/* Swaps the last two axes. */
+nb_node *nb_transpose(nb_graph *g, nb_node *x);
+nb_node *nb_concat(nb_graph *g, int n, nb_node *const *xs, int axis);
+/* Elements start <= i < end of one axis. */
+nb_node *nb_slice(nb_graph *g, nb_node *x, int axis, int64_t start,
+                  int64_t end);
+nb_node *nb_broadcast_to(nb_graph *g, nb_node *x, int rank,
+                         const int64_t *shape);
+
+/* ---- losses (scalar outputs) ----
+ * "Rows" are all axes but the last; row-wise losses average over rows. */
+/* 1/2 sum (y - t)^2 — the lecture form. */
+nb_node *nb_sse_loss(nb_graph *g, nb_node *y, nb_node *t);
+/* mean (y - t)^2 over all elements. */
+nb_node *nb_mse_loss(nb_graph *g, nb_node *y, nb_node *t);
+/* mean over elements of -[t log p + (1-t) log(1-p)], p a probability. */
+nb_node *nb_bce_loss(nb_graph *g, nb_node *p, nb_node *t);
+/* From logits z: mean of softplus(z) - t z, which for t in {0,1} is the
+ * softplus form zeta((1-2t) z). Never saturates: gradient sigmoid(z) - t. */
+nb_node *nb_bce_logits_loss(nb_graph *g, nb_node *z, nb_node *t);
+/* mean over rows of -sum_k y_k log p_k, p probabilities. */
+nb_node *nb_cce_loss(nb_graph *g, nb_node *p, nb_node *y);
+/* Fused softmax + cross-entropy from logits and one-hot (or soft) targets:
+ * mean over rows of -sum_k y_k log softmax(z)_k; gradient (p - y)/rows. */
+nb_node *nb_softmax_ce_loss(nb_graph *g, nb_node *z, nb_node *y);
+/* The same with class indices: labels has one entry per row, holding an
+ * integer in [0, K). */
+nb_node *nb_softmax_ce_index_loss(nb_graph *g, nb_node *z, nb_node *labels);
+/* Negative log-likelihood from log-probabilities and class indices: mean
+ * over rows of -logp[row, label]. */
+nb_node *nb_nll_loss(nb_graph *g, nb_node *logp, nb_node *labels);
+/* sum |w| */
+nb_node *nb_l1_penalty(nb_graph *g, nb_node *w);
+/* 1/2 sum w^2 */
+nb_node *nb_l2_penalty(nb_graph *g, nb_node *w);
+
+/* ---- regularisation ---- */
+/* Inverted dropout: in training mode each element is zeroed with
+ * probability p and survivors are scaled by 1/(1-p); identity in inference
+ * mode. 0 <= p < 1. */
+nb_node *nb_dropout(nb_graph *g, nb_node *x, double p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,63 @@
+/* nabla — tensors: dtype, shape and data access.
+ *
+ * A tensor is a contiguous row-major array of f32 or f64 with rank <= 8,
+ * stored in a 64-byte aligned buffer. Tensors that belong to a graph (node
+ * values and gradients) are owned by the graph; nb_tensor_new creates a
+ * free-standing one that the caller frees with nb_tensor_free.
+ */
+#ifndef NABLA_TENSOR_H
+#define NABLA_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NB_MAX_RANK 8
+
+typedef enum nb_dtype { NB_F32 = 0, NB_F64 = 1 } nb_dtype;
+
+typedef struct nb_tensor nb_tensor;
+
+/* Size in bytes of one element of the dtype (4 or 8). */
+size_t nb_dtype_size(nb_dtype dtype);
+/* "f32" or "f64". */
+const char *nb_dtype_name(nb_dtype dtype);
+
+/* A free-standing zero-filled tensor, or NULL on a bad shape or no memory. */
+nb_tensor *nb_tensor_new(nb_dtype dtype, int rank, const int64_t *shape);
+void nb_tensor_free(nb_tensor *t);
+
+nb_dtype nb_tensor_dtype(const nb_tensor *t);
+int nb_tensor_rank(const nb_tensor *t);
+/* Extent of dimension `axis` (negative counts from the end); 0 if out of range. */
+int64_t nb_tensor_dim(const nb_tensor *t, int axis);
+/* Pointer to the rank extents. */
+const int64_t *nb_tensor_shape(const nb_tensor *t);
+/* Number of elements (1 for a scalar of rank 0). */
+int64_t nb_tensor_size(const nb_tensor *t);
+
+/* Raw data. The typed accessors return NULL if the dtype does not match. */
+void *nb_tensor_data(nb_tensor *t);
+const void *nb_tensor_cdata(const nb_tensor *t);
+float *nb_tensor_f32(nb_tensor *t);
+double *nb_tensor_f64(nb_tensor *t);
+
+/* Element at a flat (row-major) index, converted to/from double. */
+double nb_tensor_get(const nb_tensor *t, int64_t index);
+void nb_tensor_set(nb_tensor *t, int64_t index, double value);
+/* Sets every element to value. */
+void nb_tensor_fill(nb_tensor *t, double value);
+/* Copies `count` elements from a double array, converting to the dtype;
+ * returns 0, or -1 if count differs from the tensor's size. */
+int nb_tensor_copy_from_f64(nb_tensor *t, const double *src, int64_t count);
+
+/* Writes "[2,3]" style text into buf (always terminated); returns buf. */
+char *nb_shape_str(int rank, const int64_t *shape, char *buf, size_t buflen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

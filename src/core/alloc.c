@@ -1,0 +1,103 @@
+/* Aligned heap memory through a replaceable allocator, and the per-graph
+ * bump arena that holds small construction-time data (names, attribute
+ * blocks, input lists, tiny tensors) so a million-node graph does not make
+ * millions of heap calls. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+static void *default_alloc(size_t size, size_t align, void *user)
+{
+    (void)user;
+    void *p = NULL;
+    if (posix_memalign(&p, align, size ? size : align) != 0)
+        return NULL;
+    return p;
+}
+
+static void default_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+static nb_allocator current = {default_alloc, default_free, NULL};
+
+void nb_set_allocator(const nb_allocator *allocator)
+{
+    if (allocator && allocator->alloc && allocator->free)
+        current = *allocator;
+    else
+        current = (nb_allocator){default_alloc, default_free, NULL};
+}
+
+void *nb_alloc(size_t size)
+{
+    return current.alloc(size, NB_ALIGN, current.user);
+}
+
+void *nb_alloc_zeroed(size_t size)
+{
+    void *p = nb_alloc(size);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+void nb_free(void *ptr)
+{
+    if (ptr)
+        current.free(ptr, current.user);
+}
+
+struct nb_arena_chunk {
+    nb_arena_chunk *next;
+    size_t used, capacity;
+    /* data follows, starting 64-byte aligned */
+};
+
+#define CHUNK_HEADER 64
+#define CHUNK_DEFAULT (256u * 1024u)
+
+void *nb_arena_alloc(nb_graph *g, size_t size, bool align64)
+{
+    size_t align = align64 ? 64 : 16;
+    nb_arena_chunk *c = g->arena;
+    if (c) {
+        size_t start = (c->used + align - 1) & ~(align - 1);
+        if (start + size <= c->capacity) {
+            c->used = start + size;
+            return (char *)c + CHUNK_HEADER + start;
+        }
+    }
+    size_t capacity = size > CHUNK_DEFAULT ? size : CHUNK_DEFAULT;
+    nb_arena_chunk *fresh = nb_alloc(CHUNK_HEADER + capacity);
+    if (!fresh)
+        return NULL;
+    fresh->next = c;
+    fresh->used = size;
+    fresh->capacity = capacity;
+    g->arena = fresh;
+    return (char *)fresh + CHUNK_HEADER;
+}
+
+char *nb_arena_strdup(nb_graph *g, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = nb_arena_alloc(g, n, false);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+void nb_arena_free_all(nb_graph *g)
+{
+    nb_arena_chunk *c = g->arena;
+    while (c) {
+        nb_arena_chunk *next = c->next;
+        nb_free(c);
+        c = next;
+    }
+    g->arena = NULL;
+}

@@ -1,0 +1,193 @@
+/* Tensor shapes, storage and element access. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+size_t nb_dtype_size(nb_dtype dtype)
+{
+    return dtype == NB_F64 ? 8 : 4;
+}
+
+const char *nb_dtype_name(nb_dtype dtype)
+{
+    return dtype == NB_F64 ? "f64" : "f32";
+}
+
+bool nb_shape_valid(int rank, const int64_t *shape)
+{
+    if (rank < 0 || rank > NB_MAX_RANK || (rank > 0 && !shape))
+        return false;
+    int64_t size = 1;
+    for (int i = 0; i < rank; i++) {
+        if (shape[i] < 0)
+            return false;
+        /* Keep the element count (and its byte size) far from overflow. */
+        if (shape[i] > 0 && size > (INT64_C(1) << 40) / shape[i])
+            return false;
+        size *= shape[i];
+    }
+    return true;
+}
+
+int64_t nb_shape_size(int rank, const int64_t *shape)
+{
+    int64_t size = 1;
+    for (int i = 0; i < rank; i++)
+        size *= shape[i];
+    return size;
+}
+
+void nb_tensor_set_shape(nb_tensor *t, nb_dtype dtype, int rank,
+                         const int64_t *shape)
+{
+    t->dtype = dtype;
+    t->rank = rank;
+    for (int i = 0; i < NB_MAX_RANK; i++)
+        t->shape[i] = i < rank ? shape[i] : 0;
+    t->size = nb_shape_size(rank, shape);
+}
+
+int nb_tensor_reserve(nb_tensor *t, nb_graph *g)
+{
+    size_t need = nb_tensor_bytes(t);
+    if (need <= t->capacity && t->data)
+        return NB_OK;
+    size_t rounded = (need + NB_ALIGN - 1) & ~(size_t)(NB_ALIGN - 1);
+    if (rounded == 0)
+        rounded = NB_ALIGN;
+    void *fresh;
+    bool heap;
+    if (g && rounded <= NB_ALIGN && !t->data) {
+        fresh = nb_arena_alloc(g, rounded, true);
+        heap = false;
+    } else {
+        fresh = nb_alloc(rounded);
+        heap = true;
+    }
+    if (!fresh)
+        return NB_ERR_NOMEM;
+    nb_tensor_release(t);
+    t->data = fresh;
+    t->capacity = rounded;
+    t->heap_owned = heap;
+    return NB_OK;
+}
+
+void nb_tensor_release(nb_tensor *t)
+{
+    if (t->heap_owned)
+        nb_free(t->data);
+    t->data = NULL;
+    t->capacity = 0;
+    t->heap_owned = false;
+}
+
+bool nb_same_shape(const nb_tensor *a, const nb_tensor *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
+
+nb_tensor *nb_tensor_new(nb_dtype dtype, int rank, const int64_t *shape)
+{
+    if ((dtype != NB_F32 && dtype != NB_F64) || !nb_shape_valid(rank, shape))
+        return NULL;
+    nb_tensor *t = nb_alloc_zeroed(sizeof *t);
+    if (!t)
+        return NULL;
+    nb_tensor_set_shape(t, dtype, rank, shape);
+    if (nb_tensor_reserve(t, NULL) != NB_OK) {
+        nb_free(t);
+        return NULL;
+    }
+    memset(t->data, 0, nb_tensor_bytes(t));
+    return t;
+}
+
+void nb_tensor_free(nb_tensor *t)
+{
+    if (!t)
+        return;
+    nb_tensor_release(t);
+    nb_free(t);
+}
+
+nb_dtype nb_tensor_dtype(const nb_tensor *t) { return t->dtype; }
+int nb_tensor_rank(const nb_tensor *t) { return t->rank; }
+const int64_t *nb_tensor_shape(const nb_tensor *t) { return t->shape; }
+int64_t nb_tensor_size(const nb_tensor *t) { return t->size; }
+void *nb_tensor_data(nb_tensor *t) { return t->data; }
+const void *nb_tensor_cdata(const nb_tensor *t) { return t->data; }
+
+int64_t nb_tensor_dim(const nb_tensor *t, int axis)
+{
+    if (axis < 0)
+        axis += t->rank;
+    if (axis < 0 || axis >= t->rank)
+        return 0;
+    return t->shape[axis];
+}
+
+float *nb_tensor_f32(nb_tensor *t)
+{
+    return t->dtype == NB_F32 ? (float *)t->data : NULL;
+}
+
+double *nb_tensor_f64(nb_tensor *t)
+{
+    return t->dtype == NB_F64 ? (double *)t->data : NULL;
+}
+
+double nb_tensor_get(const nb_tensor *t, int64_t index)
+{
+    if (!t->data || index < 0 || index >= t->size)
+        return NAN;
+    return t->dtype == NB_F64 ? ((const double *)t->data)[index]
+                              : (double)((const float *)t->data)[index];
+}
+
+void nb_tensor_set(nb_tensor *t, int64_t index, double value)
+{
+    if (!t->data || index < 0 || index >= t->size)
+        return;
+    if (t->dtype == NB_F64)
+        ((double *)t->data)[index] = value;
+    else
+        ((float *)t->data)[index] = (float)value;
+}
+
+void nb_tensor_fill(nb_tensor *t, double value)
+{
+    for (int64_t i = 0; i < t->size && t->data; i++)
+        nb_tensor_set(t, i, value);
+}
+
+int nb_tensor_copy_from_f64(nb_tensor *t, const double *src, int64_t count)
+{
+    if (count != t->size || !t->data)
+        return -1;
+    for (int64_t i = 0; i < count; i++)
+        nb_tensor_set(t, i, src[i]);
+    return 0;
+}
+
+char *nb_shape_str(int rank, const int64_t *shape, char *buf, size_t buflen)
+{
+    size_t used = 0;
+    if (buflen == 0)
+        return buf;
+    buf[0] = '\0';
+    used += (size_t)snprintf(buf, buflen, "[");
+    for (int i = 0; i < rank && used < buflen; i++)
+        used += (size_t)snprintf(buf + used, buflen - used, i ? ",%lld" : "%lld",
+                                 (long long)shape[i]);
+    if (used < buflen)
+        snprintf(buf + used, buflen - used, "]");
+    return buf;
+}

@@ -1,0 +1,248 @@
+/* The executor: topological order, forward evaluation, backward message
+ * passing.
+ *
+ * A node can only refer to nodes created before it, so node ids are already
+ * a topological order of the whole graph. The order for one target is the
+ * subset of ids the target depends on: mark the target, then walk ids
+ * downwards marking the inputs of every marked node. That is iterative by
+ * construction (a chain of a million nodes needs no stack) and O(target id).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+int nb_plan(nb_graph *g, nb_node *target)
+{
+    if (g->order_target == target && g->order_version == g->version)
+        return NB_OK;
+    int64_t top = target->id;
+    memset(g->marks, 0, (size_t)top + 1);
+    g->marks[top] = 1;
+    for (int64_t id = top; id >= 0; id--) {
+        if (!g->marks[id])
+            continue;
+        nb_node *n = nb_graph_node_at(g, id);
+        for (int i = 0; i < n->n_inputs; i++)
+            g->marks[n->inputs[i]->id] = 1;
+    }
+    int64_t len = 0;
+    for (int64_t id = 0; id <= top; id++) {
+        if (!g->marks[id])
+            continue;
+        nb_node *n = nb_graph_node_at(g, id);
+        /* A node needs a gradient when a trainable parameter or a
+         * grad-requiring input lies upstream of it. */
+        bool needs = (n->kind == NB_NODE_PARAM && n->trainable) ||
+                     (n->kind == NB_NODE_INPUT && n->requires_grad);
+        for (int i = 0; i < n->n_inputs && !needs; i++)
+            needs = n->inputs[i]->needs_grad;
+        n->needs_grad = needs;
+        g->order[len++] = n;
+    }
+    g->order_len = len;
+    g->order_target = target;
+    g->order_version = g->version;
+    return NB_OK;
+}
+
+static bool all_finite(const nb_tensor *t)
+{
+    if (t->dtype == NB_F64) {
+        const double *p = t->data;
+        for (int64_t i = 0; i < t->size; i++)
+            if (!isfinite(p[i]))
+                return false;
+    } else {
+        const float *p = t->data;
+        for (int64_t i = 0; i < t->size; i++)
+            if (!isfinite(p[i]))
+                return false;
+    }
+    return true;
+}
+
+static int report_nonfinite(nb_graph *g, nb_node *n, const char *what)
+{
+    char buf[384];
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n->n_inputs && used < sizeof buf; i++)
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s",
+                                 i ? ", " : "", nb_node_name(n->inputs[i]));
+    return nb_set_error(g, NB_ERR_NONFINITE,
+                        "check: %s of node '%s' (op %s, inputs: %s) is not "
+                        "finite",
+                        what, nb_node_name(n), nb_node_op_name(n),
+                        n->n_inputs ? buf : "none");
+}
+
+static int check_target(nb_graph *g, nb_node *target, const char *what)
+{
+    if (!g)
+        return NB_ERR_ARG;
+    if (!target)
+        return g->status != NB_OK
+                   ? g->status /* the constructor that failed said why */
+                   : nb_set_error(g, NB_ERR_ARG, "%s: node is NULL", what);
+    if (target->graph != g)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "%s: node '%s' belongs to another graph", what,
+                            nb_node_name(target));
+    return NB_OK;
+}
+
+/* Brings an op node's shape up to date with its inputs and makes room for
+ * its value and scratch. Allocates only when a shape grows. */
+static int prepare(nb_graph *g, nb_node *n)
+{
+    if (n->shape_epoch != g->shape_epoch) {
+        int rc = nb_infer_node(g, n);
+        if (rc != NB_OK)
+            return rc;
+    }
+    if (nb_tensor_reserve(&n->value, g) != NB_OK)
+        return nb_set_error(g, NB_ERR_NOMEM, "forward: out of memory at '%s'",
+                            nb_node_name(n));
+    if (n->scratch_bytes > n->scratch_capacity) {
+        nb_free(n->scratch);
+        n->scratch = nb_alloc(n->scratch_bytes);
+        n->scratch_capacity = n->scratch ? n->scratch_bytes : 0;
+        if (!n->scratch)
+            return nb_set_error(g, NB_ERR_NOMEM,
+                                "forward: out of memory at '%s'",
+                                nb_node_name(n));
+    }
+    return NB_OK;
+}
+
+int nb_forward(nb_graph *g, nb_node *target)
+{
+    int rc = check_target(g, target, "forward");
+    if (rc != NB_OK)
+        return rc;
+    nb_plan(g, target);
+    for (int64_t k = 0; k < g->order_len; k++) {
+        nb_node *n = g->order[k];
+        if (n->kind == NB_NODE_INPUT) {
+            if (!n->fed)
+                return nb_set_error(g, NB_ERR_STATE,
+                                    "forward: input '%s' was never fed "
+                                    "(call nb_feed before nb_forward)",
+                                    nb_node_name(n));
+            continue;
+        }
+        if (n->kind != NB_NODE_OP)
+            continue;
+        if ((rc = prepare(g, n)) != NB_OK)
+            return rc;
+        nb_op_call call = nb_make_call(g, n);
+        call.out = &n->value;
+        call.scratch = n->scratch;
+        if ((rc = n->op->forward(&call)) != NB_OK)
+            return rc < 0 ? rc : NB_ERR_ARG;
+        n->evaluated_version = g->version;
+        if (g->checking && !all_finite(&n->value))
+            return report_nonfinite(g, n, "value");
+    }
+    return NB_OK;
+}
+
+static bool evaluated(const nb_graph *g, const nb_node *n)
+{
+    return n->evaluated_version == g->version ||
+           n->evaluated_version == UINT64_MAX;
+}
+
+int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
+                   unsigned flags)
+{
+    int rc = check_target(g, output, "backward");
+    if (rc != NB_OK)
+        return rc;
+    char a[128], b[128];
+    if (seed == NULL && output->value.size != 1)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "backward: '%s' has shape %s, not a scalar; pass a "
+                            "seed gradient of that shape to nb_backward_ex",
+                            nb_node_name(output),
+                            nb_shape_str(output->value.rank, output->value.shape,
+                                         a, sizeof a));
+    if (seed && (!nb_same_shape(seed, &output->value) ||
+                 seed->dtype != output->value.dtype))
+        return nb_set_error(g, NB_ERR_ARG,
+                            "backward: seed is %s %s but '%s' is %s %s",
+                            nb_dtype_name(seed->dtype),
+                            nb_shape_str(seed->rank, seed->shape, a, sizeof a),
+                            nb_node_name(output),
+                            nb_dtype_name(output->value.dtype),
+                            nb_shape_str(output->value.rank, output->value.shape,
+                                         b, sizeof b));
+    if (!evaluated(g, output))
+        return nb_set_error(g, NB_ERR_STATE,
+                            "backward: '%s' has not been evaluated since the "
+                            "graph last changed; call nb_forward on it first",
+                            nb_node_name(output));
+    nb_plan(g, output);
+    if (!output->needs_grad)
+        return NB_OK; /* nothing trainable upstream: no gradient to compute */
+
+    bool accumulate = flags & NB_BACKWARD_ACCUMULATE;
+    for (int64_t k = 0; k < g->order_len; k++) {
+        nb_node *n = g->order[k];
+        if (!n->needs_grad)
+            continue;
+        bool had = n->grad.data != NULL;
+        nb_tensor_set_shape(&n->grad, n->value.dtype, n->value.rank,
+                            n->value.shape);
+        if (nb_tensor_reserve(&n->grad, g) != NB_OK)
+            return nb_set_error(g, NB_ERR_NOMEM,
+                                "backward: out of memory at '%s'",
+                                nb_node_name(n));
+        /* Accumulation keeps only the leaves' sums; intermediate nodes
+         * always start from zero, or old messages would flow again. */
+        if (!accumulate || !had || n->kind == NB_NODE_OP)
+            memset(n->grad.data, 0, nb_tensor_bytes(&n->grad));
+    }
+    /* The seed is added, like every other message, so accumulation works
+     * for the output too. */
+    nb_tensor *og = &output->grad;
+    for (int64_t i = 0; i < og->size; i++) {
+        double s = seed ? nb_tensor_get(seed, i) : 1.0;
+        nb_tensor_set(og, i, nb_tensor_get(og, i) + s);
+    }
+
+    for (int64_t k = g->order_len - 1; k >= 0; k--) {
+        nb_node *n = g->order[k];
+        if (!n->needs_grad || n->kind != NB_NODE_OP)
+            continue;
+        if (g->checking && !all_finite(&n->grad))
+            return report_nonfinite(g, n, "gradient");
+        if (!n->op->backward)
+            continue; /* zero gradient everywhere (step, sign) */
+        nb_op_call call = nb_make_call(g, n);
+        for (int i = 0; i < n->n_inputs; i++)
+            g->grad_args[i] = n->inputs[i]->needs_grad ? &n->inputs[i]->grad
+                                                       : NULL;
+        call.in_grad = g->grad_args;
+        call.out = &n->value;
+        call.out_grad = &n->grad;
+        call.scratch = n->scratch;
+        if ((rc = n->op->backward(&call)) != NB_OK)
+            return rc < 0 ? rc : NB_ERR_ARG;
+    }
+    if (g->checking) {
+        for (int64_t k = 0; k < g->order_len; k++) {
+            nb_node *n = g->order[k];
+            if (n->needs_grad && n->kind != NB_NODE_OP && !all_finite(&n->grad))
+                return report_nonfinite(g, n, "gradient");
+        }
+    }
+    return NB_OK;
+}
+
+int nb_backward(nb_graph *g, nb_node *loss)
+{
+    return nb_backward_ex(g, loss, NULL, 0);
+}

@@ -1,0 +1,505 @@
+/* The graph and its nodes: creation, leaves, feeding, errors, accessors. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+#define NODES_PER_BLOCK 4096
+
+/* ---- errors ---- */
+
+int nb_set_error_v(nb_graph *g, int code, const char *fmt, va_list ap)
+{
+    if (g && g->status == NB_OK) {
+        g->status = code;
+        vsnprintf(g->error, sizeof g->error, fmt, ap);
+    }
+    return code;
+}
+
+int nb_set_error(nb_graph *g, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    nb_set_error_v(g, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *nb_graph_error(const nb_graph *g)
+{
+    return g && g->status != NB_OK ? g->error : NULL;
+}
+
+int nb_graph_status(const nb_graph *g)
+{
+    return g ? g->status : NB_ERR_ARG;
+}
+
+void nb_graph_clear_error(nb_graph *g)
+{
+    if (g) {
+        g->status = NB_OK;
+        g->error[0] = '\0';
+    }
+}
+
+/* ---- graph ---- */
+
+nb_graph *nb_graph_new(void)
+{
+    nb_graph *g = nb_alloc_zeroed(sizeof *g);
+    if (!g)
+        return NULL;
+    g->training = true;
+    g->version = 1;
+    g->shape_epoch = 1;
+    nb_graph_seed(g, 0x6e61626c61ull); /* "nabla": reproducible by default */
+    return g;
+}
+
+void nb_graph_free(nb_graph *g)
+{
+    if (!g)
+        return;
+    for (int64_t id = 0; id < g->n_nodes; id++) {
+        nb_node *n = nb_graph_node_at(g, id);
+        nb_tensor_release(&n->value);
+        nb_tensor_release(&n->grad);
+        nb_free(n->scratch);
+    }
+    for (int64_t b = 0; b < g->n_blocks; b++)
+        nb_free(g->node_blocks[b]);
+    nb_free(g->node_blocks);
+    nb_free(g->order);
+    nb_free(g->marks);
+    nb_free(g->grad_args);
+    nb_free(g->value_args);
+    nb_arena_free_all(g);
+    nb_free(g);
+}
+
+void nb_graph_set_training(nb_graph *g, bool training) { g->training = training; }
+bool nb_graph_training(const nb_graph *g) { return g->training; }
+void nb_graph_set_checking(nb_graph *g, bool checking) { g->checking = checking; }
+int64_t nb_graph_node_count(const nb_graph *g) { return g->n_nodes; }
+
+nb_node *nb_graph_node_at(const nb_graph *g, int64_t id)
+{
+    return &g->node_blocks[id / NODES_PER_BLOCK][id % NODES_PER_BLOCK];
+}
+
+/* Grows a pointer array to hold at least `need` entries. */
+static int grow(void **array, int64_t *capacity, int64_t need, size_t elem)
+{
+    if (need <= *capacity)
+        return NB_OK;
+    int64_t cap = *capacity ? *capacity : 64;
+    while (cap < need)
+        cap *= 2;
+    void *fresh = nb_alloc_zeroed((size_t)cap * elem);
+    if (!fresh)
+        return NB_ERR_NOMEM;
+    if (*array)
+        memcpy(fresh, *array, (size_t)*capacity * elem);
+    nb_free(*array);
+    *array = fresh;
+    *capacity = cap;
+    return NB_OK;
+}
+
+/* A zeroed node appended to the graph, or NULL (error recorded). */
+static nb_node *new_node(nb_graph *g, const char *what)
+{
+    int64_t id = g->n_nodes;
+    if (id % NODES_PER_BLOCK == 0 && id / NODES_PER_BLOCK == g->n_blocks) {
+        if (grow((void **)&g->node_blocks, &g->cap_blocks, g->n_blocks + 1,
+                 sizeof(nb_node *)) != NB_OK)
+            goto nomem;
+        nb_node *block = nb_alloc(NODES_PER_BLOCK * sizeof(nb_node));
+        if (!block)
+            goto nomem;
+        g->node_blocks[g->n_blocks++] = block;
+    }
+    /* The planner's marks and order are sized with the graph, so that
+     * planning never allocates. */
+    if (grow((void **)&g->marks, &g->marks_capacity, id + 1, 1) != NB_OK ||
+        grow((void **)&g->order, &g->order_capacity, id + 1,
+             sizeof(nb_node *)) != NB_OK)
+        goto nomem;
+    nb_node *n = nb_graph_node_at(g, id);
+    memset(n, 0, sizeof *n);
+    n->graph = g;
+    n->id = id;
+    g->n_nodes++;
+    g->version++;
+    return n;
+nomem:
+    nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", what);
+    return NULL;
+}
+
+static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
+                         const char *name, nb_dtype dtype, int rank,
+                         const int64_t *shape, bool allow_dynamic)
+{
+    if (!g)
+        return NULL;
+    if (dtype != NB_F32 && dtype != NB_F64) {
+        nb_set_error(g, NB_ERR_ARG, "%s '%s': unknown dtype %d", what,
+                     name ? name : "?", (int)dtype);
+        return NULL;
+    }
+    int64_t concrete[NB_MAX_RANK] = {0};
+    bool dynamic = false;
+    if (rank < 0 || rank > NB_MAX_RANK || (rank > 0 && !shape)) {
+        nb_set_error(g, NB_ERR_ARG, "%s '%s': rank %d is outside 0..%d", what,
+                     name ? name : "?", rank, NB_MAX_RANK);
+        return NULL;
+    }
+    for (int i = 0; i < rank; i++) {
+        concrete[i] = shape[i];
+        if (shape[i] == NB_DYNAMIC && i == 0 && allow_dynamic) {
+            dynamic = true;
+            concrete[i] = 1; /* stands in until the first feed */
+        }
+    }
+    if (!nb_shape_valid(rank, concrete)) {
+        char buf[128];
+        nb_set_error(g, NB_ERR_ARG, "%s '%s': invalid shape %s%s", what,
+                     name ? name : "?", nb_shape_str(rank, shape, buf, sizeof buf),
+                     allow_dynamic ? " (only dimension 0 may be NB_DYNAMIC)" : "");
+        return NULL;
+    }
+    nb_node *n = new_node(g, what);
+    if (!n)
+        return NULL;
+    n->kind = kind;
+    n->dynamic_batch = dynamic;
+    n->shape_epoch = g->shape_epoch;
+    if (name)
+        n->name = nb_arena_strdup(g, name);
+    nb_tensor_set_shape(&n->value, dtype, rank, concrete);
+    nb_tensor_set_shape(&n->grad, dtype, rank, concrete);
+    if (kind != NB_NODE_INPUT) {
+        if (nb_tensor_reserve(&n->value, g) != NB_OK) {
+            nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", what);
+            return NULL;
+        }
+        memset(n->value.data, 0, nb_tensor_bytes(&n->value));
+        n->evaluated_version = UINT64_MAX; /* always holds its value */
+    }
+    n->trainable = kind == NB_NODE_PARAM;
+    return n;
+}
+
+nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+                  const int64_t *shape)
+{
+    return new_leaf(g, NB_NODE_INPUT, "input", name, dtype, rank, shape, true);
+}
+
+nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+                  const int64_t *shape)
+{
+    return new_leaf(g, NB_NODE_PARAM, "param", name, dtype, rank, shape, false);
+}
+
+nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+                     const int64_t *shape)
+{
+    return new_leaf(g, NB_NODE_CONSTANT, "constant", name, dtype, rank, shape,
+                    false);
+}
+
+nb_node *nb_scalar(nb_graph *g, nb_dtype dtype, double value)
+{
+    nb_node *n = new_leaf(g, NB_NODE_CONSTANT, "scalar", NULL, dtype, 0, NULL,
+                          false);
+    if (n)
+        nb_tensor_set(&n->value, 0, value);
+    return n;
+}
+
+/* Checks that n is a node of g; records an error naming `what` if not. */
+static bool owned(nb_graph *g, const nb_node *n, const char *what)
+{
+    if (!g)
+        return false;
+    if (!n) {
+        nb_set_error(g, NB_ERR_ARG, "%s: node is NULL", what);
+        return false;
+    }
+    if (n->graph != g) {
+        nb_set_error(g, NB_ERR_ARG, "%s: node '%s' belongs to another graph",
+                     what, nb_node_name(n));
+        return false;
+    }
+    return true;
+}
+
+int nb_param_set_trainable(nb_graph *g, nb_node *param, bool trainable)
+{
+    if (!owned(g, param, "param_set_trainable"))
+        return NB_ERR_ARG;
+    if (param->kind != NB_NODE_PARAM)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "param_set_trainable: '%s' is not a parameter",
+                            nb_node_name(param));
+    if (param->trainable != trainable) {
+        param->trainable = trainable;
+        g->version++;
+    }
+    return NB_OK;
+}
+
+int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires)
+{
+    if (!owned(g, input, "input_set_requires_grad"))
+        return NB_ERR_ARG;
+    if (input->kind != NB_NODE_INPUT)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "input_set_requires_grad: '%s' is not an input",
+                            nb_node_name(input));
+    if (input->requires_grad != requires) {
+        input->requires_grad = requires;
+        g->version++;
+    }
+    return NB_OK;
+}
+
+int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
+            const void *data)
+{
+    if (!owned(g, input, "feed"))
+        return NB_ERR_ARG;
+    const char *name = nb_node_name(input);
+    if (input->kind != NB_NODE_INPUT)
+        return nb_set_error(g, NB_ERR_ARG, "feed: '%s' is not an input", name);
+    if (!data || (rank > 0 && !shape))
+        return nb_set_error(g, NB_ERR_ARG, "feed '%s': data or shape is NULL",
+                            name);
+    nb_tensor *v = &input->value;
+    bool ok = rank == v->rank && nb_shape_valid(rank, shape);
+    for (int i = 0; ok && i < rank; i++)
+        if (shape[i] != v->shape[i] && !(i == 0 && input->dynamic_batch))
+            ok = false;
+    if (!ok) {
+        char want[128], got[128];
+        int64_t declared[NB_MAX_RANK];
+        memcpy(declared, v->shape, sizeof declared);
+        if (input->dynamic_batch)
+            declared[0] = NB_DYNAMIC;
+        return nb_set_error(g, NB_ERR_ARG,
+                            "feed '%s': shape %s does not match the declared %s "
+                            "(-1 marks the dynamic batch)",
+                            name, nb_shape_str(rank, shape, got, sizeof got),
+                            nb_shape_str(v->rank, declared, want, sizeof want));
+    }
+    if (rank > 0 && shape[0] != v->shape[0]) {
+        nb_tensor_set_shape(v, v->dtype, rank, shape);
+        nb_tensor_set_shape(&input->grad, v->dtype, rank, shape);
+        g->shape_epoch++;
+        input->shape_epoch = g->shape_epoch;
+    }
+    if (nb_tensor_reserve(v, g) != NB_OK)
+        return nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory", name);
+    memcpy(v->data, data, nb_tensor_bytes(v));
+    input->fed = true;
+    input->evaluated_version = UINT64_MAX;
+    return NB_OK;
+}
+
+/* ---- op nodes ---- */
+
+nb_op_call nb_make_call(nb_graph *g, nb_node *n)
+{
+    nb_op_call call;
+    memset(&call, 0, sizeof call);
+    call.graph = g;
+    call.op = n->op;
+    call.n_inputs = n->n_inputs;
+    for (int i = 0; i < n->n_inputs; i++)
+        g->value_args[i] = &n->inputs[i]->value;
+    call.in = g->value_args;
+    call.attrs = n->attrs;
+    return call;
+}
+
+int nb_infer_node(nb_graph *g, nb_node *n)
+{
+    nb_op_call call = nb_make_call(g, n);
+    int rc = n->op->infer(&call);
+    if (rc != NB_OK)
+        return rc;
+    if (!nb_shape_valid(call.out_rank, call.out_shape))
+        return nb_set_error(g, NB_ERR_ARG, "%s: shape rule gave an invalid shape",
+                            n->op->name);
+    nb_tensor_set_shape(&n->value, call.out_dtype, call.out_rank,
+                        call.out_shape);
+    nb_tensor_set_shape(&n->grad, call.out_dtype, call.out_rank,
+                        call.out_shape);
+    n->scratch_bytes = call.scratch_bytes;
+    n->shape_epoch = g->shape_epoch;
+    return NB_OK;
+}
+
+int nb_op_fail(nb_op_call *call, const char *fmt, ...)
+{
+    char msg[448];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return nb_set_error(call->graph, NB_ERR_ARG, "%s: %s", call->op->name, msg);
+}
+
+bool nb_op_training(const nb_op_call *call)
+{
+    return call->graph->training;
+}
+
+nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
+                  nb_node *const *inputs, const void *attrs)
+{
+    if (!g)
+        return NULL;
+    if (!op || !op->name || !op->infer || !op->forward)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "apply: op table is NULL or lacks name/infer/forward"),
+               NULL;
+    if (n_inputs < op->min_inputs ||
+        (op->max_inputs >= 0 && n_inputs > op->max_inputs) ||
+        (n_inputs > 0 && !inputs)) {
+        nb_set_error(g, NB_ERR_ARG, "%s: takes %d%s inputs, given %d", op->name,
+                     op->min_inputs,
+                     op->max_inputs < 0 ? " or more"
+                     : op->max_inputs != op->min_inputs ? " to max" : "",
+                     n_inputs);
+        return NULL;
+    }
+    for (int i = 0; i < n_inputs; i++) {
+        if (!inputs[i]) {
+            /* An earlier constructor failed and said why; do not bury its
+             * message under a second one. */
+            if (g->status == NB_OK)
+                nb_set_error(g, NB_ERR_ARG, "%s: input %d is NULL", op->name, i);
+            return NULL;
+        }
+        if (inputs[i]->graph != g) {
+            nb_set_error(g, NB_ERR_ARG,
+                         "%s: input %d ('%s') belongs to another graph",
+                         op->name, i, nb_node_name(inputs[i]));
+            return NULL;
+        }
+    }
+    if (n_inputs > g->args_capacity) {
+        int cap = n_inputs < 8 ? 8 : n_inputs;
+        nb_tensor **ga = nb_alloc_zeroed((size_t)cap * sizeof *ga);
+        const nb_tensor **va = nb_alloc_zeroed((size_t)cap * sizeof *va);
+        if (!ga || !va) {
+            nb_free(ga);
+            nb_free(va);
+            nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", op->name);
+            return NULL;
+        }
+        nb_free(g->grad_args);
+        nb_free(g->value_args);
+        g->grad_args = ga;
+        g->value_args = va;
+        g->args_capacity = cap;
+    }
+    /* Run the shape rule on a temporary node first, so a rejected op leaves
+     * no trace in the graph. */
+    nb_node probe;
+    memset(&probe, 0, sizeof probe);
+    probe.graph = g;
+    probe.op = op;
+    probe.n_inputs = n_inputs;
+    probe.inputs = (nb_node **)inputs;
+    probe.attrs = (void *)attrs;
+    if (nb_infer_node(g, &probe) != NB_OK)
+        return NULL;
+
+    void *attr_copy = NULL;
+    nb_node **input_copy = NULL;
+    if (op->attr_size) {
+        attr_copy = nb_arena_alloc(g, op->attr_size, false);
+        if (attr_copy && attrs)
+            memcpy(attr_copy, attrs, op->attr_size);
+        else if (attr_copy)
+            memset(attr_copy, 0, op->attr_size);
+    }
+    if (n_inputs)
+        input_copy = nb_arena_alloc(g, (size_t)n_inputs * sizeof *input_copy,
+                                    false);
+    if ((op->attr_size && !attr_copy) || (n_inputs && !input_copy)) {
+        nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", op->name);
+        return NULL;
+    }
+    for (int i = 0; i < n_inputs; i++)
+        input_copy[i] = inputs[i];
+    nb_node *n = new_node(g, op->name);
+    if (!n)
+        return NULL;
+    n->kind = NB_NODE_OP;
+    n->op = op;
+    n->n_inputs = n_inputs;
+    n->inputs = input_copy;
+    n->attrs = attr_copy;
+    n->value = probe.value;
+    n->grad = probe.grad;
+    n->scratch_bytes = probe.scratch_bytes;
+    n->shape_epoch = probe.shape_epoch;
+    return n;
+}
+
+/* ---- accessors ---- */
+
+nb_node_kind nb_node_get_kind(const nb_node *n) { return n->kind; }
+nb_graph *nb_node_graph(const nb_node *n) { return n->graph; }
+int64_t nb_node_id(const nb_node *n) { return n->id; }
+int nb_node_input_count(const nb_node *n) { return n->n_inputs; }
+bool nb_node_is_trainable(const nb_node *n) { return n->kind == NB_NODE_PARAM && n->trainable; }
+
+nb_node *nb_node_input(const nb_node *n, int i)
+{
+    return i >= 0 && i < n->n_inputs ? n->inputs[i] : NULL;
+}
+
+const char *nb_node_op_name(const nb_node *n)
+{
+    switch (n->kind) {
+    case NB_NODE_INPUT: return "input";
+    case NB_NODE_PARAM: return "param";
+    case NB_NODE_CONSTANT: return "constant";
+    default: return n->op->name;
+    }
+}
+
+const char *nb_node_name(const nb_node *n)
+{
+    if (n->name)
+        return n->name;
+    /* Unnamed nodes get "<op>#<id>", made on demand in the node's graph. */
+    char buf[96];
+    snprintf(buf, sizeof buf, "%s#%lld", nb_node_op_name(n), (long long)n->id);
+    ((nb_node *)n)->name = nb_arena_strdup(n->graph, buf);
+    return n->name ? n->name : "?";
+}
+
+void nb_node_set_name(nb_node *n, const char *name)
+{
+    if (n && name)
+        n->name = nb_arena_strdup(n->graph, name);
+}
+
+nb_tensor *nb_node_value(nb_node *n)
+{
+    return n ? &n->value : NULL;
+}
+
+nb_tensor *nb_node_grad(nb_node *n)
+{
+    return n && n->needs_grad && n->grad.data ? &n->grad : NULL;
+}

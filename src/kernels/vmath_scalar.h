@@ -1,0 +1,31 @@
+/* The scalar reference kernels (vmath_scalar.c), named <kernel>_<type>_scalar. */
+#ifndef NABLA_VMATH_SCALAR_H
+#define NABLA_VMATH_SCALAR_H
+
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+#define NB_VM_DECLARE_ISA(name, isa)                                          \
+    void nb_vm_##name##_f32_##isa(int64_t n, const float *x, float *y);       \
+    void nb_vm_##name##_f64_##isa(int64_t n, const double *x, double *y);
+#define NB_VM_DECLARE_GRAD_ISA(name, isa)                                     \
+    void nb_vm_##name##_grad_f32_##isa(int64_t n, const float *x,             \
+                                       const float *dy, float *dx);           \
+    void nb_vm_##name##_grad_f64_##isa(int64_t n, const double *x,            \
+                                       const double *dy, double *dx);
+#define NB_VM_DECLARE_ELU_ISA(isa)                                            \
+    void nb_vm_elu_f32_##isa(int64_t n, float alpha, const float *x,          \
+                             float *y);                                       \
+    void nb_vm_elu_f64_##isa(int64_t n, double alpha, const double *x,        \
+                             double *y);
+
+#define NB_VM_SCALAR_DECL(name) NB_VM_DECLARE_ISA(name, scalar)
+#define NB_VM_SCALAR_GRAD_DECL(name) NB_VM_DECLARE_GRAD_ISA(name, scalar)
+NB_VM_UNARY(NB_VM_SCALAR_DECL)
+NB_VM_GRAD(NB_VM_SCALAR_GRAD_DECL)
+NB_VM_DECLARE_ELU_ISA(scalar)
+#undef NB_VM_SCALAR_DECL
+#undef NB_VM_SCALAR_GRAD_DECL
+
+#endif

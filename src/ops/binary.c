@@ -1,0 +1,118 @@
+/* Elementwise binary ops with numpy-style broadcasting.
+ *
+ *   add      y = a + b        da = dy            db = dy
+ *   sub      y = a - b        da = dy            db = -dy
+ *   mul      y = a * b        da = dy * b        db = dy * a
+ *   div      y = a / b        da = dy / b        db = -dy * a / b^2
+ *   maximum  y = max(a, b)    da = dy [a >= b]   db = dy [b > a]
+ *   minimum  y = min(a, b)    da = dy [a <= b]   db = dy [b < a]
+ *
+ * A tie of maximum/minimum sends the whole gradient to the first input.
+ * Where an operand was broadcast, its gradient sums the messages of every
+ * output element it fed: fan-out forward is a sum backward.
+ */
+#include "ops/op_util.h"
+
+static int binary_infer(nb_op_call *c)
+{
+    int rc = nb_require_same_dtype(c);
+    if (rc != NB_OK)
+        return rc;
+    c->out_dtype = c->in[0]->dtype;
+    return nb_broadcast_shapes(c, c->in[0], c->in[1], &c->out_rank,
+                               c->out_shape);
+}
+
+/* One inner loop per stride pattern: with constant strides the compiler
+ * vectorises the common cases (same shape, scalar or row broadcast). */
+#define INNER(expr, sa, sb)                                                   \
+    for (int64_t j = 0; j < n; j++) {                                         \
+        T a = pa[j * (sa)], b = pb[j * (sb)];                                 \
+        po[j] = (expr);                                                       \
+    }
+
+#define DEFINE_BINARY(NAME, FWD, DA, DB, DOC)                                 \
+    static int NAME##_forward(nb_op_call *c)                                  \
+    {                                                                         \
+        nb_bcast p;                                                           \
+        nb_bcast_plan(&p, c->out, c->in[0], c->in[1]);                        \
+        int64_t n = p.shape[p.rank - 1];                                      \
+        int64_t sa = p.stride_a[p.rank - 1], sb = p.stride_b[p.rank - 1];     \
+        NB_TYPED(c->out->dtype, {                                             \
+            for (int64_t row = 0; row < p.outer; row++) {                     \
+                int64_t oa, ob;                                               \
+                nb_bcast_row(&p, row, &oa, &ob);                              \
+                const T *pa = (const T *)c->in[0]->data + oa;                 \
+                const T *pb = (const T *)c->in[1]->data + ob;                 \
+                T *po = (T *)c->out->data + row * n;                          \
+                if (sa == 1 && sb == 1) {                                     \
+                    INNER(FWD, 1, 1)                                          \
+                } else if (sa == 1 && sb == 0) {                              \
+                    INNER(FWD, 1, 0)                                          \
+                } else if (sa == 0 && sb == 1) {                              \
+                    INNER(FWD, 0, 1)                                          \
+                } else {                                                      \
+                    INNER(FWD, sa, sb)                                        \
+                }                                                             \
+            }                                                                 \
+        });                                                                   \
+        return NB_OK;                                                         \
+    }                                                                         \
+    static int NAME##_backward(nb_op_call *c)                                 \
+    {                                                                         \
+        nb_bcast p;                                                           \
+        nb_bcast_plan(&p, c->out, c->in[0], c->in[1]);                        \
+        int64_t n = p.shape[p.rank - 1];                                      \
+        int64_t sa = p.stride_a[p.rank - 1], sb = p.stride_b[p.rank - 1];     \
+        nb_tensor *ga_t = c->in_grad[0], *gb_t = c->in_grad[1];               \
+        NB_TYPED(c->out->dtype, {                                             \
+            for (int64_t row = 0; row < p.outer; row++) {                     \
+                int64_t oa, ob;                                               \
+                nb_bcast_row(&p, row, &oa, &ob);                              \
+                const T *pa = (const T *)c->in[0]->data + oa;                 \
+                const T *pb = (const T *)c->in[1]->data + ob;                 \
+                const T *pdy = (const T *)c->out_grad->data + row * n;        \
+                if (ga_t) {                                                   \
+                    T *ga = (T *)ga_t->data + oa;                             \
+                    for (int64_t j = 0; j < n; j++) {                         \
+                        T a = pa[j * sa], b = pb[j * sb], dy = pdy[j];        \
+                        (void)a;                                              \
+                        (void)b;                                              \
+                        ga[j * sa] += (DA);                                   \
+                    }                                                         \
+                }                                                             \
+                if (gb_t) {                                                   \
+                    T *gb = (T *)gb_t->data + ob;                             \
+                    for (int64_t j = 0; j < n; j++) {                         \
+                        T a = pa[j * sa], b = pb[j * sb], dy = pdy[j];        \
+                        (void)a;                                              \
+                        (void)b;                                              \
+                        gb[j * sb] += (DB);                                   \
+                    }                                                         \
+                }                                                             \
+            }                                                                 \
+        });                                                                   \
+        return NB_OK;                                                         \
+    }                                                                         \
+    const nb_op nb_op_##NAME = {#NAME, 2, 2, 0, DOC, binary_infer,            \
+                                NAME##_forward, NAME##_backward};             \
+    nb_node *nb_##NAME(nb_graph *g, nb_node *a, nb_node *b)                   \
+    {                                                                         \
+        nb_node *in[2] = {a, b};                                              \
+        return nb_apply(g, &nb_op_##NAME, 2, in, NULL);                       \
+    }
+
+DEFINE_BINARY(add, a + b, dy, dy,
+              "y = a + b; da = dy, db = dy (broadcast dims summed)")
+DEFINE_BINARY(sub, a - b, dy, -dy,
+              "y = a - b; da = dy, db = -dy (broadcast dims summed)")
+DEFINE_BINARY(mul, a * b, dy * b, dy * a,
+              "y = a * b; da = dy * b, db = dy * a (broadcast dims summed)")
+DEFINE_BINARY(div, a / b, dy / b, -dy * a / (b * b),
+              "y = a / b; da = dy / b, db = -dy * a / b^2 (broadcast dims summed)")
+DEFINE_BINARY(maximum, a >= b ? a : b, a >= b ? dy : (T)0,
+              a >= b ? (T)0 : dy,
+              "y = max(a, b); da = dy [a >= b], db = dy [b > a] (tie: all to a)")
+DEFINE_BINARY(minimum, a <= b ? a : b, a <= b ? dy : (T)0,
+              a <= b ? (T)0 : dy,
+              "y = min(a, b); da = dy [a <= b], db = dy [b < a] (tie: all to a)")

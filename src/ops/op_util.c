@@ -1,0 +1,157 @@
+/* Shape checks and the broadcasting machinery shared by the op files. */
+#include "ops/op_util.h"
+
+int nb_require_same_dtype(nb_op_call *c)
+{
+    for (int i = 1; i < c->n_inputs; i++)
+        if (c->in[i]->dtype != c->in[0]->dtype)
+            return nb_op_fail(c, "input %d is %s but input 0 is %s", i,
+                              nb_dtype_name(c->in[i]->dtype),
+                              nb_dtype_name(c->in[0]->dtype));
+    return NB_OK;
+}
+
+int nb_require_same_shape(nb_op_call *c, int a, int b)
+{
+    if (nb_same_shape(c->in[a], c->in[b]))
+        return NB_OK;
+    char sa[128], sb[128];
+    return nb_op_fail(c, "shapes differ: input %d is %s, input %d is %s", a,
+                      NB_SHAPE(c->in[a], sa), b, NB_SHAPE(c->in[b], sb));
+}
+
+int nb_normalize_axis(nb_op_call *c, int axis, int rank, int *out)
+{
+    int a = axis < 0 ? axis + rank : axis;
+    if (a < 0 || a >= rank)
+        return nb_op_fail(c, "axis %d is out of range for rank %d", axis, rank);
+    *out = a;
+    return NB_OK;
+}
+
+void nb_scalar_output(nb_op_call *c)
+{
+    c->out_dtype = c->in[0]->dtype;
+    c->out_rank = 0;
+}
+
+int nb_broadcast_shapes(nb_op_call *c, const nb_tensor *a, const nb_tensor *b,
+                        int *out_rank, int64_t *out_shape)
+{
+    int rank = a->rank > b->rank ? a->rank : b->rank;
+    for (int i = 0; i < rank; i++) {
+        int ia = i - (rank - a->rank), ib = i - (rank - b->rank);
+        int64_t da = ia >= 0 ? a->shape[ia] : 1;
+        int64_t db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char sa[128], sb[128];
+            return nb_op_fail(c,
+                              "shapes %s and %s do not broadcast (dimension %d: "
+                              "%lld vs %lld)",
+                              NB_SHAPE(a, sa), NB_SHAPE(b, sb), i,
+                              (long long)da, (long long)db);
+        }
+        out_shape[i] = da == 1 ? db : da;
+    }
+    *out_rank = rank;
+    return NB_OK;
+}
+
+/* Strides of t right-aligned to out's dims, 0 where t broadcasts. */
+static void aligned_strides(const nb_tensor *t, int rank, const int64_t *shape,
+                            int64_t *stride)
+{
+    int64_t s = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        int it = i - (rank - t->rank);
+        int64_t d = it >= 0 ? t->shape[it] : 1;
+        stride[i] = (d == 1 && shape[i] != 1) ? 0 : s;
+        s *= d;
+    }
+}
+
+void nb_bcast_plan(nb_bcast *p, const nb_tensor *out, const nb_tensor *a,
+                   const nb_tensor *b)
+{
+    int64_t shape[NB_MAX_RANK] = {0}, sa[NB_MAX_RANK] = {0}, sb[NB_MAX_RANK] = {0};
+    int rank = out->rank;
+    if (rank == 0) {
+        rank = 1;
+        shape[0] = 1;
+        sa[0] = sb[0] = 1;
+    } else {
+        memcpy(shape, out->shape, sizeof shape);
+        aligned_strides(a, rank, shape, sa);
+        aligned_strides(b, rank, shape, sb);
+    }
+    /* Merge neighbouring dims that both operands walk the same way, so the
+     * common cases (same shape, scalar, bias row) become one or two loops. */
+    int r = 0;
+    p->shape[0] = shape[0];
+    p->stride_a[0] = sa[0];
+    p->stride_b[0] = sb[0];
+    for (int i = 1; i < rank; i++) {
+        bool merge_a = (p->stride_a[r] == 0 && sa[i] == 0) ||
+                       (p->stride_a[r] != 0 && sa[i] != 0 &&
+                        p->stride_a[r] == sa[i] * shape[i]);
+        bool merge_b = (p->stride_b[r] == 0 && sb[i] == 0) ||
+                       (p->stride_b[r] != 0 && sb[i] != 0 &&
+                        p->stride_b[r] == sb[i] * shape[i]);
+        if (shape[i] == 1)
+            continue; /* extent 1 moves nothing */
+        if (p->shape[r] == 1 || (merge_a && merge_b)) {
+            p->shape[r] *= shape[i];
+            p->stride_a[r] = sa[i];
+            p->stride_b[r] = sb[i];
+            continue;
+        }
+        r++;
+        p->shape[r] = shape[i];
+        p->stride_a[r] = sa[i];
+        p->stride_b[r] = sb[i];
+    }
+    p->rank = r + 1;
+    p->outer = 1;
+    for (int i = 0; i < p->rank - 1; i++)
+        p->outer *= p->shape[i];
+}
+
+void nb_bcast_row(const nb_bcast *p, int64_t row, int64_t *off_a,
+                  int64_t *off_b)
+{
+    int64_t oa = 0, ob = 0;
+    for (int i = p->rank - 2; i >= 0; i--) {
+        int64_t idx = row % p->shape[i];
+        row /= p->shape[i];
+        oa += idx * p->stride_a[i];
+        ob += idx * p->stride_b[i];
+    }
+    *off_a = oa;
+    *off_b = ob;
+}
+
+void nb_reduce_into(const nb_tensor *g, nb_tensor *acc)
+{
+    nb_bcast p;
+    nb_bcast_plan(&p, g, acc, acc);
+    int64_t inner = p.shape[p.rank - 1], s = p.stride_a[p.rank - 1];
+    NB_TYPED(g->dtype, {
+        const T *src = g->data;
+        T *dst = acc->data;
+        for (int64_t row = 0; row < p.outer; row++) {
+            int64_t off, unused;
+            nb_bcast_row(&p, row, &off, &unused);
+            const T *gr = src + row * inner;
+            T *d = dst + off;
+            if (s == 0) {
+                T total = 0;
+                for (int64_t j = 0; j < inner; j++)
+                    total += gr[j];
+                d[0] += total;
+            } else {
+                for (int64_t j = 0; j < inner; j++)
+                    d[j] += gr[j];
+            }
+        }
+    });
+}

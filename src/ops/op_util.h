@@ -1,0 +1,65 @@
+/* Helpers shared by the op files. */
+#ifndef NABLA_OP_UTIL_H
+#define NABLA_OP_UTIL_H
+
+#include <string.h>
+
+#include "core/internal.h"
+#include "kernels/kernels.h"
+
+/* Expands the code once per dtype with T naming the element type, so each
+ * loop is written once and instantiated for f32 and f64. */
+#define NB_TYPED(dtype, ...)                                                  \
+    do {                                                                      \
+        if ((dtype) == NB_F64) {                                              \
+            typedef double T;                                                 \
+            __VA_ARGS__                                                       \
+        } else {                                                              \
+            typedef float T;                                                  \
+            __VA_ARGS__                                                       \
+        }                                                                     \
+    } while (0)
+
+/* "[2,3]" of a tensor into a caller's buffer. */
+#define NB_SHAPE(t, buf) nb_shape_str((t)->rank, (t)->shape, (buf), sizeof(buf))
+
+/* Output = copy of input i's shape and dtype. */
+static inline void nb_same_as_input(nb_op_call *c, int i)
+{
+    c->out_dtype = c->in[i]->dtype;
+    c->out_rank = c->in[i]->rank;
+    memcpy(c->out_shape, c->in[i]->shape, sizeof c->out_shape);
+}
+
+/* Fails unless every input has the dtype of input 0. */
+int nb_require_same_dtype(nb_op_call *c);
+/* Fails unless inputs a and b have identical shapes. */
+int nb_require_same_shape(nb_op_call *c, int a, int b);
+/* Normalises a possibly negative axis against rank; fails if out of range. */
+int nb_normalize_axis(nb_op_call *c, int axis, int rank, int *out);
+/* Sets out_rank/out_shape to a rank-0 scalar of input 0's dtype. */
+void nb_scalar_output(nb_op_call *c);
+
+/* ---- numpy-style broadcasting of two operands ---- */
+typedef struct nb_bcast {
+    int rank;                 /* after merging dims that move together */
+    int64_t shape[NB_MAX_RANK];
+    int64_t stride_a[NB_MAX_RANK], stride_b[NB_MAX_RANK]; /* 0 = broadcast */
+    int64_t outer;            /* product of all but the last dim */
+} nb_bcast;
+
+/* Shape of broadcasting a with b into out_*; fails naming both shapes. */
+int nb_broadcast_shapes(nb_op_call *c, const nb_tensor *a, const nb_tensor *b,
+                        int *out_rank, int64_t *out_shape);
+/* Plans the loops for out = f(a, b) with out's shape the broadcast one. */
+void nb_bcast_plan(nb_bcast *p, const nb_tensor *out, const nb_tensor *a,
+                   const nb_tensor *b);
+/* Offsets into a and b of the start of inner row `row` (0 <= row < outer). */
+void nb_bcast_row(const nb_bcast *p, int64_t row, int64_t *off_a,
+                  int64_t *off_b);
+
+/* Adds g (shaped like out) into acc (shaped like one broadcast operand),
+ * summing over the broadcast dimensions. */
+void nb_reduce_into(const nb_tensor *g, nb_tensor *acc);
+
+#endif

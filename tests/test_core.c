@@ -1,0 +1,248 @@
+/* The engine itself: tensors, leaves, feeding, forward/backward on small
+ * hand-derivable graphs, fan-out, error rules. Uses only binary ops so it
+ * isolates the executor from the op library. */
+#include "test_util.h"
+
+static void test_tensor(void)
+{
+    nb_tensor *t = nb_tensor_new(NB_F32, 2, SHAPE(3, 5));
+    CHECK(t != NULL, "tensor_new");
+    CHECK(nb_tensor_size(t) == 15, "size %lld", (long long)nb_tensor_size(t));
+    CHECK(((uintptr_t)nb_tensor_data(t) & 63) == 0, "64-byte aligned");
+    CHECK(nb_tensor_dim(t, -1) == 5, "last dim");
+    CHECK(nb_tensor_f64(t) == NULL, "typed accessor checks dtype");
+    nb_tensor_set(t, 7, 2.5);
+    CHECK(nb_tensor_f32(t)[7] == 2.5f, "set/get");
+    nb_tensor_free(t);
+    CHECK(nb_tensor_new(NB_F32, 9, SHAPE(1, 1, 1, 1, 1, 1, 1, 1, 1)) == NULL,
+          "rank 9 rejected");
+    CHECK(nb_tensor_new(NB_F32, 1, SHAPE(-3)) == NULL, "negative extent");
+}
+
+/* y = (a + b) * b with a = 2, b = 3: y = 15, dy/da = b = 3,
+ * dy/db = (a + b) + b = 8 (b fans out to two consumers). */
+static void test_fan_out(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *a = nb_param(g, "a", NB_F64, 0, NULL);
+    nb_node *b = nb_param(g, "b", NB_F64, 0, NULL);
+    SET(a, 2.0);
+    SET(b, 3.0);
+    nb_node *y = nb_mul(g, nb_add(g, a, b), b);
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_value(y), 0), 15.0, 0);
+    CHECK(nb_backward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(a), 0), 3.0, 0);
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(b), 0), 8.0, 0);
+    /* A second backward gives the same gradients, not twice them. */
+    CHECK(nb_backward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(b), 0), 8.0, 0);
+    /* Accumulation is explicit. */
+    CHECK(nb_backward_ex(g, y, NULL, NB_BACKWARD_ACCUMULATE) == NB_OK, "acc");
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(b), 0), 16.0, 0);
+    nb_graph_free(g);
+}
+
+/* x * x: the same node twice in one op gives 2x. */
+static void test_same_input_twice(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", NB_F64, 1, SHAPE(3));
+    SET(x, 1.0, -2.0, 0.5);
+    nb_node *y = nb_mul(g, x, x);
+    nb_tensor *seed = nb_tensor_new(NB_F64, 1, SHAPE(3));
+    nb_tensor_fill(seed, 1.0);
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_backward_ex(g, y, seed, 0) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(x), 1), -4.0, 0);
+    nb_tensor_free(seed);
+    nb_graph_free(g);
+}
+
+/* Diamond: u = x + w, v = x * w, y = u * v. */
+static void test_diamond(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 0, NULL);
+    nb_node *w = nb_param(g, "w", NB_F64, 0, NULL);
+    SET(w, 0.5);
+    nb_input_set_requires_grad(g, x, true);
+    CHECK(nb_feed(g, x, 0, NULL, (double[]){2.0}) == NB_OK, "feed");
+    nb_node *y = nb_mul(g, nb_add(g, x, w), nb_mul(g, x, w));
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_backward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    /* y = u v with u = x + w, v = x w:
+     * dy/dw = v + u x = 1 + 5 = 6; dy/dx = v + u w = 1 + 1.25 = 2.25 */
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(w), 0), 6.0, 1e-15);
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(x), 0), 2.25, 1e-15);
+    nb_gradcheck_result r;
+    CHECK(nb_gradcheck(g, y, NULL, &r) == NB_OK && r.passed, "%s", r.message);
+    nb_graph_free(g);
+}
+
+/* A frozen parameter gets no gradient buffer; nodes that lead to no
+ * trainable parameter get no gradient either. */
+static void test_frozen(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *w1 = nb_param(g, "w1", NB_F32, 1, SHAPE(4));
+    nb_node *w2 = nb_param(g, "w2", NB_F32, 1, SHAPE(4));
+    nb_node *c = nb_constant(g, "c", NB_F32, 1, SHAPE(4));
+    nb_tensor_fill(nb_node_value(w1), 1);
+    nb_tensor_fill(nb_node_value(w2), 2);
+    nb_tensor_fill(nb_node_value(c), 3);
+    nb_node *frozen_branch = nb_mul(g, w1, c);
+    nb_node *y = nb_sub(g, nb_mul(g, frozen_branch, w2), c);
+    nb_tensor *seed = nb_tensor_new(NB_F32, 1, SHAPE(4));
+    nb_tensor_fill(seed, 1);
+    CHECK(nb_param_set_trainable(g, w1, false) == NB_OK, "freeze");
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_backward_ex(g, y, seed, 0) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_node_grad(w1) == NULL, "frozen parameter has no gradient");
+    CHECK(nb_node_grad(frozen_branch) == NULL, "no gradient off the path");
+    CHECK(nb_node_grad(c) == NULL, "constant has no gradient");
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(w2), 0), 3.0, 0);
+    CHECK(nb_param_set_trainable(g, w1, true) == NB_OK, "unfreeze");
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_backward_ex(g, y, seed, 0) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_node_grad(w1) != NULL, "unfrozen parameter has a gradient");
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(w1), 0), 6.0, 0);
+    nb_tensor_free(seed);
+    nb_graph_free(g);
+}
+
+static void test_dynamic_batch(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 3));
+    nb_node *b = nb_param(g, "b", NB_F32, 1, SHAPE(3));
+    SET(b, 1, 2, 3);
+    nb_node *y = nb_add(g, x, b);
+    float two_rows[6] = {0, 0, 0, 10, 10, 10};
+    CHECK(nb_feed(g, x, 2, SHAPE(2, 3), two_rows) == NB_OK, "feed 2 rows");
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_tensor_dim(nb_node_value(y), 0) == 2, "batch 2");
+    CHECK_NEAR(nb_tensor_get(nb_node_value(y), 5), 13.0, 0);
+    float five_rows[15] = {0};
+    CHECK(nb_feed(g, x, 2, SHAPE(5, 3), five_rows) == NB_OK, "feed 5 rows");
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_tensor_dim(nb_node_value(y), 0) == 5, "batch 5");
+    CHECK_NEAR(nb_tensor_get(nb_node_value(y), 14), 3.0, 0);
+    nb_graph_free(g);
+}
+
+static void test_errors(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(4, 3));
+    nb_node *w = nb_param(g, "w", NB_F32, 2, SHAPE(5, 3));
+    nb_node *d = nb_param(g, "d", NB_F64, 2, SHAPE(4, 3));
+
+    /* Shapes that do not broadcast: the message names op and both shapes. */
+    CHECK(nb_add(g, x, w) == NULL, "add [4,3] + [5,3] must fail");
+    CHECK_ERROR(g, "add", "[4,3]", "[5,3]");
+    /* Mixed dtypes. */
+    CHECK(nb_mul(g, x, d) == NULL, "mul f32 * f64 must fail");
+    CHECK_ERROR(g, "mul", "f64", "f32");
+
+    /* Chained construction: one message, from the first failure. */
+    nb_node *chain = nb_add(g, nb_mul(g, nb_sub(g, x, w), x), x);
+    CHECK(chain == NULL, "chain fails");
+    CHECK_ERROR(g, "sub", "[4,3]", "[5,3]");
+
+    /* The graph stays usable after errors. */
+    nb_node *ok = nb_add(g, x, x);
+    CHECK(ok != NULL, "usable after error: %s", nb_graph_error(g));
+
+    /* Forward with an input never fed. */
+    CHECK(nb_forward(g, ok) == NB_ERR_STATE, "forward before feed");
+    CHECK_ERROR(g, "'x'", "never fed");
+
+    /* Feeding the wrong shape. */
+    float data[20] = {0};
+    CHECK(nb_feed(g, x, 2, SHAPE(5, 4), data) == NB_ERR_ARG, "bad feed");
+    CHECK_ERROR(g, "feed", "[5,4]", "[4,3]");
+    CHECK(nb_feed(g, x, 1, SHAPE(12), data) == NB_ERR_ARG, "bad feed rank");
+    CHECK_ERROR(g, "feed", "[12]");
+    CHECK(nb_feed(g, w, 2, SHAPE(5, 3), data) == NB_ERR_ARG, "feed a param");
+    CHECK_ERROR(g, "not an input");
+
+    /* Backward on a non-scalar without a seed. */
+    CHECK(nb_feed(g, x, 2, SHAPE(4, 3), data) == NB_OK, "good feed");
+    nb_node *y = nb_mul(g, x, nb_param(g, "v", NB_F32, 2, SHAPE(4, 3)));
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_backward(g, y) == NB_ERR_ARG, "non-scalar backward");
+    CHECK_ERROR(g, "not a scalar", "[4,3]", "seed");
+    /* A seed of the wrong shape. */
+    nb_tensor *seed = nb_tensor_new(NB_F32, 1, SHAPE(12));
+    CHECK(nb_backward_ex(g, y, seed, 0) == NB_ERR_ARG, "bad seed");
+    CHECK_ERROR(g, "seed", "[12]", "[4,3]");
+    nb_tensor_free(seed);
+
+    /* Mixing graphs. */
+    nb_graph *h = nb_graph_new();
+    nb_node *other = nb_param(h, "other", NB_F32, 2, SHAPE(4, 3));
+    CHECK(nb_add(g, x, other) == NULL, "mixing graphs");
+    CHECK_ERROR(g, "another graph");
+    CHECK(nb_forward(g, other) == NB_ERR_ARG, "forward another graph's node");
+    CHECK_ERROR(g, "another graph");
+    CHECK(nb_graph_error(h) == NULL, "the other graph is untouched");
+    nb_graph_free(h);
+
+    /* Bad leaves. */
+    CHECK(nb_param(g, "p", NB_F32, 2, SHAPE(NB_DYNAMIC, 3)) == NULL,
+          "params have no dynamic batch");
+    CHECK_ERROR(g, "param", "'p'", "[-1,3]");
+    CHECK(nb_input(g, "q", NB_F32, 2, SHAPE(3, NB_DYNAMIC)) == NULL,
+          "only dim 0 may be dynamic");
+    CHECK_ERROR(g, "input", "'q'", "dimension 0");
+    CHECK(nb_param(g, "r", (nb_dtype)7, 1, SHAPE(3)) == NULL, "bad dtype");
+    CHECK_ERROR(g, "dtype");
+    CHECK(nb_param_set_trainable(g, x, false) == NB_ERR_ARG, "freeze input");
+    CHECK_ERROR(g, "not a parameter");
+
+    /* Sticky: the first message stays until cleared. */
+    CHECK(nb_add(g, x, w) == NULL, "first");
+    CHECK(nb_sub(g, x, w) == NULL, "second");
+    CHECK_ERROR(g, "add:");
+    CHECK(nb_graph_status(g) == NB_OK, "cleared");
+    nb_graph_free(g);
+}
+
+static void test_rng(void)
+{
+    nb_graph *a = nb_graph_new(), *b = nb_graph_new();
+    nb_graph_seed(a, 42);
+    nb_graph_seed(b, 42);
+    bool same = true;
+    double sum = 0, sumsq = 0;
+    for (int i = 0; i < 20000; i++) {
+        double u = nb_rng_normal(a);
+        same &= u == nb_rng_normal(b);
+        sum += u;
+        sumsq += u * u;
+    }
+    CHECK(same, "same seed, same stream");
+    CHECK(fabs(sum / 20000) < 0.03, "normal mean %g", sum / 20000);
+    CHECK(fabs(sumsq / 20000 - 1) < 0.05, "normal variance %g", sumsq / 20000);
+    uint64_t s[4];
+    nb_rng_get_state(a, s);
+    double u1 = nb_rng_uniform(a);
+    nb_rng_set_state(a, s);
+    CHECK(nb_rng_uniform(a) == u1, "state restore replays");
+    nb_graph_free(a);
+    nb_graph_free(b);
+}
+
+int main(void)
+{
+    test_tensor();
+    test_fan_out();
+    test_same_input_twice();
+    test_diamond();
+    test_frozen();
+    test_dynamic_batch();
+    test_errors();
+    test_rng();
+    return tu_finish("core");
+}
