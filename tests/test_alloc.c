@@ -1,0 +1,115 @@
+/* A training step in steady state makes no heap allocation: buffers are
+ * planned when shapes change and reused after that. Counted through the
+ * library's allocator hook, which every allocation of the library goes
+ * through. */
+#include "test_util.h"
+
+static long allocations;
+
+static void *counting_alloc(size_t size, size_t align, void *user)
+{
+    (void)user;
+    void *p = NULL;
+    allocations++;
+    return posix_memalign(&p, align, size ? size : align) == 0 ? p : NULL;
+}
+
+static void counting_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+static void fill(nb_graph *g, nb_node *n, double scale)
+{
+    nb_tensor *t = nb_node_value(n);
+    for (int64_t i = 0; i < nb_tensor_size(t); i++)
+        nb_tensor_set(t, i, scale * nb_rng_normal(g));
+}
+
+/* One step of plain SGD: forward, backward, update. */
+static int step(nb_graph *g, nb_node *x, nb_node *labels, nb_node *loss,
+                nb_node *const *params, int n_params, int64_t batch,
+                const float *xs, const float *ys)
+{
+    int rc = nb_feed(g, x, 2, SHAPE(batch, 20), xs);
+    rc = rc ? rc : nb_feed(g, labels, 1, SHAPE(batch), ys);
+    rc = rc ? rc : nb_forward(g, loss);
+    rc = rc ? rc : nb_backward(g, loss);
+    for (int p = 0; p < n_params && rc == NB_OK; p++) {
+        float *w = nb_tensor_f32(nb_node_value(params[p]));
+        const float *dw = nb_tensor_f32(nb_node_grad(params[p]));
+        for (int64_t i = 0; i < nb_tensor_size(nb_node_value(params[p])); i++)
+            w[i] -= 0.01f * dw[i];
+    }
+    return rc;
+}
+
+int main(void)
+{
+    nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 20));
+    nb_node *labels = nb_input(g, "labels", NB_F32, 1, SHAPE(NB_DYNAMIC));
+    nb_node *W1 = nb_param(g, "W1", NB_F32, 2, SHAPE(20, 16));
+    nb_node *b1 = nb_param(g, "b1", NB_F32, 1, SHAPE(16));
+    nb_node *W2 = nb_param(g, "W2", NB_F32, 2, SHAPE(16, 10));
+    nb_node *b2 = nb_param(g, "b2", NB_F32, 1, SHAPE(10));
+    nb_node *h = nb_relu(g, nb_add(g, nb_matmul(g, x, W1), b1));
+    h = nb_dropout(g, nb_tanh(g, h), 0.1);
+    nb_node *logits = nb_add(g, nb_matmul(g, h, W2), b2);
+    nb_node *loss = nb_add(g, nb_softmax_ce_index_loss(g, logits, labels),
+                           nb_scale(g, nb_l2_penalty(g, W1), 1e-4));
+    CHECK(loss != NULL, "build: %s", nb_graph_error(g));
+    if (!loss)
+        return tu_finish("alloc");
+    fill(g, W1, 0.3);
+    fill(g, W2, 0.3);
+    nb_node *params[] = {W1, b1, W2, b2};
+
+    enum { MAXB = 128 };
+    static float xs[MAXB * 20], ys[MAXB];
+    for (int i = 0; i < MAXB * 20; i++)
+        xs[i] = (float)nb_rng_normal(g);
+    for (int i = 0; i < MAXB; i++)
+        ys[i] = (float)(i % 10);
+
+    /* Warm-up plans the buffers for batch 64. */
+    for (int i = 0; i < 2; i++)
+        CHECK(step(g, x, labels, loss, params, 4, 64, xs, ys) == NB_OK, "%s",
+              nb_graph_error(g));
+    long before = allocations;
+    double first = 0, last = 0;
+    for (int i = 0; i < 50; i++) {
+        CHECK(step(g, x, labels, loss, params, 4, 64, xs, ys) == NB_OK, "%s",
+              nb_graph_error(g));
+        double l = nb_tensor_get(nb_node_value(loss), 0);
+        if (i == 0)
+            first = l;
+        last = l;
+    }
+    CHECK(allocations == before, "%ld allocations in 50 steady-state steps",
+          allocations - before);
+    CHECK(last < first, "training lowers the loss: %g -> %g", first, last);
+
+    /* A smaller batch reuses the buffers; only a larger one allocates. */
+    before = allocations;
+    CHECK(step(g, x, labels, loss, params, 4, 32, xs, ys) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK(allocations == before, "shrinking the batch allocated %ld times",
+          allocations - before);
+    CHECK(step(g, x, labels, loss, params, 4, 128, xs, ys) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK(allocations > before, "growing the batch must plan larger buffers");
+    before = allocations;
+    for (int i = 0; i < 5; i++)
+        CHECK(step(g, x, labels, loss, params, 4, 128, xs, ys) == NB_OK, "%s",
+              nb_graph_error(g));
+    CHECK(allocations == before, "%ld allocations after re-planning",
+          allocations - before);
+    printf("steady state: 0 allocations per step expected, %ld seen\n",
+           allocations - before);
+    nb_graph_free(g);
+    nb_set_allocator(NULL);
+    return tu_finish("alloc");
+}

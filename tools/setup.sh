@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs what nabla needs on Debian/Ubuntu (if anything is missing) and
+# configures the release build in ./build. Safe to run again.
+set -eu
+cd "$(dirname "$0")/.."
+
+packages="build-essential meson ninja-build pkg-config libsleef-dev"
+missing=""
+for p in $packages; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "setup: installing$missing"
+    $sudo apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+fi
+
+if [ ! -f build/build.ninja ]; then
+    meson setup build --buildtype=release
+fi
