@@ -179,6 +179,18 @@ static void test_errors(void)
     CHECK_ERROR(g, "seed", "[12]", "[4,3]");
     nb_tensor_free(seed);
 
+    /* A new batch shape invalidates the last forward: backward refuses to
+     * mix old values with new shapes until forward runs again. */
+    nb_node *dyn = nb_input(g, "dyn", NB_F32, 2, SHAPE(NB_DYNAMIC, 3));
+    nb_node *dl = nb_sum(g, nb_mul(g, dyn, nb_param(g, "u", NB_F32, 1, SHAPE(3))));
+    CHECK(nb_feed(g, dyn, 2, SHAPE(2, 3), data) == NB_OK, "feed 2");
+    CHECK(nb_forward(g, dl) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_feed(g, dyn, 2, SHAPE(4, 3), data) == NB_OK, "feed 4");
+    CHECK(nb_backward(g, dl) == NB_ERR_STATE, "stale backward refused");
+    CHECK_ERROR(g, "nb_forward");
+    CHECK(nb_forward(g, dl) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_backward(g, dl) == NB_OK, "%s", nb_graph_error(g));
+
     /* Mixing graphs. */
     nb_graph *h = nb_graph_new();
     nb_node *other = nb_param(h, "other", NB_F32, 2, SHAPE(4, 3));

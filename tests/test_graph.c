@@ -117,8 +117,31 @@ static void test_gradcheck_catches_silent_backward(void)
     nb_graph_free(g);
 }
 
+/* Checking mode names the first node, in forward order, that is not
+ * finite: where the NaN starts, not where it ends up. */
+static void test_checking_mode(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *w = nb_param(g, "w", NB_F64, 1, SHAPE(3));
+    SET(w, 1.0, -2.0, 3.0);
+    nb_node *bad = nb_log(g, w);
+    nb_node_set_name(bad, "log_w");
+    nb_node *L = nb_sum(g, nb_exp(g, nb_mul(g, bad, w)));
+    CHECK(nb_forward(g, L) == NB_OK, "unchecked forward runs on: %s",
+          nb_graph_error(g));
+    nb_graph_set_checking(g, true);
+    CHECK(nb_forward(g, L) == NB_ERR_NONFINITE, "checked forward stops");
+    CHECK_ERROR(g, "'log_w'", "op log", "'w'", "value");
+    /* Fixed input: the check passes, and backward is checked too. */
+    SET(w, 1.0, 2.0, 3.0);
+    CHECK(nb_forward(g, L) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_backward(g, L) == NB_OK, "%s", nb_graph_error(g));
+    nb_graph_free(g);
+}
+
 int main(void)
 {
+    test_checking_mode();
     test_regularised_logistic(NB_F64, 1e-14);
     test_regularised_logistic(NB_F32, 1e-6);
     test_shared_parameter();

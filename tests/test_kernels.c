@@ -1,7 +1,759 @@
-/* PLACEHOLDER: filled in with the ops of this family. */
+/* The raw kernels below the graph: elementwise math and GEMM.
+ *
+ * Elementwise: every kernel, on every instruction set this CPU has, in f32
+ * and f64, against a truth computed independently in long double with
+ * libm's long-double functions. Errors are in ulps of the result type (for
+ * results near underflow, an absolute measure, see UNDERFLOW_FLOOR); a
+ * kernel fails above ULP_BOUND. NaN must give NaN, an infinite truth the same infinity. The
+ * derivative kernels are judged against the magnitude of their terms
+ * (gelu' and silu' pass through zero by cancellation, where no formula can
+ * hold ulps of the tiny result). Each vector path is also compared with
+ * the scalar reference (*_scalar), and tails, unaligned starts and in-place
+ * calls must give exactly the full-array results.
+ *
+ * GEMM: all four transpose combinations, odd sizes, alpha/beta variants,
+ * padded leading dimensions whose padding is NaN (so a stray read shows),
+ * against a triple loop in long double; beta = 0 must overwrite NaN. */
+#include <float.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "kernels/vmath_scalar.h"
 #include "test_util.h"
+
+#define ULP_BOUND 4.0
+
+typedef long double ld;
+
+/* ---- truth, in long double ---- */
+
+static const ld SELU_LAMBDA = 1.0507009873554804934193349852946L;
+static const ld SELU_ALPHA = 1.6732632423543772848170429916717L;
+static const ld INV_SQRT_2PI = 0.39894228040143267793994605993438L;
+static const ld TWO_OVER_SQRTPI = 1.1283791670955125738961589031215L;
+static const ld INV_SQRT2 = 0.70710678118654752440084436210484904L;
+#if LDBL_MANT_DIG == 64
+/* 1/sqrt 2 minus its 64-bit-mantissa rounding */
+static const ld INV_SQRT2_LO = 1.895032558893257079655e-20L;
+#else
+static const ld INV_SQRT2_LO = 0;
+#endif
+
+static ld t_sigmoid(ld x)
+{
+    if (x >= 0)
+        return 1 / (1 + expl(-x));
+    ld e = expl(x);
+    return e / (1 + e);
+}
+
+/* erfc(-x / sqrt 2), with the argument's rounding corrected to first
+ * order: erfc's tail would multiply it by 2 y^2 */
+static ld t_two_cdf(ld x)
+{
+    ld y_hi = -x * INV_SQRT2;
+    ld y_lo = fmal(-x, INV_SQRT2, -y_hi) - x * INV_SQRT2_LO;
+    return erfcl(y_hi) - y_lo * TWO_OVER_SQRTPI * expl(-y_hi * y_hi);
+}
+
+/* exp(-x^2 / 2) with x^2 carried exactly (x has at most 53 bits) */
+static ld t_gauss(ld x)
+{
+    ld sq = x * x, err = fmal(x, x, -sq);
+    ld g = expl(-sq / 2);
+    return g - g * err / 2;
+}
+
+static ld t_exp(ld x) { return expl(x); }
+static ld t_log(ld x) { return logl(x); }
+static ld t_tanh(ld x) { return tanhl(x); }
+
+static ld t_softplus(ld x)
+{
+    return x > 0 ? x + log1pl(expl(-x)) : log1pl(expl(x));
+}
+
+static ld t_selu(ld x)
+{
+    return x > 0 ? SELU_LAMBDA * x : SELU_LAMBDA * SELU_ALPHA * expm1l(x);
+}
+
+static ld t_gelu(ld x)
+{
+    if (isinf(x))
+        return x > 0 ? x : -0.0L;
+    return x / 2 * t_two_cdf(x);
+}
+
+static ld t_silu(ld x)
+{
+    if (isinf(x))
+        return x > 0 ? x : -0.0L;
+    return x * t_sigmoid(x);
+}
+
+static ld t_gelu_grad(ld x)
+{
+    if (isinf(x))
+        return x > 0 ? 1 : 0;
+    return t_two_cdf(x) / 2 + x * INV_SQRT_2PI * t_gauss(x);
+}
+
+static ld t_silu_grad(ld x)
+{
+    if (isinf(x))
+        return x > 0 ? 1 : 0;
+    return t_sigmoid(x) * (1 + x * t_sigmoid(-x));
+}
+
+/* The size of the terms a derivative is a sum of: its error is judged in
+ * ulps of this, not of a result that cancels to near zero. */
+static ld s_gelu_grad(ld x)
+{
+    if (isinf(x))
+        return 1;
+    return t_two_cdf(x) / 2 + fabsl(x) * INV_SQRT_2PI * t_gauss(x);
+}
+
+static ld s_silu_grad(ld x)
+{
+    if (isinf(x))
+        return 1;
+    return t_sigmoid(x) * (1 + fabsl(x) * t_sigmoid(-x));
+}
+
+/* ---- ulps ---- */
+
+/* the spacing of type (mant_dig, min_normal, true_min) numbers around t */
+static ld ulp_of(ld t, int mant_dig, ld min_normal, ld true_min)
+{
+    t = fabsl(t);
+    if (t < min_normal)
+        return true_min;
+    return ldexpl(1, ilogbl(t) - (mant_dig - 1));
+}
+
+/* Results this close to underflow are held to an absolute error: an
+ * intermediate that underflowed (exp or erfc of a large argument) carries
+ * half a subnormal spacing of error, which a final product by x (|x| up to
+ * ~745) scales up. Below UNDERFLOW_FLOOR ulps are those at the floor,
+ * i.e. 2^10 subnormal spacings. */
+#define UNDERFLOW_FLOOR(min_normal) ((ld)(min_normal) * 1024)
+
+/* Error of `got` against truth t in ulps of max(|t|, scale, floor); 0 for
+ * matching specials, INFINITY for a wrong class. rounded_t is t rounded
+ * to the result type. */
+static ld ulp_error(ld got, ld t, ld rounded_t, ld scale, bool f32)
+{
+    if (isnan(t))
+        return isnan(got) ? 0 : INFINITY;
+    if (isnan(got))
+        return INFINITY;
+    if (isinf(rounded_t) || isinf(got))
+        return got == rounded_t ? 0 : INFINITY;
+    ld floor = f32 ? UNDERFLOW_FLOOR(FLT_MIN) : UNDERFLOW_FLOOR(DBL_MIN);
+    ld mag = fabsl(t) > scale ? fabsl(t) : scale;
+    mag = mag > floor ? mag : floor;
+    ld u = f32 ? ulp_of(mag, FLT_MANT_DIG, FLT_MIN, FLT_TRUE_MIN)
+               : ulp_of(mag, DBL_MANT_DIG, DBL_MIN, DBL_TRUE_MIN);
+    return fabsl(got - t) / u;
+}
+
+/* ---- inputs ---- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static double rng_uniform(void) /* [0, 1) */
+{
+    return (double)(rng_next() >> 11) * 0x1p-53;
+}
+
+#define N_INPUTS 30011 /* odd, so the full-array call has a tail too */
+
+static double inputs[N_INPUTS];
+static int n_inputs;
+
+static void add_input(double v)
+{
+    if (n_inputs < N_INPUTS)
+        inputs[n_inputs++] = v;
+}
+
+static void make_inputs(void)
+{
+    static const double special[] = {
+        0.0, -0.0, 1e-40, -1e-40, 1.4e-45, -1.4e-45, 1e-310, -1e-310,
+        4.9e-324, -4.9e-324, INFINITY, -INFINITY, NAN, -NAN, 1000, -1000,
+        1e30, -1e30, 1e300, -1e300, DBL_MAX, -DBL_MAX, FLT_MAX, -FLT_MAX,
+        1, -1, 0.5, -0.5, 0.625, -0.625, 0.62499, -0.62499, 40, -40, 41, -41,
+        800, -800, 88.7, -88.7, 103.9, -103.9, 709.7, -709.7, 745, -745,
+        20, -20, 1e-8, -1e-8, 1e-20, -1e-20, 0.7517916, -0.7517916,
+        1.2784645, -1.2784645, 9.2, -9.2, 13.6, -13.6, 37.5, -37.5};
+    for (size_t i = 0; i < sizeof special / sizeof *special; i++)
+        add_input(special[i]);
+    while (n_inputs < N_INPUTS) {
+        double sign = rng_next() & 1 ? -1 : 1;
+        switch (rng_next() % 4) {
+        case 0: /* many magnitudes */
+            add_input(sign * pow(10, -10 + 13 * rng_uniform()));
+            break;
+        case 1: /* where the functions bend */
+            add_input(sign * 8 * rng_uniform());
+            break;
+        case 2:
+            add_input(sign * 40 * rng_uniform());
+            break;
+        default: /* near the f32 / f64 exp range limits */
+            add_input(sign * (rng_next() & 2 ? 120 : 800) * rng_uniform());
+            break;
+        }
+    }
+}
+
+/* ---- elementwise ---- */
+
+typedef struct {
+    const char *name;
+    ld (*truth)(ld);
+    ld (*scale)(ld); /* NULL: |truth| */
+    bool grad;       /* dx += dy f'(x) */
+    void (*f32)(int64_t, const float *, float *);
+    void (*f64)(int64_t, const double *, double *);
+    void (*g32)(int64_t, const float *, const float *, float *);
+    void (*g64)(int64_t, const double *, const double *, double *);
+    void (*f32_ref)(int64_t, const float *, float *);
+    void (*f64_ref)(int64_t, const double *, double *);
+    void (*g32_ref)(int64_t, const float *, const float *, float *);
+    void (*g64_ref)(int64_t, const double *, const double *, double *);
+} kernel_case;
+
+#define UNARY_CASE(n)                                                         \
+    {#n, t_##n, NULL, false, nb_vm_##n##_f32, nb_vm_##n##_f64, NULL, NULL,    \
+     nb_vm_##n##_f32_scalar, nb_vm_##n##_f64_scalar, NULL, NULL}
+#define GRAD_CASE(n, truth, scale)                                            \
+    {#n "_grad", truth, scale, true, NULL, NULL, nb_vm_##n##_grad_f32,        \
+     nb_vm_##n##_grad_f64, NULL, NULL, nb_vm_##n##_grad_f32_scalar,           \
+     nb_vm_##n##_grad_f64_scalar}
+
+/* elu with a fixed alpha, through the unary shape */
+#define ELU_ALPHA 0.3
+static ld t_elu(ld x) { return x > 0 ? x : (ld)ELU_ALPHA * expm1l(x); }
+static void elu_f32(int64_t n, const float *x, float *y) { nb_vm_elu_f32(n, (float)ELU_ALPHA, x, y); }
+static void elu_f64(int64_t n, const double *x, double *y) { nb_vm_elu_f64(n, ELU_ALPHA, x, y); }
+static void elu_f32_ref(int64_t n, const float *x, float *y) { nb_vm_elu_f32_scalar(n, (float)ELU_ALPHA, x, y); }
+static void elu_f64_ref(int64_t n, const double *x, double *y) { nb_vm_elu_f64_scalar(n, ELU_ALPHA, x, y); }
+/* for f32 the truth must use the alpha the kernel got */
+static ld t_elu_f32(ld x) { return x > 0 ? x : (ld)(float)ELU_ALPHA * expm1l(x); }
+
+static const kernel_case cases[] = {
+    UNARY_CASE(exp),
+    UNARY_CASE(log),
+    UNARY_CASE(tanh),
+    UNARY_CASE(sigmoid),
+    UNARY_CASE(softplus),
+    UNARY_CASE(selu),
+    UNARY_CASE(gelu),
+    UNARY_CASE(silu),
+    {"elu", t_elu, NULL, false, elu_f32, elu_f64, NULL, NULL, elu_f32_ref,
+     elu_f64_ref, NULL, NULL},
+    GRAD_CASE(softplus, t_sigmoid, NULL),
+    GRAD_CASE(gelu, t_gelu_grad, s_gelu_grad),
+    GRAD_CASE(silu, t_silu_grad, s_silu_grad),
+};
+#define N_CASES (int)(sizeof cases / sizeof *cases)
+
+static const char *const all_isas[] = {"avx512", "avx2", "sse2", "scalar"};
+
+/* Runs case c in one precision over the inputs (through the dispatcher
+ * when ref is false, else the scalar reference), into out. */
+static void run_f32(const kernel_case *c, bool ref, int64_t n, const float *x,
+                    float *out)
+{
+    if (!c->grad) {
+        (ref ? c->f32_ref : c->f32)(n, x, out);
+        return;
+    }
+    float *dy = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) {
+        dy[i] = 1;
+        out[i] = 0;
+    }
+    (ref ? c->g32_ref : c->g32)(n, x, dy, out);
+    free(dy);
+}
+
+static void run_f64(const kernel_case *c, bool ref, int64_t n,
+                    const double *x, double *out)
+{
+    if (!c->grad) {
+        (ref ? c->f64_ref : c->f64)(n, x, out);
+        return;
+    }
+    double *dy = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) {
+        dy[i] = 1;
+        out[i] = 0;
+    }
+    (ref ? c->g64_ref : c->g64)(n, x, dy, out);
+    free(dy);
+}
+
+typedef struct {
+    ld max_ulp;   /* against the truth */
+    double at;    /* input of the worst case */
+    ld max_vs_ref; /* against the scalar reference */
+} err_stats;
+
+static ld truth_of(const kernel_case *c, bool f32, ld x)
+{
+    if (f32 && c->truth == t_elu)
+        return t_elu_f32(x);
+    return c->truth(x);
+}
+
+static void compare(const kernel_case *c, bool f32, const char *isa,
+                    int n, const double *x, const double *got,
+                    const double *ref, err_stats *st)
+{
+    for (int i = 0; i < n; i++) {
+        ld t = truth_of(c, f32, x[i]);
+        ld rounded = f32 ? (ld)(float)t : (ld)(double)t;
+        ld scale = c->scale ? c->scale(x[i]) : 0;
+        ld e = ulp_error(got[i], t, rounded, scale, f32);
+        if (e > st->max_ulp || isnan(e)) {
+            st->max_ulp = e;
+            st->at = x[i];
+        }
+        if (isinf(e))
+            printf("  %s %s %s: x = %.9g gives %.9g, truth %.9Lg\n", c->name,
+                   f32 ? "f32" : "f64", isa, x[i], got[i], t);
+        /* the scalar reference, as a second opinion on the same scale */
+        ld r = ulp_error(got[i], ref[i], ref[i], scale, f32);
+        if (!isinf(e) && r > st->max_vs_ref)
+            st->max_vs_ref = r;
+    }
+}
+
+/* Tails, offsets and in-place: every length and start must reproduce the
+ * full-array results bit for bit and write nothing past the end. */
+static void check_lengths_f32(const kernel_case *c, const char *isa,
+                              const float *x, const float *full)
+{
+    static const int lengths[] = {0, 1, 3, 15, 17, 33, 1000};
+    float out[1100], buf[1100];
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        int len = lengths[li];
+        for (int start = 0; start < 2; start++) {
+            for (int i = 0; i < 1100; i++)
+                out[i] = 12345.0f;
+            if (c->grad) {
+                float dy[1100];
+                for (int i = 0; i < 1100; i++) {
+                    dy[i] = 1;
+                    out[i] = i < len ? 0.0f : 12345.0f;
+                }
+                c->g32(len, x + start, dy, out);
+            } else {
+                c->f32(len, x + start, out);
+            }
+            bool same = true;
+            for (int i = 0; i < len; i++)
+                same &= memcmp(&out[i], &full[start + i], sizeof(float)) == 0;
+            CHECK(same && out[len] == 12345.0f,
+                  "%s f32 %s: length %d from %d differs from the full run",
+                  c->name, isa, len, start);
+            if (!c->grad) { /* y == x */
+                memcpy(buf, x + start, sizeof(float) * (size_t)len);
+                c->f32(len, buf, buf);
+                CHECK(memcmp(buf, full + start, sizeof(float) * (size_t)len) == 0,
+                      "%s f32 %s: in place, length %d", c->name, isa, len);
+            }
+        }
+    }
+}
+
+static void check_lengths_f64(const kernel_case *c, const char *isa,
+                              const double *x, const double *full)
+{
+    static const int lengths[] = {0, 1, 3, 15, 17, 33, 1000};
+    double out[1100], buf[1100];
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        int len = lengths[li];
+        for (int start = 0; start < 2; start++) {
+            if (c->grad) {
+                double dy[1100];
+                for (int i = 0; i < 1100; i++) {
+                    dy[i] = 1;
+                    out[i] = i < len ? 0.0 : 12345.0;
+                }
+                c->g64(len, x + start, dy, out);
+            } else {
+                for (int i = 0; i < 1100; i++)
+                    out[i] = 12345.0;
+                c->f64(len, x + start, out);
+            }
+            bool same = true;
+            for (int i = 0; i < len; i++)
+                same &= memcmp(&out[i], &full[start + i], sizeof(double)) == 0;
+            CHECK(same && out[len] == 12345.0,
+                  "%s f64 %s: length %d from %d differs from the full run",
+                  c->name, isa, len, start);
+            if (!c->grad) {
+                memcpy(buf, x + start, sizeof(double) * (size_t)len);
+                c->f64(len, buf, buf);
+                CHECK(memcmp(buf, full + start, sizeof(double) * (size_t)len) == 0,
+                      "%s f64 %s: in place, length %d", c->name, isa, len);
+            }
+        }
+    }
+}
+
+static ld term_scale(const kernel_case *c, ld x)
+{
+    return c->scale ? c->scale(x) : fabsl(c->truth(x));
+}
+
+/* dx += dy f'(x) accumulates: compare with dx0 + dy f'(x) from the truth */
+static void check_accumulation(const kernel_case *c, const char *isa)
+{
+    enum { N = 1001 };
+    static float x32[N], dy32[N], dx32[N], dx32_0[N];
+    static double x64[N], dy64[N], dx64[N], dx64_0[N];
+    for (int i = 0; i < N; i++) {
+        x64[i] = 10 * (2 * rng_uniform() - 1);
+        dy64[i] = 2 * rng_uniform() - 1;
+        dx64_0[i] = dx64[i] = 2 * rng_uniform() - 1;
+        x32[i] = (float)x64[i];
+        dy32[i] = (float)dy64[i];
+        dx32_0[i] = dx32[i] = (float)dx64[i];
+    }
+    c->g32(N, x32, dy32, dx32);
+    c->g64(N, x64, dy64, dx64);
+    ld worst32 = 0, worst64 = 0;
+    for (int i = 0; i < N; i++) {
+        ld t32 = (ld)dx32_0[i] + (ld)dy32[i] * c->truth(x32[i]);
+        ld t64 = (ld)dx64_0[i] + (ld)dy64[i] * c->truth(x64[i]);
+        /* judged on the size of the terms of the sum */
+        ld s32 = fabsl((ld)dx32_0[i]) + fabsl((ld)dy32[i]) * term_scale(c, x32[i]);
+        ld s64 = fabsl((ld)dx64_0[i]) + fabsl((ld)dy64[i]) * term_scale(c, x64[i]);
+        ld e32 = ulp_error(dx32[i], t32, t32, s32, true);
+        ld e64 = ulp_error(dx64[i], t64, t64, s64, false);
+        worst32 = e32 > worst32 ? e32 : worst32;
+        worst64 = e64 > worst64 ? e64 : worst64;
+    }
+    CHECK(worst32 <= ULP_BOUND && worst64 <= ULP_BOUND,
+          "%s %s: accumulation off by %.2Lf (f32) / %.2Lf (f64) ulps",
+          c->name, isa, worst32, worst64);
+}
+
+static void test_elementwise(void)
+{
+    make_inputs();
+    int n = n_inputs;
+    float *x32 = malloc(sizeof(float) * (size_t)n);
+    float *y32 = malloc(sizeof(float) * (size_t)n);
+    float *r32 = malloc(sizeof(float) * (size_t)n);
+    double *x64 = malloc(sizeof(double) * (size_t)n);
+    double *y64 = malloc(sizeof(double) * (size_t)n);
+    double *r64 = malloc(sizeof(double) * (size_t)n);
+    double *xd = malloc(sizeof(double) * (size_t)n); /* the f32 inputs widened */
+    double *got = malloc(sizeof(double) * (size_t)n);
+    double *refd = malloc(sizeof(double) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        x32[i] = (float)inputs[i];
+        xd[i] = x32[i];
+        x64[i] = inputs[i];
+    }
+
+    printf("elementwise max error in ulps (vs long double truth; vs the "
+           "scalar reference), bound %.0f:\n", ULP_BOUND);
+    for (size_t s = 0; s < sizeof all_isas / sizeof *all_isas; s++) {
+        const char *isa = all_isas[s];
+        if (!nb_vm_force_isa(isa)) {
+            printf("  %s: not available on this CPU\n", isa);
+            continue;
+        }
+        CHECK(strcmp(nb_vm_isa(), isa) == 0, "forced %s, got %s", isa,
+              nb_vm_isa());
+        for (int k = 0; k < N_CASES; k++) {
+            const kernel_case *c = &cases[k];
+            err_stats st32 = {0, 0, 0}, st64 = {0, 0, 0};
+
+            run_f32(c, false, n, x32, y32);
+            run_f32(c, true, n, x32, r32);
+            for (int i = 0; i < n; i++) {
+                got[i] = y32[i];
+                refd[i] = r32[i];
+            }
+            compare(c, true, isa, n, xd, got, refd, &st32);
+
+            run_f64(c, false, n, x64, y64);
+            run_f64(c, true, n, x64, r64);
+            compare(c, false, isa, n, x64, y64, r64, &st64);
+
+            printf("  %-7s %-14s f32 %5.2Lf (x=%-11.4g) ref %5.2Lf   "
+                   "f64 %5.2Lf (x=%-11.4g) ref %5.2Lf\n",
+                   isa, c->name, st32.max_ulp, st32.at, st32.max_vs_ref,
+                   st64.max_ulp, st64.at, st64.max_vs_ref);
+            CHECK(st32.max_ulp <= ULP_BOUND, "%s f32 %s: %.2Lf ulps at x = %.9g",
+                  c->name, isa, st32.max_ulp, st32.at);
+            CHECK(st64.max_ulp <= ULP_BOUND, "%s f64 %s: %.2Lf ulps at x = %.17g",
+                  c->name, isa, st64.max_ulp, st64.at);
+            /* both within ULP_BOUND of the truth, so within twice of each other */
+            CHECK(st32.max_vs_ref <= 2 * ULP_BOUND && st64.max_vs_ref <= 2 * ULP_BOUND,
+                  "%s %s: %.2Lf / %.2Lf ulps from the scalar reference",
+                  c->name, isa, st32.max_vs_ref, st64.max_vs_ref);
+
+            check_lengths_f32(c, isa, x32, y32);
+            check_lengths_f64(c, isa, x64, y64);
+            if (c->grad)
+                check_accumulation(c, isa);
+        }
+
+        /* the extremes the graph relies on, exactly */
+        float xf[] = {-1000, 1000, -INFINITY, INFINITY, NAN};
+        double xdd[] = {-1000, 1000, -INFINITY, INFINITY, NAN};
+        float yf[5];
+        double yd[5];
+        nb_vm_sigmoid_f32(5, xf, yf);
+        nb_vm_sigmoid_f64(5, xdd, yd);
+        CHECK(yf[0] == 0 && yf[1] == 1 && yf[2] == 0 && yf[3] == 1 && isnan(yf[4]),
+              "sigmoid f32 %s at -1000, 1000, -inf, inf, nan: %g %g %g %g %g",
+              isa, yf[0], yf[1], yf[2], yf[3], yf[4]);
+        CHECK(yd[0] == 0 && yd[1] == 1 && yd[2] == 0 && yd[3] == 1 && isnan(yd[4]),
+              "sigmoid f64 %s: %g %g %g %g %g", isa, yd[0], yd[1], yd[2], yd[3],
+              yd[4]);
+        nb_vm_softplus_f32(5, xf, yf);
+        nb_vm_softplus_f64(5, xdd, yd);
+        CHECK(yf[0] >= 0 && yf[0] < 1e-30f && yf[1] == 1000 && yf[2] == 0 &&
+                  yf[3] == INFINITY && isnan(yf[4]),
+              "softplus f32 %s: %g %g %g %g %g", isa, yf[0], yf[1], yf[2],
+              yf[3], yf[4]);
+        CHECK(yd[0] >= 0 && yd[0] < 1e-300 && yd[1] == 1000 && yd[2] == 0 &&
+                  yd[3] == INFINITY && isnan(yd[4]),
+              "softplus f64 %s: %g %g %g %g %g", isa, yd[0], yd[1], yd[2],
+              yd[3], yd[4]);
+        nb_vm_tanh_f32(5, xf, yf);
+        CHECK(yf[0] == -1 && yf[1] == 1 && yf[2] == -1 && yf[3] == 1 && isnan(yf[4]),
+              "tanh f32 %s: %g %g %g %g %g", isa, yf[0], yf[1], yf[2], yf[3],
+              yf[4]);
+        nb_vm_exp_f32(5, xf, yf);
+        CHECK(yf[0] == 0 && yf[1] == INFINITY && yf[2] == 0 && isnan(yf[4]),
+              "exp f32 %s: %g %g %g %g %g", isa, yf[0], yf[1], yf[2], yf[3],
+              yf[4]);
+        float tiny[] = {1e-40f, -1e-40f, -0.0f};
+        nb_vm_tanh_f32(3, tiny, yf);
+        CHECK(yf[0] == 1e-40f && yf[1] == -1e-40f && yf[2] == 0 && signbit(yf[2]),
+              "tanh f32 %s keeps denormals and -0: %g %g %g", isa, yf[0], yf[1],
+              yf[2]);
+    }
+    CHECK(nb_vm_force_isa(NULL), "return to the automatic choice");
+    CHECK(!nb_vm_force_isa("mmx"), "unknown instruction set accepted");
+    printf("  automatic choice: %s\n", nb_vm_isa());
+
+    free(x32);
+    free(y32);
+    free(r32);
+    free(x64);
+    free(y64);
+    free(r64);
+    free(xd);
+    free(got);
+    free(refd);
+}
+
+/* ---- GEMM ---- */
+
+/* Fills a rows x cols matrix stored with leading dimension ld >= cols;
+ * the padding holds NaN so that reading it shows in the result. */
+static void fill_matrix(double *m, int64_t rows, int64_t cols, int64_t ld)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < ld; j++)
+            m[i * ld + j] = j < cols ? 2 * rng_uniform() - 1 : NAN;
+}
+
+typedef struct {
+    bool ta, tb;
+    int64_t m, n, k, lda, ldb, ldc;
+    double alpha, beta;
+    bool c_nan; /* C starts as NaN (only with beta = 0) */
+    int row_step; /* check every row_step-th row (and the last); 0 = all */
+} gemm_case;
+
+/* Runs one case in f32 and f64 and checks every element against a
+ * long double triple loop, to (k + 2) eps of the sum of the magnitudes of
+ * the terms; C's padding must be untouched. Returns the worst error in
+ * units of that bound's eps * magnitude. */
+static double check_gemm(const gemm_case *g, const char *isa)
+{
+    int64_t a_rows = g->ta ? g->k : g->m, a_cols = g->ta ? g->m : g->k;
+    int64_t b_rows = g->tb ? g->n : g->k, b_cols = g->tb ? g->k : g->n;
+    size_t a_size = (size_t)(a_rows * g->lda), b_size = (size_t)(b_rows * g->ldb);
+    size_t c_size = (size_t)(g->m * g->ldc);
+    double *a = malloc(sizeof(double) * (a_size ? a_size : 1));
+    double *b = malloc(sizeof(double) * (b_size ? b_size : 1));
+    double *c0 = malloc(sizeof(double) * (c_size ? c_size : 1));
+    double *c64 = malloc(sizeof(double) * (c_size ? c_size : 1));
+    float *a32 = malloc(sizeof(float) * (a_size ? a_size : 1));
+    float *b32 = malloc(sizeof(float) * (b_size ? b_size : 1));
+    float *c32 = malloc(sizeof(float) * (c_size ? c_size : 1));
+    fill_matrix(a, a_rows, a_cols, g->lda);
+    fill_matrix(b, b_rows, b_cols, g->ldb);
+    for (int64_t i = 0; i < g->m; i++)
+        for (int64_t j = 0; j < g->ldc; j++)
+            c0[i * g->ldc + j] = j >= g->n ? 777.0
+                                 : g->c_nan ? NAN
+                                            : 2 * rng_uniform() - 1;
+    for (size_t i = 0; i < a_size; i++)
+        a32[i] = (float)a[i];
+    for (size_t i = 0; i < b_size; i++)
+        b32[i] = (float)b[i];
+    for (size_t i = 0; i < c_size; i++) {
+        c32[i] = (float)c0[i];
+        c64[i] = c0[i];
+    }
+    nb_gemm_f32(g->ta, g->tb, g->m, g->n, g->k, (float)g->alpha, a32, g->lda,
+                b32, g->ldb, (float)g->beta, c32, g->ldc);
+    nb_gemm_f64(g->ta, g->tb, g->m, g->n, g->k, g->alpha, a, g->lda, b, g->ldb,
+                g->beta, c64, g->ldc);
+
+    double worst = 0;
+    bool pad_ok = true, finite_ok = true;
+    for (int prec = 0; prec < 2; prec++) {
+        bool f32 = prec == 0;
+        ld alpha = f32 ? (ld)(float)g->alpha : (ld)g->alpha;
+        ld beta = f32 ? (ld)(float)g->beta : (ld)g->beta;
+        ld eps = f32 ? FLT_EPSILON : DBL_EPSILON;
+        for (int64_t i = 0; i < g->m; i++) {
+            if (g->row_step > 1 && i % g->row_step != 0 && i != g->m - 1)
+                continue;
+            for (int64_t j = 0; j < g->ldc; j++) {
+                ld got = f32 ? c32[i * g->ldc + j] : c64[i * g->ldc + j];
+                if (j >= g->n) {
+                    pad_ok &= got == 777.0L;
+                    continue;
+                }
+                ld sum = 0, mag = 0;
+                for (int64_t p = 0; p < g->k && g->alpha != 0; p++) {
+                    double av = g->ta ? a[p * g->lda + i] : a[i * g->lda + p];
+                    double bv = g->tb ? b[j * g->ldb + p] : b[p * g->ldb + j];
+                    ld prod = f32 ? (ld)(float)av * (ld)(float)bv
+                                  : (ld)av * (ld)bv;
+                    sum += prod;
+                    mag += fabsl(prod);
+                }
+                ld cv = f32 ? (ld)(float)c0[i * g->ldc + j] : (ld)c0[i * g->ldc + j];
+                ld want = alpha * sum, tmag = fabsl(alpha) * mag;
+                if (beta != 0) {
+                    want += beta * cv;
+                    tmag += fabsl(beta * cv);
+                }
+                if (!isfinite(got)) {
+                    finite_ok = false;
+                    continue;
+                }
+                ld bound = (ld)(g->k + 2) * eps * tmag + LDBL_MIN;
+                double e = (double)(fabsl(got - want) / bound);
+                worst = e > worst ? e : worst;
+            }
+        }
+    }
+    CHECK(pad_ok && finite_ok && worst <= 1,
+          "gemm %s ta=%d tb=%d m=%lld n=%lld k=%lld lda=%lld ldb=%lld "
+          "ldc=%lld alpha=%g beta=%g%s: error %.3g of the bound%s%s",
+          isa, g->ta, g->tb, (long long)g->m, (long long)g->n, (long long)g->k,
+          (long long)g->lda, (long long)g->ldb, (long long)g->ldc, g->alpha,
+          g->beta, g->c_nan ? " (C was NaN)" : "", worst,
+          pad_ok ? "" : ", wrote into C's padding",
+          finite_ok ? "" : ", non-finite result");
+    free(a);
+    free(b);
+    free(c0);
+    free(c64);
+    free(a32);
+    free(b32);
+    free(c32);
+    return worst;
+}
+
+static void test_gemm(void)
+{
+    static const int64_t sizes[] = {1, 2, 3, 7, 17, 33, 65, 130};
+    static const double alpha_beta[][2] = {
+        {1, 0}, {1, 1}, {-0.5, 2}, {0.7, -1.3}, {0, 0.5}, {2, 0}};
+    const int n_sizes = (int)(sizeof sizes / sizeof *sizes);
+    for (size_t s = 0; s < sizeof all_isas / sizeof *all_isas; s++) {
+        const char *isa = all_isas[s];
+        if (!nb_vm_force_isa(isa))
+            continue;
+        double worst = 0;
+        int count = 0;
+        for (int t = 0; t < 4; t++) {
+            bool ta = t & 1, tb = t & 2;
+            for (int mi = 0; mi < n_sizes; mi++)
+                for (int ni = 0; ni < n_sizes; ni++)
+                    for (int ki = 0; ki < n_sizes; ki++) {
+                        /* a third of the size triples, spread over the
+                         * alpha/beta variants and leading dimensions */
+                        int pick = (mi * 7 + ni * 3 + ki + t) % 3;
+                        if (pick != 0 && !(mi < 3 || ni < 3 || ki < 3))
+                            continue;
+                        gemm_case g = {ta, tb, sizes[mi], sizes[ni], sizes[ki],
+                                       0, 0, 0, 0, 0, false, 0};
+                        const double *ab = alpha_beta[(mi + ni + ki + t) % 6];
+                        g.alpha = ab[0];
+                        g.beta = ab[1];
+                        int64_t pad = (mi + ki) % 3 == 0 ? 0 : 3 + ki;
+                        g.lda = (ta ? g.m : g.k) + pad;
+                        g.ldb = (tb ? g.k : g.n) + (ni % 2 ? 5 : 0);
+                        g.ldc = g.n + (mi % 2 ? 2 : 0);
+                        g.c_nan = g.beta == 0 && (mi + ni) % 2 == 0;
+                        double e = check_gemm(&g, isa);
+                        worst = e > worst ? e : worst;
+                        count++;
+                    }
+        }
+        /* k = 0 and empty shapes: C = beta C, and nothing for m or n = 0 */
+        for (int t = 0; t < 4; t++) {
+            gemm_case g0 = {t & 1, t & 2, 5, 6, 0, 5, 6, 8, 1.5, 0.5, false, 0};
+            worst = fmax(worst, check_gemm(&g0, isa));
+            gemm_case g1 = {t & 1, t & 2, 5, 6, 0, 5, 6, 8, 1.5, 0, true, 0};
+            worst = fmax(worst, check_gemm(&g1, isa));
+            gemm_case g2 = {t & 1, t & 2, 0, 6, 4, 6, 6, 6, 1, 0, false, 0};
+            check_gemm(&g2, isa);
+            gemm_case g3 = {t & 1, t & 2, 3, 0, 4, 4, 4, 1, 1, 0, false, 0};
+            check_gemm(&g3, isa);
+            count += 4;
+        }
+        /* sizes past every block: kc 256, mc 96/192 rows, nc 512/1024
+         * columns, with odd remainders */
+        for (int t = 0; t < 4; t++) {
+            bool ta = t & 1, tb = t & 2;
+            gemm_case big = {ta, tb, 203, 1100, 601, 0, 0, 0, 1, 1, false, 11};
+            big.lda = (ta ? big.m : big.k) + 1;
+            big.ldb = (tb ? big.k : big.n) + 3;
+            big.ldc = big.n + 1;
+            worst = fmax(worst, check_gemm(&big, isa));
+            count++;
+        }
+        printf("gemm %-7s %d cases, worst error %.3f of the (k+2) eps bound\n",
+               isa, count, worst);
+    }
+    nb_vm_force_isa(NULL);
+}
 
 int main(void)
 {
+    test_elementwise();
+    test_gemm();
     return tu_finish("kernels");
 }

@@ -69,8 +69,8 @@ static int report_nonfinite(nb_graph *g, nb_node *n, const char *what)
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; i < n->n_inputs && used < sizeof buf; i++)
-        used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s",
-                                 i ? ", " : "", nb_node_name(n->inputs[i]));
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s'",
+                                 i ? ", '" : "'", nb_node_name(n->inputs[i]));
     return nb_set_error(g, NB_ERR_NONFINITE,
                         "check: %s of node '%s' (op %s, inputs: %s) is not "
                         "finite",
@@ -117,6 +117,16 @@ static int prepare(nb_graph *g, nb_node *n)
     return NB_OK;
 }
 
+/* A forward that stops at order position k leaves the nodes from k on
+ * without a value for this run: backward must not use what an earlier run
+ * left there (its shapes may no longer match). */
+static int forward_failed(nb_graph *g, int64_t k, int rc)
+{
+    for (; k < g->order_len; k++)
+        g->order[k]->evaluated_version = 0;
+    return rc;
+}
+
 int nb_forward(nb_graph *g, nb_node *target)
 {
     int rc = check_target(g, target, "forward");
@@ -136,23 +146,27 @@ int nb_forward(nb_graph *g, nb_node *target)
         if (n->kind != NB_NODE_OP)
             continue;
         if ((rc = prepare(g, n)) != NB_OK)
-            return rc;
+            return forward_failed(g, k, rc);
         nb_op_call call = nb_make_call(g, n);
         call.out = &n->value;
         call.scratch = n->scratch;
         if ((rc = n->op->forward(&call)) != NB_OK)
-            return rc < 0 ? rc : NB_ERR_ARG;
+            return forward_failed(g, k, rc < 0 ? rc : NB_ERR_ARG);
         n->evaluated_version = g->version;
         if (g->checking && !all_finite(&n->value))
-            return report_nonfinite(g, n, "value");
+            return forward_failed(g, k + 1, report_nonfinite(g, n, "value"));
     }
     return NB_OK;
 }
 
+/* Leaves always hold their value; an op node holds a usable one if forward
+ * computed it since the graph last changed and no input has been fed a new
+ * shape since. */
 static bool evaluated(const nb_graph *g, const nb_node *n)
 {
-    return n->evaluated_version == g->version ||
-           n->evaluated_version == UINT64_MAX;
+    return n->evaluated_version == UINT64_MAX ||
+           (n->evaluated_version == g->version &&
+            n->shape_epoch == g->shape_epoch);
 }
 
 int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,

@@ -368,9 +368,13 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
         return nb_set_error(g, NB_ERR_ARG,
                             "apply: op table is NULL or lacks name/infer/forward"),
                NULL;
+    if (n_inputs > 0 && !inputs) {
+        nb_set_error(g, NB_ERR_ARG, "%s: the list of %d inputs is NULL",
+                     op->name, n_inputs);
+        return NULL;
+    }
     if (n_inputs < op->min_inputs ||
-        (op->max_inputs >= 0 && n_inputs > op->max_inputs) ||
-        (n_inputs > 0 && !inputs)) {
+        (op->max_inputs >= 0 && n_inputs > op->max_inputs)) {
         nb_set_error(g, NB_ERR_ARG, "%s: takes %d%s inputs, given %d", op->name,
                      op->min_inputs,
                      op->max_inputs < 0 ? " or more"

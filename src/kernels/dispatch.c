@@ -1,28 +1,168 @@
-/* Run-time choice of the elementwise kernels' instruction set.
- * (Only the scalar path exists so far; the SIMD paths plug in here.) */
+/* Run-time choice of the kernels' instruction set, and the public
+ * elementwise entry points, which forward to the chosen implementation.
+ *
+ * The choice is made on first use (CPU features, then the NABLA_ISA
+ * environment variable) and cached; tests can override it with
+ * nb_vm_force_isa. The vector paths exist only in x86-64 builds
+ * (NB_X86_KERNELS); elsewhere every name but "scalar" is unavailable. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/isa.h"
 #include "kernels/vmath_scalar.h"
+#if NB_X86_KERNELS
+#include "kernels/vmath_simd.h"
+#endif
+
+static const char *const isa_names[NB_ISA_COUNT] = {
+    [NB_ISA_SCALAR] = "scalar",
+    [NB_ISA_SSE2] = "sse2",
+    [NB_ISA_AVX2] = "avx2",
+    [NB_ISA_AVX512] = "avx512",
+};
+
+static bool cpu_has(nb_isa isa)
+{
+#if NB_X86_KERNELS
+    __builtin_cpu_init();
+    switch (isa) {
+    case NB_ISA_SCALAR:
+    case NB_ISA_SSE2:
+        return true;
+    case NB_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case NB_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f");
+    default:
+        return false;
+    }
+#else
+    return isa == NB_ISA_SCALAR;
+#endif
+}
+
+static int isa_by_name(const char *name)
+{
+    for (int i = 0; i < NB_ISA_COUNT; i++)
+        if (strcmp(name, isa_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int choose_isa(void)
+{
+    const char *env = getenv("NABLA_ISA");
+    int wanted = env ? isa_by_name(env) : -1;
+    if (wanted >= 0 && cpu_has((nb_isa)wanted))
+        return wanted;
+    for (int i = NB_ISA_COUNT - 1; i > 0; i--)
+        if (cpu_has((nb_isa)i))
+            return i;
+    return NB_ISA_SCALAR;
+}
+
+/* -1 = not chosen yet / not forced. Threads racing on the first call all
+ * compute the same choice, so relaxed atomics suffice. */
+static _Atomic int chosen_isa = -1;
+static _Atomic int forced_isa = -1;
+
+nb_isa nb_isa_active(void)
+{
+    int isa = atomic_load_explicit(&forced_isa, memory_order_relaxed);
+    if (isa >= 0)
+        return (nb_isa)isa;
+    isa = atomic_load_explicit(&chosen_isa, memory_order_relaxed);
+    if (isa < 0) {
+        isa = choose_isa();
+        atomic_store_explicit(&chosen_isa, isa, memory_order_relaxed);
+    }
+    return (nb_isa)isa;
+}
 
 const char *nb_vm_isa(void)
 {
-    return "scalar";
+    return isa_names[nb_isa_active()];
 }
 
 bool nb_vm_force_isa(const char *isa)
 {
-    return isa == NULL || strcmp(isa, "scalar") == 0;
+    if (isa == NULL) {
+        atomic_store_explicit(&forced_isa, -1, memory_order_relaxed);
+        return true;
+    }
+    int wanted = isa_by_name(isa);
+    if (wanted < 0 || !cpu_has((nb_isa)wanted))
+        return false;
+    atomic_store_explicit(&forced_isa, wanted, memory_order_relaxed);
+    return true;
+}
+
+/* ---- one table of kernels per instruction set ---- */
+
+typedef void (*unary_f32)(int64_t, const float *, float *);
+typedef void (*unary_f64)(int64_t, const double *, double *);
+typedef void (*grad_f32)(int64_t, const float *, const float *, float *);
+typedef void (*grad_f64)(int64_t, const double *, const double *, double *);
+
+#define UNARY_FIELDS(name) unary_f32 name##_f32; unary_f64 name##_f64;
+#define GRAD_FIELDS(name) grad_f32 name##_grad_f32; grad_f64 name##_grad_f64;
+typedef struct {
+    NB_VM_UNARY(UNARY_FIELDS)
+    NB_VM_GRAD(GRAD_FIELDS)
+    void (*elu_f32)(int64_t, float, const float *, float *);
+    void (*elu_f64)(int64_t, double, const double *, double *);
+} vm_table;
+#undef UNARY_FIELDS
+#undef GRAD_FIELDS
+
+/* Each table is built with ISA defined as the name suffix; the extra level
+ * of PASTE lets ISA expand before it is pasted. */
+#define PASTE_(a, b, c) a##b##c
+#define PASTE(a, b, c) PASTE_(a, b, c)
+#define UNARY_ENTRY(name)                                                     \
+    .name##_f32 = PASTE(nb_vm_##name, _f32_, ISA),                            \
+    .name##_f64 = PASTE(nb_vm_##name, _f64_, ISA),
+#define GRAD_ENTRY(name)                                                      \
+    .name##_grad_f32 = PASTE(nb_vm_##name, _grad_f32_, ISA),                  \
+    .name##_grad_f64 = PASTE(nb_vm_##name, _grad_f64_, ISA),
+#define TABLE                                                                 \
+    {NB_VM_UNARY(UNARY_ENTRY) NB_VM_GRAD(GRAD_ENTRY)                          \
+     .elu_f32 = PASTE(nb_vm_elu, _f32_, ISA),                                 \
+     .elu_f64 = PASTE(nb_vm_elu, _f64_, ISA)}
+
+static const vm_table tables[NB_ISA_COUNT] = {
+#define ISA scalar
+    [NB_ISA_SCALAR] = TABLE,
+#undef ISA
+#if NB_X86_KERNELS
+#define ISA sse2
+    [NB_ISA_SSE2] = TABLE,
+#undef ISA
+#define ISA avx2
+    [NB_ISA_AVX2] = TABLE,
+#undef ISA
+#define ISA avx512
+    [NB_ISA_AVX512] = TABLE,
+#undef ISA
+#endif
+};
+
+static const vm_table *active_table(void)
+{
+    return &tables[nb_isa_active()];
 }
 
 #define FORWARD(name)                                                         \
     void nb_vm_##name##_f32(int64_t n, const float *x, float *y)              \
     {                                                                         \
-        nb_vm_##name##_f32_scalar(n, x, y);                                   \
+        if (n > 0)                                                            \
+            active_table()->name##_f32(n, x, y);                              \
     }                                                                         \
     void nb_vm_##name##_f64(int64_t n, const double *x, double *y)            \
     {                                                                         \
-        nb_vm_##name##_f64_scalar(n, x, y);                                   \
+        if (n > 0)                                                            \
+            active_table()->name##_f64(n, x, y);                              \
     }
 NB_VM_UNARY(FORWARD)
 #undef FORWARD
@@ -31,22 +171,26 @@ NB_VM_UNARY(FORWARD)
     void nb_vm_##name##_grad_f32(int64_t n, const float *x, const float *dy,  \
                                  float *dx)                                   \
     {                                                                         \
-        nb_vm_##name##_grad_f32_scalar(n, x, dy, dx);                         \
+        if (n > 0)                                                            \
+            active_table()->name##_grad_f32(n, x, dy, dx);                    \
     }                                                                         \
     void nb_vm_##name##_grad_f64(int64_t n, const double *x,                  \
                                  const double *dy, double *dx)                \
     {                                                                         \
-        nb_vm_##name##_grad_f64_scalar(n, x, dy, dx);                         \
+        if (n > 0)                                                            \
+            active_table()->name##_grad_f64(n, x, dy, dx);                    \
     }
 NB_VM_GRAD(GRAD)
 #undef GRAD
 
 void nb_vm_elu_f32(int64_t n, float alpha, const float *x, float *y)
 {
-    nb_vm_elu_f32_scalar(n, alpha, x, y);
+    if (n > 0)
+        active_table()->elu_f32(n, alpha, x, y);
 }
 
 void nb_vm_elu_f64(int64_t n, double alpha, const double *x, double *y)
 {
-    nb_vm_elu_f64_scalar(n, alpha, x, y);
+    if (n > 0)
+        active_table()->elu_f64(n, alpha, x, y);
 }

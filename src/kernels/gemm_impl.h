@@ -1,7 +1,112 @@
-/* Body of the built-in GEMM, included once per REAL. */
-void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-          REAL alpha, const REAL *a, int64_t lda, const REAL *b, int64_t ldb,
-          REAL beta, REAL *c, int64_t ldc)
+/* Body of the built-in GEMM, included once per REAL by gemm.c, which
+ * defines REAL, GEMM (the public name), NAME(x) (a per-type private name),
+ * KDESC_TYPE, ARENA (this thread's packing buffer as REAL *), GEN_MR,
+ * GEN_NR (the portable micro-kernel's tile) and PICK_SIMD_KERNEL(isa)
+ * (the SIMD micro-kernel for an instruction set, or NULL).
+ *
+ * Blocking as in Goto's and BLIS's GEMM: a kc x nc panel of op(B) and an
+ * mc x kc block of op(A) are packed into the arena (B in NR-wide column
+ * slivers, A in MR-tall row slivers, so the micro-kernel reads both
+ * sequentially), and the micro-kernel sweeps the tiles of C. Packing is
+ * where the transposes are absorbed: every (trans_a, trans_b) combination
+ * reaches the same micro-kernel. */
+
+/* Portable micro-kernel; the compiler vectorises the j loops at whatever
+ * width the file is compiled for. */
+static void NAME(generic_kernel)(int64_t kc, const REAL *restrict a,
+                                 const REAL *restrict b, REAL *restrict c,
+                                 int64_t ldc, REAL alpha, REAL beta)
+{
+    REAL acc[GEN_MR][GEN_NR] = {{0}};
+    for (int64_t p = 0; p < kc; p++) {
+        for (int i = 0; i < GEN_MR; i++)
+            for (int j = 0; j < GEN_NR; j++)
+                acc[i][j] += a[i] * b[j];
+        a += GEN_MR;
+        b += GEN_NR;
+    }
+    for (int i = 0; i < GEN_MR; i++) {
+        REAL *ci = c + i * ldc;
+        if (beta == 0)
+            for (int j = 0; j < GEN_NR; j++)
+                ci[j] = alpha * acc[i][j];
+        else
+            for (int j = 0; j < GEN_NR; j++)
+                ci[j] = alpha * acc[i][j] + beta * ci[j];
+    }
+}
+
+static const KDESC_TYPE NAME(generic) = {GEN_MR, GEN_NR, NAME(generic_kernel)};
+
+/* rows [i0, i0 + mc) and columns [p0, p0 + kc) of op(A), in slivers of mr
+ * rows: sliver s holds op(A)[i0 + s mr + r, p0 + p] at [s mr kc + p mr + r] */
+static void NAME(pack_a)(bool trans, const REAL *a, int64_t lda, int64_t i0,
+                         int64_t p0, int64_t mc, int64_t kc, int mr,
+                         REAL *restrict dst)
+{
+    for (int64_t s = 0; s < mc; s += mr, dst += (int64_t)mr * kc) {
+        int rows = mc - s < mr ? (int)(mc - s) : mr;
+        if (!trans) {
+            for (int r = 0; r < rows; r++) {
+                const REAL *src = a + (i0 + s + r) * lda + p0;
+                for (int64_t p = 0; p < kc; p++)
+                    dst[p * mr + r] = src[p];
+            }
+        } else {
+            for (int64_t p = 0; p < kc; p++) {
+                const REAL *src = a + (p0 + p) * lda + i0 + s;
+                for (int r = 0; r < rows; r++)
+                    dst[p * mr + r] = src[r];
+            }
+        }
+        for (int r = rows; r < mr; r++)
+            for (int64_t p = 0; p < kc; p++)
+                dst[p * mr + r] = 0;
+    }
+}
+
+/* rows [p0, p0 + kc) and columns [j0, j0 + nc) of op(B), in slivers of nr
+ * columns: sliver t holds op(B)[p0 + p, j0 + t nr + j] at
+ * [t nr kc + p nr + j] */
+static void NAME(pack_b)(bool trans, const REAL *b, int64_t ldb, int64_t p0,
+                         int64_t j0, int64_t kc, int64_t nc, int nr,
+                         REAL *restrict dst)
+{
+    for (int64_t t = 0; t < nc; t += nr, dst += (int64_t)nr * kc) {
+        int cols = nc - t < nr ? (int)(nc - t) : nr;
+        if (!trans) {
+            for (int64_t p = 0; p < kc; p++) {
+                const REAL *src = b + (p0 + p) * ldb + j0 + t;
+                REAL *d = dst + p * nr;
+                for (int j = 0; j < cols; j++)
+                    d[j] = src[j];
+                for (int j = cols; j < nr; j++)
+                    d[j] = 0;
+            }
+        } else {
+            for (int j = 0; j < cols; j++) {
+                const REAL *src = b + (j0 + t + j) * ldb + p0;
+                for (int64_t p = 0; p < kc; p++)
+                    dst[p * nr + j] = src[p];
+            }
+            for (int64_t p = 0; p < kc; p++)
+                for (int j = cols; j < nr; j++)
+                    dst[p * nr + j] = 0;
+        }
+    }
+}
+
+/* Splits `total` into the fewest blocks of at most `most`, of equal size
+ * rounded up to a multiple of `unit`, so no block is a thin leftover. */
+static int64_t NAME(block)(int64_t total, int64_t most, int64_t unit)
+{
+    int64_t blocks = (total + most - 1) / most;
+    int64_t size = (total + blocks - 1) / blocks;
+    size = (size + unit - 1) / unit * unit;
+    return size < most ? size : most;
+}
+
+static void NAME(scale)(int64_t m, int64_t n, REAL beta, REAL *c, int64_t ldc)
 {
     for (int64_t i = 0; i < m; i++) {
         REAL *ci = c + i * ldc;
@@ -12,34 +117,72 @@ void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
             for (int64_t j = 0; j < n; j++)
                 ci[j] *= beta;
     }
-    if (!trans_b) {
-        /* B rows are contiguous: C[i,:] += a_ip B[p,:] */
-        for (int64_t i = 0; i < m; i++) {
-            REAL *ci = c + i * ldc;
-            for (int64_t p = 0; p < k; p++) {
-                REAL aip = alpha * (trans_a ? a[p * lda + i] : a[i * lda + p]);
-                const REAL *bp = b + p * ldb;
-                for (int64_t j = 0; j < n; j++)
-                    ci[j] += aip * bp[j];
-            }
-        }
-    } else {
-        /* B^T: C[i,j] = dot(A row i, B row j) */
-        for (int64_t i = 0; i < m; i++) {
-            REAL *ci = c + i * ldc;
-            for (int64_t j = 0; j < n; j++) {
-                const REAL *bj = b + j * ldb;
-                REAL acc = 0;
-                if (!trans_a) {
-                    const REAL *ai = a + i * lda;
-                    for (int64_t p = 0; p < k; p++)
-                        acc += ai[p] * bj[p];
-                } else {
-                    for (int64_t p = 0; p < k; p++)
-                        acc += a[p * lda + i] * bj[p];
+}
+
+void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          REAL alpha, const REAL *a, int64_t lda, const REAL *b, int64_t ldb,
+          REAL beta, REAL *c, int64_t ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0 || alpha == 0) {
+        NAME(scale)(m, n, beta, c, ldc);
+        return;
+    }
+    const KDESC_TYPE *kd = PICK_SIMD_KERNEL(nb_isa_active());
+    if (!kd)
+        kd = &NAME(generic);
+    const int mr = kd->mr, nr = kd->nr;
+    const int64_t kc_most = GEMM_KC;
+    const int64_t mc_most = GEMM_A_BYTES / (int64_t)sizeof(REAL) / kc_most / mr * mr;
+    const int64_t nc_most = GEMM_B_BYTES / (int64_t)sizeof(REAL) / kc_most / nr * nr;
+    const int64_t kc_blk = NAME(block)(k, kc_most, 1);
+    const int64_t mc_blk = NAME(block)(m, mc_most, mr);
+    const int64_t nc_blk = NAME(block)(n, nc_most, nr);
+    REAL *a_pack = ARENA;
+    REAL *b_pack = ARENA + GEMM_A_BYTES / sizeof(REAL);
+    _Alignas(64) REAL tile[NB_GEMM_MAX_TILE];
+
+    for (int64_t jc = 0; jc < n; jc += nc_blk) {
+        int64_t nc = n - jc < nc_blk ? n - jc : nc_blk;
+        for (int64_t pc = 0; pc < k; pc += kc_blk) {
+            int64_t kc = k - pc < kc_blk ? k - pc : kc_blk;
+            /* the first k block applies beta, the later ones accumulate */
+            REAL beta_k = pc == 0 ? beta : (REAL)1;
+            NAME(pack_b)(trans_b, b, ldb, pc, jc, kc, nc, nr, b_pack);
+            for (int64_t ic = 0; ic < m; ic += mc_blk) {
+                int64_t mc = m - ic < mc_blk ? m - ic : mc_blk;
+                NAME(pack_a)(trans_a, a, lda, ic, pc, mc, kc, mr, a_pack);
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    int cols = nc - jr < nr ? (int)(nc - jr) : nr;
+                    const REAL *bp = b_pack + jr * kc;
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        int rows = mc - ir < mr ? (int)(mc - ir) : mr;
+                        const REAL *ap = a_pack + ir * kc;
+                        REAL *cij = c + (ic + ir) * ldc + jc + jr;
+                        if (rows == mr && cols == nr) {
+                            kd->kernel(kc, ap, bp, cij, ldc, alpha, beta_k);
+                            continue;
+                        }
+                        kd->kernel(kc, ap, bp, tile, nr, 1, 0);
+                        for (int i = 0; i < rows; i++)
+                            for (int j = 0; j < cols; j++) {
+                                REAL v = alpha * tile[i * nr + j];
+                                REAL *cv = cij + i * ldc + j;
+                                *cv = beta_k == 0 ? v : v + beta_k * *cv;
+                            }
+                    }
                 }
-                ci[j] += alpha * acc;
             }
         }
     }
 }
+
+#undef REAL
+#undef GEMM
+#undef NAME
+#undef KDESC_TYPE
+#undef ARENA
+#undef GEN_MR
+#undef GEN_NR
+#undef PICK_SIMD_KERNEL

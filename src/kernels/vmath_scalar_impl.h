@@ -1,13 +1,45 @@
 /* Body of the scalar kernels, included once per REAL (float, double).
- * Formulas are arranged to stay finite at the extremes:
- *   sigmoid(x)  = 1 / (1 + e^-x)             -> 0 at -inf, 1 at +inf
+ * The formulas are the ones the SIMD template (vmath_simd_impl.h) uses,
+ * arranged to stay finite and accurate at the extremes:
+ *   sigmoid(x)  = 1/(1+e) for x >= 0, e/(1+e) for x < 0, e = exp(-|x|)
+ *                 -> exactly 0 at -1000, 1 at +1000, no overflow
  *   softplus(x) = max(x, 0) + log1p(e^-|x|)  -> x for huge x, no overflow
- *   gelu(x)     = x/2 (1 + erf(x / sqrt 2))
+ *   gelu(x)     = x/2 erfc(-x / sqrt 2), the argument carried as hi + lo
+ *                 (erfc's tail amplifies its relative rounding by 2 y^2)
  *   silu(x)     = x sigmoid(x)
+ * and clamped where inf * 0 would otherwise appear (see the template).
  */
+/* r = 1/(1+e) with one Newton step against the exact 1 + e (see the
+ * SIMD template for why) */
+static inline void SUFFIX(sigmoid_pair)(REAL x, REAL *s, REAL *s_neg)
+{
+    REAL e = EXP(-FABS(x));
+    REAL sum = (REAL)1 + e;
+    REAL sum_err = e - (sum - (REAL)1);
+    REAL r = (REAL)1 / sum;
+    r += r * (FMA(-sum, r, (REAL)1) - sum_err * r);
+    *s = x >= 0 ? r : e * r;
+    *s_neg = x >= 0 ? e * r : r;
+}
+
 static inline REAL SUFFIX(sigmoid1)(REAL x)
 {
-    return (REAL)1 / ((REAL)1 + EXP(-x));
+    REAL s, s_neg;
+    SUFFIX(sigmoid_pair)(x, &s, &s_neg);
+    return s;
+}
+
+static inline REAL SUFFIX(clamp)(REAL x, REAL lo, REAL hi)
+{
+    return x < lo ? lo : x > hi ? hi : x; /* NaN passes through */
+}
+
+/* erfc(-x / sqrt 2) = 2 Phi(x) for |x| <= 40, gauss = exp(-x^2/2) */
+static inline REAL SUFFIX(two_cdf)(REAL x, REAL gauss)
+{
+    REAL y_hi = x * (REAL)-INV_SQRT2;
+    REAL y_lo = FMA(x, (REAL)-INV_SQRT2, -y_hi) + x * -INV_SQRT2_LO;
+    return ERFC(y_hi) - y_lo * (REAL)TWO_OVER_SQRTPI * gauss;
 }
 
 void SUFFIX(nb_vm_exp)(int64_t n, const REAL *x, REAL *y)
@@ -57,14 +89,20 @@ void SUFFIX(nb_vm_selu)(int64_t n, const REAL *x, REAL *y)
 
 void SUFFIX(nb_vm_gelu)(int64_t n, const REAL *x, REAL *y)
 {
-    for (int64_t i = 0; i < n; i++)
-        y[i] = (REAL)0.5 * x[i] * ((REAL)1 + ERF(x[i] * (REAL)INV_SQRT2));
+    for (int64_t i = 0; i < n; i++) {
+        REAL v = x[i] < -40 ? (REAL)-40 : x[i];
+        REAL vc = v > 40 ? (REAL)40 : v;
+        y[i] = (REAL)0.5 * v *
+               SUFFIX(two_cdf)(vc, EXP((REAL)-0.5 * vc * vc));
+    }
 }
 
 void SUFFIX(nb_vm_silu)(int64_t n, const REAL *x, REAL *y)
 {
-    for (int64_t i = 0; i < n; i++)
-        y[i] = x[i] * SUFFIX(sigmoid1)(x[i]);
+    for (int64_t i = 0; i < n; i++) {
+        REAL v = x[i] < -800 ? (REAL)-800 : x[i];
+        y[i] = v * SUFFIX(sigmoid1)(v);
+    }
 }
 
 /* softplus'(x) = sigmoid(x) */
@@ -80,10 +118,15 @@ void SUFFIX(nb_vm_gelu_grad)(int64_t n, const REAL *x, const REAL *dy,
                              REAL *dx)
 {
     for (int64_t i = 0; i < n; i++) {
-        REAL v = x[i];
-        REAL cdf = (REAL)0.5 * ((REAL)1 + ERF(v * (REAL)INV_SQRT2));
-        REAL pdf = (REAL)INV_SQRT_2PI * EXP((REAL)-0.5 * v * v);
-        dx[i] += dy[i] * (cdf + v * pdf);
+        REAL v = SUFFIX(clamp)(x[i], -40, 40);
+        REAL sq = v * v;
+        REAL gauss = EXP((REAL)-0.5 * sq);
+        gauss -= (REAL)0.5 * gauss * FMA(v, v, -sq);
+        REAL cdf = (REAL)0.5 * SUFFIX(two_cdf)(v, gauss);
+        REAL pdf_hi = (REAL)INV_SQRT_2PI * gauss;
+        REAL pdf_lo = FMA(INV_SQRT_2PI_LO, gauss,
+                          FMA((REAL)INV_SQRT_2PI, gauss, -pdf_hi));
+        dx[i] += dy[i] * FMA(v, pdf_hi, FMA(v, pdf_lo, cdf));
     }
 }
 
@@ -92,7 +135,9 @@ void SUFFIX(nb_vm_silu_grad)(int64_t n, const REAL *x, const REAL *dy,
                              REAL *dx)
 {
     for (int64_t i = 0; i < n; i++) {
-        REAL s = SUFFIX(sigmoid1)(x[i]);
-        dx[i] += dy[i] * s * ((REAL)1 + x[i] * ((REAL)1 - s));
+        REAL v = SUFFIX(clamp)(x[i], -800, 800);
+        REAL s, s_neg;
+        SUFFIX(sigmoid_pair)(v, &s, &s_neg);
+        dx[i] += dy[i] * s * ((REAL)1 + v * s_neg);
     }
 }

@@ -1,15 +1,105 @@
-/* PLACEHOLDER: not implemented yet; replaced by the real op file. */
+/* Broadcast to a shape, numpy-style: x's shape is aligned to the right of
+ * the target's, and each of x's extents equals the target's or is 1 (then
+ * repeated); missing leading axes are repeated too.
+ *
+ *   y[i] = x[i with every broadcast axis's index set to 0]
+ *   dx = dy summed over every broadcast axis (fan-out forward is a sum
+ *        backward), shaped like x
+ */
 #include "ops/op_util.h"
 
-static int pending_infer(nb_op_call *c)
+typedef struct broadcast_attrs {
+    int rank;                   /* as requested; checked by infer */
+    bool has_shape;             /* shape was given and rank fitted */
+    int64_t shape[NB_MAX_RANK];
+} broadcast_attrs;
+
+static int broadcast_infer(nb_op_call *c)
 {
-    return nb_op_fail(c, "not implemented yet");
+    const broadcast_attrs *at = c->attrs;
+    const nb_tensor *x = c->in[0];
+    char sx[128], want[160];
+    if (at->rank < 0 || at->rank > NB_MAX_RANK)
+        return nb_op_fail(c, "rank %d is out of range [0, %d]", at->rank,
+                          NB_MAX_RANK);
+    if (at->rank > 0 && !at->has_shape)
+        return nb_op_fail(c, "shape is NULL for rank %d", at->rank);
+    NB_SHAPE(x, sx);
+    nb_shape_str(at->rank, at->shape, want, sizeof want);
+    if (x->rank > at->rank)
+        return nb_op_fail(c, "cannot broadcast x %s to %s: the target has "
+                             "fewer axes",
+                          sx, want);
+    for (int i = 0; i < at->rank; i++) {
+        int ix = i - (at->rank - x->rank);
+        int64_t d = at->shape[i], dx = ix >= 0 ? x->shape[ix] : 1;
+        if (d < 0)
+            return nb_op_fail(c, "target %s has the negative extent %lld",
+                              want, (long long)d);
+        if (dx != d && dx != 1)
+            return nb_op_fail(c,
+                              "cannot broadcast x %s to %s: axis %d of x has "
+                              "extent %lld, target %lld (must be equal or 1)",
+                              sx, want, ix, (long long)dx, (long long)d);
+        c->out_shape[i] = d;
+    }
+    c->out_dtype = x->dtype;
+    c->out_rank = at->rank;
+    return NB_OK;
 }
 
-static int pending_forward(nb_op_call *c)
+static int broadcast_forward(nb_op_call *c)
 {
-    (void)c;
-    return NB_ERR_STATE;
+    const nb_tensor *xt = c->in[0];
+    nb_tensor *yt = c->out;
+    if (yt->size == 0)
+        return NB_OK;
+    nb_bcast p;
+    nb_bcast_plan(&p, yt, xt, xt);
+    int64_t n = p.shape[p.rank - 1], s = p.stride_a[p.rank - 1];
+    NB_TYPED(yt->dtype, {
+        const T *x = xt->data;
+        T *y = yt->data;
+        for (int64_t row = 0; row < p.outer; row++) {
+            int64_t off, unused;
+            nb_bcast_row(&p, row, &off, &unused);
+            T *yr = y + row * n;
+            if (s == 0) {
+                T v = x[off];
+                for (int64_t j = 0; j < n; j++)
+                    yr[j] = v;
+            } else if (s == 1) {
+                memcpy(yr, x + off, (size_t)n * sizeof(T));
+            } else {
+                for (int64_t j = 0; j < n; j++)
+                    yr[j] = x[off + j * s];
+            }
+        }
+    });
+    return NB_OK;
 }
 
-const nb_op nb_op_broadcast_to = {"broadcast_to", 1, -1, 0, "pending", pending_infer, pending_forward, NULL};
+static int broadcast_backward(nb_op_call *c)
+{
+    if (c->in_grad[0] && c->out_grad->size > 0)
+        nb_reduce_into(c->out_grad, c->in_grad[0]);
+    return NB_OK;
+}
+
+const nb_op nb_op_broadcast_to = {
+    "broadcast_to", 1, 1, sizeof(broadcast_attrs),
+    "y = x repeated along broadcast axes (numpy rules); dx = dy summed over "
+    "them",
+    broadcast_infer, broadcast_forward, broadcast_backward};
+
+nb_node *nb_broadcast_to(nb_graph *g, nb_node *x, int rank,
+                         const int64_t *shape)
+{
+    broadcast_attrs at;
+    memset(&at, 0, sizeof at);
+    at.rank = rank;
+    at.has_shape = shape != NULL && rank >= 0 && rank <= NB_MAX_RANK;
+    if (at.has_shape)
+        memcpy(at.shape, shape, (size_t)rank * sizeof *shape);
+    return nb_apply(g, &nb_op_broadcast_to, 1, &x, &at);
+}

@@ -1,15 +1,176 @@
-/* PLACEHOLDER: not implemented yet; replaced by the real op file. */
+/* Log-sum-exp over every element (a rank-0 result) or over one axis (the
+ * axis dropped, or kept as extent 1 with keepdims). For one output element
+ * reducing x_1..x_n:
+ *
+ *   y = log sum_j e^{x_j} = m + log sum_j e^{x_j - m},   m = max_j x_j
+ *   dx_j = dy e^{x_j - y} = dy p_j,                      p = softmax(x)
+ *
+ * The shift by m keeps every exponent <= 0, so nothing overflows and the
+ * sum is >= 1. When m is infinite (every x_j = -inf, or some x_j = +inf)
+ * no shift is used and y is -inf or +inf as the limit says.
+ *
+ * Forward keeps p in scratch for backward, after the per-output sums. The
+ * input is viewed as [outer, n, inner] with n the reduced extent, as in
+ * reduce.c. The log-sum-exp of an empty axis (-inf) is rejected when the
+ * node is built.
+ */
+#include <math.h>
+
 #include "ops/op_util.h"
 
-static int pending_infer(nb_op_call *c)
+#define VM_EXP(T) _Generic((T)0, float: nb_vm_exp_f32, default: nb_vm_exp_f64)
+
+typedef struct logsumexp_attrs {
+    int axis;
+    bool keepdims;
+    bool all; /* every element, to a scalar */
+} logsumexp_attrs;
+
+typedef struct layout {
+    int64_t outer, n, inner;
+} layout;
+
+static layout layout_of(const nb_tensor *x, const logsumexp_attrs *at)
 {
-    return nb_op_fail(c, "not implemented yet");
+    layout l = {1, x->size, 1};
+    if (at->all)
+        return l;
+    int axis = at->axis < 0 ? at->axis + x->rank : at->axis;
+    l.n = x->shape[axis];
+    for (int i = 0; i < axis; i++)
+        l.outer *= x->shape[i];
+    for (int i = axis + 1; i < x->rank; i++)
+        l.inner *= x->shape[i];
+    return l;
 }
 
-static int pending_forward(nb_op_call *c)
+static int logsumexp_infer(nb_op_call *c)
 {
-    (void)c;
-    return NB_ERR_STATE;
+    const logsumexp_attrs *at = c->attrs;
+    const nb_tensor *x = c->in[0];
+    char sx[128];
+    c->out_dtype = x->dtype;
+    if (at->all) {
+        if (x->size == 0)
+            return nb_op_fail(c, "cannot reduce an empty axis: x is %s, with "
+                                 "no elements",
+                              NB_SHAPE(x, sx));
+        nb_scalar_output(c);
+    } else {
+        int axis;
+        int rc = nb_normalize_axis(c, at->axis, x->rank, &axis);
+        if (rc != NB_OK)
+            return rc;
+        if (x->shape[axis] == 0)
+            return nb_op_fail(c, "cannot reduce an empty axis: axis %d of x "
+                                 "%s has extent 0",
+                              at->axis, NB_SHAPE(x, sx));
+        int r = 0;
+        for (int i = 0; i < x->rank; i++) {
+            if (i != axis)
+                c->out_shape[r++] = x->shape[i];
+            else if (at->keepdims)
+                c->out_shape[r++] = 1;
+        }
+        c->out_rank = r;
+    }
+    layout l = layout_of(x, at);
+    /* p for every input element, then one running sum per output. */
+    c->scratch_bytes =
+        (size_t)(x->size + l.outer * l.inner) * nb_dtype_size(x->dtype);
+    return NB_OK;
 }
 
-const nb_op nb_op_logsumexp = {"logsumexp", 1, -1, 0, "pending", pending_infer, pending_forward, NULL};
+static int logsumexp_forward(nb_op_call *c)
+{
+    const nb_tensor *xt = c->in[0];
+    layout l = layout_of(xt, c->attrs);
+    NB_TYPED(xt->dtype, {
+        const T *x = xt->data;
+        T *y = c->out->data;          /* holds the shift m until the end */
+        T *p = c->scratch;            /* x - m, then e^{x - m}, then p */
+        T *sum = p + xt->size;
+        for (int64_t o = 0; o < l.outer; o++) {
+            const T *xo = x + o * l.n * l.inner;
+            T *yo = y + o * l.inner;
+            for (int64_t i = 0; i < l.inner; i++)
+                yo[i] = xo[i];
+            for (int64_t j = 1; j < l.n; j++)
+                for (int64_t i = 0; i < l.inner; i++)
+                    if (xo[j * l.inner + i] > yo[i])
+                        yo[i] = xo[j * l.inner + i];
+            for (int64_t i = 0; i < l.inner; i++)
+                if (!isfinite(yo[i]))
+                    yo[i] = 0;
+            T *po = p + o * l.n * l.inner;
+            for (int64_t j = 0; j < l.n; j++)
+                for (int64_t i = 0; i < l.inner; i++)
+                    po[j * l.inner + i] = xo[j * l.inner + i] - yo[i];
+        }
+        VM_EXP(T)(xt->size, p, p);
+        for (int64_t o = 0; o < l.outer; o++) {
+            const T *po = p + o * l.n * l.inner;
+            T *so = sum + o * l.inner;
+            if (l.inner == 1) {
+                double total = 0;
+                for (int64_t j = 0; j < l.n; j++)
+                    total += (double)po[j];
+                so[0] = (T)total;
+                continue;
+            }
+            for (int64_t i = 0; i < l.inner; i++)
+                so[i] = 0;
+            for (int64_t j = 0; j < l.n; j++)
+                for (int64_t i = 0; i < l.inner; i++)
+                    so[i] += po[j * l.inner + i];
+        }
+        for (int64_t o = 0; o < l.outer; o++) {
+            T *po = p + o * l.n * l.inner, *so = sum + o * l.inner;
+            T *yo = y + o * l.inner;
+            for (int64_t i = 0; i < l.inner; i++)
+                yo[i] += (T)log((double)so[i]);
+            for (int64_t j = 0; j < l.n; j++)
+                for (int64_t i = 0; i < l.inner; i++)
+                    po[j * l.inner + i] /= so[i];
+        }
+    });
+    return NB_OK;
+}
+
+static int logsumexp_backward(nb_op_call *c)
+{
+    nb_tensor *gx = c->in_grad[0];
+    if (!gx)
+        return NB_OK;
+    layout l = layout_of(c->in[0], c->attrs);
+    NB_TYPED(gx->dtype, {
+        const T *p = c->scratch, *dy = c->out_grad->data;
+        T *dx = gx->data;
+        for (int64_t o = 0; o < l.outer; o++)
+            for (int64_t j = 0; j < l.n; j++) {
+                int64_t row = (o * l.n + j) * l.inner;
+                const T *dyo = dy + o * l.inner;
+                for (int64_t i = 0; i < l.inner; i++)
+                    dx[row + i] += dyo[i] * p[row + i];
+            }
+    });
+    return NB_OK;
+}
+
+const nb_op nb_op_logsumexp = {
+    "logsumexp", 1, 1, sizeof(logsumexp_attrs),
+    "y = log sum_j e^{x_j} (all elements or one axis, max-shifted); "
+    "dx_j = dy * e^{x_j - y}",
+    logsumexp_infer, logsumexp_forward, logsumexp_backward};
+
+nb_node *nb_logsumexp(nb_graph *g, nb_node *x)
+{
+    logsumexp_attrs at = {0, false, true};
+    return nb_apply(g, &nb_op_logsumexp, 1, &x, &at);
+}
+
+nb_node *nb_logsumexp_axis(nb_graph *g, nb_node *x, int axis, bool keepdims)
+{
+    logsumexp_attrs at = {axis, keepdims, false};
+    return nb_apply(g, &nb_op_logsumexp, 1, &x, &at);
+}

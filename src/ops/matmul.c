@@ -1,15 +1,121 @@
-/* PLACEHOLDER: not implemented yet; replaced by the real op file. */
+/* Matrix product C = A B, in three forms:
+ *
+ *   [M,K]   x [K,N]   -> [M,N]
+ *   [B,M,K] x [B,K,N] -> [B,M,N]   one product per batch entry
+ *   [B,M,K] x [K,N]   -> [B,M,N]   one B shared by the whole batch
+ *
+ *   C = A B        dA = dC B^T        dB = A^T dC
+ *
+ * With a shared B, dB sums A_b^T dC_b over the batch. Because the batch of
+ * A is contiguous, that form is one [B*M,K] x [K,N] product, and the batch
+ * sum of dB falls out of one GEMM whose inner dimension is B*M.
+ *
+ * Every product, forward and backward, goes through nb_gemm with transpose
+ * flags and beta = 1 for the messages, so no transpose is ever materialised
+ * and backward adds into the gradients as the executor requires.
+ */
 #include "ops/op_util.h"
 
-static int pending_infer(nb_op_call *c)
+#define GEMM(T) _Generic((T)0, float: nb_gemm_f32, default: nb_gemm_f64)
+
+/* The product's dimensions, read from the input shapes. */
+typedef struct dims {
+    int64_t batch;  /* products in a batched form; 1 for [M,K] x [K,N] */
+    int64_t m, k, n;
+    bool shared_b;  /* [B,M,K] x [K,N] */
+} dims;
+
+static dims dims_of(const nb_tensor *a, const nb_tensor *b)
 {
-    return nb_op_fail(c, "not implemented yet");
+    dims d;
+    d.shared_b = a->rank == 3 && b->rank == 2;
+    d.batch = a->rank == 3 ? a->shape[0] : 1;
+    d.m = a->shape[a->rank - 2];
+    d.k = a->shape[a->rank - 1];
+    d.n = b->shape[b->rank - 1];
+    return d;
 }
 
-static int pending_forward(nb_op_call *c)
+static int matmul_infer(nb_op_call *c)
 {
-    (void)c;
-    return NB_ERR_STATE;
+    const nb_tensor *a = c->in[0], *b = c->in[1];
+    char sa[128], sb[128];
+    NB_SHAPE(a, sa);
+    NB_SHAPE(b, sb);
+    if (a->dtype != b->dtype)
+        return nb_op_fail(c, "dtypes differ: a is %s %s, b is %s %s",
+                          nb_dtype_name(a->dtype), sa, nb_dtype_name(b->dtype),
+                          sb);
+    bool ranks_fit = (a->rank == 2 && b->rank == 2) ||
+                     (a->rank == 3 && (b->rank == 3 || b->rank == 2));
+    if (!ranks_fit)
+        return nb_op_fail(c,
+                          "a is %s, b is %s: expected [M,K] x [K,N], "
+                          "[B,M,K] x [B,K,N] or [B,M,K] x [K,N]",
+                          sa, sb);
+    if (a->rank == 3 && b->rank == 3 && a->shape[0] != b->shape[0])
+        return nb_op_fail(c, "batch sizes differ: a is %s, b is %s", sa, sb);
+    if (a->shape[a->rank - 1] != b->shape[b->rank - 2])
+        return nb_op_fail(c, "inner dimensions differ: a is %s, b is %s", sa,
+                          sb);
+    c->out_dtype = a->dtype;
+    c->out_rank = a->rank;
+    for (int i = 0; i < a->rank - 1; i++)
+        c->out_shape[i] = a->shape[i];
+    c->out_shape[a->rank - 1] = b->shape[b->rank - 1];
+    return NB_OK;
 }
 
-const nb_op nb_op_matmul = {"matmul", 1, -1, 0, "pending", pending_infer, pending_forward, NULL};
+static int matmul_forward(nb_op_call *c)
+{
+    dims d = dims_of(c->in[0], c->in[1]);
+    NB_TYPED(c->out->dtype, {
+        const T *a = c->in[0]->data, *b = c->in[1]->data;
+        T *y = c->out->data;
+        if (d.shared_b) {
+            GEMM(T)(false, false, d.batch * d.m, d.n, d.k, 1, a, d.k, b, d.n, 0,
+                    y, d.n);
+        } else {
+            for (int64_t i = 0; i < d.batch; i++)
+                GEMM(T)(false, false, d.m, d.n, d.k, 1, a + i * d.m * d.k, d.k,
+                        b + i * d.k * d.n, d.n, 0, y + i * d.m * d.n, d.n);
+        }
+    });
+    return NB_OK;
+}
+
+static int matmul_backward(nb_op_call *c)
+{
+    dims d = dims_of(c->in[0], c->in[1]);
+    nb_tensor *ga = c->in_grad[0], *gb = c->in_grad[1];
+    /* A shared B sees the batch as extra rows of A. */
+    int64_t rows = d.shared_b ? d.batch * d.m : d.m;
+    int64_t products = d.shared_b ? 1 : d.batch;
+    NB_TYPED(c->out->dtype, {
+        const T *a = c->in[0]->data, *b = c->in[1]->data;
+        const T *dy = c->out_grad->data;
+        for (int64_t i = 0; i < products; i++) {
+            const T *ai = a + i * rows * d.k, *bi = b + i * d.k * d.n;
+            const T *dyi = dy + i * rows * d.n;
+            if (ga) /* dA += dC B^T */
+                GEMM(T)(false, true, rows, d.k, d.n, 1, dyi, d.n, bi, d.n, 1,
+                        (T *)ga->data + i * rows * d.k, d.k);
+            if (gb) /* dB += A^T dC */
+                GEMM(T)(true, false, d.k, d.n, rows, 1, ai, d.k, dyi, d.n, 1,
+                        (T *)gb->data + i * d.k * d.n, d.n);
+        }
+    });
+    return NB_OK;
+}
+
+const nb_op nb_op_matmul = {
+    "matmul", 2, 2, 0,
+    "C = A B (batched, or B shared by the batch); dA = dC B^T, dB = A^T dC "
+    "(summed over a shared batch)",
+    matmul_infer, matmul_forward, matmul_backward};
+
+nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b)
+{
+    nb_node *in[2] = {a, b};
+    return nb_apply(g, &nb_op_matmul, 2, in, NULL);
+}

@@ -1,15 +1,103 @@
-/* PLACEHOLDER: not implemented yet; replaced by the real op file. */
+/* Reshape: the same elements in the same row-major order under a new shape
+ * with the same element count.
+ *
+ *   y = x (reinterpreted)        dx = dy (reinterpreted)
+ *
+ * One requested extent may be -1: it takes whatever makes the counts
+ * match. The request is kept as given and -1 resolved again by every shape
+ * inference, so when it stands for a dynamic batch the new batch flows
+ * through each feed. Forward copies (every node owns its buffer); backward
+ * adds dy into dx element by element.
+ */
 #include "ops/op_util.h"
 
-static int pending_infer(nb_op_call *c)
+typedef struct reshape_attrs {
+    int rank;                   /* as requested; checked by infer */
+    bool has_shape;             /* shape was given and rank fitted */
+    int64_t shape[NB_MAX_RANK]; /* requested extents, -1 at most once */
+} reshape_attrs;
+
+static int reshape_infer(nb_op_call *c)
 {
-    return nb_op_fail(c, "not implemented yet");
+    const reshape_attrs *at = c->attrs;
+    const nb_tensor *x = c->in[0];
+    char sx[128], want[160];
+    if (at->rank < 0 || at->rank > NB_MAX_RANK)
+        return nb_op_fail(c, "rank %d is out of range [0, %d]", at->rank,
+                          NB_MAX_RANK);
+    if (at->rank > 0 && !at->has_shape)
+        return nb_op_fail(c, "shape is NULL for rank %d", at->rank);
+    NB_SHAPE(x, sx);
+    nb_shape_str(at->rank, at->shape, want, sizeof want);
+    int unknown = -1;
+    int64_t known = 1;
+    for (int i = 0; i < at->rank; i++) {
+        int64_t d = at->shape[i];
+        if (d == -1 && unknown < 0) {
+            unknown = i;
+        } else if (d == -1) {
+            return nb_op_fail(c, "shape %s has more than one -1 extent", want);
+        } else if (d < 0) {
+            return nb_op_fail(c, "shape %s has the negative extent %lld", want,
+                              (long long)d);
+        } else {
+            known *= d;
+        }
+        c->out_shape[i] = d;
+    }
+    if (unknown >= 0) {
+        if (known == 0 || x->size % known != 0)
+            return nb_op_fail(c,
+                              "cannot reshape x %s (%lld elements) into %s: "
+                              "no extent for -1 makes the counts match (the "
+                              "others hold %lld)",
+                              sx, (long long)x->size, want, (long long)known);
+        c->out_shape[unknown] = x->size / known;
+    } else if (known != x->size) {
+        return nb_op_fail(c,
+                          "cannot reshape x %s (%lld elements) into %s (%lld "
+                          "elements)",
+                          sx, (long long)x->size, want, (long long)known);
+    }
+    c->out_dtype = x->dtype;
+    c->out_rank = at->rank;
+    return NB_OK;
 }
 
-static int pending_forward(nb_op_call *c)
+static int reshape_forward(nb_op_call *c)
 {
-    (void)c;
-    return NB_ERR_STATE;
+    size_t bytes = nb_tensor_bytes(c->out);
+    if (bytes > 0) /* an empty tensor may have no buffer at all */
+        memcpy(c->out->data, c->in[0]->data, bytes);
+    return NB_OK;
 }
 
-const nb_op nb_op_reshape = {"reshape", 1, -1, 0, "pending", pending_infer, pending_forward, NULL};
+static int reshape_backward(nb_op_call *c)
+{
+    nb_tensor *gx = c->in_grad[0];
+    if (!gx)
+        return NB_OK;
+    NB_TYPED(gx->dtype, {
+        const T *dy = c->out_grad->data;
+        T *dx = gx->data;
+        for (int64_t i = 0; i < gx->size; i++)
+            dx[i] += dy[i];
+    });
+    return NB_OK;
+}
+
+const nb_op nb_op_reshape = {
+    "reshape", 1, 1, sizeof(reshape_attrs),
+    "y = x under a new shape (one extent may be -1); dx = dy under x's shape",
+    reshape_infer, reshape_forward, reshape_backward};
+
+nb_node *nb_reshape(nb_graph *g, nb_node *x, int rank, const int64_t *shape)
+{
+    reshape_attrs at;
+    memset(&at, 0, sizeof at);
+    at.rank = rank;
+    at.has_shape = shape != NULL && rank >= 0 && rank <= NB_MAX_RANK;
+    if (at.has_shape)
+        memcpy(at.shape, shape, (size_t)rank * sizeof *shape);
+    return nb_apply(g, &nb_op_reshape, 1, &x, &at);
+}

@@ -1,15 +1,119 @@
-/* PLACEHOLDER: not implemented yet; replaced by the real op file. */
+/* Slice: the elements start <= i < end of one axis, every other axis whole.
+ *
+ *   y[..., i, ...] = x[..., start + i, ...]
+ *   dx[..., start + i, ...] += dy[..., i, ...], the rest of dx untouched
+ *
+ * A negative start or end counts from the end of the axis (-1 is the last
+ * element, as in Python), resolved again by every shape inference, so
+ * slicing a dynamic batch from the end follows each feed. After that,
+ * 0 <= start <= end <= extent must hold; out-of-range bounds are an error,
+ * not clamped. start == end gives an empty slice.
+ */
 #include "ops/op_util.h"
 
-static int pending_infer(nb_op_call *c)
+typedef struct slice_attrs {
+    int axis;
+    int64_t start, end; /* as given; negative counts from the end */
+} slice_attrs;
+
+typedef struct bounds {
+    int axis;
+    int64_t start, end;
+} bounds;
+
+static bounds bounds_of(const slice_attrs *at, const nb_tensor *x)
 {
-    return nb_op_fail(c, "not implemented yet");
+    bounds b;
+    b.axis = at->axis < 0 ? at->axis + x->rank : at->axis;
+    int64_t extent = b.axis >= 0 && b.axis < x->rank ? x->shape[b.axis] : 0;
+    b.start = at->start < 0 ? at->start + extent : at->start;
+    b.end = at->end < 0 ? at->end + extent : at->end;
+    return b;
 }
 
-static int pending_forward(nb_op_call *c)
+static int slice_infer(nb_op_call *c)
 {
-    (void)c;
-    return NB_ERR_STATE;
+    const slice_attrs *at = c->attrs;
+    const nb_tensor *x = c->in[0];
+    int axis;
+    int rc = nb_normalize_axis(c, at->axis, x->rank, &axis);
+    if (rc != NB_OK)
+        return rc;
+    bounds b = bounds_of(at, x);
+    int64_t extent = x->shape[axis];
+    if (!(0 <= b.start && b.start <= b.end && b.end <= extent)) {
+        char sx[128];
+        return nb_op_fail(c,
+                          "start %lld, end %lld do not fit axis %d of x %s "
+                          "(need 0 <= start <= end <= %lld, negative counting "
+                          "from the end)",
+                          (long long)at->start, (long long)at->end, at->axis,
+                          NB_SHAPE(x, sx), (long long)extent);
+    }
+    nb_same_as_input(c, 0);
+    c->out_shape[axis] = b.end - b.start;
+    return NB_OK;
 }
 
-const nb_op nb_op_slice = {"slice", 1, -1, 0, "pending", pending_infer, pending_forward, NULL};
+/* Runs of the slice: outer of them, each `run` long, starting at
+ * o * stride + first in x. */
+typedef struct runs {
+    int64_t outer, run, stride, first;
+} runs;
+
+static runs runs_of(const slice_attrs *at, const nb_tensor *x)
+{
+    bounds b = bounds_of(at, x);
+    int64_t inner = 1;
+    runs r = {1, 0, 0, 0};
+    for (int k = 0; k < b.axis; k++)
+        r.outer *= x->shape[k];
+    for (int k = b.axis + 1; k < x->rank; k++)
+        inner *= x->shape[k];
+    r.run = (b.end - b.start) * inner;
+    r.stride = x->shape[b.axis] * inner;
+    r.first = b.start * inner;
+    return r;
+}
+
+static int slice_forward(nb_op_call *c)
+{
+    const nb_tensor *x = c->in[0];
+    runs r = runs_of(c->attrs, x);
+    size_t elem = nb_dtype_size(x->dtype);
+    const char *src = x->data;
+    char *dst = c->out->data;
+    for (int64_t o = 0; o < r.outer && r.run > 0; o++)
+        memcpy(dst + (size_t)(o * r.run) * elem,
+               src + (size_t)(o * r.stride + r.first) * elem,
+               (size_t)r.run * elem);
+    return NB_OK;
+}
+
+static int slice_backward(nb_op_call *c)
+{
+    nb_tensor *gx = c->in_grad[0];
+    if (!gx)
+        return NB_OK;
+    runs r = runs_of(c->attrs, c->in[0]);
+    NB_TYPED(gx->dtype, {
+        const T *dy = c->out_grad->data;
+        T *dx = gx->data;
+        for (int64_t o = 0; o < r.outer; o++)
+            for (int64_t j = 0; j < r.run; j++)
+                dx[o * r.stride + r.first + j] += dy[o * r.run + j];
+    });
+    return NB_OK;
+}
+
+const nb_op nb_op_slice = {
+    "slice", 1, 1, sizeof(slice_attrs),
+    "y = x[start:end] along axis; dx[start:end] += dy, 0 elsewhere",
+    slice_infer, slice_forward, slice_backward};
+
+nb_node *nb_slice(nb_graph *g, nb_node *x, int axis, int64_t start,
+                  int64_t end)
+{
+    slice_attrs at = {axis, start, end};
+    return nb_apply(g, &nb_op_slice, 1, &x, &at);
+}

@@ -1,16 +1,186 @@
-/* PLACEHOLDER: not implemented yet; replaced by the real op file. */
+/* Softmax and log-softmax along the last axis; every other axis counts
+ * rows, each row normalised on its own.
+ *
+ *   softmax      y_k = e^{x_k} / sum_j e^{x_j}
+ *                dx_k = y_k (dy_k - sum_j dy_j y_j)
+ *   log_softmax  y_k = x_k - log sum_j e^{x_j}
+ *                dx_k = dy_k - p_k sum_j dy_j,    p = softmax(x) = e^y
+ *
+ * Both subtract the row maximum m before exponentiating (softmax is
+ * unchanged by a shift, and log sum_j e^{x_j} = m + log sum_j e^{x_j - m}),
+ * so no exp overflows: log_softmax([1000, 0]) = [0, -1000].
+ *
+ * softmax exponentiates in its own output buffer. log_softmax keeps p in
+ * scratch from forward to backward, so backward needs no exp.
+ */
+#include <math.h>
+
 #include "ops/op_util.h"
 
-static int pending_infer(nb_op_call *c)
+/* The f32 or f64 exp kernel for element type T. */
+#define VM_EXP(T) _Generic((T)0, float: nb_vm_exp_f32, default: nb_vm_exp_f64)
+
+static int64_t row_length(const nb_tensor *x)
 {
-    return nb_op_fail(c, "not implemented yet");
+    return x->shape[x->rank - 1];
 }
 
-static int pending_forward(nb_op_call *c)
+static int64_t row_count(const nb_tensor *x)
 {
-    (void)c;
-    return NB_ERR_STATE;
+    int64_t rows = 1;
+    for (int i = 0; i < x->rank - 1; i++)
+        rows *= x->shape[i];
+    return rows;
 }
 
-const nb_op nb_op_softmax = {"softmax", 1, -1, 0, "pending", pending_infer, pending_forward, NULL};
-const nb_op nb_op_log_softmax = {"log_softmax", 1, -1, 0, "pending", pending_infer, pending_forward, NULL};
+static int rows_infer(nb_op_call *c, bool keep_probabilities)
+{
+    const nb_tensor *x = c->in[0];
+    if (x->rank == 0)
+        return nb_op_fail(c, "x is a scalar: it needs an axis to normalise "
+                             "over (the last)");
+    nb_same_as_input(c, 0);
+    c->scratch_bytes =
+        keep_probabilities ? (size_t)x->size * nb_dtype_size(x->dtype) : 0;
+    return NB_OK;
+}
+
+/* dst_r = src_r - max(src_r) for every row r. */
+#define SHIFT_ROWS(T, src, dst, rows, k)                                      \
+    for (int64_t r = 0; r < (rows); r++) {                                    \
+        const T *xr = (src) + r * (k);                                        \
+        T *yr = (dst) + r * (k);                                              \
+        T m = xr[0];                                                          \
+        for (int64_t j = 1; j < (k); j++)                                     \
+            if (xr[j] > m)                                                    \
+                m = xr[j];                                                    \
+        for (int64_t j = 0; j < (k); j++)                                     \
+            yr[j] = xr[j] - m;                                                \
+    }
+
+static int softmax_infer(nb_op_call *c)
+{
+    return rows_infer(c, false);
+}
+
+static int softmax_forward(nb_op_call *c)
+{
+    const nb_tensor *xt = c->in[0];
+    int64_t k = row_length(xt), rows = row_count(xt);
+    if (xt->size == 0)
+        return NB_OK;
+    NB_TYPED(xt->dtype, {
+        const T *x = xt->data;
+        T *y = c->out->data;
+        SHIFT_ROWS(T, x, y, rows, k)
+        VM_EXP(T)(xt->size, y, y);
+        for (int64_t r = 0; r < rows; r++) {
+            T *yr = y + r * k;
+            double total = 0;
+            for (int64_t j = 0; j < k; j++)
+                total += (double)yr[j];
+            T inv = (T)(1.0 / total);
+            for (int64_t j = 0; j < k; j++)
+                yr[j] *= inv;
+        }
+    });
+    return NB_OK;
+}
+
+static int softmax_backward(nb_op_call *c)
+{
+    nb_tensor *gx = c->in_grad[0];
+    if (!gx)
+        return NB_OK;
+    int64_t k = row_length(c->out), rows = row_count(c->out);
+    NB_TYPED(c->out->dtype, {
+        const T *y = c->out->data, *dy = c->out_grad->data;
+        T *dx = gx->data;
+        for (int64_t r = 0; r < rows; r++) {
+            const T *yr = y + r * k, *dyr = dy + r * k;
+            T *dxr = dx + r * k;
+            double dot = 0;
+            for (int64_t j = 0; j < k; j++)
+                dot += (double)dyr[j] * (double)yr[j];
+            T d = (T)dot;
+            for (int64_t j = 0; j < k; j++)
+                dxr[j] += yr[j] * (dyr[j] - d);
+        }
+    });
+    return NB_OK;
+}
+
+static int log_softmax_infer(nb_op_call *c)
+{
+    return rows_infer(c, true);
+}
+
+static int log_softmax_forward(nb_op_call *c)
+{
+    const nb_tensor *xt = c->in[0];
+    int64_t k = row_length(xt), rows = row_count(xt);
+    if (xt->size == 0)
+        return NB_OK;
+    NB_TYPED(xt->dtype, {
+        const T *x = xt->data;
+        T *y = c->out->data, *p = c->scratch;
+        SHIFT_ROWS(T, x, y, rows, k)
+        VM_EXP(T)(xt->size, y, p);
+        for (int64_t r = 0; r < rows; r++) {
+            T *yr = y + r * k, *pr = p + r * k;
+            double total = 0;
+            for (int64_t j = 0; j < k; j++)
+                total += (double)pr[j];
+            /* total >= 1: the maximum contributes e^0. */
+            T lse = (T)log(total), inv = (T)(1.0 / total);
+            for (int64_t j = 0; j < k; j++) {
+                yr[j] -= lse;
+                pr[j] *= inv;
+            }
+        }
+    });
+    return NB_OK;
+}
+
+static int log_softmax_backward(nb_op_call *c)
+{
+    nb_tensor *gx = c->in_grad[0];
+    if (!gx)
+        return NB_OK;
+    int64_t k = row_length(c->out), rows = row_count(c->out);
+    NB_TYPED(c->out->dtype, {
+        const T *p = c->scratch, *dy = c->out_grad->data;
+        T *dx = gx->data;
+        for (int64_t r = 0; r < rows; r++) {
+            const T *pr = p + r * k, *dyr = dy + r * k;
+            T *dxr = dx + r * k;
+            double total = 0;
+            for (int64_t j = 0; j < k; j++)
+                total += (double)dyr[j];
+            T s = (T)total;
+            for (int64_t j = 0; j < k; j++)
+                dxr[j] += dyr[j] - pr[j] * s;
+        }
+    });
+    return NB_OK;
+}
+
+const nb_op nb_op_softmax = {
+    "softmax", 1, 1, 0,
+    "y = e^x / sum e^x (last axis); dx = y * (dy - sum(dy * y))",
+    softmax_infer, softmax_forward, softmax_backward};
+
+const nb_op nb_op_log_softmax = {
+    "log_softmax", 1, 1, 0,
+    "y = x - log sum e^x (last axis); dx = dy - softmax(x) * sum(dy)",
+    log_softmax_infer, log_softmax_forward, log_softmax_backward};
+
+nb_node *nb_softmax(nb_graph *g, nb_node *x)
+{
+    return nb_apply(g, &nb_op_softmax, 1, &x, NULL);
+}
+
+nb_node *nb_log_softmax(nb_graph *g, nb_node *x)
+{
+    return nb_apply(g, &nb_op_log_softmax, 1, &x, NULL);
+}

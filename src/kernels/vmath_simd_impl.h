@@ -1,0 +1,305 @@
+/* Body of the SIMD elementwise kernels, written once and included by one
+ * source file per instruction set and per REAL. The includer defines:
+ *
+ *   REAL, VEC, MASK, WIDTH       element type, vector type, comparison
+ *                                result, lanes per vector
+ *   NAME(kernel)                 public name of a kernel for this ISA/REAL
+ *   V_LOAD V_STORE V_SET1        unaligned load/store, broadcast
+ *   V_ADD V_SUB V_MUL V_DIV      arithmetic
+ *   V_MUL_ADD(a, b, c)           a * b + c (fused where the ISA has FMA)
+ *   V_MUL_ERR(a, b, p)           the exact rounding error a * b - p of
+ *                                p = fl(a * b)
+ *   V_MAX V_MIN                  as the x86 instructions: (a > b ? a : b),
+ *                                so the SECOND operand wins when either is
+ *                                NaN; we always pass x second to keep NaN
+ *   V_AND V_OR V_XOR             bitwise
+ *   V_LT V_GT V_GE               ordered comparisons -> MASK
+ *   V_SELECT(m, t, f)            m ? t : f per lane
+ *   V_EXP V_LOG V_LOG1P V_EXPM1 V_ERFC V_TANH    SLEEF functions
+ *   TANH_FROM_EXP                defined to build tanh from exp (f32)
+ *
+ * and the template undefines all of them at its end, so the next REAL can
+ * be set up from scratch.
+ *
+ * Tails (n % WIDTH elements) run through the same vector code on a zero-
+ * padded copy in a local buffer, so an element's result never depends on
+ * its position in the array.
+ *
+ * Formulas, arranged to stay finite and accurate at the extremes:
+ *   sigmoid(x)  = 1/(1+e) for x >= 0, e/(1+e) for x < 0, e = exp(-|x|);
+ *                 exp never overflows, so sigmoid(-1000) = 0 exactly
+ *   softplus(x) = max(x, 0) + log1p(exp(-|x|))
+ *   tanh(x)     = sign(x) (1 - 2/(exp(2|x|)+1)) for |x| >= 0.625, an odd
+ *                 polynomial below, where that subtraction would cancel
+ *   gelu(x)     = x/2 erfc(-x/sqrt 2); erfc instead of 1 + erf keeps the
+ *                 relative accuracy for negative x, and -x/sqrt 2 is
+ *                 carried as hi + lo because erfc's steep tail multiplies
+ *                 the relative rounding error of its argument by 2 y^2
+ *   gelu'(x)    = Phi(x) + x phi(x)
+ *   silu'(x)    = s (1 + x (1 - s)), with s and 1 - s both taken from e so
+ *                 that neither is computed as 1 minus something close to 1
+ *   selu, elu   = x for x > 0, scale * expm1(x) otherwise
+ * Inputs are clamped where a product would otherwise form inf * 0 (gelu at
+ * -inf, silu at -inf, the derivatives at +-inf); the clamps sit where the
+ * result has already reached its limit in both precisions.
+ */
+
+#define K(name) NAME(name##_one)
+
+/* -|x| and copysign for a non-negative magnitude */
+#define SIGN_BIT V_SET1((REAL)-0.0)
+#define NEG_ABS(x) V_OR((x), SIGN_BIT)
+#define WITH_SIGN_OF(mag, x) V_OR((mag), V_AND((x), SIGN_BIT))
+
+static inline VEC K(exp)(VEC x)
+{
+    return V_EXP(x);
+}
+
+static inline VEC K(log)(VEC x)
+{
+    return V_LOG(x);
+}
+
+static inline VEC K(tanh)(VEC x)
+{
+#ifdef TANH_FROM_EXP
+    /* Odd polynomial x + x u P(u), u = x^2, fitted to tanh on [0, 0.625]
+     * (Chebyshev fit, relative error 2e-9). Above 0.625, tanh > 0.55 and
+     * 2/(e+1) < 0.45, so the subtraction loses no more than a bit. */
+    const VEC one = V_SET1((REAL)1);
+    VEC ax = V_XOR(x, V_AND(x, SIGN_BIT));
+    VEC u = V_MUL(ax, ax);
+    VEC p = V_SET1((REAL)0.00229274481618);
+    p = V_MUL_ADD(p, u, V_SET1((REAL)-0.00834394551584));
+    p = V_MUL_ADD(p, u, V_SET1((REAL)0.021768918651));
+    p = V_MUL_ADD(p, u, V_SET1((REAL)-0.0539592595772));
+    p = V_MUL_ADD(p, u, V_SET1((REAL)0.133333035569));
+    p = V_MUL_ADD(p, u, V_SET1((REAL)-0.333333331721));
+    VEC small = V_MUL_ADD(V_MUL(ax, u), p, ax);
+    VEC e = V_EXP(V_ADD(ax, ax));
+    VEC large = V_SUB(one, V_DIV(V_SET1((REAL)2), V_ADD(e, one)));
+    return WITH_SIGN_OF(V_SELECT(V_LT(ax, V_SET1((REAL)0.625)), small, large),
+                        x);
+#else
+    return V_TANH(x);
+#endif
+}
+
+/* Sigmoid of x and of -x (= 1 - sigmoid(x)), each to full relative
+ * accuracy. r = 1/(1+e) gets one Newton step against the exact 1 + e
+ * (rounded sum plus its error), so r is good to about half an ulp and
+ * e * r to about two, leaving room for what silu' builds on them. */
+static inline void K(sigmoid_pair)(VEC x, VEC *s, VEC *s_neg)
+{
+    const VEC one = V_SET1((REAL)1);
+    VEC e = V_EXP(NEG_ABS(x));
+    VEC sum = V_ADD(one, e);
+    VEC sum_err = V_SUB(e, V_SUB(sum, one)); /* exact: e <= 1 */
+    VEC r = V_DIV(one, sum);
+    VEC p = V_MUL(sum, r);
+    /* 1 - (sum + sum_err) r; 1 - p is exact as p is within an ulp of 1 */
+    VEC residual = V_SUB(V_SUB(V_SUB(one, p), V_MUL_ERR(sum, r, p)),
+                         V_MUL(sum_err, r));
+    r = V_MUL_ADD(r, residual, r);
+    VEC er = V_MUL(e, r);
+    MASK nonneg = V_GE(x, V_SET1((REAL)0));
+    *s = V_SELECT(nonneg, r, er);
+    *s_neg = V_SELECT(nonneg, er, r);
+}
+
+static inline VEC K(sigmoid)(VEC x)
+{
+    VEC s, s_neg;
+    K(sigmoid_pair)(x, &s, &s_neg);
+    return s;
+}
+
+static inline VEC K(softplus)(VEC x)
+{
+    VEC e = V_EXP(NEG_ABS(x));
+    return V_ADD(V_MAX(V_SET1((REAL)0), x), V_LOG1P(e));
+}
+
+static inline VEC K(selu)(VEC x)
+{
+    const REAL lambda = (REAL)1.0507009873554804934193349852946;
+    const REAL lambda_alpha = (REAL)(1.0507009873554804934193349852946 *
+                                     1.6732632423543772848170429916717);
+    VEC neg = V_MUL(V_SET1(lambda_alpha), V_EXPM1(x));
+    return V_SELECT(V_GT(x, V_SET1((REAL)0)), V_MUL(V_SET1(lambda), x), neg);
+}
+
+static inline VEC K(elu)(VEC x, VEC alpha)
+{
+    return V_SELECT(V_GT(x, V_SET1((REAL)0)), x, V_MUL(alpha, V_EXPM1(x)));
+}
+
+/* 2 Phi(x) = erfc(-x/sqrt 2) for x already clamped to [-40, 40].
+ * exp_half_sq must be exp(-x^2/2) to a few ulp; it only scales the small
+ * first-order correction for the lo part of the argument. */
+static inline VEC K(two_cdf)(VEC xc, VEC exp_half_sq)
+{
+    const VEC neg_inv_sqrt2_hi = V_SET1((REAL)-0.70710678118654752440);
+    const VEC neg_inv_sqrt2_lo =
+        V_SET1(sizeof(REAL) == sizeof(float) ? (REAL)-1.2101617104478969362e-8
+                                             : (REAL)4.8336466567264565186e-17);
+    VEC y_hi = V_MUL(xc, neg_inv_sqrt2_hi);
+    VEC y_lo = V_MUL_ADD(xc, neg_inv_sqrt2_lo, V_MUL_ERR(xc, neg_inv_sqrt2_hi, y_hi));
+    /* erfc(y_hi + y_lo) = erfc(y_hi) - y_lo 2/sqrt(pi) exp(-y_hi^2) + ... */
+    VEC slope = V_MUL(V_SET1((REAL)1.128379167095512573896158903121545),
+                      exp_half_sq);
+    return V_SUB(V_ERFC(y_hi), V_MUL(y_lo, slope));
+}
+
+#define GELU_CLAMP ((REAL)40)
+
+static inline VEC K(gelu)(VEC x)
+{
+    VEC lo_clamped = V_MAX(V_SET1(-GELU_CLAMP), x);
+    VEC xc = V_MIN(V_SET1(GELU_CLAMP), lo_clamped);
+    VEC g = V_MUL(xc, xc);
+    VEC two_cdf = K(two_cdf)(xc, V_EXP(V_MUL(V_SET1((REAL)-0.5), g)));
+    /* above the clamp erfc is 2: x/2 * 2 keeps gelu(+inf) = +inf */
+    return V_MUL(V_MUL(V_SET1((REAL)0.5), lo_clamped), two_cdf);
+}
+
+static inline VEC K(gelu_grad)(VEC x)
+{
+    VEC xc = V_MIN(V_SET1(GELU_CLAMP), V_MAX(V_SET1(-GELU_CLAMP), x));
+    /* exp(-x^2/2) with x^2 = sq + sq_err exactly: the exponent's rounding
+     * would otherwise cost |x^2/2| ulps */
+    VEC sq = V_MUL(xc, xc);
+    VEC sq_err = V_MUL_ERR(xc, xc, sq);
+    const VEC minus_half = V_SET1((REAL)-0.5);
+    VEC gauss = V_EXP(V_MUL(minus_half, sq));
+    gauss = V_MUL_ADD(V_MUL(gauss, minus_half), sq_err, gauss);
+    VEC cdf = V_MUL(V_SET1((REAL)0.5), K(two_cdf)(xc, gauss));
+    /* pdf = (c_hi + c_lo) gauss = pdf_hi + pdf_lo, c = 1/sqrt(2 pi): x pdf
+     * nearly cancels cdf for negative x, so it gets no rounding of its own */
+    const VEC c_hi = V_SET1((REAL)0.3989422804014326779399460599343819);
+    const VEC c_lo =
+        V_SET1(sizeof(REAL) == sizeof(float) ? (REAL)-1.133517010526317894e-8
+                                             : (REAL)-2.4923272022777300786e-17);
+    VEC pdf_hi = V_MUL(c_hi, gauss);
+    VEC pdf_lo = V_MUL_ADD(c_lo, gauss, V_MUL_ERR(c_hi, gauss, pdf_hi));
+    return V_MUL_ADD(xc, pdf_hi, V_MUL_ADD(xc, pdf_lo, cdf));
+}
+
+/* Below -800 every silu value and slope has underflowed to -0 / 0 in both
+ * precisions; the clamp keeps -inf from meeting sigmoid's 0. Above +800
+ * the slope is exactly 1. */
+#define SILU_CLAMP ((REAL)800)
+
+static inline VEC K(silu)(VEC x)
+{
+    VEC xc = V_MAX(V_SET1(-SILU_CLAMP), x);
+    return V_MUL(xc, K(sigmoid)(xc));
+}
+
+static inline VEC K(silu_grad)(VEC x)
+{
+    VEC xc = V_MIN(V_SET1(SILU_CLAMP), V_MAX(V_SET1(-SILU_CLAMP), x));
+    VEC s, s_neg;
+    K(sigmoid_pair)(xc, &s, &s_neg);
+    return V_MUL(s, V_MUL_ADD(xc, s_neg, V_SET1((REAL)1)));
+}
+
+static inline VEC K(softplus_grad)(VEC x)
+{
+    return K(sigmoid)(x);
+}
+
+/* ---- loops ---- */
+
+#define UNARY_KERNEL(name)                                                    \
+    void NAME(nb_vm_##name)(int64_t n, const REAL *x, REAL *y)                \
+    {                                                                         \
+        int64_t i = 0;                                                        \
+        for (; i + WIDTH <= n; i += WIDTH)                                    \
+            V_STORE(y + i, K(name)(V_LOAD(x + i)));                           \
+        if (i < n) {                                                          \
+            REAL buf[WIDTH] = {0};                                            \
+            memcpy(buf, x + i, (size_t)(n - i) * sizeof(REAL));               \
+            V_STORE(buf, K(name)(V_LOAD(buf)));                               \
+            memcpy(y + i, buf, (size_t)(n - i) * sizeof(REAL));               \
+        }                                                                     \
+    }
+NB_VM_UNARY(UNARY_KERNEL)
+#undef UNARY_KERNEL
+
+void NAME(nb_vm_elu)(int64_t n, REAL alpha, const REAL *x, REAL *y)
+{
+    VEC valpha = V_SET1(alpha);
+    int64_t i = 0;
+    for (; i + WIDTH <= n; i += WIDTH)
+        V_STORE(y + i, K(elu)(V_LOAD(x + i), valpha));
+    if (i < n) {
+        REAL buf[WIDTH] = {0};
+        memcpy(buf, x + i, (size_t)(n - i) * sizeof(REAL));
+        V_STORE(buf, K(elu)(V_LOAD(buf), valpha));
+        memcpy(y + i, buf, (size_t)(n - i) * sizeof(REAL));
+    }
+}
+
+/* dx += dy * f'(x) */
+#define GRAD_KERNEL(name)                                                     \
+    void NAME(nb_vm_##name##_grad)(int64_t n, const REAL *x, const REAL *dy,  \
+                                   REAL *dx)                                  \
+    {                                                                         \
+        int64_t i = 0;                                                        \
+        for (; i + WIDTH <= n; i += WIDTH)                                    \
+            V_STORE(dx + i, V_MUL_ADD(V_LOAD(dy + i),                         \
+                                      K(name##_grad)(V_LOAD(x + i)),          \
+                                      V_LOAD(dx + i)));                       \
+        if (i < n) {                                                          \
+            REAL bx[WIDTH] = {0}, bdy[WIDTH] = {0}, bdx[WIDTH] = {0};         \
+            size_t bytes = (size_t)(n - i) * sizeof(REAL);                    \
+            memcpy(bx, x + i, bytes);                                         \
+            memcpy(bdy, dy + i, bytes);                                       \
+            memcpy(bdx, dx + i, bytes);                                       \
+            V_STORE(bdx, V_MUL_ADD(V_LOAD(bdy), K(name##_grad)(V_LOAD(bx)),   \
+                                   V_LOAD(bdx)));                             \
+            memcpy(dx + i, bdx, bytes);                                       \
+        }                                                                     \
+    }
+NB_VM_GRAD(GRAD_KERNEL)
+#undef GRAD_KERNEL
+
+#undef K
+#undef SIGN_BIT
+#undef NEG_ABS
+#undef WITH_SIGN_OF
+#undef GELU_CLAMP
+#undef SILU_CLAMP
+
+#undef REAL
+#undef VEC
+#undef MASK
+#undef WIDTH
+#undef NAME
+#undef V_LOAD
+#undef V_STORE
+#undef V_SET1
+#undef V_ADD
+#undef V_SUB
+#undef V_MUL
+#undef V_DIV
+#undef V_MUL_ADD
+#undef V_MUL_ERR
+#undef V_MAX
+#undef V_MIN
+#undef V_AND
+#undef V_OR
+#undef V_XOR
+#undef V_LT
+#undef V_GT
+#undef V_GE
+#undef V_SELECT
+#undef V_EXP
+#undef V_LOG
+#undef V_LOG1P
+#undef V_EXPM1
+#undef V_ERFC
+#undef V_TANH
+#undef TANH_FROM_EXP
