@@ -31,7 +31,9 @@ typedef struct nb_gradcheck_result {
     bool passed;
     int64_t checked;          /* number of elements compared */
     double max_abs_err;
-    double max_rel_err;       /* |a - n| / max(|a|, |n|), over |n| or |a| > 1e-8 */
+    /* |a - n| / max(|a|, |n|) over elements with max(|a|, |n|) >= 1e-3;
+     * below that the rounding noise of the difference quotient dominates. */
+    double max_rel_err;
     const nb_node *worst;     /* the node holding the largest violation */
     int64_t worst_index;      /* flat index inside it */
     double worst_analytic, worst_numeric;

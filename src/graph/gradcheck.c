@@ -40,7 +40,7 @@ static bool compare(nb_gradcheck_result *res, const nb_node *n, int64_t i,
     res->checked++;
     if (err > res->max_abs_err)
         res->max_abs_err = err;
-    if (scale > 1e-8 && err / scale > res->max_rel_err)
+    if (scale >= 1e-3 && err / scale > res->max_rel_err)
         res->max_rel_err = err / scale;
     double excess = err - (atol + rtol * fabs(numeric));
     bool ok = !(excess > 0) && isfinite(analytic) && isfinite(numeric);

@@ -38,6 +38,52 @@ static void NAME(generic_kernel)(int64_t kc, const REAL *restrict a,
 
 static const KDESC_TYPE NAME(generic) = {GEN_MR, GEN_NR, NAME(generic_kernel)};
 
+/* Copies a kc x width block that is stored transposed (element (p, w) at
+ * src[w * ld + p]) into rows of `stride` elements, zero-filling columns
+ * width..stride. Four source rows are read side by side, so each store
+ * fills four adjacent elements and the reads stay sequential (measured
+ * fastest among the portable orders; a gather over all `width` rows
+ * thrashes L1 when ld is a power of two). */
+static void NAME(pack_transposed)(const REAL *src, int64_t ld, int64_t kc,
+                                  int width, int stride, REAL *restrict dst)
+{
+    int w = 0;
+    for (; w + 4 <= width; w += 4) {
+        const REAL *s0 = src + w * ld, *s1 = s0 + ld, *s2 = s1 + ld,
+                   *s3 = s2 + ld;
+        REAL *d = dst + w;
+        for (int64_t p = 0; p < kc; p++, d += stride) {
+            d[0] = s0[p];
+            d[1] = s1[p];
+            d[2] = s2[p];
+            d[3] = s3[p];
+        }
+    }
+    for (; w < width; w++) {
+        const REAL *s = src + w * ld;
+        for (int64_t p = 0; p < kc; p++)
+            dst[p * stride + w] = s[p];
+    }
+    for (w = width; w < stride; w++)
+        for (int64_t p = 0; p < kc; p++)
+            dst[p * stride + w] = 0;
+}
+
+/* Copies a kc x width block stored row by row (element (p, w) at
+ * src[p * ld + w]) into rows of `stride` elements, zero-filled. */
+static void NAME(pack_rows)(const REAL *src, int64_t ld, int64_t kc,
+                            int width, int stride, REAL *restrict dst)
+{
+    for (int64_t p = 0; p < kc; p++) {
+        REAL *d = dst + p * stride;
+        const REAL *s = src + p * ld;
+        for (int w = 0; w < width; w++)
+            d[w] = s[w];
+        for (int w = width; w < stride; w++)
+            d[w] = 0;
+    }
+}
+
 /* rows [i0, i0 + mc) and columns [p0, p0 + kc) of op(A), in slivers of mr
  * rows: sliver s holds op(A)[i0 + s mr + r, p0 + p] at [s mr kc + p mr + r] */
 static void NAME(pack_a)(bool trans, const REAL *a, int64_t lda, int64_t i0,
@@ -46,22 +92,10 @@ static void NAME(pack_a)(bool trans, const REAL *a, int64_t lda, int64_t i0,
 {
     for (int64_t s = 0; s < mc; s += mr, dst += (int64_t)mr * kc) {
         int rows = mc - s < mr ? (int)(mc - s) : mr;
-        if (!trans) {
-            for (int r = 0; r < rows; r++) {
-                const REAL *src = a + (i0 + s + r) * lda + p0;
-                for (int64_t p = 0; p < kc; p++)
-                    dst[p * mr + r] = src[p];
-            }
-        } else {
-            for (int64_t p = 0; p < kc; p++) {
-                const REAL *src = a + (p0 + p) * lda + i0 + s;
-                for (int r = 0; r < rows; r++)
-                    dst[p * mr + r] = src[r];
-            }
-        }
-        for (int r = rows; r < mr; r++)
-            for (int64_t p = 0; p < kc; p++)
-                dst[p * mr + r] = 0;
+        if (trans)
+            NAME(pack_rows)(a + p0 * lda + i0 + s, lda, kc, rows, mr, dst);
+        else
+            NAME(pack_transposed)(a + (i0 + s) * lda + p0, lda, kc, rows, mr, dst);
     }
 }
 
@@ -74,25 +108,10 @@ static void NAME(pack_b)(bool trans, const REAL *b, int64_t ldb, int64_t p0,
 {
     for (int64_t t = 0; t < nc; t += nr, dst += (int64_t)nr * kc) {
         int cols = nc - t < nr ? (int)(nc - t) : nr;
-        if (!trans) {
-            for (int64_t p = 0; p < kc; p++) {
-                const REAL *src = b + (p0 + p) * ldb + j0 + t;
-                REAL *d = dst + p * nr;
-                for (int j = 0; j < cols; j++)
-                    d[j] = src[j];
-                for (int j = cols; j < nr; j++)
-                    d[j] = 0;
-            }
-        } else {
-            for (int j = 0; j < cols; j++) {
-                const REAL *src = b + (j0 + t + j) * ldb + p0;
-                for (int64_t p = 0; p < kc; p++)
-                    dst[p * nr + j] = src[p];
-            }
-            for (int64_t p = 0; p < kc; p++)
-                for (int j = cols; j < nr; j++)
-                    dst[p * nr + j] = 0;
-        }
+        if (trans)
+            NAME(pack_transposed)(b + (j0 + t) * ldb + p0, ldb, kc, cols, nr, dst);
+        else
+            NAME(pack_rows)(b + p0 * ldb + j0 + t, ldb, kc, cols, nr, dst);
     }
 }
 

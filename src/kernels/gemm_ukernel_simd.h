@@ -13,12 +13,14 @@ static void NAME(micro_kernel)(int64_t kc, const REAL *restrict a,
                                int64_t ldc, REAL alpha, REAL beta)
 {
     VEC acc0[MR], acc1[MR];
+#pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
         acc0[i] = V_ZERO;
         acc1[i] = V_ZERO;
     }
     for (int64_t p = 0; p < kc; p++) {
         VEC b0 = V_LOAD(b), b1 = V_LOAD(b + W);
+#pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             VEC ai = V_SET1(a[i]);
             acc0[i] = V_FMA(ai, b0, acc0[i]);
@@ -29,12 +31,14 @@ static void NAME(micro_kernel)(int64_t kc, const REAL *restrict a,
     }
     VEC va = V_SET1(alpha);
     if (beta == 0) {
+#pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             V_STOREU(c + i * ldc, V_MUL(va, acc0[i]));
             V_STOREU(c + i * ldc + W, V_MUL(va, acc1[i]));
         }
     } else {
         VEC vb = V_SET1(beta);
+#pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             REAL *ci = c + i * ldc;
             V_STOREU(ci, V_FMA(vb, V_LOADU(ci), V_MUL(va, acc0[i])));

@@ -25,100 +25,16 @@
  */
 #include <math.h>
 
-#include "ops/op_util.h"
+#define POINTWISE_PARAM alpha
+#include "ops/pointwise.h"
 
 #define SELU_LAMBDA 1.0507009873554804934
 #define SELU_ALPHA 1.6732632423543772848
 
-/* The slope alpha of leaky_relu and elu. */
-typedef struct alpha_attrs {
-    double alpha;
-} alpha_attrs;
-
-/* The kernel of that name for the element type of pointer p. */
-#define VM(name, p)                                                           \
-    _Generic((p), const float *: nb_vm_##name##_f32,                          \
-             const double *: nb_vm_##name##_f64)
-
-static int same_as_x_infer(nb_op_call *c)
-{
-    nb_same_as_input(c, 0);
-    return NB_OK;
-}
-
 static int alpha_infer(nb_op_call *c)
 {
-    if (!c->attrs)
-        return nb_op_fail(c, "alpha is missing (attrs is NULL)");
-    double alpha = ((const alpha_attrs *)c->attrs)->alpha;
-    if (!isfinite(alpha)) {
-        char xs[128];
-        return nb_op_fail(c, "alpha = %g is not finite (x is %s)", alpha,
-                          NB_SHAPE(c->in[0], xs));
-    }
-    nb_same_as_input(c, 0);
-    return NB_OK;
+    return pointwise_param_infer(c, "alpha");
 }
-
-static double alpha_of(const nb_op_call *c)
-{
-    return c->op->attr_size ? ((const alpha_attrs *)c->attrs)->alpha : 0.0;
-}
-
-/* One plain loop per op and dtype, written so gcc vectorises it. Inside
- * FWD and DX: x the input, y the value, dy the incoming gradient, alpha
- * the op's slope (0 for ops without one). */
-#define LOOP_FORWARD(NAME, FWD)                                               \
-    static int NAME##_forward(nb_op_call *c)                                  \
-    {                                                                         \
-        int64_t n = c->out->size;                                             \
-        double alpha_attr = alpha_of(c);                                      \
-        NB_TYPED(c->out->dtype, {                                             \
-            const T *restrict px = c->in[0]->data;                            \
-            T *restrict py = c->out->data;                                    \
-            const T alpha = (T)alpha_attr;                                    \
-            (void)alpha;                                                      \
-            for (int64_t i = 0; i < n; i++) {                                 \
-                const T x = px[i];                                            \
-                py[i] = (FWD);                                                \
-            }                                                                 \
-        });                                                                   \
-        return NB_OK;                                                         \
-    }
-
-#define KERNEL_FORWARD(NAME)                                                  \
-    static int NAME##_forward(nb_op_call *c)                                  \
-    {                                                                         \
-        NB_TYPED(c->out->dtype, {                                             \
-            const T *px = c->in[0]->data;                                     \
-            VM(NAME, px)(c->out->size, px, (T *)c->out->data);                \
-        });                                                                   \
-        return NB_OK;                                                         \
-    }
-
-#define LOOP_BACKWARD(NAME, DX)                                               \
-    static int NAME##_backward(nb_op_call *c)                                 \
-    {                                                                         \
-        if (!c->in_grad[0])                                                   \
-            return NB_OK;                                                     \
-        int64_t n = c->out->size;                                             \
-        double alpha_attr = alpha_of(c);                                      \
-        NB_TYPED(c->out->dtype, {                                             \
-            const T *restrict px = c->in[0]->data;                            \
-            const T *restrict py = c->out->data;                              \
-            const T *restrict pdy = c->out_grad->data;                        \
-            T *restrict pdx = c->in_grad[0]->data;                            \
-            const T alpha = (T)alpha_attr;                                    \
-            (void)alpha;                                                      \
-            for (int64_t i = 0; i < n; i++) {                                 \
-                const T x = px[i], y = py[i], dy = pdy[i];                    \
-                (void)x;                                                      \
-                (void)y;                                                      \
-                pdx[i] += (DX);                                               \
-            }                                                                 \
-        });                                                                   \
-        return NB_OK;                                                         \
-    }
 
 /* The ops with a kink at 0 split each element's message into the part on
  * the positive side, on = [x > 0] dy POS_SLOPE, and the rest,
@@ -136,7 +52,7 @@ static double alpha_of(const nb_op_call *c)
         if (!c->in_grad[0])                                                   \
             return NB_OK;                                                     \
         int64_t n = c->out->size;                                             \
-        double alpha_attr = alpha_of(c);                                      \
+        double alpha_attr = nb_pointwise_param(c);                            \
         NB_TYPED(c->out->dtype, {                                             \
             const T *restrict px = c->in[0]->data;                            \
             const T *restrict py = c->out->data;                              \
@@ -176,7 +92,7 @@ static double alpha_of(const nb_op_call *c)
 
 /* An activation without a parameter: its table and constructor. */
 #define PLAIN_OP(NAME, DOC)                                                   \
-    OP_TABLE(NAME, 0, same_as_x_infer, DOC)                                   \
+    OP_TABLE(NAME, 0, pointwise_infer, DOC)                                   \
     nb_node *nb_##NAME(nb_graph *g, nb_node *x)                               \
     {                                                                         \
         return nb_apply(g, &nb_op_##NAME, 1, &x, NULL);                       \
@@ -184,10 +100,10 @@ static double alpha_of(const nb_op_call *c)
 
 /* An activation with the slope alpha. */
 #define ALPHA_OP(NAME, DOC)                                                   \
-    OP_TABLE(NAME, sizeof(alpha_attrs), alpha_infer, DOC)                     \
+    OP_TABLE(NAME, sizeof(pointwise_attrs), alpha_infer, DOC)                 \
     nb_node *nb_##NAME(nb_graph *g, nb_node *x, double alpha)                 \
     {                                                                         \
-        alpha_attrs attrs = {alpha};                                          \
+        pointwise_attrs attrs = {alpha};                                      \
         return nb_apply(g, &nb_op_##NAME, 1, &x, &attrs);                     \
     }
 
@@ -222,7 +138,7 @@ ALPHA_OP(leaky_relu,
 
 static int elu_forward(nb_op_call *c)
 {
-    double alpha = alpha_of(c);
+    double alpha = nb_pointwise_param(c);
     NB_TYPED(c->out->dtype, {
         const T *px = c->in[0]->data;
         VM(elu, px)(c->out->size, (T)alpha, px, (T *)c->out->data);

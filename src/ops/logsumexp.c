@@ -18,63 +18,15 @@
 
 #include "ops/op_util.h"
 
-#define VM_EXP(T) _Generic((T)0, float: nb_vm_exp_f32, default: nb_vm_exp_f64)
-
-typedef struct logsumexp_attrs {
-    int axis;
-    bool keepdims;
-    bool all; /* every element, to a scalar */
-} logsumexp_attrs;
-
-typedef struct layout {
-    int64_t outer, n, inner;
-} layout;
-
-static layout layout_of(const nb_tensor *x, const logsumexp_attrs *at)
-{
-    layout l = {1, x->size, 1};
-    if (at->all)
-        return l;
-    int axis = at->axis < 0 ? at->axis + x->rank : at->axis;
-    l.n = x->shape[axis];
-    for (int i = 0; i < axis; i++)
-        l.outer *= x->shape[i];
-    for (int i = axis + 1; i < x->rank; i++)
-        l.inner *= x->shape[i];
-    return l;
-}
+#define VM_EXP(T) _Generic((T)0, float : nb_vm_exp_f32, default : nb_vm_exp_f64)
 
 static int logsumexp_infer(nb_op_call *c)
 {
-    const logsumexp_attrs *at = c->attrs;
+    int rc = nb_reduce_shape(c, false);
+    if (rc != NB_OK)
+        return rc;
     const nb_tensor *x = c->in[0];
-    char sx[128];
-    c->out_dtype = x->dtype;
-    if (at->all) {
-        if (x->size == 0)
-            return nb_op_fail(c, "cannot reduce an empty axis: x is %s, with "
-                                 "no elements",
-                              NB_SHAPE(x, sx));
-        nb_scalar_output(c);
-    } else {
-        int axis;
-        int rc = nb_normalize_axis(c, at->axis, x->rank, &axis);
-        if (rc != NB_OK)
-            return rc;
-        if (x->shape[axis] == 0)
-            return nb_op_fail(c, "cannot reduce an empty axis: axis %d of x "
-                                 "%s has extent 0",
-                              at->axis, NB_SHAPE(x, sx));
-        int r = 0;
-        for (int i = 0; i < x->rank; i++) {
-            if (i != axis)
-                c->out_shape[r++] = x->shape[i];
-            else if (at->keepdims)
-                c->out_shape[r++] = 1;
-        }
-        c->out_rank = r;
-    }
-    layout l = layout_of(x, at);
+    nb_reduce_layout l = nb_reduce_layout_of(x, c->attrs);
     /* p for every input element, then one running sum per output. */
     c->scratch_bytes =
         (size_t)(x->size + l.outer * l.inner) * nb_dtype_size(x->dtype);
@@ -84,11 +36,11 @@ static int logsumexp_infer(nb_op_call *c)
 static int logsumexp_forward(nb_op_call *c)
 {
     const nb_tensor *xt = c->in[0];
-    layout l = layout_of(xt, c->attrs);
+    nb_reduce_layout l = nb_reduce_layout_of(xt, c->attrs);
     NB_TYPED(xt->dtype, {
         const T *x = xt->data;
-        T *y = c->out->data;          /* holds the shift m until the end */
-        T *p = c->scratch;            /* x - m, then e^{x - m}, then p */
+        T *y = c->out->data; /* holds the shift m until the end */
+        T *p = c->scratch;   /* x - m, then e^{x - m}, then p */
         T *sum = p + xt->size;
         for (int64_t o = 0; o < l.outer; o++) {
             const T *xo = x + o * l.n * l.inner;
@@ -142,7 +94,7 @@ static int logsumexp_backward(nb_op_call *c)
     nb_tensor *gx = c->in_grad[0];
     if (!gx)
         return NB_OK;
-    layout l = layout_of(c->in[0], c->attrs);
+    nb_reduce_layout l = nb_reduce_layout_of(c->in[0], c->attrs);
     NB_TYPED(gx->dtype, {
         const T *p = c->scratch, *dy = c->out_grad->data;
         T *dx = gx->data;
@@ -158,19 +110,24 @@ static int logsumexp_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_logsumexp = {
-    "logsumexp", 1, 1, sizeof(logsumexp_attrs),
+    "logsumexp",
+    1,
+    1,
+    sizeof(nb_reduce_attrs),
     "y = log sum_j e^{x_j} (all elements or one axis, max-shifted); "
     "dx_j = dy * e^{x_j - y}",
-    logsumexp_infer, logsumexp_forward, logsumexp_backward};
+    logsumexp_infer,
+    logsumexp_forward,
+    logsumexp_backward};
 
 nb_node *nb_logsumexp(nb_graph *g, nb_node *x)
 {
-    logsumexp_attrs at = {0, false, true};
+    nb_reduce_attrs at = {0, false, true};
     return nb_apply(g, &nb_op_logsumexp, 1, &x, &at);
 }
 
 nb_node *nb_logsumexp_axis(nb_graph *g, nb_node *x, int axis, bool keepdims)
 {
-    logsumexp_attrs at = {axis, keepdims, false};
+    nb_reduce_attrs at = {axis, keepdims, false};
     return nb_apply(g, &nb_op_logsumexp, 1, &x, &at);
 }

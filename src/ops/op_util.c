@@ -155,3 +155,51 @@ void nb_reduce_into(const nb_tensor *g, nb_tensor *acc)
         }
     });
 }
+
+nb_reduce_layout nb_reduce_layout_of(const nb_tensor *x,
+                                     const nb_reduce_attrs *at)
+{
+    nb_reduce_layout l = {1, x->size, 1};
+    if (at->all)
+        return l;
+    int axis = at->axis < 0 ? at->axis + x->rank : at->axis;
+    l.n = x->shape[axis];
+    for (int i = 0; i < axis; i++)
+        l.outer *= x->shape[i];
+    for (int i = axis + 1; i < x->rank; i++)
+        l.inner *= x->shape[i];
+    return l;
+}
+
+int nb_reduce_shape(nb_op_call *c, bool empty_ok)
+{
+    const nb_reduce_attrs *at = c->attrs;
+    const nb_tensor *x = c->in[0];
+    char sx[128];
+    c->out_dtype = x->dtype;
+    if (at->all) {
+        if (x->size == 0 && !empty_ok)
+            return nb_op_fail(c, "cannot reduce an empty axis: x is %s, with "
+                                 "no elements",
+                              NB_SHAPE(x, sx));
+        nb_scalar_output(c);
+        return NB_OK;
+    }
+    int axis;
+    int rc = nb_normalize_axis(c, at->axis, x->rank, &axis);
+    if (rc != NB_OK)
+        return rc;
+    if (x->shape[axis] == 0 && !empty_ok)
+        return nb_op_fail(c, "cannot reduce an empty axis: axis %d of x %s "
+                             "has extent 0",
+                          at->axis, NB_SHAPE(x, sx));
+    int r = 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (i != axis)
+            c->out_shape[r++] = x->shape[i];
+        else if (at->keepdims)
+            c->out_shape[r++] = 1;
+    }
+    c->out_rank = r;
+    return NB_OK;
+}

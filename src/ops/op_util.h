@@ -58,6 +58,26 @@ void nb_bcast_plan(nb_bcast *p, const nb_tensor *out, const nb_tensor *a,
 void nb_bcast_row(const nb_bcast *p, int64_t row, int64_t *off_a,
                   int64_t *off_b);
 
+/* ---- reductions over one axis or every element ---- */
+typedef struct nb_reduce_attrs {
+    int axis;
+    bool keepdims;
+    bool all; /* every element, to a scalar */
+} nb_reduce_attrs;
+
+/* x seen as [outer, n, inner] with n the reduced extent (the whole tensor
+ * is [1, size, 1] for the all-elements form), so one loop serves every
+ * axis. */
+typedef struct nb_reduce_layout {
+    int64_t outer, n, inner;
+} nb_reduce_layout;
+
+nb_reduce_layout nb_reduce_layout_of(const nb_tensor *x,
+                                     const nb_reduce_attrs *at);
+/* The shape rule of a reduction of in[0] by the nb_reduce_attrs in attrs;
+ * fails on a bad axis, or on an empty one unless empty_ok. */
+int nb_reduce_shape(nb_op_call *c, bool empty_ok);
+
 /* Adds g (shaped like out) into acc (shaped like one broadcast operand),
  * summing over the broadcast dimensions. */
 void nb_reduce_into(const nb_tensor *g, nb_tensor *acc);

@@ -18,64 +18,13 @@
  */
 #include "ops/op_util.h"
 
-typedef struct reduce_attrs {
-    int axis;
-    bool keepdims;
-    bool all; /* every element, to a scalar */
-} reduce_attrs;
-
-typedef struct layout {
-    int64_t outer, n, inner;
-} layout;
-
-static layout layout_of(const nb_tensor *x, const reduce_attrs *at)
-{
-    layout l = {1, x->size, 1};
-    if (at->all)
-        return l;
-    int axis = at->axis < 0 ? at->axis + x->rank : at->axis;
-    l.n = x->shape[axis];
-    for (int i = 0; i < axis; i++)
-        l.outer *= x->shape[i];
-    for (int i = axis + 1; i < x->rank; i++)
-        l.inner *= x->shape[i];
-    return l;
-}
-
 static int reduce_infer_common(nb_op_call *c, bool empty_ok, size_t index_bytes)
 {
-    const reduce_attrs *at = c->attrs;
-    const nb_tensor *x = c->in[0];
-    char sx[128];
-    c->out_dtype = x->dtype;
-    if (at->all) {
-        if (x->size == 0 && !empty_ok)
-            return nb_op_fail(c, "cannot reduce an empty axis: x is %s, with "
-                                 "no elements",
-                              NB_SHAPE(x, sx));
-        nb_scalar_output(c);
-        c->scratch_bytes = index_bytes;
-        return NB_OK;
-    }
-    int axis;
-    int rc = nb_normalize_axis(c, at->axis, x->rank, &axis);
+    int rc = nb_reduce_shape(c, empty_ok);
     if (rc != NB_OK)
         return rc;
-    if (x->shape[axis] == 0 && !empty_ok)
-        return nb_op_fail(c, "cannot reduce an empty axis: axis %d of x %s "
-                             "has extent 0",
-                          at->axis, NB_SHAPE(x, sx));
-    int r = 0;
-    for (int i = 0; i < x->rank; i++) {
-        if (i != axis)
-            c->out_shape[r++] = x->shape[i];
-        else if (at->keepdims)
-            c->out_shape[r++] = 1;
-    }
-    c->out_rank = r;
-    layout l = layout_of(x, at);
-    c->scratch_bytes = index_bytes ? (size_t)(l.outer * l.inner) * index_bytes
-                                   : 0;
+    nb_reduce_layout l = nb_reduce_layout_of(c->in[0], c->attrs);
+    c->scratch_bytes = (size_t)(l.outer * l.inner) * index_bytes;
     return NB_OK;
 }
 
@@ -95,7 +44,8 @@ static int arg_infer(nb_op_call *c)
 }
 
 /* y[o,i] = scale * sum_j x[o,j,i] */
-static void sum_rows(const nb_tensor *xt, nb_tensor *yt, layout l, double scale)
+static void sum_rows(const nb_tensor *xt, nb_tensor *yt, nb_reduce_layout l,
+                     double scale)
 {
     NB_TYPED(xt->dtype, {
         const T *x = xt->data;
@@ -124,8 +74,8 @@ static void sum_rows(const nb_tensor *xt, nb_tensor *yt, layout l, double scale)
 }
 
 /* dx[o,j,i] += scale * dy[o,i] */
-static void spread_rows(const nb_tensor *dyt, nb_tensor *dxt, layout l,
-                        double scale)
+static void spread_rows(const nb_tensor *dyt, nb_tensor *dxt,
+                        nb_reduce_layout l, double scale)
 {
     NB_TYPED(dxt->dtype, {
         const T *dy = dyt->data;
@@ -143,28 +93,28 @@ static void spread_rows(const nb_tensor *dyt, nb_tensor *dxt, layout l,
 
 static int sum_forward(nb_op_call *c)
 {
-    sum_rows(c->in[0], c->out, layout_of(c->in[0], c->attrs), 1.0);
+    sum_rows(c->in[0], c->out, nb_reduce_layout_of(c->in[0], c->attrs), 1.0);
     return NB_OK;
 }
 
 static int sum_backward(nb_op_call *c)
 {
     if (c->in_grad[0])
-        spread_rows(c->out_grad, c->in_grad[0], layout_of(c->in[0], c->attrs),
-                    1.0);
+        spread_rows(c->out_grad, c->in_grad[0],
+                    nb_reduce_layout_of(c->in[0], c->attrs), 1.0);
     return NB_OK;
 }
 
 static int mean_forward(nb_op_call *c)
 {
-    layout l = layout_of(c->in[0], c->attrs);
+    nb_reduce_layout l = nb_reduce_layout_of(c->in[0], c->attrs);
     sum_rows(c->in[0], c->out, l, 1.0 / (double)l.n);
     return NB_OK;
 }
 
 static int mean_backward(nb_op_call *c)
 {
-    layout l = layout_of(c->in[0], c->attrs);
+    nb_reduce_layout l = nb_reduce_layout_of(c->in[0], c->attrs);
     if (c->in_grad[0])
         spread_rows(c->out_grad, c->in_grad[0], l, 1.0 / (double)l.n);
     return NB_OK;
@@ -176,7 +126,7 @@ static int mean_backward(nb_op_call *c)
 static void arg_forward(nb_op_call *c, int sign)
 {
     const nb_tensor *xt = c->in[0];
-    layout l = layout_of(xt, c->attrs);
+    nb_reduce_layout l = nb_reduce_layout_of(xt, c->attrs);
     int64_t *win = c->scratch;
     NB_TYPED(xt->dtype, {
         const T *x = xt->data;
@@ -208,7 +158,7 @@ static int arg_backward(nb_op_call *c)
     nb_tensor *gx = c->in_grad[0];
     if (!gx)
         return NB_OK;
-    layout l = layout_of(c->in[0], c->attrs);
+    nb_reduce_layout l = nb_reduce_layout_of(c->in[0], c->attrs);
     const int64_t *win = c->scratch;
     NB_TYPED(gx->dtype, {
         const T *dy = c->out_grad->data;
@@ -234,38 +184,57 @@ static int min_forward(nb_op_call *c)
     return NB_OK;
 }
 
-const nb_op nb_op_sum = {
-    "sum", 1, 1, sizeof(reduce_attrs),
-    "y = sum_j x_j (all elements or one axis); dx_j = dy",
-    sum_infer, sum_forward, sum_backward};
+const nb_op nb_op_sum = {"sum",
+                         1,
+                         1,
+                         sizeof(nb_reduce_attrs),
+                         "y = sum_j x_j (all elements or one axis); dx_j = dy",
+                         sum_infer,
+                         sum_forward,
+                         sum_backward};
 
 const nb_op nb_op_mean = {
-    "mean", 1, 1, sizeof(reduce_attrs),
+    "mean",
+    1,
+    1,
+    sizeof(nb_reduce_attrs),
     "y = (1/n) sum_j x_j (all elements or one axis); dx_j = dy / n",
-    mean_infer, mean_forward, mean_backward};
+    mean_infer,
+    mean_forward,
+    mean_backward};
 
 const nb_op nb_op_max = {
-    "max", 1, 1, sizeof(reduce_attrs),
+    "max",
+    1,
+    1,
+    sizeof(nb_reduce_attrs),
     "y = max_j x_j (all elements or one axis); dx = dy at the first argmax, 0 "
     "elsewhere",
-    arg_infer, max_forward, arg_backward};
+    arg_infer,
+    max_forward,
+    arg_backward};
 
 const nb_op nb_op_min = {
-    "min", 1, 1, sizeof(reduce_attrs),
+    "min",
+    1,
+    1,
+    sizeof(nb_reduce_attrs),
     "y = min_j x_j (all elements or one axis); dx = dy at the first argmin, 0 "
     "elsewhere",
-    arg_infer, min_forward, arg_backward};
+    arg_infer,
+    min_forward,
+    arg_backward};
 
 static nb_node *reduce_all(nb_graph *g, const nb_op *op, nb_node *x)
 {
-    reduce_attrs at = {0, false, true};
+    nb_reduce_attrs at = {0, false, true};
     return nb_apply(g, op, 1, &x, &at);
 }
 
 static nb_node *reduce_axis(nb_graph *g, const nb_op *op, nb_node *x, int axis,
                             bool keepdims)
 {
-    reduce_attrs at = {axis, keepdims, false};
+    nb_reduce_attrs at = {axis, keepdims, false};
     return nb_apply(g, op, 1, &x, &at);
 }
 

@@ -19,97 +19,13 @@
 #include <math.h>
 #include <tgmath.h>
 
-#include "ops/op_util.h"
-
-/* The constant of scale and add_scalar. */
-typedef struct constant_attrs {
-    double c;
-} constant_attrs;
-
-/* The kernel of that name for the element type of pointer p. */
-#define VM(name, p)                                                           \
-    _Generic((p), const float *: nb_vm_##name##_f32,                          \
-             const double *: nb_vm_##name##_f64)
-
-static int same_as_x_infer(nb_op_call *c)
-{
-    nb_same_as_input(c, 0);
-    return NB_OK;
-}
+#define POINTWISE_PARAM k
+#include "ops/pointwise.h"
 
 static int constant_infer(nb_op_call *c)
 {
-    if (!c->attrs)
-        return nb_op_fail(c, "the constant c is missing (attrs is NULL)");
-    double k = ((const constant_attrs *)c->attrs)->c;
-    if (!isfinite(k)) {
-        char xs[128];
-        return nb_op_fail(c, "constant c = %g is not finite (x is %s)", k,
-                          NB_SHAPE(c->in[0], xs));
-    }
-    nb_same_as_input(c, 0);
-    return NB_OK;
+    return pointwise_param_infer(c, "constant c");
 }
-
-static double constant_of(const nb_op_call *c)
-{
-    return c->op->attr_size ? ((const constant_attrs *)c->attrs)->c : 0.0;
-}
-
-/* One plain loop per op and dtype, written so gcc vectorises it. Inside
- * FWD and DX: x the input, y the value, dy the incoming gradient, k the
- * op's constant (0 for ops without one). */
-#define LOOP_FORWARD(NAME, FWD)                                               \
-    static int NAME##_forward(nb_op_call *c)                                  \
-    {                                                                         \
-        int64_t n = c->out->size;                                             \
-        double k_attr = constant_of(c);                                       \
-        NB_TYPED(c->out->dtype, {                                             \
-            const T *restrict px = c->in[0]->data;                            \
-            T *restrict py = c->out->data;                                    \
-            const T k = (T)k_attr;                                            \
-            (void)k;                                                          \
-            for (int64_t i = 0; i < n; i++) {                                 \
-                const T x = px[i];                                            \
-                py[i] = (FWD);                                                \
-            }                                                                 \
-        });                                                                   \
-        return NB_OK;                                                         \
-    }
-
-#define KERNEL_FORWARD(NAME)                                                  \
-    static int NAME##_forward(nb_op_call *c)                                  \
-    {                                                                         \
-        NB_TYPED(c->out->dtype, {                                             \
-            const T *px = c->in[0]->data;                                     \
-            VM(NAME, px)(c->out->size, px, (T *)c->out->data);                \
-        });                                                                   \
-        return NB_OK;                                                         \
-    }
-
-#define LOOP_BACKWARD(NAME, DX)                                               \
-    static int NAME##_backward(nb_op_call *c)                                 \
-    {                                                                         \
-        if (!c->in_grad[0])                                                   \
-            return NB_OK;                                                     \
-        int64_t n = c->out->size;                                             \
-        double k_attr = constant_of(c);                                       \
-        NB_TYPED(c->out->dtype, {                                             \
-            const T *restrict px = c->in[0]->data;                            \
-            const T *restrict py = c->out->data;                              \
-            const T *restrict pdy = c->out_grad->data;                        \
-            T *restrict pdx = c->in_grad[0]->data;                            \
-            const T k = (T)k_attr;                                            \
-            (void)k;                                                          \
-            for (int64_t i = 0; i < n; i++) {                                 \
-                const T x = px[i], y = py[i], dy = pdy[i];                    \
-                (void)x;                                                      \
-                (void)y;                                                      \
-                pdx[i] += (DX);                                               \
-            }                                                                 \
-        });                                                                   \
-        return NB_OK;                                                         \
-    }
 
 #define OP_TABLE(NAME, ATTR_SIZE, INFER, BACKWARD, DOC)                       \
     const nb_op nb_op_##NAME = {#NAME,  1,     1,        ATTR_SIZE, DOC,      \
@@ -117,7 +33,7 @@ static double constant_of(const nb_op_call *c)
 
 /* An op without a constant: its table and constructor. */
 #define PLAIN_OP(NAME, BACKWARD, DOC)                                         \
-    OP_TABLE(NAME, 0, same_as_x_infer, BACKWARD, DOC)                         \
+    OP_TABLE(NAME, 0, pointwise_infer, BACKWARD, DOC)                         \
     nb_node *nb_##NAME(nb_graph *g, nb_node *x)                               \
     {                                                                         \
         return nb_apply(g, &nb_op_##NAME, 1, &x, NULL);                       \
@@ -125,11 +41,11 @@ static double constant_of(const nb_op_call *c)
 
 /* An op with the constant c. */
 #define CONSTANT_OP(NAME, DOC)                                                \
-    OP_TABLE(NAME, sizeof(constant_attrs), constant_infer, NAME##_backward,   \
+    OP_TABLE(NAME, sizeof(pointwise_attrs), constant_infer, NAME##_backward,  \
              DOC)                                                             \
     nb_node *nb_##NAME(nb_graph *g, nb_node *x, double c)                     \
     {                                                                         \
-        constant_attrs attrs = {c};                                           \
+        pointwise_attrs attrs = {c};                                          \
         return nb_apply(g, &nb_op_##NAME, 1, &x, &attrs);                     \
     }
 
