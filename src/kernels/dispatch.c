@@ -105,8 +105,12 @@ typedef void (*unary_f64)(int64_t, const double *, double *);
 typedef void (*grad_f32)(int64_t, const float *, const float *, float *);
 typedef void (*grad_f64)(int64_t, const double *, const double *, double *);
 
-#define UNARY_FIELDS(name) unary_f32 name##_f32; unary_f64 name##_f64;
-#define GRAD_FIELDS(name) grad_f32 name##_grad_f32; grad_f64 name##_grad_f64;
+#define UNARY_FIELDS(name)                                                     \
+    unary_f32 name##_f32;                                                      \
+    unary_f64 name##_f64;
+#define GRAD_FIELDS(name)                                                      \
+    grad_f32 name##_grad_f32;                                                  \
+    grad_f64 name##_grad_f64;
 typedef struct {
     NB_VM_UNARY(UNARY_FIELDS)
     NB_VM_GRAD(GRAD_FIELDS)
@@ -120,16 +124,18 @@ typedef struct {
  * of PASTE lets ISA expand before it is pasted. */
 #define PASTE_(a, b, c) a##b##c
 #define PASTE(a, b, c) PASTE_(a, b, c)
-#define UNARY_ENTRY(name)                                                     \
-    .name##_f32 = PASTE(nb_vm_##name, _f32_, ISA),                            \
+#define UNARY_ENTRY(name)                                                      \
+    .name##_f32 = PASTE(nb_vm_##name, _f32_, ISA),                             \
     .name##_f64 = PASTE(nb_vm_##name, _f64_, ISA),
-#define GRAD_ENTRY(name)                                                      \
-    .name##_grad_f32 = PASTE(nb_vm_##name, _grad_f32_, ISA),                  \
+#define GRAD_ENTRY(name)                                                       \
+    .name##_grad_f32 = PASTE(nb_vm_##name, _grad_f32_, ISA),                   \
     .name##_grad_f64 = PASTE(nb_vm_##name, _grad_f64_, ISA),
+/* clang-format off */
 #define TABLE                                                                 \
     {NB_VM_UNARY(UNARY_ENTRY) NB_VM_GRAD(GRAD_ENTRY)                          \
      .elu_f32 = PASTE(nb_vm_elu, _f32_, ISA),                                 \
      .elu_f64 = PASTE(nb_vm_elu, _f64_, ISA)}
+/* clang-format on */
 
 static const vm_table tables[NB_ISA_COUNT] = {
 #define ISA scalar
@@ -153,32 +159,32 @@ static const vm_table *active_table(void)
     return &tables[nb_isa_active()];
 }
 
-#define FORWARD(name)                                                         \
-    void nb_vm_##name##_f32(int64_t n, const float *x, float *y)              \
-    {                                                                         \
-        if (n > 0)                                                            \
-            active_table()->name##_f32(n, x, y);                              \
-    }                                                                         \
-    void nb_vm_##name##_f64(int64_t n, const double *x, double *y)            \
-    {                                                                         \
-        if (n > 0)                                                            \
-            active_table()->name##_f64(n, x, y);                              \
+#define FORWARD(name)                                                          \
+    void nb_vm_##name##_f32(int64_t n, const float *x, float *y)               \
+    {                                                                          \
+        if (n > 0)                                                             \
+            active_table()->name##_f32(n, x, y);                               \
+    }                                                                          \
+    void nb_vm_##name##_f64(int64_t n, const double *x, double *y)             \
+    {                                                                          \
+        if (n > 0)                                                             \
+            active_table()->name##_f64(n, x, y);                               \
     }
 NB_VM_UNARY(FORWARD)
 #undef FORWARD
 
-#define GRAD(name)                                                            \
-    void nb_vm_##name##_grad_f32(int64_t n, const float *x, const float *dy,  \
-                                 float *dx)                                   \
-    {                                                                         \
-        if (n > 0)                                                            \
-            active_table()->name##_grad_f32(n, x, dy, dx);                    \
-    }                                                                         \
-    void nb_vm_##name##_grad_f64(int64_t n, const double *x,                  \
-                                 const double *dy, double *dx)                \
-    {                                                                         \
-        if (n > 0)                                                            \
-            active_table()->name##_grad_f64(n, x, dy, dx);                    \
+#define GRAD(name)                                                             \
+    void nb_vm_##name##_grad_f32(int64_t n, const float *x, const float *dy,   \
+                                 float *dx)                                    \
+    {                                                                          \
+        if (n > 0)                                                             \
+            active_table()->name##_grad_f32(n, x, dy, dx);                     \
+    }                                                                          \
+    void nb_vm_##name##_grad_f64(int64_t n, const double *x, const double *dy, \
+                                 double *dx)                                   \
+    {                                                                          \
+        if (n > 0)                                                             \
+            active_table()->name##_grad_f64(n, x, dy, dx);                     \
     }
 NB_VM_GRAD(GRAD)
 #undef GRAD

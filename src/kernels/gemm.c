@@ -24,9 +24,9 @@ static _Thread_local union {
 } arena;
 
 #if NB_X86_KERNELS
-#define SIMD_KERNEL(type, isa)                                                \
-    ((isa) == NB_ISA_AVX512 ? &nb_gemm_kernel_##type##_avx512                 \
-     : (isa) == NB_ISA_AVX2 ? &nb_gemm_kernel_##type##_avx2                   \
+#define SIMD_KERNEL(type, isa)                                                 \
+    ((isa) == NB_ISA_AVX512 ? &nb_gemm_kernel_##type##_avx512                  \
+     : (isa) == NB_ISA_AVX2 ? &nb_gemm_kernel_##type##_avx2                    \
                             : NULL)
 #else
 #define SIMD_KERNEL(type, isa) ((void)(isa), NULL)

@@ -71,8 +71,8 @@ static void NAME(pack_transposed)(const REAL *src, int64_t ld, int64_t kc,
 
 /* Copies a kc x width block stored row by row (element (p, w) at
  * src[p * ld + w]) into rows of `stride` elements, zero-filled. */
-static void NAME(pack_rows)(const REAL *src, int64_t ld, int64_t kc,
-                            int width, int stride, REAL *restrict dst)
+static void NAME(pack_rows)(const REAL *src, int64_t ld, int64_t kc, int width,
+                            int stride, REAL *restrict dst)
 {
     for (int64_t p = 0; p < kc; p++) {
         REAL *d = dst + p * stride;
@@ -95,7 +95,8 @@ static void NAME(pack_a)(bool trans, const REAL *a, int64_t lda, int64_t i0,
         if (trans)
             NAME(pack_rows)(a + p0 * lda + i0 + s, lda, kc, rows, mr, dst);
         else
-            NAME(pack_transposed)(a + (i0 + s) * lda + p0, lda, kc, rows, mr, dst);
+            NAME(pack_transposed)
+            (a + (i0 + s) * lda + p0, lda, kc, rows, mr, dst);
     }
 }
 
@@ -109,7 +110,8 @@ static void NAME(pack_b)(bool trans, const REAL *b, int64_t ldb, int64_t p0,
     for (int64_t t = 0; t < nc; t += nr, dst += (int64_t)nr * kc) {
         int cols = nc - t < nr ? (int)(nc - t) : nr;
         if (trans)
-            NAME(pack_transposed)(b + (j0 + t) * ldb + p0, ldb, kc, cols, nr, dst);
+            NAME(pack_transposed)
+            (b + (j0 + t) * ldb + p0, ldb, kc, cols, nr, dst);
         else
             NAME(pack_rows)(b + p0 * ldb + j0 + t, ldb, kc, cols, nr, dst);
     }
@@ -153,8 +155,10 @@ void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
         kd = &NAME(generic);
     const int mr = kd->mr, nr = kd->nr;
     const int64_t kc_most = GEMM_KC;
-    const int64_t mc_most = GEMM_A_BYTES / (int64_t)sizeof(REAL) / kc_most / mr * mr;
-    const int64_t nc_most = GEMM_B_BYTES / (int64_t)sizeof(REAL) / kc_most / nr * nr;
+    const int64_t mc_most =
+        GEMM_A_BYTES / (int64_t)sizeof(REAL) / kc_most / mr * mr;
+    const int64_t nc_most =
+        GEMM_B_BYTES / (int64_t)sizeof(REAL) / kc_most / nr * nr;
     const int64_t kc_blk = NAME(block)(k, kc_most, 1);
     const int64_t mc_blk = NAME(block)(m, mc_most, mr);
     const int64_t nc_blk = NAME(block)(n, nc_most, nr);

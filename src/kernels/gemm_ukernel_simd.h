@@ -6,7 +6,8 @@
  * KDESC_TYPE, NAME(x), V_ZERO, V_LOAD (aligned), V_LOADU, V_STOREU, V_SET1,
  * V_MUL, V_FMA (a * b + c); they are undefined at the end. */
 
-_Static_assert(MR * 2 * W <= NB_GEMM_MAX_TILE, "tile larger than the edge buffer");
+_Static_assert(MR * 2 * W <= NB_GEMM_MAX_TILE,
+               "tile larger than the edge buffer");
 
 static void NAME(micro_kernel)(int64_t kc, const REAL *restrict a,
                                const REAL *restrict b, REAL *restrict c,

@@ -32,7 +32,8 @@ static inline double erfc_f64(double y)
 #define TANH tanhf
 #define ERFC erfc_f32
 #define FMA fmaf
-#define INV_SQRT2_LO 1.2101617104478969362e-8f /* 1/sqrt 2 - (float)(1/sqrt 2) */
+#define INV_SQRT2_LO                                                           \
+    1.2101617104478969362e-8f /* 1/sqrt 2 - (float)(1/sqrt 2) */
 #define INV_SQRT_2PI_LO -1.133517010526317894e-8f
 #define FABS fabsf
 #include "kernels/vmath_scalar_impl.h"
@@ -58,7 +59,8 @@ static inline double erfc_f64(double y)
 #define TANH tanh
 #define ERFC erfc_f64
 #define FMA fma
-#define INV_SQRT2_LO -4.8336466567264565186e-17 /* 1/sqrt 2 - (double)(1/sqrt 2) */
+#define INV_SQRT2_LO                                                           \
+    -4.8336466567264565186e-17 /* 1/sqrt 2 - (double)(1/sqrt 2) */
 #define INV_SQRT_2PI_LO -2.4923272022777300786e-17
 #define FABS fabs
 #include "kernels/vmath_scalar_impl.h"

@@ -1,4 +1,5 @@
-/* The scalar reference kernels (vmath_scalar.c), named <kernel>_<type>_scalar. */
+/* The scalar reference kernels (vmath_scalar.c), named
+ * <kernel>_<type>_scalar. */
 #ifndef NABLA_VMATH_SCALAR_H
 #define NABLA_VMATH_SCALAR_H
 
@@ -6,18 +7,18 @@
 
 #include "kernels/kernels.h"
 
-#define NB_VM_DECLARE_ISA(name, isa)                                          \
-    void nb_vm_##name##_f32_##isa(int64_t n, const float *x, float *y);       \
+#define NB_VM_DECLARE_ISA(name, isa)                                           \
+    void nb_vm_##name##_f32_##isa(int64_t n, const float *x, float *y);        \
     void nb_vm_##name##_f64_##isa(int64_t n, const double *x, double *y);
-#define NB_VM_DECLARE_GRAD_ISA(name, isa)                                     \
-    void nb_vm_##name##_grad_f32_##isa(int64_t n, const float *x,             \
-                                       const float *dy, float *dx);           \
-    void nb_vm_##name##_grad_f64_##isa(int64_t n, const double *x,            \
+#define NB_VM_DECLARE_GRAD_ISA(name, isa)                                      \
+    void nb_vm_##name##_grad_f32_##isa(int64_t n, const float *x,              \
+                                       const float *dy, float *dx);            \
+    void nb_vm_##name##_grad_f64_##isa(int64_t n, const double *x,             \
                                        const double *dy, double *dx);
-#define NB_VM_DECLARE_ELU_ISA(isa)                                            \
-    void nb_vm_elu_f32_##isa(int64_t n, float alpha, const float *x,          \
-                             float *y);                                       \
-    void nb_vm_elu_f64_##isa(int64_t n, double alpha, const double *x,        \
+#define NB_VM_DECLARE_ELU_ISA(isa)                                             \
+    void nb_vm_elu_f32_##isa(int64_t n, float alpha, const float *x,           \
+                             float *y);                                        \
+    void nb_vm_elu_f64_##isa(int64_t n, double alpha, const double *x,         \
                              double *y);
 
 #define NB_VM_SCALAR_DECL(name) NB_VM_DECLARE_ISA(name, scalar)

@@ -92,8 +92,7 @@ void SUFFIX(nb_vm_gelu)(int64_t n, const REAL *x, REAL *y)
     for (int64_t i = 0; i < n; i++) {
         REAL v = x[i] < -40 ? (REAL)-40 : x[i];
         REAL vc = v > 40 ? (REAL)40 : v;
-        y[i] = (REAL)0.5 * v *
-               SUFFIX(two_cdf)(vc, EXP((REAL)-0.5 * vc * vc));
+        y[i] = (REAL)0.5 * v * SUFFIX(two_cdf)(vc, EXP((REAL)-0.5 * vc * vc));
     }
 }
 
@@ -114,8 +113,7 @@ void SUFFIX(nb_vm_softplus_grad)(int64_t n, const REAL *x, const REAL *dy,
 }
 
 /* gelu'(x) = Phi(x) + x phi(x) */
-void SUFFIX(nb_vm_gelu_grad)(int64_t n, const REAL *x, const REAL *dy,
-                             REAL *dx)
+void SUFFIX(nb_vm_gelu_grad)(int64_t n, const REAL *x, const REAL *dy, REAL *dx)
 {
     for (int64_t i = 0; i < n; i++) {
         REAL v = SUFFIX(clamp)(x[i], -40, 40);
@@ -131,8 +129,7 @@ void SUFFIX(nb_vm_gelu_grad)(int64_t n, const REAL *x, const REAL *dy,
 }
 
 /* silu'(x) = s (1 + x (1 - s)), s = sigmoid(x) */
-void SUFFIX(nb_vm_silu_grad)(int64_t n, const REAL *x, const REAL *dy,
-                             REAL *dx)
+void SUFFIX(nb_vm_silu_grad)(int64_t n, const REAL *x, const REAL *dy, REAL *dx)
 {
     for (int64_t i = 0; i < n; i++) {
         REAL v = SUFFIX(clamp)(x[i], -800, 800);

@@ -99,8 +99,8 @@ static inline void K(sigmoid_pair)(VEC x, VEC *s, VEC *s_neg)
     VEC r = V_DIV(one, sum);
     VEC p = V_MUL(sum, r);
     /* 1 - (sum + sum_err) r; 1 - p is exact as p is within an ulp of 1 */
-    VEC residual = V_SUB(V_SUB(V_SUB(one, p), V_MUL_ERR(sum, r, p)),
-                         V_MUL(sum_err, r));
+    VEC residual =
+        V_SUB(V_SUB(V_SUB(one, p), V_MUL_ERR(sum, r, p)), V_MUL(sum_err, r));
     r = V_MUL_ADD(r, residual, r);
     VEC er = V_MUL(e, r);
     MASK nonneg = V_GE(x, V_SET1((REAL)0));
@@ -145,10 +145,11 @@ static inline VEC K(two_cdf)(VEC xc, VEC exp_half_sq)
         V_SET1(sizeof(REAL) == sizeof(float) ? (REAL)-1.2101617104478969362e-8
                                              : (REAL)4.8336466567264565186e-17);
     VEC y_hi = V_MUL(xc, neg_inv_sqrt2_hi);
-    VEC y_lo = V_MUL_ADD(xc, neg_inv_sqrt2_lo, V_MUL_ERR(xc, neg_inv_sqrt2_hi, y_hi));
+    VEC y_lo =
+        V_MUL_ADD(xc, neg_inv_sqrt2_lo, V_MUL_ERR(xc, neg_inv_sqrt2_hi, y_hi));
     /* erfc(y_hi + y_lo) = erfc(y_hi) - y_lo 2/sqrt(pi) exp(-y_hi^2) + ... */
-    VEC slope = V_MUL(V_SET1((REAL)1.128379167095512573896158903121545),
-                      exp_half_sq);
+    VEC slope =
+        V_MUL(V_SET1((REAL)1.128379167095512573896158903121545), exp_half_sq);
     return V_SUB(V_ERFC(y_hi), V_MUL(y_lo, slope));
 }
 
@@ -178,9 +179,9 @@ static inline VEC K(gelu_grad)(VEC x)
     /* pdf = (c_hi + c_lo) gauss = pdf_hi + pdf_lo, c = 1/sqrt(2 pi): x pdf
      * nearly cancels cdf for negative x, so it gets no rounding of its own */
     const VEC c_hi = V_SET1((REAL)0.3989422804014326779399460599343819);
-    const VEC c_lo =
-        V_SET1(sizeof(REAL) == sizeof(float) ? (REAL)-1.133517010526317894e-8
-                                             : (REAL)-2.4923272022777300786e-17);
+    const VEC c_lo = V_SET1(sizeof(REAL) == sizeof(float)
+                                ? (REAL)-1.133517010526317894e-8
+                                : (REAL)-2.4923272022777300786e-17);
     VEC pdf_hi = V_MUL(c_hi, gauss);
     VEC pdf_lo = V_MUL_ADD(c_lo, gauss, V_MUL_ERR(c_hi, gauss, pdf_hi));
     return V_MUL_ADD(xc, pdf_hi, V_MUL_ADD(xc, pdf_lo, cdf));
@@ -212,18 +213,18 @@ static inline VEC K(softplus_grad)(VEC x)
 
 /* ---- loops ---- */
 
-#define UNARY_KERNEL(name)                                                    \
-    void NAME(nb_vm_##name)(int64_t n, const REAL *x, REAL *y)                \
-    {                                                                         \
-        int64_t i = 0;                                                        \
-        for (; i + WIDTH <= n; i += WIDTH)                                    \
-            V_STORE(y + i, K(name)(V_LOAD(x + i)));                           \
-        if (i < n) {                                                          \
-            REAL buf[WIDTH] = {0};                                            \
-            memcpy(buf, x + i, (size_t)(n - i) * sizeof(REAL));               \
-            V_STORE(buf, K(name)(V_LOAD(buf)));                               \
-            memcpy(y + i, buf, (size_t)(n - i) * sizeof(REAL));               \
-        }                                                                     \
+#define UNARY_KERNEL(name)                                                     \
+    void NAME(nb_vm_##name)(int64_t n, const REAL *x, REAL *y)                 \
+    {                                                                          \
+        int64_t i = 0;                                                         \
+        for (; i + WIDTH <= n; i += WIDTH)                                     \
+            V_STORE(y + i, K(name)(V_LOAD(x + i)));                            \
+        if (i < n) {                                                           \
+            REAL buf[WIDTH] = {0};                                             \
+            memcpy(buf, x + i, (size_t)(n - i) * sizeof(REAL));                \
+            V_STORE(buf, K(name)(V_LOAD(buf)));                                \
+            memcpy(y + i, buf, (size_t)(n - i) * sizeof(REAL));                \
+        }                                                                      \
     }
 NB_VM_UNARY(UNARY_KERNEL)
 #undef UNARY_KERNEL
@@ -243,25 +244,25 @@ void NAME(nb_vm_elu)(int64_t n, REAL alpha, const REAL *x, REAL *y)
 }
 
 /* dx += dy * f'(x) */
-#define GRAD_KERNEL(name)                                                     \
-    void NAME(nb_vm_##name##_grad)(int64_t n, const REAL *x, const REAL *dy,  \
-                                   REAL *dx)                                  \
-    {                                                                         \
-        int64_t i = 0;                                                        \
-        for (; i + WIDTH <= n; i += WIDTH)                                    \
-            V_STORE(dx + i, V_MUL_ADD(V_LOAD(dy + i),                         \
-                                      K(name##_grad)(V_LOAD(x + i)),          \
-                                      V_LOAD(dx + i)));                       \
-        if (i < n) {                                                          \
-            REAL bx[WIDTH] = {0}, bdy[WIDTH] = {0}, bdx[WIDTH] = {0};         \
-            size_t bytes = (size_t)(n - i) * sizeof(REAL);                    \
-            memcpy(bx, x + i, bytes);                                         \
-            memcpy(bdy, dy + i, bytes);                                       \
-            memcpy(bdx, dx + i, bytes);                                       \
-            V_STORE(bdx, V_MUL_ADD(V_LOAD(bdy), K(name##_grad)(V_LOAD(bx)),   \
-                                   V_LOAD(bdx)));                             \
-            memcpy(dx + i, bdx, bytes);                                       \
-        }                                                                     \
+#define GRAD_KERNEL(name)                                                      \
+    void NAME(nb_vm_##name##_grad)(int64_t n, const REAL *x, const REAL *dy,   \
+                                   REAL *dx)                                   \
+    {                                                                          \
+        int64_t i = 0;                                                         \
+        for (; i + WIDTH <= n; i += WIDTH)                                     \
+            V_STORE(dx + i,                                                    \
+                    V_MUL_ADD(V_LOAD(dy + i), K(name##_grad)(V_LOAD(x + i)),   \
+                              V_LOAD(dx + i)));                                \
+        if (i < n) {                                                           \
+            REAL bx[WIDTH] = {0}, bdy[WIDTH] = {0}, bdx[WIDTH] = {0};          \
+            size_t bytes = (size_t)(n - i) * sizeof(REAL);                     \
+            memcpy(bx, x + i, bytes);                                          \
+            memcpy(bdy, dy + i, bytes);                                        \
+            memcpy(bdx, dx + i, bytes);                                        \
+            V_STORE(bdx, V_MUL_ADD(V_LOAD(bdy), K(name##_grad)(V_LOAD(bx)),    \
+                                   V_LOAD(bdx)));                              \
+            memcpy(dx + i, bdx, bytes);                                        \
+        }                                                                      \
     }
 NB_VM_GRAD(GRAD_KERNEL)
 #undef GRAD_KERNEL

@@ -33,8 +33,7 @@ static inline __m128d pd_half_hi(__m128d a, __m128d split)
     return _mm_sub_pd(t, _mm_sub_pd(t, a));
 }
 
-static inline __m128d pd_mul_err(__m128d a, __m128d b, __m128d p,
-                                 __m128d split)
+static inline __m128d pd_mul_err(__m128d a, __m128d b, __m128d p, __m128d split)
 {
     __m128d a_hi = pd_half_hi(a, split), a_lo = _mm_sub_pd(a, a_hi);
     __m128d b_hi = pd_half_hi(b, split), b_lo = _mm_sub_pd(b, b_hi);
