@@ -740,10 +740,20 @@ static double check_gemm(const gemm_case *g, const char *isa)
         c32[i] = (float)c0[i];
         c64[i] = c0[i];
     }
+    /* Each call gets exactly the workspace it asks for, so a packing
+     * overrun shows up under AddressSanitizer. */
+    void *ws32 = NULL, *ws64 = NULL;
+    size_t need32 = nb_gemm_workspace_f32(g->m, g->n, g->k);
+    size_t need64 = nb_gemm_workspace_f64(g->m, g->n, g->k);
+    if (posix_memalign(&ws32, 64, need32 ? need32 : 64) != 0 ||
+        posix_memalign(&ws64, 64, need64 ? need64 : 64) != 0)
+        abort();
     nb_gemm_f32(g->ta, g->tb, g->m, g->n, g->k, (float)g->alpha, a32, g->lda,
-                b32, g->ldb, (float)g->beta, c32, g->ldc);
+                b32, g->ldb, (float)g->beta, c32, g->ldc, ws32);
     nb_gemm_f64(g->ta, g->tb, g->m, g->n, g->k, g->alpha, a, g->lda, b, g->ldb,
-                g->beta, c64, g->ldc);
+                g->beta, c64, g->ldc, ws64);
+    free(ws32);
+    free(ws64);
 
     double worst = 0;
     bool pad_ok = true, finite_ok = true;
@@ -807,6 +817,16 @@ static double check_gemm(const gemm_case *g, const char *isa)
 
 static void test_gemm(void)
 {
+    /* The packing space is bounded whatever the product's size, and small
+     * products need little. */
+    size_t huge = nb_gemm_workspace_f32(1 << 20, 1 << 20, 1 << 20);
+    CHECK(huge <= (size_t)1300 * 1024, "workspace for a huge f32 product: %zu",
+          huge);
+    CHECK(nb_gemm_workspace_f64(1 << 20, 1 << 20, 1 << 20) <= (size_t)1300 * 1024,
+          "workspace for a huge f64 product");
+    CHECK(nb_gemm_workspace_f32(4, 4, 4) <= 4096, "workspace for 4x4x4: %zu",
+          nb_gemm_workspace_f32(4, 4, 4));
+
     static const int64_t sizes[] = {1, 2, 3, 7, 17, 33, 65, 130};
     static const double alpha_beta[][2] = {{1, 0},      {1, 1},   {-0.5, 2},
                                            {0.7, -1.3}, {0, 0.5}, {2, 0}};

@@ -40,12 +40,17 @@ typedef struct nb_op_call {
     /* Per-node workspace of scratch_bytes bytes (64-byte aligned), kept
      * from forward to backward: masks, arg-max indices, probabilities. */
     void *scratch;
+    /* Transient space of workspace_bytes bytes (64-byte aligned), shared by
+     * every node of the graph and valid only during this one call: for
+     * packing and temporaries that need not outlive it. */
+    void *workspace;
 
     /* Set by infer: */
     nb_dtype out_dtype;
     int out_rank;
     int64_t out_shape[8];
     size_t scratch_bytes;
+    size_t workspace_bytes;
 } nb_op_call;
 
 typedef struct nb_op {
@@ -57,7 +62,8 @@ typedef struct nb_op {
     /* One line: the forward formula and the derivative backward uses. */
     const char *doc;
     /* Shape/dtype rule. Reads in[i] shapes and attrs, sets out_dtype,
-     * out_rank, out_shape and scratch_bytes. Returns 0, or reports with
+     * out_rank, out_shape, and scratch_bytes and workspace_bytes if the op
+     * needs them. Returns 0, or reports with
      * nb_op_fail and returns its negative code. */
     int (*infer)(nb_op_call *call);
     /* Computes out from in. Returns 0 or nb_op_fail(...). */

@@ -36,6 +36,7 @@ struct nb_node {
     nb_tensor grad;
     void *scratch;
     size_t scratch_bytes, scratch_capacity;
+    size_t workspace_bytes; /* transient need, from infer */
     uint64_t shape_epoch;     /* graph shape epoch this node was inferred at */
     uint64_t evaluated_version; /* graph version at the last forward; 0 never */
     bool trainable;     /* parameters */
@@ -68,6 +69,10 @@ struct nb_graph {
     int64_t order_len, order_capacity;
     uint8_t *marks; /* one per node id, for the planner */
     int64_t marks_capacity;
+
+    /* The transient workspace shared by all nodes (nb_op_call.workspace). */
+    void *workspace;
+    size_t workspace_capacity;
 
     /* Gradient pointers handed to backward, sized to the largest arity. */
     nb_tensor **grad_args;

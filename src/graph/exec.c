@@ -105,6 +105,15 @@ static int prepare(nb_graph *g, nb_node *n)
     if (nb_tensor_reserve(&n->value, g) != NB_OK)
         return nb_set_error(g, NB_ERR_NOMEM, "forward: out of memory at '%s'",
                             nb_node_name(n));
+    if (n->workspace_bytes > g->workspace_capacity) {
+        nb_free(g->workspace);
+        g->workspace = nb_alloc(n->workspace_bytes);
+        g->workspace_capacity = g->workspace ? n->workspace_bytes : 0;
+        if (!g->workspace)
+            return nb_set_error(g, NB_ERR_NOMEM,
+                                "forward: out of memory at '%s'",
+                                nb_node_name(n));
+    }
     if (n->scratch_bytes > n->scratch_capacity) {
         nb_free(n->scratch);
         n->scratch = nb_alloc(n->scratch_bytes);
@@ -150,6 +159,7 @@ int nb_forward(nb_graph *g, nb_node *target)
         nb_op_call call = nb_make_call(g, n);
         call.out = &n->value;
         call.scratch = n->scratch;
+        call.workspace = g->workspace;
         if ((rc = n->op->forward(&call)) != NB_OK)
             return forward_failed(g, k, rc < 0 ? rc : NB_ERR_ARG);
         n->evaluated_version = g->version;
@@ -243,6 +253,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         call.out = &n->value;
         call.out_grad = &n->grad;
         call.scratch = n->scratch;
+        call.workspace = g->workspace;
         if ((rc = n->op->backward(&call)) != NB_OK)
             return rc < 0 ? rc : NB_ERR_ARG;
     }

@@ -75,6 +75,7 @@ void nb_graph_free(nb_graph *g)
     nb_free(g->marks);
     nb_free(g->grad_args);
     nb_free(g->value_args);
+    nb_free(g->workspace);
     nb_arena_free_all(g);
     nb_free(g);
 }
@@ -340,6 +341,7 @@ int nb_infer_node(nb_graph *g, nb_node *n)
     nb_tensor_set_shape(&n->grad, call.out_dtype, call.out_rank,
                         call.out_shape);
     n->scratch_bytes = call.scratch_bytes;
+    n->workspace_bytes = call.workspace_bytes;
     n->shape_epoch = g->shape_epoch;
     return NB_OK;
 }
@@ -454,6 +456,7 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
     n->value = probe.value;
     n->grad = probe.grad;
     n->scratch_bytes = probe.scratch_bytes;
+    n->workspace_bytes = probe.workspace_bytes;
     n->shape_epoch = probe.shape_epoch;
     return n;
 }

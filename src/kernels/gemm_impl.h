@@ -1,11 +1,11 @@
 /* Body of the built-in GEMM, included once per REAL by gemm.c, which
  * defines REAL, GEMM (the public name), NAME(x) (a per-type private name),
- * KDESC_TYPE, ARENA (this thread's packing buffer as REAL *), GEN_MR,
+ * KDESC_TYPE, GEN_MR,
  * GEN_NR (the portable micro-kernel's tile) and PICK_SIMD_KERNEL(isa)
  * (the SIMD micro-kernel for an instruction set, or NULL).
  *
  * Blocking as in Goto's and BLIS's GEMM: a kc x nc panel of op(B) and an
- * mc x kc block of op(A) are packed into the arena (B in NR-wide column
+ * mc x kc block of op(A) are packed into the workspace (B in NR-wide column
  * slivers, A in MR-tall row slivers, so the micro-kernel reads both
  * sequentially), and the micro-kernel sweeps the tiles of C. Packing is
  * where the transposes are absorbed: every (trans_a, trans_b) combination
@@ -142,7 +142,7 @@ static void NAME(scale)(int64_t m, int64_t n, REAL beta, REAL *c, int64_t ldc)
 
 void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
           REAL alpha, const REAL *a, int64_t lda, const REAL *b, int64_t ldb,
-          REAL beta, REAL *c, int64_t ldc)
+          REAL beta, REAL *c, int64_t ldc, void *workspace)
 {
     if (m <= 0 || n <= 0)
         return;
@@ -162,8 +162,10 @@ void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     const int64_t kc_blk = NAME(block)(k, kc_most, 1);
     const int64_t mc_blk = NAME(block)(m, mc_most, mr);
     const int64_t nc_blk = NAME(block)(n, nc_most, nr);
-    REAL *a_pack = ARENA;
-    REAL *b_pack = ARENA + GEMM_A_BYTES / sizeof(REAL);
+    int64_t a_elems, b_elems;
+    pack_sizes(sizeof(REAL), m, n, k, &a_elems, &b_elems);
+    REAL *a_pack = workspace;
+    REAL *b_pack = a_pack + a_elems;
     _Alignas(64) REAL tile[NB_GEMM_MAX_TILE];
 
     for (int64_t jc = 0; jc < n; jc += nc_blk) {
@@ -205,7 +207,6 @@ void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 #undef GEMM
 #undef NAME
 #undef KDESC_TYPE
-#undef ARENA
 #undef GEN_MR
 #undef GEN_NR
 #undef PICK_SIMD_KERNEL

@@ -13,6 +13,7 @@
 #define NABLA_KERNELS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- elementwise, y = f(x) ---- */
@@ -67,13 +68,21 @@ bool nb_vm_force_isa(const char *isa);
  * ldc are the row strides of A, B, C as stored. beta = 1 accumulates, which
  * is how backward adds its messages; beta = 0 overwrites C without reading
  * it (NaN in C does not survive), and alpha = 0 or k = 0 only scales C.
- * Transposes are never materialised: packing into per-thread buffers
- * absorbs them, and no call allocates. */
+ * Transposes are never materialised: packing absorbs them.
+ *
+ * The caller lends the packing space: `workspace`, 64-byte aligned, of at
+ * least nb_gemm_workspace_*(m, n, k) bytes (at most about 1.2 MiB however
+ * large the product). The graph keeps one such buffer, so no call
+ * allocates and no thread carries a buffer it never uses. */
+size_t nb_gemm_workspace_f32(int64_t m, int64_t n, int64_t k);
+size_t nb_gemm_workspace_f64(int64_t m, int64_t n, int64_t k);
 void nb_gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                  float alpha, const float *a, int64_t lda, const float *b,
-                 int64_t ldb, float beta, float *c, int64_t ldc);
+                 int64_t ldb, float beta, float *c, int64_t ldc,
+                 void *workspace);
 void nb_gemm_f64(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                  double alpha, const double *a, int64_t lda, const double *b,
-                 int64_t ldb, double beta, double *c, int64_t ldc);
+                 int64_t ldb, double beta, double *c, int64_t ldc,
+                 void *workspace);
 
 #endif

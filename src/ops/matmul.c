@@ -17,6 +17,8 @@
 #include "ops/op_util.h"
 
 #define GEMM(T) _Generic((T)0, float: nb_gemm_f32, default: nb_gemm_f64)
+#define GEMM_WORKSPACE(dtype)                                                  \
+    ((dtype) == NB_F64 ? nb_gemm_workspace_f64 : nb_gemm_workspace_f32)
 
 /* The product's dimensions, read from the input shapes. */
 typedef struct dims {
@@ -63,6 +65,17 @@ static int matmul_infer(nb_op_call *c)
     for (int i = 0; i < a->rank - 1; i++)
         c->out_shape[i] = a->shape[i];
     c->out_shape[a->rank - 1] = b->shape[b->rank - 1];
+
+    /* Packing space for the largest of the three products forward and
+     * backward run: C = A B, dA = dC B^T, dB = A^T dC. */
+    dims d = dims_of(a, b);
+    int64_t rows = d.shared_b ? d.batch * d.m : d.m;
+    size_t (*need)(int64_t, int64_t, int64_t) = GEMM_WORKSPACE(a->dtype);
+    size_t fwd = need(rows, d.n, d.k), da = need(rows, d.k, d.n),
+           db = need(d.k, d.n, rows);
+    c->workspace_bytes = fwd > da ? fwd : da;
+    if (db > c->workspace_bytes)
+        c->workspace_bytes = db;
     return NB_OK;
 }
 
@@ -74,11 +87,12 @@ static int matmul_forward(nb_op_call *c)
         T *y = c->out->data;
         if (d.shared_b) {
             GEMM(T)(false, false, d.batch * d.m, d.n, d.k, 1, a, d.k, b, d.n, 0,
-                    y, d.n);
+                    y, d.n, c->workspace);
         } else {
             for (int64_t i = 0; i < d.batch; i++)
                 GEMM(T)(false, false, d.m, d.n, d.k, 1, a + i * d.m * d.k, d.k,
-                        b + i * d.k * d.n, d.n, 0, y + i * d.m * d.n, d.n);
+                        b + i * d.k * d.n, d.n, 0, y + i * d.m * d.n, d.n,
+                        c->workspace);
         }
     });
     return NB_OK;
@@ -99,10 +113,10 @@ static int matmul_backward(nb_op_call *c)
             const T *dyi = dy + i * rows * d.n;
             if (ga) /* dA += dC B^T */
                 GEMM(T)(false, true, rows, d.k, d.n, 1, dyi, d.n, bi, d.n, 1,
-                        (T *)ga->data + i * rows * d.k, d.k);
+                        (T *)ga->data + i * rows * d.k, d.k, c->workspace);
             if (gb) /* dB += A^T dC */
                 GEMM(T)(true, false, d.k, d.n, rows, 1, ai, d.k, dyi, d.n, 1,
-                        (T *)gb->data + i * d.k * d.n, d.n);
+                        (T *)gb->data + i * d.k * d.n, d.n, c->workspace);
         }
     });
     return NB_OK;
