@@ -221,6 +221,134 @@ static void test_errors(void)
     nb_graph_free(g);
 }
 
+/* A node built after a feed changed the batch is sized for the new batch
+ * (its inputs' shapes are brought up to date first). */
+static void test_node_built_after_feed(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 2, SHAPE(NB_DYNAMIC, 4));
+    nb_node *w = nb_param(g, "w", NB_F64, 2, SHAPE(4, 8));
+    nb_tensor_fill(nb_node_value(w), 0.5);
+    nb_node *h = nb_relu(g, nb_matmul(g, x, w)); /* inferred at batch 1 */
+    static double data[64 * 4];
+    for (int i = 0; i < 64 * 4; i++)
+        data[i] = 1.0;
+    CHECK(nb_feed(g, x, 2, SHAPE(64, 4), data) == NB_OK, "feed");
+    nb_node *v = nb_sum_axis(g, h, 1, false); /* built after the feed */
+    CHECK(v && nb_tensor_dim(nb_node_value(v), 0) == 64,
+          "built with the fed batch: %lld",
+          v ? (long long)nb_tensor_dim(nb_node_value(v), 0) : -1LL);
+    CHECK(nb_forward(g, v) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_value(v), 63), 16.0, 0);
+    nb_graph_free(g);
+}
+
+/* Gradients belong to the backward that made them: another loss's backward
+ * hides them, and a new batch never exposes a buffer of the old size. */
+static void test_gradient_lifetime(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *w1 = nb_param(g, "w1", NB_F64, 0, NULL);
+    nb_node *w2 = nb_param(g, "w2", NB_F64, 0, NULL);
+    SET(w1, 3.0);
+    SET(w2, 5.0);
+    nb_node *l1 = nb_square(g, w1);
+    nb_node *l2 = nb_square(g, w2);
+    CHECK(nb_forward(g, l1) == NB_OK && nb_backward(g, l1) == NB_OK, "l1");
+    CHECK(nb_node_grad(w1) != NULL, "w1 has its gradient");
+    CHECK(nb_forward(g, l2) == NB_OK && nb_backward(g, l2) == NB_OK, "l2");
+    CHECK(nb_node_grad(w1) == NULL, "w1 is off the latest backward's path");
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(w2), 0), 10.0, 0);
+
+    nb_node *x = nb_input(g, "x", NB_F64, 2, SHAPE(NB_DYNAMIC, 16));
+    nb_input_set_requires_grad(g, x, true);
+    nb_node *h = nb_mul(g, x, x);
+    nb_node *loss = nb_sum(g, h);
+    static double data[64 * 16];
+    CHECK(nb_feed(g, x, 2, SHAPE(1, 16), data) == NB_OK, "feed 1");
+    CHECK(nb_forward(g, loss) == NB_OK && nb_backward(g, loss) == NB_OK, "b1");
+    CHECK(nb_feed(g, x, 2, SHAPE(64, 16), data) == NB_OK, "feed 64");
+    CHECK(nb_forward(g, loss) == NB_OK, "%s", nb_graph_error(g));
+    nb_tensor *gh = nb_node_grad(h);
+    CHECK(!gh || nb_tensor_size(gh) == 16, "a gradient reports the size it "
+          "was computed at, never more than its buffer");
+    /* Accumulating across batch sizes is refused, not silently wrong. */
+    CHECK(nb_backward_ex(g, loss, NULL, NB_BACKWARD_ACCUMULATE) ==
+              NB_ERR_STATE, "accumulate across shapes");
+    CHECK_ERROR(g, "accumulate", "'x'", "[1,16]", "[64,16]");
+    CHECK(nb_backward(g, loss) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_tensor_size(nb_node_grad(x)) == 64 * 16, "resized gradient");
+    nb_graph_free(g);
+}
+
+/* New data fed after forward: backward would mix old values with new
+ * inputs, so it asks for a forward first. */
+static void test_feed_invalidates_values(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 0, NULL);
+    nb_node *w = nb_param(g, "w", NB_F64, 0, NULL);
+    SET(w, 2.0);
+    nb_node *loss = nb_square(g, nb_mul(g, x, w));
+    CHECK(nb_feed(g, x, 0, NULL, (double[]){1.0}) == NB_OK, "feed");
+    CHECK(nb_forward(g, loss) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_feed(g, x, 0, NULL, (double[]){100.0}) == NB_OK, "feed again");
+    CHECK(nb_backward(g, loss) == NB_ERR_STATE, "stale values refused");
+    CHECK_ERROR(g, "nb_forward");
+    CHECK(nb_forward(g, loss) == NB_OK && nb_backward(g, loss) == NB_OK, "ok");
+    /* d/dw (x w)^2 = 2 x^2 w = 40000 */
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(w), 0), 40000.0, 0);
+    nb_graph_free(g);
+}
+
+/* nb_apply with NULL attributes: the op sees zero-filled attributes in its
+ * shape rule exactly as in forward, instead of a NULL pointer. */
+static void test_apply_null_attrs(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", NB_F64, 1, SHAPE(3));
+    SET(x, 1, 2, 3);
+    /* sum's zeroed attributes mean axis 0 without keepdims. */
+    nb_node *s = nb_apply(g, nb_find_op("sum"), 1, &x, NULL);
+    CHECK(s != NULL, "%s", nb_graph_error(g));
+    CHECK(s && nb_forward(g, s) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(s && nb_tensor_get(nb_node_value(s), 0) == 6.0, "sum");
+    nb_graph_free(g);
+}
+
+/* A custom op that fails without a message still gets one naming it, and
+ * one that forgets the output dtype is caught. */
+static int silent_fail_infer(nb_op_call *c)
+{
+    (void)c;
+    return -1;
+}
+static int no_dtype_infer(nb_op_call *c)
+{
+    c->out_rank = 0;
+    return 0;
+}
+static int nothing_forward(nb_op_call *c)
+{
+    (void)c;
+    return 0;
+}
+
+static void test_custom_op_diagnostics(void)
+{
+    static const nb_op silent = {"silent_op", 1, 1, 0, "fails", silent_fail_infer,
+                                 nothing_forward, NULL};
+    static const nb_op no_dtype = {"no_dtype_op", 1, 1, 0, "forgets",
+                                   no_dtype_infer, nothing_forward, NULL};
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", NB_F64, 1, SHAPE(3));
+    CHECK(nb_apply(g, &silent, 1, &x, NULL) == NULL, "silent failure");
+    CHECK_ERROR(g, "silent_op", "shape rule failed");
+    CHECK(nb_apply(g, &no_dtype, 1, &x, NULL) == NULL, "no dtype");
+    CHECK_ERROR(g, "no_dtype_op", "dtype");
+    nb_graph_free(g);
+}
+
 static void test_rng(void)
 {
     nb_graph *a = nb_graph_new(), *b = nb_graph_new();
@@ -255,6 +383,11 @@ int main(void)
     test_frozen();
     test_dynamic_batch();
     test_errors();
+    test_node_built_after_feed();
+    test_gradient_lifetime();
+    test_feed_invalidates_values();
+    test_apply_null_attrs();
+    test_custom_op_diagnostics();
     test_rng();
     return tu_finish("core");
 }

@@ -871,6 +871,50 @@ static void test_errors(void)
     nb_graph_free(g);
 }
 
+/* A NaN reaches the output of max/min and maximum/minimum from any
+ * position, so checking mode sees it. */
+static void test_nan_propagation(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *a = nb_param(g, "a", NB_F64, 1, SHAPE(2));
+    nb_node *b = nb_param(g, "b", NB_F64, 1, SHAPE(2));
+    SET(a, NAN, 1.0);
+    SET(b, 1.0, NAN);
+    nb_node *outs[] = {nb_maximum(g, a, b), nb_minimum(g, a, b),
+                       nb_max(g, a), nb_max(g, b), nb_min(g, a), nb_min(g, b)};
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
+        CHECK(nb_forward(g, outs[i]) == NB_OK, "%s", nb_graph_error(g));
+        nb_tensor *v = nb_node_value(outs[i]);
+        for (int64_t j = 0; j < nb_tensor_size(v); j++)
+            CHECK(isnan(nb_tensor_get(v, j)), "output %zu[%lld] = %g", i,
+                  (long long)j, nb_tensor_get(v, j));
+    }
+    nb_graph_free(g);
+}
+
+/* NB_SLICE_END follows a dynamic batch: the last rows of any batch. */
+static void test_slice_to_end(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 2, SHAPE(NB_DYNAMIC, 2));
+    nb_node *tail = nb_slice(g, x, 0, -2, NB_SLICE_END);
+    double data[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    CHECK(nb_feed(g, x, 2, SHAPE(3, 2), data) == NB_OK, "feed 3");
+    CHECK(nb_forward(g, tail) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_tensor_dim(nb_node_value(tail), 0) == 2, "two rows");
+    CHECK_NEAR(nb_tensor_get(nb_node_value(tail), 3), 5.0, 0);
+    CHECK(nb_feed(g, x, 2, SHAPE(5, 2), data) == NB_OK, "feed 5");
+    CHECK(nb_forward(g, tail) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_value(tail), 0), 6.0, 0);
+    CHECK_NEAR(nb_tensor_get(nb_node_value(tail), 3), 9.0, 0);
+    /* Absurd shapes are refused before any size is computed from them. */
+    CHECK(nb_param(g, "huge", NB_F32, 3,
+                   SHAPE(0, INT64_C(1) << 62, INT64_C(1) << 62)) == NULL,
+          "an empty tensor with absurd extents");
+    CHECK_ERROR(g, "param", "'huge'");
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     const nb_dtype types[2] = {NB_F32, NB_F64};
@@ -888,5 +932,7 @@ int main(void)
         test_empty(types[i]);
     }
     test_errors();
+    test_nan_propagation();
+    test_slice_to_end();
     return tu_finish("ops_tensor");
 }

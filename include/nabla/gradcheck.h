@@ -21,9 +21,10 @@ extern "C" {
 #endif
 
 typedef struct nb_gradcheck_options {
-    double step;    /* h; 0 means 1e-6 */
+    double step;    /* h; 0 means 1e-6 in f64, 1e-2 in f32 */
     double atol;    /* pass if |analytic - numeric| <= atol + rtol*|numeric| */
-    double rtol;    /* 0 for both means atol 1e-6, rtol 1e-5 */
+    double rtol;    /* 0 for both means atol 1e-6, rtol 1e-5 in f64 (both
+                       1e-2 in f32) */
     uint64_t seed;  /* for the projection weights r */
 } nb_gradcheck_options;
 

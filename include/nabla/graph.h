@@ -55,8 +55,9 @@ void nb_graph_clear_error(nb_graph *g);
 void nb_graph_set_training(nb_graph *g, bool training);
 bool nb_graph_training(const nb_graph *g);
 
-/* Checking mode: forward and backward report the first node, in forward
- * order, whose value or gradient holds a NaN or infinity (NB_ERR_NONFINITE). */
+/* Checking mode: forward reports the first node, in forward order, whose
+ * value holds a NaN or infinity, and backward the first node, in backward
+ * order, whose gradient does (NB_ERR_NONFINITE), with its op and inputs. */
 void nb_graph_set_checking(nb_graph *g, bool checking);
 
 /* The graph's random number generator (xoshiro256**), used by dropout and
@@ -87,7 +88,9 @@ nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
 nb_node *nb_scalar(nb_graph *g, nb_dtype dtype, double value);
 
 /* Freezes (false) or unfreezes (true) a parameter. A frozen parameter gets
- * no gradient and is not touched by backward. Returns NB_OK or an error. */
+ * no gradient and is not touched by backward. Changing it changes the plan,
+ * so run forward again before the next backward. Returns NB_OK or an
+ * error. */
 int nb_param_set_trainable(nb_graph *g, nb_node *param, bool trainable);
 /* Asks for the gradient of an input (used by nb_gradcheck and by users who
  * want d loss / d input). */
@@ -121,10 +124,13 @@ nb_node *nb_node_input(const nb_node *n, int i);
 bool nb_node_is_trainable(const nb_node *n);
 /* The node's value: after forward for op nodes; writable for parameters
  * and constants. Its shape is known from construction (batch 1 stands in
- * for a dynamic batch until the first feed). */
+ * for a dynamic batch until the first feed). The tensor and its data
+ * pointer stay valid until the graph is freed, except that feeding a larger
+ * batch than ever before moves the data of the nodes it reaches. */
 nb_tensor *nb_node_value(nb_node *n);
-/* The node's gradient after backward, or NULL if it has none (not on a
- * path from a trainable parameter or grad-requiring input to the loss). */
+/* The node's gradient from the latest backward, or NULL if that backward
+ * gave it none (not on a path from a trainable parameter or grad-requiring
+ * input to the output). Its shape is the one it was computed at. */
 nb_tensor *nb_node_grad(nb_node *n);
 
 /* ---- running ---- */

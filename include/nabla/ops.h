@@ -99,7 +99,10 @@ nb_node *nb_permute(nb_graph *g, nb_node *x, const int *perm);
 /* Swaps the last two axes. */
 nb_node *nb_transpose(nb_graph *g, nb_node *x);
 nb_node *nb_concat(nb_graph *g, int n, nb_node *const *xs, int axis);
-/* Elements start <= i < end of one axis. */
+/* Elements start <= i < end of one axis. A negative start or end counts
+ * from the end of the axis (-1 is the last element); end = NB_SLICE_END
+ * runs to the end, which also follows a dynamic batch. */
+#define NB_SLICE_END INT64_MAX
 nb_node *nb_slice(nb_graph *g, nb_node *x, int axis, int64_t start,
                   int64_t end);
 nb_node *nb_broadcast_to(nb_graph *g, nb_node *x, int rank,

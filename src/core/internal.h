@@ -39,6 +39,8 @@ struct nb_node {
     size_t workspace_bytes; /* transient need, from infer */
     uint64_t shape_epoch;     /* graph shape epoch this node was inferred at */
     uint64_t evaluated_version; /* graph version at the last forward; 0 never */
+    uint64_t evaluated_feed;    /* graph feed epoch at the last forward */
+    uint64_t grad_epoch;        /* graph grad epoch of the gradient held */
     bool trainable;     /* parameters */
     bool requires_grad; /* inputs */
     bool needs_grad;    /* set by the planner for nodes of the cached order */
@@ -61,6 +63,8 @@ struct nb_graph {
 
     uint64_t version;     /* bumped by anything that changes the plan */
     uint64_t shape_epoch; /* bumped when an input is fed a new shape */
+    uint64_t feed_epoch;  /* bumped by every feed: values are stale */
+    uint64_t grad_epoch;  /* bumped by every non-accumulating backward */
 
     /* The cached topological order for order_target. */
     nb_node *order_target;

@@ -19,14 +19,19 @@ bool nb_shape_valid(int rank, const int64_t *shape)
 {
     if (rank < 0 || rank > NB_MAX_RANK || (rank > 0 && !shape))
         return false;
-    int64_t size = 1;
+    /* Every extent, and the product of the non-zero ones, stays below 2^40
+     * elements, so no size or stride computed from a shape can overflow
+     * int64 (even an empty tensor's extents multiply safely). */
+    const int64_t limit = INT64_C(1) << 40;
+    int64_t product = 1;
     for (int i = 0; i < rank; i++) {
-        if (shape[i] < 0)
+        if (shape[i] < 0 || shape[i] > limit)
             return false;
-        /* Keep the element count (and its byte size) far from overflow. */
-        if (shape[i] > 0 && size > (INT64_C(1) << 40) / shape[i])
-            return false;
-        size *= shape[i];
+        if (shape[i] > 0) {
+            if (product > limit / shape[i])
+                return false;
+            product *= shape[i];
+        }
     }
     return true;
 }

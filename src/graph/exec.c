@@ -163,6 +163,7 @@ int nb_forward(nb_graph *g, nb_node *target)
         if ((rc = n->op->forward(&call)) != NB_OK)
             return forward_failed(g, k, rc < 0 ? rc : NB_ERR_ARG);
         n->evaluated_version = g->version;
+        n->evaluated_feed = g->feed_epoch;
         if (g->checking && !all_finite(&n->value))
             return forward_failed(g, k + 1, report_nonfinite(g, n, "value"));
     }
@@ -170,13 +171,14 @@ int nb_forward(nb_graph *g, nb_node *target)
 }
 
 /* Leaves always hold their value; an op node holds a usable one if forward
- * computed it since the graph last changed and no input has been fed a new
- * shape since. */
+ * computed it since the graph last changed and since the last feed (new
+ * data or a new shape would make the values and the gradients disagree). */
 static bool evaluated(const nb_graph *g, const nb_node *n)
 {
     return n->evaluated_version == UINT64_MAX ||
            (n->evaluated_version == g->version &&
-            n->shape_epoch == g->shape_epoch);
+            n->shape_epoch == g->shape_epoch &&
+            n->evaluated_feed == g->feed_epoch);
 }
 
 int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
@@ -213,21 +215,45 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         return NB_OK; /* nothing trainable upstream: no gradient to compute */
 
     bool accumulate = flags & NB_BACKWARD_ACCUMULATE;
+    if (accumulate) {
+        /* Sums over micro-batches only make sense between equal shapes. */
+        for (int64_t k = 0; k < g->order_len; k++) {
+            nb_node *n = g->order[k];
+            if (n->needs_grad && n->kind != NB_NODE_OP &&
+                n->grad_epoch == g->grad_epoch && n->grad.data &&
+                !nb_same_shape(&n->grad, &n->value)) {
+                char was[128], now[128];
+                return nb_set_error(
+                    g, NB_ERR_STATE,
+                    "backward: cannot accumulate the gradient of '%s' across "
+                    "shapes (it holds %s, the value is now %s)",
+                    nb_node_name(n),
+                    nb_shape_str(n->grad.rank, n->grad.shape, was, sizeof was),
+                    nb_shape_str(n->value.rank, n->value.shape, now,
+                                 sizeof now));
+            }
+        }
+    } else {
+        g->grad_epoch++;
+    }
     for (int64_t k = 0; k < g->order_len; k++) {
         nb_node *n = g->order[k];
         if (!n->needs_grad)
             continue;
-        bool had = n->grad.data != NULL;
+        /* Accumulation keeps only the leaves' sums of this grad epoch;
+         * intermediate nodes always start from zero, or old messages would
+         * flow again. */
+        bool keep = accumulate && n->kind != NB_NODE_OP &&
+                    n->grad_epoch == g->grad_epoch && n->grad.data;
         nb_tensor_set_shape(&n->grad, n->value.dtype, n->value.rank,
                             n->value.shape);
         if (nb_tensor_reserve(&n->grad, g) != NB_OK)
             return nb_set_error(g, NB_ERR_NOMEM,
                                 "backward: out of memory at '%s'",
                                 nb_node_name(n));
-        /* Accumulation keeps only the leaves' sums; intermediate nodes
-         * always start from zero, or old messages would flow again. */
-        if (!accumulate || !had || n->kind == NB_NODE_OP)
+        if (!keep)
             memset(n->grad.data, 0, nb_tensor_bytes(&n->grad));
+        n->grad_epoch = g->grad_epoch;
     }
     /* The seed is added, like every other message, so accumulation works
      * for the output too. */

@@ -54,6 +54,8 @@ nb_graph *nb_graph_new(void)
     g->training = true;
     g->version = 1;
     g->shape_epoch = 1;
+    g->feed_epoch = 1;
+    g->grad_epoch = 1;
     nb_graph_seed(g, 0x6e61626c61ull); /* "nabla": reproducible by default */
     return g;
 }
@@ -153,9 +155,14 @@ static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
     }
     int64_t concrete[NB_MAX_RANK] = {0};
     bool dynamic = false;
-    if (rank < 0 || rank > NB_MAX_RANK || (rank > 0 && !shape)) {
+    if (rank < 0 || rank > NB_MAX_RANK) {
         nb_set_error(g, NB_ERR_ARG, "%s '%s': rank %d is outside 0..%d", what,
                      name ? name : "?", rank, NB_MAX_RANK);
+        return NULL;
+    }
+    if (rank > 0 && !shape) {
+        nb_set_error(g, NB_ERR_ARG, "%s '%s': shape is NULL for rank %d", what,
+                     name ? name : "?", rank);
         return NULL;
     }
     for (int i = 0; i < rank; i++) {
@@ -298,8 +305,8 @@ int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
                             nb_shape_str(v->rank, declared, want, sizeof want));
     }
     if (rank > 0 && shape[0] != v->shape[0]) {
+        /* The gradient keeps its shape until backward sizes it anew. */
         nb_tensor_set_shape(v, v->dtype, rank, shape);
-        nb_tensor_set_shape(&input->grad, v->dtype, rank, shape);
         g->shape_epoch++;
         input->shape_epoch = g->shape_epoch;
     }
@@ -307,6 +314,7 @@ int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
         return nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory", name);
     memcpy(v->data, data, nb_tensor_bytes(v));
     input->fed = true;
+    g->feed_epoch++;
     input->evaluated_version = UINT64_MAX;
     return NB_OK;
 }
@@ -324,6 +332,8 @@ nb_op_call nb_make_call(nb_graph *g, nb_node *n)
         g->value_args[i] = &n->inputs[i]->value;
     call.in = g->value_args;
     call.attrs = n->attrs;
+    /* Not a dtype: a shape rule that forgets to set it is caught. */
+    call.out_dtype = (nb_dtype)-1;
     return call;
 }
 
@@ -332,13 +342,26 @@ int nb_infer_node(nb_graph *g, nb_node *n)
     nb_op_call call = nb_make_call(g, n);
     int rc = n->op->infer(&call);
     if (rc != NB_OK)
-        return rc;
-    if (!nb_shape_valid(call.out_rank, call.out_shape))
-        return nb_set_error(g, NB_ERR_ARG, "%s: shape rule gave an invalid shape",
-                            n->op->name);
+        /* A custom op may fail without calling nb_op_fail: still say which
+         * op it was, so the message does not blame a later call. */
+        return nb_set_error(g, rc < 0 ? rc : NB_ERR_ARG,
+                            "%s: the shape rule failed (returned %d)",
+                            n->op->name, rc);
+    if (call.out_dtype != NB_F32 && call.out_dtype != NB_F64)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "%s: the shape rule gave an unknown dtype %d",
+                            n->op->name, (int)call.out_dtype);
+    if (!nb_shape_valid(call.out_rank, call.out_shape)) {
+        char buf[160];
+        return nb_set_error(
+            g, NB_ERR_ARG, "%s: the shape rule gave an invalid shape %s",
+            n->op->name,
+            nb_shape_str(call.out_rank < 0 || call.out_rank > NB_MAX_RANK
+                             ? 0
+                             : call.out_rank,
+                         call.out_shape, buf, sizeof buf));
+    }
     nb_tensor_set_shape(&n->value, call.out_dtype, call.out_rank,
-                        call.out_shape);
-    nb_tensor_set_shape(&n->grad, call.out_dtype, call.out_rank,
                         call.out_shape);
     n->scratch_bytes = call.scratch_bytes;
     n->workspace_bytes = call.workspace_bytes;
@@ -359,6 +382,44 @@ int nb_op_fail(nb_op_call *call, const char *fmt, ...)
 bool nb_op_training(const nb_op_call *call)
 {
     return call->graph->training;
+}
+
+/* Re-runs the shape rule of every op node that the inputs depend on and
+ * that was inferred before the latest change of a fed batch size. Only
+ * shapes change here; buffers grow at the next forward. */
+static int refresh_stale_inputs(nb_graph *g, int n_inputs,
+                                nb_node *const *inputs)
+{
+    int64_t top = -1;
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i]->kind == NB_NODE_OP &&
+            inputs[i]->shape_epoch != g->shape_epoch && inputs[i]->id > top)
+            top = inputs[i]->id;
+    if (top < 0)
+        return NB_OK;
+    /* Mark the ancestors as the planner does (ids are a topological order);
+     * the cached order lives elsewhere, so reusing the marks is safe. */
+    memset(g->marks, 0, (size_t)top + 1);
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i]->id <= top)
+            g->marks[inputs[i]->id] = 1;
+    for (int64_t id = top; id >= 0; id--) {
+        if (!g->marks[id])
+            continue;
+        nb_node *n = nb_graph_node_at(g, id);
+        for (int i = 0; i < n->n_inputs; i++)
+            g->marks[n->inputs[i]->id] = 1;
+    }
+    for (int64_t id = 0; id <= top; id++) {
+        nb_node *n = nb_graph_node_at(g, id);
+        if (g->marks[id] && n->kind == NB_NODE_OP &&
+            n->shape_epoch != g->shape_epoch) {
+            int rc = nb_infer_node(g, n);
+            if (rc != NB_OK)
+                return rc;
+        }
+    }
+    return NB_OK;
 }
 
 nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
@@ -415,18 +476,14 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
         g->value_args = va;
         g->args_capacity = cap;
     }
-    /* Run the shape rule on a temporary node first, so a rejected op leaves
-     * no trace in the graph. */
-    nb_node probe;
-    memset(&probe, 0, sizeof probe);
-    probe.graph = g;
-    probe.op = op;
-    probe.n_inputs = n_inputs;
-    probe.inputs = (nb_node **)inputs;
-    probe.attrs = (void *)attrs;
-    if (nb_infer_node(g, &probe) != NB_OK)
+    /* A feed may have changed a dynamic batch since the inputs' shapes were
+     * last inferred: bring them up to date, or the new node would be sized
+     * for the old batch. */
+    if (refresh_stale_inputs(g, n_inputs, inputs) != NB_OK)
         return NULL;
 
+    /* The node keeps its own zero-filled copy of the attributes, and the
+     * shape rule sees that same copy, so infer and forward agree. */
     void *attr_copy = NULL;
     nb_node **input_copy = NULL;
     if (op->attr_size) {
@@ -445,6 +502,19 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
     }
     for (int i = 0; i < n_inputs; i++)
         input_copy[i] = inputs[i];
+
+    /* Run the shape rule on a temporary node first, so a rejected op leaves
+     * no node in the graph. */
+    nb_node probe;
+    memset(&probe, 0, sizeof probe);
+    probe.graph = g;
+    probe.op = op;
+    probe.n_inputs = n_inputs;
+    probe.inputs = input_copy;
+    probe.attrs = attr_copy;
+    if (nb_infer_node(g, &probe) != NB_OK)
+        return NULL;
+
     nb_node *n = new_node(g, op->name);
     if (!n)
         return NULL;
@@ -508,5 +578,9 @@ nb_tensor *nb_node_value(nb_node *n)
 
 nb_tensor *nb_node_grad(nb_node *n)
 {
-    return n && n->needs_grad && n->grad.data ? &n->grad : NULL;
+    /* Only a gradient the latest backward computed (or accumulated into):
+     * a node off that backward's path has none, whatever it held before. */
+    return n && n->grad.data && n->grad_epoch == n->graph->grad_epoch
+               ? &n->grad
+               : NULL;
 }

@@ -7,7 +7,8 @@
  *   maximum  y = max(a, b)    da = dy [a >= b]   db = dy [b > a]
  *   minimum  y = min(a, b)    da = dy [a <= b]   db = dy [b < a]
  *
- * A tie of maximum/minimum sends the whole gradient to the first input.
+ * A tie of maximum/minimum sends the whole gradient to the first input; a
+ * NaN on either side propagates (as it does through max and min).
  * Where an operand was broadcast, its gradient sums the messages of every
  * output element it fed: fan-out forward is a sum backward.
  */
@@ -110,9 +111,13 @@ DEFINE_BINARY(mul, a * b, dy * b, dy * a,
               "y = a * b; da = dy * b, db = dy * a (broadcast dims summed)")
 DEFINE_BINARY(div, a / b, dy / b, -dy * a / (b * b),
               "y = a / b; da = dy / b, db = -dy * a / b^2 (broadcast dims summed)")
-DEFINE_BINARY(maximum, a >= b ? a : b, a >= b ? dy : (T)0,
-              a >= b ? (T)0 : dy,
+/* "a wins" includes a NaN a, and a NaN b beats a number a, so a NaN
+ * propagates from either side. */
+#define A_WINS_MAX (a >= b || a != a)
+#define A_WINS_MIN (a <= b || a != a)
+DEFINE_BINARY(maximum, A_WINS_MAX ? a : b, A_WINS_MAX ? dy : (T)0,
+              A_WINS_MAX ? (T)0 : dy,
               "y = max(a, b); da = dy [a >= b], db = dy [b > a] (tie: all to a)")
-DEFINE_BINARY(minimum, a <= b ? a : b, a <= b ? dy : (T)0,
-              a <= b ? (T)0 : dy,
+DEFINE_BINARY(minimum, A_WINS_MIN ? a : b, A_WINS_MIN ? dy : (T)0,
+              A_WINS_MIN ? (T)0 : dy,
               "y = min(a, b); da = dy [a <= b], db = dy [b < a] (tie: all to a)")

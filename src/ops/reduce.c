@@ -142,7 +142,10 @@ static void arg_forward(nb_op_call *c, int sign)
             for (int64_t j = 1; j < l.n; j++) {
                 const T *xr = xo + j * l.inner;
                 for (int64_t i = 0; i < l.inner; i++) {
-                    bool better = sign > 0 ? xr[i] > yo[i] : xr[i] < yo[i];
+                    /* A NaN wins over numbers, so it reaches the output
+                     * wherever it sits in the row. */
+                    bool better = (sign > 0 ? xr[i] > yo[i] : xr[i] < yo[i]) ||
+                                  (xr[i] != xr[i] && yo[i] == yo[i]);
                     if (better) {
                         yo[i] = xr[i];
                         wo[i] = j;

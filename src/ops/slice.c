@@ -7,8 +7,10 @@
  * element, as in Python), resolved again by every shape inference, so
  * slicing a dynamic batch from the end follows each feed. After that,
  * 0 <= start <= end <= extent must hold; out-of-range bounds are an error,
- * not clamped. start == end gives an empty slice.
+ * not clamped. start == end gives an empty slice; end = NB_SLICE_END runs
+ * to the end of the axis, whatever its extent at each feed.
  */
+#include "nabla/ops.h"
 #include "ops/op_util.h"
 
 typedef struct slice_attrs {
@@ -27,7 +29,9 @@ static bounds bounds_of(const slice_attrs *at, const nb_tensor *x)
     b.axis = at->axis < 0 ? at->axis + x->rank : at->axis;
     int64_t extent = b.axis >= 0 && b.axis < x->rank ? x->shape[b.axis] : 0;
     b.start = at->start < 0 ? at->start + extent : at->start;
-    b.end = at->end < 0 ? at->end + extent : at->end;
+    b.end = at->end == NB_SLICE_END ? extent
+            : at->end < 0          ? at->end + extent
+                                   : at->end;
     return b;
 }
 
