@@ -897,9 +897,16 @@ static void test_slice_to_end(void)
 {
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F64, 2, SHAPE(NB_DYNAMIC, 2));
-    nb_node *tail = nb_slice(g, x, 0, -2, NB_SLICE_END);
     double data[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    /* Shape rules see the batch last fed (1 before any feed), so the slice
+     * of the last two rows is built once a batch of two or more is in. */
     CHECK(nb_feed(g, x, 2, SHAPE(3, 2), data) == NB_OK, "feed 3");
+    nb_node *tail = nb_slice(g, x, 0, -2, NB_SLICE_END);
+    CHECK(tail != NULL, "%s", nb_graph_error(g));
+    if (!tail) {
+        nb_graph_free(g);
+        return;
+    }
     CHECK(nb_forward(g, tail) == NB_OK, "%s", nb_graph_error(g));
     CHECK(nb_tensor_dim(nb_node_value(tail), 0) == 2, "two rows");
     CHECK_NEAR(nb_tensor_get(nb_node_value(tail), 3), 5.0, 0);

@@ -75,7 +75,9 @@ void nb_rng_set_state(nb_graph *g, const uint64_t state[4]);
 int64_t nb_graph_node_count(const nb_graph *g);
 
 /* ---- leaf nodes ---- */
-/* An input, fed before each run with nb_feed. shape[0] may be NB_DYNAMIC. */
+/* An input, fed before each run with nb_feed. shape[0] may be NB_DYNAMIC:
+ * shape rules then see the batch last fed (1 before the first feed), and
+ * every node is re-sized when a feed changes it. */
 nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                   const int64_t *shape);
 /* A trainable parameter, zero-filled; write its value with nb_node_value. */
