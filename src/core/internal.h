@@ -12,6 +12,8 @@
 #include "nabla/tensor.h"
 
 #define NB_ALIGN 64
+/* The most bytes of attributes an op may ask nb_apply to copy. */
+#define NB_MAX_ATTR_BYTES 65536
 
 struct nb_tensor {
     nb_dtype dtype;

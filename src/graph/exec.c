@@ -126,13 +126,25 @@ static int prepare(nb_graph *g, nb_node *n)
     return NB_OK;
 }
 
+/* An op's forward or backward failed: make sure a message says which,
+ * even from a custom op that returned an error without nb_op_fail. */
+static int op_failed(nb_graph *g, nb_node *n, const char *phase, int rc)
+{
+    int code = rc < 0 ? rc : NB_ERR_ARG;
+    if (g->status == NB_OK)
+        nb_set_error(g, code, "%s: %s failed at node '%s' (returned %d)",
+                     n->op->name, phase, nb_node_name(n), rc);
+    return code;
+}
+
 /* A forward that stops at order position k leaves the nodes from k on
  * without a value for this run: backward must not use what an earlier run
  * left there (its shapes may no longer match). */
 static int forward_failed(nb_graph *g, int64_t k, int rc)
 {
     for (; k < g->order_len; k++)
-        g->order[k]->evaluated_version = 0;
+        if (g->order[k]->kind == NB_NODE_OP)
+            g->order[k]->evaluated_version = 0;
     return rc;
 }
 
@@ -161,7 +173,7 @@ int nb_forward(nb_graph *g, nb_node *target)
         call.scratch = n->scratch;
         call.workspace = g->workspace;
         if ((rc = n->op->forward(&call)) != NB_OK)
-            return forward_failed(g, k, rc < 0 ? rc : NB_ERR_ARG);
+            return forward_failed(g, k, op_failed(g, n, "forward", rc));
         n->evaluated_version = g->version;
         n->evaluated_feed = g->feed_epoch;
         if (g->checking && !all_finite(&n->value))
@@ -211,10 +223,15 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                             "graph last changed; call nb_forward on it first",
                             nb_node_name(output));
     nb_plan(g, output);
-    if (!output->needs_grad)
-        return NB_OK; /* nothing trainable upstream: no gradient to compute */
-
     bool accumulate = flags & NB_BACKWARD_ACCUMULATE;
+    if (!output->needs_grad) {
+        /* Nothing trainable upstream: no gradient to compute, and none
+         * from an earlier backward may pass for this one's. */
+        if (!accumulate)
+            g->grad_epoch++;
+        return NB_OK;
+    }
+
     if (accumulate) {
         /* Sums over micro-batches only make sense between equal shapes. */
         for (int64_t k = 0; k < g->order_len; k++) {
@@ -281,7 +298,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         call.scratch = n->scratch;
         call.workspace = g->workspace;
         if ((rc = n->op->backward(&call)) != NB_OK)
-            return rc < 0 ? rc : NB_ERR_ARG;
+            return op_failed(g, n, "backward", rc);
     }
     if (g->checking) {
         for (int64_t k = 0; k < g->order_len; k++) {

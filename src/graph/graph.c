@@ -436,13 +436,25 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
                      op->name, n_inputs);
         return NULL;
     }
-    if (n_inputs < op->min_inputs ||
+    if (n_inputs < 0 || n_inputs < op->min_inputs ||
         (op->max_inputs >= 0 && n_inputs > op->max_inputs)) {
-        nb_set_error(g, NB_ERR_ARG, "%s: takes %d%s inputs, given %d", op->name,
-                     op->min_inputs,
-                     op->max_inputs < 0 ? " or more"
-                     : op->max_inputs != op->min_inputs ? " to max" : "",
-                     n_inputs);
+        char range[64];
+        if (op->max_inputs < 0)
+            snprintf(range, sizeof range, "%d or more", op->min_inputs);
+        else if (op->max_inputs != op->min_inputs)
+            snprintf(range, sizeof range, "%d to %d", op->min_inputs,
+                     op->max_inputs);
+        else
+            snprintf(range, sizeof range, "%d", op->min_inputs);
+        nb_set_error(g, NB_ERR_ARG, "%s: takes %s inputs, given %d", op->name,
+                     range, n_inputs);
+        return NULL;
+    }
+    if (op->attr_size > NB_MAX_ATTR_BYTES) {
+        nb_set_error(g, NB_ERR_ARG,
+                     "%s: attr_size %zu is larger than the %d bytes an op's "
+                     "attributes may take",
+                     op->name, op->attr_size, NB_MAX_ATTR_BYTES);
         return NULL;
     }
     for (int i = 0; i < n_inputs; i++) {
@@ -479,8 +491,19 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
     /* A feed may have changed a dynamic batch since the inputs' shapes were
      * last inferred: bring them up to date, or the new node would be sized
      * for the old batch. */
-    if (refresh_stale_inputs(g, n_inputs, inputs) != NB_OK)
+    bool clean = g->status == NB_OK;
+    if (refresh_stale_inputs(g, n_inputs, inputs) != NB_OK) {
+        if (clean) {
+            /* The message names the older node that no longer fits; say
+             * also which call ran into it. */
+            char inner[sizeof g->error];
+            memcpy(inner, g->error, sizeof inner);
+            snprintf(g->error, sizeof g->error,
+                     "%.40s: an input no longer fits the batch last fed: %.400s",
+                     op->name, inner);
+        }
         return NULL;
+    }
 
     /* The node keeps its own zero-filled copy of the attributes, and the
      * shape rule sees that same copy, so infer and forward agree. */
