@@ -63,6 +63,8 @@ struct nb_arena_chunk {
 void *nb_arena_alloc(nb_graph *g, size_t size, bool align64)
 {
     size_t align = align64 ? 64 : 16;
+    if (size > ((size_t)1 << 40))
+        return NULL; /* no caller asks this much; keeps the sums below exact */
     nb_arena_chunk *c = g->arena;
     if (c) {
         size_t start = (c->used + align - 1) & ~(align - 1);

@@ -168,6 +168,13 @@ int nb_forward(nb_graph *g, nb_node *target)
             continue;
         if ((rc = prepare(g, n)) != NB_OK)
             return forward_failed(g, k, rc);
+        /* An empty output has nothing to compute, and no gradient to send
+         * back (its messages are sums over no elements). */
+        if (n->value.size == 0) {
+            n->evaluated_version = g->version;
+            n->evaluated_feed = g->feed_epoch;
+            continue;
+        }
         nb_op_call call = nb_make_call(g, n);
         call.out = &n->value;
         call.scratch = n->scratch;
@@ -286,8 +293,8 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
             continue;
         if (g->checking && !all_finite(&n->grad))
             return report_nonfinite(g, n, "gradient");
-        if (!n->op->backward)
-            continue; /* zero gradient everywhere (step, sign) */
+        if (!n->op->backward || n->value.size == 0)
+            continue; /* zero gradient everywhere (step, sign), or none */
         nb_op_call call = nb_make_call(g, n);
         for (int i = 0; i < n->n_inputs; i++)
             g->grad_args[i] = n->inputs[i]->needs_grad ? &n->inputs[i]->grad

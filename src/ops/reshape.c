@@ -40,6 +40,8 @@ static int reshape_infer(nb_op_call *c)
         } else if (d < 0) {
             return nb_op_fail(c, "shape %s has the negative extent %lld", want,
                               (long long)d);
+        } else if (d > 0 && known > (INT64_C(1) << 40) / d) {
+            return nb_op_fail(c, "shape %s has more than 2^40 elements", want);
         } else {
             known *= d;
         }
