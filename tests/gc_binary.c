@@ -1,5 +1,6 @@
 /* Gradient-check cases: binary.c (add, sub, mul, div, maximum, minimum),
- * with equal shapes, broadcasting of a row, a column and a scalar, and a
+ * with equal shapes, broadcasting (the loop plan of src/ops/op_util.c) of
+ * a row, a column and a scalar, and a
  * batch dimension. */
 #include "gradcheck_cases.h"
 

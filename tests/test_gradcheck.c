@@ -19,7 +19,8 @@ int main(void)
     const char *worst_where = "";
     static char where[160];
 
-    /* Completeness: every registered op appears in the table. */
+    /* Completeness: every op the registry lists (src/ops/registry.c, made
+     * from ops.def) appears in the table. */
     for (int i = 0; i < nb_builtin_op_count(); i++) {
         const char *name = nb_builtin_op(i)->name;
         bool found = false;
