@@ -11,34 +11,12 @@
 
 #define KINK_MARGIN 0.05
 
-/* [B,N] (form 0) or [B,C,N] (form 1); returns the rank. */
-static int batch_shape(gc_ctx *c, int form, int64_t *shape)
-{
-    shape[0] = gc_dim(c, 1, 3);
-    if (form == 0) {
-        shape[1] = gc_dim(c, 1, 6);
-        return 2;
-    }
-    shape[1] = gc_dim(c, 1, 3);
-    shape[2] = gc_dim(c, 1, 5);
-    return 3;
-}
-
-static nb_node *on_input(nb_graph *g, gc_ctx *c, int form,
-                         nb_node *(*op)(nb_graph *, nb_node *), double lo,
-                         double hi, double margin)
-{
-    int64_t shape[3];
-    int rank = batch_shape(c, form, shape);
-    return op(g, gc_input_away(g, c, rank, shape, lo, hi, 0, margin));
-}
-
 static nb_node *with_alpha(nb_graph *g, gc_ctx *c, int form,
                            nb_node *(*op)(nb_graph *, nb_node *, double),
                            double alpha_lo, double alpha_hi)
 {
     int64_t shape[3];
-    int rank = batch_shape(c, form, shape);
+    int rank = gc_batch_shape(c, form, shape);
     nb_node *x = gc_input_away(g, c, rank, shape, -3, 3, 0, KINK_MARGIN);
     return op(g, x, gc_uniform(c, alpha_lo, alpha_hi));
 }
@@ -46,11 +24,11 @@ static nb_node *with_alpha(nb_graph *g, gc_ctx *c, int form,
 #define INPUT_CASES(name, lo, hi, margin)                                     \
     static nb_node *name##_rows(nb_graph *g, gc_ctx *c)                       \
     {                                                                         \
-        return on_input(g, c, 0, nb_##name, lo, hi, margin);                  \
+        return gc_on_input(g, c, 0, nb_##name, lo, hi, margin);                  \
     }                                                                         \
     static nb_node *name##_channels(nb_graph *g, gc_ctx *c)                   \
     {                                                                         \
-        return on_input(g, c, 1, nb_##name, lo, hi, margin);                  \
+        return gc_on_input(g, c, 1, nb_##name, lo, hi, margin);                  \
     }
 
 #define ALPHA_CASES(name, alpha_lo, alpha_hi)                                 \
@@ -80,7 +58,7 @@ INPUT_CASES(silu, -5, 5, 0)
 static nb_node *prelu_scalar(nb_graph *g, gc_ctx *c)
 {
     int64_t shape[3];
-    int rank = batch_shape(c, 0, shape);
+    int rank = gc_batch_shape(c, 0, shape);
     nb_node *x = gc_input_away(g, c, rank, shape, -2, 2, 0, KINK_MARGIN);
     return nb_prelu(g, x, gc_param(g, c, 0, NULL, 0.05, 0.5));
 }
@@ -89,7 +67,7 @@ static nb_node *prelu_scalar(nb_graph *g, gc_ctx *c)
 static nb_node *prelu_last_axis(nb_graph *g, gc_ctx *c)
 {
     int64_t shape[3];
-    int rank = batch_shape(c, 1, shape);
+    int rank = gc_batch_shape(c, 1, shape);
     nb_node *x = gc_input_away(g, c, rank, shape, -2, 2, 0, KINK_MARGIN);
     return nb_prelu(g, x, gc_param(g, c, 1, &shape[rank - 1], -0.5, 0.5));
 }
@@ -98,7 +76,7 @@ static nb_node *prelu_last_axis(nb_graph *g, gc_ctx *c)
 static nb_node *prelu_middle_axis(nb_graph *g, gc_ctx *c)
 {
     int64_t shape[3];
-    batch_shape(c, 1, shape);
+    gc_batch_shape(c, 1, shape);
     nb_node *x = gc_input_away(g, c, 3, shape, -2, 2, 0, KINK_MARGIN);
     return nb_prelu(g, x,
                     gc_param(g, c, 2, (int64_t[]){shape[1], 1}, 0.05, 0.5));
@@ -108,7 +86,7 @@ static nb_node *prelu_middle_axis(nb_graph *g, gc_ctx *c)
 static nb_node *prelu_full(nb_graph *g, gc_ctx *c)
 {
     int64_t shape[3];
-    int rank = batch_shape(c, 0, shape);
+    int rank = gc_batch_shape(c, 0, shape);
     nb_node *x = gc_input_away(g, c, rank, shape, -2, 2, 0, KINK_MARGIN);
     return nb_prelu(g, x, gc_param(g, c, rank, shape, 0.05, 0.5));
 }
@@ -118,7 +96,7 @@ static nb_node *prelu_full(nb_graph *g, gc_ctx *c)
 static nb_node *prelu_self(nb_graph *g, gc_ctx *c)
 {
     int64_t shape[3];
-    int rank = batch_shape(c, 0, shape);
+    int rank = gc_batch_shape(c, 0, shape);
     nb_node *x = gc_input_away(g, c, rank, shape, -2, 2, 0, KINK_MARGIN);
     return nb_prelu(g, x, x);
 }
@@ -160,7 +138,7 @@ static nb_node *grouped_input(nb_graph *g, gc_ctx *c, int rank,
 static nb_node *maxout_case(nb_graph *g, gc_ctx *c, int form)
 {
     int64_t shape[3];
-    int rank = batch_shape(c, form, shape);
+    int rank = gc_batch_shape(c, form, shape);
     int64_t k = gc_dim(c, 1, 4);
     shape[rank - 1] = gc_dim(c, 1, 3) * k;
     return nb_maxout(g, grouped_input(g, c, rank, shape, k), (int)k);

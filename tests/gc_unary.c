@@ -3,33 +3,11 @@
  * channels [B,C,N], with inputs drawn from the op's domain. */
 #include "gradcheck_cases.h"
 
-/* [B,N] (form 0) or [B,C,N] (form 1); returns the rank. */
-static int batch_shape(gc_ctx *c, int form, int64_t *shape)
-{
-    shape[0] = gc_dim(c, 1, 3);
-    if (form == 0) {
-        shape[1] = gc_dim(c, 1, 6);
-        return 2;
-    }
-    shape[1] = gc_dim(c, 1, 3);
-    shape[2] = gc_dim(c, 1, 5);
-    return 3;
-}
-
-static nb_node *on_input(nb_graph *g, gc_ctx *c, int form,
-                         nb_node *(*op)(nb_graph *, nb_node *), double lo,
-                         double hi, double margin)
-{
-    int64_t shape[3];
-    int rank = batch_shape(c, form, shape);
-    return op(g, gc_input_away(g, c, rank, shape, lo, hi, 0, margin));
-}
-
 static nb_node *with_constant(nb_graph *g, gc_ctx *c, int form,
                               nb_node *(*op)(nb_graph *, nb_node *, double))
 {
     int64_t shape[3];
-    int rank = batch_shape(c, form, shape);
+    int rank = gc_batch_shape(c, form, shape);
     nb_node *x = gc_input(g, c, rank, shape, -2, 2);
     return op(g, x, gc_uniform(c, -3, 3));
 }
@@ -42,7 +20,7 @@ static nb_node *flat_beside_product(nb_graph *g, gc_ctx *c, int form,
                                     nb_node *(*op)(nb_graph *, nb_node *))
 {
     int64_t shape[3];
-    int rank = batch_shape(c, form, shape);
+    int rank = gc_batch_shape(c, form, shape);
     nb_node *x = gc_input_away(g, c, rank, shape, -2, 2, 0, 0.05);
     nb_node *w = gc_param(g, c, 1, &shape[rank - 1], -2, 2);
     return nb_add(g, nb_mul(g, x, w), op(g, x));
@@ -51,11 +29,11 @@ static nb_node *flat_beside_product(nb_graph *g, gc_ctx *c, int form,
 #define INPUT_CASES(name, lo, hi, margin)                                     \
     static nb_node *name##_rows(nb_graph *g, gc_ctx *c)                       \
     {                                                                         \
-        return on_input(g, c, 0, nb_##name, lo, hi, margin);                  \
+        return gc_on_input(g, c, 0, nb_##name, lo, hi, margin);                  \
     }                                                                         \
     static nb_node *name##_channels(nb_graph *g, gc_ctx *c)                   \
     {                                                                         \
-        return on_input(g, c, 1, nb_##name, lo, hi, margin);                  \
+        return gc_on_input(g, c, 1, nb_##name, lo, hi, margin);                  \
     }
 
 #define CONSTANT_CASES(name)                                                  \

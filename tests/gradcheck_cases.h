@@ -46,6 +46,14 @@ nb_node *gc_one_hot(nb_graph *g, gc_ctx *c, int64_t rows, int64_t k);
 nb_node *gc_prob_rows(nb_graph *g, gc_ctx *c, int64_t rows, int64_t k,
                       bool requires_grad);
 
+/* A batch shape: [B,N] (form 0) or [B,C,N] (form 1); returns the rank. */
+int gc_batch_shape(gc_ctx *c, int form, int64_t *shape);
+/* op applied to a grad-requiring input of a batch shape (form as above),
+ * drawn in [lo, hi) and at least margin away from 0. */
+nb_node *gc_on_input(nb_graph *g, gc_ctx *c, int form,
+                     nb_node *(*op)(nb_graph *, nb_node *), double lo,
+                     double hi, double margin);
+
 /* Each op family's cases, each list ending with {NULL, NULL, NULL}. */
 extern const gc_case gc_cases_binary[];
 extern const gc_case gc_cases_unary[];

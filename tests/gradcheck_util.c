@@ -116,3 +116,24 @@ nb_node *gc_prob_rows(nb_graph *g, gc_ctx *c, int64_t rows, int64_t k,
     free(data);
     return n;
 }
+
+int gc_batch_shape(gc_ctx *c, int form, int64_t *shape)
+{
+    shape[0] = gc_dim(c, 1, 3);
+    if (form == 0) {
+        shape[1] = gc_dim(c, 1, 6);
+        return 2;
+    }
+    shape[1] = gc_dim(c, 1, 3);
+    shape[2] = gc_dim(c, 1, 5);
+    return 3;
+}
+
+nb_node *gc_on_input(nb_graph *g, gc_ctx *c, int form,
+                     nb_node *(*op)(nb_graph *, nb_node *), double lo,
+                     double hi, double margin)
+{
+    int64_t shape[3];
+    int rank = gc_batch_shape(c, form, shape);
+    return op(g, gc_input_away(g, c, rank, shape, lo, hi, 0, margin));
+}
