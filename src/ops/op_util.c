@@ -203,3 +203,24 @@ int nb_reduce_shape(nb_op_call *c, bool empty_ok)
     c->out_rank = r;
     return NB_OK;
 }
+
+nb_shape_attrs nb_shape_attrs_of(int rank, const int64_t *shape)
+{
+    nb_shape_attrs at;
+    memset(&at, 0, sizeof at);
+    at.rank = rank;
+    at.has_shape = shape != NULL && rank >= 0 && rank <= NB_MAX_RANK;
+    if (at.has_shape)
+        memcpy(at.shape, shape, (size_t)rank * sizeof *shape);
+    return at;
+}
+
+int nb_shape_attrs_check(nb_op_call *c, const nb_shape_attrs *at)
+{
+    if (at->rank < 0 || at->rank > NB_MAX_RANK)
+        return nb_op_fail(c, "rank %d is out of range [0, %d]", at->rank,
+                          NB_MAX_RANK);
+    if (at->rank > 0 && !at->has_shape)
+        return nb_op_fail(c, "shape is NULL for rank %d", at->rank);
+    return NB_OK;
+}

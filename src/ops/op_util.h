@@ -58,6 +58,18 @@ void nb_bcast_plan(nb_bcast *p, const nb_tensor *out, const nb_tensor *a,
 void nb_bcast_row(const nb_bcast *p, int64_t row, int64_t *off_a,
                   int64_t *off_b);
 
+/* ---- a shape requested by the caller (reshape, broadcast_to) ---- */
+typedef struct nb_shape_attrs {
+    int rank;                   /* as requested; checked by infer */
+    bool has_shape;             /* shape was given and rank fitted */
+    int64_t shape[NB_MAX_RANK]; /* requested extents */
+} nb_shape_attrs;
+
+/* Captures a caller's (rank, shape) without trusting either. */
+nb_shape_attrs nb_shape_attrs_of(int rank, const int64_t *shape);
+/* Fails unless the captured rank is in range and a shape was given. */
+int nb_shape_attrs_check(nb_op_call *c, const nb_shape_attrs *at);
+
 /* ---- reductions over one axis or every element ---- */
 typedef struct nb_reduce_attrs {
     int axis;

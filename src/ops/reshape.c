@@ -11,22 +11,14 @@
  */
 #include "ops/op_util.h"
 
-typedef struct reshape_attrs {
-    int rank;                   /* as requested; checked by infer */
-    bool has_shape;             /* shape was given and rank fitted */
-    int64_t shape[NB_MAX_RANK]; /* requested extents, -1 at most once */
-} reshape_attrs;
-
 static int reshape_infer(nb_op_call *c)
 {
-    const reshape_attrs *at = c->attrs;
+    const nb_shape_attrs *at = c->attrs;
     const nb_tensor *x = c->in[0];
     char sx[128], want[160];
-    if (at->rank < 0 || at->rank > NB_MAX_RANK)
-        return nb_op_fail(c, "rank %d is out of range [0, %d]", at->rank,
-                          NB_MAX_RANK);
-    if (at->rank > 0 && !at->has_shape)
-        return nb_op_fail(c, "shape is NULL for rank %d", at->rank);
+    int rc = nb_shape_attrs_check(c, at);
+    if (rc != NB_OK)
+        return rc;
     NB_SHAPE(x, sx);
     nb_shape_str(at->rank, at->shape, want, sizeof want);
     int unknown = -1;
@@ -89,17 +81,12 @@ static int reshape_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_reshape = {
-    "reshape", 1, 1, sizeof(reshape_attrs),
+    "reshape", 1, 1, sizeof(nb_shape_attrs),
     "y = x under a new shape (one extent may be -1); dx = dy under x's shape",
     reshape_infer, reshape_forward, reshape_backward};
 
 nb_node *nb_reshape(nb_graph *g, nb_node *x, int rank, const int64_t *shape)
 {
-    reshape_attrs at;
-    memset(&at, 0, sizeof at);
-    at.rank = rank;
-    at.has_shape = shape != NULL && rank >= 0 && rank <= NB_MAX_RANK;
-    if (at.has_shape)
-        memcpy(at.shape, shape, (size_t)rank * sizeof *shape);
+    nb_shape_attrs at = nb_shape_attrs_of(rank, shape);
     return nb_apply(g, &nb_op_reshape, 1, &x, &at);
 }
