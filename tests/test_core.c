@@ -374,6 +374,48 @@ static void test_rng(void)
     nb_graph_free(b);
 }
 
+/* What layered code (optimisers, loaders) relies on: walking nodes by id,
+ * finding one by name, recording its own errors with the sticky rule, and
+ * unbiased integer draws. */
+static void test_layering_api(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *w = nb_param(g, "w", NB_F64, 1, SHAPE(3));
+    nb_node *x = nb_input(g, "x", NB_F64, 1, SHAPE(3));
+    nb_node *y = nb_mul(g, w, x);
+    CHECK(nb_graph_node(g, 0) == w && nb_graph_node(g, 2) == y, "by id");
+    CHECK(nb_graph_node(g, 3) == NULL && nb_graph_node(g, -1) == NULL,
+          "out of range ids give NULL");
+    CHECK(nb_graph_find(g, "x") == x, "find by name");
+    CHECK(nb_graph_find(g, nb_node_name(y)) == y, "find an op by its default name");
+    CHECK(nb_graph_find(g, "nope") == NULL, "missing name");
+
+    CHECK(nb_graph_set_error(g, NB_ERR_ARG, "loader: %s at byte %d", "bad", 7) ==
+              NB_ERR_ARG, "returns its code");
+    nb_graph_set_error(g, NB_ERR_STATE, "second");
+    CHECK(nb_graph_status(g) == NB_ERR_ARG, "first error wins");
+    CHECK_ERROR(g, "loader: bad at byte 7");
+
+    /* nb_rng_below: in range, every value reached, roughly uniform. */
+    nb_graph_seed(g, 5);
+    int counts[3] = {0};
+    bool in_range = true;
+    for (int i = 0; i < 30000; i++) {
+        int64_t r = nb_rng_below(g, 3);
+        in_range = in_range && r >= 0 && r < 3;
+        if (r >= 0 && r < 3)
+            counts[r]++;
+    }
+    CHECK(in_range, "draws stay in [0, 3)");
+    for (int k = 0; k < 3; k++)
+        CHECK(abs(counts[k] - 10000) < 500, "value %d drawn %d times of 30000",
+              k, counts[k]);
+    CHECK(nb_rng_below(g, 0) == 0 && nb_rng_below(g, -4) == 0, "empty range");
+    uint64_t a = nb_rng_u64(g), b = nb_rng_u64(g);
+    CHECK(a != b, "successive 64-bit draws differ");
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     test_tensor();
@@ -389,5 +431,6 @@ int main(void)
     test_apply_null_attrs();
     test_custom_op_diagnostics();
     test_rng();
+    test_layering_api();
     return tu_finish("core");
 }

@@ -51,6 +51,16 @@ const char *nb_graph_error(const nb_graph *g);
 int nb_graph_status(const nb_graph *g);
 void nb_graph_clear_error(nb_graph *g);
 
+/* Records an error on the graph, printf-style, unless one is already held
+ * (the first error wins). For code layered on the public API — layers,
+ * optimisers, loaders, custom helpers — so its failures read like the
+ * library's own. Returns code, which should be negative. */
+int nb_graph_set_error(nb_graph *g, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* Training mode (dropout active) vs inference mode. New graphs train. */
 void nb_graph_set_training(nb_graph *g, bool training);
 bool nb_graph_training(const nb_graph *g);
@@ -67,12 +77,26 @@ void nb_graph_seed(nb_graph *g, uint64_t seed);
 double nb_rng_uniform(nb_graph *g);
 /* Standard normal. */
 double nb_rng_normal(nb_graph *g);
+
+/* 64 uniformly random bits. */
+uint64_t nb_rng_u64(nb_graph *g);
+
+/* Uniform integer in [0, n), without modulo bias; 0 if n <= 0. */
+int64_t nb_rng_below(nb_graph *g, int64_t n);
 /* The generator's state as 4 words, to save and restore a run exactly. */
 void nb_rng_get_state(const nb_graph *g, uint64_t state[4]);
 void nb_rng_set_state(nb_graph *g, const uint64_t state[4]);
 
 /* Number of nodes in the graph. */
 int64_t nb_graph_node_count(const nb_graph *g);
+
+/* The node with id `id` (0 <= id < nb_graph_node_count), or NULL. Ids are
+ * given in creation order, which is a topological order; walking them is
+ * how layered code finds, say, every parameter. */
+nb_node *nb_graph_node(const nb_graph *g, int64_t id);
+
+/* The first node whose name is `name`, or NULL. */
+nb_node *nb_graph_find(const nb_graph *g, const char *name);
 
 /* ---- leaf nodes ---- */
 /* An input, fed before each run with nb_feed. shape[0] may be NB_DYNAMIC:

@@ -50,6 +50,26 @@ double nb_rng_normal(nb_graph *g)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
 }
 
+uint64_t nb_rng_u64(nb_graph *g)
+{
+    return next_u64(g->rng);
+}
+
+int64_t nb_rng_below(nb_graph *g, int64_t n)
+{
+    if (n <= 0)
+        return 0;
+    /* Rejection sampling: draws that fall in the incomplete last block of
+     * size 2^64 mod n would favour small results, so they are drawn again. */
+    uint64_t bound = (uint64_t)n;
+    uint64_t threshold = (0 - bound) % bound;
+    for (;;) {
+        uint64_t r = next_u64(g->rng);
+        if (r >= threshold)
+            return (int64_t)(r % bound);
+    }
+}
+
 void nb_rng_get_state(const nb_graph *g, uint64_t state[4])
 {
     for (int i = 0; i < 4; i++)

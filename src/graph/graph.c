@@ -26,6 +26,17 @@ int nb_set_error(nb_graph *g, int code, const char *fmt, ...)
     return code;
 }
 
+int nb_graph_set_error(nb_graph *g, int code, const char *fmt, ...)
+{
+    if (!g)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    nb_set_error_v(g, code < 0 ? code : NB_ERR_ARG, fmt ? fmt : "error", ap);
+    va_end(ap);
+    return code;
+}
+
 const char *nb_graph_error(const nb_graph *g)
 {
     return g && g->status != NB_OK ? g->error : NULL;
@@ -90,6 +101,25 @@ int64_t nb_graph_node_count(const nb_graph *g) { return g->n_nodes; }
 nb_node *nb_graph_node_at(const nb_graph *g, int64_t id)
 {
     return &g->node_blocks[id / NODES_PER_BLOCK][id % NODES_PER_BLOCK];
+}
+
+nb_node *nb_graph_node(const nb_graph *g, int64_t id)
+{
+    if (!g || id < 0 || id >= g->n_nodes)
+        return NULL;
+    return nb_graph_node_at(g, id);
+}
+
+nb_node *nb_graph_find(const nb_graph *g, const char *name)
+{
+    if (!g || !name)
+        return NULL;
+    for (int64_t id = 0; id < g->n_nodes; id++) {
+        nb_node *n = nb_graph_node_at(g, id);
+        if (strcmp(nb_node_name(n), name) == 0)
+            return n;
+    }
+    return NULL;
 }
 
 /* Grows a pointer array to hold at least `need` entries. */
