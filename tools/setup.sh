@@ -5,9 +5,10 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # zlib reads gzipped IDX files; the Fashion-MNIST files and numpy serve the
-# examples and the safetensors interoperability test.
+# examples and the safetensors interoperability test; graphviz renders the
+# graph drawings.
 packages="build-essential meson ninja-build pkg-config libsleef-dev zlib1g-dev
-dataset-fashion-mnist python3 python3-numpy"
+dataset-fashion-mnist python3 python3-numpy graphviz"
 missing=""
 for p in $packages; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

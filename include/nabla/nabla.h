@@ -8,6 +8,11 @@
 #include "ops.h"
 #include "op.h"
 #include "gradcheck.h"
+#include "nn.h"
+#include "optim.h"
+#include "data.h"
+#include "io.h"
+#include "train.h"
 
 #define NB_VERSION_MAJOR 0
 #define NB_VERSION_MINOR 1
