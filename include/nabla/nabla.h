@@ -8,6 +8,8 @@
 #include "ops.h"
 #include "op.h"
 #include "gradcheck.h"
+#include "trace.h"
+#include "dot.h"
 #include "nn.h"
 #include "optim.h"
 #include "data.h"

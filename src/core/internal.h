@@ -84,6 +84,8 @@ struct nb_graph {
     nb_tensor **grad_args;
     const nb_tensor **value_args;
     int args_capacity;
+
+    struct nb_trace *trace; /* recording backward messages, or NULL */
 };
 
 /* ---- memory (alloc.c) ---- */
@@ -128,6 +130,13 @@ nb_op_call nb_make_call(nb_graph *g, nb_node *n);
 /* Computes (or reuses) the topological order of the nodes `target` needs,
  * in g->order[0..order_len), and each one's needs_grad flag. */
 int nb_plan(nb_graph *g, nb_node *target);
+
+/* ---- tracing (graph/trace.c) ---- */
+/* Runs an op node's backward while g->trace records: each message goes to
+ * a fresh buffer that the trace keeps, then into the input's gradient. */
+int nb_trace_backward_node(nb_graph *g, nb_node *n, nb_op_call *call);
+/* Stops a trace recording on its graph (the graph is being freed). */
+void nb_trace_detach(struct nb_trace *t);
 
 /* The built-in op table (ops/registry.c). */
 #define NB_OP(name) extern const nb_op nb_op_##name;

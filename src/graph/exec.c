@@ -304,7 +304,9 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         call.out_grad = &n->grad;
         call.scratch = n->scratch;
         call.workspace = g->workspace;
-        if ((rc = n->op->backward(&call)) != NB_OK)
+        rc = g->trace ? nb_trace_backward_node(g, n, &call)
+                      : n->op->backward(&call);
+        if (rc != NB_OK)
             return op_failed(g, n, "backward", rc);
     }
     if (g->checking) {

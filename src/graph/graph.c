@@ -75,6 +75,8 @@ void nb_graph_free(nb_graph *g)
 {
     if (!g)
         return;
+    if (g->trace)
+        nb_trace_detach(g->trace);
     for (int64_t id = 0; id < g->n_nodes; id++) {
         nb_node *n = nb_graph_node_at(g, id);
         nb_tensor_release(&n->value);
