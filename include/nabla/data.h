@@ -25,10 +25,18 @@ extern "C" {
 /* ---- IDX files ----
  * The format of LeCun's MNIST files: two zero bytes, a type code (0x08
  * ubyte, 0x09 sbyte, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64), the rank,
- * rank big-endian u32 extents, then the data big-endian. A file ending in
- * ".gz" (or starting with the gzip magic) is decompressed with zlib.
+ * rank big-endian u32 extents, then the data big-endian. A file starting
+ * with the gzip magic (1f 8b), whatever its name, is decompressed with
+ * zlib; byte offsets in messages then count bytes of the decompressed IDX
+ * stream, except for damage to the gzip layer itself, which is reported at
+ * its compressed offset. Rejected: a bad magic or type code, a rank outside
+ * 1..8, a zero extent, more than NB_IDX_MAX_ELEMENTS elements, a file
+ * shorter than its header promises, and any byte after the data (also
+ * after the gzip stream). i32 and f64 values converted to f32 round to
+ * the nearest float; NaN and infinities in float data are kept as data.
  * Returns a free-standing tensor of the file's shape, converted to dtype;
  * the caller frees it with nb_tensor_free. */
+#define NB_IDX_MAX_ELEMENTS (INT64_C(1) << 31)
 nb_tensor *nb_idx_read(const char *path, nb_dtype dtype, char *err,
                        size_t errlen);
 
@@ -44,9 +52,27 @@ typedef struct nb_csv_options {
 } nb_csv_options;
 
 /* Reads every numeric field into features [rows, columns] (the label
- * column excluded) and, when a label column is chosen, *labels [rows].
- * Empty lines are skipped; a non-numeric field or a row of the wrong length
- * is an error naming the line and column. */
+ * column excluded) and, when a label column is chosen, *labels [rows]
+ * (*labels is set to NULL otherwise; labels may be NULL to drop the label
+ * column). options NULL means ',' with no header and no label column; note
+ * that a zeroed struct has label_column 0, so set -1 for "none".
+ *
+ * The dialect, kept deliberately small:
+ * - one record per line; "\n" or "\r\n" endings, a last line without a
+ *   newline is accepted; empty (or blank) lines are skipped anywhere;
+ * - the delimiter is one character and each one separates two fields
+ *   (runs are not merged); spaces and tabs around a field are ignored;
+ * - no quoting: a field is a plain decimal number, [+-]digits[.digits]
+ *   [e[+-]digits] as strtod reads it in the "C" locale. Rejected, with the
+ *   line and the (1-based) column: an empty field, a partial parse such as
+ *   "1.5x", "nan"/"inf" text, hex floats, a value that overflows double;
+ * - header names are trimmed and may be wrapped in double quotes, which
+ *   are removed (the name itself must not contain the delimiter);
+ * - every row has the first row's number of fields; a short or long row is
+ *   an error naming the line and the first missing or extra column.
+ * Limits: files up to NB_CSV_MAX_BYTES, at most 2^31 values in all. Line
+ * numbers count every physical line, blank ones and the header included. */
+#define NB_CSV_MAX_BYTES (INT64_C(1) << 30)
 nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
                        nb_tensor **labels, char *err, size_t errlen);
 
@@ -55,32 +81,47 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
 void nb_data_scale(nb_tensor *x, double scale);
 /* Per column of x viewed as [rows, rest]: mean and standard deviation into
  * mean / std (each `rest` entries, caller-owned); std 0 is reported as 1 so
- * that standardising a constant column gives zeros. */
+ * that standardising a constant column gives zeros. The deviation is the
+ * population one, sqrt(sum (x - mean)^2 / rows), computed in double in two
+ * passes. NB_ERR_ARG for a NULL argument or a tensor without rows. */
 int nb_data_column_stats(const nb_tensor *x, double *mean, double *std);
 /* x = (x - mean) / std per column: apply a training set's statistics to any
- * set. */
+ * set. NB_ERR_ARG (x untouched) if a std is not finite and positive. */
 int nb_data_standardize(nb_tensor *x, const double *mean, const double *std);
 /* Rows [n, classes] with a 1 in column labels[i]; NULL if a label is not
- * an integer in [0, classes). New tensor of dtype. */
+ * an integer in [0, classes) (the message names the row, from 0). labels
+ * is [n] or [n, 1]. New tensor of dtype. */
 nb_tensor *nb_one_hot(const nb_tensor *labels, int64_t classes,
                       nb_dtype dtype, char *err, size_t errlen);
 /* The index of the largest entry of each row of x [rows, k] into out
- * (rows entries); the first wins a tie. */
+ * (rows entries); the first wins a tie. A NaN never wins unless it is the
+ * first entry of its row; a row of k = 0 entries gives -1. */
 void nb_argmax_rows(const nb_tensor *x, int64_t *out);
 
 /* ---- datasets ----
  * x holds one example per row of dimension 0; y one target per row: a class
- * index (rank 1) or a target vector (rank 2). The dataset owns both. */
+ * index (rank 1) or a target vector (rank 2). The dataset owns both; y may
+ * be NULL for unlabelled data (except where a function needs classes).
+ * Functions that fill a dataset (`ds`, `dst`, `train`, `val`) overwrite its
+ * fields without freeing them, and leave them NULL on failure; free an old
+ * dataset first. Passing src itself as the output replaces it (the old
+ * tensors are freed). */
 typedef struct nb_dataset {
     nb_tensor *x;
     nb_tensor *y;
 } nb_dataset;
 
+/* Frees x and y and sets them to NULL; safe on a zeroed or half-filled
+ * struct and on NULL. */
 void nb_dataset_free(nb_dataset *ds);
+/* Rows of x (0 for NULL or an empty dataset). */
 int64_t nb_dataset_size(const nb_dataset *ds);
 /* Loads an IDX image file and its IDX label file (MNIST layout): x becomes
- * [n, pixels] scaled to [0, 1], y the labels [n]. limit > 0 keeps only the
- * first `limit` examples. */
+ * [n, pixels] (pixels = the product of the extents after the first),
+ * ubyte images divided by 255 into [0, 1] (other types as stored), y the
+ * labels [n], which must be an integer type of rank 1 with the same n.
+ * limit > 0 keeps only the first `limit` examples (both files are still
+ * checked whole: their lengths, and a gzip file's CRC). */
 int nb_dataset_load_idx(nb_dataset *ds, const char *images,
                         const char *labels, nb_dtype dtype, int64_t limit,
                         char *err, size_t errlen);
@@ -92,8 +133,9 @@ int nb_dataset_slice(nb_dataset *dst, const nb_dataset *src, int64_t first,
 int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
                               int64_t lo, int64_t hi, char *err,
                               size_t errlen);
-/* Splits src into its last `fraction` of rows (validation) and the rest
- * (training), after no shuffling: shuffle first if the order matters. */
+/* Splits src into its last `fraction` of rows (validation,
+ * round(fraction * n) rows) and the rest (training), after no shuffling:
+ * shuffle first if the order matters. fraction in [0, 1]. */
 int nb_dataset_split(const nb_dataset *src, double fraction,
                      nb_dataset *train, nb_dataset *val, char *err,
                      size_t errlen);
@@ -106,11 +148,15 @@ void nb_iota(int64_t *idx, int64_t n);
 void nb_shuffle(nb_graph *g, int64_t *idx, int64_t n);
 /* Copies rows idx[0..count) of src into dst, whose dimension 0 must be at
  * least count and whose other extents match src's; converts between f32
- * and f64. Returns NB_OK or NB_ERR_ARG. */
+ * and f64. idx NULL means rows 0..count-1. Every index is checked against
+ * src's rows before anything is copied. Returns NB_OK or NB_ERR_ARG. */
 int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
                    int64_t count);
 /* Gathers rows idx[0..count) of src into the scratch tensor (sized for the
- * largest batch) and feeds them to input. Errors go to the graph. */
+ * largest batch, of the input's dtype) and feeds them to input with shape
+ * [count, scratch's other extents]. idx NULL means rows 0..count-1. Makes
+ * no heap allocation of its own (it runs every training step). Errors go
+ * to the graph. */
 int nb_feed_rows(nb_graph *g, nb_node *input, const nb_tensor *src,
                  const int64_t *idx, int64_t count, nb_tensor *scratch);
 

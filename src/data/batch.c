@@ -1,0 +1,151 @@
+/* Shuffling and batching: index permutations, row gathers with f32/f64
+ * conversion, and feeding a gathered mini-batch to a graph input.
+ *
+ * Shuffle is Fisher-Yates (Durstenfeld's form): for i = n-1 down to 1 swap
+ * idx[i] with idx[j], j uniform in [0, i]. With an unbiased j every one of
+ * the n! orders is equally likely; nb_rng_below supplies j without modulo
+ * bias, and the graph's seeded RNG makes the order reproducible.
+ *
+ * nb_feed_rows runs every training step, so it allocates nothing: the
+ * batch goes into the caller's scratch tensor and the shape lives on the
+ * stack; nb_feed reuses the input's buffer once it has seen the batch size.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "nabla/data.h"
+
+void nb_iota(int64_t *idx, int64_t n)
+{
+    for (int64_t i = 0; idx && i < n; i++)
+        idx[i] = i;
+}
+
+void nb_shuffle(nb_graph *g, int64_t *idx, int64_t n)
+{
+    if (!g || !idx)
+        return;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = nb_rng_below(g, i + 1);
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+/* Why dst cannot take rows idx[0..count) of src, or NULL if it can. */
+static const char *gather_problem(const nb_tensor *dst, const nb_tensor *src,
+                                  const int64_t *idx, int64_t count, char *buf,
+                                  size_t len)
+{
+    if (!dst || !src)
+        return "a tensor is NULL";
+    if (!nb_tensor_cdata(dst) || !nb_tensor_cdata(src))
+        return "a tensor has no data";
+    int rank = nb_tensor_rank(src);
+    if (rank < 1 || nb_tensor_rank(dst) != rank)
+        return "source and destination need the same rank >= 1";
+    for (int i = 1; i < rank; i++)
+        if (nb_tensor_dim(dst, i) != nb_tensor_dim(src, i)) {
+            char a[128], b[128];
+            snprintf(buf, len,
+                     "the destination %s and the source %s differ after "
+                     "dimension 0",
+                     nb_shape_str(rank, nb_tensor_shape(dst), a, sizeof a),
+                     nb_shape_str(rank, nb_tensor_shape(src), b, sizeof b));
+            return buf;
+        }
+    if (count < 0 || count > nb_tensor_dim(dst, 0)) {
+        snprintf(buf, len, "%lld rows do not fit the destination's %lld",
+                 (long long)count, (long long)nb_tensor_dim(dst, 0));
+        return buf;
+    }
+    int64_t rows = nb_tensor_dim(src, 0);
+    if (!idx && count > rows) {
+        snprintf(buf, len, "%lld rows asked of a source with %lld",
+                 (long long)count, (long long)rows);
+        return buf;
+    }
+    for (int64_t i = 0; idx && i < count; i++)
+        if (idx[i] < 0 || idx[i] >= rows) {
+            snprintf(buf, len,
+                     "index %lld at position %lld is outside the "
+                     "source's %lld rows",
+                     (long long)idx[i], (long long)i, (long long)rows);
+            return buf;
+        }
+    return NULL;
+}
+
+/* The copy itself, arguments already checked. */
+static void gather(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
+                   int64_t count)
+{
+    int64_t rows = nb_tensor_dim(src, 0);
+    if (count == 0 || rows == 0)
+        return;
+    size_t row = (size_t)(nb_tensor_size(src) / rows);
+    nb_dtype sd = nb_tensor_dtype(src), dd = nb_tensor_dtype(dst);
+    const char *s = nb_tensor_cdata(src);
+    char *d = nb_tensor_data(dst);
+    size_t sb = row * nb_dtype_size(sd), db = row * nb_dtype_size(dd);
+    for (int64_t i = 0; i < count; i++) {
+        const char *from = s + (size_t)(idx ? idx[i] : i) * sb;
+        char *to = d + (size_t)i * db;
+        if (sd == dd) {
+            memcpy(to, from, sb);
+        } else if (sd == NB_F32) {
+            const float *f = (const float *)(const void *)from;
+            double *t = (double *)(void *)to;
+            for (size_t k = 0; k < row; k++)
+                t[k] = f[k];
+        } else {
+            const double *f = (const double *)(const void *)from;
+            float *t = (float *)(void *)to;
+            for (size_t k = 0; k < row; k++)
+                t[k] = (float)f[k];
+        }
+    }
+}
+
+int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
+                   int64_t count)
+{
+    char buf[256];
+    if (gather_problem(dst, src, idx, count, buf, sizeof buf))
+        return NB_ERR_ARG;
+    gather(dst, src, idx, count);
+    return NB_OK;
+}
+
+int nb_feed_rows(nb_graph *g, nb_node *input, const nb_tensor *src,
+                 const int64_t *idx, int64_t count, nb_tensor *scratch)
+{
+    if (!g)
+        return NB_ERR_ARG;
+    if (!input)
+        return nb_graph_set_error(g, NB_ERR_ARG, "feed_rows: input is NULL");
+    const char *name = nb_node_name(input);
+    if (count < 1)
+        return nb_graph_set_error(g, NB_ERR_ARG,
+                                  "feed_rows '%s': count %lld is not >= 1",
+                                  name, (long long)count);
+    const nb_tensor *value = nb_node_value(input);
+    if (scratch && value && nb_tensor_dtype(scratch) != nb_tensor_dtype(value))
+        return nb_graph_set_error(
+            g, NB_ERR_ARG, "feed_rows '%s': scratch is %s but the input is %s",
+            name, nb_dtype_name(nb_tensor_dtype(scratch)),
+            nb_dtype_name(nb_tensor_dtype(value)));
+    char buf[256];
+    const char *problem =
+        gather_problem(scratch, src, idx, count, buf, sizeof buf);
+    if (problem)
+        return nb_graph_set_error(g, NB_ERR_ARG, "feed_rows '%s': %s", name,
+                                  problem);
+    gather(scratch, src, idx, count);
+    int64_t shape[NB_MAX_RANK];
+    int rank = nb_tensor_rank(scratch);
+    memcpy(shape, nb_tensor_shape(scratch), (size_t)rank * sizeof *shape);
+    shape[0] = count;
+    return nb_feed(g, input, rank, shape, nb_tensor_cdata(scratch));
+}
