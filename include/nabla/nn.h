@@ -43,8 +43,9 @@ int nb_init_constant(nb_graph *g, nb_node *param, double value);
 /* How nb_linear and nb_mlp initialise weights. Biases start at zero,
  * except under NB_INIT_TORCH, which draws them too. */
 typedef enum nb_init_kind {
-    NB_INIT_DEFAULT = 0,   /* He uniform for ReLU-family layers, Xavier
-                              uniform otherwise */
+    NB_INIT_DEFAULT = 0,   /* He uniform for ReLU-family layers (relu,
+                              leaky_relu, elu, gelu, silu), Xavier
+                              uniform (gain 1) otherwise */
     NB_INIT_XAVIER_UNIFORM,
     NB_INIT_XAVIER_NORMAL,
     NB_INIT_HE_UNIFORM,
@@ -70,9 +71,10 @@ typedef enum nb_activation {
     NB_ACT_SOFTMAX     /* over the last axis; output layers only */
 } nb_activation;
 
-/* "relu", "sigmoid", ... */
+/* "relu", "sigmoid", ...; "unknown" for a value outside the enum. */
 const char *nb_activation_name(nb_activation act);
-/* The activation named `name`, or -1. */
+/* The activation named `name` (also "identity" for linear and "swish" for
+ * silu), or -1. */
 int nb_activation_from_name(const char *name);
 /* act(x); for NB_ACT_LINEAR returns x itself. */
 nb_node *nb_activate(nb_graph *g, nb_node *x, nb_activation act,
@@ -123,6 +125,7 @@ typedef struct nb_mlp {
                                            dropout), i < n_layers - 1 */
     nb_node *logits; /* the last layer's pre-activation */
     nb_node *output; /* output unit applied to logits */
+    nb_activation output_act; /* spec->output: picks nb_mlp_loss's loss */
 } nb_mlp;
 
 /* Builds the network on top of `x` (shape [batch, sizes[0]]) and fills
@@ -144,7 +147,8 @@ nb_node *nb_mlp_weight_penalty(nb_graph *g, const nb_mlp *mlp, double l2,
                                double l1);
 
 /* Freezes (false) or unfreezes (true) the W and b of layers
- * [first, last) of an MLP. */
+ * [first, last) of an MLP, counted as in mlp->layer[] (from 0, so the
+ * parameters "<name>.1.W" belong to layer 0 and [0, n_layers) is all). */
 int nb_mlp_set_trainable(nb_graph *g, const nb_mlp *mlp, int first, int last,
                          bool trainable);
 
