@@ -6,21 +6,65 @@
  * frozen (nb_param_set_trainable false) or that received no gradient are
  * skipped, and their state is left as it was.
  *
- * Update rules, with g the gradient after regularisation and clipping, lr
- * the current learning rate, t the step count starting at 1:
+ * One step, per element, with dL/dw the gradient of the latest backward, lr
+ * the current learning rate and t the number of this update (1 for the
+ * first):
+ *   c = clip_norm / ||dL/dw|| if clip_norm > 0 and the global norm (over
+ *       every updated parameter) exceeds it, else 1      (clipping)
+ *   g = c dL/dw + weight_decay w + l1 sign(w)             (regularisation)
+ * so clipping acts on the loss gradient alone, as PyTorch's
+ * clip_grad_norm_ before optimizer.step() does; the step applies c and the
+ * regularisation on the fly and leaves the gradient buffers as they are
+ * (nb_clip_grad_norm, by contrast, scales them in place). sign(0) = 0. Then
  *   SGD        w -= lr g
  *   momentum   v = mu v + g;            w -= lr v           (PyTorch's form)
  *   Nesterov   v = mu v + g;            w -= lr (g + mu v)
  *   RMSprop    s = rho s + (1-rho) g^2; w -= lr g / (sqrt(s) + eps)
  *   Adam       m = b1 m + (1-b1) g;     v = b2 v + (1-b2) g^2;
  *              w -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
- *   AdamW      Adam, with decoupled decay: w -= lr wd w before the step.
- * Regularisation enters g (for every kind but AdamW's decay):
- *   L2: g += weight_decay w      L1: g += l1 sign(w)
- * Clipping by global norm: when ||g||_2 over all parameters exceeds
- * clip_norm, every g is scaled by clip_norm / ||g||.
- * Regularisation applies to every parameter of rank >= 2 (weights) and not
- * to vectors (biases), unless decay_biases is set.
+ *   AdamW      Adam without the weight_decay term in g, and instead the
+ *              decoupled decay w -= lr weight_decay w (w before the step)
+ * Regularisation (weight_decay, l1, AdamW's decay) applies to every
+ * parameter of rank >= 2 (weights) and not to rank 0 and 1 (biases),
+ * unless decay_biases is set.
+ *
+ * The arithmetic runs in the parameter's dtype: the hyper-parameters of a
+ * step are computed in double, then rounded to float for f32 parameters
+ * (eps is at least FLT_MIN there, so a zero moment never gives 0/0).
+ *
+ * Defaults. A config is meant to be zero-initialised and filled in part,
+ * e.g. (nb_optim_config){.kind = NB_OPTIM_ADAM, .lr = 1e-3}. A field left 0
+ * takes its default:
+ *   lr            0.01 for SGD, 0.001 for RMSprop, Adam and AdamW
+ *   beta1, beta2  0.9 and 0.999          rho  0.99          eps  1e-8
+ *   momentum, weight_decay, l1, clip_norm: 0 is the value itself (off).
+ * Hence lr, beta1, beta2, rho and eps cannot be set to exactly 0 in a
+ * config. For a beta or rho of "0" pass 1e-300: 1 - 1e-300 rounds to 1 and
+ * 1e-300 rounds to 0 in f32, so the rule is that of 0 to within rounding.
+ * A learning rate of 0 can be set later with nb_optimizer_set_lr.
+ * Validation (nb_optimizer_new fails with a message naming the field):
+ * every value finite and not NaN; lr, weight_decay, l1, clip_norm >= 0;
+ * momentum, beta1, beta2, rho in [0, 1); eps >= 0; nesterov needs
+ * momentum > 0; and a field the kind does not use (momentum or nesterov
+ * outside SGD, beta1/beta2 outside Adam(W), rho outside RMSprop, eps for
+ * SGD) must be left 0, since setting it is most likely a mistake (e.g.
+ * momentum given to Adam, which has beta1).
+ *
+ * Steps and state. nb_optimizer_steps counts the successful calls of
+ * nb_optimizer_step (a call counts even if no parameter had a gradient);
+ * Adam's t is that count, shared by all parameters. A step whose global
+ * gradient norm is not finite (a NaN or infinity in some gradient) is
+ * refused with NB_ERR_NONFINITE: no parameter, state or count changes.
+ * State tensors, allocated at creation (a step allocates nothing), in
+ * parameter order and per parameter in this order:
+ *   SGD with momentum   "momentum/<param>"
+ *   RMSprop             "rmsprop.s/<param>"
+ *   Adam, AdamW         "adam.m/<param>", "adam.v/<param>"
+ * (plain SGD has none). Names use the parameter's name at creation.
+ *
+ * An optimiser does not own its graph and may be freed before or after it,
+ * but must not be used once the graph is freed. Parameters added to the
+ * graph after nb_optimizer_new are not part of it.
  *
  * SGD with batch 1 is online (stochastic) learning, with a mini-batch it is
  * mini-batch gradient descent, with the whole set it is full-batch gradient
@@ -47,8 +91,9 @@ typedef enum nb_optim_kind {
 
 typedef struct nb_optim_config {
     nb_optim_kind kind;
-    double lr;           /* learning rate (eta) */
-    double momentum;     /* SGD: mu; 0 = plain SGD */
+    double lr;           /* learning rate (eta); 0 means 0.01 for SGD,
+                            0.001 for the others */
+    double momentum;     /* SGD: mu in [0, 1); 0 = plain SGD */
     bool nesterov;       /* SGD: Nesterov's look-ahead form */
     double beta1, beta2; /* Adam(W): 0 means 0.9 and 0.999 */
     double rho;          /* RMSprop decay: 0 means 0.99 */
@@ -62,23 +107,32 @@ typedef struct nb_optim_config {
 typedef struct nb_optimizer nb_optimizer;
 
 /* An optimiser over the given parameters, or over every parameter of the
- * graph when n is 0 (params may then be NULL). NULL on error (recorded on
- * the graph). */
+ * graph when n is 0 (params may then be NULL; frozen ones are included and
+ * skipped while frozen). The list must hold parameters of g, each once.
+ * NULL on error (recorded on the graph). */
 nb_optimizer *nb_optimizer_new(nb_graph *g, const nb_optim_config *config,
                                int n, nb_node *const *params);
 void nb_optimizer_free(nb_optimizer *opt);
 
 /* One update from the gradients of the latest backward. Returns NB_OK or a
- * negative code (error recorded on the graph). */
+ * negative code (error recorded on the graph): NB_ERR_NONFINITE for a
+ * gradient holding NaN or infinity, NB_ERR_STATE for a gradient whose dtype
+ * or size is not its parameter's. On error nothing is changed. */
 int nb_optimizer_step(nb_optimizer *opt);
 
-/* The global gradient norm seen by the latest step, before clipping. */
+/* The global L2 norm of the gradients seen by the latest step (the
+ * trainable parameters that had one), before clipping; computed whether or
+ * not clipping is on. 0 before the first step. */
 double nb_optimizer_grad_norm(const nb_optimizer *opt);
 
 double nb_optimizer_lr(const nb_optimizer *opt);
+/* lr must be finite and >= 0 (0 is taken literally here); otherwise the
+ * error is recorded on the graph and the rate is unchanged. */
 void nb_optimizer_set_lr(nb_optimizer *opt, double lr);
 /* Updates applied so far (Adam's t). */
 int64_t nb_optimizer_steps(const nb_optimizer *opt);
+/* The config in use: as given, with the defaults of the fields the kind
+ * uses filled in and lr the current rate. */
 const nb_optim_config *nb_optimizer_config(const nb_optimizer *opt);
 
 /* The parameters the optimiser updates. */
@@ -87,15 +141,21 @@ nb_node *nb_optimizer_param(const nb_optimizer *opt, int i);
 
 /* State, for checkpoints: `nb_optimizer_state_count` tensors, each with a
  * name such as "momentum/<param name>" or "adam.m/<param name>", of the
- * parameter's shape and dtype. They are live: writing them (with
- * nb_optimizer_set_steps) restores a saved optimiser exactly. */
+ * parameter's shape and dtype (order and names: see the top of this
+ * file). They are live and owned by the optimiser: writing them, with
+ * nb_optimizer_set_steps (and the lr if a schedule changed it), restores a
+ * saved optimiser exactly, bit for bit. An index out of range gives NULL
+ * (and *name NULL). steps must be >= 0. */
 int nb_optimizer_state_count(const nb_optimizer *opt);
 nb_tensor *nb_optimizer_state(nb_optimizer *opt, int i, const char **name);
 void nb_optimizer_set_steps(nb_optimizer *opt, int64_t steps);
 
 /* Scales the gradients of params (all trainable parameters when n is 0) so
- * that their global L2 norm is at most max_norm; returns the norm before
- * scaling, or a negative code. */
+ * that their global L2 norm is at most max_norm, by max_norm / norm when
+ * the norm exceeds it; frozen parameters and those without a gradient are
+ * left out. Returns the norm before scaling, or a negative code: NB_ERR_ARG
+ * for max_norm not > 0 or a bad list, NB_ERR_NONFINITE (gradients left as
+ * they were) when the norm is NaN or infinite. */
 double nb_clip_grad_norm(nb_graph *g, int n, nb_node *const *params,
                          double max_norm);
 
@@ -106,7 +166,12 @@ double nb_clip_grad_norm(nb_graph *g, int n, nb_node *const *params,
  *   exponential  lr0 gamma^t
  *   inverse time lr0 / (1 + decay t)                  (the 1/t schedule)
  *   cosine       min_lr + (lr0 - min_lr) (1 + cos(pi t / period)) / 2,
- *                held at min_lr after `period`
+ *                held at min_lr for t >= period
+ * Bad fields give NaN: lr0 < 0; gamma <= 0 (step, exponential);
+ * step_size <= 0 (step); decay < 0 (inverse time); period <= 0, min_lr < 0
+ * or min_lr > lr0 (cosine); a NaN or infinity in a field the kind uses; an
+ * unknown kind; t < 0; a NULL schedule. Fields the kind does not use are
+ * ignored. gamma > 1 (a growing rate) is allowed.
  */
 typedef enum nb_schedule_kind {
     NB_SCHEDULE_CONSTANT = 0,
