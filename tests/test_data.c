@@ -12,6 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <zlib.h>
 
 #include "test_util.h"
@@ -1088,8 +1091,37 @@ static void test_fashion_mnist(void)
     check_fashion(dir, "t10k", 10000, 1000);
 }
 
+/* The test writes its files into a fresh directory, wherever it is run
+ * from, and removes them at the end. */
+static char scratch_dir[] = "/tmp/nabla_test_data_XXXXXX";
+
+static int enter_scratch_dir(void)
+{
+    if (!mkdtemp(scratch_dir) || chdir(scratch_dir) != 0) {
+        printf("cannot make a scratch directory\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_scratch_dir(void)
+{
+    DIR *d = opendir(".");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                remove(e->d_name);
+        closedir(d);
+    }
+    if (chdir("/") == 0)
+        rmdir(scratch_dir);
+}
+
 int main(void)
 {
+    if (enter_scratch_dir() != 0)
+        return 1;
     nb_allocator counting = {count_alloc, count_free, NULL};
     nb_set_allocator(&counting);
     test_idx_types();
@@ -1103,5 +1135,6 @@ int main(void)
     test_gather_feed();
     test_dataset();
     test_fashion_mnist();
+    remove_scratch_dir();
     return tu_finish("data");
 }
