@@ -36,19 +36,32 @@ typedef struct nb_model {
 /* Metrics over a dataset. Accuracy: with class-index targets, the argmax of
  * the output against the label; with one-hot rows, against the target's
  * argmax; with one output column, output >= 0.5 against target >= 0.5
- * (use sigmoid outputs). */
+ * (use sigmoid outputs). argmax takes the first of equal entries; a label
+ * that is not an integer in [0, columns) counts as wrong. When the output
+ * is softmax, log_softmax or sigmoid of a node that the loss's forward pass
+ * computes anyway (nb_mlp's output and loss are), that node is scored
+ * instead: the same answer (argmax is unchanged, sigmoid(z) >= 0.5 iff
+ * z >= 0) without a second forward pass. */
 typedef struct nb_metrics {
     double loss;     /* mean of the batch losses, weighted by batch size */
     double accuracy; /* fraction in [0, 1]; NaN without an output */
     int64_t count;   /* examples scored */
     /* confusion[true * classes + predicted], when the caller provides
-     * a buffer of classes^2 entries; may be NULL. */
+     * a buffer of classes^2 entries; may be NULL. nb_evaluate reads these
+     * two fields (classes >= the output's columns, 2 for one column),
+     * zeroes the buffer and fills it; so zero-initialise the struct
+     * (nb_metrics m = {0}) unless you pass a buffer. Without a buffer,
+     * classes receives the output's class count. */
     int64_t *confusion;
     int64_t classes;
 } nb_metrics;
 
-/* Forward over ds in batches of batch_size in inference mode (dropout
- * off), restoring the graph's training flag afterwards. */
+/* Forward over ds in batches of batch_size (0 = the whole set) in
+ * inference mode (dropout off), restoring the graph's training flag
+ * afterwards. The rows of ds->x and ds->y must match model->x and model->y
+ * in shape (after the batch dimension) and dtype. Consecutive rows are fed
+ * straight from ds: nothing is allocated but the check of which node to
+ * score. Returns NB_OK or a negative code, with the error on the graph. */
 int nb_evaluate(nb_graph *g, const nb_model *model, const nb_dataset *ds,
                 int64_t batch_size, nb_metrics *out);
 
@@ -56,29 +69,41 @@ typedef enum nb_progress_mode {
     NB_PROGRESS_AUTO = 0, /* a bar when the stream is a terminal, lines
                              otherwise */
     NB_PROGRESS_BAR,
-    NB_PROGRESS_LINES,    /* one line per epoch */
+    NB_PROGRESS_LINES, /* one line per epoch */
     NB_PROGRESS_OFF
 } nb_progress_mode;
 
+/* Epochs are numbered from 1 everywhere the loop reports them: progress,
+ * CSV rows, on_epoch, best_epoch and error messages. */
 typedef struct nb_train_config {
     int64_t epochs;
-    int64_t batch_size;  /* 0 means the whole set (full batch) */
-    bool no_shuffle;     /* keep the data order (shuffled by default) */
-    bool drop_last;      /* skip a final partial batch */
+    int64_t batch_size; /* 0 means the whole set (full batch) */
+    bool no_shuffle;    /* keep the data order (shuffled by default) */
+    bool drop_last;     /* skip a final partial batch */
     /* Early stopping on validation loss (needs a validation set): stop
-     * after `patience` epochs without improvement by more than min_delta,
-     * and restore the best epoch's parameters. 0 = off. */
+     * after `patience` epochs without improvement by more than min_delta
+     * (epoch e improves when val_loss < best - min_delta), and restore the
+     * best epoch's parameters. 0 = off. With patience on, the parameters of
+     * every optimised node (nb_optimizer_param) are copied at each new best
+     * and written back at the end whenever the last epoch run was not the
+     * best one: after an early stop, after on_epoch stopped the run, or
+     * when the epochs ran out soon after the best. The optimiser's state
+     * (steps, moments) is not rewound. */
     int64_t patience;
     double min_delta;
     /* Learning rate per epoch (t = epoch index from 0); NULL keeps the
      * optimiser's rate. */
     const nb_schedule *schedule;
     nb_progress_mode progress;
-    FILE *stream;        /* progress output; NULL means stderr */
-    /* Appends one row per epoch: epoch, lr, train_loss, train_acc,
-     * val_loss, val_acc, seconds. NULL = no log. */
+    FILE *stream; /* progress output; NULL means stderr */
+    /* A CSV log, created (truncated) at the start, with the header
+     * "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds" and one row
+     * per epoch, flushed after each; a value without a source (no output,
+     * no validation set) is an empty field. NULL = no log. */
     const char *csv_path;
-    /* Called after every epoch; returning false stops training. */
+    /* Called after every epoch (after the validation score, the early
+     * stopping bookkeeping and the epoch's progress line and CSV row);
+     * returning false stops training. */
     bool (*on_epoch)(int64_t epoch, const nb_metrics *train,
                      const nb_metrics *val, void *user);
     void *user;
@@ -86,15 +111,37 @@ typedef struct nb_train_config {
 
 typedef struct nb_train_result {
     int64_t epochs_run;
-    int64_t best_epoch;       /* with a validation set: lowest val loss */
-    bool stopped_early;
-    nb_metrics train;         /* of the last epoch (running averages) */
-    nb_metrics val;           /* of the best epoch when restored */
+    int64_t best_epoch; /* with a validation set: the last epoch that
+                           improved (lowest val loss); 0 without */
+    bool stopped_early; /* by patience or by on_epoch, before the
+                           last epoch */
+    bool restored;      /* the best epoch's parameters were written
+                           back */
+    nb_metrics train;   /* of the last epoch (running averages) */
+    nb_metrics val;     /* of the last epoch; of the best when
+                           restored; NaN without a validation set */
     double seconds;
 } nb_train_result;
 
 /* Trains model's trainable parameters with opt on `train`, scoring `val`
- * (may be NULL) after every epoch. result may be NULL. */
+ * (may be NULL) after every epoch. result may be NULL.
+ *
+ * Each epoch: the schedule's rate for t = epoch - 1 is set, the row order
+ * is shuffled with the graph's RNG (nb_shuffle of 0..n-1, so a seed fixes
+ * it), and each batch is fed (nb_feed_rows), run forward and backward in
+ * training mode and stepped. The train metrics are running averages over
+ * the epoch's batches, taken before each step. `val` is then scored with
+ * nb_evaluate's rules in batches of batch_size (the whole set when 0).
+ * Datasets must match the model's inputs in row shape and dtype.
+ *
+ * Every buffer is allocated before the first step: once the first epoch
+ * has planned the graph's buffers, later epochs make no allocation.
+ *
+ * Returns NB_OK, or a negative code with the error on the graph: NB_ERR_ARG
+ * for a bad argument, NB_ERR_NONFINITE when a batch's loss is not finite
+ * (the message names the epoch and batch; the parameters are left as they
+ * were before that batch, nothing is restored). The graph's training flag
+ * is restored in every case. */
 int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
              const nb_dataset *train, const nb_dataset *val,
              const nb_train_config *config, nb_train_result *result);
