@@ -7,13 +7,25 @@
  * little-endian data. Any reader of the format (Python with json and numpy
  * is enough) can open nabla's files, and nabla can open theirs.
  *
- * Saving is atomic: the file is written under a temporary name in the same
- * directory, flushed to disk, then renamed over the target, so a crash
- * never leaves a half-written file where a good one was. Loading treats
- * every byte as hostile: truncated files, bad JSON, absurd sizes, offsets
- * outside the file and dtype or shape mismatches with the graph are each
- * reported with the file name and the problem, and nothing in the graph is
- * changed unless the whole file checks out.
+ * Writing: tensors appear in the header and in the data in the order given
+ * (for "every parameter", the graph's creation order), "__metadata__"
+ * first, and the header is padded with spaces so that the data starts at a
+ * multiple of 8 bytes. Bytes are assembled with shifts, so the files are
+ * little-endian on any host.
+ *
+ * Saving is atomic: the file is written as "<path>.tmp.<pid>" in the same
+ * directory, flushed and fsync'ed, then renamed over the target, so a crash
+ * never leaves a half-written file where a good one was; after a failure
+ * the temporary file is removed and the old file is untouched.
+ *
+ * Loading treats every byte as hostile: a header over 100 MB or beyond the
+ * file, malformed JSON (strict RFC 8259, valid UTF-8, no repeated keys,
+ * nesting <= 32, <= 2^20 values), unknown dtypes, negative or overflowing
+ * extents, data_offsets that disagree with dtype size x element count or
+ * reach past the file, and tensors that overlap or leave holes in the data
+ * section are each reported with the file name and the problem, and
+ * nothing in the graph is changed unless the whole file checks out. A file
+ * is read into memory whole.
  */
 #ifndef NABLA_IO_H
 #define NABLA_IO_H
@@ -28,26 +40,35 @@
 extern "C" {
 #endif
 
-/* Saves the values of the given nodes (every parameter of the graph when n
- * is 0), each under its node name. F32 / F64 dtypes. Errors are recorded on
- * the graph. */
+/* Saves the values of the given nodes (every parameter of the graph,
+ * trainable or frozen, when n is 0), each under its node name, which must
+ * be unique. F32 / F64 dtypes. Errors are recorded on the graph. */
 int nb_save_params(nb_graph *g, const char *path, int n,
                    nb_node *const *nodes);
 
-/* Loads values into the given nodes (every parameter when n is 0), matched
- * by name. Every node must be present in the file with the node's shape;
- * f32 and f64 in the file are converted to the node's dtype. Tensors in
- * the file that match no node are ignored. */
+/* Loads values into the given nodes (parameters or constants; every
+ * parameter when n is 0), matched by name. Every node must be present in
+ * the file with the node's shape; F32, F64, F16 and BF16 in the file are
+ * converted to the node's dtype (same dtype: bit for bit). Tensors in the
+ * file that match no node are ignored. Everything is checked before any
+ * node is written. */
 int nb_load_params(nb_graph *g, const char *path, int n,
                    nb_node *const *nodes);
 
 /* A checkpoint: the parameters (all of the graph's), the optimiser's state
- * and step count (opt may be NULL), the epoch and the graph's RNG state.
+ * tensors, step count, kind and learning rate (opt may be NULL), the epoch
+ * and the graph's RNG state, the scalars as "__metadata__" strings (format
+ * "nabla.checkpoint", format_version "1", epoch, rng_state, optimizer,
+ * optimizer.steps, optimizer.lr, optimizer.lr_bits, optimizer.state_count).
  * Resuming from it continues a single-threaded run bit for bit. */
 int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
                        const char *path);
 /* Restores what nb_checkpoint_save wrote into a graph and optimiser built
- * the same way; *epoch receives the saved epoch. */
+ * the same way; *epoch (if not NULL) receives the saved epoch. A different
+ * optimiser kind or configuration, a missing or differently shaped
+ * parameter, or a different number of tensors is an error, and then
+ * nothing is changed. With opt NULL the saved optimiser state is skipped;
+ * with an opt, the file must hold matching state. */
 int nb_checkpoint_load(nb_graph *g, nb_optimizer *opt, int64_t *epoch,
                        const char *path);
 
@@ -56,7 +77,8 @@ int nb_checkpoint_load(nb_graph *g, nb_optimizer *opt, int64_t *epoch,
 typedef struct nb_st_file nb_st_file;
 
 /* Parses and checks the whole file; NULL with a message in err (naming the
- * file and the problem) on failure. */
+ * file and the problem) on failure. Names and metadata strings stay valid
+ * until nb_st_close. */
 nb_st_file *nb_st_open(const char *path, char *err, size_t errlen);
 void nb_st_close(nb_st_file *f);
 int nb_st_count(const nb_st_file *f);
@@ -67,12 +89,27 @@ int nb_st_find(const nb_st_file *f, const char *name);
 const char *nb_st_dtype(const nb_st_file *f, int i);
 int nb_st_rank(const nb_st_file *f, int i);
 const int64_t *nb_st_shape(const nb_st_file *f, int i);
-/* Copies tensor i into dst (same element count), converting F32/F64 (and
- * integer dtypes) to dst's dtype. */
+/* Copies tensor i into dst (same element count; the shape may differ),
+ * converting F32, F64, F16, BF16, BOOL and the integer dtypes to dst's
+ * dtype (same dtype: bit for bit; integers beyond 2^53 round). F8 dtypes
+ * are refused. */
 int nb_st_read(const nb_st_file *f, int i, nb_tensor *dst, char *err,
                size_t errlen);
 /* A "__metadata__" value, or NULL. */
 const char *nb_st_metadata(const nb_st_file *f, const char *key);
+/* The metadata keys, in file order: nb_st_metadata_key(f, i) for
+ * 0 <= i < nb_st_metadata_count(f). */
+int nb_st_metadata_count(const nb_st_file *f);
+const char *nb_st_metadata_key(const nb_st_file *f, int i);
+
+/* Writes n tensors under the given names (valid UTF-8, unique, not
+ * "__metadata__"), in the order given, plus nmeta metadata key/value
+ * string pairs, atomically as above. Returns NB_OK or a negative code with
+ * a message naming the file in err. */
+int nb_st_save(const char *path, int n, const char *const *names,
+               const nb_tensor *const *tensors, int nmeta,
+               const char *const *meta_keys, const char *const *meta_values,
+               char *err, size_t errlen);
 
 #ifdef __cplusplus
 }
