@@ -14,7 +14,7 @@ report() {
 # header of the same directory (examples share example_util.h, say).
 offending=$(for f in src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c src/train/*.c \
          src/nn/*.h src/optim/*.h src/data/*.h src/io/*.h src/train/*.h \
-         examples/*.c examples/*.h; do
+         examples/*.c examples/*.h examples/*/*.c examples/*/*.h; do
     [ -e "$f" ] || continue
     dir=$(dirname "$f")
     grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" |
