@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # examples and the safetensors interoperability test; graphviz renders the
 # graph drawings.
 packages="build-essential meson ninja-build pkg-config libsleef-dev zlib1g-dev
-dataset-fashion-mnist python3 python3-numpy graphviz"
+dataset-fashion-mnist python3 python3-numpy graphviz doxygen"
 missing=""
 for p in $packages; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

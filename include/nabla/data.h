@@ -1,4 +1,5 @@
-/* nabla — datasets: IDX (MNIST-style) and CSV loaders, normalisation,
+/** @file
+ * Datasets: IDX (MNIST-style) and CSV loaders, normalisation,
  * one-hot encoding, shuffling and batching.
  *
  * Loaders treat every byte as hostile: sizes are checked before anything is
@@ -22,7 +23,13 @@
 extern "C" {
 #endif
 
-/* ---- IDX files ----
+/** The most elements an IDX file may hold (2^31). */
+#define NB_IDX_MAX_ELEMENTS (INT64_C(1) << 31)
+
+/** @name IDX files */
+/** @{ */
+/** Reads an IDX file, gzipped or not, into a free-standing tensor.
+ *
  * The format of LeCun's MNIST files: two zero bytes, a type code (0x08
  * ubyte, 0x09 sbyte, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64), the rank,
  * rank big-endian u32 extents, then the data big-endian. A file starting
@@ -36,22 +43,28 @@ extern "C" {
  * the nearest float; NaN and infinities in float data are kept as data.
  * Returns a free-standing tensor of the file's shape, converted to dtype;
  * the caller frees it with nb_tensor_free. */
-#define NB_IDX_MAX_ELEMENTS (INT64_C(1) << 31)
 nb_tensor *nb_idx_read(const char *path, nb_dtype dtype, char *err,
                        size_t errlen);
+/** @} */
 
-/* ---- CSV files ---- */
+/** How nb_csv_read reads a file. */
 typedef struct nb_csv_options {
-    char delimiter;           /* 0 means ',' */
-    bool header;              /* the first line names the columns */
-    /* The column holding the label or target, by name (needs a header)
-     * or, when label_name is NULL, by index; -1 = no label column. */
+    char delimiter;           /**< 0 means ',' */
+    bool header;              /**< the first line names the columns */
+    /** The column holding the label or target, by name (needs a header)
+     * or, when label_name is NULL, by index (label_column). */
     const char *label_name;
-    int label_column;
-    nb_dtype dtype;
+    int label_column;         /**< the label column's index when label_name
+                                   is NULL; -1 = no label column */
+    nb_dtype dtype;           /**< dtype of the tensors made */
 } nb_csv_options;
 
-/* Reads every numeric field into features [rows, columns] (the label
+/** The largest file nb_csv_read accepts (1 GiB). */
+#define NB_CSV_MAX_BYTES (INT64_C(1) << 30)
+
+/** @name CSV files */
+/** @{ */
+/** Reads every numeric field into features [rows, columns] (the label
  * column excluded) and, when a label column is chosen, *labels [rows]
  * (*labels is set to NULL otherwise; labels may be NULL to drop the label
  * column). options NULL means ',' with no header and no label column; note
@@ -72,33 +85,35 @@ typedef struct nb_csv_options {
  *   an error naming the line and the first missing or extra column.
  * Limits: files up to NB_CSV_MAX_BYTES, at most 2^31 values in all. Line
  * numbers count every physical line, blank ones and the header included. */
-#define NB_CSV_MAX_BYTES (INT64_C(1) << 30)
 nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
                        nb_tensor **labels, char *err, size_t errlen);
+/** @} */
 
-/* ---- transforms (in place unless noted) ---- */
-/* x *= scale (e.g. 1/255 for bytes to [0, 1]). */
+/** @name Transforms (in place unless noted) */
+/** @{ */
+/** x *= scale (for example 1/255 for bytes to [0, 1]). */
 void nb_data_scale(nb_tensor *x, double scale);
-/* Per column of x viewed as [rows, rest]: mean and standard deviation into
+/** Per column of x viewed as [rows, rest]: mean and standard deviation into
  * mean / std (each `rest` entries, caller-owned); std 0 is reported as 1 so
  * that standardising a constant column gives zeros. The deviation is the
  * population one, sqrt(sum (x - mean)^2 / rows), computed in double in two
  * passes. NB_ERR_ARG for a NULL argument or a tensor without rows. */
 int nb_data_column_stats(const nb_tensor *x, double *mean, double *std);
-/* x = (x - mean) / std per column: apply a training set's statistics to any
+/** x = (x - mean) / std per column: apply a training set's statistics to any
  * set. NB_ERR_ARG (x untouched) if a std is not finite and positive. */
 int nb_data_standardize(nb_tensor *x, const double *mean, const double *std);
-/* Rows [n, classes] with a 1 in column labels[i]; NULL if a label is not
+/** Rows [n, classes] with a 1 in column labels[i]; NULL if a label is not
  * an integer in [0, classes) (the message names the row, from 0). labels
  * is [n] or [n, 1]. New tensor of dtype. */
 nb_tensor *nb_one_hot(const nb_tensor *labels, int64_t classes,
                       nb_dtype dtype, char *err, size_t errlen);
-/* The index of the largest entry of each row of x [rows, k] into out
+/** The index of the largest entry of each row of x [rows, k] into out
  * (rows entries); the first wins a tie. A NaN never wins unless it is the
  * first entry of its row; a row of k = 0 entries gives -1. */
 void nb_argmax_rows(const nb_tensor *x, int64_t *out);
+/** @} */
 
-/* ---- datasets ----
+/** @name Datasets
  * x holds one example per row of dimension 0; y one target per row: a class
  * index (rank 1) or a target vector (rank 2). The dataset owns both; y may
  * be NULL for unlabelled data (except where a function needs classes).
@@ -106,17 +121,19 @@ void nb_argmax_rows(const nb_tensor *x, int64_t *out);
  * fields without freeing them, and leave them NULL on failure; free an old
  * dataset first. Passing src itself as the output replaces it (the old
  * tensors are freed). */
+/** @{ */
+/** Examples and their targets, one per row. */
 typedef struct nb_dataset {
-    nb_tensor *x;
-    nb_tensor *y;
+    nb_tensor *x; /**< examples, one per row of dimension 0 */
+    nb_tensor *y; /**< class indices [n] or target rows [n, k]; may be NULL */
 } nb_dataset;
 
-/* Frees x and y and sets them to NULL; safe on a zeroed or half-filled
+/** Frees x and y and sets them to NULL; safe on a zeroed or half-filled
  * struct and on NULL. */
 void nb_dataset_free(nb_dataset *ds);
-/* Rows of x (0 for NULL or an empty dataset). */
+/** Rows of x (0 for NULL or an empty dataset). */
 int64_t nb_dataset_size(const nb_dataset *ds);
-/* Loads an IDX image file and its IDX label file (MNIST layout): x becomes
+/** Loads an IDX image file and its IDX label file (MNIST layout): x becomes
  * [n, pixels] (pixels = the product of the extents after the first),
  * ubyte images divided by 255 into [0, 1] (other types as stored), y the
  * labels [n], which must be an integer type of rank 1 with the same n.
@@ -125,40 +142,43 @@ int64_t nb_dataset_size(const nb_dataset *ds);
 int nb_dataset_load_idx(nb_dataset *ds, const char *images,
                         const char *labels, nb_dtype dtype, int64_t limit,
                         char *err, size_t errlen);
-/* Rows [first, first + count) of src as a new dataset (copies). */
+/** Rows [first, first + count) of src as a new dataset (copies). */
 int nb_dataset_slice(nb_dataset *dst, const nb_dataset *src, int64_t first,
                      int64_t count, char *err, size_t errlen);
-/* The examples whose class index is in [lo, hi), with labels shifted by
+/** The examples whose class index is in [lo, hi), with labels shifted by
  * -lo (for transfer-learning splits). */
 int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
                               int64_t lo, int64_t hi, char *err,
                               size_t errlen);
-/* Splits src into its last `fraction` of rows (validation,
+/** Splits src into its last `fraction` of rows (validation,
  * round(fraction * n) rows) and the rest (training), after no shuffling:
  * shuffle first if the order matters. fraction in [0, 1]. */
 int nb_dataset_split(const nb_dataset *src, double fraction,
                      nb_dataset *train, nb_dataset *val, char *err,
                      size_t errlen);
+/** @} */
 
-/* ---- shuffling and batching ---- */
-/* idx = 0, 1, ..., n-1. */
+/** @name Shuffling and batching */
+/** @{ */
+/** idx = 0, 1, ..., n-1. */
 void nb_iota(int64_t *idx, int64_t n);
-/* Fisher-Yates shuffle of idx with the graph's RNG: a seed fixes the
+/** Fisher-Yates shuffle of idx with the graph's RNG: a seed fixes the
  * order, and a checkpoint of the RNG state fixes it across a resume. */
 void nb_shuffle(nb_graph *g, int64_t *idx, int64_t n);
-/* Copies rows idx[0..count) of src into dst, whose dimension 0 must be at
+/** Copies rows idx[0..count) of src into dst, whose dimension 0 must be at
  * least count and whose other extents match src's; converts between f32
  * and f64. idx NULL means rows 0..count-1. Every index is checked against
  * src's rows before anything is copied. Returns NB_OK or NB_ERR_ARG. */
 int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
                    int64_t count);
-/* Gathers rows idx[0..count) of src into the scratch tensor (sized for the
+/** Gathers rows idx[0..count) of src into the scratch tensor (sized for the
  * largest batch, of the input's dtype) and feeds them to input with shape
  * [count, scratch's other extents]. idx NULL means rows 0..count-1. Makes
  * no heap allocation of its own (it runs every training step). Errors go
  * to the graph. */
 int nb_feed_rows(nb_graph *g, nb_node *input, const nb_tensor *src,
                  const int64_t *idx, int64_t count, nb_tensor *scratch);
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* nabla — drawing graphs: Graphviz DOT export.
+/** @file
+ * Drawing graphs: Graphviz DOT export.
  *
  * nb_graph_write_dot writes a graph, or only the nodes a target depends
  * on, as a DOT digraph: one box or ellipse per node, labelled with its name,
@@ -6,11 +7,13 @@
  * Render it with Graphviz, e.g. `dot -Tsvg graph.dot -o graph.svg`.
  *
  * Node kinds are told apart by shape and colour:
+ * ```text
  *   input                 blue box
  *   trainable parameter   orange box, bold outline
  *   frozen parameter      grey box, dashed outline
  *   constant              white rounded box
  *   op                    yellow ellipse (its doc line is the tooltip)
+ * ```
  * The target (or a trace's output) has a double outline. Edges carry the
  * input slot ("in 0", "in 1") where an op has several inputs. The layout
  * runs bottom to top (inputs below, the loss on top) unless
@@ -21,7 +24,8 @@
  * labelled edges into one node whose gradient is their sum. Values and
  * gradients then come from the trace's snapshot.
  *
- * Names are escaped for DOT ('"', '\\', newlines), so any name is safe.
+ * Names are escaped for DOT (double quotes, backslashes, newlines), so any
+ * name is safe.
  */
 #ifndef NABLA_DOT_H
 #define NABLA_DOT_H
@@ -35,18 +39,19 @@
 extern "C" {
 #endif
 
+/** Flags of nb_graph_write_dot and nb_trace_write_dot, or-ed together. */
 enum {
-    NB_DOT_VALUES = 1u << 0,    /* each node's value, summarised */
-    NB_DOT_GRADS = 1u << 1,     /* each node's gradient, summarised */
-    NB_DOT_LEFT_RIGHT = 1u << 2 /* lay out left to right */
+    NB_DOT_VALUES = 1u << 0,    /**< each node's value, summarised */
+    NB_DOT_GRADS = 1u << 1,     /**< each node's gradient, summarised */
+    NB_DOT_LEFT_RIGHT = 1u << 2 /**< lay out left to right */
 };
 
-/* Tensors with at most this many elements are written in full; larger ones
+/** Tensors with at most this many elements are written in full; larger ones
  * as shape, first three entries and L2 norm (see nb_tensor_summary_ex).
  * Labels print numbers with 4 significant digits. */
 #define NB_DOT_FULL_MAX 4
 
-/* Writes the nodes `target` depends on (every node of g if target is
+/** Writes the nodes `target` depends on (every node of g if target is
  * NULL) to f. Gradients (NB_DOT_GRADS) are those of the latest backward
  * (nb_node_grad). Returns NB_OK, or NB_ERR_ARG (NULL graph or file, a node
  * of another graph), NB_ERR_NOMEM, NB_ERR_STATE (writing failed), with the
@@ -54,8 +59,8 @@ enum {
 int nb_graph_write_dot(nb_graph *g, const nb_node *target, FILE *f,
                        unsigned flags);
 
-/* Writes the traced nodes with the backward messages on the edges; flags
- * as above, values and gradients from the trace. Returns NB_OK,
+/** Writes the traced nodes with the backward messages on the edges; flags
+ * as for nb_graph_write_dot, values and gradients from the trace. Returns NB_OK,
  * NB_ERR_ARG (NULL argument or an empty trace), or NB_ERR_STATE (writing
  * failed). */
 int nb_trace_write_dot(const nb_trace *t, FILE *f, unsigned flags);

@@ -1,4 +1,5 @@
-/* nabla — gradient checking by central differences.
+/** @file
+ * Gradient checking by central differences.
  *
  * nb_gradcheck perturbs, one element at a time, every trainable parameter
  * and every input that requires a gradient on the path to `output`, and
@@ -20,31 +21,37 @@
 extern "C" {
 #endif
 
+/** How nb_gradcheck perturbs and compares; zero fields take defaults. */
 typedef struct nb_gradcheck_options {
-    double step;    /* h; 0 means 1e-6 in f64, 1e-2 in f32 */
-    double atol;    /* pass if |analytic - numeric| <= atol + rtol*|numeric| */
-    double rtol;    /* 0 for both means atol 1e-6, rtol 1e-5 in f64 (both
-                       1e-2 in f32) */
-    uint64_t seed;  /* for the projection weights r */
+    double step;    /**< h; 0 means 1e-6 in f64, 1e-2 in f32 */
+    double atol;    /**< pass if |analytic - numeric| <= atol + rtol*|numeric| */
+    double rtol;    /**< 0 for both means atol 1e-6, rtol 1e-5 in f64 (both
+                         1e-2 in f32) */
+    uint64_t seed;  /**< for the projection weights r */
 } nb_gradcheck_options;
 
+/** What nb_gradcheck found. */
 typedef struct nb_gradcheck_result {
-    bool passed;
-    int64_t checked;          /* number of elements compared */
-    double max_abs_err;
-    /* |a - n| / max(|a|, |n|) over elements with max(|a|, |n|) >= 1e-3;
+    bool passed;              /**< at least one element compared, every one
+                                   within tolerance, and no zero_gradient */
+    int64_t checked;          /**< number of elements compared */
+    double max_abs_err;       /**< the largest |analytic - numeric| */
+    /** |a - n| / max(|a|, |n|) over elements with max(|a|, |n|) >= 1e-3;
      * below that the rounding noise of the difference quotient dominates. */
     double max_rel_err;
-    const nb_node *worst;     /* the node holding the largest violation */
-    int64_t worst_index;      /* flat index inside it */
-    double worst_analytic, worst_numeric;
-    /* A node whose analytic gradient is entirely zero while the numeric one
+    const nb_node *worst;     /**< the node holding the largest violation */
+    int64_t worst_index;      /**< flat index inside it */
+    /** The analytic gradient at the worst element... */
+    double worst_analytic, worst_numeric; /**< ...and the numeric one */
+    /** A node whose analytic gradient is entirely zero while the numeric one
      * is not: the trap of a backward that does nothing. NULL if none. */
     const nb_node *zero_gradient;
-    char message[256];        /* human-readable summary */
+    char message[256];        /**< human-readable summary */
 } nb_gradcheck_result;
 
-/* Returns NB_OK when the check ran (see result->passed), or an error code
+/** Checks backward's gradients on the path to `output` against central
+ * differences, as described at the top of gradcheck.h.
+ * Returns NB_OK when the check ran (see result->passed), or an error code
  * when it could not run (message on the graph). opts may be NULL. */
 int nb_gradcheck(nb_graph *g, nb_node *output,
                  const nb_gradcheck_options *opts, nb_gradcheck_result *result);

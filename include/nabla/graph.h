@@ -1,4 +1,5 @@
-/* nabla — graphs, nodes, running forward and backward.
+/** @file
+ * Graphs, nodes, running forward and backward.
  *
  * Threading contract: a graph (with every node and tensor in it) is used by
  * one thread at a time. Independent graphs may be used concurrently from
@@ -25,33 +26,42 @@
 extern "C" {
 #endif
 
+/** A graph: owns every node, tensor buffer and the RNG; freeing it frees
+ * everything (opaque). */
 typedef struct nb_graph nb_graph;
+/** A node of a graph: an input, parameter, constant or op application
+ * (opaque; owned by its graph). */
 typedef struct nb_node nb_node;
 
-/* Error codes returned by functions that return int. */
+/** Error codes returned by functions that return int. */
 enum {
-    NB_OK = 0,
-    NB_ERR_ARG = -1,      /* bad argument: NULL, wrong shape, wrong dtype */
-    NB_ERR_NOMEM = -2,    /* an allocation failed */
-    NB_ERR_STATE = -3,    /* the call does not fit the graph's state */
-    NB_ERR_NONFINITE = -4 /* checking mode found a NaN or infinity */
+    NB_OK = 0,            /**< success */
+    NB_ERR_ARG = -1,      /**< bad argument: NULL, wrong shape, wrong dtype */
+    NB_ERR_NOMEM = -2,    /**< an allocation failed */
+    NB_ERR_STATE = -3,    /**< the call does not fit the graph's state */
+    NB_ERR_NONFINITE = -4 /**< checking mode found a NaN or infinity */
 };
 
-/* Marks the batch dimension (dimension 0 only) of an input as dynamic: its
+/** Marks the batch dimension (dimension 0 only) of an input as dynamic: its
  * extent is set by each nb_feed. */
 #define NB_DYNAMIC (-1)
 
-/* ---- graph ---- */
+/** @name Graph */
+/** @{ */
+/** A new, empty graph in training mode with a fixed default seed, or NULL
+ * if memory runs out. */
 nb_graph *nb_graph_new(void);
+/** Frees the graph with every node and tensor in it; NULL is a no-op. */
 void nb_graph_free(nb_graph *g);
 
-/* The first recorded error message, or NULL if there is none. */
+/** The first recorded error message, or NULL if there is none. */
 const char *nb_graph_error(const nb_graph *g);
-/* The code of the first recorded error, NB_OK if none. */
+/** The code of the first recorded error, NB_OK if none. */
 int nb_graph_status(const nb_graph *g);
+/** Forgets the recorded error, so that the next failure is recorded. */
 void nb_graph_clear_error(nb_graph *g);
 
-/* Records an error on the graph, printf-style, unless one is already held
+/** Records an error on the graph, printf-style, unless one is already held
  * (the first error wins). For code layered on the public API — layers,
  * optimisers, loaders, custom helpers — so its failures read like the
  * library's own. Returns code, which should be negative. */
@@ -61,133 +71,158 @@ int nb_graph_set_error(nb_graph *g, int code, const char *fmt, ...)
 #endif
     ;
 
-/* Training mode (dropout active) vs inference mode. New graphs train. */
+/** Training mode (dropout active) vs inference mode. New graphs train. */
 void nb_graph_set_training(nb_graph *g, bool training);
+/** Whether the graph is in training mode. */
 bool nb_graph_training(const nb_graph *g);
 
-/* Checking mode: forward reports the first node, in forward order, whose
+/** Checking mode: forward reports the first node, in forward order, whose
  * value holds a NaN or infinity, and backward the first node, in backward
  * order, whose gradient does (NB_ERR_NONFINITE), with its op and inputs. */
 void nb_graph_set_checking(nb_graph *g, bool checking);
 
-/* The graph's random number generator (xoshiro256**), used by dropout and
- * by initialisers. Seeding makes every random draw reproducible. */
+/** Seeds the graph's random number generator (xoshiro256**), used by dropout
+ * and by initialisers. Seeding makes every random draw reproducible. */
 void nb_graph_seed(nb_graph *g, uint64_t seed);
-/* Uniform in [0, 1). */
+/** Uniform in [0, 1). */
 double nb_rng_uniform(nb_graph *g);
-/* Standard normal. */
+/** Standard normal. */
 double nb_rng_normal(nb_graph *g);
 
-/* 64 uniformly random bits. */
+/** 64 uniformly random bits. */
 uint64_t nb_rng_u64(nb_graph *g);
 
-/* Uniform integer in [0, n), without modulo bias; 0 if n <= 0. */
+/** Uniform integer in [0, n), without modulo bias; 0 if n <= 0. */
 int64_t nb_rng_below(nb_graph *g, int64_t n);
-/* The generator's state as 4 words, to save and restore a run exactly. */
+/** The generator's state as 4 words, to save and restore a run exactly. */
 void nb_rng_get_state(const nb_graph *g, uint64_t state[4]);
+/** Restores a state read with nb_rng_get_state. */
 void nb_rng_set_state(nb_graph *g, const uint64_t state[4]);
 
-/* Number of nodes in the graph. */
+/** Number of nodes in the graph. */
 int64_t nb_graph_node_count(const nb_graph *g);
 
-/* The node with id `id` (0 <= id < nb_graph_node_count), or NULL. Ids are
+/** The node with id `id` (0 <= id < nb_graph_node_count), or NULL. Ids are
  * given in creation order, which is a topological order; walking them is
  * how layered code finds, say, every parameter. */
 nb_node *nb_graph_node(const nb_graph *g, int64_t id);
 
-/* The first node whose name is `name`, or NULL. */
+/** The first node whose name is `name`, or NULL. */
 nb_node *nb_graph_find(const nb_graph *g, const char *name);
+/** @} */
 
-/* ---- leaf nodes ---- */
-/* An input, fed before each run with nb_feed. shape[0] may be NB_DYNAMIC:
+/** @name Leaf nodes */
+/** @{ */
+/** An input, fed before each run with nb_feed. shape[0] may be NB_DYNAMIC:
  * shape rules then see the batch last fed (1 before the first feed), and
  * every node is re-sized when a feed changes it. */
 nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                   const int64_t *shape);
-/* A trainable parameter, zero-filled; write its value with nb_node_value. */
+/** A trainable parameter, zero-filled; write its value with nb_node_value. */
 nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                   const int64_t *shape);
-/* A constant, zero-filled; write its value with nb_node_value. */
+/** A constant, zero-filled; write its value with nb_node_value. */
 nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                      const int64_t *shape);
-/* A rank-0 constant holding value. */
+/** A rank-0 constant holding value. */
 nb_node *nb_scalar(nb_graph *g, nb_dtype dtype, double value);
 
-/* Freezes (false) or unfreezes (true) a parameter. A frozen parameter gets
+/** Freezes (false) or unfreezes (true) a parameter. A frozen parameter gets
  * no gradient and is not touched by backward. Changing it changes the plan,
  * so run forward again before the next backward. Returns NB_OK or an
  * error. */
 int nb_param_set_trainable(nb_graph *g, nb_node *param, bool trainable);
-/* Asks for the gradient of an input (used by nb_gradcheck and by users who
+/** Asks for the gradient of an input (used by nb_gradcheck and by users who
  * want d loss / d input). */
 int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires);
 
-/* Copies `data` (of the input's dtype, row-major, with the given shape)
+/** Copies `data` (of the input's dtype, row-major, with the given shape)
  * into the input. The shape must match the declared one, except a dynamic
  * batch dimension, which takes the fed extent. */
 int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
             const void *data);
+/** @} */
 
-/* ---- node inspection ---- */
+/** What a node is. */
 typedef enum nb_node_kind {
-    NB_NODE_INPUT,
-    NB_NODE_PARAM,
-    NB_NODE_CONSTANT,
-    NB_NODE_OP
+    NB_NODE_INPUT,    /**< fed per run (nb_input) */
+    NB_NODE_PARAM,    /**< a parameter, trainable or frozen (nb_param) */
+    NB_NODE_CONSTANT, /**< a constant (nb_constant, nb_scalar) */
+    NB_NODE_OP        /**< the result of an op */
 } nb_node_kind;
 
+/** @name Node inspection */
+/** @{ */
+/** The node's kind. */
 nb_node_kind nb_node_get_kind(const nb_node *n);
+/** The graph the node belongs to. */
 nb_graph *nb_node_graph(const nb_node *n);
+/** The node's id: its position in creation order (see nb_graph_node). */
 int64_t nb_node_id(const nb_node *n);
-/* Name given at creation or with nb_node_set_name; op nodes default to
- * "<op>#<id>". */
+/** Name given at creation or with nb_node_set_name; op nodes default to
+ * `"<op>#<id>"`. */
 const char *nb_node_name(const nb_node *n);
+/** Renames the node (the name is copied). */
 void nb_node_set_name(nb_node *n, const char *name);
-/* The op's name ("input", "param", "constant" for leaves). */
+/** The op's name ("input", "param", "constant" for leaves). */
 const char *nb_node_op_name(const nb_node *n);
+/** Number of inputs (0 for leaves). */
 int nb_node_input_count(const nb_node *n);
+/** Input `i` of the node, or NULL if i is out of range. */
 nb_node *nb_node_input(const nb_node *n, int i);
+/** True for a parameter that is not frozen. */
 bool nb_node_is_trainable(const nb_node *n);
-/* The node's value: after forward for op nodes; writable for parameters
+/** The node's value: after forward for op nodes; writable for parameters
  * and constants. Its shape is known from construction (batch 1 stands in
  * for a dynamic batch until the first feed). The tensor and its data
  * pointer stay valid until the graph is freed, except that feeding a larger
  * batch than ever before moves the data of the nodes it reaches. */
 nb_tensor *nb_node_value(nb_node *n);
-/* The node's gradient from the latest backward, or NULL if that backward
+/** The node's gradient from the latest backward, or NULL if that backward
  * gave it none (not on a path from a trainable parameter or grad-requiring
  * input to the output). Its shape is the one it was computed at. */
 nb_tensor *nb_node_grad(nb_node *n);
+/** @} */
 
-/* ---- running ---- */
-/* Evaluates exactly the nodes `target` depends on, in topological order. */
+/** @name Running */
+/** @{ */
+/** Evaluates exactly the nodes `target` depends on, in topological order. */
 int nb_forward(nb_graph *g, nb_node *target);
+/** @} */
 
-/* Backward options. */
+/** Backward options. */
 enum {
-    /* Add this call's gradients to those already held instead of zeroing
+    /** Add this call's gradients to those already held instead of zeroing
      * them first (gradient accumulation over micro-batches). */
     NB_BACKWARD_ACCUMULATE = 1
 };
 
-/* Backward from a scalar loss (seed d loss / d loss = 1). Call nb_forward
+/** @name Running */
+/** @{ */
+/** Backward from a scalar loss (seed d loss / d loss = 1). Call nb_forward
  * on the same node first. */
 int nb_backward(nb_graph *g, nb_node *loss);
-/* Backward from any node with a seed gradient of the node's shape and
+/** Backward from any node with a seed gradient of the node's shape and
  * dtype; flags is 0 or NB_BACKWARD_ACCUMULATE. A NULL seed means 1. */
 int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                    unsigned flags);
+/** @} */
 
-/* ---- memory ---- */
+/** @name Memory */
+/** @{ */
+/** A replacement for the library's aligned allocator. */
 typedef struct nb_allocator {
-    /* Returns size bytes aligned to `align` (a power of two >= 64), or NULL. */
+    /** Returns size bytes aligned to `align` (a power of two >= 64), or NULL. */
     void *(*alloc)(size_t size, size_t align, void *user);
+    /** Releases memory from alloc (never called with NULL). */
     void (*free)(void *ptr, void *user);
+    /** Passed to alloc and free. */
     void *user;
 } nb_allocator;
-/* Replaces the allocator every later allocation of the library uses; NULL
+/** Replaces the allocator every later allocation of the library uses; NULL
  * restores the default. Call before creating graphs or tensors. */
 void nb_set_allocator(const nb_allocator *allocator);
+/** @} */
 
 #ifdef __cplusplus
 }

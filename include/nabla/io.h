@@ -1,7 +1,8 @@
-/* nabla — saving and loading parameters and checkpoints.
+/** @file
+ * Saving and loading parameters and checkpoints.
  *
- * Files are in the safetensors format (https://github.com/huggingface/
- * safetensors): an 8-byte little-endian header length N, N bytes of JSON
+ * Files are in the safetensors format
+ * (https://github.com/huggingface/safetensors): an 8-byte little-endian header length N, N bytes of JSON
  * mapping each tensor name to {"dtype", "shape", "data_offsets"} plus an
  * optional "__metadata__" object of string values, then the raw
  * little-endian data. Any reader of the format (Python with json and numpy
@@ -13,7 +14,7 @@
  * multiple of 8 bytes. Bytes are assembled with shifts, so the files are
  * little-endian on any host.
  *
- * Saving is atomic: the file is written as "<path>.tmp.<pid>" in the same
+ * Saving is atomic: the file is written as `"<path>.tmp.<pid>"` in the same
  * directory, flushed and fsync'ed, then renamed over the target, so a crash
  * never leaves a half-written file where a good one was; after a failure
  * the temporary file is removed and the old file is untouched.
@@ -40,13 +41,13 @@
 extern "C" {
 #endif
 
-/* Saves the values of the given nodes (every parameter of the graph,
+/** Saves the values of the given nodes (every parameter of the graph,
  * trainable or frozen, when n is 0), each under its node name, which must
  * be unique. F32 / F64 dtypes. Errors are recorded on the graph. */
 int nb_save_params(nb_graph *g, const char *path, int n,
                    nb_node *const *nodes);
 
-/* Loads values into the given nodes (parameters or constants; every
+/** Loads values into the given nodes (parameters or constants; every
  * parameter when n is 0), matched by name. Every node must be present in
  * the file with the node's shape; F32, F64, F16 and BF16 in the file are
  * converted to the node's dtype (same dtype: bit for bit). Tensors in the
@@ -55,7 +56,7 @@ int nb_save_params(nb_graph *g, const char *path, int n,
 int nb_load_params(nb_graph *g, const char *path, int n,
                    nb_node *const *nodes);
 
-/* A checkpoint: the parameters (all of the graph's), the optimiser's state
+/** Saves a checkpoint: the parameters (all of the graph's), the optimiser's state
  * tensors, step count, kind and learning rate (opt may be NULL), the epoch
  * and the graph's RNG state, the scalars as "__metadata__" strings (format
  * "nabla.checkpoint", format_version "1", epoch, rng_state, optimizer,
@@ -63,7 +64,7 @@ int nb_load_params(nb_graph *g, const char *path, int n,
  * Resuming from it continues a single-threaded run bit for bit. */
 int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
                        const char *path);
-/* Restores what nb_checkpoint_save wrote into a graph and optimiser built
+/** Restores what nb_checkpoint_save wrote into a graph and optimiser built
  * the same way; *epoch (if not NULL) receives the saved epoch. A different
  * optimiser kind or configuration, a missing or differently shaped
  * parameter, or a different number of tensors is an error, and then
@@ -72,37 +73,45 @@ int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
 int nb_checkpoint_load(nb_graph *g, nb_optimizer *opt, int64_t *epoch,
                        const char *path);
 
-/* ---- the format itself, for tools and tests ----
- * A loaded safetensors file: names, dtypes, shapes, data and metadata. */
+/** A loaded safetensors file: names, dtypes, shapes, data and metadata
+ * (opaque). */
 typedef struct nb_st_file nb_st_file;
 
-/* Parses and checks the whole file; NULL with a message in err (naming the
+/** @name The format itself, for tools and tests */
+/** @{ */
+/** Parses and checks the whole file; NULL with a message in err (naming the
  * file and the problem) on failure. Names and metadata strings stay valid
  * until nb_st_close. */
 nb_st_file *nb_st_open(const char *path, char *err, size_t errlen);
+/** Frees the loaded file; NULL is a no-op. */
 void nb_st_close(nb_st_file *f);
+/** Number of tensors in the file. */
 int nb_st_count(const nb_st_file *f);
+/** The name of tensor i (0 <= i < nb_st_count), or NULL if out of range. */
 const char *nb_st_name(const nb_st_file *f, int i);
-/* The index of the tensor called name, or -1. */
+/** The index of the tensor called name, or -1. */
 int nb_st_find(const nb_st_file *f, const char *name);
-/* The safetensors dtype string ("F32", "F64", "F16", "I64", ...). */
+/** The safetensors dtype string ("F32", "F64", "F16", "I64", ...). */
 const char *nb_st_dtype(const nb_st_file *f, int i);
+/** The rank of tensor i, or -1 if out of range. */
 int nb_st_rank(const nb_st_file *f, int i);
+/** The extents of tensor i (rank of them), or NULL if out of range. */
 const int64_t *nb_st_shape(const nb_st_file *f, int i);
-/* Copies tensor i into dst (same element count; the shape may differ),
+/** Copies tensor i into dst (same element count; the shape may differ),
  * converting F32, F64, F16, BF16, BOOL and the integer dtypes to dst's
  * dtype (same dtype: bit for bit; integers beyond 2^53 round). F8 dtypes
  * are refused. */
 int nb_st_read(const nb_st_file *f, int i, nb_tensor *dst, char *err,
                size_t errlen);
-/* A "__metadata__" value, or NULL. */
+/** A "__metadata__" value, or NULL. */
 const char *nb_st_metadata(const nb_st_file *f, const char *key);
-/* The metadata keys, in file order: nb_st_metadata_key(f, i) for
- * 0 <= i < nb_st_metadata_count(f). */
+/** The number of metadata keys. */
 int nb_st_metadata_count(const nb_st_file *f);
+/** The metadata keys, in file order: nb_st_metadata_key(f, i) for
+ * 0 <= i < nb_st_metadata_count(f). */
 const char *nb_st_metadata_key(const nb_st_file *f, int i);
 
-/* Writes n tensors under the given names (valid UTF-8, unique, not
+/** Writes n tensors under the given names (valid UTF-8, unique, not
  * "__metadata__"), in the order given, plus nmeta metadata key/value
  * string pairs, atomically as above. Returns NB_OK or a negative code with
  * a message naming the file in err. */
@@ -110,6 +119,7 @@ int nb_st_save(const char *path, int n, const char *const *names,
                const nb_tensor *const *tensors, int nmeta,
                const char *const *meta_keys, const char *const *meta_values,
                char *err, size_t errlen);
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
-/* nabla — reverse-mode automatic differentiation on a graph of tensors.
- * The one header a user includes. */
+/** @file
+ * The one header a user includes: nabla, reverse-mode automatic
+ * differentiation on a graph of tensors. */
 #ifndef NABLA_H
 #define NABLA_H
 
@@ -16,8 +17,11 @@
 #include "io.h"
 #include "train.h"
 
+/** Major version number. */
 #define NB_VERSION_MAJOR 0
+/** Minor version number. */
 #define NB_VERSION_MINOR 1
+/** Patch version number. */
 #define NB_VERSION_PATCH 0
 
 #endif

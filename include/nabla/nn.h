@@ -1,4 +1,5 @@
-/* nabla — layers, initialisers and the multilayer perceptron builder.
+/** @file
+ * Layers, initialisers and the multilayer perceptron builder.
  *
  * Everything here is built from the public op constructors (ops.h): an MLP
  * is an ordinary graph a user could have written by hand, and its nodes are
@@ -18,139 +19,164 @@
 extern "C" {
 #endif
 
-/* ---- initialisers ----
+/** @name Initialisers
  * All draw from the graph's seeded RNG (nb_graph_seed), so a seed fixes
  * every initial weight. fan_in / fan_out are the layer's input and output
  * widths; for a weight of shape [in, out] they are its two extents. */
+/** @{ */
 
-/* Uniform in [lo, hi). */
+/** Uniform in [lo, hi). */
 int nb_init_uniform(nb_graph *g, nb_node *param, double lo, double hi);
-/* Normal with the given mean and standard deviation. */
+/** Normal with the given mean and standard deviation. */
 int nb_init_normal(nb_graph *g, nb_node *param, double mean, double std);
-/* Glorot & Bengio (2010): U(-a, a), a = gain sqrt(6 / (fan_in + fan_out)). */
+/** Glorot & Bengio (2010): U(-a, a), a = gain sqrt(6 / (fan_in + fan_out)). */
 int nb_init_xavier_uniform(nb_graph *g, nb_node *param, double fan_in,
                            double fan_out, double gain);
-/* Glorot normal: N(0, gain^2 2 / (fan_in + fan_out)). */
+/** Glorot normal: N(0, gain^2 2 / (fan_in + fan_out)). */
 int nb_init_xavier_normal(nb_graph *g, nb_node *param, double fan_in,
                           double fan_out, double gain);
-/* He et al. (2015), for ReLU units: U(-a, a), a = sqrt(6 / fan_in). */
+/** He, Zhang, Ren & Sun (2015), for ReLU units: U(-a, a), a = sqrt(6 / fan_in). */
 int nb_init_he_uniform(nb_graph *g, nb_node *param, double fan_in);
-/* He normal: N(0, 2 / fan_in). */
+/** He normal: N(0, 2 / fan_in). */
 int nb_init_he_normal(nb_graph *g, nb_node *param, double fan_in);
-/* Sets every element to value (zeros for biases, say). */
+/** Sets every element to value (zeros for biases, say). */
 int nb_init_constant(nb_graph *g, nb_node *param, double value);
+/** @} */
 
-/* How nb_linear and nb_mlp initialise weights. Biases start at zero,
+/** How nb_linear and nb_mlp initialise weights. Biases start at zero,
  * except under NB_INIT_TORCH, which draws them too. */
 typedef enum nb_init_kind {
-    NB_INIT_DEFAULT = 0,   /* He uniform for ReLU-family layers (relu,
-                              leaky_relu, elu, gelu, silu), Xavier
-                              uniform (gain 1) otherwise */
-    NB_INIT_XAVIER_UNIFORM,
-    NB_INIT_XAVIER_NORMAL,
-    NB_INIT_HE_UNIFORM,
-    NB_INIT_HE_NORMAL,
-    NB_INIT_TORCH,         /* PyTorch's nn.Linear default: W and b both
-                              U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
-    NB_INIT_ZEROS          /* everything zero: for tests and hand-set
-                              weights */
+    NB_INIT_DEFAULT = 0,   /**< He uniform for ReLU-family layers (relu,
+                                leaky_relu, elu, gelu, silu), Xavier
+                                uniform (gain 1) otherwise */
+    NB_INIT_XAVIER_UNIFORM, /**< nb_init_xavier_uniform, gain 1 */
+    NB_INIT_XAVIER_NORMAL,  /**< nb_init_xavier_normal, gain 1 */
+    NB_INIT_HE_UNIFORM,     /**< nb_init_he_uniform */
+    NB_INIT_HE_NORMAL,      /**< nb_init_he_normal */
+    NB_INIT_TORCH,         /**< PyTorch's nn.Linear default: W and b both
+                                U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+    NB_INIT_ZEROS          /**< everything zero: for tests and hand-set
+                                weights */
 } nb_init_kind;
 
-/* ---- activations ---- */
+/** The activation units of layers and MLPs, applied by nb_activate. */
 typedef enum nb_activation {
-    NB_ACT_LINEAR = 0, /* identity: no node is added */
-    NB_ACT_SIGMOID,
-    NB_ACT_TANH,
-    NB_ACT_RELU,
-    NB_ACT_LEAKY_RELU, /* slope `param` for x < 0 (0.01 if param is 0) */
-    NB_ACT_ELU,        /* alpha `param` (1 if param is 0) */
-    NB_ACT_SELU,
-    NB_ACT_SOFTPLUS,
-    NB_ACT_GELU,
-    NB_ACT_SILU,
-    NB_ACT_SOFTMAX     /* over the last axis; output layers only */
+    NB_ACT_LINEAR = 0, /**< identity: no node is added */
+    NB_ACT_SIGMOID,    /**< nb_sigmoid */
+    NB_ACT_TANH,       /**< nb_tanh */
+    NB_ACT_RELU,       /**< nb_relu */
+    NB_ACT_LEAKY_RELU, /**< slope `param` for x < 0 (0.01 if param is 0) */
+    NB_ACT_ELU,        /**< alpha `param` (1 if param is 0) */
+    NB_ACT_SELU,       /**< nb_selu */
+    NB_ACT_SOFTPLUS,   /**< nb_softplus */
+    NB_ACT_GELU,       /**< nb_gelu */
+    NB_ACT_SILU,       /**< nb_silu */
+    NB_ACT_SOFTMAX     /**< over the last axis; output layers only */
 } nb_activation;
 
-/* "relu", "sigmoid", ...; "unknown" for a value outside the enum. */
+/** @name Activations */
+/** @{ */
+/** "relu", "sigmoid", ...; "unknown" for a value outside the enum. */
 const char *nb_activation_name(nb_activation act);
-/* The activation named `name` (also "identity" for linear and "swish" for
+/** The activation named `name` (also "identity" for linear and "swish" for
  * silu), or -1. */
 int nb_activation_from_name(const char *name);
-/* act(x); for NB_ACT_LINEAR returns x itself. */
+/** act(x); for NB_ACT_LINEAR returns x itself. */
 nb_node *nb_activate(nb_graph *g, nb_node *x, nb_activation act,
                      double param);
+/** @} */
 
-/* ---- the linear (fully connected) layer: y = x W + b ---- */
+/** @name The linear (fully connected) layer: y = x W + b */
+/** @{ */
+/** The nodes nb_linear_layer made. */
 typedef struct nb_linear {
-    nb_node *W;   /* parameter [in, out], named "<name>.W" */
-    nb_node *b;   /* parameter [out], named "<name>.b"; NULL without bias */
-    nb_node *out; /* x W + b, shape [..., out] */
+    nb_node *W;   /**< parameter [in, out], named `"<name>.W"` */
+    nb_node *b;   /**< parameter [out], named `"<name>.b"`; NULL without bias */
+    nb_node *out; /**< x W + b, shape [..., out] */
 } nb_linear;
 
-/* Makes W and b (dtype of x), initialises them, and returns x W + b.
+/** Makes W and b (dtype of x), initialises them, and returns x W + b.
  * `act` only guides NB_INIT_DEFAULT's choice; no activation is applied.
- * `layer`, if not NULL, receives the nodes made. */
+ * `layer`, if not NULL, receives the nodes made.
+ * @param g            the graph
+ * @param x            the input, [..., in]: its last axis holds the
+ *                     features, every other axis counts rows
+ * @param out_features the output width, out > 0
+ * @param bias         whether to add b
+ * @param name         prefix of the parameters' names; NULL means "linear"
+ * @param init         how W (and, for NB_INIT_TORCH, b) is initialised
+ * @param act          the unit that will follow, for NB_INIT_DEFAULT
+ * @param layer        receives W, b and the output; may be NULL */
 nb_node *nb_linear_layer(nb_graph *g, nb_node *x, int64_t out_features,
                          bool bias, const char *name, nb_init_kind init,
                          nb_activation act, nb_linear *layer);
+/** @} */
 
-/* ---- the multilayer perceptron ---- */
+/** The most weight layers an MLP may have. */
 #define NB_MLP_MAX_LAYERS 64
 
+/** @name The multilayer perceptron */
+/** @{ */
+/** What nb_mlp_build builds. */
 typedef struct nb_mlp_spec {
-    /* Layer widths: sizes[0] is the input width, sizes[n_layers] the
-     * output width; n_layers >= 1 weight layers. */
+    /** Number of weight layers, n_layers >= 1. */
     int n_layers;
+    /** Layer widths: sizes[0] is the input width, sizes[n_layers] the
+     * output width. */
     const int64_t *sizes;
-    /* Activation of every hidden layer... */
+    /** Activation of every hidden layer... */
     nb_activation hidden;
+    /** The hidden activations' `param` (see nb_activation). */
     double hidden_param;
-    /* ...unless this array (n_layers - 1 entries) gives one per layer. */
+    /** ...unless this array (n_layers - 1 entries) gives one per layer. */
     const nb_activation *hidden_per_layer;
-    /* Output unit: NB_ACT_LINEAR, NB_ACT_SIGMOID or NB_ACT_SOFTMAX. */
+    /** Output unit: NB_ACT_LINEAR, NB_ACT_SIGMOID or NB_ACT_SOFTMAX. */
     nb_activation output;
-    /* Inverted dropout after each hidden activation (0 = none). */
+    /** Inverted dropout after each hidden activation (0 = none). */
     double dropout;
+    /** How the layers' weights are initialised. */
     nb_init_kind init;
-    /* Parameter names are "<name>.<layer>.W" / ".b" (layers from 1);
+    /** Parameter names are `"<name>.<layer>.W"` / `".b"` (layers from 1);
      * NULL means "mlp". */
     const char *name;
 } nb_mlp_spec;
 
+/** Every node nb_mlp_build made. */
 typedef struct nb_mlp {
-    int n_layers;
-    nb_node *input;
-    nb_linear layer[NB_MLP_MAX_LAYERS]; /* layer[i].out: pre-activation s */
-    nb_node *hidden[NB_MLP_MAX_LAYERS]; /* hidden[i]: after activation (and
-                                           dropout), i < n_layers - 1 */
-    nb_node *logits; /* the last layer's pre-activation */
-    nb_node *output; /* output unit applied to logits */
-    nb_activation output_act; /* spec->output: picks nb_mlp_loss's loss */
+    int n_layers;    /**< number of weight layers */
+    nb_node *input;  /**< the x the network was built on */
+    nb_linear layer[NB_MLP_MAX_LAYERS]; /**< layer[i].out: pre-activation s */
+    nb_node *hidden[NB_MLP_MAX_LAYERS]; /**< hidden[i]: after activation (and
+                                             dropout), i < n_layers - 1 */
+    nb_node *logits; /**< the last layer's pre-activation */
+    nb_node *output; /**< output unit applied to logits */
+    nb_activation output_act; /**< spec->output: picks nb_mlp_loss's loss */
 } nb_mlp;
 
-/* Builds the network on top of `x` (shape [batch, sizes[0]]) and fills
+/** Builds the network on top of `x` (shape [batch, sizes[0]]) and fills
  * `mlp` with every node it made. Returns NB_OK or a negative code with the
  * error recorded on the graph. */
 int nb_mlp_build(nb_graph *g, nb_node *x, const nb_mlp_spec *spec,
                  nb_mlp *mlp);
 
-/* The loss that matches the output unit, built on the logits so that it is
+/** The loss that matches the output unit, built on the logits so that it is
  * the fused, non-saturating form: softmax -> softmax cross-entropy (targets
  * are class indices when `targets` has rank 1, one-hot rows otherwise);
  * sigmoid -> binary cross-entropy in the softplus form; linear -> mean
  * squared error. */
 nb_node *nb_mlp_loss(nb_graph *g, const nb_mlp *mlp, nb_node *targets);
 
-/* Sum of lambda * penalty over the weights (not the biases) of an MLP:
+/** Sum of lambda * penalty over the weights (not the biases) of an MLP:
  * L2 gives lambda/2 sum W^2, L1 lambda sum |W|. Add it to a loss. */
 nb_node *nb_mlp_weight_penalty(nb_graph *g, const nb_mlp *mlp, double l2,
                                double l1);
 
-/* Freezes (false) or unfreezes (true) the W and b of layers
+/** Freezes (false) or unfreezes (true) the W and b of layers
  * [first, last) of an MLP, counted as in mlp->layer[] (from 0, so the
- * parameters "<name>.1.W" belong to layer 0 and [0, n_layers) is all). */
+ * parameters `"<name>.1.W"` belong to layer 0 and [0, n_layers) is all). */
 int nb_mlp_set_trainable(nb_graph *g, const nb_mlp *mlp, int first, int last,
                          bool trainable);
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* nabla — the op table, shared by built-in and user-defined ops.
+/** @file
+ * The op table, shared by built-in and user-defined ops.
  *
  * An op is a const nb_op: a name, how many inputs it takes, a shape/dtype
  * rule, a forward and a backward function, and a one-line doc with its
@@ -20,65 +21,71 @@
 extern "C" {
 #endif
 
-/* What an op's functions are given. Fields an op does not need in a given
+/** What an op's functions are given. Fields an op does not need in a given
  * phase are NULL (for instance `out` during infer). */
 typedef struct nb_op_call {
-    nb_graph *graph;
-    const struct nb_op *op;
-    int n_inputs;
-    /* Input values. */
+    nb_graph *graph;        /**< the graph the node belongs to */
+    const struct nb_op *op; /**< the op being run */
+    int n_inputs;           /**< number of inputs of this node */
+    /** Input values. */
     const nb_tensor *const *in;
-    /* The node's value (forward writes it; backward may read it). */
+    /** The node's value (forward writes it; backward may read it). */
     nb_tensor *out;
-    /* d loss / d out, during backward. */
+    /** d loss / d out, during backward. */
     const nb_tensor *out_grad;
-    /* d loss / d in[i], during backward: backward ADDS its message into
+    /** d loss / d in[i], during backward: backward ADDS its message into
      * in_grad[i]. NULL where input i needs no gradient. */
     nb_tensor *const *in_grad;
-    /* The attribute block given to nb_apply (op->attr_size bytes). */
+    /** The attribute block given to nb_apply (op->attr_size bytes). */
     const void *attrs;
-    /* Per-node workspace of scratch_bytes bytes (64-byte aligned), kept
+    /** Per-node workspace of scratch_bytes bytes (64-byte aligned), kept
      * from forward to backward: masks, arg-max indices, probabilities. */
     void *scratch;
-    /* Transient space of workspace_bytes bytes (64-byte aligned), shared by
+    /** Transient space of workspace_bytes bytes (64-byte aligned), shared by
      * every node of the graph and valid only during this one call: for
      * packing and temporaries that need not outlive it. */
     void *workspace;
 
-    /* Set by infer: */
-    nb_dtype out_dtype;
-    int out_rank;
-    int64_t out_shape[8];
-    size_t scratch_bytes;
-    size_t workspace_bytes;
+    nb_dtype out_dtype;     /**< set by infer: the output's dtype */
+    int out_rank;           /**< set by infer: the output's rank */
+    int64_t out_shape[8];   /**< set by infer: the output's extents */
+    size_t scratch_bytes;   /**< set by infer: size of `scratch` (0: none) */
+    size_t workspace_bytes; /**< set by infer: size of `workspace` (0: none) */
 } nb_op_call;
 
+/** An op: the const table of functions and facts that nb_apply runs. */
 typedef struct nb_op {
-    const char *name;
-    /* Number of inputs; max_inputs < 0 means unbounded. */
-    int min_inputs, max_inputs;
-    /* Bytes of the attribute block copied by nb_apply. */
+    const char *name; /**< the op's name, as in node names and messages */
+    /** Number of inputs: at least min_inputs... */
+    int min_inputs, max_inputs; /**< ...and at most max_inputs; max_inputs
+                                     < 0 means unbounded. */
+    /** Bytes of the attribute block copied by nb_apply (at most 65536). */
     size_t attr_size;
-    /* One line: the forward formula and the derivative backward uses. */
+    /** One line: the forward formula and the derivative backward uses. */
     const char *doc;
-    /* Shape/dtype rule. Reads in[i] shapes and attrs, sets out_dtype,
+    /** Shape/dtype rule. Reads in[i] shapes and attrs, sets out_dtype,
      * out_rank, out_shape, and scratch_bytes and workspace_bytes if the op
      * needs them. Returns 0, or reports with
      * nb_op_fail and returns its negative code. */
     int (*infer)(nb_op_call *call);
-    /* Computes out from in. Returns 0 or nb_op_fail(...). */
+    /** Computes out from in. Returns 0 or nb_op_fail(...). */
     int (*forward)(nb_op_call *call);
-    /* Adds d loss / d in[i] into every non-NULL in_grad[i]. Returns 0 or
+    /** Adds d loss / d in[i] into every non-NULL in_grad[i]. Returns 0 or
      * nb_op_fail(...). NULL for ops whose gradient is zero everywhere. */
     int (*backward)(nb_op_call *call);
 } nb_op;
 
-/* Creates a node applying `op` to inputs; attrs (op->attr_size bytes) is
- * copied. Returns NULL on error (message on the graph). */
+/** Creates a node applying `op` to inputs; attrs (op->attr_size bytes) is
+ * copied. Returns NULL on error (message on the graph).
+ * @param g        the graph
+ * @param op       the op table; it must outlive the graph
+ * @param n_inputs number of inputs, within op's min_inputs and max_inputs
+ * @param inputs   the input nodes, of g
+ * @param attrs    op->attr_size bytes of attributes; NULL means zeros */
 nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
                   nb_node *const *inputs, const void *attrs);
 
-/* Records "opname: message" as the graph's error (if none is recorded yet)
+/** Records "opname: message" as the graph's error (if none is recorded yet)
  * and returns NB_ERR_ARG. For use inside infer/forward/backward. */
 int nb_op_fail(nb_op_call *call, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -86,13 +93,15 @@ int nb_op_fail(nb_op_call *call, const char *fmt, ...)
 #endif
     ;
 
-/* Training flag and RNG access for ops such as dropout. */
+/** Training flag, for ops such as dropout: true in training mode. Their
+ * random numbers come from the graph's RNG, call->graph (nb_rng_uniform). */
 bool nb_op_training(const nb_op_call *call);
 
-/* The built-in ops, for tools that list or check them all. */
+/** The number of built-in ops, for tools that list or check them all. */
 int nb_builtin_op_count(void);
+/** Built-in op `index` (0 <= index < nb_builtin_op_count), or NULL. */
 const nb_op *nb_builtin_op(int index);
-/* The built-in op with this name, or NULL. */
+/** The built-in op with this name, or NULL. */
 const nb_op *nb_find_op(const char *name);
 
 #ifdef __cplusplus

@@ -1,4 +1,5 @@
-/* nabla — optimisers and learning-rate schedules.
+/** @file
+ * Optimisers and learning-rate schedules.
  *
  * An optimiser updates parameters from the gradients of the latest
  * nb_backward. It holds a list of parameter nodes and, per parameter, the
@@ -9,13 +10,16 @@
  * One step, per element, with dL/dw the gradient of the latest backward, lr
  * the current learning rate and t the number of this update (1 for the
  * first):
+ * ```text
  *   c = clip_norm / ||dL/dw|| if clip_norm > 0 and the global norm (over
  *       every updated parameter) exceeds it, else 1      (clipping)
  *   g = c dL/dw + weight_decay w + l1 sign(w)             (regularisation)
+ * ```
  * so clipping acts on the loss gradient alone, as PyTorch's
  * clip_grad_norm_ before optimizer.step() does; the step applies c and the
  * regularisation on the fly and leaves the gradient buffers as they are
  * (nb_clip_grad_norm, by contrast, scales them in place). sign(0) = 0. Then
+ * ```text
  *   SGD        w -= lr g
  *   momentum   v = mu v + g;            w -= lr v           (PyTorch's form)
  *   Nesterov   v = mu v + g;            w -= lr (g + mu v)
@@ -24,6 +28,7 @@
  *              w -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
  *   AdamW      Adam without the weight_decay term in g, and instead the
  *              decoupled decay w -= lr weight_decay w (w before the step)
+ * ```
  * Regularisation (weight_decay, l1, AdamW's decay) applies to every
  * parameter of rank >= 2 (weights) and not to rank 0 and 1 (biases),
  * unless decay_biases is set.
@@ -35,9 +40,11 @@
  * Defaults. A config is meant to be zero-initialised and filled in part,
  * e.g. (nb_optim_config){.kind = NB_OPTIM_ADAM, .lr = 1e-3}. A field left 0
  * takes its default:
+ * ```text
  *   lr            0.01 for SGD, 0.001 for RMSprop, Adam and AdamW
  *   beta1, beta2  0.9 and 0.999          rho  0.99          eps  1e-8
  *   momentum, weight_decay, l1, clip_norm: 0 is the value itself (off).
+ * ```
  * Hence lr, beta1, beta2, rho and eps cannot be set to exactly 0 in a
  * config. For a beta or rho of "0" pass 1e-300: 1 - 1e-300 rounds to 1 and
  * 1e-300 rounds to 0 in f32, so the rule is that of 0 to within rounding.
@@ -57,9 +64,11 @@
  * refused with NB_ERR_NONFINITE: no parameter, state or count changes.
  * State tensors, allocated at creation (a step allocates nothing), in
  * parameter order and per parameter in this order:
+ * ```text
  *   SGD with momentum   "momentum/<param>"
  *   RMSprop             "rmsprop.s/<param>"
  *   Adam, AdamW         "adam.m/<param>", "adam.v/<param>"
+ * ```
  * (plain SGD has none). Names use the parameter's name at creation.
  *
  * An optimiser does not own its graph and may be freed before or after it,
@@ -82,75 +91,89 @@
 extern "C" {
 #endif
 
+/** The update rule (formulas at the top of optim.h). */
 typedef enum nb_optim_kind {
-    NB_OPTIM_SGD = 0, /* with momentum > 0 it is momentum SGD */
-    NB_OPTIM_RMSPROP,
-    NB_OPTIM_ADAM,
-    NB_OPTIM_ADAMW
+    NB_OPTIM_SGD = 0, /**< with momentum > 0 it is momentum SGD */
+    NB_OPTIM_RMSPROP, /**< RMSprop */
+    NB_OPTIM_ADAM,    /**< Adam */
+    NB_OPTIM_ADAMW    /**< AdamW: Adam with decoupled weight decay */
 } nb_optim_kind;
 
+/** An optimiser's rule and hyper-parameters; a field left 0 takes its
+ * default (see the top of optim.h). */
 typedef struct nb_optim_config {
-    nb_optim_kind kind;
-    double lr;           /* learning rate (eta); 0 means 0.01 for SGD,
-                            0.001 for the others */
-    double momentum;     /* SGD: mu in [0, 1); 0 = plain SGD */
-    bool nesterov;       /* SGD: Nesterov's look-ahead form */
-    double beta1, beta2; /* Adam(W): 0 means 0.9 and 0.999 */
-    double rho;          /* RMSprop decay: 0 means 0.99 */
-    double eps;          /* Adam(W), RMSprop: 0 means 1e-8 */
-    double weight_decay; /* L2 coefficient (AdamW: decoupled decay) */
-    double l1;           /* L1 coefficient */
-    bool decay_biases;   /* also regularise parameters of rank < 2 */
-    double clip_norm;    /* clip by global norm; 0 = no clipping */
+    nb_optim_kind kind;  /**< the update rule */
+    double lr;           /**< learning rate (eta); 0 means 0.01 for SGD,
+                              0.001 for the others */
+    double momentum;     /**< SGD: mu in [0, 1); 0 = plain SGD */
+    bool nesterov;       /**< SGD: Nesterov's look-ahead form */
+    /** Adam(W): 0 means 0.9... */
+    double beta1, beta2; /**< ...and 0.999 */
+    double rho;          /**< RMSprop decay: 0 means 0.99 */
+    double eps;          /**< Adam(W), RMSprop: 0 means 1e-8 */
+    double weight_decay; /**< L2 coefficient (AdamW: decoupled decay) */
+    double l1;           /**< L1 coefficient */
+    bool decay_biases;   /**< also regularise parameters of rank < 2 */
+    double clip_norm;    /**< clip by global norm; 0 = no clipping */
 } nb_optim_config;
 
+/** An optimiser: its config, its parameters and their state (opaque). */
 typedef struct nb_optimizer nb_optimizer;
 
-/* An optimiser over the given parameters, or over every parameter of the
+/** An optimiser over the given parameters, or over every parameter of the
  * graph when n is 0 (params may then be NULL; frozen ones are included and
  * skipped while frozen). The list must hold parameters of g, each once.
  * NULL on error (recorded on the graph). */
 nb_optimizer *nb_optimizer_new(nb_graph *g, const nb_optim_config *config,
                                int n, nb_node *const *params);
+/** Frees the optimiser and its state; NULL is a no-op. */
 void nb_optimizer_free(nb_optimizer *opt);
 
-/* One update from the gradients of the latest backward. Returns NB_OK or a
+/** One update from the gradients of the latest backward. Returns NB_OK or a
  * negative code (error recorded on the graph): NB_ERR_NONFINITE for a
  * gradient holding NaN or infinity, NB_ERR_STATE for a gradient whose dtype
  * or size is not its parameter's. On error nothing is changed. */
 int nb_optimizer_step(nb_optimizer *opt);
 
-/* The global L2 norm of the gradients seen by the latest step (the
+/** The global L2 norm of the gradients seen by the latest step (the
  * trainable parameters that had one), before clipping; computed whether or
  * not clipping is on. 0 before the first step. */
 double nb_optimizer_grad_norm(const nb_optimizer *opt);
 
+/** The current learning rate. */
 double nb_optimizer_lr(const nb_optimizer *opt);
-/* lr must be finite and >= 0 (0 is taken literally here); otherwise the
+/** Sets the learning rate. lr must be finite and >= 0 (0 is taken literally here); otherwise the
  * error is recorded on the graph and the rate is unchanged. */
 void nb_optimizer_set_lr(nb_optimizer *opt, double lr);
-/* Updates applied so far (Adam's t). */
+/** Updates applied so far (Adam's t). */
 int64_t nb_optimizer_steps(const nb_optimizer *opt);
-/* The config in use: as given, with the defaults of the fields the kind
+/** The config in use: as given, with the defaults of the fields the kind
  * uses filled in and lr the current rate. */
 const nb_optim_config *nb_optimizer_config(const nb_optimizer *opt);
 
-/* The parameters the optimiser updates. */
+/** The number of parameters the optimiser updates. */
 int nb_optimizer_param_count(const nb_optimizer *opt);
+/** Parameter i (0 <= i < nb_optimizer_param_count), or NULL with the
+ * error recorded on the graph. */
 nb_node *nb_optimizer_param(const nb_optimizer *opt, int i);
 
-/* State, for checkpoints: `nb_optimizer_state_count` tensors, each with a
- * name such as "momentum/<param name>" or "adam.m/<param name>", of the
- * parameter's shape and dtype (order and names: see the top of this
- * file). They are live and owned by the optimiser: writing them, with
+/** The number of state tensors, for checkpoints (see nb_optimizer_state). */
+int nb_optimizer_state_count(const nb_optimizer *opt);
+/** State tensor i, for checkpoints. There are `nb_optimizer_state_count`
+ * tensors, each with a name such as `"momentum/<param name>"` or
+ * `"adam.m/<param name>"` (stored in *name), of the
+ * parameter's shape and dtype (order and names: see the top of
+ * optim.h). They are live and owned by the optimiser: writing them, with
  * nb_optimizer_set_steps (and the lr if a schedule changed it), restores a
  * saved optimiser exactly, bit for bit. An index out of range gives NULL
- * (and *name NULL). steps must be >= 0. */
-int nb_optimizer_state_count(const nb_optimizer *opt);
+ * (and *name NULL). */
 nb_tensor *nb_optimizer_state(nb_optimizer *opt, int i, const char **name);
+/** Sets the number of updates applied (Adam's t), to restore a saved
+ * optimiser with its state tensors. steps must be >= 0 (otherwise the
+ * error is recorded on the graph). */
 void nb_optimizer_set_steps(nb_optimizer *opt, int64_t steps);
 
-/* Scales the gradients of params (all trainable parameters when n is 0) so
+/** Scales the gradients of params (all trainable parameters when n is 0) so
  * that their global L2 norm is at most max_norm, by max_norm / norm when
  * the norm exceeds it; frozen parameters and those without a gradient are
  * left out. Returns the norm before scaling, or a negative code: NB_ERR_ARG
@@ -159,14 +182,16 @@ void nb_optimizer_set_steps(nb_optimizer *opt, int64_t steps);
 double nb_clip_grad_norm(nb_graph *g, int n, nb_node *const *params,
                          double max_norm);
 
-/* ---- learning-rate schedules ----
+/** The kinds of learning-rate schedule.
  * lr(t) for t = 0, 1, 2, ... (epochs or steps, as the caller counts):
+ * ```text
  *   constant     lr0
  *   step         lr0 gamma^floor(t / step_size)
  *   exponential  lr0 gamma^t
  *   inverse time lr0 / (1 + decay t)                  (the 1/t schedule)
  *   cosine       min_lr + (lr0 - min_lr) (1 + cos(pi t / period)) / 2,
  *                held at min_lr for t >= period
+ * ```
  * Bad fields give NaN: lr0 < 0; gamma <= 0 (step, exponential);
  * step_size <= 0 (step); decay < 0 (inverse time); period <= 0, min_lr < 0
  * or min_lr > lr0 (cosine); a NaN or infinity in a field the kind uses; an
@@ -174,24 +199,25 @@ double nb_clip_grad_norm(nb_graph *g, int n, nb_node *const *params,
  * ignored. gamma > 1 (a growing rate) is allowed.
  */
 typedef enum nb_schedule_kind {
-    NB_SCHEDULE_CONSTANT = 0,
-    NB_SCHEDULE_STEP,
-    NB_SCHEDULE_EXPONENTIAL,
-    NB_SCHEDULE_INVERSE_TIME,
-    NB_SCHEDULE_COSINE
+    NB_SCHEDULE_CONSTANT = 0, /**< lr0 */
+    NB_SCHEDULE_STEP,         /**< lr0 gamma^floor(t / step_size) */
+    NB_SCHEDULE_EXPONENTIAL,  /**< lr0 gamma^t */
+    NB_SCHEDULE_INVERSE_TIME, /**< lr0 / (1 + decay t) */
+    NB_SCHEDULE_COSINE        /**< cosine from lr0 down to min_lr over period */
 } nb_schedule_kind;
 
+/** A learning-rate schedule; fields the kind does not use are ignored. */
 typedef struct nb_schedule {
-    nb_schedule_kind kind;
-    double lr0;
-    double gamma;      /* step, exponential */
-    int64_t step_size; /* step */
-    double decay;      /* inverse time */
-    int64_t period;    /* cosine */
-    double min_lr;     /* cosine */
+    nb_schedule_kind kind; /**< the schedule's shape */
+    double lr0;            /**< the rate at t = 0 */
+    double gamma;      /**< step, exponential */
+    int64_t step_size; /**< step */
+    double decay;      /**< inverse time */
+    int64_t period;    /**< cosine */
+    double min_lr;     /**< cosine */
 } nb_schedule;
 
-/* The learning rate at t, or NaN for a schedule with bad fields. */
+/** The learning rate at t, or NaN for a schedule with bad fields. */
 double nb_schedule_lr(const nb_schedule *s, int64_t t);
 
 #ifdef __cplusplus

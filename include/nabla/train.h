@@ -1,4 +1,5 @@
-/* nabla — a training loop a user may use or skip.
+/** @file
+ * A training loop a user may use or skip.
  *
  * It does what the hand-written loop in examples/xor.c does — feed a batch,
  * forward, backward, optimiser step — plus the bookkeeping around it:
@@ -23,17 +24,17 @@
 extern "C" {
 #endif
 
-/* The model the loop drives: inputs to feed, the loss to minimise and the
+/** The model the loop drives: inputs to feed, the loss to minimise and the
  * prediction to score. */
 typedef struct nb_model {
-    nb_node *x;      /* input, shape [NB_DYNAMIC, ...] */
-    nb_node *y;      /* target input: class indices [NB_DYNAMIC] or target
-                        rows [NB_DYNAMIC, k] */
-    nb_node *loss;   /* scalar: the mean loss of a batch, plus any penalty */
-    nb_node *output; /* prediction [batch, k], for accuracy; may be NULL */
+    nb_node *x;      /**< input, shape [NB_DYNAMIC, ...] */
+    nb_node *y;      /**< target input: class indices [NB_DYNAMIC] or target
+                          rows [NB_DYNAMIC, k] */
+    nb_node *loss;   /**< scalar: the mean loss of a batch, plus any penalty */
+    nb_node *output; /**< prediction [batch, k], for accuracy; may be NULL */
 } nb_model;
 
-/* Metrics over a dataset. Accuracy: with class-index targets, the argmax of
+/** Metrics over a dataset. Accuracy: with class-index targets, the argmax of
  * the output against the label; with one-hot rows, against the target's
  * argmax; with one output column, output >= 0.5 against target >= 0.5
  * (use sigmoid outputs). argmax takes the first of equal entries; a label
@@ -43,20 +44,20 @@ typedef struct nb_model {
  * instead: the same answer (argmax is unchanged, sigmoid(z) >= 0.5 iff
  * z >= 0) without a second forward pass. */
 typedef struct nb_metrics {
-    double loss;     /* mean of the batch losses, weighted by batch size */
-    double accuracy; /* fraction in [0, 1]; NaN without an output */
-    int64_t count;   /* examples scored */
-    /* confusion[true * classes + predicted], when the caller provides
+    double loss;     /**< mean of the batch losses, weighted by batch size */
+    double accuracy; /**< fraction in [0, 1]; NaN without an output */
+    int64_t count;   /**< examples scored */
+    /** confusion[true * classes + predicted], when the caller provides
      * a buffer of classes^2 entries; may be NULL. nb_evaluate reads these
      * two fields (classes >= the output's columns, 2 for one column),
      * zeroes the buffer and fills it; so zero-initialise the struct
      * (nb_metrics m = {0}) unless you pass a buffer. Without a buffer,
      * classes receives the output's class count. */
     int64_t *confusion;
-    int64_t classes;
+    int64_t classes; /**< the confusion matrix's side (see confusion) */
 } nb_metrics;
 
-/* Forward over ds in batches of batch_size (0 = the whole set) in
+/** Forward over ds in batches of batch_size (0 = the whole set) in
  * inference mode (dropout off), restoring the graph's training flag
  * afterwards. The rows of ds->x and ds->y must match model->x and model->y
  * in shape (after the batch dimension) and dtype. Consecutive rows are fed
@@ -65,22 +66,24 @@ typedef struct nb_metrics {
 int nb_evaluate(nb_graph *g, const nb_model *model, const nb_dataset *ds,
                 int64_t batch_size, nb_metrics *out);
 
+/** How nb_train reports progress. */
 typedef enum nb_progress_mode {
-    NB_PROGRESS_AUTO = 0, /* a bar when the stream is a terminal, lines
-                             otherwise */
-    NB_PROGRESS_BAR,
-    NB_PROGRESS_LINES, /* one line per epoch */
-    NB_PROGRESS_OFF
+    NB_PROGRESS_AUTO = 0, /**< a bar when the stream is a terminal, lines
+                               otherwise */
+    NB_PROGRESS_BAR,   /**< a progress bar, redrawn in place */
+    NB_PROGRESS_LINES, /**< one line per epoch */
+    NB_PROGRESS_OFF    /**< nothing */
 } nb_progress_mode;
 
-/* Epochs are numbered from 1 everywhere the loop reports them: progress,
- * CSV rows, on_epoch, best_epoch and error messages. */
+/** How nb_train trains. Epochs are numbered from 1 everywhere the loop
+ * reports them: progress, CSV rows, on_epoch, best_epoch and error
+ * messages. */
 typedef struct nb_train_config {
-    int64_t epochs;
-    int64_t batch_size; /* 0 means the whole set (full batch) */
-    bool no_shuffle;    /* keep the data order (shuffled by default) */
-    bool drop_last;     /* skip a final partial batch */
-    /* Early stopping on validation loss (needs a validation set): stop
+    int64_t epochs;     /**< number of epochs to run (at most) */
+    int64_t batch_size; /**< 0 means the whole set (full batch) */
+    bool no_shuffle;    /**< keep the data order (shuffled by default) */
+    bool drop_last;     /**< skip a final partial batch */
+    /** Early stopping on validation loss (needs a validation set): stop
      * after `patience` epochs without improvement by more than min_delta
      * (epoch e improves when val_loss < best - min_delta), and restore the
      * best epoch's parameters. 0 = off. With patience on, the parameters of
@@ -90,40 +93,41 @@ typedef struct nb_train_config {
      * when the epochs ran out soon after the best. The optimiser's state
      * (steps, moments) is not rewound. */
     int64_t patience;
-    double min_delta;
-    /* Learning rate per epoch (t = epoch index from 0); NULL keeps the
+    double min_delta; /**< the improvement patience asks for (see patience) */
+    /** Learning rate per epoch (t = epoch index from 0); NULL keeps the
      * optimiser's rate. */
     const nb_schedule *schedule;
-    nb_progress_mode progress;
-    FILE *stream; /* progress output; NULL means stderr */
-    /* A CSV log, created (truncated) at the start, with the header
+    nb_progress_mode progress; /**< bar, lines or nothing */
+    FILE *stream; /**< progress output; NULL means stderr */
+    /** A CSV log, created (truncated) at the start, with the header
      * "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds" and one row
      * per epoch, flushed after each; a value without a source (no output,
      * no validation set) is an empty field. NULL = no log. */
     const char *csv_path;
-    /* Called after every epoch (after the validation score, the early
+    /** Called after every epoch (after the validation score, the early
      * stopping bookkeeping and the epoch's progress line and CSV row);
      * returning false stops training. */
     bool (*on_epoch)(int64_t epoch, const nb_metrics *train,
                      const nb_metrics *val, void *user);
-    void *user;
+    void *user; /**< passed to on_epoch */
 } nb_train_config;
 
+/** What nb_train did. */
 typedef struct nb_train_result {
-    int64_t epochs_run;
-    int64_t best_epoch; /* with a validation set: the last epoch that
-                           improved (lowest val loss); 0 without */
-    bool stopped_early; /* by patience or by on_epoch, before the
-                           last epoch */
-    bool restored;      /* the best epoch's parameters were written
-                           back */
-    nb_metrics train;   /* of the last epoch (running averages) */
-    nb_metrics val;     /* of the last epoch; of the best when
-                           restored; NaN without a validation set */
-    double seconds;
+    int64_t epochs_run; /**< epochs completed */
+    int64_t best_epoch; /**< with a validation set: the last epoch that
+                             improved (lowest val loss); 0 without */
+    bool stopped_early; /**< by patience or by on_epoch, before the
+                             last epoch */
+    bool restored;      /**< the best epoch's parameters were written
+                             back */
+    nb_metrics train;   /**< of the last epoch (running averages) */
+    nb_metrics val;     /**< of the last epoch; of the best when
+                             restored; NaN without a validation set */
+    double seconds;     /**< wall-clock time of the whole run */
 } nb_train_result;
 
-/* Trains model's trainable parameters with opt on `train`, scoring `val`
+/** Trains model's trainable parameters with opt on `train`, scoring `val`
  * (may be NULL) after every epoch. result may be NULL.
  *
  * Each epoch: the schedule's rate for t = epoch - 1 is set, the row order
