@@ -48,7 +48,7 @@ typedef struct nb_op_call {
 
     nb_dtype out_dtype;     /**< set by infer: the output's dtype */
     int out_rank;           /**< set by infer: the output's rank */
-    int64_t out_shape[8];   /**< set by infer: the output's extents */
+    int64_t out_shape[NB_MAX_RANK];  /**< set by infer: the output's extents */
     size_t scratch_bytes;   /**< set by infer: size of `scratch` (0: none) */
     size_t workspace_bytes; /**< set by infer: size of `workspace` (0: none) */
 } nb_op_call;
