@@ -1,0 +1,247 @@
+/* An autoencoder on Fashion-MNIST: 784 -> 32 -> 784.
+ *
+ * The network is trained to reproduce its input through a 32-unit
+ * bottleneck, h = act(x W1 + b1), x' = sigmoid(h W2 + b2), minimising the
+ * binary cross-entropy between x and x' (pixels in [0, 1] read as
+ * probabilities), computed from the logits in its softplus form
+ * mean(softplus(z) - x z), which never saturates. It is the classic
+ * nonlinear cousin of PCA (Hinton & Salakhutdinov, 2006): 32 numbers per
+ * image instead of 784, learned without labels.
+ *
+ * It reports the test set's reconstruction error, mean (x - x')^2 per
+ * pixel, beside a trivial baseline that "reconstructs" every image as the
+ * mean training image, and writes a PNG with one test image of each class
+ * (top row) above its reconstruction (bottom row).
+ *
+ *   build/examples/autoencoder [--epochs N] [--out autoencoder.png]
+ *   build/examples/autoencoder --test-size      seconds-long self-check
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "example_util.h"
+#include "nabla/nabla.h"
+
+#define PIX 784
+#define SIDE 28
+
+/* Mean over examples and pixels of (x - mean image)^2. */
+static double mean_image_mse(const nb_tensor *x, const double *mean)
+{
+    const float *p = nb_tensor_cdata(x);
+    int64_t n = nb_tensor_dim(x, 0);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < PIX; j++) {
+            double d = p[i * PIX + j] - mean[j];
+            s += d * d;
+        }
+    return s / ((double)n * PIX);
+}
+
+/* Two rows of ten tiles, `scale` times enlarged, on a grey frame. */
+static int write_grid(const char *path, const float *top, const float *bottom,
+                      int columns, int scale)
+{
+    const int gap = 4, tile = SIDE * scale;
+    int w = columns * tile + (columns + 1) * gap, h = 2 * tile + 3 * gap;
+    unsigned char *img = malloc((size_t)w * h);
+    if (!img) {
+        fprintf(stderr, "autoencoder: out of memory\n");
+        return -1;
+    }
+    memset(img, 96, (size_t)w * h);
+    for (int row = 0; row < 2; row++) {
+        const float *src = row ? bottom : top;
+        for (int c = 0; c < columns; c++) {
+            int x0 = gap + c * (tile + gap), y0 = gap + row * (tile + gap);
+            for (int y = 0; y < tile; y++)
+                for (int x = 0; x < tile; x++) {
+                    float v = src[c * PIX + (y / scale) * SIDE + x / scale];
+                    v = v < 0 ? 0 : v > 1 ? 1 : v;
+                    img[(size_t)(y0 + y) * w + x0 + x] =
+                        (unsigned char)(255 * v + 0.5f);
+                }
+        }
+    }
+    int rc = ex_write_png_gray(path, w, h, img);
+    free(img);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    bool test_size = ex_has_flag(argc, argv, "--test-size");
+    int64_t epochs = test_size ? 4 : 20, batch = 64, seed = 1;
+    int64_t limit = test_size ? 5000 : 0, bottleneck = 32;
+    double lr = 0.002;
+    const char *out = "autoencoder.png", *hidden_name = "relu";
+    const ex_flag flags[] = {
+        {"--epochs", EX_INT, &epochs, "training epochs"},
+        {"--batch", EX_INT, &batch, "mini-batch size"},
+        {"--lr", EX_DOUBLE, &lr, "Adam learning rate"},
+        {"--code", EX_INT, &bottleneck, "bottleneck width"},
+        {"--hidden", EX_STRING, &hidden_name,
+         "bottleneck activation (relu, sigmoid, tanh, ...)"},
+        {"--seed", EX_INT, &seed, "seed"},
+        {"--limit", EX_INT, &limit, "training images to read, 0 = all"},
+        {"--out", EX_STRING, &out, "PNG of originals and reconstructions"},
+        {"--test-size", EX_BOOL, &test_size,
+         "small, fast run that checks itself"},
+    };
+    int rc = ex_parse_flags(argc, argv,
+                            "Trains a 784-32-784 autoencoder on "
+                            "Fashion-MNIST.",
+                            flags, (int)(sizeof flags / sizeof flags[0]));
+    if (rc >= 0)
+        return rc;
+    int hidden = nb_activation_from_name(hidden_name);
+    if (epochs < 1 || batch < 1 || bottleneck < 1 || !(lr > 0) || hidden < 0 ||
+        hidden == NB_ACT_SOFTMAX) {
+        fprintf(stderr, "autoencoder: bad option value (see --help)\n");
+        return 2;
+    }
+
+    nb_dataset train, test;
+    rc = ex_load_fashion("autoencoder", &train, &test, limit, 0);
+    if (rc)
+        return rc;
+    /* The target of every example is the example itself; the test labels
+     * are kept to pick one image of each class for the picture. */
+    nb_tensor *test_labels = test.y;
+    nb_tensor_free(train.y);
+    train.y = ex_tensor_clone(train.x);
+    test.y = ex_tensor_clone(test.x);
+    double *mean = malloc(PIX * sizeof *mean), *sd = malloc(PIX * sizeof *sd);
+    nb_graph *g = nb_graph_new();
+    nb_optimizer *opt = NULL;
+    nb_mlp mlp;
+    nb_node *x = NULL, *t = NULL, *bce = NULL, *mse = NULL;
+    if (!train.y || !test.y || !mean || !sd || !g) {
+        fprintf(stderr, "autoencoder: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+
+    nb_graph_seed(g, (uint64_t)seed);
+    x = nb_input(g, "x", NB_F32, 2, (int64_t[]){NB_DYNAMIC, PIX});
+    t = nb_input(g, "target", NB_F32, 2, (int64_t[]){NB_DYNAMIC, PIX});
+    const int64_t sizes[] = {PIX, bottleneck, PIX};
+    nb_mlp_spec spec = {.n_layers = 2,
+                        .sizes = sizes,
+                        .hidden = (nb_activation)hidden,
+                        .output = NB_ACT_SIGMOID,
+                        .name = "ae"};
+    if (nb_mlp_build(g, x, &spec, &mlp) == NB_OK) {
+        bce = nb_mlp_loss(g, &mlp, t);
+        mse = nb_mse_loss(g, mlp.output, t);
+    }
+    nb_optim_config oc = {.kind = NB_OPTIM_ADAM, .lr = lr};
+    opt = mse ? nb_optimizer_new(g, &oc, 0, NULL) : NULL;
+    if (!opt) {
+        fprintf(stderr, "autoencoder: %s\n", ex_graph_error(g));
+        rc = 1;
+        goto done;
+    }
+    printf("autoencoder %d-%lld-%d, %s code, sigmoid output, binary "
+           "cross-entropy\n",
+           PIX, (long long)bottleneck, PIX, hidden_name);
+    printf("train %lld images, Adam lr %g, batch %lld, %lld epochs\n\n",
+           (long long)nb_dataset_size(&train), lr, (long long)batch,
+           (long long)epochs);
+    fflush(stdout);
+
+    /* No output node: accuracy means nothing here, only the loss. */
+    nb_model model = {.x = x, .y = t, .loss = bce};
+    nb_train_config tc = {.epochs = epochs,
+                          .batch_size = batch,
+                          .progress = NB_PROGRESS_AUTO,
+                          .stream = stdout};
+    double t0 = ex_now();
+    if (nb_train(g, &model, opt, &train, NULL, &tc, NULL) != NB_OK) {
+        fprintf(stderr, "autoencoder: training failed: %s\n",
+                ex_graph_error(g));
+        rc = 1;
+        goto done;
+    }
+    printf("\ntrained in %.1f s\n", ex_now() - t0);
+
+    nb_model scored = {.x = x, .y = t, .loss = mse};
+    nb_metrics m_mse = {0}, m_bce = {0};
+    if (nb_evaluate(g, &scored, &test, 1000, &m_mse) != NB_OK ||
+        nb_evaluate(g, &model, &test, 1000, &m_bce) != NB_OK) {
+        fprintf(stderr, "autoencoder: %s\n", ex_graph_error(g));
+        rc = 1;
+        goto done;
+    }
+    if (nb_data_column_stats(train.x, mean, sd) != NB_OK) {
+        fprintf(stderr, "autoencoder: cannot average the training images\n");
+        rc = 1;
+        goto done;
+    }
+    double base = mean_image_mse(test.x, mean);
+    printf("test set (%lld images): reconstruction MSE %.5f per pixel, "
+           "BCE %.4f\n",
+           (long long)m_mse.count, m_mse.loss, m_bce.loss);
+    printf("baseline, the mean training image:  MSE %.5f per pixel "
+           "(%.1fx the autoencoder's)\n",
+           base, base / m_mse.loss);
+
+    /* The first test image of each class, and what the network makes of
+     * it. */
+    static float originals[10 * PIX];
+    const float *tx = nb_tensor_cdata(test.x);
+    int64_t ntest = nb_dataset_size(&test);
+    int have = 0;
+    for (int k = 0; k < 10; k++)
+        for (int64_t i = 0; i < ntest; i++)
+            if ((int)nb_tensor_get(test_labels, i) == k) {
+                memcpy(originals + have * PIX, tx + i * PIX,
+                       PIX * sizeof(float));
+                have++;
+                break;
+            }
+    if (have != 10) {
+        fprintf(stderr, "autoencoder: the test set lacks a class\n");
+        rc = 1;
+        goto done;
+    }
+    nb_graph_set_training(g, false);
+    if (nb_feed(g, x, 2, (int64_t[]){10, PIX}, originals) != NB_OK ||
+        nb_forward(g, mlp.output) != NB_OK) {
+        fprintf(stderr, "autoencoder: %s\n", ex_graph_error(g));
+        rc = 1;
+        goto done;
+    }
+    if (write_grid(out, originals, nb_tensor_cdata(nb_node_value(mlp.output)),
+                   10, 3) != 0) {
+        rc = 1;
+        goto done;
+    }
+    printf("wrote %s: one test image per class (top) and its "
+           "reconstruction (bottom)\n",
+           out);
+
+    if (test_size) {
+        /* A few epochs on 5000 images already beat the mean image by far. */
+        if (!(m_mse.loss < 0.5 * base)) {
+            printf("FAIL: reconstruction MSE %.5f is not below half the "
+                   "baseline's %.5f\n",
+                   m_mse.loss, base);
+            rc = 1;
+        } else {
+            printf("test-size run: OK\n");
+        }
+    }
+
+done:
+    nb_tensor_free(test_labels);
+    nb_optimizer_free(opt);
+    nb_graph_free(g);
+    free(mean);
+    free(sd);
+    nb_dataset_free(&train);
+    nb_dataset_free(&test);
+    return rc;
+}

@@ -1,0 +1,376 @@
+/* Helpers shared by the training examples: finding and loading
+ * Fashion-MNIST, command-line flags, a wall clock, a confusion-matrix
+ * printer and a tiny PNG writer.
+ *
+ * The PNG writer produces 8-bit greyscale images: the signature, an IHDR
+ * chunk, one IDAT chunk holding the zlib stream of the rows (each row
+ * prefixed by filter byte 0, "none"), and IEND; every chunk carries the
+ * CRC-32 of its type and data (PNG specification, sections 5 and 11).
+ *
+ * Everything is static inline so that an example that uses only part of
+ * this file compiles without unused-function warnings.
+ */
+#ifndef NABLA_EXAMPLE_UTIL_H
+#define NABLA_EXAMPLE_UTIL_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zlib.h>
+
+#include "nabla/nabla.h"
+
+/* meson counts a test that exits with 77 as skipped. */
+#define EX_SKIP 77
+
+/* ---- Fashion-MNIST ---- */
+
+/* Debian's dataset-fashion-mnist; NABLA_FASHION_MNIST points elsewhere. */
+#define EX_FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+static inline const char *ex_fashion_class(int64_t k)
+{
+    static const char *const names[10] = {
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    return k >= 0 && k < 10 ? names[k] : "?";
+}
+
+static inline bool ex_file_exists(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* Loads up to train_limit training and test_limit test examples (0 = all)
+ * as f32, pixels scaled to [0, 1], labels as class indices. Returns 0,
+ * EX_SKIP when the files are not installed, or 1 on a loading error; the
+ * message is printed either way. */
+static inline int ex_load_fashion(const char *prog, nb_dataset *train,
+                                  nb_dataset *test, int64_t train_limit,
+                                  int64_t test_limit)
+{
+    const char *dir = getenv("NABLA_FASHION_MNIST");
+    if (!dir || !*dir)
+        dir = EX_FASHION_DIR;
+    static const char *const files[4] = {
+        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+    char path[4][1024];
+    for (int i = 0; i < 4; i++) {
+        snprintf(path[i], sizeof path[i], "%s/%s", dir, files[i]);
+        if (!ex_file_exists(path[i])) {
+            fprintf(stderr,
+                    "%s: Fashion-MNIST not found: %s is missing.\n"
+                    "  Install it with `apt-get install "
+                    "dataset-fashion-mnist`, or set NABLA_FASHION_MNIST\n"
+                    "  to a directory holding the four *-ubyte.gz files. "
+                    "Skipping.\n",
+                    prog, path[i]);
+            return EX_SKIP;
+        }
+    }
+    char err[512];
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (nb_dataset_load_idx(train, path[0], path[1], NB_F32, train_limit, err,
+                            sizeof err) != NB_OK ||
+        nb_dataset_load_idx(test, path[2], path[3], NB_F32, test_limit, err,
+                            sizeof err) != NB_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        nb_dataset_free(train);
+        nb_dataset_free(test);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- command-line flags ----
+ * A table of "--name value" flags (booleans take no value). */
+typedef enum ex_flag_type {
+    EX_INT,    /* int64_t */
+    EX_DOUBLE, /* double */
+    EX_STRING, /* const char * */
+    EX_BOOL    /* bool, set by the bare flag */
+} ex_flag_type;
+
+typedef struct ex_flag {
+    const char *name; /* "--epochs" */
+    ex_flag_type type;
+    void *dest;
+    const char *help;
+} ex_flag;
+
+static inline void ex_usage(FILE *out, const char *prog, const char *synopsis,
+                            const ex_flag *flags, int n)
+{
+    fprintf(out, "usage: %s [options]\n%s\noptions:\n", prog, synopsis);
+    for (int i = 0; i < n; i++) {
+        char def[64] = "";
+        switch (flags[i].type) {
+        case EX_INT:
+            snprintf(def, sizeof def, " (%lld)",
+                     (long long)*(int64_t *)flags[i].dest);
+            break;
+        case EX_DOUBLE:
+            snprintf(def, sizeof def, " (%g)", *(double *)flags[i].dest);
+            break;
+        case EX_STRING:
+            if (*(const char **)flags[i].dest)
+                snprintf(def, sizeof def, " (%s)",
+                         *(const char **)flags[i].dest);
+            break;
+        case EX_BOOL:
+            break;
+        }
+        fprintf(out, "  %-14s %s%s\n", flags[i].name, flags[i].help, def);
+    }
+}
+
+/* Whether a bare flag is on the command line: lets a mode such as
+ * --test-size change the defaults before the other flags are read. */
+static inline bool ex_has_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], flag))
+            return true;
+    return false;
+}
+
+/* Returns -1 to go on, or the exit status (0 after --help, 2 after a bad
+ * flag). */
+static inline int ex_parse_flags(int argc, char **argv, const char *synopsis,
+                                 const ex_flag *flags, int n)
+{
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
+            ex_usage(stdout, argv[0], synopsis, flags, n);
+            return 0;
+        }
+        int f = 0;
+        while (f < n && strcmp(argv[a], flags[f].name))
+            f++;
+        if (f == n) {
+            fprintf(stderr, "%s: unknown option %s\n", argv[0], argv[a]);
+            ex_usage(stderr, argv[0], synopsis, flags, n);
+            return 2;
+        }
+        if (flags[f].type == EX_BOOL) {
+            *(bool *)flags[f].dest = true;
+            continue;
+        }
+        if (a + 1 >= argc) {
+            fprintf(stderr, "%s: %s needs a value\n", argv[0], argv[a]);
+            return 2;
+        }
+        const char *v = argv[++a];
+        char *end = NULL;
+        switch (flags[f].type) {
+        case EX_INT: {
+            long long x = strtoll(v, &end, 10);
+            if (end == v || *end || x < 0) {
+                fprintf(stderr,
+                        "%s: %s wants a non-negative integer, not "
+                        "'%s'\n",
+                        argv[0], flags[f].name, v);
+                return 2;
+            }
+            *(int64_t *)flags[f].dest = x;
+            break;
+        }
+        case EX_DOUBLE: {
+            double x = strtod(v, &end);
+            if (end == v || *end || !isfinite(x)) {
+                fprintf(stderr, "%s: %s wants a number, not '%s'\n", argv[0],
+                        flags[f].name, v);
+                return 2;
+            }
+            *(double *)flags[f].dest = x;
+            break;
+        }
+        case EX_STRING:
+            *(const char **)flags[f].dest = v;
+            break;
+        case EX_BOOL:
+            break;
+        }
+    }
+    return -1;
+}
+
+/* ---- small utilities ---- */
+
+/* The graph's error message, never NULL (for printing). */
+static inline const char *ex_graph_error(const nb_graph *g)
+{
+    const char *e = g ? nb_graph_error(g) : NULL;
+    return e ? e : "unknown error";
+}
+
+/* Seconds on a monotonic clock. */
+static inline double ex_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A free-standing copy of t (NULL if out of memory). */
+static inline nb_tensor *ex_tensor_clone(const nb_tensor *t)
+{
+    nb_tensor *c = nb_tensor_new(nb_tensor_dtype(t), nb_tensor_rank(t),
+                                 nb_tensor_shape(t));
+    if (c)
+        memcpy(nb_tensor_data(c), nb_tensor_cdata(t),
+               (size_t)nb_tensor_size(t) * nb_dtype_size(nb_tensor_dtype(t)));
+    return c;
+}
+
+/* True when a and b have the same shape, dtype and bytes. */
+static inline bool ex_tensor_identical(const nb_tensor *a, const nb_tensor *b)
+{
+    if (nb_tensor_dtype(a) != nb_tensor_dtype(b) ||
+        nb_tensor_rank(a) != nb_tensor_rank(b) ||
+        nb_tensor_size(a) != nb_tensor_size(b))
+        return false;
+    for (int i = 0; i < nb_tensor_rank(a); i++)
+        if (nb_tensor_dim(a, i) != nb_tensor_dim(b, i))
+            return false;
+    return memcmp(nb_tensor_cdata(a), nb_tensor_cdata(b),
+                  (size_t)nb_tensor_size(a) *
+                      nb_dtype_size(nb_tensor_dtype(a))) == 0;
+}
+
+/* The L2 norm of a tensor, accumulated in double. */
+static inline double ex_tensor_norm(const nb_tensor *t)
+{
+    double s = 0;
+    for (int64_t i = 0; i < nb_tensor_size(t); i++) {
+        double v = nb_tensor_get(t, i);
+        s += v * v;
+    }
+    return sqrt(s);
+}
+
+/* Correct predictions: the trace of a confusion matrix. */
+static inline int64_t ex_confusion_correct(const int64_t *conf, int64_t classes)
+{
+    int64_t c = 0;
+    for (int64_t k = 0; k < classes; k++)
+        c += conf[k * classes + k];
+    return c;
+}
+
+/* Rows are true classes, columns predictions; the last column is the
+ * per-class accuracy (recall). */
+static inline void ex_print_confusion(FILE *out, const int64_t *conf,
+                                      int64_t classes,
+                                      const char *(*name)(int64_t))
+{
+    fprintf(out, "%-13s", "true \\ pred");
+    for (int64_t p = 0; p < classes; p++)
+        fprintf(out, " %5lld", (long long)p);
+    fprintf(out, "  recall\n");
+    for (int64_t t = 0; t < classes; t++) {
+        int64_t row = 0;
+        fprintf(out, "%lld %-11s", (long long)t, name(t));
+        for (int64_t p = 0; p < classes; p++) {
+            fprintf(out, " %5lld", (long long)conf[t * classes + p]);
+            row += conf[t * classes + p];
+        }
+        fprintf(out, "  %5.1f%%\n",
+                row ? 100.0 * (double)conf[t * classes + t] / (double)row
+                    : 0.0);
+    }
+}
+
+/* ---- PNG ---- */
+
+static inline void ex_put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static inline bool ex_png_chunk(FILE *f, const char type[4],
+                                const unsigned char *data, uint32_t len)
+{
+    unsigned char head[8], tail[4];
+    ex_put_be32(head, len);
+    memcpy(head + 4, type, 4);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32(crc, (const Bytef *)type, 4);
+    if (len)
+        crc = crc32(crc, data, len);
+    ex_put_be32(tail, (uint32_t)crc);
+    return fwrite(head, 1, 8, f) == 8 &&
+           (len == 0 || fwrite(data, 1, len, f) == len) &&
+           fwrite(tail, 1, 4, f) == 4;
+}
+
+/* Writes a width x height 8-bit greyscale image (row-major, 0 = black).
+ * Returns 0, or -1 with a message on stderr. */
+static inline int ex_write_png_gray(const char *path, int width, int height,
+                                    const unsigned char *pixels)
+{
+    size_t rowlen = (size_t)width + 1;
+    size_t rawlen = rowlen * (size_t)height;
+    unsigned char *raw = malloc(rawlen);
+    uLongf zlen = compressBound((uLong)rawlen);
+    unsigned char *z = malloc(zlen);
+    FILE *f = NULL;
+    int rc = -1;
+    if (!raw || !z) {
+        fprintf(stderr, "%s: out of memory\n", path);
+        goto done;
+    }
+    for (int y = 0; y < height; y++) {
+        raw[(size_t)y * rowlen] = 0; /* filter type: none */
+        memcpy(raw + (size_t)y * rowlen + 1, pixels + (size_t)y * width,
+               (size_t)width);
+    }
+    if (compress2(z, &zlen, raw, (uLong)rawlen, 9) != Z_OK) {
+        fprintf(stderr, "%s: zlib compression failed\n", path);
+        goto done;
+    }
+    f = fopen(path, "wb");
+    if (!f) {
+        perror(path);
+        goto done;
+    }
+    static const unsigned char signature[8] = {0x89, 'P',  'N',  'G',
+                                               '\r', '\n', 0x1a, '\n'};
+    unsigned char ihdr[13];
+    ex_put_be32(ihdr, (uint32_t)width);
+    ex_put_be32(ihdr + 4, (uint32_t)height);
+    ihdr[8] = 8;  /* bits per sample */
+    ihdr[9] = 0;  /* colour type: greyscale */
+    ihdr[10] = 0; /* deflate */
+    ihdr[11] = 0; /* adaptive filtering */
+    ihdr[12] = 0; /* no interlace */
+    bool ok = fwrite(signature, 1, 8, f) == 8 &&
+              ex_png_chunk(f, "IHDR", ihdr, 13) &&
+              ex_png_chunk(f, "IDAT", z, (uint32_t)zlen) &&
+              ex_png_chunk(f, "IEND", NULL, 0);
+    if (fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "%s: write failed\n", path);
+    else
+        rc = 0;
+done:
+    free(raw);
+    free(z);
+    return rc;
+}
+
+#endif
