@@ -92,8 +92,9 @@ static int64_t test_report(net *n, const nb_dataset *test, bool confusion,
                            double *loss)
 {
     int64_t conf[CLASSES * CLASSES] = {0};
-    nb_metrics m = {.confusion = conf, .classes = CLASSES};
-    if (nb_evaluate(n->g, &n->model, test, 1000, &m) != NB_OK) {
+    nb_metrics m;
+    if (nb_evaluate_confusion(n->g, &n->model, test, 1000, &m, conf,
+                              CLASSES) != NB_OK) {
         fprintf(stderr, "fashion_mnist: evaluation failed: %s\n",
                 ex_graph_error(n->g));
         return -1;

@@ -316,11 +316,12 @@ static void test_evaluate_by_hand(void)
             nb_graph_set_training(g, training);
             int64_t conf[9];
             memset(conf, 0x55, sizeof conf);
-            nb_metrics m = {0};
-            m.confusion = conf;
-            m.classes = 3;
-            int rc = nb_evaluate(g, which ? &hot_model : &idx_model,
-                                 which ? &hot : &ds, batches[i], &m);
+            /* Garbage in the struct must not matter: it is only written. */
+            nb_metrics m;
+            memset(&m, 0x77, sizeof m);
+            int rc = nb_evaluate_confusion(g, which ? &hot_model : &idx_model,
+                                           which ? &hot : &ds, batches[i], &m,
+                                           conf, 3);
             CHECK(rc == NB_OK, "%s", nb_graph_error(g));
             CHECK_NEAR(m.loss, want_loss, 1e-12);
             CHECK(m.accuracy == 0.5 && m.count == 4,
@@ -340,10 +341,10 @@ static void test_evaluate_by_hand(void)
 
     /* A confusion matrix too small for the output. */
     int64_t small[4];
-    nb_metrics m = {0};
-    m.confusion = small;
-    m.classes = 2;
-    CHECK(nb_evaluate(g, &idx_model, &ds, 0, &m) == NB_ERR_ARG, "accepted");
+    nb_metrics m;
+    CHECK(nb_evaluate_confusion(g, &idx_model, &ds, 0, &m, small, 2) ==
+              NB_ERR_ARG,
+          "accepted");
     CHECK_ERROR(g, "evaluate", "confusion", "2 classes", "3");
     CHECK(nb_evaluate(g, &idx_model, &ds, -1, &(nb_metrics){0}) == NB_ERR_ARG,
           "negative batch accepted");
@@ -378,10 +379,9 @@ static void test_evaluate_by_hand(void)
     const int64_t want_bin[4] = {1, 0, 1, 2};
     for (int which = 0; which < 2; which++) {
         int64_t conf[4];
-        nb_metrics mb = {0};
-        mb.confusion = conf;
-        mb.classes = 2;
-        CHECK(nb_evaluate(g, which ? &logit : &prob, &bin, 3, &mb) == NB_OK,
+        nb_metrics mb;
+        CHECK(nb_evaluate_confusion(g, which ? &logit : &prob, &bin, 3, &mb,
+                                    conf, 2) == NB_OK,
               "%s", nb_graph_error(g));
         CHECK_NEAR(mb.loss, want_bce, 1e-12);
         CHECK(mb.accuracy == 0.75, "%s: accuracy %g",

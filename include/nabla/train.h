@@ -47,14 +47,12 @@ typedef struct nb_metrics {
     double loss;     /**< mean of the batch losses, weighted by batch size */
     double accuracy; /**< fraction in [0, 1]; NaN without an output */
     int64_t count;   /**< examples scored */
-    /** confusion[true * classes + predicted], when the caller provides
-     * a buffer of classes^2 entries; may be NULL. nb_evaluate reads these
-     * two fields (classes >= the output's columns, 2 for one column),
-     * zeroes the buffer and fills it; so zero-initialise the struct
-     * (nb_metrics m = {0}) unless you pass a buffer. Without a buffer,
-     * classes receives the output's class count. */
+    /** The confusion matrix given to nb_evaluate_confusion, filled as
+     * confusion[true * classes + predicted]; NULL otherwise. */
     int64_t *confusion;
-    int64_t classes; /**< the confusion matrix's side (see confusion) */
+    /** The confusion matrix's side; without a matrix, the output's class
+     * count (2 for a single sigmoid column), 0 without an output. */
+    int64_t classes;
 } nb_metrics;
 
 /** Forward over ds in batches of batch_size (0 = the whole set) in
@@ -65,6 +63,15 @@ typedef struct nb_metrics {
  * score. Returns NB_OK or a negative code, with the error on the graph. */
 int nb_evaluate(nb_graph *g, const nb_model *model, const nb_dataset *ds,
                 int64_t batch_size, nb_metrics *out);
+
+/** nb_evaluate that also fills a confusion matrix: `confusion` holds
+ * classes^2 entries (classes at least the output's class count, 2 for a
+ * single sigmoid column); it is zeroed, then entry [true * classes +
+ * predicted] counts the rows of that kind. */
+int nb_evaluate_confusion(nb_graph *g, const nb_model *model,
+                          const nb_dataset *ds, int64_t batch_size,
+                          nb_metrics *out, int64_t *confusion,
+                          int64_t classes);
 
 /** How nb_train reports progress. */
 typedef enum nb_progress_mode {

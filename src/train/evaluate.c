@@ -328,6 +328,14 @@ int nb_train_evaluate_run(nb_graph *g, const nb_model *m, const nb_scorer *s,
 int nb_evaluate(nb_graph *g, const nb_model *model, const nb_dataset *ds,
                 int64_t batch_size, nb_metrics *out)
 {
+    return nb_evaluate_confusion(g, model, ds, batch_size, out, NULL, 0);
+}
+
+int nb_evaluate_confusion(nb_graph *g, const nb_model *model,
+                          const nb_dataset *ds, int64_t batch_size,
+                          nb_metrics *out, int64_t *confusion,
+                          int64_t classes)
+{
     static const char who[] = "evaluate";
     if (!g)
         return NB_ERR_ARG;
@@ -339,6 +347,9 @@ int nb_evaluate(nb_graph *g, const nb_model *model, const nb_dataset *ds,
         return rc;
     if (!out)
         return nb_graph_set_error(g, NB_ERR_ARG, "%s: out is NULL", who);
+    /* out is written, never read: whatever the caller's struct held. */
+    out->confusion = confusion;
+    out->classes = classes;
     if (batch_size < 0)
         return nb_graph_set_error(g, NB_ERR_ARG,
                                   "%s: batch_size is %lld; it must be >= 0 "
