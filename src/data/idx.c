@@ -23,28 +23,7 @@
 
 #include "nabla/data.h"
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* strerror_r (the POSIX form) because strerror may share one buffer
- * between threads, and independent graphs may load data concurrently. */
-static const char *errno_text(int code, char *buf, size_t len)
-{
-    if (strerror_r(code, buf, len) != 0)
-        snprintf(buf, len, "error %d", code);
-    return buf;
-}
+#include "data_util.h"
 
 enum {
     IDX_U8 = 0x08,

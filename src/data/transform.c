@@ -17,19 +17,7 @@
 
 #include "nabla/data.h"
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "data_util.h"
 
 /* x viewed as [rows, cols]: rows = dimension 0 (1 for a scalar). */
 static void as_matrix(const nb_tensor *x, int64_t *rows, int64_t *cols)
