@@ -22,6 +22,7 @@
 
 #include "example_util.h"
 #include "nabla/nabla.h"
+#include "plot.h"
 
 #define PIX 784
 #define SIDE 28
@@ -46,12 +47,13 @@ static int write_grid(const char *path, const float *top, const float *bottom,
 {
     const int gap = 4, tile = SIDE * scale;
     int w = columns * tile + (columns + 1) * gap, h = 2 * tile + 3 * gap;
-    unsigned char *img = malloc((size_t)w * h);
+    /* Grey written as RGB, the one PNG form plot.h writes. */
+    unsigned char *img = malloc((size_t)w * h * 3);
     if (!img) {
         fprintf(stderr, "autoencoder: out of memory\n");
         return -1;
     }
-    memset(img, 96, (size_t)w * h);
+    memset(img, 96, (size_t)w * h * 3);
     for (int row = 0; row < 2; row++) {
         const float *src = row ? bottom : top;
         for (int c = 0; c < columns; c++) {
@@ -60,13 +62,18 @@ static int write_grid(const char *path, const float *top, const float *bottom,
                 for (int x = 0; x < tile; x++) {
                     float v = src[c * PIX + (y / scale) * SIDE + x / scale];
                     v = v < 0 ? 0 : v > 1 ? 1 : v;
-                    img[(size_t)(y0 + y) * w + x0 + x] =
-                        (unsigned char)(255 * v + 0.5f);
+                    unsigned char *px =
+                        img + 3 * ((size_t)(y0 + y) * w + x0 + x);
+                    px[0] = px[1] = px[2] = (unsigned char)(255 * v + 0.5f);
                 }
         }
     }
-    int rc = ex_write_png_gray(path, w, h, img);
+    int rc = pl_write_png(path, w, h, img);
     free(img);
+    if (rc == 0 && !pl_check_png(path, w, h)) {
+        fprintf(stderr, "autoencoder: %s is not a valid PNG\n", path);
+        rc = -1;
+    }
     return rc;
 }
 

@@ -1,11 +1,6 @@
 /* Helpers shared by the training examples: finding and loading
- * Fashion-MNIST, command-line flags, a wall clock, a confusion-matrix
- * printer and a tiny PNG writer.
- *
- * The PNG writer produces 8-bit greyscale images: the signature, an IHDR
- * chunk, one IDAT chunk holding the zlib stream of the rows (each row
- * prefixed by filter byte 0, "none"), and IEND; every chunk carries the
- * CRC-32 of its type and data (PNG specification, sections 5 and 11).
+ * Fashion-MNIST, command-line flags, a wall clock and a confusion-matrix
+ * printer. Pictures are drawn and written by plot.h.
  *
  * Everything is static inline so that an example that uses only part of
  * this file compiles without unused-function warnings.
@@ -21,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <zlib.h>
 
 #include "nabla/nabla.h"
 
@@ -289,88 +283,6 @@ static inline void ex_print_confusion(FILE *out, const int64_t *conf,
                 row ? 100.0 * (double)conf[t * classes + t] / (double)row
                     : 0.0);
     }
-}
-
-/* ---- PNG ---- */
-
-static inline void ex_put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static inline bool ex_png_chunk(FILE *f, const char type[4],
-                                const unsigned char *data, uint32_t len)
-{
-    unsigned char head[8], tail[4];
-    ex_put_be32(head, len);
-    memcpy(head + 4, type, 4);
-    uLong crc = crc32(0L, Z_NULL, 0);
-    crc = crc32(crc, (const Bytef *)type, 4);
-    if (len)
-        crc = crc32(crc, data, len);
-    ex_put_be32(tail, (uint32_t)crc);
-    return fwrite(head, 1, 8, f) == 8 &&
-           (len == 0 || fwrite(data, 1, len, f) == len) &&
-           fwrite(tail, 1, 4, f) == 4;
-}
-
-/* Writes a width x height 8-bit greyscale image (row-major, 0 = black).
- * Returns 0, or -1 with a message on stderr. */
-static inline int ex_write_png_gray(const char *path, int width, int height,
-                                    const unsigned char *pixels)
-{
-    size_t rowlen = (size_t)width + 1;
-    size_t rawlen = rowlen * (size_t)height;
-    unsigned char *raw = malloc(rawlen);
-    uLongf zlen = compressBound((uLong)rawlen);
-    unsigned char *z = malloc(zlen);
-    FILE *f = NULL;
-    int rc = -1;
-    if (!raw || !z) {
-        fprintf(stderr, "%s: out of memory\n", path);
-        goto done;
-    }
-    for (int y = 0; y < height; y++) {
-        raw[(size_t)y * rowlen] = 0; /* filter type: none */
-        memcpy(raw + (size_t)y * rowlen + 1, pixels + (size_t)y * width,
-               (size_t)width);
-    }
-    if (compress2(z, &zlen, raw, (uLong)rawlen, 9) != Z_OK) {
-        fprintf(stderr, "%s: zlib compression failed\n", path);
-        goto done;
-    }
-    f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        goto done;
-    }
-    static const unsigned char signature[8] = {0x89, 'P',  'N',  'G',
-                                               '\r', '\n', 0x1a, '\n'};
-    unsigned char ihdr[13];
-    ex_put_be32(ihdr, (uint32_t)width);
-    ex_put_be32(ihdr + 4, (uint32_t)height);
-    ihdr[8] = 8;  /* bits per sample */
-    ihdr[9] = 0;  /* colour type: greyscale */
-    ihdr[10] = 0; /* deflate */
-    ihdr[11] = 0; /* adaptive filtering */
-    ihdr[12] = 0; /* no interlace */
-    bool ok = fwrite(signature, 1, 8, f) == 8 &&
-              ex_png_chunk(f, "IHDR", ihdr, 13) &&
-              ex_png_chunk(f, "IDAT", z, (uint32_t)zlen) &&
-              ex_png_chunk(f, "IEND", NULL, 0);
-    if (fclose(f) != 0)
-        ok = false;
-    if (!ok)
-        fprintf(stderr, "%s: write failed\n", path);
-    else
-        rc = 0;
-done:
-    free(raw);
-    free(z);
-    return rc;
 }
 
 #endif
