@@ -58,11 +58,11 @@ struct nb_arena_chunk {
 };
 
 #define CHUNK_HEADER 64
-#define CHUNK_DEFAULT (256u * 1024u)
+#define CHUNK_DEFAULT (16u * 1024u)
+#define CHUNK_MAX (1024u * 1024u)
 
-void *nb_arena_alloc(nb_graph *g, size_t size, bool align64)
+void *nb_arena_alloc_aligned(nb_graph *g, size_t size, size_t align)
 {
-    size_t align = align64 ? 64 : 16;
     if (size > ((size_t)1 << 40))
         return NULL; /* no caller asks this much; keeps the sums below exact */
     nb_arena_chunk *c = g->arena;
@@ -73,7 +73,15 @@ void *nb_arena_alloc(nb_graph *g, size_t size, bool align64)
             return (char *)c + CHUNK_HEADER + start;
         }
     }
-    size_t capacity = size > CHUNK_DEFAULT ? size : CHUNK_DEFAULT;
+    /* Chunks grow with the graph (up to CHUNK_MAX), so a big graph makes
+     * few heap calls and a small one keeps a small footprint. */
+    size_t capacity = CHUNK_DEFAULT;
+    if (c && c->capacity * 2 <= CHUNK_MAX)
+        capacity = c->capacity * 2;
+    else if (c)
+        capacity = c->capacity;
+    if (size > capacity)
+        capacity = size;
     nb_arena_chunk *fresh = nb_alloc(CHUNK_HEADER + capacity);
     if (!fresh)
         return NULL;
@@ -82,6 +90,11 @@ void *nb_arena_alloc(nb_graph *g, size_t size, bool align64)
     fresh->capacity = capacity;
     g->arena = fresh;
     return (char *)fresh + CHUNK_HEADER;
+}
+
+void *nb_arena_alloc(nb_graph *g, size_t size, bool align64)
+{
+    return nb_arena_alloc_aligned(g, size, align64 ? 64 : 16);
 }
 
 char *nb_arena_strdup(nb_graph *g, const char *s)

@@ -15,39 +15,54 @@
 /* The most bytes of attributes an op may ask nb_apply to copy. */
 #define NB_MAX_ATTR_BYTES 65536
 
+/* A tensor header is kept small because every node holds two (value and
+ * gradient) and a graph may hold millions of scalar nodes. The shape lives
+ * outside the header: a rank-0 tensor points at a shared row of zeros, any
+ * other at its own row of NB_MAX_RANK extents (zero past the rank), so code
+ * that copies a whole row of extents stays within bounds. */
 struct nb_tensor {
-    nb_dtype dtype;
-    int rank;
-    int64_t shape[NB_MAX_RANK];
-    int64_t size;
     void *data;
+    int64_t *shape;   /* NB_MAX_RANK readable extents; see above */
+    int64_t size;
     size_t capacity;  /* bytes available at data */
+    uint8_t dtype;    /* an nb_dtype */
+    uint8_t rank;
     bool heap_owned;  /* data came from nb_alloc (else from a graph arena) */
+    bool shape_heap;  /* the shape row came from nb_alloc (free-standing) */
 };
 
-struct nb_node {
-    nb_graph *graph;
-    const nb_op *op; /* NULL for leaves */
-    nb_node_kind kind;
-    int64_t id;
-    int n_inputs;
-    nb_node **inputs;
-    void *attrs;
+/* What only some nodes need, allocated from the arena on first use so that
+ * the common node does not carry it. */
+struct nb_node_cold {
     const char *name;
-    nb_tensor value;
-    nb_tensor grad;
     void *scratch;
     size_t scratch_bytes, scratch_capacity;
     size_t workspace_bytes; /* transient need, from infer */
-    uint64_t shape_epoch;     /* graph shape epoch this node was inferred at */
-    uint64_t evaluated_version; /* graph version at the last forward; 0 never */
-    uint64_t evaluated_feed;    /* graph feed epoch at the last forward */
-    uint64_t grad_epoch;        /* graph grad epoch of the gradient held */
-    bool trainable;     /* parameters */
-    bool requires_grad; /* inputs */
-    bool needs_grad;    /* set by the planner for nodes of the cached order */
-    bool fed;           /* inputs: fed at least once */
-    bool dynamic_batch; /* inputs: shape[0] set by each feed */
+};
+
+/* Epoch stamps are 32 bits wide to keep nodes small; when a graph counter
+ * would wrap, every node's stamps are reset (nb_epoch_wrap), so an old stamp
+ * can never be mistaken for a current one. */
+struct nb_node {
+    nb_graph *graph;
+    const nb_op *op; /* NULL for leaves */
+    nb_node **inputs;
+    void *attrs;
+    struct nb_node_cold *cold; /* NULL until a name or scratch is needed */
+    int64_t id;
+    nb_tensor value;
+    nb_tensor grad;
+    uint32_t shape_epoch;    /* graph shape epoch this node was inferred at */
+    uint32_t evaluated;      /* graph value epoch at the last forward; 0 never */
+    uint32_t grad_epoch;     /* graph grad epoch of the gradient held */
+    int n_inputs;
+    uint8_t kind;            /* an nb_node_kind */
+    bool trainable : 1;      /* parameters */
+    bool requires_grad : 1;  /* inputs */
+    bool needs_grad : 1;     /* set by the planner for nodes of the cached order */
+    bool fed : 1;            /* inputs: fed at least once */
+    bool dynamic_batch : 1;  /* inputs: shape[0] set by each feed */
+    bool holds_value : 1;    /* leaves: the value is always usable */
 };
 
 typedef struct nb_arena_chunk nb_arena_chunk;
@@ -64,9 +79,10 @@ struct nb_graph {
     uint64_t rng[4];
 
     uint64_t version;     /* bumped by anything that changes the plan */
-    uint64_t shape_epoch; /* bumped when an input is fed a new shape */
-    uint64_t feed_epoch;  /* bumped by every feed: values are stale */
-    uint64_t grad_epoch;  /* bumped by every non-accumulating backward */
+    uint32_t shape_epoch; /* bumped when an input is fed a new shape */
+    uint32_t value_epoch; /* bumped by every feed and plan change: values
+                             computed before are stale */
+    uint32_t grad_epoch;  /* bumped by every non-accumulating backward */
 
     /* The cached topological order for order_target. */
     nb_node *order_target;
@@ -95,14 +111,21 @@ void nb_free(void *ptr);
 /* Bump allocation that lives as long as the graph, 16-byte aligned (or 64
  * when align64). */
 void *nb_arena_alloc(nb_graph *g, size_t size, bool align64);
+/* Arena block aligned to `align` (a power of two up to 64). */
+void *nb_arena_alloc_aligned(nb_graph *g, size_t size, size_t align);
 char *nb_arena_strdup(nb_graph *g, const char *s);
 void nb_arena_free_all(nb_graph *g);
 
 /* ---- tensors (tensor.c) ---- */
 bool nb_shape_valid(int rank, const int64_t *shape);
 int64_t nb_shape_size(int rank, const int64_t *shape);
-void nb_tensor_set_shape(nb_tensor *t, nb_dtype dtype, int rank,
-                         const int64_t *shape);
+/* Sets dtype and shape. A tensor of rank > 0 gets a shape row of its own
+ * the first time, from g's arena (or the heap when g is NULL). Returns 0 or
+ * NB_ERR_NOMEM (the tensor is then unchanged). */
+int nb_tensor_set_shape(nb_tensor *t, nb_graph *g, nb_dtype dtype, int rank,
+                        const int64_t *shape);
+/* The header of a tensor with no shape row yet: rank 0, no data. */
+void nb_tensor_init(nb_tensor *t);
 /* Makes room for t->size elements, keeping no old contents. A graph (may be
  * NULL) lends its arena for tiny buffers. Returns 0 or NB_ERR_NOMEM. */
 int nb_tensor_reserve(nb_tensor *t, nb_graph *g);
@@ -126,7 +149,13 @@ nb_node *nb_graph_node_at(const nb_graph *g, int64_t id);
 /* Runs an op node's shape rule on its current input shapes and updates its
  * value tensor's shape and scratch size (no data allocation). */
 int nb_infer_node(nb_graph *g, nb_node *n);
-nb_op_call nb_make_call(nb_graph *g, nb_node *n);
+/* Fills the fields of `call` shared by infer, forward and backward. */
+void nb_make_call(nb_graph *g, nb_node *n, nb_op_call *call);
+/* Bumps one of the graph's 32-bit epoch counters; on wrap-around resets the
+ * stamps of every node so none matches a reused value. */
+uint32_t nb_epoch_next(nb_graph *g, uint32_t *counter);
+/* The node's cold part, created on first use; NULL when out of memory. */
+struct nb_node_cold *nb_node_cold(nb_node *n);
 /* Computes (or reuses) the topological order of the nodes `target` needs,
  * in g->order[0..order_len), and each one's needs_grad flag. */
 int nb_plan(nb_graph *g, nb_node *target);

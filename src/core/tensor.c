@@ -44,14 +44,49 @@ int64_t nb_shape_size(int rank, const int64_t *shape)
     return size;
 }
 
-void nb_tensor_set_shape(nb_tensor *t, nb_dtype dtype, int rank,
-                         const int64_t *shape)
+/* The shape row of every rank-0 tensor: nothing writes through it. */
+static int64_t zero_row[NB_MAX_RANK];
+
+void nb_tensor_init(nb_tensor *t)
 {
-    t->dtype = dtype;
-    t->rank = rank;
-    for (int i = 0; i < NB_MAX_RANK; i++)
-        t->shape[i] = i < rank ? shape[i] : 0;
+    memset(t, 0, sizeof *t);
+    t->shape = zero_row;
+}
+
+int nb_tensor_set_shape(nb_tensor *t, nb_graph *g, nb_dtype dtype, int rank,
+                        const int64_t *shape)
+{
+    if (rank > 0 && (!t->shape || t->shape == zero_row)) {
+        size_t bytes = NB_MAX_RANK * sizeof(int64_t);
+        int64_t *row = g ? nb_arena_alloc_aligned(g, bytes, 8) : nb_alloc(bytes);
+        if (!row)
+            return NB_ERR_NOMEM;
+        t->shape = row;
+        t->shape_heap = !g;
+    }
+    t->dtype = (uint8_t)dtype;
+    t->rank = (uint8_t)rank;
+    if (rank > 0) {
+        for (int i = 0; i < NB_MAX_RANK; i++)
+            t->shape[i] = i < rank ? shape[i] : 0;
+    } else if (!t->shape) {
+        t->shape = zero_row;
+    } else if (t->shape != zero_row) {
+        memset(t->shape, 0, NB_MAX_RANK * sizeof(int64_t));
+    }
     t->size = nb_shape_size(rank, shape);
+    return NB_OK;
+}
+
+/* Tiny buffers are aligned to their own size rounded up to a power of two
+ * (at most 64): a vector load of the whole buffer stays aligned, and a
+ * 4-byte scalar does not take 64 bytes of the arena. */
+static size_t tiny_align(size_t bytes)
+{
+    size_t a = 8;
+    while (a < bytes && a < NB_ALIGN)
+        a *= 2;
+    return a;
 }
 
 int nb_tensor_reserve(nb_tensor *t, nb_graph *g)
@@ -59,23 +94,25 @@ int nb_tensor_reserve(nb_tensor *t, nb_graph *g)
     size_t need = nb_tensor_bytes(t);
     if (need <= t->capacity && t->data)
         return NB_OK;
-    size_t rounded = (need + NB_ALIGN - 1) & ~(size_t)(NB_ALIGN - 1);
-    if (rounded == 0)
-        rounded = NB_ALIGN;
     void *fresh;
     bool heap;
-    if (g && rounded <= NB_ALIGN && !t->data) {
-        fresh = nb_arena_alloc(g, rounded, true);
+    size_t capacity;
+    if (g && need <= NB_ALIGN && !t->data) {
+        capacity = tiny_align(need);
+        fresh = nb_arena_alloc_aligned(g, capacity, capacity);
         heap = false;
     } else {
-        fresh = nb_alloc(rounded);
+        capacity = (need + NB_ALIGN - 1) & ~(size_t)(NB_ALIGN - 1);
+        if (capacity == 0)
+            capacity = NB_ALIGN;
+        fresh = nb_alloc(capacity);
         heap = true;
     }
     if (!fresh)
         return NB_ERR_NOMEM;
     nb_tensor_release(t);
     t->data = fresh;
-    t->capacity = rounded;
+    t->capacity = capacity;
     t->heap_owned = heap;
     return NB_OK;
 }
@@ -87,6 +124,16 @@ void nb_tensor_release(nb_tensor *t)
     t->data = NULL;
     t->capacity = 0;
     t->heap_owned = false;
+}
+
+/* Releases the data and a heap shape row (free-standing tensors). */
+static void tensor_release_all(nb_tensor *t)
+{
+    nb_tensor_release(t);
+    if (t->shape_heap)
+        nb_free(t->shape);
+    t->shape = zero_row;
+    t->shape_heap = false;
 }
 
 bool nb_same_shape(const nb_tensor *a, const nb_tensor *b)
@@ -103,11 +150,13 @@ nb_tensor *nb_tensor_new(nb_dtype dtype, int rank, const int64_t *shape)
 {
     if ((dtype != NB_F32 && dtype != NB_F64) || !nb_shape_valid(rank, shape))
         return NULL;
-    nb_tensor *t = nb_alloc_zeroed(sizeof *t);
+    nb_tensor *t = nb_alloc(sizeof *t);
     if (!t)
         return NULL;
-    nb_tensor_set_shape(t, dtype, rank, shape);
-    if (nb_tensor_reserve(t, NULL) != NB_OK) {
+    nb_tensor_init(t);
+    if (nb_tensor_set_shape(t, NULL, dtype, rank, shape) != NB_OK ||
+        nb_tensor_reserve(t, NULL) != NB_OK) {
+        tensor_release_all(t);
         nb_free(t);
         return NULL;
     }
@@ -119,11 +168,11 @@ void nb_tensor_free(nb_tensor *t)
 {
     if (!t)
         return;
-    nb_tensor_release(t);
+    tensor_release_all(t);
     nb_free(t);
 }
 
-nb_dtype nb_tensor_dtype(const nb_tensor *t) { return t->dtype; }
+nb_dtype nb_tensor_dtype(const nb_tensor *t) { return (nb_dtype)t->dtype; }
 int nb_tensor_rank(const nb_tensor *t) { return t->rank; }
 const int64_t *nb_tensor_shape(const nb_tensor *t) { return t->shape; }
 int64_t nb_tensor_size(const nb_tensor *t) { return t->size; }

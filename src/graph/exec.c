@@ -102,23 +102,27 @@ static int prepare(nb_graph *g, nb_node *n)
         if (rc != NB_OK)
             return rc;
     }
-    if (nb_tensor_reserve(&n->value, g) != NB_OK)
+    if ((!n->value.data || nb_tensor_bytes(&n->value) > n->value.capacity) &&
+        nb_tensor_reserve(&n->value, g) != NB_OK)
         return nb_set_error(g, NB_ERR_NOMEM, "forward: out of memory at '%s'",
                             nb_node_name(n));
-    if (n->workspace_bytes > g->workspace_capacity) {
+    struct nb_node_cold *c = n->cold;
+    if (!c)
+        return NB_OK;
+    if (c->workspace_bytes > g->workspace_capacity) {
         nb_free(g->workspace);
-        g->workspace = nb_alloc(n->workspace_bytes);
-        g->workspace_capacity = g->workspace ? n->workspace_bytes : 0;
+        g->workspace = nb_alloc(c->workspace_bytes);
+        g->workspace_capacity = g->workspace ? c->workspace_bytes : 0;
         if (!g->workspace)
             return nb_set_error(g, NB_ERR_NOMEM,
                                 "forward: out of memory at '%s'",
                                 nb_node_name(n));
     }
-    if (n->scratch_bytes > n->scratch_capacity) {
-        nb_free(n->scratch);
-        n->scratch = nb_alloc(n->scratch_bytes);
-        n->scratch_capacity = n->scratch ? n->scratch_bytes : 0;
-        if (!n->scratch)
+    if (c->scratch_bytes > c->scratch_capacity) {
+        nb_free(c->scratch);
+        c->scratch = nb_alloc(c->scratch_bytes);
+        c->scratch_capacity = c->scratch ? c->scratch_bytes : 0;
+        if (!c->scratch)
             return nb_set_error(g, NB_ERR_NOMEM,
                                 "forward: out of memory at '%s'",
                                 nb_node_name(n));
@@ -144,7 +148,7 @@ static int forward_failed(nb_graph *g, int64_t k, int rc)
 {
     for (; k < g->order_len; k++)
         if (g->order[k]->kind == NB_NODE_OP)
-            g->order[k]->evaluated_version = 0;
+            g->order[k]->evaluated = 0;
     return rc;
 }
 
@@ -154,8 +158,13 @@ int nb_forward(nb_graph *g, nb_node *target)
     if (rc != NB_OK)
         return rc;
     nb_plan(g, target);
+    /* One call record serves every node: only the per-node fields change. */
+    nb_op_call call;
+    memset(&call, 0, sizeof call);
+    const uint32_t stamp = g->value_epoch;
+    nb_node *const *order = g->order;
     for (int64_t k = 0; k < g->order_len; k++) {
-        nb_node *n = g->order[k];
+        nb_node *n = order[k];
         if (n->kind == NB_NODE_INPUT) {
             if (!n->fed)
                 return nb_set_error(g, NB_ERR_STATE,
@@ -171,18 +180,16 @@ int nb_forward(nb_graph *g, nb_node *target)
         /* An empty output has nothing to compute, and no gradient to send
          * back (its messages are sums over no elements). */
         if (n->value.size == 0) {
-            n->evaluated_version = g->version;
-            n->evaluated_feed = g->feed_epoch;
+            n->evaluated = stamp;
             continue;
         }
-        nb_op_call call = nb_make_call(g, n);
+        nb_make_call(g, n, &call);
         call.out = &n->value;
-        call.scratch = n->scratch;
+        call.scratch = n->cold ? n->cold->scratch : NULL;
         call.workspace = g->workspace;
         if ((rc = n->op->forward(&call)) != NB_OK)
             return forward_failed(g, k, op_failed(g, n, "forward", rc));
-        n->evaluated_version = g->version;
-        n->evaluated_feed = g->feed_epoch;
+        n->evaluated = stamp;
         if (g->checking && !all_finite(&n->value))
             return forward_failed(g, k + 1, report_nonfinite(g, n, "value"));
     }
@@ -194,10 +201,9 @@ int nb_forward(nb_graph *g, nb_node *target)
  * data or a new shape would make the values and the gradients disagree). */
 static bool evaluated(const nb_graph *g, const nb_node *n)
 {
-    return n->evaluated_version == UINT64_MAX ||
-           (n->evaluated_version == g->version &&
-            n->shape_epoch == g->shape_epoch &&
-            n->evaluated_feed == g->feed_epoch);
+    /* The value epoch moves with every feed and plan change, so a stamp
+     * equal to it also means the shapes are current. */
+    return n->holds_value || n->evaluated == g->value_epoch;
 }
 
 int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
@@ -235,7 +241,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         /* Nothing trainable upstream: no gradient to compute, and none
          * from an earlier backward may pass for this one's. */
         if (!accumulate)
-            g->grad_epoch++;
+            nb_epoch_next(g, &g->grad_epoch);
         return NB_OK;
     }
 
@@ -258,26 +264,35 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
             }
         }
     } else {
-        g->grad_epoch++;
+        nb_epoch_next(g, &g->grad_epoch);
     }
+    const uint32_t epoch = g->grad_epoch;
+    nb_node *const *order = g->order;
     for (int64_t k = 0; k < g->order_len; k++) {
-        nb_node *n = g->order[k];
+        nb_node *n = order[k];
         if (!n->needs_grad)
             continue;
         /* Accumulation keeps only the leaves' sums of this grad epoch;
          * intermediate nodes always start from zero, or old messages would
          * flow again. */
+        nb_tensor *gr = &n->grad;
         bool keep = accumulate && n->kind != NB_NODE_OP &&
-                    n->grad_epoch == g->grad_epoch && n->grad.data;
-        nb_tensor_set_shape(&n->grad, n->value.dtype, n->value.rank,
-                            n->value.shape);
-        if (nb_tensor_reserve(&n->grad, g) != NB_OK)
+                    n->grad_epoch == epoch && gr->data;
+        if ((gr->dtype != n->value.dtype || gr->size != n->value.size ||
+             !nb_same_shape(gr, &n->value)) &&
+            nb_tensor_set_shape(gr, g, (nb_dtype)n->value.dtype,
+                                n->value.rank, n->value.shape) != NB_OK)
+            return nb_set_error(g, NB_ERR_NOMEM,
+                                "backward: out of memory at '%s'",
+                                nb_node_name(n));
+        if ((!gr->data || nb_tensor_bytes(gr) > gr->capacity) &&
+            nb_tensor_reserve(gr, g) != NB_OK)
             return nb_set_error(g, NB_ERR_NOMEM,
                                 "backward: out of memory at '%s'",
                                 nb_node_name(n));
         if (!keep)
-            memset(n->grad.data, 0, nb_tensor_bytes(&n->grad));
-        n->grad_epoch = g->grad_epoch;
+            memset(gr->data, 0, nb_tensor_bytes(gr));
+        n->grad_epoch = epoch;
     }
     /* The seed is added, like every other message, so accumulation works
      * for the output too. */
@@ -287,22 +302,26 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         nb_tensor_set(og, i, nb_tensor_get(og, i) + s);
     }
 
+    nb_op_call call;
+    memset(&call, 0, sizeof call);
+    nb_tensor **grad_args = g->grad_args;
+    call.in_grad = grad_args;
+    const bool checking = g->checking;
     for (int64_t k = g->order_len - 1; k >= 0; k--) {
-        nb_node *n = g->order[k];
+        nb_node *n = order[k];
         if (!n->needs_grad || n->kind != NB_NODE_OP)
             continue;
-        if (g->checking && !all_finite(&n->grad))
+        if (checking && !all_finite(&n->grad))
             return report_nonfinite(g, n, "gradient");
         if (!n->op->backward || n->value.size == 0)
             continue; /* zero gradient everywhere (step, sign), or none */
-        nb_op_call call = nb_make_call(g, n);
+        nb_make_call(g, n, &call);
         for (int i = 0; i < n->n_inputs; i++)
-            g->grad_args[i] = n->inputs[i]->needs_grad ? &n->inputs[i]->grad
-                                                       : NULL;
-        call.in_grad = g->grad_args;
+            grad_args[i] = n->inputs[i]->needs_grad ? &n->inputs[i]->grad
+                                                    : NULL;
         call.out = &n->value;
         call.out_grad = &n->grad;
-        call.scratch = n->scratch;
+        call.scratch = n->cold ? n->cold->scratch : NULL;
         call.workspace = g->workspace;
         rc = g->trace ? nb_trace_backward_node(g, n, &call)
                       : n->op->backward(&call);

@@ -65,7 +65,7 @@ nb_graph *nb_graph_new(void)
     g->training = true;
     g->version = 1;
     g->shape_epoch = 1;
-    g->feed_epoch = 1;
+    g->value_epoch = 1;
     g->grad_epoch = 1;
     nb_graph_seed(g, 0x6e61626c61ull); /* "nabla": reproducible by default */
     return g;
@@ -81,7 +81,8 @@ void nb_graph_free(nb_graph *g)
         nb_node *n = nb_graph_node_at(g, id);
         nb_tensor_release(&n->value);
         nb_tensor_release(&n->grad);
-        nb_free(n->scratch);
+        if (n->cold)
+            nb_free(n->cold->scratch);
     }
     for (int64_t b = 0; b < g->n_blocks; b++)
         nb_free(g->node_blocks[b]);
@@ -143,6 +144,42 @@ static int grow(void **array, int64_t *capacity, int64_t need, size_t elem)
     return NB_OK;
 }
 
+uint32_t nb_epoch_next(nb_graph *g, uint32_t *counter)
+{
+    if (*counter == UINT32_MAX) {
+        /* Every stamp of this kind is forgotten: the nodes look stale (or
+         * gradient-less) until they are computed again. */
+        for (int64_t id = 0; id < g->n_nodes; id++) {
+            nb_node *n = nb_graph_node_at(g, id);
+            if (counter == &g->shape_epoch)
+                n->shape_epoch = 0;
+            else if (counter == &g->value_epoch)
+                n->evaluated = 0;
+            else
+                n->grad_epoch = 0;
+        }
+        *counter = 0;
+    }
+    return ++*counter;
+}
+
+/* Something changed the plan: cached orders and computed values are stale. */
+static void plan_changed(nb_graph *g)
+{
+    g->version++;
+    nb_epoch_next(g, &g->value_epoch);
+}
+
+struct nb_node_cold *nb_node_cold(nb_node *n)
+{
+    if (!n->cold) {
+        n->cold = nb_arena_alloc_aligned(n->graph, sizeof *n->cold, 8);
+        if (n->cold)
+            memset(n->cold, 0, sizeof *n->cold);
+    }
+    return n->cold;
+}
+
 /* A zeroed node appended to the graph, or NULL (error recorded). */
 static nb_node *new_node(nb_graph *g, const char *what)
 {
@@ -164,10 +201,12 @@ static nb_node *new_node(nb_graph *g, const char *what)
         goto nomem;
     nb_node *n = nb_graph_node_at(g, id);
     memset(n, 0, sizeof *n);
+    nb_tensor_init(&n->value);
+    nb_tensor_init(&n->grad);
     n->graph = g;
     n->id = id;
     g->n_nodes++;
-    g->version++;
+    plan_changed(g);
     return n;
 nomem:
     nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", what);
@@ -214,20 +253,24 @@ static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
     nb_node *n = new_node(g, what);
     if (!n)
         return NULL;
-    n->kind = kind;
+    n->kind = (uint8_t)kind;
     n->dynamic_batch = dynamic;
     n->shape_epoch = g->shape_epoch;
-    if (name)
-        n->name = nb_arena_strdup(g, name);
-    nb_tensor_set_shape(&n->value, dtype, rank, concrete);
-    nb_tensor_set_shape(&n->grad, dtype, rank, concrete);
+    /* Leaves always hold a value (an input once fed); the gradient's shape
+     * is set by the backward that first needs it. */
+    n->holds_value = kind != NB_NODE_INPUT;
+    if ((name && nb_node_cold(n) && !(n->cold->name = nb_arena_strdup(g, name))) ||
+        (name && !n->cold) ||
+        nb_tensor_set_shape(&n->value, g, dtype, rank, concrete) != NB_OK) {
+        nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", what);
+        return NULL;
+    }
     if (kind != NB_NODE_INPUT) {
         if (nb_tensor_reserve(&n->value, g) != NB_OK) {
             nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", what);
             return NULL;
         }
         memset(n->value.data, 0, nb_tensor_bytes(&n->value));
-        n->evaluated_version = UINT64_MAX; /* always holds its value */
     }
     n->trainable = kind == NB_NODE_PARAM;
     return n;
@@ -288,7 +331,7 @@ int nb_param_set_trainable(nb_graph *g, nb_node *param, bool trainable)
                             nb_node_name(param));
     if (param->trainable != trainable) {
         param->trainable = trainable;
-        g->version++;
+        plan_changed(g);
     }
     return NB_OK;
 }
@@ -303,7 +346,7 @@ int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires)
                             nb_node_name(input));
     if (input->requires_grad != requires) {
         input->requires_grad = requires;
-        g->version++;
+        plan_changed(g);
     }
     return NB_OK;
 }
@@ -327,7 +370,7 @@ int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
     if (!ok) {
         char want[128], got[128];
         int64_t declared[NB_MAX_RANK];
-        memcpy(declared, v->shape, sizeof declared);
+        memcpy(declared, v->shape, sizeof declared); /* a full row */
         if (input->dynamic_batch)
             declared[0] = NB_DYNAMIC;
         return nb_set_error(g, NB_ERR_ARG,
@@ -338,40 +381,41 @@ int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
     }
     if (rank > 0 && shape[0] != v->shape[0]) {
         /* The gradient keeps its shape until backward sizes it anew. */
-        nb_tensor_set_shape(v, v->dtype, rank, shape);
-        g->shape_epoch++;
-        input->shape_epoch = g->shape_epoch;
+        if (nb_tensor_set_shape(v, g, (nb_dtype)v->dtype, rank, shape) != NB_OK)
+            return nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory",
+                                name);
+        input->shape_epoch = nb_epoch_next(g, &g->shape_epoch);
     }
     if (nb_tensor_reserve(v, g) != NB_OK)
         return nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory", name);
     memcpy(v->data, data, nb_tensor_bytes(v));
     input->fed = true;
-    g->feed_epoch++;
-    input->evaluated_version = UINT64_MAX;
+    input->holds_value = true;
+    nb_epoch_next(g, &g->value_epoch);
     return NB_OK;
 }
 
 /* ---- op nodes ---- */
 
-nb_op_call nb_make_call(nb_graph *g, nb_node *n)
+void nb_make_call(nb_graph *g, nb_node *n, nb_op_call *call)
 {
-    nb_op_call call;
-    memset(&call, 0, sizeof call);
-    call.graph = g;
-    call.op = n->op;
-    call.n_inputs = n->n_inputs;
+    call->graph = g;
+    call->op = n->op;
+    call->n_inputs = n->n_inputs;
+    const nb_tensor **args = g->value_args;
     for (int i = 0; i < n->n_inputs; i++)
-        g->value_args[i] = &n->inputs[i]->value;
-    call.in = g->value_args;
-    call.attrs = n->attrs;
-    /* Not a dtype: a shape rule that forgets to set it is caught. */
-    call.out_dtype = (nb_dtype)-1;
-    return call;
+        args[i] = &n->inputs[i]->value;
+    call->in = args;
+    call->attrs = n->attrs;
 }
 
 int nb_infer_node(nb_graph *g, nb_node *n)
 {
-    nb_op_call call = nb_make_call(g, n);
+    nb_op_call call;
+    memset(&call, 0, sizeof call);
+    nb_make_call(g, n, &call);
+    /* Not a dtype: a shape rule that forgets to set it is caught. */
+    call.out_dtype = (nb_dtype)-1;
     int rc = n->op->infer(&call);
     if (rc != NB_OK)
         /* A custom op may fail without calling nb_op_fail: still say which
@@ -393,10 +437,15 @@ int nb_infer_node(nb_graph *g, nb_node *n)
                              : call.out_rank,
                          call.out_shape, buf, sizeof buf));
     }
-    nb_tensor_set_shape(&n->value, call.out_dtype, call.out_rank,
-                        call.out_shape);
-    n->scratch_bytes = call.scratch_bytes;
-    n->workspace_bytes = call.workspace_bytes;
+    if ((call.scratch_bytes || call.workspace_bytes) && !nb_node_cold(n))
+        return nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", n->op->name);
+    if (nb_tensor_set_shape(&n->value, g, call.out_dtype, call.out_rank,
+                            call.out_shape) != NB_OK)
+        return nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", n->op->name);
+    if (n->cold) {
+        n->cold->scratch_bytes = call.scratch_bytes;
+        n->cold->workspace_bytes = call.workspace_bytes;
+    }
     n->shape_epoch = g->shape_epoch;
     return NB_OK;
 }
@@ -549,8 +598,8 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
             memset(attr_copy, 0, op->attr_size);
     }
     if (n_inputs)
-        input_copy = nb_arena_alloc(g, (size_t)n_inputs * sizeof *input_copy,
-                                    false);
+        input_copy = nb_arena_alloc_aligned(
+            g, (size_t)n_inputs * sizeof *input_copy, sizeof *input_copy);
     if ((op->attr_size && !attr_copy) || (n_inputs && !input_copy)) {
         nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", op->name);
         return NULL;
@@ -562,6 +611,8 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
      * no node in the graph. */
     nb_node probe;
     memset(&probe, 0, sizeof probe);
+    nb_tensor_init(&probe.value);
+    nb_tensor_init(&probe.grad);
     probe.graph = g;
     probe.op = op;
     probe.n_inputs = n_inputs;
@@ -580,15 +631,14 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
     n->attrs = attr_copy;
     n->value = probe.value;
     n->grad = probe.grad;
-    n->scratch_bytes = probe.scratch_bytes;
-    n->workspace_bytes = probe.workspace_bytes;
+    n->cold = probe.cold;
     n->shape_epoch = probe.shape_epoch;
     return n;
 }
 
 /* ---- accessors ---- */
 
-nb_node_kind nb_node_get_kind(const nb_node *n) { return n->kind; }
+nb_node_kind nb_node_get_kind(const nb_node *n) { return (nb_node_kind)n->kind; }
 nb_graph *nb_node_graph(const nb_node *n) { return n->graph; }
 int64_t nb_node_id(const nb_node *n) { return n->id; }
 int nb_node_input_count(const nb_node *n) { return n->n_inputs; }
@@ -611,19 +661,22 @@ const char *nb_node_op_name(const nb_node *n)
 
 const char *nb_node_name(const nb_node *n)
 {
-    if (n->name)
-        return n->name;
+    if (n->cold && n->cold->name)
+        return n->cold->name;
     /* Unnamed nodes get "<op>#<id>", made on demand in the node's graph. */
     char buf[96];
     snprintf(buf, sizeof buf, "%s#%lld", nb_node_op_name(n), (long long)n->id);
-    ((nb_node *)n)->name = nb_arena_strdup(n->graph, buf);
-    return n->name ? n->name : "?";
+    struct nb_node_cold *cold = nb_node_cold((nb_node *)n);
+    if (!cold)
+        return "?";
+    cold->name = nb_arena_strdup(n->graph, buf);
+    return cold->name ? cold->name : "?";
 }
 
 void nb_node_set_name(nb_node *n, const char *name)
 {
-    if (n && name)
-        n->name = nb_arena_strdup(n->graph, name);
+    if (n && name && nb_node_cold(n))
+        n->cold->name = nb_arena_strdup(n->graph, name);
 }
 
 nb_tensor *nb_node_value(nb_node *n)
