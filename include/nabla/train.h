@@ -86,7 +86,12 @@ typedef enum nb_progress_mode {
  * reports them: progress, CSV rows, on_epoch, best_epoch and error
  * messages. */
 typedef struct nb_train_config {
-    int64_t epochs;     /**< number of epochs to run (at most) */
+    int64_t epochs;     /**< the last epoch to run (at most) */
+    /** Epochs already done, when resuming from a checkpoint
+     * (nb_checkpoint_load's epoch): the run goes on with epoch
+     * first_epoch + 1, so that schedules, progress and the CSV log (which
+     * is then appended to) carry on where the stopped run left off. */
+    int64_t first_epoch;
     int64_t batch_size; /**< 0 means the whole set (full batch) */
     bool no_shuffle;    /**< keep the data order (shuffled by default) */
     bool drop_last;     /**< skip a final partial batch */

@@ -40,6 +40,7 @@ int nb_progress_begin(nb_graph *g, nb_progress *p, const nb_train_config *c,
         p->mode =
             isatty(fileno(p->stream)) ? NB_PROGRESS_BAR : NB_PROGRESS_LINES;
     p->epochs = c->epochs;
+    p->first_epoch = c->first_epoch;
     p->batches = batches;
     p->samples = samples;
     p->has_acc = has_acc;
@@ -48,13 +49,17 @@ int nb_progress_begin(nb_graph *g, nb_progress *p, const nb_train_config *c,
     p->last_draw = -INFINITY;
     if (!c->csv_path)
         return NB_OK;
-    p->csv = fopen(c->csv_path, "w");
+    /* A resumed run appends to the stopped run's log. */
+    bool resuming = c->first_epoch > 0;
+    p->csv = fopen(c->csv_path, resuming ? "a" : "w");
     if (!p->csv)
         return nb_graph_set_error(g, NB_ERR_ARG,
                                   "train: cannot open the CSV log '%s': %s",
                                   c->csv_path, strerror(errno));
     p->csv_path = c->csv_path;
-    fputs("epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n", p->csv);
+    if (!resuming)
+        fputs("epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n",
+              p->csv);
     return NB_OK;
 }
 
@@ -92,8 +97,8 @@ void nb_progress_batch(nb_progress *p, int64_t epoch, int64_t batch,
 
     double in_epoch = now - p->epoch_start;
     double rate = in_epoch > 0 ? (double)seen / in_epoch : 0;
-    double done = (double)((epoch - 1) * p->batches + batch);
-    double total = (double)(p->epochs * p->batches);
+    double done = (double)((epoch - 1 - p->first_epoch) * p->batches + batch);
+    double total = (double)((p->epochs - p->first_epoch) * p->batches);
     char eta[32];
     clock_text(eta, sizeof eta, (now - p->run_start) / done * (total - done));
 

@@ -70,6 +70,12 @@ static int check_config(nb_graph *g, const nb_train_config *c,
         return nb_graph_set_error(g, NB_ERR_ARG,
                                   "%s: epochs is %lld; it must be >= 1", who,
                                   (long long)c->epochs);
+    if (c->first_epoch < 0 || c->first_epoch >= c->epochs)
+        return nb_graph_set_error(g, NB_ERR_ARG,
+                                  "%s: first_epoch is %lld; it must be in "
+                                  "[0, epochs) = [0, %lld)",
+                                  who, (long long)c->first_epoch,
+                                  (long long)c->epochs);
     if (c->batch_size < 0)
         return nb_graph_set_error(g, NB_ERR_ARG,
                                   "%s: batch_size is %lld; it must be >= 0 "
@@ -315,7 +321,8 @@ int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
     double best_loss = INFINITY;
     int64_t since_best = 0;
     int rc = setup(&L);
-    for (int64_t epoch = 1; rc == NB_OK && epoch <= config->epochs; epoch++) {
+    for (int64_t epoch = config->first_epoch + 1;
+         rc == NB_OK && epoch <= config->epochs; epoch++) {
         double t0 = nb_train_now();
         nb_progress_epoch_start(&L.progress);
         if ((rc = set_rate(g, opt, config->schedule, epoch)) != NB_OK ||

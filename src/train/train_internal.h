@@ -54,8 +54,9 @@ double nb_train_now(void);
 /* ---- progress output and CSV log (progress.c) ---- */
 typedef struct nb_progress {
     FILE *stream;
-    nb_progress_mode mode;            /* resolved: BAR, LINES or OFF */
-    int64_t epochs, batches, samples; /* per epoch: batches, samples */
+    nb_progress_mode mode; /* resolved: BAR, LINES or OFF */
+    int64_t epochs, first_epoch, batches,
+        samples; /* per epoch: batches, samples */
     bool has_acc, has_val;
     double run_start, epoch_start, last_draw;
     int drawn; /* width of the bar on the line, 0 if none */
