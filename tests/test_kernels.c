@@ -904,11 +904,250 @@ static void test_env_choice(void)
     CHECK(strcmp(nb_vm_isa(), isa) == 0, "the choice is not stable");
 }
 
+/* ---- threads (OpenMP builds) ----
+ *
+ * The kernels split large calls over OpenMP threads, each element of the
+ * result computed by exactly one thread in the same order, so a result
+ * must not change by a single bit with the thread count. Each product or
+ * elementwise call runs with 1, 2 and 3 threads (more than this machine
+ * may have: OpenMP still grants them) and the results are compared bit for
+ * bit; the products are also checked against a double-precision sum (the
+ * 1-thread result is the reference the bitwise check rests on). Shapes:
+ * the Fashion-MNIST MLP's products forward and backward, and odd ones that
+ * leave partial tiles, several k blocks, and m a multiple of 32 (the AVX2
+ * kernel's 6-row slivers once overran their packing block there). Some
+ * betas are not powers of two, so that C's update rounds differently in a
+ * full tile (one fused multiply-add) and an edge tile: a strip boundary
+ * off the tile grid would show. */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef struct {
+    bool ta, tb;
+    int64_t m, n, k;
+    double beta;
+} thread_case;
+
+static const thread_case thread_cases[] = {
+    {false, false, 64, 256, 784, 0},  /* MLP forward, layer 1 */
+    {true, false, 784, 256, 64, 1},   /* dW1 = X^T dY */
+    {false, true, 64, 784, 256, 1},   /* dX = dY W^T */
+    {false, false, 256, 128, 256, 0}, /* layer 2, batch 256 */
+    {false, false, 67, 259, 133, -1.3},
+    {true, true, 333, 45, 301, 1},
+    {false, true, 96, 97, 555, 0.7},
+    {true, false, 40, 1100, 300, 0}, /* several B panels per thread */
+    {false, false, 64, 64, 64, 1.7},
+};
+
+/* C = op(A) op(B) + beta C0 with `threads` threads into c (ldc = n + 3,
+ * padding 777). */
+static void run_threaded_f32(const thread_case *t, int threads,
+                             const float *a, const float *b, const float *c0,
+                             float *c, void *ws)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    int64_t ldc = t->n + 3;
+    memcpy(c, c0, sizeof(float) * (size_t)(t->m * ldc));
+    nb_gemm_f32(t->ta, t->tb, t->m, t->n, t->k, 1.0f, a, t->ta ? t->m : t->k,
+                b, t->tb ? t->k : t->n, (float)t->beta, c, ldc, ws);
+}
+
+static void run_threaded_f64(const thread_case *t, int threads,
+                             const double *a, const double *b,
+                             const double *c0, double *c, void *ws)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    int64_t ldc = t->n + 3;
+    memcpy(c, c0, sizeof(double) * (size_t)(t->m * ldc));
+    nb_gemm_f64(t->ta, t->tb, t->m, t->n, t->k, 1.0, a, t->ta ? t->m : t->k,
+                b, t->tb ? t->k : t->n, t->beta, c, ldc, ws);
+}
+
+static void check_gemm_threads(const thread_case *t, const char *isa)
+{
+    size_t a_size = (size_t)(t->m * t->k), b_size = (size_t)(t->k * t->n);
+    int64_t ldc = t->n + 3;
+    size_t c_size = (size_t)(t->m * ldc);
+    double *a = malloc(sizeof(double) * a_size);
+    double *b = malloc(sizeof(double) * b_size);
+    double *c0 = malloc(sizeof(double) * c_size);
+    double *c1 = malloc(sizeof(double) * c_size);
+    double *cn = malloc(sizeof(double) * c_size);
+    float *a32 = malloc(sizeof(float) * a_size);
+    float *b32 = malloc(sizeof(float) * b_size);
+    float *c032 = malloc(sizeof(float) * c_size);
+    float *c132 = malloc(sizeof(float) * c_size);
+    float *cn32 = malloc(sizeof(float) * c_size);
+    void *ws32 = NULL, *ws64 = NULL;
+    size_t need32 = nb_gemm_workspace_f32(t->m, t->n, t->k);
+    size_t need64 = nb_gemm_workspace_f64(t->m, t->n, t->k);
+    if (!a || !b || !c0 || !c1 || !cn || !a32 || !b32 || !c032 || !c132 ||
+        !cn32 || posix_memalign(&ws32, 64, need32) != 0 ||
+        posix_memalign(&ws64, 64, need64) != 0)
+        abort();
+    for (size_t i = 0; i < a_size; i++)
+        a32[i] = (float)(a[i] = 2 * rng_uniform() - 1);
+    for (size_t i = 0; i < b_size; i++)
+        b32[i] = (float)(b[i] = 2 * rng_uniform() - 1);
+    for (size_t i = 0; i < c_size; i++)
+        c032[i] = (float)(c0[i] = (int64_t)i % ldc >= t->n
+                                      ? 777.0
+                                      : 2 * rng_uniform() - 1);
+
+    run_threaded_f32(t, 1, a32, b32, c032, c132, ws32);
+    run_threaded_f64(t, 1, a, b, c0, c1, ws64);
+    /* the 1-thread results against a plain sum; a bound of k eps times
+     * the terms' magnitude (1 each at most) covers any summation order */
+    double worst32 = 0, worst64 = 0;
+    for (int64_t i = 0; i < t->m; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            size_t at = (size_t)(i * ldc + j);
+            if (j >= t->n) {
+                worst32 = c132[at] == 777.0f ? worst32 : INFINITY;
+                worst64 = c1[at] == 777.0 ? worst64 : INFINITY;
+                continue;
+            }
+            double s32 = 0, s64 = 0;
+            for (int64_t p = 0; p < t->k; p++) {
+                size_t ai = (size_t)(t->ta ? p * t->m + i : i * t->k + p);
+                size_t bi = (size_t)(t->tb ? j * t->k + p : p * t->n + j);
+                s32 += (double)a32[ai] * (double)b32[bi];
+                s64 += a[ai] * b[bi];
+            }
+            s32 += t->beta * (double)c032[at];
+            s64 += t->beta * c0[at];
+            double e32 = fabs((double)c132[at] - s32) /
+                         ((double)(t->k + 2) * FLT_EPSILON);
+            double e64 =
+                fabs(c1[at] - s64) / ((double)(t->k + 2) * DBL_EPSILON);
+            worst32 = e32 > worst32 || isnan(e32) ? e32 : worst32;
+            worst64 = e64 > worst64 || isnan(e64) ? e64 : worst64;
+        }
+    CHECK(worst32 <= 1 && worst64 <= 1,
+          "gemm %s ta=%d tb=%d %lldx%lldx%lld, 1 thread: error %.3g (f32) "
+          "%.3g (f64) of the bound",
+          isa, t->ta, t->tb, (long long)t->m, (long long)t->n,
+          (long long)t->k, worst32, worst64);
+
+    for (int threads = 2; threads <= 3; threads++) {
+        run_threaded_f32(t, threads, a32, b32, c032, cn32, ws32);
+        run_threaded_f64(t, threads, a, b, c0, cn, ws64);
+        CHECK(memcmp(cn32, c132, sizeof(float) * c_size) == 0 &&
+                  memcmp(cn, c1, sizeof(double) * c_size) == 0,
+              "gemm %s ta=%d tb=%d %lldx%lldx%lld: %d threads differ from 1 "
+              "(f32 %s, f64 %s)",
+              isa, t->ta, t->tb, (long long)t->m, (long long)t->n,
+              (long long)t->k, threads,
+              memcmp(cn32, c132, sizeof(float) * c_size) ? "differs" : "same",
+              memcmp(cn, c1, sizeof(double) * c_size) ? "differs" : "same");
+    }
+    free(a);
+    free(b);
+    free(c0);
+    free(c1);
+    free(cn);
+    free(a32);
+    free(b32);
+    free(c032);
+    free(c132);
+    free(cn32);
+    free(ws32);
+    free(ws64);
+}
+
+/* Elementwise kernels over an odd length well above the threading
+ * threshold, with 1, 2 and 3 threads: bitwise the same. Four calls (a
+ * unary, elu, and an accumulating derivative) write four slots of y. */
+enum { VM_LEN = 200003 };
+
+static void run_vm_threads(int threads, const float *x32, const double *x64,
+                           float *y, double *z)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    nb_vm_exp_f32(VM_LEN, x32, y);
+    nb_vm_gelu_f32(VM_LEN, x32, y + VM_LEN);
+    nb_vm_elu_f32(VM_LEN, 1.5f, x32, y + 2 * VM_LEN);
+    nb_vm_exp_f64(VM_LEN, x64, z);
+    nb_vm_gelu_f64(VM_LEN, x64, z + VM_LEN);
+    nb_vm_elu_f64(VM_LEN, 1.5, x64, z + 2 * VM_LEN);
+    for (int i = 0; i < VM_LEN; i++) {
+        y[3 * VM_LEN + i] = 0.5f;
+        z[3 * VM_LEN + i] = 0.25;
+    }
+    nb_vm_silu_grad_f32(VM_LEN, x32, x32, y + 3 * VM_LEN);
+    nb_vm_softplus_grad_f64(VM_LEN, x64, x64, z + 3 * VM_LEN);
+}
+
+static void check_elementwise_threads(const char *isa)
+{
+    float *x32 = malloc(sizeof(float) * VM_LEN);
+    double *x64 = malloc(sizeof(double) * VM_LEN);
+    float *y1 = malloc(sizeof(float) * 4 * VM_LEN),
+          *yn = malloc(sizeof(float) * 4 * VM_LEN);
+    double *z1 = malloc(sizeof(double) * 4 * VM_LEN),
+           *zn = malloc(sizeof(double) * 4 * VM_LEN);
+    if (!x32 || !x64 || !y1 || !yn || !z1 || !zn)
+        abort();
+    for (int i = 0; i < VM_LEN; i++)
+        x32[i] = (float)(x64[i] = 20 * rng_uniform() - 10);
+    run_vm_threads(1, x32, x64, y1, z1);
+    /* the calls did run: exp(x) > 0 everywhere */
+    CHECK(y1[VM_LEN - 1] > 0 && z1[VM_LEN - 1] > 0, "elementwise %s: no output",
+          isa);
+    for (int threads = 2; threads <= 3; threads++) {
+        run_vm_threads(threads, x32, x64, yn, zn);
+        CHECK(memcmp(y1, yn, sizeof(float) * 4 * VM_LEN) == 0 &&
+                  memcmp(z1, zn, sizeof(double) * 4 * VM_LEN) == 0,
+              "elementwise %s: %d threads differ from 1", isa, threads);
+    }
+    free(x32);
+    free(x64);
+    free(y1);
+    free(yn);
+    free(z1);
+    free(zn);
+}
+
+static void test_threads(void)
+{
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+#endif
+    for (size_t s = 0; s < sizeof all_isas / sizeof *all_isas; s++) {
+        const char *isa = all_isas[s];
+        if (!nb_vm_force_isa(isa))
+            continue;
+        for (size_t i = 0; i < sizeof thread_cases / sizeof *thread_cases;
+             i++)
+            check_gemm_threads(&thread_cases[i], isa);
+        check_elementwise_threads(isa);
+    }
+    nb_vm_force_isa(NULL);
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+}
+
 int main(void)
 {
     ld_wide = long_double_is_wide();
     test_env_choice();
     test_elementwise();
     test_gemm();
+    test_threads();
     return tu_finish("kernels");
 }

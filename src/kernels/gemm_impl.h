@@ -140,30 +140,24 @@ static void NAME(scale)(int64_t m, int64_t n, REAL beta, REAL *c, int64_t ldc)
     }
 }
 
-void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-          REAL alpha, const REAL *a, int64_t lda, const REAL *b, int64_t ldb,
-          REAL beta, REAL *c, int64_t ldc, void *workspace)
+/* The one-thread algorithm, with blocks capped at a_bytes (A) and b_bytes
+ * (B) and the packing space at `workspace`, which must hold pack_sizes()
+ * for the same caps. */
+static void NAME(blocked)(const KDESC_TYPE *kd, bool trans_a, bool trans_b,
+                          int64_t m, int64_t n, int64_t k, REAL alpha,
+                          const REAL *a, int64_t lda, const REAL *b,
+                          int64_t ldb, REAL beta, REAL *c, int64_t ldc,
+                          void *workspace, int64_t a_bytes, int64_t b_bytes)
 {
-    if (m <= 0 || n <= 0)
-        return;
-    if (k <= 0 || alpha == 0) {
-        NAME(scale)(m, n, beta, c, ldc);
-        return;
-    }
-    const KDESC_TYPE *kd = PICK_SIMD_KERNEL(nb_isa_active());
-    if (!kd)
-        kd = &NAME(generic);
     const int mr = kd->mr, nr = kd->nr;
     const int64_t kc_most = GEMM_KC;
-    const int64_t mc_most =
-        GEMM_A_BYTES / (int64_t)sizeof(REAL) / kc_most / mr * mr;
-    const int64_t nc_most =
-        GEMM_B_BYTES / (int64_t)sizeof(REAL) / kc_most / nr * nr;
+    const int64_t mc_most = a_bytes / (int64_t)sizeof(REAL) / kc_most / mr * mr;
+    const int64_t nc_most = b_bytes / (int64_t)sizeof(REAL) / kc_most / nr * nr;
     const int64_t kc_blk = NAME(block)(k, kc_most, 1);
     const int64_t mc_blk = NAME(block)(m, mc_most, mr);
     const int64_t nc_blk = NAME(block)(n, nc_most, nr);
     int64_t a_elems, b_elems;
-    pack_sizes(sizeof(REAL), m, n, k, &a_elems, &b_elems);
+    pack_sizes(sizeof(REAL), m, n, k, a_bytes, b_bytes, &a_elems, &b_elems);
     REAL *a_pack = workspace;
     REAL *b_pack = a_pack + a_elems;
     _Alignas(64) REAL tile[NB_GEMM_MAX_TILE];
@@ -201,6 +195,80 @@ void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
             }
         }
     }
+}
+
+#ifdef _OPENMP
+/* Runs the product on plan.threads threads, each on a strip of whole
+ * tiles (see gemm.c). If OpenMP grants a smaller team than asked, one
+ * thread runs it all: the slices were sized for the full team. */
+static void NAME(threaded)(const KDESC_TYPE *kd, gemm_plan plan, bool trans_a,
+                           bool trans_b, int64_t m, int64_t n, int64_t k,
+                           REAL alpha, const REAL *a, int64_t lda,
+                           const REAL *b, int64_t ldb, REAL beta, REAL *c,
+                           int64_t ldc, void *workspace)
+{
+    const int p = plan.threads;
+    const int64_t unit = plan.split_n ? kd->nr : kd->mr;
+    const int64_t extent = plan.split_n ? n : m;
+    const int64_t tiles = (extent + unit - 1) / unit;
+    const size_t slice = slice_bytes(sizeof(REAL), m, n, k, plan);
+    double start = omp_get_wtime(), own_done = start;
+#pragma omp parallel num_threads(p)
+    {
+        int t = omp_get_thread_num();
+        if (omp_get_num_threads() != p) {
+            if (t == 0)
+                NAME(blocked)(kd, trans_a, trans_b, m, n, k, alpha, a, lda, b,
+                              ldb, beta, c, ldc, workspace, GEMM_A_BYTES,
+                              GEMM_B_BYTES);
+        } else {
+            int64_t lo = tiles * t / p * unit;
+            int64_t hi = min64(tiles * (t + 1) / p * unit, extent);
+            void *ws = (char *)workspace + (size_t)t * slice;
+            if (lo < hi && plan.split_n)
+                NAME(blocked)(kd, trans_a, trans_b, m, hi - lo, k, alpha, a,
+                              lda, trans_b ? b + lo * ldb : b + lo, ldb, beta,
+                              c + lo, ldc, ws, GEMM_A_BYTES / p,
+                              GEMM_B_BYTES / p);
+            else if (lo < hi)
+                NAME(blocked)(kd, trans_a, trans_b, hi - lo, n, k, alpha,
+                              trans_a ? a + lo : a + lo * lda, lda, b, ldb,
+                              beta, c + lo * ldc, ldc, ws, GEMM_A_BYTES / p,
+                              GEMM_B_BYTES / p);
+        }
+        if (t == 0)
+            own_done = omp_get_wtime();
+    }
+    nb_kernel_team_times(start, own_done, omp_get_wtime());
+}
+#endif
+
+void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          REAL alpha, const REAL *a, int64_t lda, const REAL *b, int64_t ldb,
+          REAL beta, REAL *c, int64_t ldc, void *workspace)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0 || alpha == 0) {
+        NAME(scale)(m, n, beta, c, ldc);
+        return;
+    }
+    const KDESC_TYPE *kd = PICK_SIMD_KERNEL(nb_isa_active());
+    if (!kd)
+        kd = &NAME(generic);
+#ifdef _OPENMP
+    /* the thread count is asked only of products big enough to use it */
+    gemm_plan plan = plan_for(m, n, k, nb_kernel_threads_max());
+    if (plan.threads > 1)
+        plan = plan_for(m, n, k, nb_kernel_threads());
+    if (plan.threads > 1) {
+        NAME(threaded)(kd, plan, trans_a, trans_b, m, n, k, alpha, a, lda, b,
+                       ldb, beta, c, ldc, workspace);
+        return;
+    }
+#endif
+    NAME(blocked)(kd, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                  c, ldc, workspace, GEMM_A_BYTES, GEMM_B_BYTES);
 }
 
 #undef REAL

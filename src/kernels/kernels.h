@@ -73,7 +73,16 @@ bool nb_vm_force_isa(const char *isa);
  * The caller lends the packing space: `workspace`, 64-byte aligned, of at
  * least nb_gemm_workspace_*(m, n, k) bytes (at most about 1.2 MiB however
  * large the product). The graph keeps one such buffer, so no call
- * allocates and no thread carries a buffer it never uses. */
+ * allocates and no thread carries a buffer it never uses. The size covers
+ * the slices of every thread a call may use (gemm.c), so it depends on the
+ * processors OpenMP sees, not on OMP_NUM_THREADS.
+ *
+ * Threads (OpenMP builds): a product of enough work, or an elementwise call
+ * on a long enough array, is shared among up to omp_get_max_threads()
+ * threads (none inside an active parallel region). Each element is
+ * computed by one thread in the same order as with one, so results are
+ * bitwise identical for any thread count; with one thread no parallel
+ * region is entered. Calls on different data may run concurrently. */
 size_t nb_gemm_workspace_f32(int64_t m, int64_t n, int64_t k);
 size_t nb_gemm_workspace_f64(int64_t m, int64_t n, int64_t k);
 void nb_gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
