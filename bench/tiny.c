@@ -16,7 +16,12 @@
  *          the nb_set_allocator allocator once the graph is built, run
  *          forward and backward, and the growth of the resident set over
  *          the same span (first repetition only: later ones reuse freed
- *          pages). Median of `reps` fresh builds.
+ *          pages). Median of `reps` fresh builds. The allocator count
+ *          agrees with tests/test_chain.c although x here is rank 1 (f32
+ *          [1]) and there rank 0 (f64): the tensors of a graph share their
+ *          shape rows, so a node no longer pays two 64-byte rows of its own
+ *          (which once made this count 314 against the test's 186), and a
+ *          scalar of either dtype takes an 8-byte slot of the arena.
  *
  *   tiny [--steps N] [--reps R] [--chain N] [--only xor|ops|chain]
  */

@@ -139,6 +139,83 @@ static void test_checking_mode(void)
     nb_graph_free(g);
 }
 
+/* The graph's 32-bit epoch counters wrap around: every stamp of the kind
+ * that wrapped is forgotten, so a stamp taken long ago cannot match the
+ * restarted counter. The counters are set near the limit through the
+ * internal header (no hook in the library). Each case arranges that, had
+ * the stamps not been reset, a stale stamp would equal the counter again. */
+#include "core/internal.h"
+
+static void test_epoch_wrap(void)
+{
+    const double xs[4] = {0.5, -1.0, 2.0, 0.25};
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 1, SHAPE(NB_DYNAMIC));
+    nb_node *w = nb_param(g, "w", NB_F64, 1, SHAPE(1));
+    nb_node *c = nb_param(g, "c", NB_F64, 0, NULL);
+    SET(w, 3.0);
+    SET(c, 2.0);
+    CHECK(nb_feed(g, x, 1, SHAPE(2), xs) == NB_OK, "%s", nb_graph_error(g));
+    nb_node *y = nb_tanh(g, x);
+    nb_node *L = nb_sum(g, nb_mul(g, y, w)); /* dL/dw = sum tanh(x) */
+    nb_node *L2 = nb_mul(g, c, c);           /* w is not on its path */
+    CHECK(L && L2, "built: %s", nb_graph_error(g));
+    if (!L || !L2) {
+        nb_graph_free(g);
+        return;
+    }
+    uint32_t y_shape = y->shape_epoch;
+
+    /* Shape epoch: y was inferred for the batch of 2 at y_shape. */
+    g->shape_epoch = UINT32_MAX;
+    CHECK(nb_feed(g, x, 1, SHAPE(3), xs) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(g->shape_epoch == 1, "the counter restarted (%u)", g->shape_epoch);
+    while (g->shape_epoch + 1 < y_shape)
+        g->shape_epoch++;
+    CHECK(nb_feed(g, x, 1, SHAPE(4), xs) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(g->shape_epoch == y_shape && y->shape_epoch != y_shape,
+          "the stale stamp %u was reset (now %u)", y_shape, y->shape_epoch);
+    CHECK(nb_forward(g, L) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_tensor_size(nb_node_value(y)) == 4, "y re-inferred for 4 rows, "
+          "has %lld", (long long)nb_tensor_size(nb_node_value(y)));
+    CHECK(nb_backward(g, L) == NB_OK, "%s", nb_graph_error(g));
+    double want = tanh(0.5) + tanh(-1.0) + tanh(2.0) + tanh(0.25);
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(w), 0), want, 1e-12);
+
+    /* Value epoch: y was evaluated at stamp v; after a wrap and as many
+     * feeds as bring the counter back to v, backward must still ask for a
+     * forward. */
+    uint32_t v = L->evaluated;
+    g->value_epoch = UINT32_MAX;
+    CHECK(nb_feed(g, x, 1, SHAPE(4), xs) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(g->value_epoch == 1, "the counter restarted (%u)", g->value_epoch);
+    while (g->value_epoch < v)
+        CHECK(nb_feed(g, x, 1, SHAPE(4), xs) == NB_OK, "%s",
+              nb_graph_error(g));
+    CHECK(g->value_epoch == v, "the counter is back at %u", v);
+    CHECK(nb_backward(g, L) == NB_ERR_STATE,
+          "a value from before the wrap is not current");
+    nb_graph_clear_error(g);
+
+    /* Grad epoch: w holds the gradient of stamp e; backwards of L2 (w off
+     * its path) wrap the counter and bring it back to e. */
+    CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
+          nb_graph_error(g));
+    uint32_t e = w->grad_epoch;
+    CHECK(nb_node_grad(w) != NULL, "w has a gradient");
+    CHECK(nb_forward(g, L2) == NB_OK, "%s", nb_graph_error(g));
+    g->grad_epoch = UINT32_MAX;
+    CHECK(nb_backward(g, L2) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(g->grad_epoch == 1, "the counter restarted (%u)", g->grad_epoch);
+    while (g->grad_epoch < e)
+        CHECK(nb_backward(g, L2) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(g->grad_epoch == e, "the counter is back at %u", e);
+    CHECK(nb_node_grad(w) == NULL,
+          "a gradient from before the wrap is not the latest backward's");
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(c), 0), 4.0, 1e-12);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     test_checking_mode();
@@ -146,5 +223,6 @@ int main(void)
     test_regularised_logistic(NB_F32, 1e-6);
     test_shared_parameter();
     test_gradcheck_catches_silent_backward();
+    test_epoch_wrap();
     return tu_finish("graph");
 }

@@ -18,17 +18,25 @@
 /* A tensor header is kept small because every node holds two (value and
  * gradient) and a graph may hold millions of scalar nodes. The shape lives
  * outside the header: a rank-0 tensor points at a shared row of zeros, any
- * other at its own row of NB_MAX_RANK extents (zero past the rank), so code
- * that copies a whole row of extents stays within bounds. */
+ * other at a row of NB_MAX_RANK extents (zero past the rank), so code that
+ * copies a whole row of extents stays within bounds. Most tensors of a
+ * graph have one of a few shapes, so a graph's tensors first share rows
+ * (nb_graph.shape_rows, read-only while shared); a tensor whose shape later
+ * changes takes a row of its own, once, and rewrites it in place from then
+ * on, so alternating batch sizes never grow the arena. */
 struct nb_tensor {
     void *data;
     int64_t *shape;   /* NB_MAX_RANK readable extents; see above */
     int64_t size;
-    size_t capacity;  /* bytes available at data */
-    uint8_t dtype;    /* an nb_dtype */
+    /* Room at data, read through nb_tensor_capacity: bytes for an arena
+     * buffer (at most NB_ALIGN), 64-byte units for a heap one, so 32 bits
+     * reach 256 GiB. */
+    uint32_t capacity;
+    uint8_t dtype;          /* an nb_dtype */
     uint8_t rank;
-    bool heap_owned;  /* data came from nb_alloc (else from a graph arena) */
-    bool shape_heap;  /* the shape row came from nb_alloc (free-standing) */
+    bool heap_owned : 1;    /* data came from nb_alloc (else a graph arena) */
+    bool shape_heap : 1;    /* the shape row came from nb_alloc (free-standing) */
+    bool shape_shared : 1;  /* the row is one of the graph's shared rows */
 };
 
 /* What only some nodes need, allocated from the arena on first use so that
@@ -46,12 +54,13 @@ struct nb_node_cold {
 struct nb_node {
     nb_graph *graph;
     const nb_op *op; /* NULL for leaves */
+    /* The input list; the op's attributes follow it in the same block (see
+     * nb_node_attrs). */
     nb_node **inputs;
-    void *attrs;
     struct nb_node_cold *cold; /* NULL until a name or scratch is needed */
-    int64_t id;
     nb_tensor value;
     nb_tensor grad;
+    int32_t id;              /* a graph holds fewer than NB_MAX_NODES nodes */
     uint32_t shape_epoch;    /* graph shape epoch this node was inferred at */
     uint32_t evaluated;      /* graph value epoch at the last forward; 0 never */
     uint32_t grad_epoch;     /* graph grad epoch of the gradient held */
@@ -64,6 +73,24 @@ struct nb_node {
     bool dynamic_batch : 1;  /* inputs: shape[0] set by each feed */
     bool holds_value : 1;    /* leaves: the value is always usable */
 };
+
+/* Node ids fit 32 bits: the node would take 256 GiB before the limit. */
+#define NB_MAX_NODES INT32_MAX
+
+/* Where the attributes start after an input list of n entries: aligned as
+ * the arena aligns any block. */
+static inline size_t nb_attrs_offset(int n_inputs)
+{
+    return ((size_t)n_inputs * sizeof(nb_node *) + 15) & ~(size_t)15;
+}
+
+/* The op's attribute block, or NULL when the op takes none. */
+static inline void *nb_node_attrs(const nb_node *n)
+{
+    return n->op && n->op->attr_size
+               ? (char *)n->inputs + nb_attrs_offset(n->n_inputs)
+               : NULL;
+}
 
 typedef struct nb_arena_chunk nb_arena_chunk;
 
@@ -102,6 +129,9 @@ struct nb_graph {
     int args_capacity;
 
     struct nb_trace *trace; /* recording backward messages, or NULL */
+
+    /* Shared shape rows, looked up by a hash of the shape (see nb_tensor). */
+    int64_t *shape_rows[16];
 };
 
 /* ---- memory (alloc.c) ---- */
@@ -133,7 +163,11 @@ void nb_tensor_release(nb_tensor *t);
 bool nb_same_shape(const nb_tensor *a, const nb_tensor *b);
 static inline size_t nb_tensor_bytes(const nb_tensor *t)
 {
-    return (size_t)t->size * nb_dtype_size(t->dtype);
+    return (size_t)t->size * (t->dtype == NB_F64 ? 8u : 4u); /* inlined */
+}
+static inline size_t nb_tensor_capacity(const nb_tensor *t)
+{
+    return t->heap_owned ? (size_t)t->capacity * NB_ALIGN : t->capacity;
 }
 
 /* ---- errors (graph.c) ---- */

@@ -53,26 +53,71 @@ void nb_tensor_init(nb_tensor *t)
     t->shape = zero_row;
 }
 
+/* The graph's shared row holding exactly this shape (rank > 0), made on
+ * first use; NULL when out of memory. */
+static int64_t *shared_row(nb_graph *g, int rank, const int64_t *shape)
+{
+    uint64_t h = (uint64_t)rank;
+    for (int i = 0; i < rank; i++)
+        h = (h ^ (uint64_t)shape[i]) * UINT64_C(0x100000001b3);
+    int64_t **slot = &g->shape_rows[(h ^ (h >> 29)) % 16];
+    int64_t *row = *slot;
+    if (row) {
+        int i = 0;
+        while (i < NB_MAX_RANK && row[i] == (i < rank ? shape[i] : 0))
+            i++;
+        /* A zero extent inside the rank is told apart by the stored rank. */
+        if (i == NB_MAX_RANK && row[NB_MAX_RANK] == rank)
+            return row;
+    }
+    /* One extra entry holds the rank. A collision replaces the slot: the
+     * rows that shared the old one keep it, and stay read-only. */
+    row = nb_arena_alloc_aligned(g, (NB_MAX_RANK + 1) * sizeof(int64_t), 8);
+    if (!row)
+        return NULL;
+    for (int i = 0; i < NB_MAX_RANK; i++)
+        row[i] = i < rank ? shape[i] : 0;
+    row[NB_MAX_RANK] = rank;
+    *slot = row;
+    return row;
+}
+
 int nb_tensor_set_shape(nb_tensor *t, nb_graph *g, nb_dtype dtype, int rank,
                         const int64_t *shape)
 {
-    if (rank > 0 && (!t->shape || t->shape == zero_row)) {
+    if (!t->shape)
+        t->shape = zero_row;
+    bool same = t->rank == rank;
+    for (int i = 0; same && i < rank; i++)
+        same = t->shape[i] == shape[i];
+    if (t->shape_shared && !same) {
+        /* A shared row is read-only: this tensor takes one of its own. */
         size_t bytes = NB_MAX_RANK * sizeof(int64_t);
         int64_t *row = g ? nb_arena_alloc_aligned(g, bytes, 8) : nb_alloc(bytes);
         if (!row)
             return NB_ERR_NOMEM;
-        t->shape = row;
+        memset(row, 0, bytes);
         t->shape_heap = !g;
+        t->shape = row;
+        t->shape_shared = false;
+    } else if (rank > 0 && t->shape == zero_row) {
+        int64_t *row;
+        if (g) {
+            row = shared_row(g, rank, shape);
+        } else {
+            row = nb_alloc(NB_MAX_RANK * sizeof(int64_t));
+            t->shape_heap = row != NULL;
+        }
+        if (!row)
+            return NB_ERR_NOMEM;
+        t->shape = row;
+        t->shape_shared = g != NULL;
     }
     t->dtype = (uint8_t)dtype;
     t->rank = (uint8_t)rank;
-    if (rank > 0) {
+    if (!t->shape_shared && t->shape != zero_row) {
         for (int i = 0; i < NB_MAX_RANK; i++)
             t->shape[i] = i < rank ? shape[i] : 0;
-    } else if (!t->shape) {
-        t->shape = zero_row;
-    } else if (t->shape != zero_row) {
-        memset(t->shape, 0, NB_MAX_RANK * sizeof(int64_t));
     }
     t->size = nb_shape_size(rank, shape);
     return NB_OK;
@@ -92,7 +137,7 @@ static size_t tiny_align(size_t bytes)
 int nb_tensor_reserve(nb_tensor *t, nb_graph *g)
 {
     size_t need = nb_tensor_bytes(t);
-    if (need <= t->capacity && t->data)
+    if (need <= nb_tensor_capacity(t) && t->data)
         return NB_OK;
     void *fresh;
     bool heap;
@@ -102,6 +147,8 @@ int nb_tensor_reserve(nb_tensor *t, nb_graph *g)
         fresh = nb_arena_alloc_aligned(g, capacity, capacity);
         heap = false;
     } else {
+        if (need > (size_t)UINT32_MAX * NB_ALIGN)
+            return NB_ERR_NOMEM; /* beyond what the header can record */
         capacity = (need + NB_ALIGN - 1) & ~(size_t)(NB_ALIGN - 1);
         if (capacity == 0)
             capacity = NB_ALIGN;
@@ -112,8 +159,8 @@ int nb_tensor_reserve(nb_tensor *t, nb_graph *g)
         return NB_ERR_NOMEM;
     nb_tensor_release(t);
     t->data = fresh;
-    t->capacity = capacity;
     t->heap_owned = heap;
+    t->capacity = (uint32_t)(heap ? capacity / NB_ALIGN : capacity);
     return NB_OK;
 }
 
@@ -134,6 +181,7 @@ static void tensor_release_all(nb_tensor *t)
         nb_free(t->shape);
     t->shape = zero_row;
     t->shape_heap = false;
+    t->shape_shared = false;
 }
 
 bool nb_same_shape(const nb_tensor *a, const nb_tensor *b)

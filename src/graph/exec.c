@@ -102,8 +102,9 @@ static int prepare(nb_graph *g, nb_node *n)
         if (rc != NB_OK)
             return rc;
     }
-    if ((!n->value.data || nb_tensor_bytes(&n->value) > n->value.capacity) &&
-        nb_tensor_reserve(&n->value, g) != NB_OK)
+    nb_tensor *v = &n->value;
+    if ((!v->data || nb_tensor_bytes(v) > nb_tensor_capacity(v)) &&
+        nb_tensor_reserve(v, g) != NB_OK)
         return nb_set_error(g, NB_ERR_NOMEM, "forward: out of memory at '%s'",
                             nb_node_name(n));
     struct nb_node_cold *c = n->cold;
@@ -278,14 +279,18 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         nb_tensor *gr = &n->grad;
         bool keep = accumulate && n->kind != NB_NODE_OP &&
                     n->grad_epoch == epoch && gr->data;
-        if ((gr->dtype != n->value.dtype || gr->size != n->value.size ||
+        /* A gradient that shares its value's shape row has that shape. */
+        bool sized = gr->shape == n->value.shape && gr->rank == n->value.rank &&
+                     gr->size == n->value.size && gr->dtype == n->value.dtype;
+        if (!sized &&
+            (gr->dtype != n->value.dtype || gr->size != n->value.size ||
              !nb_same_shape(gr, &n->value)) &&
             nb_tensor_set_shape(gr, g, (nb_dtype)n->value.dtype,
                                 n->value.rank, n->value.shape) != NB_OK)
             return nb_set_error(g, NB_ERR_NOMEM,
                                 "backward: out of memory at '%s'",
                                 nb_node_name(n));
-        if ((!gr->data || nb_tensor_bytes(gr) > gr->capacity) &&
+        if ((!gr->data || nb_tensor_bytes(gr) > nb_tensor_capacity(gr)) &&
             nb_tensor_reserve(gr, g) != NB_OK)
             return nb_set_error(g, NB_ERR_NOMEM,
                                 "backward: out of memory at '%s'",
@@ -297,9 +302,13 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     /* The seed is added, like every other message, so accumulation works
      * for the output too. */
     nb_tensor *og = &output->grad;
-    for (int64_t i = 0; i < og->size; i++) {
-        double s = seed ? nb_tensor_get(seed, i) : 1.0;
-        nb_tensor_set(og, i, nb_tensor_get(og, i) + s);
+    if (!seed && og->dtype == NB_F32) {
+        *(float *)og->data += 1.0f; /* the common case: a scalar f32 loss */
+    } else {
+        for (int64_t i = 0; i < og->size; i++) {
+            double s = seed ? nb_tensor_get(seed, i) : 1.0;
+            nb_tensor_set(og, i, nb_tensor_get(og, i) + s);
+        }
     }
 
     nb_op_call call;

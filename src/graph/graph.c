@@ -184,6 +184,12 @@ struct nb_node_cold *nb_node_cold(nb_node *n)
 static nb_node *new_node(nb_graph *g, const char *what)
 {
     int64_t id = g->n_nodes;
+    if (id >= NB_MAX_NODES) {
+        nb_set_error(g, NB_ERR_NOMEM, "%s: the graph holds the most nodes it "
+                                      "can (%d)",
+                     what, NB_MAX_NODES);
+        return NULL;
+    }
     if (id % NODES_PER_BLOCK == 0 && id / NODES_PER_BLOCK == g->n_blocks) {
         if (grow((void **)&g->node_blocks, &g->cap_blocks, g->n_blocks + 1,
                  sizeof(nb_node *)) != NB_OK)
@@ -204,7 +210,7 @@ static nb_node *new_node(nb_graph *g, const char *what)
     nb_tensor_init(&n->value);
     nb_tensor_init(&n->grad);
     n->graph = g;
-    n->id = id;
+    n->id = (int32_t)id;
     g->n_nodes++;
     plan_changed(g);
     return n;
@@ -406,7 +412,7 @@ void nb_make_call(nb_graph *g, nb_node *n, nb_op_call *call)
     for (int i = 0; i < n->n_inputs; i++)
         args[i] = &n->inputs[i]->value;
     call->in = args;
-    call->attrs = n->attrs;
+    call->attrs = nb_node_attrs(n);
 }
 
 int nb_infer_node(nb_graph *g, nb_node *n)
@@ -586,26 +592,27 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
         return NULL;
     }
 
-    /* The node keeps its own zero-filled copy of the attributes, and the
-     * shape rule sees that same copy, so infer and forward agree. */
-    void *attr_copy = NULL;
+    /* The node keeps its own copy of the input list and, right after it,
+     * a zero-filled copy of the attributes; the shape rule sees that same
+     * copy, so infer and forward agree. One block saves the node a
+     * pointer. */
     nb_node **input_copy = NULL;
-    if (op->attr_size) {
-        attr_copy = nb_arena_alloc(g, op->attr_size, false);
-        if (attr_copy && attrs)
-            memcpy(attr_copy, attrs, op->attr_size);
-        else if (attr_copy)
-            memset(attr_copy, 0, op->attr_size);
-    }
-    if (n_inputs)
+    if (n_inputs || op->attr_size) {
+        size_t list = op->attr_size ? nb_attrs_offset(n_inputs)
+                                    : (size_t)n_inputs * sizeof *input_copy;
         input_copy = nb_arena_alloc_aligned(
-            g, (size_t)n_inputs * sizeof *input_copy, sizeof *input_copy);
-    if ((op->attr_size && !attr_copy) || (n_inputs && !input_copy)) {
-        nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", op->name);
-        return NULL;
+            g, list + op->attr_size, op->attr_size ? 16 : sizeof *input_copy);
+        if (!input_copy) {
+            nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", op->name);
+            return NULL;
+        }
+        for (int i = 0; i < n_inputs; i++)
+            input_copy[i] = inputs[i];
+        if (op->attr_size && attrs)
+            memcpy((char *)input_copy + list, attrs, op->attr_size);
+        else if (op->attr_size)
+            memset((char *)input_copy + list, 0, op->attr_size);
     }
-    for (int i = 0; i < n_inputs; i++)
-        input_copy[i] = inputs[i];
 
     /* Run the shape rule on a temporary node first, so a rejected op leaves
      * no node in the graph. */
@@ -617,7 +624,6 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
     probe.op = op;
     probe.n_inputs = n_inputs;
     probe.inputs = input_copy;
-    probe.attrs = attr_copy;
     if (nb_infer_node(g, &probe) != NB_OK)
         return NULL;
 
@@ -628,7 +634,6 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
     n->op = op;
     n->n_inputs = n_inputs;
     n->inputs = input_copy;
-    n->attrs = attr_copy;
     n->value = probe.value;
     n->grad = probe.grad;
     n->cold = probe.cold;
