@@ -326,11 +326,13 @@ static int read_header(source *s, idx_header *h)
         /* Checked before the multiplication: the product never overflows
          * and never exceeds the cap. */
         if (count > NB_IDX_MAX_ELEMENTS / (int64_t)e) {
+            /* Only the extents read so far are known. */
             char buf[160];
             set_err(s->err, s->errlen,
-                    "%s: shape %s holds too many elements (more than "
+                    "%s: shape %s%s holds too many elements (more than "
                     "the limit of %lld)",
-                    s->path, nb_shape_str(h->rank, h->shape, buf, sizeof buf),
+                    s->path, nb_shape_str(i + 1, h->shape, buf, sizeof buf),
+                    i + 1 < h->rank ? " and more" : "",
                     (long long)NB_IDX_MAX_ELEMENTS);
             return -1;
         }
