@@ -149,10 +149,10 @@ int nb_init_normal(nb_graph *g, nb_node *param, double mean, double std)
     return init_normal(g, param, mean, std, "init_normal");
 }
 
-int nb_init_xavier_uniform(nb_graph *g, nb_node *param, double fan_in,
-                           double fan_out, double gain)
+/* The arguments both Glorot initialisers take. */
+static int check_xavier(nb_graph *g, nb_node *param, const char *what,
+                        double fan_in, double fan_out, double gain)
 {
-    const char *what = "init_xavier_uniform";
     int rc = check_param(g, param, what);
     if (rc == NB_OK)
         rc = check_fan(g, what, "fan_in", fan_in);
@@ -160,6 +160,14 @@ int nb_init_xavier_uniform(nb_graph *g, nb_node *param, double fan_in,
         rc = check_fan(g, what, "fan_out", fan_out);
     if (rc == NB_OK)
         rc = check_gain(g, what, gain);
+    return rc;
+}
+
+int nb_init_xavier_uniform(nb_graph *g, nb_node *param, double fan_in,
+                           double fan_out, double gain)
+{
+    const char *what = "init_xavier_uniform";
+    int rc = check_xavier(g, param, what, fan_in, fan_out, gain);
     if (rc != NB_OK)
         return rc;
     double a = gain * sqrt(6.0 / (fan_in + fan_out));
@@ -170,13 +178,7 @@ int nb_init_xavier_normal(nb_graph *g, nb_node *param, double fan_in,
                           double fan_out, double gain)
 {
     const char *what = "init_xavier_normal";
-    int rc = check_param(g, param, what);
-    if (rc == NB_OK)
-        rc = check_fan(g, what, "fan_in", fan_in);
-    if (rc == NB_OK)
-        rc = check_fan(g, what, "fan_out", fan_out);
-    if (rc == NB_OK)
-        rc = check_gain(g, what, gain);
+    int rc = check_xavier(g, param, what, fan_in, fan_out, gain);
     if (rc != NB_OK)
         return rc;
     return init_normal(g, param, 0, gain * sqrt(2.0 / (fan_in + fan_out)),
