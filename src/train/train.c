@@ -321,8 +321,10 @@ int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
     double best_loss = INFINITY;
     int64_t since_best = 0;
     int rc = setup(&L);
-    for (int64_t epoch = config->first_epoch + 1;
-         rc == NB_OK && epoch <= config->epochs; epoch++) {
+    /* config may be NULL when setup failed. */
+    int64_t first = rc == NB_OK ? config->first_epoch + 1 : 0;
+    for (int64_t epoch = first; rc == NB_OK && epoch <= config->epochs;
+         epoch++) {
         double t0 = nb_train_now();
         nb_progress_epoch_start(&L.progress);
         if ((rc = set_rate(g, opt, config->schedule, epoch)) != NB_OK ||
