@@ -144,15 +144,30 @@ int nb_kernel_threads_max(void)
 static _Atomic int64_t single_until_us = 0;
 #define BACKOFF_US 200000
 /* A team is late when the master waited this much longer than its own
- * share took: far beyond the few microseconds a region costs. */
-#define LATE_SLACK 100e-6
+ * share took: far beyond the few microseconds a region costs, and beyond
+ * the occasional slow wake-up of a worker that fell asleep while the
+ * caller ran serial code (measured on this kind of VM: tens to hundreds of
+ * microseconds, now and then more). */
+#define LATE_SLACK 500e-6
+/* Only this many late teams in a row mean an overloaded machine; a single
+ * late one is a hiccup, and backing off on it cost the two-thread MLP its
+ * whole gain on an idle machine. */
+#define LATE_STREAK 4
+static _Atomic int late_streak = 0;
 
 void nb_kernel_team_times(double start, double own_done, double end)
 {
-    if (end - own_done > (own_done - start) + LATE_SLACK)
-        atomic_store_explicit(&single_until_us,
-                              (int64_t)(end * 1e6) + BACKOFF_US,
-                              memory_order_relaxed);
+    if (end - own_done <= (own_done - start) + LATE_SLACK) {
+        atomic_store_explicit(&late_streak, 0, memory_order_relaxed);
+        return;
+    }
+    if (atomic_fetch_add_explicit(&late_streak, 1, memory_order_relaxed) + 1 <
+        LATE_STREAK)
+        return;
+    atomic_store_explicit(&late_streak, 0, memory_order_relaxed);
+    atomic_store_explicit(&single_until_us,
+                          (int64_t)(end * 1e6) + BACKOFF_US,
+                          memory_order_relaxed);
 }
 #endif
 
