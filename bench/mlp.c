@@ -18,7 +18,7 @@
  *   memory: peak RSS (getrusage ru_maxrss) next to what the run needs to
  *     hold, counted from the live tensors: the datasets, the parameters,
  *     their gradients, the optimiser's state, every other node's value and
- *     gradient (activations and their messages) and the batch scratch
+ *     gradient (activations and their messages) and the index arrays
  *   allocations per step: calls of the nb_set_allocator allocator, and of
  *     libc's malloc family when the program is linked with bench/
  *     wrap_malloc.c, during every training step but the run's first (the
@@ -54,15 +54,14 @@ static int usage(void)
  * scoring grows no buffer. */
 static double test_accuracy(nb_graph *g, nb_node *x, nb_node *logits,
                             const nb_dataset *test, const int64_t *order,
-                            int64_t batch, nb_tensor *scratch, int64_t *pred)
+                            int64_t batch, int64_t *pred)
 {
     int64_t n = nb_dataset_size(test), right = 0;
     const float *labels = nb_tensor_cdata(test->y);
     nb_graph_set_training(g, false);
     for (int64_t first = 0; first < n; first += batch) {
         int64_t count = n - first < batch ? n - first : batch;
-        if (nb_feed_rows(g, x, test->x, order + first, count, scratch) !=
-                NB_OK ||
+        if (nb_feed_rows(g, x, test->x, order + first, count) != NB_OK ||
             nb_forward(g, logits) != NB_OK)
             return NAN;
         nb_argmax_rows(nb_node_value(logits), pred);
@@ -142,12 +141,10 @@ int main(int argc, char **argv)
                                    0, NULL)
                              : NULL;
     int64_t n = nb_dataset_size(&train), n_test = nb_dataset_size(&test);
-    nb_tensor *xs = nb_tensor_new(NB_F32, 2, (int64_t[]){batch, 784});
-    nb_tensor *ys = nb_tensor_new(NB_F32, 1, (int64_t[]){batch});
     int64_t *order = malloc((size_t)n * sizeof *order);
     int64_t *test_order = malloc((size_t)n_test * sizeof *test_order);
     int64_t *pred = malloc((size_t)batch * sizeof *pred);
-    if (!opt || !xs || !ys || !order || !test_order || !pred) {
+    if (!opt || !order || !test_order || !pred) {
         fprintf(stderr, "mlp: setting up: %s\n",
                 nb_graph_error(g) ? nb_graph_error(g) : "out of memory");
         return 1;
@@ -179,9 +176,9 @@ int main(int argc, char **argv)
             }
             const int64_t *rows = order + s * batch;
             double a = bench_now();
-            int rc = nb_feed_rows(g, x, train.x, rows, batch, xs);
+            int rc = nb_feed_rows(g, x, train.x, rows, batch);
             if (rc == NB_OK)
-                rc = nb_feed_rows(g, y, train.y, rows, batch, ys);
+                rc = nb_feed_rows(g, y, train.y, rows, batch);
             double b = bench_now();
             if (rc == NB_OK)
                 rc = nb_forward(g, loss);
@@ -222,8 +219,8 @@ int main(int argc, char **argv)
         t_bwd += bw;
         t_opt += op;
         rate[e - 1] = (double)(steps_per_epoch * batch) / dt;
-        accuracy = test_accuracy(g, x, mlp.logits, &test, test_order, batch, xs,
-                                 pred);
+        accuracy =
+            test_accuracy(g, x, mlp.logits, &test, test_order, batch, pred);
         bench_log("mlp batch %lld epoch %lld: %.3f s, %.0f samples/s, loss "
                   "%.4f, test accuracy %.2f%%\n",
                   (long long)batch, (long long)e, dt, rate[e - 1], last_loss,
@@ -254,8 +251,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nb_optimizer_state_count(opt); i++)
         state_bytes += tensor_bytes(nb_optimizer_state(opt, i, NULL));
     int64_t activation_bytes = node_bytes - param_bytes - param_grad_bytes;
-    int64_t scratch_bytes = tensor_bytes(xs) + tensor_bytes(ys) +
-                            (n + n_test + batch) * (int64_t)sizeof(int64_t);
+    int64_t scratch_bytes = (n + n_test + batch) * (int64_t)sizeof(int64_t);
     int64_t needed = data_bytes + param_bytes + param_grad_bytes + state_bytes +
                      activation_bytes + scratch_bytes;
 
@@ -306,8 +302,6 @@ int main(int argc, char **argv)
     free(pred);
     free(test_order);
     free(order);
-    nb_tensor_free(xs);
-    nb_tensor_free(ys);
     nb_optimizer_free(opt);
     nb_graph_free(g);
     nb_dataset_free(&train);

@@ -411,6 +411,21 @@ static void test_layering_api(void)
         CHECK(abs(counts[k] - 10000) < 500, "value %d drawn %d times of 30000",
               k, counts[k]);
     CHECK(nb_rng_below(g, 0) == 0 && nb_rng_below(g, -4) == 0, "empty range");
+
+    /* nb_feed_buffer: the caller writes the batch in place. */
+    nb_node *in = nb_input(g, "batch", NB_F64, 2, SHAPE(NB_DYNAMIC, 2));
+    nb_node *total = nb_sum(g, in);
+    double *buf = nb_feed_buffer(g, in, 2, SHAPE(3, 2));
+    CHECK(buf != NULL, "%s", nb_graph_error(g));
+    for (int i = 0; buf && i < 6; i++)
+        buf[i] = i + 1;
+    CHECK(nb_forward(g, total) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_value(total), 0), 21, 0);
+    CHECK(nb_feed_buffer(g, in, 2, SHAPE(3, 5)) == NULL, "wrong width");
+    CHECK_ERROR(g, "feed 'batch'", "[3,5]", "[-1,2]");
+    CHECK(nb_tensor_dim(nb_node_value(in), 0) == 3, "refused feed resized");
+    CHECK(nb_feed_buffer(g, w, 1, SHAPE(3)) == NULL, "a parameter");
+    CHECK_ERROR(g, "not an input");
     uint64_t a = nb_rng_u64(g), b = nb_rng_u64(g);
     CHECK(a != b, "successive 64-bit draws differ");
     nb_graph_free(g);

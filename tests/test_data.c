@@ -895,15 +895,13 @@ static void test_gather_feed(void)
      * largest batch has been fed once, no call allocates. */
     nb_graph *g = nb_graph_new();
     nb_node *in = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 2));
-    nb_tensor *scratch = nb_tensor_new(NB_F32, 2, SHAPE(3, 2));
-    CHECK(nb_feed_rows(g, in, src, idx, 3, scratch) == NB_OK, "%s",
-          nb_graph_error(g));
+    CHECK(nb_feed_rows(g, in, src, idx, 3) == NB_OK, "%s", nb_graph_error(g));
     nb_tensor *v = nb_node_value(in);
     check_values(v, 3, 2, (const double[]){30.5, 31.25, 0, 1, 30.5, 31.25},
                  "fed rows");
     long before = alloc_count;
     for (int r = 0; r < 100; r++)
-        nb_feed_rows(g, in, src, r & 1 ? idx2 : idx, r & 1 ? 2 : 3, scratch);
+        nb_feed_rows(g, in, src, r & 1 ? idx2 : idx, r & 1 ? 2 : 3);
     CHECK(alloc_count == before, "%ld allocations in 100 feeds",
           alloc_count - before);
     CHECK(nb_graph_status(g) == NB_OK, "%s", nb_graph_error(g));
@@ -911,21 +909,28 @@ static void test_gather_feed(void)
     check_values(nb_node_value(in), 2, 2, (const double[]){10, 11, 20, 21},
                  "last feed");
 
-    CHECK(nb_feed_rows(g, in, src, bad, 2, scratch) == NB_ERR_ARG, "bad idx");
+    /* Refusals leave the input as it was. */
+    CHECK(nb_feed_rows(g, in, src, bad, 2) == NB_ERR_ARG, "bad idx");
     CHECK_ERROR(g, "feed_rows 'x'", "index 4 at position 1");
-    CHECK(nb_feed_rows(g, in, src, idx, 4, scratch) == NB_ERR_ARG, "4 > 3");
-    CHECK_ERROR(g, "do not fit");
-    CHECK(nb_feed_rows(g, in, src, idx, 2, d64) == NB_ERR_ARG, "dtype");
-    CHECK_ERROR(g, "scratch is f64", "input is f32");
-    CHECK(nb_feed_rows(g, in, src, idx, 0, scratch) == NB_ERR_ARG, "0 rows");
+    CHECK(nb_feed_rows(g, in, src, NULL, 5) == NB_ERR_ARG, "5 rows of 4");
+    CHECK_ERROR(g, "5 rows asked of a source with 4");
+    CHECK(nb_feed_rows(g, in, d3, idx, 2) == NB_ERR_ARG, "row width");
+    CHECK_ERROR(g, "feed 'x'", "[2,3] does not match the declared [-1,2]");
+    CHECK(nb_feed_rows(g, in, src, idx, 0) == NB_ERR_ARG, "0 rows");
     CHECK_ERROR(g, "count 0");
-    CHECK(nb_feed_rows(g, NULL, src, idx, 1, scratch) == NB_ERR_ARG, "NULL");
+    CHECK(nb_feed_rows(g, NULL, src, idx, 1) == NB_ERR_ARG, "NULL");
     CHECK_ERROR(g, "input is NULL");
-    CHECK(nb_feed_rows(g, in, src, idx, 1, NULL) == NB_ERR_ARG, "NULL");
-    CHECK_ERROR(g, "NULL");
+    CHECK(nb_feed_rows(g, in, NULL, idx, 1) == NB_ERR_ARG, "NULL");
+    CHECK_ERROR(g, "source is NULL");
+    check_values(nb_node_value(in), 2, 2, (const double[]){10, 11, 20, 21},
+                 "input untouched by refused feeds");
+
+    /* An f64 source feeds an f32 input, converted on the way in. */
+    CHECK(nb_feed_rows(g, in, d64, idx2, 2) == NB_OK, "%s", nb_graph_error(g));
+    check_values(nb_node_value(in), 2, 2, (const double[]){0, 1, 30.5, 31.25},
+                 "f64 rows into an f32 input");
 
     nb_graph_free(g);
-    nb_tensor_free(scratch);
     nb_tensor_free(d3);
     nb_tensor_free(d32);
     nb_tensor_free(d64);

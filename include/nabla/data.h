@@ -171,13 +171,14 @@ void nb_shuffle(nb_graph *g, int64_t *idx, int64_t n);
  * src's rows before anything is copied. Returns NB_OK or NB_ERR_ARG. */
 int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
                    int64_t count);
-/** Gathers rows idx[0..count) of src into the scratch tensor (sized for the
- * largest batch, of the input's dtype) and feeds them to input with shape
- * [count, scratch's other extents]. idx NULL means rows 0..count-1. Makes
- * no heap allocation of its own (it runs every training step). Errors go
- * to the graph. */
+/** Feeds rows idx[0..count) of src to input, with shape [count, src's
+ * other extents], gathering them straight into the input's buffer
+ * (nb_feed_buffer) and converting between f32 and f64. idx NULL means rows
+ * 0..count-1. Makes no heap allocation of its own once the input has held
+ * a batch this large (it runs every training step). Errors go to the
+ * graph, with the input as it was. */
 int nb_feed_rows(nb_graph *g, nb_node *input, const nb_tensor *src,
-                 const int64_t *idx, int64_t count, nb_tensor *scratch);
+                 const int64_t *idx, int64_t count);
 /** @} */
 
 #ifdef __cplusplus

@@ -141,6 +141,13 @@ int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires);
  * batch dimension, which takes the fed extent. */
 int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
             const void *data);
+/** nb_feed without the copy: checks the shape as nb_feed does, sizes the
+ * input for it and returns the input's data buffer (of the input's dtype,
+ * row-major), which the caller fills before the next forward. For filling
+ * an input in place, say gathering a shuffled batch straight into it. NULL
+ * on error (recorded on the graph), with the input as it was. */
+void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
+                     const int64_t *shape);
 /** @} */
 
 /** What a node is. */

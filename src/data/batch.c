@@ -33,6 +33,28 @@ void nb_shuffle(nb_graph *g, int64_t *idx, int64_t n)
     }
 }
 
+/* What is wrong with taking rows idx[0..count) (rows 0..count-1 when idx is
+ * NULL) of src, or NULL. */
+static const char *rows_problem(const nb_tensor *src, const int64_t *idx,
+                                int64_t count, char *buf, size_t len)
+{
+    int64_t rows = nb_tensor_dim(src, 0);
+    if (!idx && count > rows) {
+        snprintf(buf, len, "%lld rows asked of a source with %lld",
+                 (long long)count, (long long)rows);
+        return buf;
+    }
+    for (int64_t i = 0; idx && i < count; i++)
+        if (idx[i] < 0 || idx[i] >= rows) {
+            snprintf(buf, len,
+                     "index %lld at position %lld is outside the "
+                     "source's %lld rows",
+                     (long long)idx[i], (long long)i, (long long)rows);
+            return buf;
+        }
+    return NULL;
+}
+
 /* Why dst cannot take rows idx[0..count) of src, or NULL if it can. */
 static const char *gather_problem(const nb_tensor *dst, const nb_tensor *src,
                                   const int64_t *idx, int64_t count, char *buf,
@@ -60,21 +82,7 @@ static const char *gather_problem(const nb_tensor *dst, const nb_tensor *src,
                  (long long)count, (long long)nb_tensor_dim(dst, 0));
         return buf;
     }
-    int64_t rows = nb_tensor_dim(src, 0);
-    if (!idx && count > rows) {
-        snprintf(buf, len, "%lld rows asked of a source with %lld",
-                 (long long)count, (long long)rows);
-        return buf;
-    }
-    for (int64_t i = 0; idx && i < count; i++)
-        if (idx[i] < 0 || idx[i] >= rows) {
-            snprintf(buf, len,
-                     "index %lld at position %lld is outside the "
-                     "source's %lld rows",
-                     (long long)idx[i], (long long)i, (long long)rows);
-            return buf;
-        }
-    return NULL;
+    return rows_problem(src, idx, count, buf, len);
 }
 
 /* The copy itself, arguments already checked. */
@@ -119,7 +127,7 @@ int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
 }
 
 int nb_feed_rows(nb_graph *g, nb_node *input, const nb_tensor *src,
-                 const int64_t *idx, int64_t count, nb_tensor *scratch)
+                 const int64_t *idx, int64_t count)
 {
     if (!g)
         return NB_ERR_ARG;
@@ -130,22 +138,24 @@ int nb_feed_rows(nb_graph *g, nb_node *input, const nb_tensor *src,
         return nb_graph_set_error(g, NB_ERR_ARG,
                                   "feed_rows '%s': count %lld is not >= 1",
                                   name, (long long)count);
-    const nb_tensor *value = nb_node_value(input);
-    if (scratch && value && nb_tensor_dtype(scratch) != nb_tensor_dtype(value))
-        return nb_graph_set_error(
-            g, NB_ERR_ARG, "feed_rows '%s': scratch is %s but the input is %s",
-            name, nb_dtype_name(nb_tensor_dtype(scratch)),
-            nb_dtype_name(nb_tensor_dtype(value)));
+    if (!src || !nb_tensor_cdata(src) || nb_tensor_rank(src) < 1)
+        return nb_graph_set_error(g, NB_ERR_ARG,
+                                  "feed_rows '%s': the source is NULL, empty "
+                                  "or of rank 0",
+                                  name);
     char buf[256];
-    const char *problem =
-        gather_problem(scratch, src, idx, count, buf, sizeof buf);
+    const char *problem = rows_problem(src, idx, count, buf, sizeof buf);
     if (problem)
         return nb_graph_set_error(g, NB_ERR_ARG, "feed_rows '%s': %s", name,
                                   problem);
-    gather(scratch, src, idx, count);
+    /* The rows go straight into the input's buffer: one copy, not a
+     * gather into a scratch tensor and a second copy by nb_feed. */
     int64_t shape[NB_MAX_RANK];
-    int rank = nb_tensor_rank(scratch);
-    memcpy(shape, nb_tensor_shape(scratch), (size_t)rank * sizeof *shape);
+    int rank = nb_tensor_rank(src);
+    memcpy(shape, nb_tensor_shape(src), (size_t)rank * sizeof *shape);
     shape[0] = count;
-    return nb_feed(g, input, rank, shape, nb_tensor_cdata(scratch));
+    if (!nb_feed_buffer(g, input, rank, shape))
+        return nb_graph_status(g) != NB_OK ? nb_graph_status(g) : NB_ERR_ARG;
+    gather(nb_node_value(input), src, idx, count);
+    return NB_OK;
 }

@@ -357,17 +357,20 @@ int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires)
     return NB_OK;
 }
 
-int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
-            const void *data)
+void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
+                     const int64_t *shape)
 {
     if (!owned(g, input, "feed"))
-        return NB_ERR_ARG;
+        return NULL;
     const char *name = nb_node_name(input);
-    if (input->kind != NB_NODE_INPUT)
-        return nb_set_error(g, NB_ERR_ARG, "feed: '%s' is not an input", name);
-    if (!data || (rank > 0 && !shape))
-        return nb_set_error(g, NB_ERR_ARG, "feed '%s': data or shape is NULL",
-                            name);
+    if (input->kind != NB_NODE_INPUT) {
+        nb_set_error(g, NB_ERR_ARG, "feed: '%s' is not an input", name);
+        return NULL;
+    }
+    if (rank > 0 && !shape) {
+        nb_set_error(g, NB_ERR_ARG, "feed '%s': shape is NULL", name);
+        return NULL;
+    }
     nb_tensor *v = &input->value;
     bool ok = rank == v->rank && nb_shape_valid(rank, shape);
     for (int i = 0; ok && i < rank; i++)
@@ -379,25 +382,43 @@ int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
         memcpy(declared, v->shape, sizeof declared); /* a full row */
         if (input->dynamic_batch)
             declared[0] = NB_DYNAMIC;
-        return nb_set_error(g, NB_ERR_ARG,
-                            "feed '%s': shape %s does not match the declared %s "
-                            "(-1 marks the dynamic batch)",
-                            name, nb_shape_str(rank, shape, got, sizeof got),
-                            nb_shape_str(v->rank, declared, want, sizeof want));
+        nb_set_error(g, NB_ERR_ARG,
+                     "feed '%s': shape %s does not match the declared %s "
+                     "(-1 marks the dynamic batch)",
+                     name, nb_shape_str(rank, shape, got, sizeof got),
+                     nb_shape_str(v->rank, declared, want, sizeof want));
+        return NULL;
     }
     if (rank > 0 && shape[0] != v->shape[0]) {
         /* The gradient keeps its shape until backward sizes it anew. */
-        if (nb_tensor_set_shape(v, g, (nb_dtype)v->dtype, rank, shape) != NB_OK)
-            return nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory",
-                                name);
+        if (nb_tensor_set_shape(v, g, (nb_dtype)v->dtype, rank, shape) !=
+            NB_OK) {
+            nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory", name);
+            return NULL;
+        }
         input->shape_epoch = nb_epoch_next(g, &g->shape_epoch);
     }
-    if (nb_tensor_reserve(v, g) != NB_OK)
-        return nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory", name);
-    memcpy(v->data, data, nb_tensor_bytes(v));
+    if (nb_tensor_reserve(v, g) != NB_OK) {
+        nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory", name);
+        return NULL;
+    }
     input->fed = true;
     input->holds_value = true;
     nb_epoch_next(g, &g->value_epoch);
+    return v->data;
+}
+
+int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
+            const void *data)
+{
+    if (g && input && !data)
+        return nb_set_error(g, NB_ERR_ARG, "feed '%s': data is NULL",
+                            nb_node_name(input));
+    void *buffer = nb_feed_buffer(g, input, rank, shape);
+    if (!buffer)
+        return g && nb_graph_status(g) != NB_OK ? nb_graph_status(g)
+                                                : NB_ERR_ARG;
+    memcpy(buffer, data, nb_tensor_bytes(&input->value));
     return NB_OK;
 }
 

@@ -15,7 +15,7 @@
  * parameters of the best epoch are copied when it ends and written back at
  * the end of the run whenever the last epoch run was not the best.
  *
- * Every buffer (batch scratch, permutation, best-parameter copies) is
+ * Every buffer (permutation, best-parameter copies) is
  * allocated before the first step, so that once the graph's own buffers
  * have been planned by the first epoch, later epochs allocate nothing.
  */
@@ -39,17 +39,6 @@ void *nb_train_buffer(nb_tensor **holder, size_t bytes)
     int64_t words = (int64_t)((bytes + 7) / 8);
     *holder = nb_tensor_new(NB_F64, 1, (const int64_t[]){words ? words : 1});
     return *holder ? nb_tensor_data(*holder) : NULL;
-}
-
-/* A tensor like input's value with `rows` rows: the gather target. */
-static nb_tensor *batch_scratch(nb_node *input, int64_t rows)
-{
-    const nb_tensor *v = nb_node_value(input);
-    int64_t shape[NB_MAX_RANK];
-    int rank = nb_tensor_rank(v);
-    memcpy(shape, nb_tensor_shape(v), (size_t)rank * sizeof *shape);
-    shape[0] = rows;
-    return nb_tensor_new(nb_tensor_dtype(v), rank, shape);
 }
 
 static int check_config(nb_graph *g, const nb_train_config *c,
@@ -191,7 +180,7 @@ typedef struct loop {
     const nb_train_config *c;
     nb_scorer scorer;
     int64_t rows, batch, batches;
-    nb_tensor *xs, *ys, *idx_holder;
+    nb_tensor *idx_holder;
     int64_t *idx;
     snapshot best;
     nb_progress progress;
@@ -203,8 +192,8 @@ static int step(loop *L, int64_t epoch, int64_t batch, const int64_t *idx,
 {
     nb_graph *g = L->g;
     const nb_model *m = L->m;
-    int rc = nb_feed_rows(g, m->x, L->train->x, idx, count, L->xs);
-    rc = rc ? rc : nb_feed_rows(g, m->y, L->train->y, idx, count, L->ys);
+    int rc = nb_feed_rows(g, m->x, L->train->x, idx, count);
+    rc = rc ? rc : nb_feed_rows(g, m->y, L->train->y, idx, count);
     rc = rc ? rc : nb_forward(g, m->loss);
     if (rc != NB_OK)
         return rc;
@@ -282,10 +271,8 @@ static int setup(loop *L)
         c->batch_size == 0 || c->batch_size > L->rows ? L->rows : c->batch_size;
     L->batches =
         c->drop_last ? L->rows / L->batch : (L->rows + L->batch - 1) / L->batch;
-    L->xs = batch_scratch(L->m->x, L->batch);
-    L->ys = batch_scratch(L->m->y, L->batch);
     L->idx = nb_train_buffer(&L->idx_holder, (size_t)L->rows * sizeof *L->idx);
-    if (!L->xs || !L->ys || !L->idx ||
+    if (!L->idx ||
         (c->patience > 0 && snapshot_alloc(&L->best, L->opt) != NB_OK))
         return nb_graph_set_error(g, NB_ERR_NOMEM, "%s: out of memory", who);
     return nb_progress_begin(g, &L->progress, c, L->batches,
@@ -297,8 +284,6 @@ static void teardown(loop *L)
 {
     nb_progress_finish(&L->progress);
     snapshot_free(&L->best);
-    nb_tensor_free(L->xs);
-    nb_tensor_free(L->ys);
     nb_tensor_free(L->idx_holder);
 }
 
