@@ -892,6 +892,70 @@ static void test_gemm(void)
     nb_vm_force_isa(NULL);
 }
 
+/* The unpacked paths for small products (gemm.c): every n from 1 to 40
+ * (C built by columns up to 12 or 16, then tiles of one or two vectors,
+ * masked or whole), m over the row-tile remainders and whole tiles (1 to
+ * 130), k from 1 to past the strip of A^T and the direct path's limit of
+ * 1024 (where the blocked path takes over), every transpose pair, odd
+ * leading dimensions and the alpha/beta variants. */
+static void test_gemm_direct(void)
+{
+    static const int64_t ms[] = {1, 5, 8, 15, 16, 31, 32, 33, 64, 97, 130};
+    static const int64_t ks[] = {1, 10, 64, 129, 300};
+    static const double alpha_beta[][2] = {{1, 0},      {1, 1},   {-0.5, 2},
+                                           {0.7, -1.3}, {2, 0}, {1.5, 0.25}};
+    const int n_ms = (int)(sizeof ms / sizeof *ms);
+    const int n_ks = (int)(sizeof ks / sizeof *ks);
+    for (size_t s = 0; s < sizeof all_isas / sizeof *all_isas; s++) {
+        const char *isa = all_isas[s];
+        if (!nb_vm_force_isa(isa))
+            continue;
+        double worst = 0;
+        int count = 0;
+        for (int t = 0; t < 4; t++) {
+            bool ta = t & 1, tb = t & 2;
+            for (int64_t n = 1; n <= 40; n++) {
+                /* three (m, k) per n; every m for the widths where the
+                 * kernels change */
+                bool all_m = n == 1 || n == 10 || n == 12 || n == 13 ||
+                             n == 16 || n == 17 || n == 32 || n == 33;
+                int tries = all_m ? n_ms : 3;
+                for (int q = 0; q < tries; q++) {
+                    int mi = all_m ? q : (int)(n * 3 + q * 5 + t) % n_ms;
+                    int ki = (int)(n + q * 2 + t) % n_ks;
+                    const double *ab = alpha_beta[(n + q + t) % 6];
+                    gemm_case g = {ta, tb, ms[mi], n, ks[ki], 0, 0, 0,
+                                   ab[0], ab[1], false, 0};
+                    g.lda = (ta ? g.m : g.k) + (q % 3 == 1 ? 3 : 0);
+                    g.ldb = (tb ? g.k : g.n) + ((n + q) % 2 ? 1 : 0);
+                    g.ldc = g.n + (q % 3 == 2 ? 5 : 0);
+                    g.c_nan = g.beta == 0 && q % 2 == 0;
+                    worst = fmax(worst, check_gemm(&g, isa));
+                    count++;
+                }
+            }
+            /* around the limits on k: 256 for A^T strips, 1024 for the
+             * direct path */
+            static const int64_t mnk[][3] = {{3, 70, 1024},  {3, 70, 1025},
+                                             {40, 10, 256},  {40, 10, 257},
+                                             {130, 11, 200}, {33, 5, 1024}};
+            for (size_t i = 0; i < sizeof mnk / sizeof *mnk; i++) {
+                gemm_case g = {ta,        tb, mnk[i][0], mnk[i][1],
+                               mnk[i][2], 0,  0,         0,
+                               0.7,       -1.3, false,   0};
+                g.lda = (ta ? g.m : g.k) + 1;
+                g.ldb = (tb ? g.k : g.n) + 2;
+                g.ldc = g.n + 3;
+                worst = fmax(worst, check_gemm(&g, isa));
+                count++;
+            }
+        }
+        printf("gemm %-7s direct: %d cases, worst error %.3f of the bound\n",
+               isa, count, worst);
+    }
+    nb_vm_force_isa(NULL);
+}
+
 /* NABLA_ISA is read when the kernels are first used */
 static void test_env_choice(void)
 {
@@ -939,6 +1003,13 @@ static const thread_case thread_cases[] = {
     {false, true, 96, 97, 555, 0.7},
     {true, false, 40, 1100, 300, 0}, /* several B panels per thread */
     {false, false, 64, 64, 64, 1.7},
+    /* the unpacked paths: C by columns (A^T made in strips per thread, or
+     * read in place), and tiles read in place or from B^T */
+    {false, false, 1000, 10, 200, 0.7},
+    {true, false, 1000, 12, 300, 1},
+    {false, true, 800, 11, 100, -1.3},
+    {false, true, 100, 40, 500, -1.3},
+    {true, false, 64, 300, 600, 0},
 };
 
 /* C = op(A) op(B) + beta C0 with `threads` threads into c (ldc = n + 3,
@@ -1148,6 +1219,7 @@ int main(void)
     test_env_choice();
     test_elementwise();
     test_gemm();
+    test_gemm_direct();
     test_threads();
     return tu_finish("kernels");
 }

@@ -1,15 +1,20 @@
 /* Body of the built-in GEMM, included once per REAL by gemm.c, which
  * defines REAL, GEMM (the public name), NAME(x) (a per-type private name),
- * KDESC_TYPE, GEN_MR,
- * GEN_NR (the portable micro-kernel's tile) and PICK_SIMD_KERNEL(isa)
- * (the SIMD micro-kernel for an instruction set, or NULL).
+ * KDESC_TYPE, GEN_MR, GEN_NR (the portable micro-kernel's tile) and
+ * PICK_SIMD_KERNEL(isa) (the SIMD kernels for an instruction set, or
+ * NULL). gemm.c chooses among the three paths (path_for) and says why.
  *
- * Blocking as in Goto's and BLIS's GEMM: a kc x nc panel of op(B) and an
- * mc x kc block of op(A) are packed into the workspace (B in NR-wide column
- * slivers, A in MR-tall row slivers, so the micro-kernel reads both
- * sequentially), and the micro-kernel sweeps the tiles of C. Packing is
- * where the transposes are absorbed: every (trans_a, trans_b) combination
- * reaches the same micro-kernel. */
+ * Blocked path, as in Goto's and BLIS's GEMM: a kc x nc panel of op(B)
+ * and an mc x kc block of op(A) are packed into the workspace (B in
+ * NR-wide column slivers, A in MR-tall row slivers, so the micro-kernel
+ * reads both sequentially), and the micro-kernel sweeps the tiles of C.
+ * Packing is where the transposes are absorbed: every (trans_a, trans_b)
+ * combination reaches the same micro-kernel.
+ *
+ * Direct and narrow paths (kernels in gemm_ukernel_simd.h): nothing is
+ * packed but B^T when trans_b (once, for all threads: the kernels read
+ * op(B) by rows) and, on the narrow path without trans_a, A^T in strips
+ * just before use. */
 
 /* Portable micro-kernel; the compiler vectorises the j loops at whatever
  * width the file is compiled for. */
@@ -36,7 +41,8 @@ static void NAME(generic_kernel)(int64_t kc, const REAL *restrict a,
     }
 }
 
-static const KDESC_TYPE NAME(generic) = {GEN_MR, GEN_NR, NAME(generic_kernel)};
+static const KDESC_TYPE NAME(generic) = {GEN_MR, GEN_NR, NAME(generic_kernel),
+                                         NULL, NULL, NULL};
 
 /* Copies a kc x width block that is stored transposed (element (p, w) at
  * src[w * ld + p]) into rows of `stride` elements, zero-filling columns
@@ -197,44 +203,95 @@ static void NAME(blocked)(const KDESC_TYPE *kd, bool trans_a, bool trans_b,
     }
 }
 
+/* The direct and narrow paths (gemm.c says when) on an m x n block of C,
+ * with op(B) given by rows (b, ldb): B as stored, or B^T transposed into
+ * the workspace by GEMM. `at` is this thread's room for strips of A^T
+ * (narrow path without trans_a). */
+static void NAME(direct)(const KDESC_TYPE *kd, gemm_path path, bool trans_a,
+                         int64_t m, int64_t n, int64_t k, REAL alpha,
+                         const REAL *a, int64_t lda, const REAL *b,
+                         int64_t ldb, REAL beta, REAL *c, int64_t ldc,
+                         REAL *at)
+{
+    if (path == PATH_DIRECT) {
+        kd->direct(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    if (trans_a) {
+        kd->narrow(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* op(A)'s columns made contiguous: A^T, a strip of rows at a time,
+     * transposed just before use so that it is still in L1 */
+    int64_t strip = narrow_strip(sizeof(REAL), m, k);
+    for (int64_t i = 0; i < m; i += strip) {
+        int64_t rows = m - i < strip ? m - i : strip;
+        kd->transpose(rows, k, a + i * lda, lda, at, strip);
+        kd->narrow(rows, n, k, alpha, at, strip, b, ldb, beta, c + i * ldc,
+                   ldc);
+    }
+}
+
+/* One thread's strip [lo, hi) of the columns (split_n) or rows of C, by
+ * the chosen path, packing into ws. op(B) is by rows on the direct and
+ * narrow paths (B^T already transposed when trans_b). */
+static void NAME(strip)(const KDESC_TYPE *kd, gemm_path path, bool split_n,
+                        int64_t lo, int64_t hi, bool trans_a, bool trans_b,
+                        int64_t m, int64_t n, int64_t k, REAL alpha,
+                        const REAL *a, int64_t lda, const REAL *b, int64_t ldb,
+                        REAL beta, REAL *c, int64_t ldc, void *ws,
+                        int64_t a_bytes, int64_t b_bytes)
+{
+    if (split_n) {
+        b = trans_b && path == PATH_BLOCKED ? b + lo * ldb : b + lo;
+        c += lo;
+        n = hi - lo;
+    } else {
+        a = trans_a ? a + lo : a + lo * lda;
+        c += lo * ldc;
+        m = hi - lo;
+    }
+    if (path == PATH_BLOCKED)
+        NAME(blocked)(kd, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                      beta, c, ldc, ws, a_bytes, b_bytes);
+    else
+        NAME(direct)(kd, path, trans_a, m, n, k, alpha, a, lda, b, ldb, beta,
+                     c, ldc, ws);
+}
+
 #ifdef _OPENMP
 /* Runs the product on plan.threads threads, each on a strip of whole
- * tiles (see gemm.c). If OpenMP grants a smaller team than asked, one
- * thread runs it all: the slices were sized for the full team. */
-static void NAME(threaded)(const KDESC_TYPE *kd, gemm_plan plan, bool trans_a,
-                           bool trans_b, int64_t m, int64_t n, int64_t k,
-                           REAL alpha, const REAL *a, int64_t lda,
-                           const REAL *b, int64_t ldb, REAL beta, REAL *c,
-                           int64_t ldc, void *workspace)
+ * tiles (see gemm.c) with its own slice of the workspace from `base`. If
+ * OpenMP grants a smaller team than asked, one thread runs it all: the
+ * slices were sized for the full team. */
+static void NAME(threaded)(const KDESC_TYPE *kd, gemm_plan plan,
+                           gemm_path path, bool trans_a, bool trans_b,
+                           int64_t m, int64_t n, int64_t k, REAL alpha,
+                           const REAL *a, int64_t lda, const REAL *b,
+                           int64_t ldb, REAL beta, REAL *c, int64_t ldc,
+                           char *base, size_t slice)
 {
     const int p = plan.threads;
     const int64_t unit = plan.split_n ? kd->nr : kd->mr;
     const int64_t extent = plan.split_n ? n : m;
     const int64_t tiles = (extent + unit - 1) / unit;
-    const size_t slice = slice_bytes(sizeof(REAL), m, n, k, plan);
     double start = omp_get_wtime(), own_done = start;
 #pragma omp parallel num_threads(p)
     {
         int t = omp_get_thread_num();
         if (omp_get_num_threads() != p) {
             if (t == 0)
-                NAME(blocked)(kd, trans_a, trans_b, m, n, k, alpha, a, lda, b,
-                              ldb, beta, c, ldc, workspace, GEMM_A_BYTES,
-                              GEMM_B_BYTES);
+                NAME(strip)(kd, path, plan.split_n, 0, extent, trans_a,
+                            trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                            ldc, base, GEMM_A_BYTES, GEMM_B_BYTES);
         } else {
             int64_t lo = tiles * t / p * unit;
             int64_t hi = min64(tiles * (t + 1) / p * unit, extent);
-            void *ws = (char *)workspace + (size_t)t * slice;
-            if (lo < hi && plan.split_n)
-                NAME(blocked)(kd, trans_a, trans_b, m, hi - lo, k, alpha, a,
-                              lda, trans_b ? b + lo * ldb : b + lo, ldb, beta,
-                              c + lo, ldc, ws, GEMM_A_BYTES / p,
-                              GEMM_B_BYTES / p);
-            else if (lo < hi)
-                NAME(blocked)(kd, trans_a, trans_b, hi - lo, n, k, alpha,
-                              trans_a ? a + lo : a + lo * lda, lda, b, ldb,
-                              beta, c + lo * ldc, ldc, ws, GEMM_A_BYTES / p,
-                              GEMM_B_BYTES / p);
+            if (lo < hi)
+                NAME(strip)(kd, path, plan.split_n, lo, hi, trans_a, trans_b,
+                            m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                            base + (size_t)t * slice, GEMM_A_BYTES / p,
+                            GEMM_B_BYTES / p);
         }
         if (t == 0)
             own_done = omp_get_wtime();
@@ -256,19 +313,40 @@ void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     const KDESC_TYPE *kd = PICK_SIMD_KERNEL(nb_isa_active());
     if (!kd)
         kd = &NAME(generic);
+    /* decided on the whole product, so every strip takes the same path */
+    const gemm_path path = path_for(sizeof(REAL), m, n, k, trans_a, trans_b,
+                                    kd->direct != NULL, kd->narrow != NULL,
+                                    kd->transpose != NULL);
+    char *base = workspace;
+    if (path != PATH_BLOCKED) {
+        /* op(B) by rows for every thread: B^T made once */
+        if (trans_b) {
+            int64_t ld = round_up(n, kd->nr);
+            if (kd->transpose)
+                kd->transpose(n, k, b, ldb, workspace, ld);
+            else
+                NAME(pack_transposed)(b, ldb, k, (int)n, (int)ld, workspace);
+            b = workspace;
+            ldb = ld;
+        }
+        base += direct_bt_bytes(sizeof(REAL), m, n, k);
+    }
 #ifdef _OPENMP
     /* the thread count is asked only of products big enough to use it */
     gemm_plan plan = plan_for(m, n, k, nb_kernel_threads_max());
     if (plan.threads > 1)
         plan = plan_for(m, n, k, nb_kernel_threads());
     if (plan.threads > 1) {
-        NAME(threaded)(kd, plan, trans_a, trans_b, m, n, k, alpha, a, lda, b,
-                       ldb, beta, c, ldc, workspace);
+        size_t slice = path == PATH_BLOCKED
+                           ? slice_bytes(sizeof(REAL), m, n, k, plan)
+                           : direct_at_bytes(sizeof(REAL), m, n, k);
+        NAME(threaded)(kd, plan, path, trans_a, trans_b, m, n, k, alpha, a,
+                       lda, b, ldb, beta, c, ldc, base, slice);
         return;
     }
 #endif
-    NAME(blocked)(kd, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                  c, ldc, workspace, GEMM_A_BYTES, GEMM_B_BYTES);
+    NAME(strip)(kd, path, false, 0, m, trans_a, trans_b, m, n, k, alpha, a,
+                lda, b, ldb, beta, c, ldc, base, GEMM_A_BYTES, GEMM_B_BYTES);
 }
 
 #undef REAL
