@@ -3,13 +3,20 @@
  *   gemm     GFLOP/s (2 m n k flops per product) of nabla's internal GEMM
  *            (nb_gemm_f32 from src/kernels, with its workspace) on the
  *            eight products of one batch-64 step of the 784-256-128-10 MLP
- *            and on 1024^3, next to OpenBLAS's cblas_sgemm on the same
- *            operands in the same process (when built with OpenBLAS; its
- *            kernel follows OPENBLAS_CORETYPE, so bench/run runs this
- *            section with and without the pin). Forward: Y = X W
+ *            and on 1024^3, next to three packaged peers on the same
+ *            operands in the same process, each when built with it:
+ *            OpenBLAS's cblas_sgemm (its kernel follows OPENBLAS_CORETYPE,
+ *            so bench/run runs this section with and without the pin),
+ *            BLIS's typed bli_sgemm (row and column strides, so no name
+ *            clashes with OpenBLAS's cblas_sgemm/sgemm_, which BLIS also
+ *            exports) and libxsmm's JIT kernels from libxsmm_smmdispatch
+ *            (column-major: C^T = op(B)^T op(A)^T; where it generates no
+ *            kernel, libxsmm_sgemm, i.e. the linked BLAS). Forward: Y = X W
  *            (beta 0). Backward, with beta 1 since backward adds its
  *            messages: dW = X^T dY, dX = dY W^T, transposes absorbed by the
- *            GEMM's flags in both libraries.
+ *            GEMM's flags in every library. Before a peer is timed its
+ *            product is checked against nabla's (max |difference| / max
+ *            |C| <= 1e-4, else it is reported as null).
  *   eltwise  GB/s of the public graph ops relu, add, sigmoid, tanh and exp
  *            (nb_forward of one op node on constant inputs of 1M and 16M
  *            elements), bytes counted as STREAM does: those the op must
@@ -26,6 +33,9 @@
  *
  *   kernels [--only gemm|eltwise|vmath] [--reps R] [--big N]
  */
+/* dladdr and RTLD_DEFAULT name the library behind each peer's symbol. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +47,12 @@
 
 #ifdef BENCH_HAVE_OPENBLAS
 #include <cblas.h>
+#endif
+#ifdef BENCH_HAVE_BLIS
+#include <blis.h>
+#endif
+#ifdef BENCH_HAVE_LIBXSMM
+#include <libxsmm.h>
 #endif
 
 static int reps = 7;
@@ -106,7 +122,22 @@ typedef struct gemm_ctx {
     float *cm;
     int64_t lda, ldb;
     void *ws;
+#ifdef BENCH_HAVE_LIBXSMM
+    libxsmm_smmfunction xsmm; /* JIT kernel, NULL when libxsmm has none */
+#endif
 } gemm_ctx;
+
+/* The shared object that defines a symbol as the program resolves it (the
+ * peers export clashing names, so each figure names where its code came
+ * from). */
+static const char *lib_of_symbol(const char *name)
+{
+    Dl_info d;
+    void *p = dlsym(RTLD_DEFAULT, name);
+    if (p && dladdr(p, &d) && d.dli_fname)
+        return d.dli_fname;
+    return "";
+}
 
 static void run_nabla_gemm(void *p)
 {
@@ -128,6 +159,106 @@ static void run_openblas_gemm(void *p)
 }
 #endif
 
+#ifdef BENCH_HAVE_BLIS
+/* BLIS's typed API takes a row and a column stride per operand, so the
+ * row-major operands go in as they are (row stride = leading dimension,
+ * column stride 1); its names (bli_*) clash with nothing in OpenBLAS. */
+static void run_blis_gemm(void *p)
+{
+    gemm_ctx *x = p;
+    const gemm_case *c = x->c;
+    float alpha = 1.0f, beta = c->beta;
+    bli_sgemm(c->ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+              c->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, c->m, c->n, c->k,
+              &alpha, (float *)x->a, x->lda, 1, (float *)x->b, x->ldb, 1, &beta,
+              x->cm, c->n, 1);
+}
+#endif
+
+#ifdef BENCH_HAVE_LIBXSMM
+/* libxsmm is column-major. A row-major C = op(A) op(B) (m x n, ld n) is,
+ * read column-major, C^T = op(B)^T op(A)^T (n x m): libxsmm's first operand
+ * is our B (its transpose flag is our tb), its second our A (flag ta), with
+ * M = n, N = m, K = k and the same leading dimensions. */
+static int xsmm_flags(const gemm_case *c)
+{
+    return (c->tb ? LIBXSMM_GEMM_FLAG_TRANS_A : 0) |
+           (c->ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0);
+}
+
+static libxsmm_smmfunction xsmm_dispatch(const gemm_ctx *x)
+{
+    const gemm_case *c = x->c;
+    libxsmm_blasint lda = (libxsmm_blasint)x->ldb,
+                    ldb = (libxsmm_blasint)x->lda, ldc = (libxsmm_blasint)c->n;
+    float alpha = 1.0f, beta = c->beta;
+    int flags = xsmm_flags(c);
+    return libxsmm_smmdispatch((libxsmm_blasint)c->n, (libxsmm_blasint)c->m,
+                               (libxsmm_blasint)c->k, &lda, &ldb, &ldc, &alpha,
+                               &beta, &flags, NULL);
+}
+
+/* The JIT kernel when libxsmm generated one (dispatched once, outside the
+ * timing, as its users cache the pointer); otherwise libxsmm_sgemm, which
+ * hands such a product to the BLAS that the program links. */
+static void run_xsmm_gemm(void *p)
+{
+    gemm_ctx *x = p;
+    const gemm_case *c = x->c;
+    if (x->xsmm) {
+        x->xsmm(x->b, x->a, x->cm);
+        return;
+    }
+    libxsmm_blasint m = (libxsmm_blasint)c->n, n = (libxsmm_blasint)c->m,
+                    k = (libxsmm_blasint)c->k, lda = (libxsmm_blasint)x->ldb,
+                    ldb = (libxsmm_blasint)x->lda, ldc = (libxsmm_blasint)c->n;
+    float alpha = 1.0f, beta = c->beta;
+    char ta = c->tb ? 't' : 'n', tb = c->ta ? 't' : 'n';
+    libxsmm_sgemm(&ta, &tb, &m, &n, &k, &alpha, x->b, &lda, x->a, &ldb, &beta,
+                  x->cm, &ldc);
+}
+#endif
+
+/* Runs one library once on C = c0 and returns max |C - ref| / max(1,
+ * max |ref|): every peer must compute the same product as nabla (the
+ * transposes and the beta included) before its time counts. */
+static double gemm_check(work_fn fn, gemm_ctx *x, const float *c0,
+                         const float *ref)
+{
+    const gemm_case *c = x->c;
+    int64_t n = c->m * c->n;
+    memcpy(x->cm, c0, (size_t)n * sizeof(float));
+    fn(x);
+    double err = 0, scale = 1;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)x->cm[i] - (double)ref[i]);
+        err = d > err ? d : err;
+        scale = fabs((double)ref[i]) > scale ? fabs((double)ref[i]) : scale;
+    }
+    return err / scale;
+}
+
+/* Relative error above which a peer's product counts as wrong: f32 sums of
+ * at most 1024 terms of size <= 1 differ by far less between orders. */
+#define GEMM_CHECK_TOL 1e-4
+
+/* Times one peer after checking it; NAN (shown as "-") when it is wrong. */
+static double gemm_peer(const char *lib, work_fn fn, gemm_ctx *x,
+                        const float *c0, const float *ref, double *err_out)
+{
+    double err = gemm_check(fn, x, c0, ref);
+    *err_out = err;
+    if (!(err <= GEMM_CHECK_TOL)) {
+        fprintf(stderr,
+                "kernels: %s gives a wrong product on %s (relative "
+                "error %.3g); not timed\n",
+                lib, x->c->name, err);
+        return NAN;
+    }
+    memset(x->cm, 0, (size_t)(x->c->m * x->c->n) * sizeof(float));
+    return time_call(fn, x);
+}
+
 static void bench_gemm(void)
 {
     /* One batch-64 step of 784-256-128-10: three forward products, three
@@ -148,11 +279,48 @@ static void bench_gemm(void)
 #ifdef BENCH_HAVE_OPENBLAS
     openblas_set_num_threads(1);
     const char *core = openblas_get_corename();
+    /* cblas_sgemm must be OpenBLAS's, not BLIS's copy of the name. */
+    const char *ob_lib = lib_of_symbol("cblas_sgemm");
+    bool ob_ok = strstr(ob_lib, "openblas") != NULL;
+    if (!ob_ok)
+        fprintf(stderr,
+                "kernels: cblas_sgemm resolves to %s, not OpenBLAS; "
+                "OpenBLAS not timed\n",
+                ob_lib);
 #else
-    const char *core = "";
+    const char *core = "", *ob_lib = "";
+#endif
+#ifdef BENCH_HAVE_BLIS
+    /* The bench links BLIS's serial flavour when it finds it; any other
+     * flavour is held to one thread here (and by BLIS_NUM_THREADS=1 from
+     * bench/run). */
+    bli_thread_set_num_threads(1);
+    const char *blis_arch = bli_arch_string(bli_arch_query_id());
+    const char *blis_threading = bli_info_get_enable_openmp()     ? "openmp"
+                                 : bli_info_get_enable_pthreads() ? "pthreads"
+                                                                  : "none";
+    const char *blis_version = bli_info_get_version_str();
+    const char *blis_lib = lib_of_symbol("bli_sgemm");
+#else
+    const char *blis_arch = "", *blis_threading = "", *blis_version = "",
+               *blis_lib = "";
+#endif
+#ifdef BENCH_HAVE_LIBXSMM
+    libxsmm_init();
+    const char *xsmm_arch = libxsmm_get_target_arch();
+    /* The BLAS that libxsmm_sgemm falls back to. */
+    libxsmm_sgemm_function orig = libxsmm_original_sgemm();
+    const char *xsmm_blas = "";
+    Dl_info dl;
+    void *orig_p;
+    memcpy(&orig_p, &orig, sizeof orig_p);
+    if (orig_p && dladdr(orig_p, &dl) && dl.dli_fname)
+        xsmm_blas = dl.dli_fname;
+#else
+    const char *xsmm_arch = "", *xsmm_blas = "";
 #endif
     const char *pin = getenv("OPENBLAS_CORETYPE");
-    double step_flops = 0, step_nb = 0, step_ob = 0;
+    double step_flops = 0, step_nb = 0, step_ob = 0, step_bl = 0, step_xs = 0;
     for (int i = 0; i < n_cases; i++) {
         const gemm_case *c = &cases[i];
         /* Stored shapes: A is m x k, or k x m when transposed; B is k x n,
@@ -160,29 +328,58 @@ static void bench_gemm(void)
         int64_t a_rows = c->ta ? c->k : c->m, a_cols = c->ta ? c->m : c->k;
         int64_t b_rows = c->tb ? c->n : c->k, b_cols = c->tb ? c->k : c->n;
         float *a = alloc_f32(a_rows * a_cols), *b = alloc_f32(b_rows * b_cols);
-        float *cm = alloc_f32(c->m * c->n);
+        float *cm = alloc_f32(c->m * c->n), *c0 = alloc_f32(c->m * c->n);
+        float *ref = alloc_f32(c->m * c->n);
         fill_uniform(a, a_rows * a_cols, 1 + (uint64_t)i, -1, 1);
         fill_uniform(b, b_rows * b_cols, 100 + (uint64_t)i, -1, 1);
+        fill_uniform(c0, c->m * c->n, 200 + (uint64_t)i, -1, 1);
+        void *ws = aligned_alloc(
+            64, (nb_gemm_workspace_f32(c->m, c->n, c->k) + 63) / 64 * 64 + 64);
+        gemm_ctx ctx = {.c = c,
+                        .a = a,
+                        .b = b,
+                        .cm = cm,
+                        .lda = a_cols,
+                        .ldb = b_cols,
+                        .ws = ws};
+        /* nabla's product on c0 is the reference the peers are held to. */
+        memcpy(cm, c0, (size_t)(c->m * c->n) * sizeof(float));
+        run_nabla_gemm(&ctx);
+        memcpy(ref, cm, (size_t)(c->m * c->n) * sizeof(float));
         /* Backward accumulates into C, so C's values grow with every call;
          * they stay far from overflow in the calls a sample makes, and no
          * denormals arise from uniform inputs. */
         memset(cm, 0, (size_t)(c->m * c->n) * sizeof(float));
-        void *ws = aligned_alloc(64, (nb_gemm_workspace_f32(c->m, c->n, c->k) +
-                                      63) / 64 * 64 + 64);
-        gemm_ctx ctx = {c, a, b, cm, a_cols, b_cols, ws};
         double flops = 2.0 * (double)c->m * (double)c->n * (double)c->k;
         double t_nb = time_call(run_nabla_gemm, &ctx);
-        double t_ob = NAN;
+        double t_ob = NAN, t_bl = NAN, t_xs = NAN;
+        double e_ob = NAN, e_bl = NAN, e_xs = NAN;
+        const char *xsmm_path = "";
 #ifdef BENCH_HAVE_OPENBLAS
-        t_ob = time_call(run_openblas_gemm, &ctx);
+        if (ob_ok)
+            t_ob =
+                gemm_peer("OpenBLAS", run_openblas_gemm, &ctx, c0, ref, &e_ob);
+#endif
+#ifdef BENCH_HAVE_BLIS
+        t_bl = gemm_peer("BLIS", run_blis_gemm, &ctx, c0, ref, &e_bl);
+#endif
+#ifdef BENCH_HAVE_LIBXSMM
+        ctx.xsmm = xsmm_dispatch(&ctx);
+        xsmm_path = ctx.xsmm ? "jit" : "blas";
+        t_xs = gemm_peer("libxsmm", run_xsmm_gemm, &ctx, c0, ref, &e_xs);
 #endif
         if (i < 8) {
             step_flops += flops;
             step_nb += t_nb;
             step_ob += t_ob;
+            step_bl += t_bl;
+            step_xs += t_xs;
         }
-        bench_log("gemm %-32s nabla %6.1f GFLOP/s   openblas %6.1f GFLOP/s\n",
-                  c->name, flops / t_nb * 1e-9, flops / t_ob * 1e-9);
+        bench_log("gemm %-32s nabla %6.1f  openblas %6.1f  blis %6.1f  "
+                  "libxsmm %6.1f%s GFLOP/s\n",
+                  c->name, flops / t_nb * 1e-9, flops / t_ob * 1e-9,
+                  flops / t_bl * 1e-9, flops / t_xs * 1e-9,
+                  strcmp(xsmm_path, "blas") ? "" : " (blas)");
         bench_json j;
         bench_json_begin(&j, "gemm");
         bench_json_str(&j, "name", c->name);
@@ -193,11 +390,19 @@ static void bench_gemm(void)
         bench_json_num(&j, "trans_b", c->tb);
         bench_json_num(&j, "nabla_gflops", flops / t_nb * 1e-9);
         bench_json_num(&j, "openblas_gflops", flops / t_ob * 1e-9);
+        bench_json_num(&j, "blis_gflops", flops / t_bl * 1e-9);
+        bench_json_num(&j, "libxsmm_gflops", flops / t_xs * 1e-9);
+        bench_json_str(&j, "libxsmm_path", xsmm_path);
+        bench_json_num(&j, "openblas_check_err", e_ob);
+        bench_json_num(&j, "blis_check_err", e_bl);
+        bench_json_num(&j, "libxsmm_check_err", e_xs);
         bench_json_str(&j, "openblas_core", core);
         bench_json_str(&j, "openblas_coretype_env", pin ? pin : "");
         bench_json_str(&j, "nabla_isa", nb_vm_isa());
         bench_json_end(&j);
         free(ws);
+        free(ref);
+        free(c0);
         free(cm);
         free(b);
         free(a);
@@ -207,8 +412,27 @@ static void bench_gemm(void)
     bench_json_str(&j, "name", "8 GEMMs of one batch-64 step");
     bench_json_num(&j, "nabla_gflops", step_flops / step_nb * 1e-9);
     bench_json_num(&j, "openblas_gflops", step_flops / step_ob * 1e-9);
+    bench_json_num(&j, "blis_gflops", step_flops / step_bl * 1e-9);
+    bench_json_num(&j, "libxsmm_gflops", step_flops / step_xs * 1e-9);
     bench_json_str(&j, "openblas_core", core);
     bench_json_str(&j, "openblas_coretype_env", pin ? pin : "");
+    bench_json_end(&j);
+    bench_json_begin(&j, "gemm_libs");
+    bench_json_str(&j, "openblas_lib", ob_lib);
+    bench_json_str(&j, "openblas_core", core);
+    bench_json_str(&j, "blis_version", blis_version);
+    bench_json_str(&j, "blis_arch", blis_arch);
+    bench_json_str(&j, "blis_threading", blis_threading);
+    bench_json_str(&j, "blis_lib", blis_lib);
+    bench_json_str(&j, "libxsmm_version",
+#ifdef BENCH_HAVE_LIBXSMM
+                   LIBXSMM_CONFIG_VERSION
+#else
+                   ""
+#endif
+    );
+    bench_json_str(&j, "libxsmm_arch", xsmm_arch);
+    bench_json_str(&j, "libxsmm_fallback_blas", xsmm_blas);
     bench_json_end(&j);
 }
 
