@@ -1,6 +1,7 @@
 /* Whole graphs with hand-derived gradients: the regularised logistic unit
  * where w fans out, a parameter shared by two layers, and reuse across
- * feeds. */
+ * feeds; and how nodes are stored (inputs, names, blocks, failed
+ * constructors, the cached order). */
 #include "test_util.h"
 
 static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
@@ -139,11 +140,12 @@ static void test_checking_mode(void)
     nb_graph_free(g);
 }
 
-/* The graph's 32-bit epoch counters wrap around: every stamp of the kind
+/* The graph's 16-bit epoch counters wrap around: every stamp of the kind
  * that wrapped is forgotten, so a stamp taken long ago cannot match the
  * restarted counter. The counters are set near the limit through the
  * internal header (no hook in the library). Each case arranges that, had
- * the stamps not been reset, a stale stamp would equal the counter again. */
+ * the stamps not been reset, a stale stamp would equal the counter again.
+ * (test_epoch_wrap_public wraps them the long way.) */
 #include "core/internal.h"
 
 static void test_epoch_wrap(void)
@@ -164,10 +166,10 @@ static void test_epoch_wrap(void)
         nb_graph_free(g);
         return;
     }
-    uint32_t y_shape = y->shape_epoch;
+    nb_epoch y_shape = y->shape_epoch;
 
     /* Shape epoch: y was inferred for the batch of 2 at y_shape. */
-    g->shape_epoch = UINT32_MAX;
+    g->shape_epoch = NB_EPOCH_MAX;
     CHECK(nb_feed(g, x, 1, SHAPE(3), xs) == NB_OK, "%s", nb_graph_error(g));
     CHECK(g->shape_epoch == 1, "the counter restarted (%u)", g->shape_epoch);
     while (g->shape_epoch + 1 < y_shape)
@@ -182,16 +184,22 @@ static void test_epoch_wrap(void)
     double want = tanh(0.5) + tanh(-1.0) + tanh(2.0) + tanh(0.25);
     CHECK_NEAR(nb_tensor_get(nb_node_grad(w), 0), want, 1e-12);
 
-    /* Value epoch: y was evaluated at stamp v; after a wrap and as many
+    /* Value epoch: L was evaluated at stamp v; after a wrap and as many
      * feeds as bring the counter back to v, backward must still ask for a
-     * forward. */
-    uint32_t v = L->evaluated;
-    g->value_epoch = UINT32_MAX;
+     * forward. A feed moves the counter only when some node holds its
+     * value, so another target (L2, off x's path) is evaluated between
+     * feeds. */
+    nb_epoch v = L->evaluated;
+    g->value_epoch = NB_EPOCH_MAX;
     CHECK(nb_feed(g, x, 1, SHAPE(4), xs) == NB_OK, "%s", nb_graph_error(g));
     CHECK(g->value_epoch == 1, "the counter restarted (%u)", g->value_epoch);
+    CHECK(nb_feed(g, x, 1, SHAPE(4), xs) == NB_OK && g->value_epoch == 1,
+          "a feed with no value computed since leaves it (%u)",
+          g->value_epoch);
     while (g->value_epoch < v)
-        CHECK(nb_feed(g, x, 1, SHAPE(4), xs) == NB_OK, "%s",
-              nb_graph_error(g));
+        CHECK(nb_forward(g, L2) == NB_OK &&
+                  nb_feed(g, x, 1, SHAPE(4), xs) == NB_OK,
+              "%s", nb_graph_error(g));
     CHECK(g->value_epoch == v, "the counter is back at %u", v);
     CHECK(nb_backward(g, L) == NB_ERR_STATE,
           "a value from before the wrap is not current");
@@ -201,10 +209,10 @@ static void test_epoch_wrap(void)
      * its path) wrap the counter and bring it back to e. */
     CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
           nb_graph_error(g));
-    uint32_t e = w->grad_epoch;
+    nb_epoch e = w->grad_epoch;
     CHECK(nb_node_grad(w) != NULL, "w has a gradient");
     CHECK(nb_forward(g, L2) == NB_OK, "%s", nb_graph_error(g));
-    g->grad_epoch = UINT32_MAX;
+    g->grad_epoch = NB_EPOCH_MAX;
     CHECK(nb_backward(g, L2) == NB_OK, "%s", nb_graph_error(g));
     CHECK(g->grad_epoch == 1, "the counter restarted (%u)", g->grad_epoch);
     while (g->grad_epoch < e)
@@ -216,6 +224,208 @@ static void test_epoch_wrap(void)
     nb_graph_free(g);
 }
 
+/* The epoch counters wrap the long way, through the public API: a training
+ * loop runs past 65536 feeds and backwards while an old value and an old
+ * gradient stay behind, and at no point do they pass for current ones. */
+static void test_epoch_wrap_public(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 1, SHAPE(NB_DYNAMIC));
+    nb_node *w = nb_param(g, "w", NB_F64, 0, NULL);
+    nb_node *u = nb_param(g, "u", NB_F64, 0, NULL);
+    SET(w, 2.0);
+    SET(u, 3.0);
+    nb_node *L = nb_sum(g, nb_mul(g, nb_tanh(g, x), w));
+    nb_node *L2 = nb_mul(g, u, u); /* off x's path */
+    const double xs[2] = {0.5, -0.25};
+    CHECK(L && L2 && nb_forward(g, L2) == NB_OK && nb_backward(g, L2) == NB_OK,
+          "%s", nb_graph_error(g));
+    CHECK(nb_node_grad(u) != NULL, "u has a gradient");
+    int stale_value = 0, stale_grad = 0, wrong = 0;
+    for (int step = 0; step < 65536 + 64; step++) {
+        int64_t batch = 1 + step % 2; /* a new shape every feed */
+        if (nb_feed(g, x, 1, SHAPE(batch), xs) != NB_OK ||
+            nb_forward(g, L) != NB_OK || nb_backward(g, L) != NB_OK) {
+            wrong++;
+            break;
+        }
+        double want = 0;
+        for (int i = 0; i < batch; i++)
+            want += tanh(xs[i]);
+        wrong += fabs(nb_tensor_get(nb_node_grad(w), 0) - want) > 1e-12;
+        stale_grad += nb_node_grad(u) != NULL;
+        /* L2's value was computed before all these feeds. */
+        stale_value += nb_backward(g, L2) != NB_ERR_STATE;
+        nb_graph_clear_error(g);
+    }
+    CHECK(wrong == 0, "%d steps went wrong: %s", wrong, nb_graph_error(g));
+    CHECK(stale_grad == 0, "u's old gradient passed for current %d times",
+          stale_grad);
+    CHECK(stale_value == 0, "L2's old value passed for current %d times",
+          stale_value);
+    nb_graph_free(g);
+}
+
+/* Nodes keep their inputs in one of three ways (a single input in the
+ * node, a list, a list followed by attributes) and find their graph and
+ * their names through their block: each must read back the same. */
+static void test_node_storage(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", NB_F64, 1, SHAPE(2));
+    nb_node *y = nb_param(g, "y", NB_F64, 1, SHAPE(2));
+    SET(x, 0.5, -1.0);
+    SET(y, 2.0, 3.0);
+    nb_node *t = nb_tanh(g, x);      /* one input, no attributes */
+    nb_node *s = nb_scale(g, x, 3.0); /* one input and an attribute */
+    nb_node *a = nb_add(g, x, y);    /* two inputs */
+    nb_node *cat = nb_concat(g, 3, (nb_node *const[]){t, s, a}, 0);
+    nb_node *L = nb_sum(g, nb_mul(g, cat, cat));
+    CHECK(L != NULL, "build: %s", nb_graph_error(g));
+    if (!L) {
+        nb_graph_free(g);
+        return;
+    }
+    CHECK(nb_node_input_count(t) == 1 && nb_node_input(t, 0) == x &&
+              nb_node_input(t, 1) == NULL,
+          "tanh reads back its input");
+    CHECK(nb_node_input_count(s) == 1 && nb_node_input(s, 0) == x,
+          "scale reads back its input");
+    CHECK(nb_node_input(a, 0) == x && nb_node_input(a, 1) == y,
+          "add reads back its inputs");
+    CHECK(nb_node_input(cat, 0) == t && nb_node_input(cat, 1) == s &&
+              nb_node_input(cat, 2) == a,
+          "concat reads back its inputs");
+    CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
+          nb_graph_error(g));
+    /* L = sum tanh(x)^2 + sum (3x)^2 + sum (x + y)^2;
+     * dL/dx = 2 tanh(x) (1 - tanh(x)^2) + 18 x + 2 (x + y). */
+    const double xs[2] = {0.5, -1.0}, ys[2] = {2.0, 3.0};
+    double want = 0;
+    for (int i = 0; i < 2; i++)
+        want += tanh(xs[i]) * tanh(xs[i]) + 9 * xs[i] * xs[i] +
+                (xs[i] + ys[i]) * (xs[i] + ys[i]);
+    CHECK_NEAR(nb_tensor_get(nb_node_value(L), 0), want, 1e-12);
+    for (int i = 0; i < 2; i++) {
+        double th = tanh(xs[i]);
+        CHECK_NEAR(nb_tensor_get(nb_node_grad(x), i),
+                   2 * th * (1 - th * th) + 18 * xs[i] + 2 * (xs[i] + ys[i]),
+                   1e-12);
+        CHECK_NEAR(nb_tensor_get(nb_node_grad(y), i), 2 * (xs[i] + ys[i]),
+                   1e-12);
+    }
+
+    /* Past the first block of nodes: graph, id, names and the other
+     * graph's check work the same there. */
+    nb_node *c = nb_scalar(g, NB_F64, 1.0);
+    nb_node *h = c;
+    while (h && nb_node_id(h) < 9000)
+        h = nb_add(g, h, c);
+    CHECK(h != NULL, "long build: %s", nb_graph_error(g));
+    nb_node *deep = nb_graph_node(g, 8500);
+    CHECK(deep && nb_node_graph(deep) == g && nb_node_id(deep) == 8500,
+          "node 8500 knows its graph and id");
+    CHECK(deep && strcmp(nb_node_name(deep), "add#8500") == 0,
+          "default name '%s'", deep ? nb_node_name(deep) : "?");
+    nb_node_set_name(nb_graph_node(g, 8400), "renamed");
+    CHECK(nb_graph_find(g, "renamed") == nb_graph_node(g, 8400),
+          "a name set in a later block is found");
+    CHECK(strcmp(nb_node_name(nb_graph_node(g, 8401)), "add#8401") == 0,
+          "its neighbour keeps the default name");
+    nb_graph *g2 = nb_graph_new();
+    nb_node *other = nb_scalar(g2, NB_F64, 1.0);
+    CHECK(nb_add(g2, other, deep) == NULL, "a node of another graph");
+    CHECK_ERROR(g2, "belongs to another graph");
+    nb_graph_free(g2);
+    nb_graph_free(g);
+}
+
+/* Fails the next allocation of exactly `fail_size` bytes (once armed). */
+static size_t fail_size;
+
+static void *failing_alloc(size_t size, size_t align, void *user)
+{
+    (void)user;
+    if (fail_size && size == fail_size) {
+        fail_size = 0;
+        return NULL;
+    }
+    void *p = NULL;
+    return posix_memalign(&p, align, size) == 0 ? p : NULL;
+}
+
+static void plain_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+/* A constructor that fails leaves no node behind, and nothing of it (a
+ * name) passes to the node built next in its place. */
+static void test_failed_constructor(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", NB_F32, 1, SHAPE(2));
+    int64_t count = nb_graph_node_count(g);
+    /* Rejected by its shape rule. */
+    CHECK(nb_add(g, x, nb_param(g, "y", NB_F32, 1, SHAPE(3))) == NULL,
+          "add of [2] and [3]");
+    CHECK_ERROR(g, "add");
+    count++; /* y itself was built */
+    CHECK(nb_graph_node_count(g) == count, "no node left (%lld)",
+          (long long)nb_graph_node_count(g));
+    /* Out of memory after its name was stored: 1000 f32 take a heap buffer
+     * of 4032 bytes (rounded up to 64). */
+    nb_set_allocator(&(nb_allocator){failing_alloc, plain_free, NULL});
+    fail_size = 4032;
+    nb_node *big = nb_param(g, "big", NB_F32, 1, SHAPE(1000));
+    nb_set_allocator(NULL);
+    CHECK(big == NULL && fail_size == 0, "the allocation failed");
+    CHECK_ERROR(g, "out of memory");
+    CHECK(nb_graph_node_count(g) == count, "no node left (%lld)",
+          (long long)nb_graph_node_count(g));
+    nb_node *next = nb_tanh(g, x);
+    CHECK(next && nb_node_id(next) == count, "the next node takes the id");
+    CHECK(next && strcmp(nb_node_name(next), "tanh#2") == 0,
+          "and not the failed one's name: '%s'", next ? nb_node_name(next) : "?");
+    CHECK(nb_graph_find(g, "big") == NULL, "no node is called 'big'");
+    nb_graph_free(g);
+}
+
+/* Building on an input whose new batch no longer fits an older node fails
+ * (see test_core's dynamic batch tests); the cached order of another
+ * target must survive that attempt, since the planner's marks are where
+ * the order lives. */
+static void test_order_survives_failed_refresh(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 2, SHAPE(NB_DYNAMIC, 2));
+    nb_node *c = nb_constant(g, "c", NB_F64, 2, SHAPE(2, 2));
+    nb_node *z = nb_param(g, "z", NB_F64, 0, NULL);
+    SET(c, 1.0, 2.0, 3.0, 4.0);
+    SET(z, 0.5);
+    nb_node *b = nb_tanh(g, z);
+    nb_node *a = nb_add(g, x, c); /* fits batches of 1 and 2 only */
+    nb_node *L = nb_add(g, nb_sum(g, a), b);
+    const double xs[6] = {1, 1, 1, 1, 1, 1};
+    CHECK(nb_feed(g, x, 2, SHAPE(2, 2), xs) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(L && nb_forward(g, L) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_value(L), 0), 14 + tanh(0.5), 1e-12);
+
+    SET(z, -2.0);
+    CHECK(nb_feed(g, x, 2, SHAPE(3, 2), xs) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_tanh(g, a) == NULL, "a no longer fits the batch of 3");
+    CHECK_ERROR(g, "no longer fits");
+    CHECK(nb_feed(g, x, 2, SHAPE(2, 2), xs) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_value(L), 0), 14 + tanh(-2.0), 1e-12);
+    CHECK(nb_node_grad(z) != NULL, "z has a gradient");
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(z), 0), 1 - tanh(-2.0) * tanh(-2.0),
+               1e-12);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     test_checking_mode();
@@ -224,5 +434,9 @@ int main(void)
     test_shared_parameter();
     test_gradcheck_catches_silent_backward();
     test_epoch_wrap();
+    test_epoch_wrap_public();
+    test_node_storage();
+    test_failed_constructor();
+    test_order_survives_failed_refresh();
     return tu_finish("graph");
 }

@@ -39,8 +39,9 @@ struct nb_tensor {
     bool shape_shared : 1;  /* the row is one of the graph's shared rows */
 };
 
-/* What only some nodes need, allocated from the arena on first use so that
- * the common node does not carry it. */
+/* What only some nodes need (a name, an op's scratch), kept out of the node
+ * in a side table of its block (nb_node_block.cold) and made on first use,
+ * so that the common node does not pay for it. */
 struct nb_node_cold {
     const char *name;
     void *scratch;
@@ -48,23 +49,35 @@ struct nb_node_cold {
     size_t workspace_bytes; /* transient need, from infer */
 };
 
-/* Epoch stamps are 32 bits wide to keep nodes small; when a graph counter
- * would wrap, every node's stamps are reset (nb_epoch_wrap), so an old stamp
- * can never be mistaken for a current one. */
+/* Epoch stamps are 16 bits wide to keep nodes small. When a graph counter
+ * would wrap, every node's stamps of that kind are reset (nb_epoch_next),
+ * so an old stamp can never be mistaken for a current one; that sweep
+ * comes once in 65535 bumps, and the value epoch only moves when some node
+ * holds it (nb_values_stale), so building nodes does not move it. */
+typedef uint16_t nb_epoch;
+#define NB_EPOCH_MAX UINT16_MAX
+
+/* A graph may hold millions of scalar nodes, so every field here is paid
+ * per node (96 bytes in all; see "Node memory" in docs/design.md): what a
+ * node can find elsewhere (its graph, its cold part) is found through its
+ * block, and a single input needs no list of its own. */
 struct nb_node {
-    nb_graph *graph;
     const nb_op *op; /* NULL for leaves */
-    /* The input list; the op's attributes follow it in the same block (see
-     * nb_node_attrs). */
-    nb_node **inputs;
-    struct nb_node_cold *cold; /* NULL until a name or scratch is needed */
+    /* The inputs, read through nb_node_inputs. The one input of an op
+     * without attributes (activations, most unary ops) is kept in the
+     * node; any other list lives in the arena with the op's attributes
+     * after it (see nb_node_attrs). */
+    union {
+        nb_node *one;   /* when input_inline */
+        nb_node **list; /* otherwise; NULL without inputs or attributes */
+    } in;
     nb_tensor value;
     nb_tensor grad;
     int32_t id;              /* a graph holds fewer than NB_MAX_NODES nodes */
-    uint32_t shape_epoch;    /* graph shape epoch this node was inferred at */
-    uint32_t evaluated;      /* graph value epoch at the last forward; 0 never */
-    uint32_t grad_epoch;     /* graph grad epoch of the gradient held */
     int n_inputs;
+    nb_epoch shape_epoch;    /* graph shape epoch this node was inferred at */
+    nb_epoch evaluated;      /* graph value epoch at the last forward; 0 never */
+    nb_epoch grad_epoch;     /* graph grad epoch of the gradient held */
     uint8_t kind;            /* an nb_node_kind */
     bool trainable : 1;      /* parameters */
     bool requires_grad : 1;  /* inputs */
@@ -72,10 +85,58 @@ struct nb_node {
     bool fed : 1;            /* inputs: fed at least once */
     bool dynamic_batch : 1;  /* inputs: shape[0] set by each feed */
     bool holds_value : 1;    /* leaves: the value is always usable */
+    bool input_inline : 1;   /* in.one holds the only input */
+    bool has_cold : 1;       /* nb_node_cold_get finds a cold part */
 };
 
-/* Node ids fit 32 bits: the node would take 256 GiB before the limit. */
+/* A field more per node is a choice, not an accident (on 64-bit targets). */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct nb_node) == 96,
+               "struct nb_node grew: update docs/design.md and test_chain");
+
+/* Node ids fit 32 bits: the nodes would take 192 GiB before the limit. */
 #define NB_MAX_NODES INT32_MAX
+
+/* Nodes live in blocks that never move, so a node pointer stays valid as
+ * the graph grows. The block starts with what its nodes share, found from
+ * any node by its id: node n is nodes[n->id % NB_NODES_PER_BLOCK]. */
+#define NB_NODES_PER_BLOCK 4096
+
+struct nb_node_block {
+    nb_graph *graph;
+    /* NB_NODES_PER_BLOCK cold parts, indexed like nodes; NULL until a node
+     * of the block needs one (most blocks of a big graph never do). */
+    struct nb_node_cold **cold;
+    nb_node nodes[];
+};
+
+/* The block holding n (a node of a block, not a copy). */
+static inline struct nb_node_block *nb_node_block_of(const nb_node *n)
+{
+    const nb_node *first = n - (uint32_t)n->id % NB_NODES_PER_BLOCK;
+    return (struct nb_node_block *)((char *)first -
+                                    offsetof(struct nb_node_block, nodes));
+}
+
+/* The graph that owns n. */
+static inline nb_graph *nb_node_owner(const nb_node *n)
+{
+    return nb_node_block_of(n)->graph;
+}
+
+/* The node's cold part, or NULL when it has none. The flag spares the
+ * executor a look-up per node (most have none). */
+static inline struct nb_node_cold *nb_node_cold_get(const nb_node *n)
+{
+    return n->has_cold
+               ? nb_node_block_of(n)->cold[(uint32_t)n->id % NB_NODES_PER_BLOCK]
+               : NULL;
+}
+
+/* The input list: n->n_inputs entries. */
+static inline nb_node *const *nb_node_inputs(const nb_node *n)
+{
+    return n->input_inline ? &n->in.one : n->in.list;
+}
 
 /* Where the attributes start after an input list of n entries: aligned as
  * the arena aligns any block. */
@@ -84,18 +145,19 @@ static inline size_t nb_attrs_offset(int n_inputs)
     return ((size_t)n_inputs * sizeof(nb_node *) + 15) & ~(size_t)15;
 }
 
-/* The op's attribute block, or NULL when the op takes none. */
+/* The op's attribute block, or NULL when the op takes none. An op with
+ * attributes always keeps its inputs in the arena block before them. */
 static inline void *nb_node_attrs(const nb_node *n)
 {
     return n->op && n->op->attr_size
-               ? (char *)n->inputs + nb_attrs_offset(n->n_inputs)
+               ? (char *)n->in.list + nb_attrs_offset(n->n_inputs)
                : NULL;
 }
 
 typedef struct nb_arena_chunk nb_arena_chunk;
 
 struct nb_graph {
-    nb_node **node_blocks;  /* nodes live in blocks that never move */
+    struct nb_node_block **blocks;
     int64_t n_blocks, cap_blocks;
     int64_t n_nodes;
     nb_arena_chunk *arena;  /* names, attributes, input lists, tiny buffers */
@@ -106,10 +168,11 @@ struct nb_graph {
     uint64_t rng[4];
 
     uint64_t version;     /* bumped by anything that changes the plan */
-    uint32_t shape_epoch; /* bumped when an input is fed a new shape */
-    uint32_t value_epoch; /* bumped by every feed and plan change: values
-                             computed before are stale */
-    uint32_t grad_epoch;  /* bumped by every non-accumulating backward */
+    nb_epoch shape_epoch; /* bumped when an input is fed a new shape */
+    nb_epoch value_epoch; /* bumped by feeds and plan changes: values
+                             computed before are stale (nb_values_stale) */
+    nb_epoch grad_epoch;  /* bumped by every non-accumulating backward */
+    bool value_epoch_held; /* some node was evaluated at value_epoch */
 
     /* The cached topological order for order_target. */
     nb_node *order_target;
@@ -179,15 +242,23 @@ int nb_set_error(nb_graph *g, int code, const char *fmt, ...)
 int nb_set_error_v(nb_graph *g, int code, const char *fmt, va_list ap);
 
 /* ---- graph internals ---- */
-nb_node *nb_graph_node_at(const nb_graph *g, int64_t id);
+/* The node of an id below g->n_nodes (or of the slot next_slot handed out). */
+static inline nb_node *nb_graph_node_at(const nb_graph *g, int64_t id)
+{
+    uint64_t i = (uint64_t)id; /* not negative: a shift and a mask */
+    return &g->blocks[i / NB_NODES_PER_BLOCK]->nodes[i % NB_NODES_PER_BLOCK];
+}
+
 /* Runs an op node's shape rule on its current input shapes and updates its
  * value tensor's shape and scratch size (no data allocation). */
 int nb_infer_node(nb_graph *g, nb_node *n);
 /* Fills the fields of `call` shared by infer, forward and backward. */
 void nb_make_call(nb_graph *g, nb_node *n, nb_op_call *call);
-/* Bumps one of the graph's 32-bit epoch counters; on wrap-around resets the
- * stamps of every node so none matches a reused value. */
-uint32_t nb_epoch_next(nb_graph *g, uint32_t *counter);
+/* Bumps one of the graph's epoch counters; on wrap-around resets the stamps
+ * of every node so none matches a reused value. */
+nb_epoch nb_epoch_next(nb_graph *g, nb_epoch *counter);
+/* Makes every computed value stale (a feed, a plan change). */
+void nb_values_stale(nb_graph *g);
 /* The node's cold part, created on first use; NULL when out of memory. */
 struct nb_node_cold *nb_node_cold(nb_node *n);
 /* Computes (or reuses) the topological order of the nodes `target` needs,

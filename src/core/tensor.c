@@ -124,11 +124,12 @@ int nb_tensor_set_shape(nb_tensor *t, nb_graph *g, nb_dtype dtype, int rank,
 }
 
 /* Tiny buffers are aligned to their own size rounded up to a power of two
- * (at most 64): a vector load of the whole buffer stays aligned, and a
- * 4-byte scalar does not take 64 bytes of the arena. */
+ * (at most 64): a vector load of the whole buffer stays aligned, and an f32
+ * scalar takes 4 bytes of the arena, not 64 (nor 8: a million-node scalar
+ * chain holds two per node). */
 static size_t tiny_align(size_t bytes)
 {
-    size_t a = 8;
+    size_t a = 4;
     while (a < bytes && a < NB_ALIGN)
         a *= 2;
     return a;

@@ -119,8 +119,9 @@ static void put_node(FILE *f, const nb_node *n, const nb_tensor *value,
 static void put_edges(FILE *f, const nb_node *n, const nb_trace *t,
                       int64_t entry)
 {
+    nb_node *const *in = nb_node_inputs(n);
     for (int i = 0; i < n->n_inputs; i++) {
-        fprintf(f, "  n%lld -> n%lld", (long long)n->inputs[i]->id,
+        fprintf(f, "  n%lld -> n%lld", (long long)in[i]->id,
                 (long long)n->id);
         const nb_tensor *msg = t ? nb_trace_out_message(t, entry, i) : NULL;
         bool slot = n->n_inputs > 1;
@@ -174,7 +175,7 @@ int nb_graph_write_dot(nb_graph *g, const nb_node *target, FILE *f,
         return NB_ERR_ARG;
     if (!f)
         return nb_set_error(g, NB_ERR_ARG, "write_dot: file is NULL");
-    if (target && target->graph != g)
+    if (target && nb_node_owner(target) != g)
         return nb_set_error(g, NB_ERR_ARG,
                             "write_dot: node '%s' belongs to another graph",
                             nb_node_name(target));
@@ -192,8 +193,9 @@ int nb_graph_write_dot(nb_graph *g, const nb_node *target, FILE *f,
         if (!keep[id])
             continue;
         const nb_node *n = nb_graph_node_at(g, id);
+        nb_node *const *in = nb_node_inputs(n);
         for (int i = 0; i < n->n_inputs; i++)
-            keep[n->inputs[i]->id] = 1;
+            keep[in[i]->id] = 1;
     }
     put_open(f, target ? "nodes needed by" : NULL, target, flags);
     for (int64_t id = 0; id < count; id++) {

@@ -18,26 +18,29 @@ int nb_plan(nb_graph *g, nb_node *target)
     if (g->order_target == target && g->order_version == g->version)
         return NB_OK;
     int64_t top = target->id;
-    memset(g->marks, 0, (size_t)top + 1);
-    g->marks[top] = 1;
+    uint8_t *marks = g->marks;
+    memset(marks, 0, (size_t)top + 1);
+    marks[top] = 1;
     for (int64_t id = top; id >= 0; id--) {
-        if (!g->marks[id])
+        if (!marks[id])
             continue;
         nb_node *n = nb_graph_node_at(g, id);
+        nb_node *const *in = nb_node_inputs(n);
         for (int i = 0; i < n->n_inputs; i++)
-            g->marks[n->inputs[i]->id] = 1;
+            marks[in[i]->id] = 1;
     }
     int64_t len = 0;
     for (int64_t id = 0; id <= top; id++) {
-        if (!g->marks[id])
+        if (!marks[id])
             continue;
         nb_node *n = nb_graph_node_at(g, id);
         /* A node needs a gradient when a trainable parameter or a
          * grad-requiring input lies upstream of it. */
         bool needs = (n->kind == NB_NODE_PARAM && n->trainable) ||
                      (n->kind == NB_NODE_INPUT && n->requires_grad);
+        nb_node *const *in = nb_node_inputs(n);
         for (int i = 0; i < n->n_inputs && !needs; i++)
-            needs = n->inputs[i]->needs_grad;
+            needs = in[i]->needs_grad;
         n->needs_grad = needs;
         g->order[len++] = n;
     }
@@ -68,9 +71,10 @@ static int report_nonfinite(nb_graph *g, nb_node *n, const char *what)
     char buf[384];
     size_t used = 0;
     buf[0] = '\0';
+    nb_node *const *in = nb_node_inputs(n);
     for (int i = 0; i < n->n_inputs && used < sizeof buf; i++)
         used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s'",
-                                 i ? ", '" : "'", nb_node_name(n->inputs[i]));
+                                 i ? ", '" : "'", nb_node_name(in[i]));
     return nb_set_error(g, NB_ERR_NONFINITE,
                         "check: %s of node '%s' (op %s, inputs: %s) is not "
                         "finite",
@@ -86,7 +90,7 @@ static int check_target(nb_graph *g, nb_node *target, const char *what)
         return g->status != NB_OK
                    ? g->status /* the constructor that failed said why */
                    : nb_set_error(g, NB_ERR_ARG, "%s: node is NULL", what);
-    if (target->graph != g)
+    if (nb_node_owner(target) != g)
         return nb_set_error(g, NB_ERR_ARG,
                             "%s: node '%s' belongs to another graph", what,
                             nb_node_name(target));
@@ -107,7 +111,7 @@ static int prepare(nb_graph *g, nb_node *n)
         nb_tensor_reserve(v, g) != NB_OK)
         return nb_set_error(g, NB_ERR_NOMEM, "forward: out of memory at '%s'",
                             nb_node_name(n));
-    struct nb_node_cold *c = n->cold;
+    struct nb_node_cold *c = nb_node_cold_get(n);
     if (!c)
         return NB_OK;
     if (c->workspace_bytes > g->workspace_capacity) {
@@ -153,6 +157,13 @@ static int forward_failed(nb_graph *g, int64_t k, int rc)
     return rc;
 }
 
+/* The op's scratch space, kept from forward to backward. */
+static void *scratch_of(const nb_node *n)
+{
+    struct nb_node_cold *c = nb_node_cold_get(n);
+    return c ? c->scratch : NULL;
+}
+
 int nb_forward(nb_graph *g, nb_node *target)
 {
     int rc = check_target(g, target, "forward");
@@ -162,7 +173,8 @@ int nb_forward(nb_graph *g, nb_node *target)
     /* One call record serves every node: only the per-node fields change. */
     nb_op_call call;
     memset(&call, 0, sizeof call);
-    const uint32_t stamp = g->value_epoch;
+    const nb_epoch stamp = g->value_epoch;
+    g->value_epoch_held = true; /* the next feed or plan change must move it */
     nb_node *const *order = g->order;
     for (int64_t k = 0; k < g->order_len; k++) {
         nb_node *n = order[k];
@@ -186,7 +198,7 @@ int nb_forward(nb_graph *g, nb_node *target)
         }
         nb_make_call(g, n, &call);
         call.out = &n->value;
-        call.scratch = n->cold ? n->cold->scratch : NULL;
+        call.scratch = scratch_of(n);
         call.workspace = g->workspace;
         if ((rc = n->op->forward(&call)) != NB_OK)
             return forward_failed(g, k, op_failed(g, n, "forward", rc));
@@ -202,8 +214,9 @@ int nb_forward(nb_graph *g, nb_node *target)
  * data or a new shape would make the values and the gradients disagree). */
 static bool evaluated(const nb_graph *g, const nb_node *n)
 {
-    /* The value epoch moves with every feed and plan change, so a stamp
-     * equal to it also means the shapes are current. */
+    /* Every feed and plan change makes the stamps taken so far stale
+     * (nb_values_stale), so a stamp equal to the epoch also means the
+     * shapes are current. */
     return n->holds_value || n->evaluated == g->value_epoch;
 }
 
@@ -267,7 +280,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     } else {
         nb_epoch_next(g, &g->grad_epoch);
     }
-    const uint32_t epoch = g->grad_epoch;
+    const nb_epoch epoch = g->grad_epoch;
     nb_node *const *order = g->order;
     for (int64_t k = 0; k < g->order_len; k++) {
         nb_node *n = order[k];
@@ -325,12 +338,12 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         if (!n->op->backward || n->value.size == 0)
             continue; /* zero gradient everywhere (step, sign), or none */
         nb_make_call(g, n, &call);
+        nb_node *const *in = nb_node_inputs(n);
         for (int i = 0; i < n->n_inputs; i++)
-            grad_args[i] = n->inputs[i]->needs_grad ? &n->inputs[i]->grad
-                                                    : NULL;
+            grad_args[i] = in[i]->needs_grad ? &in[i]->grad : NULL;
         call.out = &n->value;
         call.out_grad = &n->grad;
-        call.scratch = n->cold ? n->cold->scratch : NULL;
+        call.scratch = scratch_of(n);
         call.workspace = g->workspace;
         rc = g->trace ? nb_trace_backward_node(g, n, &call)
                       : n->op->backward(&call);

@@ -66,7 +66,7 @@ int nb_gradcheck(nb_graph *g, nb_node *output, const nb_gradcheck_options *opts,
         return g->status != NB_OK ? g->status
                                   : nb_set_error(g, NB_ERR_ARG,
                                                  "gradcheck: output is NULL");
-    if (output->graph != g)
+    if (nb_node_owner(output) != g)
         return nb_set_error(g, NB_ERR_ARG,
                             "gradcheck: output belongs to another graph");
     nb_gradcheck_options o = opts ? *opts : (nb_gradcheck_options){0};

@@ -4,8 +4,6 @@
 
 #include "core/internal.h"
 
-#define NODES_PER_BLOCK 4096
-
 /* ---- errors ---- */
 
 int nb_set_error_v(nb_graph *g, int code, const char *fmt, va_list ap)
@@ -81,12 +79,15 @@ void nb_graph_free(nb_graph *g)
         nb_node *n = nb_graph_node_at(g, id);
         nb_tensor_release(&n->value);
         nb_tensor_release(&n->grad);
-        if (n->cold)
-            nb_free(n->cold->scratch);
+        struct nb_node_cold *cold = nb_node_cold_get(n);
+        if (cold)
+            nb_free(cold->scratch);
     }
-    for (int64_t b = 0; b < g->n_blocks; b++)
-        nb_free(g->node_blocks[b]);
-    nb_free(g->node_blocks);
+    for (int64_t b = 0; b < g->n_blocks; b++) {
+        nb_free(g->blocks[b]->cold);
+        nb_free(g->blocks[b]);
+    }
+    nb_free(g->blocks);
     nb_free(g->order);
     nb_free(g->marks);
     nb_free(g->grad_args);
@@ -100,11 +101,6 @@ void nb_graph_set_training(nb_graph *g, bool training) { g->training = training;
 bool nb_graph_training(const nb_graph *g) { return g->training; }
 void nb_graph_set_checking(nb_graph *g, bool checking) { g->checking = checking; }
 int64_t nb_graph_node_count(const nb_graph *g) { return g->n_nodes; }
-
-nb_node *nb_graph_node_at(const nb_graph *g, int64_t id)
-{
-    return &g->node_blocks[id / NODES_PER_BLOCK][id % NODES_PER_BLOCK];
-}
 
 nb_node *nb_graph_node(const nb_graph *g, int64_t id)
 {
@@ -144,9 +140,9 @@ static int grow(void **array, int64_t *capacity, int64_t need, size_t elem)
     return NB_OK;
 }
 
-uint32_t nb_epoch_next(nb_graph *g, uint32_t *counter)
+nb_epoch nb_epoch_next(nb_graph *g, nb_epoch *counter)
 {
-    if (*counter == UINT32_MAX) {
+    if (*counter == NB_EPOCH_MAX) {
         /* Every stamp of this kind is forgotten: the nodes look stale (or
          * gradient-less) until they are computed again. */
         for (int64_t id = 0; id < g->n_nodes; id++) {
@@ -163,25 +159,48 @@ uint32_t nb_epoch_next(nb_graph *g, uint32_t *counter)
     return ++*counter;
 }
 
+void nb_values_stale(nb_graph *g)
+{
+    /* While no node holds the current value epoch, every node is already
+     * stale: the counter need not move. Otherwise building a graph node by
+     * node (each node a plan change) would wrap it, and sweep every node,
+     * once per 65535 nodes. */
+    if (g->value_epoch_held) {
+        nb_epoch_next(g, &g->value_epoch);
+        g->value_epoch_held = false;
+    }
+}
+
 /* Something changed the plan: cached orders and computed values are stale. */
 static void plan_changed(nb_graph *g)
 {
     g->version++;
-    nb_epoch_next(g, &g->value_epoch);
+    nb_values_stale(g);
 }
 
 struct nb_node_cold *nb_node_cold(nb_node *n)
 {
-    if (!n->cold) {
-        n->cold = nb_arena_alloc_aligned(n->graph, sizeof *n->cold, 8);
-        if (n->cold)
-            memset(n->cold, 0, sizeof *n->cold);
+    struct nb_node_cold *cold = nb_node_cold_get(n);
+    if (cold)
+        return cold;
+    struct nb_node_block *b = nb_node_block_of(n);
+    if (!b->cold &&
+        !(b->cold = nb_alloc_zeroed(NB_NODES_PER_BLOCK * sizeof *b->cold)))
+        return NULL;
+    cold = nb_arena_alloc_aligned(b->graph, sizeof *cold, 8);
+    if (cold) {
+        memset(cold, 0, sizeof *cold);
+        b->cold[n->id % NB_NODES_PER_BLOCK] = cold;
+        n->has_cold = true;
     }
-    return n->cold;
+    return cold;
 }
 
-/* A zeroed node appended to the graph, or NULL (error recorded). */
-static nb_node *new_node(nb_graph *g, const char *what)
+/* The zeroed slot of the next node, or NULL (error recorded). The node
+ * counts as part of the graph only once commit_node is called, so a
+ * constructor that fails after this leaves no node behind: the next one
+ * takes the slot over. */
+static nb_node *next_slot(nb_graph *g, const char *what)
 {
     int64_t id = g->n_nodes;
     if (id >= NB_MAX_NODES) {
@@ -190,14 +209,17 @@ static nb_node *new_node(nb_graph *g, const char *what)
                      what, NB_MAX_NODES);
         return NULL;
     }
-    if (id % NODES_PER_BLOCK == 0 && id / NODES_PER_BLOCK == g->n_blocks) {
-        if (grow((void **)&g->node_blocks, &g->cap_blocks, g->n_blocks + 1,
-                 sizeof(nb_node *)) != NB_OK)
+    if (id % NB_NODES_PER_BLOCK == 0 && id / NB_NODES_PER_BLOCK == g->n_blocks) {
+        if (grow((void **)&g->blocks, &g->cap_blocks, g->n_blocks + 1,
+                 sizeof *g->blocks) != NB_OK)
             goto nomem;
-        nb_node *block = nb_alloc(NODES_PER_BLOCK * sizeof(nb_node));
+        struct nb_node_block *block = nb_alloc(
+            sizeof *block + NB_NODES_PER_BLOCK * sizeof block->nodes[0]);
         if (!block)
             goto nomem;
-        g->node_blocks[g->n_blocks++] = block;
+        block->graph = g;
+        block->cold = NULL;
+        g->blocks[g->n_blocks++] = block;
     }
     /* The planner's marks and order are sized with the graph, so that
      * planning never allocates. */
@@ -209,14 +231,18 @@ static nb_node *new_node(nb_graph *g, const char *what)
     memset(n, 0, sizeof *n);
     nb_tensor_init(&n->value);
     nb_tensor_init(&n->grad);
-    n->graph = g;
-    n->id = (int32_t)id;
-    g->n_nodes++;
-    plan_changed(g);
+    n->id = (int32_t)id; /* and has_cold is clear: a cold part that a
+                            failed constructor left here is forgotten */
     return n;
 nomem:
     nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", what);
     return NULL;
+}
+
+static void commit_node(nb_graph *g)
+{
+    g->n_nodes++;
+    plan_changed(g);
 }
 
 static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
@@ -256,7 +282,7 @@ static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
                      allow_dynamic ? " (only dimension 0 may be NB_DYNAMIC)" : "");
         return NULL;
     }
-    nb_node *n = new_node(g, what);
+    nb_node *n = next_slot(g, what);
     if (!n)
         return NULL;
     n->kind = (uint8_t)kind;
@@ -265,8 +291,8 @@ static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
     /* Leaves always hold a value (an input once fed); the gradient's shape
      * is set by the backward that first needs it. */
     n->holds_value = kind != NB_NODE_INPUT;
-    if ((name && nb_node_cold(n) && !(n->cold->name = nb_arena_strdup(g, name))) ||
-        (name && !n->cold) ||
+    struct nb_node_cold *cold = name ? nb_node_cold(n) : NULL;
+    if ((name && (!cold || !(cold->name = nb_arena_strdup(g, name)))) ||
         nb_tensor_set_shape(&n->value, g, dtype, rank, concrete) != NB_OK) {
         nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", what);
         return NULL;
@@ -279,6 +305,7 @@ static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
         memset(n->value.data, 0, nb_tensor_bytes(&n->value));
     }
     n->trainable = kind == NB_NODE_PARAM;
+    commit_node(g);
     return n;
 }
 
@@ -319,7 +346,7 @@ static bool owned(nb_graph *g, const nb_node *n, const char *what)
         nb_set_error(g, NB_ERR_ARG, "%s: node is NULL", what);
         return false;
     }
-    if (n->graph != g) {
+    if (nb_node_owner(n) != g) {
         nb_set_error(g, NB_ERR_ARG, "%s: node '%s' belongs to another graph",
                      what, nb_node_name(n));
         return false;
@@ -404,7 +431,7 @@ void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
     }
     input->fed = true;
     input->holds_value = true;
-    nb_epoch_next(g, &g->value_epoch);
+    nb_values_stale(g);
     return v->data;
 }
 
@@ -430,8 +457,9 @@ void nb_make_call(nb_graph *g, nb_node *n, nb_op_call *call)
     call->op = n->op;
     call->n_inputs = n->n_inputs;
     const nb_tensor **args = g->value_args;
+    nb_node *const *inputs = nb_node_inputs(n);
     for (int i = 0; i < n->n_inputs; i++)
-        args[i] = &n->inputs[i]->value;
+        args[i] = &inputs[i]->value;
     call->in = args;
     call->attrs = nb_node_attrs(n);
 }
@@ -464,14 +492,17 @@ int nb_infer_node(nb_graph *g, nb_node *n)
                              : call.out_rank,
                          call.out_shape, buf, sizeof buf));
     }
-    if ((call.scratch_bytes || call.workspace_bytes) && !nb_node_cold(n))
+    struct nb_node_cold *cold = call.scratch_bytes || call.workspace_bytes
+                                    ? nb_node_cold(n)
+                                    : nb_node_cold_get(n);
+    if ((call.scratch_bytes || call.workspace_bytes) && !cold)
         return nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", n->op->name);
     if (nb_tensor_set_shape(&n->value, g, call.out_dtype, call.out_rank,
                             call.out_shape) != NB_OK)
         return nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", n->op->name);
-    if (n->cold) {
-        n->cold->scratch_bytes = call.scratch_bytes;
-        n->cold->workspace_bytes = call.workspace_bytes;
+    if (cold) {
+        cold->scratch_bytes = call.scratch_bytes;
+        cold->workspace_bytes = call.workspace_bytes;
     }
     n->shape_epoch = g->shape_epoch;
     return NB_OK;
@@ -515,8 +546,9 @@ static int refresh_stale_inputs(nb_graph *g, int n_inputs,
         if (!g->marks[id])
             continue;
         nb_node *n = nb_graph_node_at(g, id);
+        nb_node *const *in = nb_node_inputs(n);
         for (int i = 0; i < n->n_inputs; i++)
-            g->marks[n->inputs[i]->id] = 1;
+            g->marks[in[i]->id] = 1;
     }
     for (int64_t id = 0; id <= top; id++) {
         nb_node *n = nb_graph_node_at(g, id);
@@ -573,7 +605,7 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
                 nb_set_error(g, NB_ERR_ARG, "%s: input %d is NULL", op->name, i);
             return NULL;
         }
-        if (inputs[i]->graph != g) {
+        if (nb_node_owner(inputs[i]) != g) {
             nb_set_error(g, NB_ERR_ARG,
                          "%s: input %d ('%s') belongs to another graph",
                          op->name, i, nb_node_name(inputs[i]));
@@ -613,66 +645,55 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
         return NULL;
     }
 
-    /* The node keeps its own copy of the input list and, right after it,
-     * a zero-filled copy of the attributes; the shape rule sees that same
-     * copy, so infer and forward agree. One block saves the node a
-     * pointer. */
-    nb_node **input_copy = NULL;
-    if (n_inputs || op->attr_size) {
-        size_t list = op->attr_size ? nb_attrs_offset(n_inputs)
-                                    : (size_t)n_inputs * sizeof *input_copy;
-        input_copy = nb_arena_alloc_aligned(
-            g, list + op->attr_size, op->attr_size ? 16 : sizeof *input_copy);
-        if (!input_copy) {
-            nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", op->name);
-            return NULL;
-        }
-        for (int i = 0; i < n_inputs; i++)
-            input_copy[i] = inputs[i];
-        if (op->attr_size && attrs)
-            memcpy((char *)input_copy + list, attrs, op->attr_size);
-        else if (op->attr_size)
-            memset((char *)input_copy + list, 0, op->attr_size);
-    }
-
-    /* Run the shape rule on a temporary node first, so a rejected op leaves
-     * no node in the graph. */
-    nb_node probe;
-    memset(&probe, 0, sizeof probe);
-    nb_tensor_init(&probe.value);
-    nb_tensor_init(&probe.grad);
-    probe.graph = g;
-    probe.op = op;
-    probe.n_inputs = n_inputs;
-    probe.inputs = input_copy;
-    if (nb_infer_node(g, &probe) != NB_OK)
-        return NULL;
-
-    nb_node *n = new_node(g, op->name);
+    nb_node *n = next_slot(g, op->name);
     if (!n)
         return NULL;
     n->kind = NB_NODE_OP;
     n->op = op;
     n->n_inputs = n_inputs;
-    n->inputs = input_copy;
-    n->value = probe.value;
-    n->grad = probe.grad;
-    n->cold = probe.cold;
-    n->shape_epoch = probe.shape_epoch;
+    if (n_inputs == 1 && !op->attr_size) {
+        n->in.one = inputs[0];
+        n->input_inline = true;
+    } else if (n_inputs || op->attr_size) {
+        /* The node keeps its own copy of the input list and, right after
+         * it, a zero-filled copy of the attributes; the shape rule sees
+         * that same copy, so infer and forward agree. One block saves the
+         * node a pointer. */
+        size_t list = op->attr_size ? nb_attrs_offset(n_inputs)
+                                    : (size_t)n_inputs * sizeof(nb_node *);
+        nb_node **copy = nb_arena_alloc_aligned(
+            g, list + op->attr_size, op->attr_size ? 16 : sizeof(nb_node *));
+        if (!copy) {
+            nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", op->name);
+            return NULL;
+        }
+        for (int i = 0; i < n_inputs; i++)
+            copy[i] = inputs[i];
+        if (op->attr_size && attrs)
+            memcpy((char *)copy + list, attrs, op->attr_size);
+        else if (op->attr_size)
+            memset((char *)copy + list, 0, op->attr_size);
+        n->in.list = copy;
+    }
+    /* The shape rule runs before the node is committed, so a rejected op
+     * leaves no node in the graph. */
+    if (nb_infer_node(g, n) != NB_OK)
+        return NULL;
+    commit_node(g);
     return n;
 }
 
 /* ---- accessors ---- */
 
 nb_node_kind nb_node_get_kind(const nb_node *n) { return (nb_node_kind)n->kind; }
-nb_graph *nb_node_graph(const nb_node *n) { return n->graph; }
+nb_graph *nb_node_graph(const nb_node *n) { return nb_node_owner(n); }
 int64_t nb_node_id(const nb_node *n) { return n->id; }
 int nb_node_input_count(const nb_node *n) { return n->n_inputs; }
 bool nb_node_is_trainable(const nb_node *n) { return n->kind == NB_NODE_PARAM && n->trainable; }
 
 nb_node *nb_node_input(const nb_node *n, int i)
 {
-    return i >= 0 && i < n->n_inputs ? n->inputs[i] : NULL;
+    return i >= 0 && i < n->n_inputs ? nb_node_inputs(n)[i] : NULL;
 }
 
 const char *nb_node_op_name(const nb_node *n)
@@ -687,22 +708,23 @@ const char *nb_node_op_name(const nb_node *n)
 
 const char *nb_node_name(const nb_node *n)
 {
-    if (n->cold && n->cold->name)
-        return n->cold->name;
+    struct nb_node_cold *cold = nb_node_cold_get(n);
+    if (cold && cold->name)
+        return cold->name;
     /* Unnamed nodes get "<op>#<id>", made on demand in the node's graph. */
     char buf[96];
     snprintf(buf, sizeof buf, "%s#%lld", nb_node_op_name(n), (long long)n->id);
-    struct nb_node_cold *cold = nb_node_cold((nb_node *)n);
-    if (!cold)
+    if (!(cold = nb_node_cold((nb_node *)n)))
         return "?";
-    cold->name = nb_arena_strdup(n->graph, buf);
+    cold->name = nb_arena_strdup(nb_node_owner(n), buf);
     return cold->name ? cold->name : "?";
 }
 
 void nb_node_set_name(nb_node *n, const char *name)
 {
-    if (n && name && nb_node_cold(n))
-        n->cold->name = nb_arena_strdup(n->graph, name);
+    struct nb_node_cold *cold = n && name ? nb_node_cold(n) : NULL;
+    if (cold)
+        cold->name = nb_arena_strdup(nb_node_owner(n), name);
 }
 
 nb_tensor *nb_node_value(nb_node *n)
@@ -714,7 +736,7 @@ nb_tensor *nb_node_grad(nb_node *n)
 {
     /* Only a gradient the latest backward computed (or accumulated into):
      * a node off that backward's path has none, whatever it held before. */
-    return n && n->grad.data && n->grad_epoch == n->graph->grad_epoch
+    return n && n->grad.data && n->grad_epoch == nb_node_owner(n)->grad_epoch
                ? &n->grad
                : NULL;
 }

@@ -145,10 +145,11 @@ int nb_trace_backward_node(nb_graph *g, nb_node *n, nb_op_call *call)
         reserve_msgs(t, t->n_msgs + n->n_inputs) != NB_OK)
         return nb_set_error(g, NB_ERR_NOMEM, "trace: out of memory at '%s'",
                             nb_node_name(n));
+    nb_node *const *in = nb_node_inputs(n);
     for (int i = 0; i < n->n_inputs; i++) {
-        const nb_tensor *gi = &n->inputs[i]->grad;
+        const nb_tensor *gi = &in[i]->grad;
         t->slots[i] = NULL;
-        if (!n->inputs[i]->needs_grad)
+        if (!in[i]->needs_grad)
             continue;
         t->slots[i] = nb_tensor_new(gi->dtype, gi->rank, gi->shape);
         if (!t->slots[i]) {
@@ -167,8 +168,8 @@ int nb_trace_backward_node(nb_graph *g, nb_node *n, nb_op_call *call)
             nb_tensor_free(t->slots[i]);
             continue;
         }
-        add_into(&n->inputs[i]->grad, t->slots[i]);
-        t->msgs[t->n_msgs++] = (trace_msg){n, n->inputs[i], i, t->slots[i]};
+        add_into(&in[i]->grad, t->slots[i]);
+        t->msgs[t->n_msgs++] = (trace_msg){n, in[i], i, t->slots[i]};
     }
     return rc;
 }
@@ -578,7 +579,7 @@ static void put_header(sink *s, const nb_node *n)
     if (n->kind == NB_NODE_OP) {
         put(s, " = %s(", n->op->name);
         for (int i = 0; i < n->n_inputs; i++)
-            put(s, "%s%s", i ? ", " : "", nb_node_name(n->inputs[i]));
+            put(s, "%s%s", i ? ", " : "", nb_node_name(nb_node_inputs(n)[i]));
         put(s, "):");
     } else {
         put(s, ": %s", nb_node_op_name(n));
@@ -621,7 +622,7 @@ static void put_entry(sink *s, const nb_trace *t, int64_t i, int full_max)
     put_tensor(s, e->grad, full_max, 6, 6);
     put(s, "\n");
     for (int slot = 0; slot < n->n_inputs; slot++) {
-        const nb_node *u = n->inputs[slot];
+        const nb_node *u = nb_node_inputs(n)[slot];
         const nb_tensor *m = nb_trace_out_message(t, i, slot);
         put(s, "  message to '%s' (input %d)", nb_node_name(u), slot);
         if (m) {
