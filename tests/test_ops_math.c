@@ -547,6 +547,116 @@ static void test_flat_ops_block_gradient(void)
     nb_graph_free(g);
 }
 
+/* Plain row-major product c = a b of (r x k) by (k x n), in double. */
+static void ref_matmul(int r, int k, int n, const double *a, const double *b,
+                       double *c)
+{
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++)
+                s += a[i * k + p] * b[p * n + j];
+            c[i * n + j] = s;
+        }
+}
+
+static void ref_transpose(int r, int c, const double *a, double *t)
+{
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < c; j++)
+            t[j * r + i] = a[i * c + j];
+}
+
+/* The executor lets matmul write an input's gradient outright when no
+ * message has reached it yet in the pass, instead of clearing it and
+ * adding. Every way that could go wrong, checked against plain loops:
+ * h = x W feeds both an add and a matmul (fan-out), q = s s takes the same
+ * node twice, U reaches the loss only through step (its gradient must be
+ * zero), and before the second pass every gradient is poisoned with NaN,
+ * so a message added to an uncleared gradient would show. Accumulation
+ * must still double the leaves' gradients. */
+static void test_fresh_gradients(nb_dtype dtype)
+{
+    const double xv[6] = {0.5, -1, 2, 1.5, 0.25, -0.75};
+    const double wv[6] = {1, -0.5, 0.25, 2, -1.5, 0.75};
+    const double vv[4] = {0.3, -0.2, 0.6, 1.1};
+    const double uv[2] = {-1, 2};
+    nb_graph *g = nb_graph_new();
+    const int64_t sx[2] = {2, 3}, sw[2] = {3, 2}, sv[2] = {2, 2}, su[1] = {2};
+    nb_node *x = values(g, dtype, 2, sx, xv);
+    nb_node *w = values(g, dtype, 2, sw, wv);
+    nb_node *v = values(g, dtype, 2, sv, vv);
+    nb_node *u = values(g, dtype, 1, su, uv);
+    nb_node *h = nb_matmul(g, x, w);
+    nb_node *s = nb_add(g, nb_matmul(g, h, v), h);
+    nb_node *q = nb_matmul(g, s, s);
+    nb_node *loss = nb_add(g, nb_sum(g, q), nb_sum(g, nb_step(g, u)));
+    CHECK(loss != NULL, "fresh gradients: build: %s", nb_graph_error(g));
+    if (!loss) {
+        nb_graph_free(g);
+        return;
+    }
+
+    /* by hand: dQ = ones; dS = dQ s^T + s^T dQ; dh = dS V^T + dS;
+     * dV = h^T dS; dW = x^T dh; dx = dh W^T; dU = 0 */
+    double hh[4], hv[4], ss[4], st[4], ones[4] = {1, 1, 1, 1}, ds[4], t1[4];
+    double vt[4], dh[4], ht[4], dv[4], xt[6], dw[6], wt[6], dx[6];
+    ref_matmul(2, 3, 2, xv, wv, hh);
+    ref_matmul(2, 2, 2, hh, vv, hv);
+    for (int i = 0; i < 4; i++)
+        ss[i] = hv[i] + hh[i];
+    ref_transpose(2, 2, ss, st);
+    ref_matmul(2, 2, 2, ones, st, ds);
+    ref_matmul(2, 2, 2, st, ones, t1);
+    for (int i = 0; i < 4; i++)
+        ds[i] += t1[i];
+    ref_transpose(2, 2, vv, vt);
+    ref_matmul(2, 2, 2, ds, vt, dh);
+    for (int i = 0; i < 4; i++)
+        dh[i] += ds[i];
+    ref_transpose(2, 2, hh, ht);
+    ref_matmul(2, 2, 2, ht, ds, dv);
+    ref_transpose(2, 3, xv, xt);
+    ref_matmul(3, 2, 2, xt, dh, dw);
+    ref_transpose(3, 2, wv, wt);
+    ref_matmul(2, 2, 3, dh, wt, dx);
+
+    const double tol = dtype == NB_F32 ? 1e-5 : 1e-12;
+    nb_node *nodes[4] = {x, w, v, u};
+    const double *want[4] = {dx, dw, dv, NULL};
+    const char *names[4] = {"x", "W", "V", "U"};
+    for (int pass = 0; pass < 3; pass++) {
+        /* pass 1 poisons every gradient first; pass 2 accumulates */
+        if (pass == 1)
+            for (int64_t k = 0; nb_graph_node(g, k); k++) {
+                nb_tensor *gr = nb_node_grad(nb_graph_node(g, k));
+                for (int64_t i = 0; gr && i < nb_tensor_size(gr); i++)
+                    nb_tensor_set(gr, i, NAN);
+            }
+        int rc = nb_forward(g, loss);
+        if (rc == NB_OK)
+            rc = nb_backward_ex(g, loss, NULL,
+                                pass == 2 ? NB_BACKWARD_ACCUMULATE : 0);
+        CHECK(rc == NB_OK, "fresh gradients pass %d: %s", pass,
+              nb_graph_error(g));
+        double factor = pass == 2 ? 2 : 1;
+        for (int m = 0; m < 4; m++) {
+            nb_tensor *gr = nb_node_grad(nodes[m]);
+            CHECK(gr != NULL, "fresh gradients: no gradient for %s", names[m]);
+            for (int64_t i = 0; gr && i < nb_tensor_size(gr); i++) {
+                double got = nb_tensor_get(gr, i);
+                double exp = want[m] ? factor * want[m][i] : 0;
+                CHECK(fabs(got - exp) <= tol * (1 + fabs(exp)),
+                      "fresh gradients pass %d, d%s[%lld] (%s): got %.17g, "
+                      "want %.17g",
+                      pass, names[m], (long long)i, nb_dtype_name(dtype), got,
+                      exp);
+            }
+        }
+    }
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     const nb_dtype dtypes[] = {NB_F32, NB_F64};
@@ -556,6 +666,7 @@ int main(void)
         test_extremes(dtypes[d]);
         test_prelu(dtypes[d]);
         test_maxout(dtypes[d]);
+        test_fresh_gradients(dtypes[d]);
     }
     test_nan_propagates();
     test_prelu_errors();

@@ -220,6 +220,43 @@ static bool evaluated(const nb_graph *g, const nb_node *n)
     return n->holds_value || n->evaluated == g->value_epoch;
 }
 
+/* Gives a node's gradient its zeros if no message has reached it in this
+ * pass (its stamp is older than the pass's epoch). */
+static void settle_grad(nb_node *n, nb_epoch epoch)
+{
+    if (n->grad_epoch != epoch) {
+        memset(n->grad.data, 0, nb_tensor_bytes(&n->grad));
+        n->grad_epoch = epoch;
+    }
+}
+
+/* The gradient slot of input i of n for its backward call, or NULL when the
+ * input needs none. An unwritten gradient is handed over as fresh (the op
+ * writes its message instead of adding it) when the op can do that and the
+ * input does not sit in another slot of the same call (x * x: the second
+ * message must add to the first); otherwise it is zeroed first. */
+static nb_tensor *give_grad(nb_node *n, int i, bool overwrite, nb_epoch epoch,
+                            bool *fresh)
+{
+    nb_node *const *inputs = nb_node_inputs(n);
+    nb_node *in = inputs[i];
+    *fresh = false;
+    if (!in->needs_grad)
+        return NULL;
+    if (in->grad_epoch != epoch) {
+        bool repeated = false;
+        for (int j = 0; j < n->n_inputs && overwrite; j++)
+            repeated |= j != i && inputs[j] == in;
+        if (overwrite && !repeated) {
+            *fresh = true;
+            in->grad_epoch = epoch;
+        } else {
+            settle_grad(in, epoch);
+        }
+    }
+    return &in->grad;
+}
+
 int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                    unsigned flags)
 {
@@ -282,6 +319,11 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     }
     const nb_epoch epoch = g->grad_epoch;
     nb_node *const *order = g->order;
+    /* Without accumulation every gradient starts this pass unwritten (its
+     * stamp is older than the fresh epoch): the first message into it may
+     * overwrite instead of adding to zeros (see give_grad), so it is not
+     * cleared here. Accumulation and tracing clear everything up front. */
+    const bool lazy = !accumulate && !g->trace;
     for (int64_t k = 0; k < g->order_len; k++) {
         nb_node *n = order[k];
         if (!n->needs_grad)
@@ -308,6 +350,8 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
             return nb_set_error(g, NB_ERR_NOMEM,
                                 "backward: out of memory at '%s'",
                                 nb_node_name(n));
+        if (lazy && n != output)
+            continue;
         if (!keep)
             memset(gr->data, 0, nb_tensor_bytes(gr));
         n->grad_epoch = epoch;
@@ -327,20 +371,25 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     nb_op_call call;
     memset(&call, 0, sizeof call);
     nb_tensor **grad_args = g->grad_args;
+    bool *fresh = g->grad_fresh;
     call.in_grad = grad_args;
     const bool checking = g->checking;
-    for (int64_t k = g->order_len - 1; k >= 0; k--) {
+    rc = NB_OK;
+    for (int64_t k = g->order_len - 1; k >= 0 && rc == NB_OK; k--) {
         nb_node *n = order[k];
         if (!n->needs_grad || n->kind != NB_NODE_OP)
             continue;
-        if (checking && !all_finite(&n->grad))
-            return report_nonfinite(g, n, "gradient");
+        settle_grad(n, epoch); /* no message reached it: zero */
+        if (checking && !all_finite(&n->grad)) {
+            rc = report_nonfinite(g, n, "gradient");
+            break;
+        }
         if (!n->op->backward || n->value.size == 0)
             continue; /* zero gradient everywhere (step, sign), or none */
         nb_make_call(g, n, &call);
-        nb_node *const *in = nb_node_inputs(n);
+        bool overwrite = nb_op_writes_fresh_grads(n->op);
         for (int i = 0; i < n->n_inputs; i++)
-            grad_args[i] = in[i]->needs_grad ? &in[i]->grad : NULL;
+            grad_args[i] = give_grad(n, i, overwrite, epoch, &fresh[i]);
         call.out = &n->value;
         call.out_grad = &n->grad;
         call.scratch = scratch_of(n);
@@ -348,8 +397,15 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         rc = g->trace ? nb_trace_backward_node(g, n, &call)
                       : n->op->backward(&call);
         if (rc != NB_OK)
-            return op_failed(g, n, "backward", rc);
+            rc = op_failed(g, n, "backward", rc);
     }
+    /* Gradients no message reached (or all of them, after a failure) are
+     * zero, so that every gradient of the pass is defined. */
+    for (int64_t k = 0; k < g->order_len && lazy; k++)
+        if (order[k]->needs_grad)
+            settle_grad(order[k], epoch);
+    if (rc != NB_OK)
+        return rc;
     if (g->checking) {
         for (int64_t k = 0; k < g->order_len; k++) {
             nb_node *n = g->order[k];

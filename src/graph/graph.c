@@ -614,7 +614,9 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
     }
     if (n_inputs > g->args_capacity) {
         int cap = n_inputs < 8 ? 8 : n_inputs;
-        nb_tensor **ga = nb_alloc_zeroed((size_t)cap * sizeof *ga);
+        /* the fresh flags of the gradient slots follow the slots */
+        nb_tensor **ga =
+            nb_alloc_zeroed((size_t)cap * (sizeof *ga + sizeof(bool)));
         const nb_tensor **va = nb_alloc_zeroed((size_t)cap * sizeof *va);
         if (!ga || !va) {
             nb_free(ga);
@@ -625,6 +627,7 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
         nb_free(g->grad_args);
         nb_free(g->value_args);
         g->grad_args = ga;
+        g->grad_fresh = (bool *)(ga + cap);
         g->value_args = va;
         g->args_capacity = cap;
     }

@@ -11,8 +11,10 @@
  * sum of dB falls out of one GEMM whose inner dimension is B*M.
  *
  * Every product, forward and backward, goes through nb_gemm with transpose
- * flags and beta = 1 for the messages, so no transpose is ever materialised
- * and backward adds into the gradients as the executor requires.
+ * flags, so no transpose is ever materialised. A message is added into its
+ * gradient with beta = 1, except where the executor reports the gradient
+ * unwritten so far in the pass (graph->grad_fresh): there beta = 0 writes
+ * it outright, which spares clearing it first and reading it back.
  */
 #include "ops/op_util.h"
 
@@ -108,15 +110,21 @@ static int matmul_backward(nb_op_call *c)
     NB_TYPED(c->out->dtype, {
         const T *a = c->in[0]->data, *b = c->in[1]->data;
         const T *dy = c->out_grad->data;
+        /* A fresh gradient (see nb_graph.grad_fresh) is written with beta 0
+         * rather than added to. */
+        const T beta_a = c->graph->grad_fresh[0] ? 0 : 1;
+        const T beta_b = c->graph->grad_fresh[1] ? 0 : 1;
         for (int64_t i = 0; i < products; i++) {
             const T *ai = a + i * rows * d.k, *bi = b + i * d.k * d.n;
             const T *dyi = dy + i * rows * d.n;
             if (ga) /* dA += dC B^T */
-                GEMM(T)(false, true, rows, d.k, d.n, 1, dyi, d.n, bi, d.n, 1,
-                        (T *)ga->data + i * rows * d.k, d.k, c->workspace);
+                GEMM(T)(false, true, rows, d.k, d.n, 1, dyi, d.n, bi, d.n,
+                        beta_a, (T *)ga->data + i * rows * d.k, d.k,
+                        c->workspace);
             if (gb) /* dB += A^T dC */
-                GEMM(T)(true, false, d.k, d.n, rows, 1, ai, d.k, dyi, d.n, 1,
-                        (T *)gb->data + i * d.k * d.n, d.n, c->workspace);
+                GEMM(T)(true, false, d.k, d.n, rows, 1, ai, d.k, dyi, d.n,
+                        beta_b, (T *)gb->data + i * d.k * d.n, d.n,
+                        c->workspace);
         }
     });
     return NB_OK;

@@ -27,3 +27,10 @@ const nb_op *nb_find_op(const char *name)
             return builtin_ops[i];
     return NULL;
 }
+
+bool nb_op_writes_fresh_grads(const nb_op *op)
+{
+    /* matmul alone for now: its gradients are the big ones (the weights of
+     * a layer), and the GEMM writes them with beta 0 at no extra cost */
+    return op == &nb_op_matmul;
+}
