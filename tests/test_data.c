@@ -1,8 +1,9 @@
 /* Tests of the data layer through the public API: IDX files of every type
  * code (raw and gzip) against hand-written bytes, hostile IDX files and a
  * mutation fuzz loop, CSV parsing and its errors, transforms against
- * hand-computed values, shuffling, gathers, feeding and dataset helpers,
- * and the real Fashion-MNIST files when they are installed.
+ * hand-computed values, shuffling, gathers, feeding (small, and large
+ * enough to split across threads) and dataset helpers, and the real
+ * Fashion-MNIST files when they are installed.
  *
  * Files are written into the working directory (the build's tests dir).
  */
@@ -16,6 +17,10 @@
 #include <unistd.h>
 
 #include <zlib.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "test_util.h"
 
@@ -937,6 +942,68 @@ static void test_gather_feed(void)
     nb_tensor_free(src);
 }
 
+/* A batch large enough to be split across threads (and to run the
+ * prefetch past its first rows): every element lands where it should, on
+ * one thread and on two, with and without a conversion, and from the
+ * second feed on nothing is allocated. Row r of the source holds
+ * r * 1000 + c in column c (exact in f32). */
+static void test_feed_large(void)
+{
+    enum { SRC_ROWS = 700, COLS = 997, BATCH = 301 };
+    nb_tensor *src = nb_tensor_new(NB_F32, 2, SHAPE(SRC_ROWS, COLS));
+    float *s = nb_tensor_data(src);
+    for (int64_t r = 0; r < SRC_ROWS; r++)
+        for (int64_t c = 0; c < COLS; c++)
+            s[r * COLS + c] = (float)(r * 1000 + c);
+    int64_t idx[BATCH];
+    for (int i = 0; i < BATCH; i++)
+        idx[i] = (i * 389 + 17) % SRC_ROWS; /* scattered, some rows twice */
+    idx[BATCH - 1] = idx[0];
+    nb_graph *g = nb_graph_new();
+    nb_node *in32 = nb_input(g, "x32", NB_F32, 2, SHAPE(NB_DYNAMIC, COLS));
+    nb_node *in64 = nb_input(g, "x64", NB_F64, 2, SHAPE(NB_DYNAMIC, COLS));
+    for (int threads = 1; threads <= 2; threads++) {
+#ifdef _OPENMP
+        omp_set_num_threads(threads);
+#endif
+        for (int pass = 0; pass < 2; pass++) {
+            long before = alloc_count;
+            int rc32 = nb_feed_rows(g, in32, src, idx, BATCH);
+            int rc64 = nb_feed_rows(g, in64, src, idx, BATCH);
+            CHECK(rc32 == NB_OK && rc64 == NB_OK, "%s", nb_graph_error(g));
+            if (pass == 1)
+                CHECK(alloc_count == before, "%ld allocations",
+                      alloc_count - before);
+            const float *d32 = nb_tensor_cdata(nb_node_value(in32));
+            const double *d64 = nb_tensor_cdata(nb_node_value(in64));
+            int64_t wrong = 0;
+            for (int64_t i = 0; i < BATCH; i++)
+                for (int64_t c = 0; c < COLS; c++) {
+                    double want = (double)(idx[i] * 1000 + c);
+                    wrong += d32[i * COLS + c] != want;
+                    wrong += d64[i * COLS + c] != want;
+                }
+            CHECK(wrong == 0, "%d threads: %lld elements wrong", threads,
+                  (long long)wrong);
+        }
+        /* The identity gather (no index list) of the first rows. */
+        nb_tensor *dst = nb_tensor_new(NB_F64, 2, SHAPE(BATCH, COLS));
+        CHECK(nb_gather_rows(dst, src, NULL, BATCH) == NB_OK, "identity");
+        const double *d = nb_tensor_cdata(dst);
+        CHECK(d[0] == 0 && d[COLS] == 1000 &&
+                  d[(BATCH - 1) * COLS + COLS - 1] ==
+                      (BATCH - 1) * 1000 + COLS - 1,
+              "identity gather: %g %g", d[COLS],
+              d[(BATCH - 1) * COLS + COLS - 1]);
+        nb_tensor_free(dst);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    nb_graph_free(g);
+    nb_tensor_free(src);
+}
+
 /* ---- dataset helpers ---- */
 
 static void test_dataset(void)
@@ -1138,6 +1205,7 @@ int main(void)
     test_transforms();
     test_shuffle();
     test_gather_feed();
+    test_feed_large();
     test_dataset();
     test_fashion_mnist();
     remove_scratch_dir();

@@ -7,8 +7,17 @@
  *   L = 1/2 sum w^2         (nb_l2_penalty)   dL/dw = w
  * Each hand test runs in f64 (tolerance near rounding) and in f32 (about
  * float precision) from the same literal numbers.
+ *
+ * Large tensors (past the size at which a step splits across threads) check
+ * that a step on 2 or 3 threads gives the bits of a step on one, that a NaN
+ * or infinity anywhere in any gradient is refused with nothing changed, and
+ * that clipping uses the norm worked out by hand.
  */
 #include <stdint.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "test_util.h"
 
@@ -817,6 +826,294 @@ static void test_restore(nb_dtype dt)
     }
 }
 
+/* ---- large tensors: threads, refusals, the norm ---- */
+
+/* Runs the test body with t threads for the library's parallel regions
+ * (a no-op without OpenMP, where every step runs on one thread). */
+static void use_threads(int t)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(t);
+#else
+    (void)t;
+#endif
+}
+
+/* W [BIG_R, BIG_C] and b [BIG_B] with L = sse(W, CW) + sse(b, cb), so
+ * dL/dW = W - CW. 331 * 613 = 202,903 elements: odd, past every thread
+ * cut-off, and no multiple of any vector width or slot. */
+#define BIG_R 331
+#define BIG_C 613
+#define BIG_B 37
+
+struct big {
+    nb_graph *g;
+    nb_node *w, *b, *loss;
+};
+
+static struct big make_big(nb_dtype dt)
+{
+    struct big n;
+    n.g = nb_graph_new();
+    n.w = nb_param(n.g, "W", dt, 2, SHAPE(BIG_R, BIG_C));
+    n.b = nb_param(n.g, "b", dt, 1, SHAPE(BIG_B));
+    nb_node *cw = nb_constant(n.g, "CW", dt, 2, SHAPE(BIG_R, BIG_C));
+    nb_node *cb = nb_constant(n.g, "cb", dt, 1, SHAPE(BIG_B));
+    CHECK(cb != NULL, "%s", nb_graph_error(n.g));
+    for (int64_t i = 0; i < BIG_R * BIG_C; i++) {
+        nb_tensor_set(nb_node_value(n.w), i, sin(0.37 * (double)i));
+        nb_tensor_set(nb_node_value(cw), i, 0.5 * cos(0.11 * (double)i));
+    }
+    for (int i = 0; i < BIG_B; i++) {
+        nb_tensor_set(nb_node_value(n.b), i, 0.1 * i - 1);
+        nb_tensor_set(nb_node_value(cb), i, 0.05 * i);
+    }
+    n.loss = nb_add(n.g, nb_sse_loss(n.g, n.w, cw), nb_sse_loss(n.g, n.b, cb));
+    CHECK(n.loss != NULL, "big: %s", nb_graph_error(n.g));
+    return n;
+}
+
+static const nb_optim_config big_cfgs[] = {
+    {.kind = NB_OPTIM_SGD, .lr = 0.1},
+    {.kind = NB_OPTIM_SGD, .lr = 0.05, .momentum = 0.9},
+    {.kind = NB_OPTIM_SGD,
+     .momentum = 0.8,
+     .nesterov = true,
+     .weight_decay = 0.01,
+     .l1 = 0.001},
+    /* The norm is in the hundreds: these clip. */
+    {.kind = NB_OPTIM_SGD, .lr = 0.5, .clip_norm = 2},
+    {.kind = NB_OPTIM_RMSPROP, .rho = 0.9, .clip_norm = 1},
+    {.kind = NB_OPTIM_ADAM, .weight_decay = 0.01},
+    {.kind = NB_OPTIM_ADAMW,
+     .weight_decay = 0.1,
+     .l1 = 0.001,
+     .clip_norm = 5,
+     .decay_biases = true},
+};
+
+/* Three steps on `threads` threads, keeping the norm each step saw. */
+static void big_steps(struct big *n, nb_optimizer *o, int threads,
+                      double *norms)
+{
+    use_threads(threads);
+    for (int s = 0; s < 3; s++) {
+        CHECK(run_step(n->g, n->loss, o) == NB_OK, "%s", nb_graph_error(n->g));
+        norms[s] = nb_optimizer_grad_norm(o);
+    }
+    use_threads(1);
+}
+
+static void test_threads_bitwise(nb_dtype dt)
+{
+    size_t ncfg = sizeof big_cfgs / sizeof *big_cfgs;
+    for (size_t k = 0; k < ncfg; k++) {
+        struct big ref = make_big(dt);
+        nb_optimizer *oref = make_opt(ref.g, big_cfgs[k]);
+        double nref[3];
+        big_steps(&ref, oref, 1, nref);
+        CHECK(nref[0] > 100 && isfinite(nref[2]), "norm %g", nref[0]);
+        for (int threads = 2; threads <= 3; threads++) {
+            struct big n = make_big(dt);
+            nb_optimizer *o = make_opt(n.g, big_cfgs[k]);
+            double norms[3];
+            big_steps(&n, o, threads, norms);
+            CHECK(same_bits(nb_node_value(n.w), nb_node_value(ref.w)) &&
+                      same_bits(nb_node_value(n.b), nb_node_value(ref.b)),
+                  "%s config %zu, %d threads: parameters differ", dt_name(dt),
+                  k, threads);
+            bool states =
+                nb_optimizer_state_count(o) == nb_optimizer_state_count(oref);
+            for (int i = 0; states && i < nb_optimizer_state_count(o); i++)
+                states = same_bits(nb_optimizer_state(o, i, NULL),
+                                   nb_optimizer_state(oref, i, NULL));
+            CHECK(states, "%s config %zu, %d threads: state differs",
+                  dt_name(dt), k, threads);
+            CHECK(memcmp(norms, nref, sizeof norms) == 0,
+                  "%s config %zu, %d threads: norm %.17g, one thread %.17g",
+                  dt_name(dt), k, threads, norms[2], nref[2]);
+            nb_optimizer_free(o);
+            nb_graph_free(n.g);
+        }
+        /* Not vacuous: the steps moved the weights. */
+        struct big fresh = make_big(dt);
+        CHECK(!same_bits(nb_node_value(fresh.w), nb_node_value(ref.w)),
+              "config %zu: the steps changed nothing", k);
+        nb_graph_free(fresh.g);
+        nb_optimizer_free(oref);
+        nb_graph_free(ref.g);
+    }
+
+    /* nb_clip_grad_norm: the same norm and the same scaled gradients. */
+    struct big a = make_big(dt), b = make_big(dt);
+    nb_forward(a.g, a.loss);
+    nb_backward(a.g, a.loss);
+    nb_forward(b.g, b.loss);
+    nb_backward(b.g, b.loss);
+    double na = nb_clip_grad_norm(a.g, 0, NULL, 3);
+    use_threads(2);
+    double nb = nb_clip_grad_norm(b.g, 0, NULL, 3);
+    use_threads(1);
+    CHECK(na == nb && na > 100, "%s clip_grad_norm: %.17g vs %.17g",
+          dt_name(dt), na, nb);
+    CHECK(same_bits(nb_node_grad(a.w), nb_node_grad(b.w)) &&
+              same_bits(nb_node_grad(a.b), nb_node_grad(b.b)),
+          "%s clip_grad_norm: scaled gradients differ", dt_name(dt));
+    nb_graph_free(a.g);
+    nb_graph_free(b.g);
+}
+
+/* Copies of every tensor a step may change. */
+struct snap {
+    nb_tensor *t[6];
+    int n;
+};
+
+static struct snap take_snap(struct big *n, nb_optimizer *o)
+{
+    struct snap s = {{NULL}, 0};
+    nb_tensor *src[6] = {nb_node_value(n->w), nb_node_value(n->b)};
+    int count = 2;
+    for (int i = 0; i < nb_optimizer_state_count(o) && count < 6; i++)
+        src[count++] = nb_optimizer_state(o, i, NULL);
+    for (int i = 0; i < count; i++) {
+        nb_tensor *c =
+            nb_tensor_new(nb_tensor_dtype(src[i]), nb_tensor_rank(src[i]),
+                          nb_tensor_shape(src[i]));
+        memcpy(nb_tensor_data(c), nb_tensor_cdata(src[i]),
+               (size_t)nb_tensor_size(c) * nb_dtype_size(nb_tensor_dtype(c)));
+        s.t[s.n++] = c;
+    }
+    return s;
+}
+
+static bool snap_same(const struct snap *s, struct big *n, nb_optimizer *o)
+{
+    bool same = same_bits(s->t[0], nb_node_value(n->w)) &&
+                same_bits(s->t[1], nb_node_value(n->b));
+    for (int i = 2; same && i < s->n; i++)
+        same = same_bits(s->t[i], nb_optimizer_state(o, i - 2, NULL));
+    return same;
+}
+
+static void free_snap(struct snap *s)
+{
+    for (int i = 0; i < s->n; i++)
+        nb_tensor_free(s->t[i]);
+}
+
+/* A NaN or infinity at the first, a middle or the last element of the
+ * large weight (202,903 elements, so its end is a tail shorter than any
+ * vector or lane block), near its end, or in the small bias, is refused on
+ * one thread and on two, and the parameters and state keep their bits. */
+static void test_nonfinite_big(nb_dtype dt)
+{
+    const nb_optim_config cfgs[] = {
+        {.kind = NB_OPTIM_SGD, .lr = 0.05, .momentum = 0.9},
+        {.kind = NB_OPTIM_ADAMW, .weight_decay = 0.1, .clip_norm = 1},
+    };
+    const double bad[3] = {NAN, INFINITY, -INFINITY};
+    const int64_t nw = (int64_t)BIG_R * BIG_C;
+    const int64_t wpos[] = {0, 1, nw / 2, nw / 2 + 31, nw - 17, nw - 1};
+    const int64_t bpos[] = {0, BIG_B - 1};
+    for (size_t k = 0; k < 2; k++) {
+        struct big n = make_big(dt);
+        nb_optimizer *o = make_opt(n.g, cfgs[k]);
+        /* One good step first, so the state is not all zero. */
+        CHECK(run_step(n.g, n.loss, o) == NB_OK, "%s", nb_graph_error(n.g));
+        nb_forward(n.g, n.loss);
+        nb_backward(n.g, n.loss);
+        struct snap s = take_snap(&n, o);
+        nb_tensor *gw = nb_node_grad(n.w), *gb = nb_node_grad(n.b);
+        int refused = 0, tried = 0;
+        for (int threads = 1; threads <= 2; threads++) {
+            use_threads(threads);
+            for (int which = 0; which < 2; which++) {
+                nb_tensor *gt = which ? gb : gw;
+                const int64_t *pos = which ? bpos : wpos;
+                int npos = which ? 2 : (int)(sizeof wpos / sizeof *wpos);
+                for (int i = 0; i < npos; i++)
+                    for (int v = 0; v < 3; v++) {
+                        double keep = nb_tensor_get(gt, pos[i]);
+                        nb_tensor_set(gt, pos[i], bad[v]);
+                        tried++;
+                        int rc = nb_optimizer_step(o);
+                        refused += rc == NB_ERR_NONFINITE;
+                        CHECK(rc == NB_ERR_NONFINITE,
+                              "%s config %zu, %d threads: %g at %s[%lld] "
+                              "accepted",
+                              dt_name(dt), k, threads, bad[v],
+                              which ? "b" : "W", (long long)pos[i]);
+                        CHECK_ERROR(n.g, "optimizer_step", "NaN or infinity");
+                        nb_tensor_set(gt, pos[i], keep);
+                        CHECK(snap_same(&s, &n, o),
+                              "%s config %zu, %d threads: %g at %s[%lld] "
+                              "changed something",
+                              dt_name(dt), k, threads, bad[v],
+                              which ? "b" : "W", (long long)pos[i]);
+                    }
+            }
+        }
+        use_threads(1);
+        CHECK(refused == tried, "%s config %zu: %d of %d refused", dt_name(dt),
+              k, refused, tried);
+        CHECK(nb_optimizer_steps(o) == 1, "refused steps are not counted");
+        /* Restored, the gradients are accepted again. */
+        CHECK(nb_optimizer_step(o) == NB_OK, "%s", nb_graph_error(n.g));
+        CHECK(!snap_same(&s, &n, o), "the good step changed the weights");
+        free_snap(&s);
+        nb_optimizer_free(o);
+        nb_graph_free(n.g);
+    }
+}
+
+/* Clipping with a norm known by hand: L = l2(W) + l2(b), so g = w, with
+ * W_i = (i mod 5) - 2 over 131,841 elements (26,368 groups of 4+1+0+1+4
+ * = 10, and one more element of -2: 263,684) and b_i = (i mod 3) - 1 over
+ * 37 (12 groups of 2 and one of -1: 25), norm^2 = 263,709. SGD lr 1 with
+ * clip_norm 1 gives w - w / norm. Every square and partial sum is an
+ * integer well within float, so f32 has the exact norm too. */
+static void test_clip_big(nb_dtype dt)
+{
+    const double norm = sqrt(263709.0);
+    const int64_t nw = 257 * 513;
+    for (int threads = 1; threads <= 2; threads++) {
+        nb_graph *g = nb_graph_new();
+        nb_node *w = nb_param(g, "W", dt, 2, SHAPE(257, 513));
+        nb_node *b = nb_param(g, "b", dt, 1, SHAPE(37));
+        for (int64_t i = 0; i < nw; i++)
+            nb_tensor_set(nb_node_value(w), i, (double)(i % 5) - 2);
+        for (int i = 0; i < 37; i++)
+            nb_tensor_set(nb_node_value(b), i, (double)(i % 3) - 1);
+        nb_node *loss = nb_add(g, nb_l2_penalty(g, w), nb_l2_penalty(g, b));
+        nb_optimizer *o = make_opt(
+            g,
+            (nb_optim_config){.kind = NB_OPTIM_SGD, .lr = 1, .clip_norm = 1});
+        use_threads(threads);
+        CHECK(run_step(g, loss, o) == NB_OK, "%s", nb_graph_error(g));
+        use_threads(1);
+        CHECK(fabs(nb_optimizer_grad_norm(o) / norm - 1) < 1e-14,
+              "%s, %d threads: norm %.17g, by hand %.17g", dt_name(dt), threads,
+              nb_optimizer_grad_norm(o), norm);
+        double tol = dt == NB_F64 ? 1e-15 : 1e-7;
+        const int64_t at[] = {0, 1, 3, nw / 2, nw - 2, nw - 1};
+        for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+            double w0 = (double)(at[i] % 5) - 2;
+            CHECK_NEAR(val(w, (int)at[i]), w0 - w0 / norm, tol);
+        }
+        CHECK_NEAR(val(b, 0), -1 + 1 / norm, tol);
+        CHECK_NEAR(val(b, 36), -1 + 1 / norm, tol);
+        CHECK_NEAR(val(b, 35), 1 - 1 / norm, tol);
+        /* The same norm from nb_clip_grad_norm on the same gradients. */
+        use_threads(threads);
+        CHECK(fabs(nb_clip_grad_norm(g, 0, NULL, 1e9) / norm - 1) < 1e-14,
+              "%s: nb_clip_grad_norm", dt_name(dt));
+        use_threads(1);
+        nb_optimizer_free(o);
+        nb_graph_free(g);
+    }
+}
+
 /* ---- schedules ---- */
 
 static void test_schedules(void)
@@ -1162,6 +1459,9 @@ int main(void)
         test_norm_large(dts[d]);
         test_skipped(dts[d]);
         test_restore(dts[d]);
+        test_threads_bitwise(dts[d]);
+        test_nonfinite_big(dts[d]);
+        test_clip_big(dts[d]);
     }
     test_defaults();
     test_mixed_dtypes();

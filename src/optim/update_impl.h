@@ -5,8 +5,8 @@
  *
  *   g  = cs dw + l2 w + l1 sign(w)          (clipping factor, L2, L1)
  *   sgd       w = w - lr g
- *   momentum  v = mu v + g;  w = w - lr (kg g + kv v)
- *             (kg, kv) = (0, 1) for the classic form, (1, mu) for Nesterov
+ *   momentum  v = mu v + g;  w = w - lr v            (classic)
+ *             v = mu v + g;  w = w - lr (g + mu v)   (Nesterov)
  *   rmsprop   s = rho s + (1 - rho) g^2;  w = w - lr g / (sqrt(s) + eps)
  *   adam      m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *             w = decay w - a m / (sqrt(v) ic2 + eps)
@@ -14,31 +14,40 @@
  *             a m / (sqrt(v) ic2 + eps) = lr mhat / (sqrt(vhat) + eps);
  *             decay = 1 - lr wd for AdamW, 1 for Adam.
  *
- * With no L1 or L2 term (REG_NONE) g is just cs dw, with L2 only (REG_L2)
- * the sign is skipped; the three forms are separate loops.
+ * g comes in four forms fixed at compile time: dw itself (no clipping
+ * factor, no regularisation: the common case costs nothing), cs dw, with L2
+ * and with L1 too; each is a separate loop.
  *
  * The hyper-parameters arrive in double (struct hyper, computed once per
- * step and parameter) and are copied into REAL locals first: a store
- * through a REAL pointer could otherwise alias them and keep the compiler
- * from hoisting them out of the loop. Each loop is branch-free over
- * restrict-qualified arrays so that it vectorises; the one exception is the
- * square root, which GCC vectorises only under -fno-math-errno (sqrt may
- * set errno, so by default it becomes a call behind a test).
+ * step) and are copied into REAL locals first: a store through a REAL
+ * pointer could otherwise alias them and keep the compiler from hoisting
+ * them out of the loop. Each loop is branch-free over restrict-qualified
+ * arrays so that it vectorises; the square root vectorises only under
+ * -fno-math-errno (sqrt may set errno, so by default it becomes a call
+ * behind a test).
+ *
+ * Every loop is elementwise, so any split of a tensor into pieces (one per
+ * thread) gives the same bits. The one reduction, the sum of squares, fixes
+ * its own order: lanes of 32 float partial sums over blocks of 1024
+ * elements, folded into 32 double lanes after each block, so at most 32
+ * float roundings precede the double accumulation. Its result depends only
+ * on the piece it is given, never on the vector width of the machine: the
+ * lanes are explicit and the compiler may not reassociate them.
  */
 
 #define OPT_CAT_(a, b) a##_##b
 #define OPT_CAT(a, b) OPT_CAT_(a, b)
 #define OPT_FN(name) OPT_CAT(name, SFX)
 
-/* The gradient fed to the rule, in one of three forms fixed at compile
- * time (reg is a constant at every call, see OPT_REG_CASES): the common
- * unregularised case then costs one multiply, and only L1 pays for sign(w),
- * computed as selects of one width so the comparison masks need no
- * widening. */
+/* The gradient fed to the rule in the form `reg` (a constant at every call,
+ * see OPT_REG_CASES). sign(w) is computed as selects of one width so the
+ * comparison masks need no widening. */
 static OPT_INLINE REAL OPT_FN(reg_grad)(REAL dw, REAL w, REAL cs, REAL l2,
                                         REAL l1, int reg)
 {
-    if (reg == REG_NONE)
+    if (reg == REG_RAW)
+        return dw;
+    if (reg == REG_SCALED)
         return cs * dw;
     if (reg == REG_L2)
         return cs * dw + l2 * w;
@@ -61,16 +70,19 @@ static OPT_INLINE void OPT_FN(sgd_body)(int64_t n, REAL *restrict w,
 static OPT_INLINE void OPT_FN(momentum_body)(int64_t n, REAL *restrict w,
                                              const REAL *restrict dw,
                                              REAL *restrict v,
-                                             const struct hyper *h, int reg)
+                                             const struct hyper *h, int reg,
+                                             int nesterov)
 {
     const REAL cs = (REAL)h->cs, l2 = (REAL)h->l2, l1 = (REAL)h->l1;
     const REAL lr = (REAL)h->lr, mu = (REAL)h->mu;
-    const REAL kg = (REAL)h->kg, kv = (REAL)h->kv;
     for (int64_t i = 0; i < n; i++) {
         REAL g = OPT_FN(reg_grad)(dw[i], w[i], cs, l2, l1, reg);
         REAL vi = mu * v[i] + g;
         v[i] = vi;
-        w[i] = w[i] - lr * (kg * g + kv * vi);
+        if (nesterov)
+            w[i] = w[i] - lr * (g + mu * vi);
+        else
+            w[i] = w[i] - lr * vi;
     }
 }
 
@@ -111,20 +123,26 @@ static OPT_INLINE void OPT_FN(adam_body)(int64_t n, REAL *restrict w,
 }
 
 /* One entry point per rule, instantiating its body once per form of the
- * gradient. */
+ * gradient (and of the momentum), compiled once per instruction set. */
+OPT_CLONES
 static void OPT_FN(sgd)(int64_t n, REAL *restrict w, const REAL *restrict dw,
                         const struct hyper *h)
 {
     OPT_REG_CASES(h, OPT_FN(sgd_body)(n, w, dw, h, REG));
 }
 
+OPT_CLONES
 static void OPT_FN(momentum)(int64_t n, REAL *restrict w,
                              const REAL *restrict dw, REAL *restrict v,
                              const struct hyper *h)
 {
-    OPT_REG_CASES(h, OPT_FN(momentum_body)(n, w, dw, v, h, REG));
+    if (h->nesterov)
+        OPT_REG_CASES(h, OPT_FN(momentum_body)(n, w, dw, v, h, REG, 1));
+    else
+        OPT_REG_CASES(h, OPT_FN(momentum_body)(n, w, dw, v, h, REG, 0));
 }
 
+OPT_CLONES
 static void OPT_FN(rmsprop)(int64_t n, REAL *restrict w,
                             const REAL *restrict dw, REAL *restrict s,
                             const struct hyper *h)
@@ -132,6 +150,7 @@ static void OPT_FN(rmsprop)(int64_t n, REAL *restrict w,
     OPT_REG_CASES(h, OPT_FN(rmsprop_body)(n, w, dw, s, h, REG));
 }
 
+OPT_CLONES
 static void OPT_FN(adam)(int64_t n, REAL *restrict w, const REAL *restrict dw,
                          REAL *restrict m, REAL *restrict v,
                          const struct hyper *h)
@@ -139,24 +158,29 @@ static void OPT_FN(adam)(int64_t n, REAL *restrict w, const REAL *restrict dw,
     OPT_REG_CASES(h, OPT_FN(adam_body)(n, w, dw, m, v, h, REG));
 }
 
-/* Sum of squares. Squares are summed in REAL in 16 independent lanes over
- * blocks of 1024 elements (64 terms per lane, so at most 64 roundings: a
- * relative error under 1e-5 in f32), and the block totals in double. The
- * lanes vectorise as they stand, where one running sum would be a chain
- * the compiler may not reorder, and float lanes avoid converting every
- * element to double. */
+/* Sum of squares in the fixed order described at the top. Float lanes for
+ * f32 (squares summed in float, 32 terms per lane per block), double lanes
+ * throughout for f64. More lanes than one vector holds keep several
+ * additions in flight, so the loop runs at the speed of memory rather than
+ * of the adder's latency. */
+OPT_CLONES
 static double OPT_FN(sum_squares)(int64_t n, const REAL *restrict x)
 {
-    double s = 0;
+    double dacc[32] = {0};
     int64_t i = 0;
-    for (; i + 1024 <= n; i += 1024) {
-        REAL acc[16] = {0};
-        for (int k = 0; k < 1024; k += 16)
-            for (int j = 0; j < 16; j++)
+    while (n - i >= 32) {
+        int64_t m = n - i < 1024 ? (n - i) / 32 * 32 : 1024;
+        REAL acc[32] = {0};
+        for (int64_t k = 0; k < m; k += 32)
+            for (int j = 0; j < 32; j++)
                 acc[j] += x[i + k + j] * x[i + k + j];
-        for (int j = 0; j < 16; j++)
-            s += (double)acc[j];
+        for (int j = 0; j < 32; j++)
+            dacc[j] += (double)acc[j];
+        i += m;
     }
+    double s = 0;
+    for (int j = 0; j < 32; j++)
+        s += dacc[j];
     for (; i < n; i++)
         s += (double)x[i] * (double)x[i];
     return s;
