@@ -17,12 +17,17 @@
  *
  * GEMM: all four transpose combinations, odd sizes, alpha/beta variants,
  * padded leading dimensions whose padding is NaN (so a stray read shows),
- * against a triple loop in long double; beta = 0 must overwrite NaN. */
+ * against a triple loop in long double; beta = 0 must overwrite NaN.
+ *
+ * Threads: results bitwise equal at 1, 2 and 3 threads, and the shared
+ * thread policy of nabla/parallel.h. */
 #include <float.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "kernels/kernels.h"
 #include "kernels/vmath_scalar.h"
+#include "nabla/parallel.h"
 #include "test_util.h"
 
 #define ULP_BOUND 4.0
@@ -1213,6 +1218,48 @@ static void test_threads(void)
 #endif
 }
 
+/* The shared thread policy (nabla/parallel.h): one team size for every
+ * caller, 1 inside a parallel region, and a back-off only after four late
+ * teams in a row, lifted 0.2 s later. */
+static void test_parallel_policy(void)
+{
+    CHECK(nb_parallel_threads() >= 1, "nb_parallel_threads below 1");
+    nb_parallel_report(1e-3, 0); /* harmless without OpenMP too */
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    const int two = omp_get_num_procs() >= 2 ? 2 : 1;
+    const struct timespec lift = {0, 250 * 1000 * 1000};
+    nanosleep(&lift, NULL); /* outlast any back-off of earlier tests */
+    CHECK(nb_parallel_threads() == two, "idle: %d threads, want %d",
+          nb_parallel_threads(), two);
+    int inside = 0;
+#pragma omp parallel num_threads(2)
+    {
+        if (omp_get_thread_num() == 0)
+            inside = nb_parallel_threads();
+    }
+    CHECK(inside == 1, "inside a parallel region: %d threads, want 1",
+          inside);
+    for (int i = 0; i < 3; i++)
+        nb_parallel_report(1e-5, 5e-3); /* late: waited 5 ms for 10 us */
+    nb_parallel_report(1e-5, 1e-5);     /* on time: the streak restarts */
+    for (int i = 0; i < 3; i++)
+        nb_parallel_report(1e-5, 5e-3);
+    CHECK(nb_parallel_threads() == two,
+          "three late teams after one on time: %d threads, want %d",
+          nb_parallel_threads(), two);
+    nb_parallel_report(1e-5, 5e-3);
+    CHECK(nb_parallel_threads() == 1, "four late teams: %d threads, want 1",
+          nb_parallel_threads());
+    nanosleep(&lift, NULL);
+    CHECK(nb_parallel_threads() == two,
+          "0.25 s after the back-off: %d threads, want %d",
+          nb_parallel_threads(), two);
+    omp_set_num_threads(saved);
+#endif
+}
+
 int main(void)
 {
     ld_wide = long_double_is_wide();
@@ -1221,5 +1268,6 @@ int main(void)
     test_gemm();
     test_gemm_direct();
     test_threads();
+    test_parallel_policy();
     return tu_finish("kernels");
 }

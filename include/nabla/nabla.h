@@ -16,6 +16,7 @@
 #include "data.h"
 #include "io.h"
 #include "train.h"
+#include "parallel.h"
 
 /** Major version number. */
 #define NB_VERSION_MAJOR 0

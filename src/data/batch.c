@@ -17,10 +17,10 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#include <stdatomic.h>
 #endif
 
 #include "nabla/data.h"
+#include "nabla/parallel.h"
 
 void nb_iota(int64_t *idx, int64_t n)
 {
@@ -156,42 +156,6 @@ static void copy_rows(const struct rows *r, int64_t lo, int64_t hi)
  * A batch of 64 such rows (200 KB) splits; one of 32 (100 KB) does not. */
 #define SHARE_BYTES (64 * 1024)
 
-#ifdef _OPENMP
-/* On a machine busy with other work a worker may stay unscheduled for a
- * time slice (milliseconds) while the caller waits: far more than threads
- * save. A gather whose caller waited much longer than its own rows took
- * keeps gathers on one thread for 0.2 s, doubled (up to 3.2 s) while the
- * first gather after each back-off is late again, reset by one on time.
- * (The optimiser and the kernels keep their own back-offs.) */
-#define LATE_SLACK 500e-6
-#define BACKOFF_MIN_US 200000
-#define BACKOFF_MAX_US 3200000
-static _Atomic int64_t single_until_us;
-static _Atomic int64_t backoff_us = BACKOFF_MIN_US;
-
-static bool backing_off(void)
-{
-    int64_t until =
-        atomic_load_explicit(&single_until_us, memory_order_relaxed);
-    return until != 0 && (int64_t)(omp_get_wtime() * 1e6) < until;
-}
-
-static void gather_times(double work, double wait)
-{
-    if (wait <= work + LATE_SLACK) {
-        atomic_store_explicit(&backoff_us, BACKOFF_MIN_US,
-                              memory_order_relaxed);
-        return;
-    }
-    int64_t b = atomic_load_explicit(&backoff_us, memory_order_relaxed);
-    atomic_store_explicit(&single_until_us,
-                          (int64_t)(omp_get_wtime() * 1e6) + b,
-                          memory_order_relaxed);
-    atomic_store_explicit(&backoff_us,
-                          b < BACKOFF_MAX_US / 2 ? 2 * b : BACKOFF_MAX_US,
-                          memory_order_relaxed);
-}
-#endif
 
 /* The copy itself, arguments already checked. Large gathers split their
  * rows across threads: with rows scattered over memory, two cores keep
@@ -213,7 +177,7 @@ static void gather(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
     r.db = r.row * nb_dtype_size(r.dd);
 #ifdef _OPENMP
     size_t bytes = (size_t)count * (r.sb > r.db ? r.sb : r.db);
-    int p = omp_in_parallel() || backing_off() ? 1 : omp_get_max_threads();
+    int p = nb_parallel_threads(); /* 1 on a busy machine: see parallel.h */
     if ((size_t)p > bytes / SHARE_BYTES)
         p = (int)(bytes / SHARE_BYTES);
     if (p > count)
@@ -227,7 +191,7 @@ static void gather(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
             if (t == 0)
                 own = omp_get_wtime();
         }
-        gather_times(own - start, omp_get_wtime() - own);
+        nb_parallel_report(own - start, omp_get_wtime() - own);
         return;
     }
 #endif

@@ -157,7 +157,12 @@ static _Atomic int late_streak = 0;
 
 void nb_kernel_team_times(double start, double own_done, double end)
 {
-    if (end - own_done <= (own_done - start) + LATE_SLACK) {
+    nb_kernel_team_report(own_done - start, end - own_done);
+}
+
+void nb_kernel_team_report(double own, double waited)
+{
+    if (waited <= own + LATE_SLACK) {
         atomic_store_explicit(&late_streak, 0, memory_order_relaxed);
         return;
     }
@@ -166,8 +171,14 @@ void nb_kernel_team_times(double start, double own_done, double end)
         return;
     atomic_store_explicit(&late_streak, 0, memory_order_relaxed);
     atomic_store_explicit(&single_until_us,
-                          (int64_t)(end * 1e6) + BACKOFF_US,
+                          (int64_t)(omp_get_wtime() * 1e6) + BACKOFF_US,
                           memory_order_relaxed);
+}
+#else
+void nb_kernel_team_report(double own, double waited)
+{
+    (void)own;
+    (void)waited;
 }
 #endif
 

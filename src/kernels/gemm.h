@@ -78,6 +78,9 @@ int nb_kernel_threads_max(void);
  * (nb_kernel_threads returns 1): such a region costs a scheduler time
  * slice, milliseconds, for microseconds of work. */
 void nb_kernel_team_times(double start, double own_done, double end);
+/* The same from durations: the master's own share and its wait for the
+ * rest (nb_parallel_report, for regions outside the kernels). */
+void nb_kernel_team_report(double own, double waited);
 #define NB_KERNEL_MAX_THREADS 8
 
 #endif

@@ -32,11 +32,11 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#include <stdatomic.h>
 #endif
 
 #include "nabla/graph.h"
 #include "nabla/optim.h"
+#include "nabla/parallel.h"
 #include "nabla/tensor.h"
 
 /* The hyper-parameters of one step for one parameter, in double. */
@@ -286,51 +286,16 @@ static int64_t slot_bound(int64_t total, int k)
 }
 
 #ifdef _OPENMP
-/* A machine busy with other work may leave a worker unscheduled for a
- * whole time slice (milliseconds) while the caller waits for it: one such
- * pass costs more than threads save the optimiser in a hundred steps. So a
- * pass whose caller waited far longer than its own share took counts as
- * late, and a late pass keeps this layer's passes on one thread for a
- * while: 0.2 s, doubled (up to 3.2 s) each time the first pass after a
- * back-off is late too, and back to 0.2 s after a pass on time. Under
- * sustained load that costs one late pass per 3.2 s; on an idle machine a
- * stray late pass costs 0.2 s of single-threaded steps. (The kernels keep
- * their own, separate back-off; this layer cannot reach it.) */
-#define LATE_SLACK 500e-6
-#define BACKOFF_MIN_US 200000
-#define BACKOFF_MAX_US 3200000
-static _Atomic int64_t single_until_us;
-static _Atomic int64_t backoff_us = BACKOFF_MIN_US;
-
-/* Records a pass's times: the caller's own work and its waiting. */
-static void team_times(double work, double wait)
-{
-    if (wait <= work + LATE_SLACK) {
-        atomic_store_explicit(&backoff_us, BACKOFF_MIN_US,
-                              memory_order_relaxed);
-        return;
-    }
-    int64_t b = atomic_load_explicit(&backoff_us, memory_order_relaxed);
-    atomic_store_explicit(&single_until_us,
-                          (int64_t)(omp_get_wtime() * 1e6) + b,
-                          memory_order_relaxed);
-    atomic_store_explicit(&backoff_us,
-                          b < BACKOFF_MAX_US / 2 ? 2 * b : BACKOFF_MAX_US,
-                          memory_order_relaxed);
-}
-
 /* How many threads a pass over `total` elements should use, each getting
- * at least `share`: 1 when the pass is small, when the caller already
- * runs in a parallel region (its threads are busy), or during a back-off. */
+ * at least `share`: 1 when the pass is small, else what nabla's thread
+ * policy allows now (nb_parallel_threads: 1 inside a parallel region or
+ * while backing off from a busy machine; every region of more than one
+ * thread reports its times with nb_parallel_report). */
 static int team_size(int64_t total, int64_t share)
 {
-    if (total / 2 < share || omp_in_parallel())
+    if (total / 2 < share)
         return 1;
-    int64_t until =
-        atomic_load_explicit(&single_until_us, memory_order_relaxed);
-    if (until != 0 && (int64_t)(omp_get_wtime() * 1e6) < until)
-        return 1;
-    int64_t p = omp_get_max_threads();
+    int64_t p = nb_parallel_threads();
     if (p > total / share)
         p = total / share;
     if (p > NSLOT)
@@ -459,7 +424,7 @@ static double global_norm(const struct glist *l, int64_t total)
             if (t == 0)
                 own = omp_get_wtime();
         }
-        team_times(own - start, omp_get_wtime() - own);
+        nb_parallel_report(own - start, omp_get_wtime() - own);
         return finish_norm(l, part);
     }
 #endif
@@ -524,7 +489,7 @@ double nb_clip_grad_norm(nb_graph *g, int n, nb_node *const *params,
                 if (t == 0)
                     own = omp_get_wtime();
             }
-            team_times(own - start, omp_get_wtime() - own);
+            nb_parallel_report(own - start, omp_get_wtime() - own);
         } else
 #endif
             scale_range(&l, 0, total, c);
@@ -1019,7 +984,8 @@ static void run_step(struct step_ctx *c)
             }
         }
         double end = omp_get_wtime();
-        team_times((own1 - start) + (own2 - go), (go - own1) + (end - own2));
+        nb_parallel_report((own1 - start) + (own2 - go),
+                           (go - own1) + (end - own2));
         return;
     }
 #endif
