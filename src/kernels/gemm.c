@@ -69,6 +69,10 @@
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
 
+/* Multiply-adds (m n k) up to which plain loops beat any tiled path: the
+ * XOR net's 1x2x4 and 1x4x1 products took 30-60 ns each through the
+ * narrow path's transposes and masks. */
+#define GEMM_TINY 64
 #define GEMM_KC 256
 #define GEMM_A_BYTES (192 * 1024)
 #define GEMM_B_BYTES (1024 * 1024)

@@ -300,6 +300,27 @@ static void NAME(threaded)(const KDESC_TYPE *kd, gemm_plan plan,
 }
 #endif
 
+/* A product of a few dozen multiply-adds (a neuron, the 2-4-1 XOR net):
+ * plain loops, since setting up tiles, transposes and masks costs more
+ * than the arithmetic. Each element is one multiply-add chain over k in
+ * order, then alpha, then beta C. */
+static void NAME(tiny)(bool trans_a, bool trans_b, int64_t m, int64_t n,
+                       int64_t k, REAL alpha, const REAL *a, int64_t lda,
+                       const REAL *b, int64_t ldb, REAL beta, REAL *c,
+                       int64_t ldc)
+{
+    const int64_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
+    const int64_t sb_p = trans_b ? 1 : ldb, sb_j = trans_b ? ldb : 1;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            REAL acc = 0;
+            for (int64_t p = 0; p < k; p++)
+                acc += a[i * sa_i + p * sa_p] * b[p * sb_p + j * sb_j];
+            REAL *cij = c + i * ldc + j;
+            *cij = beta == 0 ? alpha * acc : alpha * acc + beta * *cij;
+        }
+}
+
 void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
           REAL alpha, const REAL *a, int64_t lda, const REAL *b, int64_t ldb,
           REAL beta, REAL *c, int64_t ldc, void *workspace)
@@ -308,6 +329,12 @@ void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
         return;
     if (k <= 0 || alpha == 0) {
         NAME(scale)(m, n, beta, c, ldc);
+        return;
+    }
+    if (m <= GEMM_TINY && n <= GEMM_TINY && k <= GEMM_TINY &&
+        m * n * k <= GEMM_TINY) {
+        NAME(tiny)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                   ldc);
         return;
     }
     const KDESC_TYPE *kd = PICK_SIMD_KERNEL(nb_isa_active());
