@@ -712,6 +712,16 @@ typedef struct {
     int row_step; /* check every row_step-th row (and the last); 0 = all */
 } gemm_case;
 
+/* Sets the leading dimensions to the stored widths of A, B and C (A is
+ * stored k wide, or m wide when transposed; B n wide, or k) plus padding. */
+static void pad_gemm(gemm_case *g, int64_t pad_a, int64_t pad_b,
+                     int64_t pad_c)
+{
+    g->lda = (g->ta ? g->m : g->k) + pad_a;
+    g->ldb = (g->tb ? g->k : g->n) + pad_b;
+    g->ldc = g->n + pad_c;
+}
+
 /* Runs one case in f32 and f64 and checks every element against a
  * long double triple loop, to (k + 2) eps of the sum of the magnitudes of
  * the terms; C's padding must be untouched. Returns the worst error in
@@ -859,9 +869,7 @@ static void test_gemm(void)
                         g.alpha = ab[0];
                         g.beta = ab[1];
                         int64_t pad = (mi + ki) % 3 == 0 ? 0 : 3 + ki;
-                        g.lda = (ta ? g.m : g.k) + pad;
-                        g.ldb = (tb ? g.k : g.n) + (ni % 2 ? 5 : 0);
-                        g.ldc = g.n + (mi % 2 ? 2 : 0);
+                        pad_gemm(&g, pad, ni % 2 ? 5 : 0, mi % 2 ? 2 : 0);
                         g.c_nan = g.beta == 0 && (mi + ni) % 2 == 0;
                         double e = check_gemm(&g, isa);
                         worst = e > worst ? e : worst;
@@ -885,9 +893,7 @@ static void test_gemm(void)
         for (int t = 0; t < 4; t++) {
             bool ta = t & 1, tb = t & 2;
             gemm_case big = {ta, tb, 203, 1100, 601, 0, 0, 0, 1, 1, false, 11};
-            big.lda = (ta ? big.m : big.k) + 1;
-            big.ldb = (tb ? big.k : big.n) + 3;
-            big.ldc = big.n + 1;
+            pad_gemm(&big, 1, 3, 1);
             worst = fmax(worst, check_gemm(&big, isa));
             count++;
         }
@@ -931,9 +937,8 @@ static void test_gemm_direct(void)
                     const double *ab = alpha_beta[(n + q + t) % 6];
                     gemm_case g = {ta, tb, ms[mi], n, ks[ki], 0, 0, 0,
                                    ab[0], ab[1], false, 0};
-                    g.lda = (ta ? g.m : g.k) + (q % 3 == 1 ? 3 : 0);
-                    g.ldb = (tb ? g.k : g.n) + ((n + q) % 2 ? 1 : 0);
-                    g.ldc = g.n + (q % 3 == 2 ? 5 : 0);
+                    pad_gemm(&g, q % 3 == 1 ? 3 : 0, (n + q) % 2 ? 1 : 0,
+                             q % 3 == 2 ? 5 : 0);
                     g.c_nan = g.beta == 0 && q % 2 == 0;
                     worst = fmax(worst, check_gemm(&g, isa));
                     count++;
@@ -948,9 +953,7 @@ static void test_gemm_direct(void)
                 gemm_case g = {ta,        tb, mnk[i][0], mnk[i][1],
                                mnk[i][2], 0,  0,         0,
                                0.7,       -1.3, false,   0};
-                g.lda = (ta ? g.m : g.k) + 1;
-                g.ldb = (tb ? g.k : g.n) + 2;
-                g.ldc = g.n + 3;
+                pad_gemm(&g, 1, 2, 3);
                 worst = fmax(worst, check_gemm(&g, isa));
                 count++;
             }
