@@ -43,7 +43,7 @@ extern "C" {
  * the nearest float; NaN and infinities in float data are kept as data.
  * Returns a free-standing tensor of the file's shape, converted to dtype;
  * the caller frees it with nb_tensor_free. */
-nb_tensor *nb_idx_read(const char *path, nb_dtype dtype, char *err,
+NB_API nb_tensor *nb_idx_read(const char *path, nb_dtype dtype, char *err,
                        size_t errlen);
 /** @} */
 
@@ -85,32 +85,32 @@ typedef struct nb_csv_options {
  *   an error naming the line and the first missing or extra column.
  * Limits: files up to NB_CSV_MAX_BYTES, at most 2^31 values in all. Line
  * numbers count every physical line, blank ones and the header included. */
-nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
+NB_API nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
                        nb_tensor **labels, char *err, size_t errlen);
 /** @} */
 
 /** @name Transforms (in place unless noted) */
 /** @{ */
 /** x *= scale (for example 1/255 for bytes to [0, 1]). */
-void nb_data_scale(nb_tensor *x, double scale);
+NB_API void nb_data_scale(nb_tensor *x, double scale);
 /** Per column of x viewed as [rows, rest]: mean and standard deviation into
  * mean / std (each `rest` entries, caller-owned); std 0 is reported as 1 so
  * that standardising a constant column gives zeros. The deviation is the
  * population one, sqrt(sum (x - mean)^2 / rows), computed in double in two
  * passes. NB_ERR_ARG for a NULL argument or a tensor without rows. */
-int nb_data_column_stats(const nb_tensor *x, double *mean, double *std);
+NB_API int nb_data_column_stats(const nb_tensor *x, double *mean, double *std);
 /** x = (x - mean) / std per column: apply a training set's statistics to any
  * set. NB_ERR_ARG (x untouched) if a std is not finite and positive. */
-int nb_data_standardize(nb_tensor *x, const double *mean, const double *std);
+NB_API int nb_data_standardize(nb_tensor *x, const double *mean, const double *std);
 /** Rows [n, classes] with a 1 in column labels[i]; NULL if a label is not
  * an integer in [0, classes) (the message names the row, from 0). labels
  * is [n] or [n, 1]. New tensor of dtype. */
-nb_tensor *nb_one_hot(const nb_tensor *labels, int64_t classes,
+NB_API nb_tensor *nb_one_hot(const nb_tensor *labels, int64_t classes,
                       nb_dtype dtype, char *err, size_t errlen);
 /** The index of the largest entry of each row of x [rows, k] into out
  * (rows entries); the first wins a tie. A NaN never wins unless it is the
  * first entry of its row; a row of k = 0 entries gives -1. */
-void nb_argmax_rows(const nb_tensor *x, int64_t *out);
+NB_API void nb_argmax_rows(const nb_tensor *x, int64_t *out);
 /** @} */
 
 /** @name Datasets
@@ -130,30 +130,30 @@ typedef struct nb_dataset {
 
 /** Frees x and y and sets them to NULL; safe on a zeroed or half-filled
  * struct and on NULL. */
-void nb_dataset_free(nb_dataset *ds);
+NB_API void nb_dataset_free(nb_dataset *ds);
 /** Rows of x (0 for NULL or an empty dataset). */
-int64_t nb_dataset_size(const nb_dataset *ds);
+NB_API int64_t nb_dataset_size(const nb_dataset *ds);
 /** Loads an IDX image file and its IDX label file (MNIST layout): x becomes
  * [n, pixels] (pixels = the product of the extents after the first),
  * ubyte images divided by 255 into [0, 1] (other types as stored), y the
  * labels [n], which must be an integer type of rank 1 with the same n.
  * limit > 0 keeps only the first `limit` examples (both files are still
  * checked whole: their lengths, and a gzip file's CRC). */
-int nb_dataset_load_idx(nb_dataset *ds, const char *images,
+NB_API int nb_dataset_load_idx(nb_dataset *ds, const char *images,
                         const char *labels, nb_dtype dtype, int64_t limit,
                         char *err, size_t errlen);
 /** Rows [first, first + count) of src as a new dataset (copies). */
-int nb_dataset_slice(nb_dataset *dst, const nb_dataset *src, int64_t first,
+NB_API int nb_dataset_slice(nb_dataset *dst, const nb_dataset *src, int64_t first,
                      int64_t count, char *err, size_t errlen);
 /** The examples whose class index is in [lo, hi), with labels shifted by
  * -lo (for transfer-learning splits). */
-int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
+NB_API int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
                               int64_t lo, int64_t hi, char *err,
                               size_t errlen);
 /** Splits src into its last `fraction` of rows (validation,
  * round(fraction * n) rows) and the rest (training), after no shuffling:
  * shuffle first if the order matters. fraction in [0, 1]. */
-int nb_dataset_split(const nb_dataset *src, double fraction,
+NB_API int nb_dataset_split(const nb_dataset *src, double fraction,
                      nb_dataset *train, nb_dataset *val, char *err,
                      size_t errlen);
 /** @} */
@@ -161,15 +161,15 @@ int nb_dataset_split(const nb_dataset *src, double fraction,
 /** @name Shuffling and batching */
 /** @{ */
 /** idx = 0, 1, ..., n-1. */
-void nb_iota(int64_t *idx, int64_t n);
+NB_API void nb_iota(int64_t *idx, int64_t n);
 /** Fisher-Yates shuffle of idx with the graph's RNG: a seed fixes the
  * order, and a checkpoint of the RNG state fixes it across a resume. */
-void nb_shuffle(nb_graph *g, int64_t *idx, int64_t n);
+NB_API void nb_shuffle(nb_graph *g, int64_t *idx, int64_t n);
 /** Copies rows idx[0..count) of src into dst, whose dimension 0 must be at
  * least count and whose other extents match src's; converts between f32
  * and f64. idx NULL means rows 0..count-1. Every index is checked against
  * src's rows before anything is copied. Returns NB_OK or NB_ERR_ARG. */
-int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
+NB_API int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
                    int64_t count);
 /** Feeds rows idx[0..count) of src to input, with shape [count, src's
  * other extents], gathering them straight into the input's buffer
@@ -177,7 +177,7 @@ int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
  * 0..count-1. Makes no heap allocation of its own once the input has held
  * a batch this large (it runs every training step). Errors go to the
  * graph, with the input as it was. */
-int nb_feed_rows(nb_graph *g, nb_node *input, const nb_tensor *src,
+NB_API int nb_feed_rows(nb_graph *g, nb_node *input, const nb_tensor *src,
                  const int64_t *idx, int64_t count);
 /** @} */
 

@@ -56,14 +56,14 @@ enum {
  * (nb_node_grad). Returns NB_OK, or NB_ERR_ARG (NULL graph or file, a node
  * of another graph), NB_ERR_NOMEM, NB_ERR_STATE (writing failed), with the
  * message on the graph. */
-int nb_graph_write_dot(nb_graph *g, const nb_node *target, FILE *f,
+NB_API int nb_graph_write_dot(nb_graph *g, const nb_node *target, FILE *f,
                        unsigned flags);
 
 /** Writes the traced nodes with the backward messages on the edges; flags
  * as for nb_graph_write_dot, values and gradients from the trace. Returns NB_OK,
  * NB_ERR_ARG (NULL argument or an empty trace), or NB_ERR_STATE (writing
  * failed). */
-int nb_trace_write_dot(const nb_trace *t, FILE *f, unsigned flags);
+NB_API int nb_trace_write_dot(const nb_trace *t, FILE *f, unsigned flags);
 
 #ifdef __cplusplus
 }

@@ -53,7 +53,7 @@ typedef struct nb_gradcheck_result {
  * differences, as described at the top of gradcheck.h.
  * Returns NB_OK when the check ran (see result->passed), or an error code
  * when it could not run (message on the graph). opts may be NULL. */
-int nb_gradcheck(nb_graph *g, nb_node *output,
+NB_API int nb_gradcheck(nb_graph *g, nb_node *output,
                  const nb_gradcheck_options *opts, nb_gradcheck_result *result);
 
 #ifdef __cplusplus

@@ -33,14 +33,6 @@ typedef struct nb_graph nb_graph;
  * (opaque; owned by its graph). */
 typedef struct nb_node nb_node;
 
-/** Error codes returned by functions that return int. */
-enum {
-    NB_OK = 0,            /**< success */
-    NB_ERR_ARG = -1,      /**< bad argument: NULL, wrong shape, wrong dtype */
-    NB_ERR_NOMEM = -2,    /**< an allocation failed */
-    NB_ERR_STATE = -3,    /**< the call does not fit the graph's state */
-    NB_ERR_NONFINITE = -4 /**< checking mode found a NaN or infinity */
-};
 
 /** Marks the batch dimension (dimension 0 only) of an input as dynamic: its
  * extent is set by each nb_feed. */
@@ -50,65 +42,65 @@ enum {
 /** @{ */
 /** A new, empty graph in training mode with a fixed default seed, or NULL
  * if memory runs out. */
-nb_graph *nb_graph_new(void);
+NB_API nb_graph *nb_graph_new(void);
 /** Frees the graph with every node and tensor in it; NULL is a no-op. */
-void nb_graph_free(nb_graph *g);
+NB_API void nb_graph_free(nb_graph *g);
 
 /** The first recorded error message, or NULL if there is none. */
-const char *nb_graph_error(const nb_graph *g);
+NB_API const char *nb_graph_error(const nb_graph *g);
 /** The code of the first recorded error, NB_OK if none. */
-int nb_graph_status(const nb_graph *g);
+NB_API int nb_graph_status(const nb_graph *g);
 /** Forgets the recorded error, so that the next failure is recorded. */
-void nb_graph_clear_error(nb_graph *g);
+NB_API void nb_graph_clear_error(nb_graph *g);
 
 /** Records an error on the graph, printf-style, unless one is already held
  * (the first error wins). For code layered on the public API — layers,
  * optimisers, loaders, custom helpers — so its failures read like the
  * library's own. Returns code, which should be negative. */
-int nb_graph_set_error(nb_graph *g, int code, const char *fmt, ...)
+NB_API int nb_graph_set_error(nb_graph *g, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 
 /** Training mode (dropout active) vs inference mode. New graphs train. */
-void nb_graph_set_training(nb_graph *g, bool training);
+NB_API void nb_graph_set_training(nb_graph *g, bool training);
 /** Whether the graph is in training mode. */
-bool nb_graph_training(const nb_graph *g);
+NB_API bool nb_graph_training(const nb_graph *g);
 
 /** Checking mode: forward reports the first node, in forward order, whose
  * value holds a NaN or infinity, and backward the first node, in backward
  * order, whose gradient does (NB_ERR_NONFINITE), with its op and inputs. */
-void nb_graph_set_checking(nb_graph *g, bool checking);
+NB_API void nb_graph_set_checking(nb_graph *g, bool checking);
 
 /** Seeds the graph's random number generator (xoshiro256**), used by dropout
  * and by initialisers. Seeding makes every random draw reproducible. */
-void nb_graph_seed(nb_graph *g, uint64_t seed);
+NB_API void nb_graph_seed(nb_graph *g, uint64_t seed);
 /** Uniform in [0, 1). */
-double nb_rng_uniform(nb_graph *g);
+NB_API double nb_rng_uniform(nb_graph *g);
 /** Standard normal. */
-double nb_rng_normal(nb_graph *g);
+NB_API double nb_rng_normal(nb_graph *g);
 
 /** 64 uniformly random bits. */
-uint64_t nb_rng_u64(nb_graph *g);
+NB_API uint64_t nb_rng_u64(nb_graph *g);
 
 /** Uniform integer in [0, n), without modulo bias; 0 if n <= 0. */
-int64_t nb_rng_below(nb_graph *g, int64_t n);
+NB_API int64_t nb_rng_below(nb_graph *g, int64_t n);
 /** The generator's state as 4 words, to save and restore a run exactly. */
-void nb_rng_get_state(const nb_graph *g, uint64_t state[4]);
+NB_API void nb_rng_get_state(const nb_graph *g, uint64_t state[4]);
 /** Restores a state read with nb_rng_get_state. */
-void nb_rng_set_state(nb_graph *g, const uint64_t state[4]);
+NB_API void nb_rng_set_state(nb_graph *g, const uint64_t state[4]);
 
 /** Number of nodes in the graph. */
-int64_t nb_graph_node_count(const nb_graph *g);
+NB_API int64_t nb_graph_node_count(const nb_graph *g);
 
 /** The node with id `id` (0 <= id < nb_graph_node_count), or NULL. Ids are
  * given in creation order, which is a topological order; walking them is
  * how layered code finds, say, every parameter. */
-nb_node *nb_graph_node(const nb_graph *g, int64_t id);
+NB_API nb_node *nb_graph_node(const nb_graph *g, int64_t id);
 
 /** The first node whose name is `name`, or NULL. */
-nb_node *nb_graph_find(const nb_graph *g, const char *name);
+NB_API nb_node *nb_graph_find(const nb_graph *g, const char *name);
 /** @} */
 
 /** @name Leaf nodes */
@@ -116,37 +108,37 @@ nb_node *nb_graph_find(const nb_graph *g, const char *name);
 /** An input, fed before each run with nb_feed. shape[0] may be NB_DYNAMIC:
  * shape rules then see the batch last fed (1 before the first feed), and
  * every node is re-sized when a feed changes it. */
-nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+NB_API nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                   const int64_t *shape);
 /** A trainable parameter, zero-filled; write its value with nb_node_value. */
-nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+NB_API nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                   const int64_t *shape);
 /** A constant, zero-filled; write its value with nb_node_value. */
-nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+NB_API nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                      const int64_t *shape);
 /** A rank-0 constant holding value. */
-nb_node *nb_scalar(nb_graph *g, nb_dtype dtype, double value);
+NB_API nb_node *nb_scalar(nb_graph *g, nb_dtype dtype, double value);
 
 /** Freezes (false) or unfreezes (true) a parameter. A frozen parameter gets
  * no gradient and is not touched by backward. Changing it changes the plan,
  * so run forward again before the next backward. Returns NB_OK or an
  * error. */
-int nb_param_set_trainable(nb_graph *g, nb_node *param, bool trainable);
+NB_API int nb_param_set_trainable(nb_graph *g, nb_node *param, bool trainable);
 /** Asks for the gradient of an input (used by nb_gradcheck and by users who
  * want d loss / d input). */
-int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires);
+NB_API int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires);
 
 /** Copies `data` (of the input's dtype, row-major, with the given shape)
  * into the input. The shape must match the declared one, except a dynamic
  * batch dimension, which takes the fed extent. */
-int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
+NB_API int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
             const void *data);
 /** nb_feed without the copy: checks the shape as nb_feed does, sizes the
  * input for it and returns the input's data buffer (of the input's dtype,
  * row-major), which the caller fills before the next forward. For filling
  * an input in place, say gathering a shuffled batch straight into it. NULL
  * on error (recorded on the graph), with the input as it was. */
-void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
+NB_API void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
                      const int64_t *shape);
 /** @} */
 
@@ -161,40 +153,40 @@ typedef enum nb_node_kind {
 /** @name Node inspection */
 /** @{ */
 /** The node's kind. */
-nb_node_kind nb_node_get_kind(const nb_node *n);
+NB_API nb_node_kind nb_node_get_kind(const nb_node *n);
 /** The graph the node belongs to. */
-nb_graph *nb_node_graph(const nb_node *n);
+NB_API nb_graph *nb_node_graph(const nb_node *n);
 /** The node's id: its position in creation order (see nb_graph_node). */
-int64_t nb_node_id(const nb_node *n);
+NB_API int64_t nb_node_id(const nb_node *n);
 /** Name given at creation or with nb_node_set_name; op nodes default to
  * `"<op>#<id>"`. */
-const char *nb_node_name(const nb_node *n);
+NB_API const char *nb_node_name(const nb_node *n);
 /** Renames the node (the name is copied). */
-void nb_node_set_name(nb_node *n, const char *name);
+NB_API void nb_node_set_name(nb_node *n, const char *name);
 /** The op's name ("input", "param", "constant" for leaves). */
-const char *nb_node_op_name(const nb_node *n);
+NB_API const char *nb_node_op_name(const nb_node *n);
 /** Number of inputs (0 for leaves). */
-int nb_node_input_count(const nb_node *n);
+NB_API int nb_node_input_count(const nb_node *n);
 /** Input `i` of the node, or NULL if i is out of range. */
-nb_node *nb_node_input(const nb_node *n, int i);
+NB_API nb_node *nb_node_input(const nb_node *n, int i);
 /** True for a parameter that is not frozen. */
-bool nb_node_is_trainable(const nb_node *n);
+NB_API bool nb_node_is_trainable(const nb_node *n);
 /** The node's value: after forward for op nodes; writable for parameters
  * and constants. Its shape is known from construction (batch 1 stands in
  * for a dynamic batch until the first feed). The tensor and its data
  * pointer stay valid until the graph is freed, except that feeding a larger
  * batch than ever before moves the data of the nodes it reaches. */
-nb_tensor *nb_node_value(nb_node *n);
+NB_API nb_tensor *nb_node_value(nb_node *n);
 /** The node's gradient from the latest backward, or NULL if that backward
  * gave it none (not on a path from a trainable parameter or grad-requiring
  * input to the output). Its shape is the one it was computed at. */
-nb_tensor *nb_node_grad(nb_node *n);
+NB_API nb_tensor *nb_node_grad(nb_node *n);
 /** @} */
 
 /** @name Running */
 /** @{ */
 /** Evaluates exactly the nodes `target` depends on, in topological order. */
-int nb_forward(nb_graph *g, nb_node *target);
+NB_API int nb_forward(nb_graph *g, nb_node *target);
 /** @} */
 
 /** Backward options. */
@@ -208,28 +200,13 @@ enum {
 /** @{ */
 /** Backward from a scalar loss (seed d loss / d loss = 1). Call nb_forward
  * on the same node first. */
-int nb_backward(nb_graph *g, nb_node *loss);
+NB_API int nb_backward(nb_graph *g, nb_node *loss);
 /** Backward from any node with a seed gradient of the node's shape and
  * dtype; flags is 0 or NB_BACKWARD_ACCUMULATE. A NULL seed means 1. */
-int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
+NB_API int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                    unsigned flags);
 /** @} */
 
-/** @name Memory */
-/** @{ */
-/** A replacement for the library's aligned allocator. */
-typedef struct nb_allocator {
-    /** Returns size bytes aligned to `align` (a power of two >= 64), or NULL. */
-    void *(*alloc)(size_t size, size_t align, void *user);
-    /** Releases memory from alloc (never called with NULL). */
-    void (*free)(void *ptr, void *user);
-    /** Passed to alloc and free. */
-    void *user;
-} nb_allocator;
-/** Replaces the allocator every later allocation of the library uses; NULL
- * restores the default. Call before creating graphs or tensors. */
-void nb_set_allocator(const nb_allocator *allocator);
-/** @} */
 
 #ifdef __cplusplus
 }

@@ -44,7 +44,7 @@ extern "C" {
 /** Saves the values of the given nodes (every parameter of the graph,
  * trainable or frozen, when n is 0), each under its node name, which must
  * be unique. F32 / F64 dtypes. Errors are recorded on the graph. */
-int nb_save_params(nb_graph *g, const char *path, int n,
+NB_API int nb_save_params(nb_graph *g, const char *path, int n,
                    nb_node *const *nodes);
 
 /** Loads values into the given nodes (parameters or constants; every
@@ -53,7 +53,7 @@ int nb_save_params(nb_graph *g, const char *path, int n,
  * converted to the node's dtype (same dtype: bit for bit). Tensors in the
  * file that match no node are ignored. Everything is checked before any
  * node is written. */
-int nb_load_params(nb_graph *g, const char *path, int n,
+NB_API int nb_load_params(nb_graph *g, const char *path, int n,
                    nb_node *const *nodes);
 
 /** Saves a checkpoint: the parameters (all of the graph's), the optimiser's state
@@ -62,7 +62,7 @@ int nb_load_params(nb_graph *g, const char *path, int n,
  * "nabla.checkpoint", format_version "1", epoch, rng_state, optimizer,
  * optimizer.steps, optimizer.lr, optimizer.lr_bits, optimizer.state_count).
  * Resuming from it continues a single-threaded run bit for bit. */
-int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
+NB_API int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
                        const char *path);
 /** Restores what nb_checkpoint_save wrote into a graph and optimiser built
  * the same way; *epoch (if not NULL) receives the saved epoch. A different
@@ -70,7 +70,7 @@ int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
  * parameter, or a different number of tensors is an error, and then
  * nothing is changed. With opt NULL the saved optimiser state is skipped;
  * with an opt, the file must hold matching state. */
-int nb_checkpoint_load(nb_graph *g, nb_optimizer *opt, int64_t *epoch,
+NB_API int nb_checkpoint_load(nb_graph *g, nb_optimizer *opt, int64_t *epoch,
                        const char *path);
 
 /** A loaded safetensors file: names, dtypes, shapes, data and metadata
@@ -82,40 +82,40 @@ typedef struct nb_st_file nb_st_file;
 /** Parses and checks the whole file; NULL with a message in err (naming the
  * file and the problem) on failure. Names and metadata strings stay valid
  * until nb_st_close. */
-nb_st_file *nb_st_open(const char *path, char *err, size_t errlen);
+NB_API nb_st_file *nb_st_open(const char *path, char *err, size_t errlen);
 /** Frees the loaded file; NULL is a no-op. */
-void nb_st_close(nb_st_file *f);
+NB_API void nb_st_close(nb_st_file *f);
 /** Number of tensors in the file. */
-int nb_st_count(const nb_st_file *f);
+NB_API int nb_st_count(const nb_st_file *f);
 /** The name of tensor i (0 <= i < nb_st_count), or NULL if out of range. */
-const char *nb_st_name(const nb_st_file *f, int i);
+NB_API const char *nb_st_name(const nb_st_file *f, int i);
 /** The index of the tensor called name, or -1. */
-int nb_st_find(const nb_st_file *f, const char *name);
+NB_API int nb_st_find(const nb_st_file *f, const char *name);
 /** The safetensors dtype string ("F32", "F64", "F16", "I64", ...). */
-const char *nb_st_dtype(const nb_st_file *f, int i);
+NB_API const char *nb_st_dtype(const nb_st_file *f, int i);
 /** The rank of tensor i, or -1 if out of range. */
-int nb_st_rank(const nb_st_file *f, int i);
+NB_API int nb_st_rank(const nb_st_file *f, int i);
 /** The extents of tensor i (rank of them), or NULL if out of range. */
-const int64_t *nb_st_shape(const nb_st_file *f, int i);
+NB_API const int64_t *nb_st_shape(const nb_st_file *f, int i);
 /** Copies tensor i into dst (same element count; the shape may differ),
  * converting F32, F64, F16, BF16, BOOL and the integer dtypes to dst's
  * dtype (same dtype: bit for bit; integers beyond 2^53 round). F8 dtypes
  * are refused. */
-int nb_st_read(const nb_st_file *f, int i, nb_tensor *dst, char *err,
+NB_API int nb_st_read(const nb_st_file *f, int i, nb_tensor *dst, char *err,
                size_t errlen);
 /** A "__metadata__" value, or NULL. */
-const char *nb_st_metadata(const nb_st_file *f, const char *key);
+NB_API const char *nb_st_metadata(const nb_st_file *f, const char *key);
 /** The number of metadata keys. */
-int nb_st_metadata_count(const nb_st_file *f);
+NB_API int nb_st_metadata_count(const nb_st_file *f);
 /** The metadata keys, in file order: nb_st_metadata_key(f, i) for
  * 0 <= i < nb_st_metadata_count(f). */
-const char *nb_st_metadata_key(const nb_st_file *f, int i);
+NB_API const char *nb_st_metadata_key(const nb_st_file *f, int i);
 
 /** Writes n tensors under the given names (valid UTF-8, unique, not
  * "__metadata__"), in the order given, plus nmeta metadata key/value
  * string pairs, atomically as above. Returns NB_OK or a negative code with
  * a message naming the file in err. */
-int nb_st_save(const char *path, int n, const char *const *names,
+NB_API int nb_st_save(const char *path, int n, const char *const *names,
                const nb_tensor *const *tensors, int nmeta,
                const char *const *meta_keys, const char *const *meta_values,
                char *err, size_t errlen);

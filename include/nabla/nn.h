@@ -26,21 +26,21 @@ extern "C" {
 /** @{ */
 
 /** Uniform in [lo, hi). */
-int nb_init_uniform(nb_graph *g, nb_node *param, double lo, double hi);
+NB_API int nb_init_uniform(nb_graph *g, nb_node *param, double lo, double hi);
 /** Normal with the given mean and standard deviation. */
-int nb_init_normal(nb_graph *g, nb_node *param, double mean, double std);
+NB_API int nb_init_normal(nb_graph *g, nb_node *param, double mean, double std);
 /** Glorot & Bengio (2010): U(-a, a), a = gain sqrt(6 / (fan_in + fan_out)). */
-int nb_init_xavier_uniform(nb_graph *g, nb_node *param, double fan_in,
+NB_API int nb_init_xavier_uniform(nb_graph *g, nb_node *param, double fan_in,
                            double fan_out, double gain);
 /** Glorot normal: N(0, gain^2 2 / (fan_in + fan_out)). */
-int nb_init_xavier_normal(nb_graph *g, nb_node *param, double fan_in,
+NB_API int nb_init_xavier_normal(nb_graph *g, nb_node *param, double fan_in,
                           double fan_out, double gain);
 /** He, Zhang, Ren & Sun (2015), for ReLU units: U(-a, a), a = sqrt(6 / fan_in). */
-int nb_init_he_uniform(nb_graph *g, nb_node *param, double fan_in);
+NB_API int nb_init_he_uniform(nb_graph *g, nb_node *param, double fan_in);
 /** He normal: N(0, 2 / fan_in). */
-int nb_init_he_normal(nb_graph *g, nb_node *param, double fan_in);
+NB_API int nb_init_he_normal(nb_graph *g, nb_node *param, double fan_in);
 /** Sets every element to value (zeros for biases, say). */
-int nb_init_constant(nb_graph *g, nb_node *param, double value);
+NB_API int nb_init_constant(nb_graph *g, nb_node *param, double value);
 /** @} */
 
 /** How nb_linear and nb_mlp initialise weights. Biases start at zero,
@@ -77,12 +77,12 @@ typedef enum nb_activation {
 /** @name Activations */
 /** @{ */
 /** "relu", "sigmoid", ...; "unknown" for a value outside the enum. */
-const char *nb_activation_name(nb_activation act);
+NB_API const char *nb_activation_name(nb_activation act);
 /** The activation named `name` (also "identity" for linear and "swish" for
  * silu), or -1. */
-int nb_activation_from_name(const char *name);
+NB_API int nb_activation_from_name(const char *name);
 /** act(x); for NB_ACT_LINEAR returns x itself. */
-nb_node *nb_activate(nb_graph *g, nb_node *x, nb_activation act,
+NB_API nb_node *nb_activate(nb_graph *g, nb_node *x, nb_activation act,
                      double param);
 /** @} */
 
@@ -107,7 +107,7 @@ typedef struct nb_linear {
  * @param init         how W (and, for NB_INIT_TORCH, b) is initialised
  * @param act          the unit that will follow, for NB_INIT_DEFAULT
  * @param layer        receives W, b and the output; may be NULL */
-nb_node *nb_linear_layer(nb_graph *g, nb_node *x, int64_t out_features,
+NB_API nb_node *nb_linear_layer(nb_graph *g, nb_node *x, int64_t out_features,
                          bool bias, const char *name, nb_init_kind init,
                          nb_activation act, nb_linear *layer);
 /** @} */
@@ -156,7 +156,7 @@ typedef struct nb_mlp {
 /** Builds the network on top of `x` (shape [batch, sizes[0]]) and fills
  * `mlp` with every node it made. Returns NB_OK or a negative code with the
  * error recorded on the graph. */
-int nb_mlp_build(nb_graph *g, nb_node *x, const nb_mlp_spec *spec,
+NB_API int nb_mlp_build(nb_graph *g, nb_node *x, const nb_mlp_spec *spec,
                  nb_mlp *mlp);
 
 /** The loss that matches the output unit, built on the logits so that it is
@@ -164,17 +164,17 @@ int nb_mlp_build(nb_graph *g, nb_node *x, const nb_mlp_spec *spec,
  * are class indices when `targets` has rank 1, one-hot rows otherwise);
  * sigmoid -> binary cross-entropy in the softplus form; linear -> mean
  * squared error. */
-nb_node *nb_mlp_loss(nb_graph *g, const nb_mlp *mlp, nb_node *targets);
+NB_API nb_node *nb_mlp_loss(nb_graph *g, const nb_mlp *mlp, nb_node *targets);
 
 /** Sum of lambda * penalty over the weights (not the biases) of an MLP:
  * L2 gives lambda/2 sum W^2, L1 lambda sum |W|. Add it to a loss. */
-nb_node *nb_mlp_weight_penalty(nb_graph *g, const nb_mlp *mlp, double l2,
+NB_API nb_node *nb_mlp_weight_penalty(nb_graph *g, const nb_mlp *mlp, double l2,
                                double l1);
 
 /** Freezes (false) or unfreezes (true) the W and b of layers
  * [first, last) of an MLP, counted as in mlp->layer[] (from 0, so the
  * parameters `"<name>.1.W"` belong to layer 0 and [0, n_layers) is all). */
-int nb_mlp_set_trainable(nb_graph *g, const nb_mlp *mlp, int first, int last,
+NB_API int nb_mlp_set_trainable(nb_graph *g, const nb_mlp *mlp, int first, int last,
                          bool trainable);
 /** @} */
 

@@ -82,12 +82,12 @@ typedef struct nb_op {
  * @param n_inputs number of inputs, within op's min_inputs and max_inputs
  * @param inputs   the input nodes, of g
  * @param attrs    op->attr_size bytes of attributes; NULL means zeros */
-nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
+NB_API nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
                   nb_node *const *inputs, const void *attrs);
 
 /** Records "opname: message" as the graph's error (if none is recorded yet)
  * and returns NB_ERR_ARG. For use inside infer/forward/backward. */
-int nb_op_fail(nb_op_call *call, const char *fmt, ...)
+NB_API int nb_op_fail(nb_op_call *call, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
@@ -95,14 +95,14 @@ int nb_op_fail(nb_op_call *call, const char *fmt, ...)
 
 /** Training flag, for ops such as dropout: true in training mode. Their
  * random numbers come from the graph's RNG, call->graph (nb_rng_uniform). */
-bool nb_op_training(const nb_op_call *call);
+NB_API bool nb_op_training(const nb_op_call *call);
 
 /** The number of built-in ops, for tools that list or check them all. */
-int nb_builtin_op_count(void);
+NB_API int nb_builtin_op_count(void);
 /** Built-in op `index` (0 <= index < nb_builtin_op_count), or NULL. */
-const nb_op *nb_builtin_op(int index);
+NB_API const nb_op *nb_builtin_op(int index);
 /** The built-in op with this name, or NULL. */
-const nb_op *nb_find_op(const char *name);
+NB_API const nb_op *nb_find_op(const char *name);
 
 #ifdef __cplusplus
 }

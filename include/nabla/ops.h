@@ -27,88 +27,88 @@ extern "C" {
 /** @name Elementwise binary, broadcasting */
 /** @{ */
 /** a + b. */
-nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
 /** a - b. */
-nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b);
 /** a * b, element by element. */
-nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b);
 /** a / b. */
-nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b);
 /** max(a, b); a tie sends the gradient to a. */
-nb_node *nb_maximum(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_maximum(nb_graph *g, nb_node *a, nb_node *b);
 /** min(a, b); a tie sends the gradient to a. */
-nb_node *nb_minimum(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_minimum(nb_graph *g, nb_node *a, nb_node *b);
 /** @} */
 
 /** @name Elementwise unary */
 /** @{ */
 /** -x. */
-nb_node *nb_neg(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_neg(nb_graph *g, nb_node *x);
 /** exp(x). */
-nb_node *nb_exp(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_exp(nb_graph *g, nb_node *x);
 /** Natural logarithm, log(x). */
-nb_node *nb_log(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_log(nb_graph *g, nb_node *x);
 /** sqrt(x). */
-nb_node *nb_sqrt(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_sqrt(nb_graph *g, nb_node *x);
 /** x^2. */
-nb_node *nb_square(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_square(nb_graph *g, nb_node *x);
 /** |x|; the gradient at 0 is 0. */
-nb_node *nb_abs(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_abs(nb_graph *g, nb_node *x);
 /** c * x */
-nb_node *nb_scale(nb_graph *g, nb_node *x, double c);
+NB_API nb_node *nb_scale(nb_graph *g, nb_node *x, double c);
 /** x + c */
-nb_node *nb_add_scalar(nb_graph *g, nb_node *x, double c);
+NB_API nb_node *nb_add_scalar(nb_graph *g, nb_node *x, double c);
 /** -1, 0, +1; gradient zero (perceptron outputs). */
-nb_node *nb_sign(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_sign(nb_graph *g, nb_node *x);
 /** Heaviside: 1 if x > 0 else 0; gradient zero. */
-nb_node *nb_step(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_step(nb_graph *g, nb_node *x);
 /** @} */
 
 /** @name Activations */
 /** @{ */
 /** y = x, as a node of its own. */
-nb_node *nb_identity(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_identity(nb_graph *g, nb_node *x);
 /** Logistic sigmoid, 1 / (1 + exp(-x)). */
-nb_node *nb_sigmoid(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_sigmoid(nb_graph *g, nb_node *x);
 /** tanh(x). */
-nb_node *nb_tanh(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_tanh(nb_graph *g, nb_node *x);
 /** max(x, 0), with relu'(0) = 0. */
-nb_node *nb_relu(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_relu(nb_graph *g, nb_node *x);
 /** x for x > 0, alpha x otherwise. */
-nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, double alpha);
+NB_API nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, double alpha);
 /** Parametric ReLU: x for x > 0, alpha x otherwise, with a learnable slope.
  * alpha is a node (usually a parameter) that broadcasts to x. */
-nb_node *nb_prelu(nb_graph *g, nb_node *x, nb_node *alpha);
+NB_API nb_node *nb_prelu(nb_graph *g, nb_node *x, nb_node *alpha);
 /** x for x > 0, alpha (exp(x) - 1) otherwise. */
-nb_node *nb_elu(nb_graph *g, nb_node *x, double alpha);
+NB_API nb_node *nb_elu(nb_graph *g, nb_node *x, double alpha);
 /** Scaled ELU with the fixed constants of Klambauer, Unterthiner, Mayr &
  * Hochreiter (2017): lambda (x > 0 ? x : alpha (exp(x) - 1)), lambda =
  * 1.0507..., alpha = 1.6733... (docs/ops.md has every digit). */
-nb_node *nb_selu(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_selu(nb_graph *g, nb_node *x);
 /** log(1 + exp(x)). */
-nb_node *nb_softplus(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_softplus(nb_graph *g, nb_node *x);
 /** Max over groups of k consecutive units of the last axis: [..., m*k] ->
  * [..., m]. */
-nb_node *nb_maxout(nb_graph *g, nb_node *x, int k);
+NB_API nb_node *nb_maxout(nb_graph *g, nb_node *x, int k);
 /** Exact GELU, x * Phi(x). */
-nb_node *nb_gelu(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_gelu(nb_graph *g, nb_node *x);
 /** SiLU (swish), x * sigmoid(x). */
-nb_node *nb_silu(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_silu(nb_graph *g, nb_node *x);
 /** @} */
 
 /** @name Softmax along the last axis */
 /** @{ */
 /** exp(x) / sum exp(x) over the last axis. */
-nb_node *nb_softmax(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_softmax(nb_graph *g, nb_node *x);
 /** x - log sum exp(x) over the last axis: log softmax(x), computed stably. */
-nb_node *nb_log_softmax(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_log_softmax(nb_graph *g, nb_node *x);
 /** @} */
 
 /** @name Matrix product */
 /** @{ */
 /** Matrix product a b: [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
  * [B,M,K] x [K,N] -> [B,M,N] (one matrix shared by the batch). */
-nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b);
 /** @} */
 
 /** @name Reductions
@@ -117,41 +117,41 @@ nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b);
  * keepdims is true. */
 /** @{ */
 /** Sum of all elements. */
-nb_node *nb_sum(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_sum(nb_graph *g, nb_node *x);
 /** Sum along one axis. */
-nb_node *nb_sum_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+NB_API nb_node *nb_sum_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
 /** Mean of all elements. */
-nb_node *nb_mean(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_mean(nb_graph *g, nb_node *x);
 /** Mean along one axis. */
-nb_node *nb_mean_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+NB_API nb_node *nb_mean_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
 /** Largest element; a tie sends the gradient to the first. */
-nb_node *nb_max(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_max(nb_graph *g, nb_node *x);
 /** Largest element along one axis; a tie sends the gradient to the first. */
-nb_node *nb_max_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+NB_API nb_node *nb_max_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
 /** Smallest element; a tie sends the gradient to the first. */
-nb_node *nb_min(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_min(nb_graph *g, nb_node *x);
 /** Smallest element along one axis; a tie sends the gradient to the first. */
-nb_node *nb_min_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+NB_API nb_node *nb_min_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
 /** log sum exp(x) over all elements, shifted by the maximum so that it
  * cannot overflow. */
-nb_node *nb_logsumexp(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_logsumexp(nb_graph *g, nb_node *x);
 /** log sum exp(x) along one axis, shifted by the maximum. */
-nb_node *nb_logsumexp_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
+NB_API nb_node *nb_logsumexp_axis(nb_graph *g, nb_node *x, int axis, bool keepdims);
 /** @} */
 
 /** @name Shape */
 /** @{ */
 /** x under a new shape of the same size. One extent may be -1 (inferred).
  * A dynamic batch flows through when the -1 stands for it. */
-nb_node *nb_reshape(nb_graph *g, nb_node *x, int rank, const int64_t *shape);
+NB_API nb_node *nb_reshape(nb_graph *g, nb_node *x, int rank, const int64_t *shape);
 /** Permutes the axes: y.shape[i] = x.shape[perm[i]], perm holding one entry
  * per axis of x. */
-nb_node *nb_permute(nb_graph *g, nb_node *x, const int *perm);
+NB_API nb_node *nb_permute(nb_graph *g, nb_node *x, const int *perm);
 /** Swaps the last two axes. */
-nb_node *nb_transpose(nb_graph *g, nb_node *x);
+NB_API nb_node *nb_transpose(nb_graph *g, nb_node *x);
 /** Joins n >= 1 nodes along `axis` (negative counts from the end); they
  * share rank, dtype and every extent but that axis's. */
-nb_node *nb_concat(nb_graph *g, int n, nb_node *const *xs, int axis);
+NB_API nb_node *nb_concat(nb_graph *g, int n, nb_node *const *xs, int axis);
 /** @} */
 /** An `end` for nb_slice that runs to the end of the axis, which also
  * follows a dynamic batch. */
@@ -161,11 +161,11 @@ nb_node *nb_concat(nb_graph *g, int n, nb_node *const *xs, int axis);
 /** Elements start <= i < end of one axis. A negative start or end counts
  * from the end of the axis (-1 is the last element); end = NB_SLICE_END
  * runs to the end, which also follows a dynamic batch. */
-nb_node *nb_slice(nb_graph *g, nb_node *x, int axis, int64_t start,
+NB_API nb_node *nb_slice(nb_graph *g, nb_node *x, int axis, int64_t start,
                   int64_t end);
 /** x repeated to `shape`, numpy-style: x's shape is aligned to the right of
  * it, and each of x's extents equals the target's or is 1. */
-nb_node *nb_broadcast_to(nb_graph *g, nb_node *x, int rank,
+NB_API nb_node *nb_broadcast_to(nb_graph *g, nb_node *x, int rank,
                          const int64_t *shape);
 /** @} */
 
@@ -173,29 +173,29 @@ nb_node *nb_broadcast_to(nb_graph *g, nb_node *x, int rank,
  * "Rows" are all axes but the last; row-wise losses average over rows. */
 /** @{ */
 /** 1/2 sum (y - t)^2 — the lecture form. */
-nb_node *nb_sse_loss(nb_graph *g, nb_node *y, nb_node *t);
+NB_API nb_node *nb_sse_loss(nb_graph *g, nb_node *y, nb_node *t);
 /** mean (y - t)^2 over all elements. */
-nb_node *nb_mse_loss(nb_graph *g, nb_node *y, nb_node *t);
+NB_API nb_node *nb_mse_loss(nb_graph *g, nb_node *y, nb_node *t);
 /** mean over elements of -[t log p + (1-t) log(1-p)], p a probability. */
-nb_node *nb_bce_loss(nb_graph *g, nb_node *p, nb_node *t);
+NB_API nb_node *nb_bce_loss(nb_graph *g, nb_node *p, nb_node *t);
 /** From logits z: mean of softplus(z) - t z, which for t in {0,1} is the
  * softplus form zeta((1-2t) z). Never saturates: gradient sigmoid(z) - t. */
-nb_node *nb_bce_logits_loss(nb_graph *g, nb_node *z, nb_node *t);
+NB_API nb_node *nb_bce_logits_loss(nb_graph *g, nb_node *z, nb_node *t);
 /** mean over rows of -sum_k y_k log p_k, p probabilities. */
-nb_node *nb_cce_loss(nb_graph *g, nb_node *p, nb_node *y);
+NB_API nb_node *nb_cce_loss(nb_graph *g, nb_node *p, nb_node *y);
 /** Fused softmax + cross-entropy from logits and one-hot (or soft) targets:
  * mean over rows of -sum_k y_k log softmax(z)_k; gradient (p - y)/rows. */
-nb_node *nb_softmax_ce_loss(nb_graph *g, nb_node *z, nb_node *y);
+NB_API nb_node *nb_softmax_ce_loss(nb_graph *g, nb_node *z, nb_node *y);
 /** Fused softmax + cross-entropy as nb_softmax_ce_loss, with class indices:
  * labels has one entry per row, holding an integer in [0, K). */
-nb_node *nb_softmax_ce_index_loss(nb_graph *g, nb_node *z, nb_node *labels);
+NB_API nb_node *nb_softmax_ce_index_loss(nb_graph *g, nb_node *z, nb_node *labels);
 /** Negative log-likelihood from log-probabilities and class indices: mean
  * over rows of -logp[row, label]. */
-nb_node *nb_nll_loss(nb_graph *g, nb_node *logp, nb_node *labels);
+NB_API nb_node *nb_nll_loss(nb_graph *g, nb_node *logp, nb_node *labels);
 /** sum |w| */
-nb_node *nb_l1_penalty(nb_graph *g, nb_node *w);
+NB_API nb_node *nb_l1_penalty(nb_graph *g, nb_node *w);
 /** 1/2 sum w^2 */
-nb_node *nb_l2_penalty(nb_graph *g, nb_node *w);
+NB_API nb_node *nb_l2_penalty(nb_graph *g, nb_node *w);
 /** @} */
 
 /** @name Regularisation */
@@ -203,7 +203,7 @@ nb_node *nb_l2_penalty(nb_graph *g, nb_node *w);
 /** Inverted dropout: in training mode each element is zeroed with
  * probability p and survivors are scaled by 1/(1-p); identity in inference
  * mode. 0 <= p < 1. */
-nb_node *nb_dropout(nb_graph *g, nb_node *x, double p);
+NB_API nb_node *nb_dropout(nb_graph *g, nb_node *x, double p);
 /** @} */
 
 #ifdef __cplusplus

@@ -124,41 +124,41 @@ typedef struct nb_optimizer nb_optimizer;
  * graph when n is 0 (params may then be NULL; frozen ones are included and
  * skipped while frozen). The list must hold parameters of g, each once.
  * NULL on error (recorded on the graph). */
-nb_optimizer *nb_optimizer_new(nb_graph *g, const nb_optim_config *config,
+NB_API nb_optimizer *nb_optimizer_new(nb_graph *g, const nb_optim_config *config,
                                int n, nb_node *const *params);
 /** Frees the optimiser and its state; NULL is a no-op. */
-void nb_optimizer_free(nb_optimizer *opt);
+NB_API void nb_optimizer_free(nb_optimizer *opt);
 
 /** One update from the gradients of the latest backward. Returns NB_OK or a
  * negative code (error recorded on the graph): NB_ERR_NONFINITE for a
  * gradient holding NaN or infinity, NB_ERR_STATE for a gradient whose dtype
  * or size is not its parameter's. On error nothing is changed. */
-int nb_optimizer_step(nb_optimizer *opt);
+NB_API int nb_optimizer_step(nb_optimizer *opt);
 
 /** The global L2 norm of the gradients seen by the latest step (the
  * trainable parameters that had one), before clipping; computed whether or
  * not clipping is on. 0 before the first step. */
-double nb_optimizer_grad_norm(const nb_optimizer *opt);
+NB_API double nb_optimizer_grad_norm(const nb_optimizer *opt);
 
 /** The current learning rate. */
-double nb_optimizer_lr(const nb_optimizer *opt);
+NB_API double nb_optimizer_lr(const nb_optimizer *opt);
 /** Sets the learning rate. lr must be finite and >= 0 (0 is taken literally here); otherwise the
  * error is recorded on the graph and the rate is unchanged. */
-void nb_optimizer_set_lr(nb_optimizer *opt, double lr);
+NB_API void nb_optimizer_set_lr(nb_optimizer *opt, double lr);
 /** Updates applied so far (Adam's t). */
-int64_t nb_optimizer_steps(const nb_optimizer *opt);
+NB_API int64_t nb_optimizer_steps(const nb_optimizer *opt);
 /** The config in use: as given, with the defaults of the fields the kind
  * uses filled in and lr the current rate. */
-const nb_optim_config *nb_optimizer_config(const nb_optimizer *opt);
+NB_API const nb_optim_config *nb_optimizer_config(const nb_optimizer *opt);
 
 /** The number of parameters the optimiser updates. */
-int nb_optimizer_param_count(const nb_optimizer *opt);
+NB_API int nb_optimizer_param_count(const nb_optimizer *opt);
 /** Parameter i (0 <= i < nb_optimizer_param_count), or NULL with the
  * error recorded on the graph. */
-nb_node *nb_optimizer_param(const nb_optimizer *opt, int i);
+NB_API nb_node *nb_optimizer_param(const nb_optimizer *opt, int i);
 
 /** The number of state tensors, for checkpoints (see nb_optimizer_state). */
-int nb_optimizer_state_count(const nb_optimizer *opt);
+NB_API int nb_optimizer_state_count(const nb_optimizer *opt);
 /** State tensor i, for checkpoints. There are `nb_optimizer_state_count`
  * tensors, each with a name such as `"momentum/<param name>"` or
  * `"adam.m/<param name>"` (stored in *name), of the
@@ -167,11 +167,11 @@ int nb_optimizer_state_count(const nb_optimizer *opt);
  * nb_optimizer_set_steps (and the lr if a schedule changed it), restores a
  * saved optimiser exactly, bit for bit. An index out of range gives NULL
  * (and *name NULL). */
-nb_tensor *nb_optimizer_state(nb_optimizer *opt, int i, const char **name);
+NB_API nb_tensor *nb_optimizer_state(nb_optimizer *opt, int i, const char **name);
 /** Sets the number of updates applied (Adam's t), to restore a saved
  * optimiser with its state tensors. steps must be >= 0 (otherwise the
  * error is recorded on the graph). */
-void nb_optimizer_set_steps(nb_optimizer *opt, int64_t steps);
+NB_API void nb_optimizer_set_steps(nb_optimizer *opt, int64_t steps);
 
 /** Scales the gradients of params (all trainable parameters when n is 0) so
  * that their global L2 norm is at most max_norm, by max_norm / norm when
@@ -179,7 +179,7 @@ void nb_optimizer_set_steps(nb_optimizer *opt, int64_t steps);
  * left out. Returns the norm before scaling, or a negative code: NB_ERR_ARG
  * for max_norm not > 0 or a bad list, NB_ERR_NONFINITE (gradients left as
  * they were) when the norm is NaN or infinite. */
-double nb_clip_grad_norm(nb_graph *g, int n, nb_node *const *params,
+NB_API double nb_clip_grad_norm(nb_graph *g, int n, nb_node *const *params,
                          double max_norm);
 
 /** The kinds of learning-rate schedule.
@@ -218,7 +218,7 @@ typedef struct nb_schedule {
 } nb_schedule;
 
 /** The learning rate at t, or NaN for a schedule with bad fields. */
-double nb_schedule_lr(const nb_schedule *s, int64_t t);
+NB_API double nb_schedule_lr(const nb_schedule *s, int64_t t);
 
 #ifdef __cplusplus
 }

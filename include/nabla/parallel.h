@@ -14,12 +14,14 @@
 #ifndef NABLA_PARALLEL_H
 #define NABLA_PARALLEL_H
 
+#include "base.h"
+
 /** The most threads a parallel region should use now: 1 in a build without
  * OpenMP, inside a parallel region (its threads are already busy), and
  * while nabla backs off after late teams; otherwise OpenMP's
  * omp_get_max_threads(), capped at the number of processors. The caller
  * still decides whether its work is big enough to split. */
-int nb_parallel_threads(void);
+NB_API int nb_parallel_threads(void);
 
 /** Reports the timing of a region that ran on more than one thread.
  * @param own_seconds    time the calling thread spent on its own share
@@ -27,6 +29,6 @@ int nb_parallel_threads(void);
  * A team is late when the wait exceeds the own share by more than half a
  * millisecond; several late teams in a row make nb_parallel_threads()
  * return 1 for 0.2 s. Without OpenMP this does nothing. */
-void nb_parallel_report(double own_seconds, double waited_seconds);
+NB_API void nb_parallel_report(double own_seconds, double waited_seconds);
 
 #endif

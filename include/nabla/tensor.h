@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -29,50 +31,50 @@ typedef enum nb_dtype {
 typedef struct nb_tensor nb_tensor;
 
 /** Size in bytes of one element of the dtype (4 or 8). */
-size_t nb_dtype_size(nb_dtype dtype);
+NB_API size_t nb_dtype_size(nb_dtype dtype);
 /** "f32" or "f64". */
-const char *nb_dtype_name(nb_dtype dtype);
+NB_API const char *nb_dtype_name(nb_dtype dtype);
 
 /** A free-standing zero-filled tensor, or NULL on a bad shape or no memory.
  * @param dtype NB_F32 or NB_F64.
  * @param rank  0 to NB_MAX_RANK.
  * @param shape rank extents, each >= 0 (may be NULL for rank 0). */
-nb_tensor *nb_tensor_new(nb_dtype dtype, int rank, const int64_t *shape);
+NB_API nb_tensor *nb_tensor_new(nb_dtype dtype, int rank, const int64_t *shape);
 /** Frees a tensor made by nb_tensor_new (or a loader); NULL is a no-op. */
-void nb_tensor_free(nb_tensor *t);
+NB_API void nb_tensor_free(nb_tensor *t);
 
 /** The tensor's dtype. */
-nb_dtype nb_tensor_dtype(const nb_tensor *t);
+NB_API nb_dtype nb_tensor_dtype(const nb_tensor *t);
 /** The tensor's rank (0 for a scalar). */
-int nb_tensor_rank(const nb_tensor *t);
+NB_API int nb_tensor_rank(const nb_tensor *t);
 /** Extent of dimension `axis` (negative counts from the end); 0 if out of range. */
-int64_t nb_tensor_dim(const nb_tensor *t, int axis);
+NB_API int64_t nb_tensor_dim(const nb_tensor *t, int axis);
 /** Pointer to the rank extents. */
-const int64_t *nb_tensor_shape(const nb_tensor *t);
+NB_API const int64_t *nb_tensor_shape(const nb_tensor *t);
 /** Number of elements (1 for a scalar of rank 0). */
-int64_t nb_tensor_size(const nb_tensor *t);
+NB_API int64_t nb_tensor_size(const nb_tensor *t);
 
 /** Raw data, writable. */
-void *nb_tensor_data(nb_tensor *t);
+NB_API void *nb_tensor_data(nb_tensor *t);
 /** Raw data, read-only. */
-const void *nb_tensor_cdata(const nb_tensor *t);
+NB_API const void *nb_tensor_cdata(const nb_tensor *t);
 /** The data as floats; NULL if the dtype is not NB_F32. */
-float *nb_tensor_f32(nb_tensor *t);
+NB_API float *nb_tensor_f32(nb_tensor *t);
 /** The data as doubles; NULL if the dtype is not NB_F64. */
-double *nb_tensor_f64(nb_tensor *t);
+NB_API double *nb_tensor_f64(nb_tensor *t);
 
 /** Element at a flat (row-major) index, converted to double. */
-double nb_tensor_get(const nb_tensor *t, int64_t index);
+NB_API double nb_tensor_get(const nb_tensor *t, int64_t index);
 /** Sets the element at a flat (row-major) index, converted from double. */
-void nb_tensor_set(nb_tensor *t, int64_t index, double value);
+NB_API void nb_tensor_set(nb_tensor *t, int64_t index, double value);
 /** Sets every element to value. */
-void nb_tensor_fill(nb_tensor *t, double value);
+NB_API void nb_tensor_fill(nb_tensor *t, double value);
 /** Copies `count` elements from a double array, converting to the dtype;
  * returns 0, or -1 if count differs from the tensor's size. */
-int nb_tensor_copy_from_f64(nb_tensor *t, const double *src, int64_t count);
+NB_API int nb_tensor_copy_from_f64(nb_tensor *t, const double *src, int64_t count);
 
 /** Writes "[2,3]" style text into buf (always terminated); returns buf. */
-char *nb_shape_str(int rank, const int64_t *shape, char *buf, size_t buflen);
+NB_API char *nb_shape_str(int rank, const int64_t *shape, char *buf, size_t buflen);
 
 #ifdef __cplusplus
 }

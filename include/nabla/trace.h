@@ -50,22 +50,22 @@ typedef struct nb_trace nb_trace;
 
 /** Runs nb_forward and nb_backward on a scalar `loss` with tracing on, and
  * returns the finished trace, or NULL on error (message on the graph). */
-nb_trace *nb_trace_run(nb_graph *g, nb_node *loss);
+NB_API nb_trace *nb_trace_run(nb_graph *g, nb_node *loss);
 
 /** Starts recording: the backward passes that run until nb_trace_end (any
  * nb_backward or nb_backward_ex) are traced, and the trace keeps the last
  * one. Returns NULL on error (another trace is recording, no memory). */
-nb_trace *nb_trace_begin(nb_graph *g);
+NB_API nb_trace *nb_trace_begin(nb_graph *g);
 /** Stops recording and snapshots the values and gradients of the nodes the
  * traced backward's output depends on. Call it right after the backward.
  * Returns NB_OK, or NB_ERR_STATE if t is not recording (its graph was
  * freed, or it was ended already), NB_ERR_NOMEM. With
  * NB_BACKWARD_ACCUMULATE, leaves' gradients include earlier passes and so
  * exceed the sum of this pass's messages. */
-int nb_trace_end(nb_trace *t);
+NB_API int nb_trace_end(nb_trace *t);
 /** Frees the trace; one still recording stops (without a snapshot). NULL is
  * a no-op. */
-void nb_trace_free(nb_trace *t);
+NB_API void nb_trace_free(nb_trace *t);
 /** @} */
 
 /** @name Reading
@@ -75,34 +75,34 @@ void nb_trace_free(nb_trace *t);
 /** @{ */
 
 /** The node backward started from (the loss). */
-nb_node *nb_trace_output(const nb_trace *t);
+NB_API nb_node *nb_trace_output(const nb_trace *t);
 /** Number of entries. */
-int64_t nb_trace_count(const nb_trace *t);
+NB_API int64_t nb_trace_count(const nb_trace *t);
 /** The node of an entry. */
-nb_node *nb_trace_node(const nb_trace *t, int64_t entry);
+NB_API nb_node *nb_trace_node(const nb_trace *t, int64_t entry);
 /** The entry of node n, or -1 if n is not in the trace. */
-int64_t nb_trace_find(const nb_trace *t, const nb_node *n);
+NB_API int64_t nb_trace_find(const nb_trace *t, const nb_node *n);
 /** The node's forward value. */
-const nb_tensor *nb_trace_value(const nb_trace *t, int64_t entry);
+NB_API const nb_tensor *nb_trace_value(const nb_trace *t, int64_t entry);
 /** The node's gradient (its delta, the sum of the messages it received), or
  * NULL if backward gave it none (nothing trainable upstream). */
-const nb_tensor *nb_trace_grad(const nb_trace *t, int64_t entry);
+NB_API const nb_tensor *nb_trace_grad(const nb_trace *t, int64_t entry);
 
 /** Number of messages the node received. Messages received are ordered by
  * sender (forward order), then input slot. The output's first message is
  * the seed, whose sender is NULL. */
-int nb_trace_in_count(const nb_trace *t, int64_t entry);
+NB_API int nb_trace_in_count(const nb_trace *t, int64_t entry);
 /** The node that sent received message k (NULL for the seed). */
-nb_node *nb_trace_in_sender(const nb_trace *t, int64_t entry, int k);
+NB_API nb_node *nb_trace_in_sender(const nb_trace *t, int64_t entry, int k);
 /** The sender's input slot this node fills (-1 for the seed). */
-int nb_trace_in_slot(const nb_trace *t, int64_t entry, int k);
+NB_API int nb_trace_in_slot(const nb_trace *t, int64_t entry, int k);
 /** Received message k, shaped like the node's gradient. */
-const nb_tensor *nb_trace_in_message(const nb_trace *t, int64_t entry, int k);
+NB_API const nb_tensor *nb_trace_in_message(const nb_trace *t, int64_t entry, int k);
 
 /** The message the node sent to its input `slot` (0 <= slot <
  * nb_node_input_count), or NULL if it sent none: that input needs no
  * gradient, or the op has no backward (its gradient is zero everywhere). */
-const nb_tensor *nb_trace_out_message(const nb_trace *t, int64_t entry,
+NB_API const nb_tensor *nb_trace_out_message(const nb_trace *t, int64_t entry,
                                       int slot);
 /** @} */
 
@@ -148,25 +148,25 @@ const nb_tensor *nb_trace_out_message(const nb_trace *t, int64_t entry,
 /** @{ */
 /** Writes the text to f; NB_OK, NB_ERR_ARG, or NB_ERR_STATE if writing
  * failed. */
-int nb_trace_print(const nb_trace *t, FILE *f, int full_max);
+NB_API int nb_trace_print(const nb_trace *t, FILE *f, int full_max);
 /** Writes the text into buf (always terminated when buflen > 0) and returns
  * the length of the whole text, like snprintf: a result >= buflen means
  * it was cut short. */
-size_t nb_trace_format(const nb_trace *t, int full_max, char *buf,
+NB_API size_t nb_trace_format(const nb_trace *t, int full_max, char *buf,
                        size_t buflen);
 /** The text in a string from malloc (release it with free), or NULL. */
-char *nb_trace_to_string(const nb_trace *t, int full_max);
+NB_API char *nb_trace_to_string(const nb_trace *t, int full_max);
 
 /** One tensor as the printer renders it: "1.5", "[1, 2]", "[[1, 2], [3,
  * 4]]", or for more than full_max elements
  * "[1000,1000]: 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, ... (L2 norm 577.4)".
  * Same buffer contract as nb_trace_format. */
-size_t nb_tensor_summary(const nb_tensor *t, int full_max, char *buf,
+NB_API size_t nb_tensor_summary(const nb_tensor *t, int full_max, char *buf,
                          size_t buflen);
 /** nb_tensor_summary with `head` leading entries in a summary (0 means 6)
  * and `digits` significant digits (0 means 6): nb_tensor_summary is
  * nb_tensor_summary_ex(t, full_max, 6, 6, buf, buflen). */
-size_t nb_tensor_summary_ex(const nb_tensor *t, int full_max, int head,
+NB_API size_t nb_tensor_summary_ex(const nb_tensor *t, int full_max, int head,
                             int digits, char *buf, size_t buflen);
 /** @} */
 

@@ -61,14 +61,14 @@ typedef struct nb_metrics {
  * in shape (after the batch dimension) and dtype. Consecutive rows are fed
  * straight from ds: nothing is allocated but the check of which node to
  * score. Returns NB_OK or a negative code, with the error on the graph. */
-int nb_evaluate(nb_graph *g, const nb_model *model, const nb_dataset *ds,
+NB_API int nb_evaluate(nb_graph *g, const nb_model *model, const nb_dataset *ds,
                 int64_t batch_size, nb_metrics *out);
 
 /** nb_evaluate that also fills a confusion matrix: `confusion` holds
  * classes^2 entries (classes at least the output's class count, 2 for a
  * single sigmoid column); it is zeroed, then entry [true * classes +
  * predicted] counts the rows of that kind. */
-int nb_evaluate_confusion(nb_graph *g, const nb_model *model,
+NB_API int nb_evaluate_confusion(nb_graph *g, const nb_model *model,
                           const nb_dataset *ds, int64_t batch_size,
                           nb_metrics *out, int64_t *confusion,
                           int64_t classes);
@@ -158,7 +158,7 @@ typedef struct nb_train_result {
  * (the message names the epoch and batch; the parameters are left as they
  * were before that batch, nothing is restored). The graph's training flag
  * is restored in every case. */
-int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
+NB_API int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
              const nb_dataset *train, const nb_dataset *val,
              const nb_train_config *config, nb_train_result *result);
 

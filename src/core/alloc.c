@@ -34,7 +34,8 @@ void nb_set_allocator(const nb_allocator *allocator)
 
 void *nb_alloc(size_t size)
 {
-    return current.alloc(size, NB_ALIGN, current.user);
+    /* A hook need not handle 0; every caller still gets a pointer to free. */
+    return current.alloc(size ? size : 1, NB_ALIGN, current.user);
 }
 
 void *nb_alloc_zeroed(size_t size)

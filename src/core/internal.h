@@ -9,6 +9,7 @@
 
 #include "nabla/graph.h"
 #include "nabla/op.h"
+#include "nabla/ops.h"
 #include "nabla/tensor.h"
 
 #define NB_ALIGN 64
@@ -203,9 +204,7 @@ struct nb_graph {
 };
 
 /* ---- memory (alloc.c) ---- */
-void *nb_alloc(size_t size);          /* 64-byte aligned, NULL on failure */
-void *nb_alloc_zeroed(size_t size);
-void nb_free(void *ptr);
+/* nb_alloc, nb_alloc_zeroed and nb_free are public: nabla/base.h. */
 /* Bump allocation that lives as long as the graph, 16-byte aligned (or 64
  * when align64). */
 void *nb_arena_alloc(nb_graph *g, size_t size, bool align64);

@@ -1,0 +1,82 @@
+/** @file
+ * What every other header builds on: the export macro, the error codes and
+ * the status of calls that have no graph, and the library's allocator.
+ *
+ * Errors have two shapes, one per kind of call:
+ * - a call on a graph (constructors, forward, backward, the optimiser of a
+ *   graph) records a sticky message on the graph (nb_graph_error) and
+ *   returns NULL or a negative NB_ERR_* code;
+ * - a call with no graph (loaders, savers, dataset helpers) takes an
+ *   `nb_status *` as its last argument, returns NULL or a negative code,
+ *   and fills the status with the same code and a message. The status may
+ *   be NULL when the caller wants only the code.
+ */
+#ifndef NABLA_BASE_H
+#define NABLA_BASE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Marks a function of the public API. The library is built with hidden
+ * visibility, so nothing else it defines is exported. */
+#if defined(_WIN32)
+#  if defined(NB_BUILDING_LIBRARY)
+#    define NB_API __declspec(dllexport)
+#  else
+#    define NB_API
+#  endif
+#elif defined(__GNUC__)
+#  define NB_API __attribute__((visibility("default")))
+#else
+#  define NB_API
+#endif
+
+/** Error codes returned by functions that return int. */
+enum {
+    NB_OK = 0,            /**< success */
+    NB_ERR_ARG = -1,      /**< bad argument: NULL, wrong shape, wrong dtype */
+    NB_ERR_NOMEM = -2,    /**< an allocation failed */
+    NB_ERR_STATE = -3,    /**< the call does not fit the graph's state */
+    NB_ERR_NONFINITE = -4,/**< checking mode found a NaN or infinity */
+    NB_ERR_IO = -5        /**< a file could not be read, written or parsed */
+};
+
+/** The outcome of a call that has no graph to record its error on. */
+typedef struct nb_status {
+    int code;           /**< NB_OK or a negative NB_ERR_* code */
+    char message[256];  /**< NUL-terminated; empty when code is NB_OK */
+} nb_status;
+
+/** @name Memory
+ * Every allocation of the library goes through these, and so through the
+ * allocator set with nb_set_allocator; code built on nabla may use them too
+ * so that one hook sees everything. */
+/** @{ */
+/** A replacement for the library's aligned allocator. */
+typedef struct nb_allocator {
+    /** Returns size bytes aligned to `align` (a power of two >= 64), or NULL. */
+    void *(*alloc)(size_t size, size_t align, void *user);
+    /** Releases memory from alloc (never called with NULL). */
+    void (*free)(void *ptr, void *user);
+    /** Passed to alloc and free. */
+    void *user;
+} nb_allocator;
+/** Replaces the allocator every later allocation of the library uses; NULL
+ * restores the default. Call before creating graphs or tensors. */
+NB_API void nb_set_allocator(const nb_allocator *allocator);
+/** size bytes, 64-byte aligned, from the current allocator; NULL on failure
+ * (a size of 0 returns a valid pointer that must be freed). */
+NB_API void *nb_alloc(size_t size);
+/** As nb_alloc, zero-filled. */
+NB_API void *nb_alloc_zeroed(size_t size);
+/** Releases memory from nb_alloc / nb_alloc_zeroed; NULL does nothing. */
+NB_API void nb_free(void *ptr);
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
