@@ -55,6 +55,7 @@ static int sinc_backward(nb_op_call *c)
 }
 
 static const nb_op sinc_op = {
+    .struct_size = sizeof(nb_op),
     .name = "sinc",
     .min_inputs = 1,
     .max_inputs = 1,

@@ -336,10 +336,28 @@ static int nothing_forward(nb_op_call *c)
 
 static void test_custom_op_diagnostics(void)
 {
-    static const nb_op silent = {"silent_op", 1, 1, 0, "fails", silent_fail_infer,
-                                 nothing_forward, NULL};
-    static const nb_op no_dtype = {"no_dtype_op", 1, 1, 0, "forgets",
-                                   no_dtype_infer, nothing_forward, NULL};
+    static const nb_op silent = {
+        .struct_size = sizeof(nb_op),
+        .name = "silent_op",
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .attr_size = 0,
+        .doc = "fails",
+        .infer = silent_fail_infer,
+        .forward = nothing_forward,
+        .backward = NULL,
+    };
+    static const nb_op no_dtype = {
+        .struct_size = sizeof(nb_op),
+        .name = "no_dtype_op",
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .attr_size = 0,
+        .doc = "forgets",
+        .infer = no_dtype_infer,
+        .forward = nothing_forward,
+        .backward = NULL,
+    };
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_param(g, "x", NB_F64, 1, SHAPE(3));
     CHECK(nb_apply(g, &silent, 1, &x, NULL) == NULL, "silent failure");

@@ -100,8 +100,17 @@ static int lazy_backward(nb_op_call *c)
     (void)c; /* forgets to send any message */
     return 0;
 }
-static const nb_op lazy_op = {"lazy_triple", 1, 1, 0, "y = 3x; (broken)",
-                              lazy_infer, lazy_forward, lazy_backward};
+static const nb_op lazy_op = {
+    .struct_size = sizeof(nb_op),
+    .name = "lazy_triple",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = 0,
+    .doc = "y = 3x; (broken)",
+    .infer = lazy_infer,
+    .forward = lazy_forward,
+    .backward = lazy_backward,
+};
 
 static void test_gradcheck_catches_silent_backward(void)
 {
@@ -115,6 +124,121 @@ static void test_gradcheck_catches_silent_backward(void)
           nb_graph_error(g));
     CHECK(L && !r.passed, "a silent backward must fail the check");
     CHECK(L && r.zero_gradient == w, "and be reported as all-zero");
+    nb_graph_free(g);
+}
+
+/* y = 2 x for a custom op that honours NB_OP_FRESH_GRADS: it writes a
+ * fresh gradient, adds to any other, and counts the fresh ones it saw. */
+static int fresh_seen;
+static int double_forward(nb_op_call *c)
+{
+    for (int64_t i = 0; i < nb_tensor_size(c->out); i++)
+        nb_tensor_set(c->out, i, 2 * nb_tensor_get(c->in[0], i));
+    return 0;
+}
+static int double_backward(nb_op_call *c)
+{
+    nb_tensor *dx = c->in_grad[0];
+    if (!dx)
+        return 0;
+    bool fresh = c->in_grad_fresh && c->in_grad_fresh[0];
+    fresh_seen += fresh;
+    for (int64_t i = 0; i < nb_tensor_size(dx); i++) {
+        double m = 2 * nb_tensor_get(c->out_grad, i);
+        nb_tensor_set(dx, i, fresh ? m : nb_tensor_get(dx, i) + m);
+    }
+    return 0;
+}
+static const nb_op double_op = {
+    .struct_size = sizeof(nb_op),
+    .name = "double",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .doc = "y = 2 x; dx = 2 dy",
+    .infer = lazy_infer,
+    .forward = double_forward,
+    .backward = double_backward,
+    .flags = NB_OP_FRESH_GRADS,
+};
+
+/* Two inputs of any dtypes; y has input 0's shape, y = x0. */
+static int first_forward(nb_op_call *c)
+{
+    for (int64_t i = 0; i < nb_tensor_size(c->out); i++)
+        nb_tensor_set(c->out, i, nb_tensor_get(c->in[0], i));
+    return 0;
+}
+
+/* The op table's contract: struct_size is checked (0 and a table from a
+ * newer header are refused, a shorter one from an older header runs with
+ * its missing fields read as zeros), inputs of mixed dtypes are refused
+ * unless the op says it takes them, and the fresh-gradient capability is
+ * a flag a custom op can set. */
+static void test_op_table_contract(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *w = nb_param(g, "w", NB_F64, 1, SHAPE(3));
+    nb_node *w32 = nb_param(g, "w32", NB_F32, 1, SHAPE(3));
+    SET(w, 1, 2, 3);
+    SET(w32, 1, 2, 3);
+
+    nb_op op = double_op;
+    op.struct_size = 0;
+    CHECK(nb_apply(g, &op, 1, &w, NULL) == NULL, "struct_size 0 refused");
+    CHECK_ERROR(g, "double", "struct_size is 0", "sizeof(nb_op)");
+    op.struct_size = sizeof(nb_op) + 8;
+    CHECK(nb_apply(g, &op, 1, &w, NULL) == NULL, "a newer table refused");
+    CHECK_ERROR(g, "double", "newer");
+
+    /* An older table: ends before flags, so the fresh flag reads as 0
+     * even though the caller's copy holds it. */
+    op.struct_size = NB_OP_MIN_SIZE;
+    nb_node *y_old = nb_apply(g, &op, 1, &w, NULL);
+    CHECK(y_old != NULL, "a table of NB_OP_MIN_SIZE works: %s",
+          nb_graph_error(g));
+    nb_node *L = nb_sum(g, y_old);
+    fresh_seen = 0;
+    CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK(fresh_seen == 0, "flags past struct_size read as 0 (saw %d)",
+          fresh_seen);
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(w), 1), 2, 0);
+
+    /* The current table: its one message into w's gradient is fresh. */
+    nb_node *y = nb_apply(g, &double_op, 1, &w, NULL);
+    L = nb_sum(g, y);
+    fresh_seen = 0;
+    CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK(fresh_seen == 1, "the custom op was told the gradient is fresh");
+    for (int i = 0; i < 3; i++)
+        CHECK_NEAR(nb_tensor_get(nb_node_grad(w), i), 2, 0);
+    /* Used twice by the sum of two branches: the second message adds. */
+    nb_node *L2 = nb_sum(g, nb_add(g, nb_apply(g, &double_op, 1, &w, NULL),
+                                   nb_apply(g, &double_op, 1, &w, NULL)));
+    CHECK(nb_forward(g, L2) == NB_OK && nb_backward(g, L2) == NB_OK, "%s",
+          nb_graph_error(g));
+    for (int i = 0; i < 3; i++)
+        CHECK_NEAR(nb_tensor_get(nb_node_grad(w), i), 4, 0);
+
+    /* Mixed dtypes: refused by default, accepted with the flag. */
+    nb_op pair = {
+        .struct_size = sizeof(nb_op),
+        .name = "pair",
+        .min_inputs = 2,
+        .max_inputs = 2,
+        .doc = "y = x0; nothing",
+        .infer = lazy_infer,
+        .forward = first_forward,
+    };
+    nb_node *mixed = nb_apply(g, &pair, 2, (nb_node *[]){w, w32}, NULL);
+    CHECK(mixed == NULL, "mixed dtypes refused by default");
+    CHECK_ERROR(g, "pair", "input 1 ('w32') is f32 [3]", "f64",
+                "NB_OP_MIXED_DTYPES");
+    pair.flags = NB_OP_MIXED_DTYPES;
+    mixed = nb_apply(g, &pair, 2, (nb_node *[]){w, w32}, NULL);
+    CHECK(mixed != NULL, "accepted with NB_OP_MIXED_DTYPES: %s",
+          nb_graph_error(g));
     nb_graph_free(g);
 }
 
@@ -433,6 +557,7 @@ int main(void)
     test_regularised_logistic(NB_F32, 1e-6);
     test_shared_parameter();
     test_gradcheck_catches_silent_backward();
+    test_op_table_contract();
     test_epoch_wrap();
     test_epoch_wrap_public();
     test_node_storage();

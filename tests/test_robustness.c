@@ -2212,14 +2212,17 @@ static int custom_backward(nb_op_call *c)
     return 0;
 }
 
-static const nb_op custom_op = {"custom",
-                                0,
-                                2,
-                                sizeof(custom_attrs),
-                                "y = 2",
-                                custom_infer,
-                                custom_forward,
-                                custom_backward};
+static const nb_op custom_op = {
+    .struct_size = sizeof(nb_op),
+    .name = "custom",
+    .min_inputs = 0,
+    .max_inputs = 2,
+    .attr_size = sizeof(custom_attrs),
+    .doc = "y = 2",
+    .infer = custom_infer,
+    .forward = custom_forward,
+    .backward = custom_backward,
+};
 
 /* Shape rules that fail silently or give nonsense, and runs that fail
  * without nb_op_fail: every failure leaves a message naming the op. */
@@ -2229,12 +2232,39 @@ static void test_custom_op_contract(void)
     nb_graph *g = nb_graph_new();
     nb_node *w = nb_param(g, "w", NB_F64, 0, NULL);
 
-    const nb_op no_name = {NULL,           0,   0, 0, "", custom_infer,
-                           custom_forward, NULL};
-    const nb_op no_infer = {"no_infer",     0,   0, 0, "", NULL,
-                            custom_forward, NULL};
-    const nb_op no_forward = {"no_forward", 0,    0,   0, "",
-                              custom_infer, NULL, NULL};
+    const nb_op no_name = {
+        .struct_size = sizeof(nb_op),
+        .name = NULL,
+        .min_inputs = 0,
+        .max_inputs = 0,
+        .attr_size = 0,
+        .doc = "",
+        .infer = custom_infer,
+        .forward = custom_forward,
+        .backward = NULL,
+    };
+    const nb_op no_infer = {
+        .struct_size = sizeof(nb_op),
+        .name = "no_infer",
+        .min_inputs = 0,
+        .max_inputs = 0,
+        .attr_size = 0,
+        .doc = "",
+        .infer = NULL,
+        .forward = custom_forward,
+        .backward = NULL,
+    };
+    const nb_op no_forward = {
+        .struct_size = sizeof(nb_op),
+        .name = "no_forward",
+        .min_inputs = 0,
+        .max_inputs = 0,
+        .attr_size = 0,
+        .doc = "",
+        .infer = custom_infer,
+        .forward = NULL,
+        .backward = NULL,
+    };
     CHECK(nb_apply(g, NULL, 0, NULL, NULL) == NULL, "NULL op applied");
     CHECK_ERROR(g, "apply");
     CHECK(nb_apply(g, &no_name, 0, NULL, NULL) == NULL, "nameless op");
@@ -2328,8 +2358,17 @@ static void test_custom_op_contract(void)
 static void test_custom_op_negative_count(void)
 {
     scenario = "custom_op_negative_count";
-    const nb_op loose = {"loose",        -5,  -1, 0, "", custom_infer,
-                         custom_forward, NULL};
+    const nb_op loose = {
+        .struct_size = sizeof(nb_op),
+        .name = "loose",
+        .min_inputs = -5,
+        .max_inputs = -1,
+        .attr_size = 0,
+        .doc = "",
+        .infer = custom_infer,
+        .forward = custom_forward,
+        .backward = NULL,
+    };
     nb_graph *g = nb_graph_new();
     nb_node *n = nb_apply(g, &loose, -1, NULL, NULL);
     CHECK(n == NULL, "an op applied to -1 inputs was built");
@@ -2346,10 +2385,28 @@ static void test_custom_op_negative_count(void)
 static void test_custom_op_huge_attr_size(void)
 {
     scenario = "custom_op_huge_attr_size";
-    const nb_op huge = {"huge_attrs",   0,   0, SIZE_MAX, "", custom_infer,
-                        custom_forward, NULL};
-    const nb_op big = {"big_attrs",    0,   0, SIZE_MAX - 32, "", custom_infer,
-                       custom_forward, NULL};
+    const nb_op huge = {
+        .struct_size = sizeof(nb_op),
+        .name = "huge_attrs",
+        .min_inputs = 0,
+        .max_inputs = 0,
+        .attr_size = SIZE_MAX,
+        .doc = "",
+        .infer = custom_infer,
+        .forward = custom_forward,
+        .backward = NULL,
+    };
+    const nb_op big = {
+        .struct_size = sizeof(nb_op),
+        .name = "big_attrs",
+        .min_inputs = 0,
+        .max_inputs = 0,
+        .attr_size = SIZE_MAX - 32,
+        .doc = "",
+        .infer = custom_infer,
+        .forward = custom_forward,
+        .backward = NULL,
+    };
     nb_graph *g = nb_graph_new();
     CHECK(nb_apply(g, &huge, 0, NULL, NULL) == NULL,
           "a SIZE_MAX attribute block was allocated");

@@ -117,7 +117,8 @@ static int softsign_backward_nothing(nb_op_call *c)
 
 #define SOFTSIGN_OP(backward_fn)                                               \
     {                                                                          \
-        .name = "softsign", .min_inputs = 1, .max_inputs = 1, .attr_size = 0,  \
+        .struct_size = sizeof(nb_op), .name = "softsign",                      \
+        .min_inputs = 1, .max_inputs = 1, .attr_size = 0,                      \
         .doc = "y = x / (1 + |x|); dx = dy / (1 + |x|)^2",                     \
         .infer = softsign_infer, .forward = softsign_forward,                  \
         .backward = backward_fn                                                \

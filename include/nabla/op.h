@@ -51,10 +51,46 @@ typedef struct nb_op_call {
     int64_t out_shape[NB_MAX_RANK];  /**< set by infer: the output's extents */
     size_t scratch_bytes;   /**< set by infer: size of `scratch` (0: none) */
     size_t workspace_bytes; /**< set by infer: size of `workspace` (0: none) */
+    /** During backward of an op whose flags hold NB_OP_FRESH_GRADS:
+     * in_grad_fresh[i] true means no message has reached in_grad[i] yet in
+     * this pass and its contents are undefined, so backward must WRITE its
+     * message there instead of adding it. NULL for every other op (and in
+     * the other phases). */
+    const bool *in_grad_fresh;
 } nb_op_call;
 
-/** An op: the const table of functions and facts that nb_apply runs. */
+/** @name Op capabilities (nb_op.flags) */
+/** @{ */
+/** Backward honours nb_op_call.in_grad_fresh: a gradient no message has
+ * reached yet is written outright (for instance by a GEMM with beta = 0)
+ * instead of being cleared by the executor and added to. */
+#define NB_OP_FRESH_GRADS 0x1u
+/** The inputs may have different dtypes. Without this flag nb_apply
+ * rejects inputs whose dtypes differ, so an op's loops may assume one. */
+#define NB_OP_MIXED_DTYPES 0x2u
+/** @} */
+
+/** An op: the const table of functions and facts that nb_apply runs.
+ *
+ * Write tables with designated initialisers and set `struct_size` to
+ * sizeof(nb_op):
+ *
+ *     static const nb_op my_op = {
+ *         .struct_size = sizeof(nb_op), .name = "my_op",
+ *         .min_inputs = 1, .max_inputs = 1, .doc = "y = ...; dx = ...",
+ *         .infer = my_infer, .forward = my_forward, .backward = my_backward,
+ *     };
+ *
+ * Growth rule: fields are only ever added at the end, and every field
+ * added reads as 0 (the old behaviour) when absent. nb_apply accepts a
+ * table whose struct_size is from NB_OP_MIN_SIZE up to sizeof(nb_op) as
+ * this library knows it: a shorter table (a custom op compiled against an
+ * older header) runs with its missing fields taken as zeros; a longer one
+ * (compiled against a newer header than the library) or a struct_size of
+ * 0 is rejected with a message. */
 typedef struct nb_op {
+    /** sizeof(nb_op) as the op's code was compiled: see the growth rule. */
+    size_t struct_size;
     const char *name; /**< the op's name, as in node names and messages */
     /** Number of inputs: at least min_inputs... */
     int min_inputs, max_inputs; /**< ...and at most max_inputs; max_inputs
@@ -73,12 +109,20 @@ typedef struct nb_op {
     /** Adds d loss / d in[i] into every non-NULL in_grad[i]. Returns 0 or
      * nb_op_fail(...). NULL for ops whose gradient is zero everywhere. */
     int (*backward)(nb_op_call *call);
+    /** Capabilities: NB_OP_FRESH_GRADS, NB_OP_MIXED_DTYPES (0: none). */
+    unsigned flags;
 } nb_op;
+
+/** The smallest struct_size nb_apply accepts: a table that ends before
+ * `flags` (its flags read as 0). */
+#define NB_OP_MIN_SIZE offsetof(nb_op, flags)
 
 /** Creates a node applying `op` to inputs; attrs (op->attr_size bytes) is
  * copied. Returns NULL on error (message on the graph).
  * @param g        the graph
- * @param op       the op table; it must outlive the graph
+ * @param op       the op table; it must outlive the graph. Its struct_size
+ *                 is checked (see nb_op), and unless its flags hold
+ *                 NB_OP_MIXED_DTYPES all inputs must share one dtype.
  * @param n_inputs number of inputs, within op's min_inputs and max_inputs
  * @param inputs   the input nodes, of g
  * @param attrs    op->attr_size bytes of attributes; NULL means zeros */

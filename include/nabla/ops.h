@@ -6,6 +6,8 @@
  * on the graph (see graph.h for the error rules). Inputs of one op must
  * share a dtype. Binary elementwise ops broadcast numpy-style. Each op's
  * formula and derivative are in docs/ops.md and at the top of its source.
+ * The constructors of the elementwise ops come first, generated from the
+ * op list (src/ops/ops.def) with their doc strings as comments.
  *
  * Kink conventions, the same in every op: relu'(0) = 0, step'(x) = 0,
  * sign'(x) = 0, |x|' at 0 is 0, and a max/min tie sends the whole gradient
@@ -24,76 +26,77 @@
 extern "C" {
 #endif
 
-/** @name Elementwise binary, broadcasting */
+/* ---- generated from src/ops/ops.def by tools/gen_ops_doc (ninja -C build ops-doc); do not edit by hand ---- */
+/** @name Elementwise ops of the op list
+ * Each comment is the op's formula and the derivative its backward
+ * implements. The binary ones broadcast numpy-style and sum a
+ * broadcast operand's gradient over the axes it was repeated along. */
 /** @{ */
-/** a + b. */
+/** y = a + b; da = dy, db = dy (broadcast dims summed) */
 NB_API nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
-/** a - b. */
+/** y = a - b; da = dy, db = -dy (broadcast dims summed) */
 NB_API nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b);
-/** a * b, element by element. */
+/** y = a * b; da = dy * b, db = dy * a (broadcast dims summed) */
 NB_API nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b);
-/** a / b. */
+/** y = a / b; da = dy / b, db = -dy * a / b^2 (broadcast dims summed) */
 NB_API nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b);
-/** max(a, b); a tie sends the gradient to a. */
+/** y = max(a, b); da = dy [a >= b], db = dy [b > a] (tie: all to a) */
 NB_API nb_node *nb_maximum(nb_graph *g, nb_node *a, nb_node *b);
-/** min(a, b); a tie sends the gradient to a. */
+/** y = min(a, b); da = dy [a <= b], db = dy [b < a] (tie: all to a) */
 NB_API nb_node *nb_minimum(nb_graph *g, nb_node *a, nb_node *b);
-/** @} */
-
-/** @name Elementwise unary */
-/** @{ */
-/** -x. */
+/** y = -x; dx = -dy */
 NB_API nb_node *nb_neg(nb_graph *g, nb_node *x);
-/** exp(x). */
+/** y = exp(x); dx = dy * y */
 NB_API nb_node *nb_exp(nb_graph *g, nb_node *x);
-/** Natural logarithm, log(x). */
+/** y = log(x); dx = dy / x */
 NB_API nb_node *nb_log(nb_graph *g, nb_node *x);
-/** sqrt(x). */
+/** y = sqrt(x); dx = dy / (2 y) */
 NB_API nb_node *nb_sqrt(nb_graph *g, nb_node *x);
-/** x^2. */
+/** y = x^2; dx = dy * 2 x */
 NB_API nb_node *nb_square(nb_graph *g, nb_node *x);
-/** |x|; the gradient at 0 is 0. */
+/** y = |x|; dx = dy * sign(x) (0 at x = 0) */
 NB_API nb_node *nb_abs(nb_graph *g, nb_node *x);
-/** c * x */
+/** y = c x; dx = dy * c */
 NB_API nb_node *nb_scale(nb_graph *g, nb_node *x, double c);
-/** x + c */
+/** y = x + c; dx = dy */
 NB_API nb_node *nb_add_scalar(nb_graph *g, nb_node *x, double c);
-/** -1, 0, +1; gradient zero (perceptron outputs). */
+/** y = sign(x) in {-1, 0, +1}; dx = 0 */
 NB_API nb_node *nb_sign(nb_graph *g, nb_node *x);
-/** Heaviside: 1 if x > 0 else 0; gradient zero. */
+/** y = 1 if x > 0 else 0; dx = 0 */
 NB_API nb_node *nb_step(nb_graph *g, nb_node *x);
-/** @} */
-
-/** @name Activations */
-/** @{ */
-/** y = x, as a node of its own. */
+/** y = x; dx = dy */
 NB_API nb_node *nb_identity(nb_graph *g, nb_node *x);
-/** Logistic sigmoid, 1 / (1 + exp(-x)). */
+/** y = 1 / (1 + exp(-x)); dx = dy * y (1 - y) */
 NB_API nb_node *nb_sigmoid(nb_graph *g, nb_node *x);
-/** tanh(x). */
+/** y = tanh(x); dx = dy * (1 - y^2) */
 NB_API nb_node *nb_tanh(nb_graph *g, nb_node *x);
-/** max(x, 0), with relu'(0) = 0. */
+/** y = max(x, 0); dx = dy * [x > 0] (0 at x = 0) */
 NB_API nb_node *nb_relu(nb_graph *g, nb_node *x);
-/** x for x > 0, alpha x otherwise. */
+/** y = x > 0 ? x : alpha x; dx = dy * (x > 0 ? 1 : alpha) */
 NB_API nb_node *nb_leaky_relu(nb_graph *g, nb_node *x, double alpha);
+/** y = x > 0 ? x : alpha (exp(x) - 1); dx = dy * (x > 0 ? 1 : y + alpha) */
+NB_API nb_node *nb_elu(nb_graph *g, nb_node *x, double alpha);
+/** y = lambda (x > 0 ? x : alpha (exp(x) - 1)), lambda =
+ * 1.0507009873554805, alpha = 1.6732632423543772; dx = dy * (x > 0 ?
+ * lambda : y + lambda alpha) */
+NB_API nb_node *nb_selu(nb_graph *g, nb_node *x);
+/** y = log(1 + exp(x)); dx = dy * sigmoid(x) */
+NB_API nb_node *nb_softplus(nb_graph *g, nb_node *x);
+/** y = x Phi(x) (exact, erf form); dx = dy * (Phi(x) + x phi(x)) */
+NB_API nb_node *nb_gelu(nb_graph *g, nb_node *x);
+/** y = x s, s = sigmoid(x); dx = dy * s (1 + x (1 - s)) */
+NB_API nb_node *nb_silu(nb_graph *g, nb_node *x);
+/** @} */
+/* ---- end of the generated declarations ---- */
+
+/** @name Activations with their own signatures */
+/** @{ */
 /** Parametric ReLU: x for x > 0, alpha x otherwise, with a learnable slope.
  * alpha is a node (usually a parameter) that broadcasts to x. */
 NB_API nb_node *nb_prelu(nb_graph *g, nb_node *x, nb_node *alpha);
-/** x for x > 0, alpha (exp(x) - 1) otherwise. */
-NB_API nb_node *nb_elu(nb_graph *g, nb_node *x, double alpha);
-/** Scaled ELU with the fixed constants of Klambauer, Unterthiner, Mayr &
- * Hochreiter (2017): lambda (x > 0 ? x : alpha (exp(x) - 1)), lambda =
- * 1.0507..., alpha = 1.6733... (docs/ops.md has every digit). */
-NB_API nb_node *nb_selu(nb_graph *g, nb_node *x);
-/** log(1 + exp(x)). */
-NB_API nb_node *nb_softplus(nb_graph *g, nb_node *x);
 /** Max over groups of k consecutive units of the last axis: [..., m*k] ->
  * [..., m]. */
 NB_API nb_node *nb_maxout(nb_graph *g, nb_node *x, int k);
-/** Exact GELU, x * Phi(x). */
-NB_API nb_node *nb_gelu(nb_graph *g, nb_node *x);
-/** SiLU (swish), x * sigmoid(x). */
-NB_API nb_node *nb_silu(nb_graph *g, nb_node *x);
 /** @} */
 
 /** @name Softmax along the last axis */

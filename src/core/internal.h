@@ -192,7 +192,8 @@ struct nb_graph {
     /* Beside grad_args, in the same block: during an op's backward call,
      * grad_fresh[i] says in_grad[i] holds no message yet (and undefined
      * contents), so the op writes its message instead of adding it. Only
-     * ops for which nb_op_writes_fresh_grads is true are ever told so. */
+     * ops flagged NB_OP_FRESH_GRADS are ever told so (through
+     * nb_op_call.in_grad_fresh). */
     bool *grad_fresh;
     const nb_tensor **value_args;
     int args_capacity;
@@ -280,8 +281,5 @@ void nb_trace_detach(struct nb_trace *t);
 #define NB_OP(name) extern const nb_op nb_op_##name;
 #include "ops/ops.def"
 #undef NB_OP
-/* True for the built-in ops whose backward honours graph->grad_fresh:
- * writing a gradient outright saves clearing it and reading it back. */
-bool nb_op_writes_fresh_grads(const nb_op *op);
 
 #endif

@@ -387,9 +387,10 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         if (!n->op->backward || n->value.size == 0)
             continue; /* zero gradient everywhere (step, sign), or none */
         nb_make_call(g, n, &call);
-        bool overwrite = nb_op_writes_fresh_grads(n->op);
+        bool overwrite = n->op->flags & NB_OP_FRESH_GRADS;
         for (int i = 0; i < n->n_inputs; i++)
             grad_args[i] = give_grad(n, i, overwrite, epoch, &fresh[i]);
+        call.in_grad_fresh = overwrite ? fresh : NULL;
         call.out = &n->value;
         call.out_grad = &n->grad;
         call.scratch = scratch_of(n);

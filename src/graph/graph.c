@@ -571,6 +571,15 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
         return nb_set_error(g, NB_ERR_ARG,
                             "apply: op table is NULL or lacks name/infer/forward"),
                NULL;
+    if (op->struct_size < NB_OP_MIN_SIZE || op->struct_size > sizeof(nb_op)) {
+        nb_set_error(g, NB_ERR_ARG,
+                     "%s: the op table's struct_size is %zu; set it to "
+                     "sizeof(nb_op) (this library accepts %zu to %zu: a "
+                     "larger table was compiled against a newer nabla)",
+                     op->name, op->struct_size, (size_t)NB_OP_MIN_SIZE,
+                     sizeof(nb_op));
+        return NULL;
+    }
     if (n_inputs > 0 && !inputs) {
         nb_set_error(g, NB_ERR_ARG, "%s: the list of %d inputs is NULL",
                      op->name, n_inputs);
@@ -612,6 +621,37 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
             return NULL;
         }
     }
+    /* Past this point the executor reads every field of the table: a table
+     * from an older header is completed with zeros, once per node (only
+     * such old custom ops pay for it). */
+    if (op->struct_size < sizeof(nb_op)) {
+        nb_op *whole = nb_arena_alloc(g, sizeof *whole, false);
+        if (!whole) {
+            nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", op->name);
+            return NULL;
+        }
+        memset(whole, 0, sizeof *whole);
+        memcpy(whole, op, op->struct_size);
+        whole->struct_size = sizeof *whole;
+        op = whole;
+    }
+    if (!(op->flags & NB_OP_MIXED_DTYPES))
+        for (int i = 1; i < n_inputs; i++)
+            if (inputs[i]->value.dtype != inputs[0]->value.dtype) {
+                const nb_tensor *a = &inputs[i]->value, *b = &inputs[0]->value;
+                char sa[128], sb[128];
+                nb_set_error(g, NB_ERR_ARG,
+                             "%s: input %d ('%s') is %s %s but input 0 ('%s') "
+                             "is %s %s (an op takes one dtype unless it sets "
+                             "NB_OP_MIXED_DTYPES)",
+                             op->name, i, nb_node_name(inputs[i]),
+                             nb_dtype_name((nb_dtype)a->dtype),
+                             nb_shape_str(a->rank, a->shape, sa, sizeof sa),
+                             nb_node_name(inputs[0]),
+                             nb_dtype_name((nb_dtype)b->dtype),
+                             nb_shape_str(b->rank, b->shape, sb, sizeof sb));
+                return NULL;
+            }
     if (n_inputs > g->args_capacity) {
         int cap = n_inputs < 8 ? 8 : n_inputs;
         /* the fresh flags of the gradient slots follow the slots */

@@ -1,16 +1,22 @@
 /* Elementwise binary ops with numpy-style broadcasting.
  *
- *   add      y = a + b        da = dy            db = dy
- *   sub      y = a - b        da = dy            db = -dy
- *   mul      y = a * b        da = dy * b        db = dy * a
- *   div      y = a / b        da = dy / b        db = -dy * a / b^2
- *   maximum  y = max(a, b)    da = dy [a >= b]   db = dy [b > a]
- *   minimum  y = min(a, b)    da = dy [a <= b]   db = dy [b < a]
- *
  * A tie of maximum/minimum sends the whole gradient to the first input; a
  * NaN on either side propagates (as it does through max and min).
  * Where an operand was broadcast, its gradient sums the messages of every
  * output element it fed: fan-out forward is a sum backward.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   add: y = a + b; da = dy, db = dy (broadcast dims summed)
+ *   sub: y = a - b; da = dy, db = -dy (broadcast dims summed)
+ *   mul: y = a * b; da = dy * b, db = dy * a (broadcast dims summed)
+ *   div: y = a / b; da = dy / b, db = -dy * a / b^2 (broadcast dims
+ *       summed)
+ *   maximum: y = max(a, b); da = dy [a >= b], db = dy [b > a] (tie:
+ *       all to a)
+ *   minimum: y = min(a, b); da = dy [a <= b], db = dy [b < a] (tie:
+ *       all to a)
  */
 #include "ops/op_util.h"
 
@@ -95,13 +101,16 @@ static int binary_infer(nb_op_call *c)
         });                                                                   \
         return NB_OK;                                                         \
     }                                                                         \
-    const nb_op nb_op_##NAME = {#NAME, 2, 2, 0, DOC, binary_infer,            \
-                                NAME##_forward, NAME##_backward};             \
-    nb_node *nb_##NAME(nb_graph *g, nb_node *a, nb_node *b)                   \
-    {                                                                         \
-        nb_node *in[2] = {a, b};                                              \
-        return nb_apply(g, &nb_op_##NAME, 2, in, NULL);                       \
-    }
+    const nb_op nb_op_##NAME = {                                              \
+        .struct_size = sizeof(nb_op),                                         \
+        .name = #NAME,                                                        \
+        .min_inputs = 2,                                                      \
+        .max_inputs = 2,                                                      \
+        .doc = DOC,                                                           \
+        .infer = binary_infer,                                                \
+        .forward = NAME##_forward,                                            \
+        .backward = NAME##_backward,                                          \
+    };
 
 DEFINE_BINARY(add, a + b, dy, dy,
               "y = a + b; da = dy, db = dy (broadcast dims summed)")

@@ -5,6 +5,12 @@
  *   y[i] = x[i with every broadcast axis's index set to 0]
  *   dx = dy summed over every broadcast axis (fan-out forward is a sum
  *        backward), shaped like x
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   broadcast_to: y = x repeated along broadcast axes (numpy rules);
+ *       dx = dy summed over them
  */
 #include "ops/op_util.h"
 
@@ -79,10 +85,17 @@ static int broadcast_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_broadcast_to = {
-    "broadcast_to", 1, 1, sizeof(nb_shape_attrs),
-    "y = x repeated along broadcast axes (numpy rules); dx = dy summed over "
-    "them",
-    broadcast_infer, broadcast_forward, broadcast_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "broadcast_to",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(nb_shape_attrs),
+    .doc = "y = x repeated along broadcast axes (numpy rules); dx = dy summed over "
+        "them",
+    .infer = broadcast_infer,
+    .forward = broadcast_forward,
+    .backward = broadcast_backward,
+};
 
 nb_node *nb_broadcast_to(nb_graph *g, nb_node *x, int rank,
                          const int64_t *shape)

@@ -9,6 +9,12 @@
  * extents before the axis, inner of those after it), every output row is
  * the inputs' rows one after another: forward copies runs, backward adds
  * them back.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   concat: y = [x_0 | x_1 | ...] along axis; dx_i = the slice of dy
+ *       x_i filled
  */
 #include "ops/op_util.h"
 
@@ -117,9 +123,16 @@ static int concat_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_concat = {
-    "concat", 1, -1, sizeof(concat_attrs),
-    "y = [x_0 | x_1 | ...] along axis; dx_i = the slice of dy x_i filled",
-    concat_infer, concat_forward, concat_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "concat",
+    .min_inputs = 1,
+    .max_inputs = -1,
+    .attr_size = sizeof(concat_attrs),
+    .doc = "y = [x_0 | x_1 | ...] along axis; dx_i = the slice of dy x_i filled",
+    .infer = concat_infer,
+    .forward = concat_forward,
+    .backward = concat_backward,
+};
 
 nb_node *nb_concat(nb_graph *g, int n, nb_node *const *xs, int axis)
 {

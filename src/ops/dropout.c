@@ -13,6 +13,13 @@
  * Scratch: the mask (n elements of x's dtype), then one element recording
  * whether forward applied it, so backward follows what forward did even if
  * the training flag changes in between.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   dropout: y = m * x, m_i = 1/(1-p) with prob. 1-p else 0
+ *       (training), y = x (inference); dx = m * dy (training), dx =
+ *       dy (inference)
  */
 #include "ops/op_util.h"
 
@@ -74,10 +81,17 @@ static int dropout_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_dropout = {
-    "dropout", 1, 1, sizeof(dropout_attrs),
-    "y = m * x, m_i = 1/(1-p) with prob. 1-p else 0 (training), y = x "
-    "(inference); dx = m * dy (training), dx = dy (inference)",
-    dropout_infer, dropout_forward, dropout_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "dropout",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(dropout_attrs),
+    .doc = "y = m * x, m_i = 1/(1-p) with prob. 1-p else 0 (training), y = x "
+        "(inference); dx = m * dy (training), dx = dy (inference)",
+    .infer = dropout_infer,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+};
 
 nb_node *nb_dropout(nb_graph *g, nb_node *x, double p)
 {

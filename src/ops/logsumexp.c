@@ -13,6 +13,12 @@
  * input is viewed as [outer, n, inner] with n the reduced extent, as in
  * reduce.c. The log-sum-exp of an empty axis (-inf) is rejected when the
  * node is built.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   logsumexp: y = log sum_j e^{x_j} (all elements or one axis,
+ *       max-shifted); dx_j = dy * e^{x_j - y}
  */
 #include <math.h>
 
@@ -110,15 +116,17 @@ static int logsumexp_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_logsumexp = {
-    "logsumexp",
-    1,
-    1,
-    sizeof(nb_reduce_attrs),
-    "y = log sum_j e^{x_j} (all elements or one axis, max-shifted); "
-    "dx_j = dy * e^{x_j - y}",
-    logsumexp_infer,
-    logsumexp_forward,
-    logsumexp_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "logsumexp",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(nb_reduce_attrs),
+    .doc = "y = log sum_j e^{x_j} (all elements or one axis, max-shifted); "
+        "dx_j = dy * e^{x_j - y}",
+    .infer = logsumexp_infer,
+    .forward = logsumexp_forward,
+    .backward = logsumexp_backward,
+};
 
 nb_node *nb_logsumexp(nb_graph *g, nb_node *x)
 {

@@ -20,6 +20,14 @@
  *
  * bce_logits_loss is the softplus form zeta((1-2t) z) for t in {0, 1}; it
  * never saturates and stays finite for any finite z (z = +-1000 included).
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   bce_loss: L = mean -[t log p + (1-t) log(1-p)] (0 log 0 = 0); dp
+ *       = (p - t)/(p (1-p))/n, dt = (log(1-p) - log p)/n
+ *   bce_logits_loss: L = mean softplus(z) - t z; dz = (sigmoid(z) -
+ *       t)/n, dt = -z/n
  */
 #include "ops/op_util.h"
 
@@ -154,15 +162,27 @@ static int bce_logits_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_bce_loss = {
-    "bce_loss", 2, 2, 0,
-    "L = mean -[t log p + (1-t) log(1-p)] (0 log 0 = 0); "
-    "dp = (p - t)/(p (1-p))/n, dt = (log(1-p) - log p)/n",
-    bce_infer, bce_forward, bce_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "bce_loss",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "L = mean -[t log p + (1-t) log(1-p)] (0 log 0 = 0); "
+        "dp = (p - t)/(p (1-p))/n, dt = (log(1-p) - log p)/n",
+    .infer = bce_infer,
+    .forward = bce_forward,
+    .backward = bce_backward,
+};
 
 const nb_op nb_op_bce_logits_loss = {
-    "bce_logits_loss", 2, 2, 0,
-    "L = mean softplus(z) - t z; dz = (sigmoid(z) - t)/n, dt = -z/n",
-    bce_logits_infer, bce_logits_forward, bce_logits_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "bce_logits_loss",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "L = mean softplus(z) - t z; dz = (sigmoid(z) - t)/n, dt = -z/n",
+    .infer = bce_logits_infer,
+    .forward = bce_logits_forward,
+    .backward = bce_logits_backward,
+};
 
 nb_node *nb_bce_loss(nb_graph *g, nb_node *p, nb_node *t)
 {

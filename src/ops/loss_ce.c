@@ -26,6 +26,20 @@
  * logits without the class axis, or flat [R]. Each must be an integer in
  * [0, K); forward (and backward, which indexes with them) reject any other
  * value with the row it sits in.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   cce_loss: L = mean over rows of -sum_k y_k log p_k (0 log 0 = 0);
+ *       dp = -y/p/rows, dy = -log p/rows
+ *   softmax_ce_loss: L = mean over rows of -sum_k y_k log
+ *       softmax(z)_k; dz = (softmax(z) sum_k y_k - y)/rows, dy = -log
+ *       softmax(z)/rows
+ *   softmax_ce_index_loss: L = mean over rows of -log
+ *       softmax(z)_label; dz = (softmax(z) - onehot(label))/rows, no
+ *       gradient to labels
+ *   nll_loss: L = mean over rows of -logp_label; dlogp =
+ *       -onehot(label)/rows, no gradient to labels
  */
 #include <math.h>
 
@@ -372,28 +386,52 @@ static int nll_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_cce_loss = {
-    "cce_loss", 2, 2, 0,
-    "L = mean over rows of -sum_k y_k log p_k (0 log 0 = 0); "
-    "dp = -y/p/rows, dy = -log p/rows",
-    cce_infer, cce_forward, cce_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "cce_loss",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "L = mean over rows of -sum_k y_k log p_k (0 log 0 = 0); "
+        "dp = -y/p/rows, dy = -log p/rows",
+    .infer = cce_infer,
+    .forward = cce_forward,
+    .backward = cce_backward,
+};
 
 const nb_op nb_op_softmax_ce_loss = {
-    "softmax_ce_loss", 2, 2, 0,
-    "L = mean over rows of -sum_k y_k log softmax(z)_k; "
-    "dz = (softmax(z) sum_k y_k - y)/rows, dy = -log softmax(z)/rows",
-    softmax_ce_infer, softmax_ce_forward, softmax_ce_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "softmax_ce_loss",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "L = mean over rows of -sum_k y_k log softmax(z)_k; "
+        "dz = (softmax(z) sum_k y_k - y)/rows, dy = -log softmax(z)/rows",
+    .infer = softmax_ce_infer,
+    .forward = softmax_ce_forward,
+    .backward = softmax_ce_backward,
+};
 
 const nb_op nb_op_softmax_ce_index_loss = {
-    "softmax_ce_index_loss", 2, 2, 0,
-    "L = mean over rows of -log softmax(z)_label; "
-    "dz = (softmax(z) - onehot(label))/rows, no gradient to labels",
-    softmax_ce_index_infer, softmax_ce_index_forward, softmax_ce_index_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "softmax_ce_index_loss",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "L = mean over rows of -log softmax(z)_label; "
+        "dz = (softmax(z) - onehot(label))/rows, no gradient to labels",
+    .infer = softmax_ce_index_infer,
+    .forward = softmax_ce_index_forward,
+    .backward = softmax_ce_index_backward,
+};
 
 const nb_op nb_op_nll_loss = {
-    "nll_loss", 2, 2, 0,
-    "L = mean over rows of -logp_label; dlogp = -onehot(label)/rows, "
-    "no gradient to labels",
-    nll_infer, nll_forward, nll_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "nll_loss",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "L = mean over rows of -logp_label; dlogp = -onehot(label)/rows, "
+        "no gradient to labels",
+    .infer = nll_infer,
+    .forward = nll_forward,
+    .backward = nll_backward,
+};
 
 nb_node *nb_cce_loss(nb_graph *g, nb_node *p, nb_node *y)
 {

@@ -8,6 +8,13 @@
  * silently broadcast against the prediction would train on the wrong loss.
  * Sums are accumulated in double so f32 losses over large batches keep
  * their digits.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   sse_loss: L = 1/2 sum (y - t)^2; dy = y - t, dt = -(y - t)
+ *   mse_loss: L = mean (y - t)^2 over n elements; dy = 2 (y - t)/n,
+ *       dt = -2 (y - t)/n
  */
 #include "ops/op_util.h"
 
@@ -92,14 +99,26 @@ static int mse_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_sse_loss = {
-    "sse_loss", 2, 2, 0,
-    "L = 1/2 sum (y - t)^2; dy = y - t, dt = -(y - t)",
-    sse_infer, sse_forward, sse_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "sse_loss",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "L = 1/2 sum (y - t)^2; dy = y - t, dt = -(y - t)",
+    .infer = sse_infer,
+    .forward = sse_forward,
+    .backward = sse_backward,
+};
 
 const nb_op nb_op_mse_loss = {
-    "mse_loss", 2, 2, 0,
-    "L = mean (y - t)^2 over n elements; dy = 2 (y - t)/n, dt = -2 (y - t)/n",
-    mse_infer, mse_forward, mse_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "mse_loss",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "L = mean (y - t)^2 over n elements; dy = 2 (y - t)/n, dt = -2 (y - t)/n",
+    .infer = mse_infer,
+    .forward = mse_forward,
+    .backward = mse_backward,
+};
 
 nb_node *nb_sse_loss(nb_graph *g, nb_node *y, nb_node *t)
 {

@@ -13,8 +13,15 @@
  * Every product, forward and backward, goes through nb_gemm with transpose
  * flags, so no transpose is ever materialised. A message is added into its
  * gradient with beta = 1, except where the executor reports the gradient
- * unwritten so far in the pass (graph->grad_fresh): there beta = 0 writes
- * it outright, which spares clearing it first and reading it back.
+ * unwritten so far in the pass (the op's NB_OP_FRESH_GRADS flag asks for
+ * that news in call->in_grad_fresh): there beta = 0 writes it outright,
+ * which spares clearing it first and reading it back.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   matmul: C = A B (batched, or B shared by the batch); dA = dC B^T,
+ *       dB = A^T dC (summed over a shared batch)
  */
 #include "ops/op_util.h"
 
@@ -110,10 +117,10 @@ static int matmul_backward(nb_op_call *c)
     NB_TYPED(c->out->dtype, {
         const T *a = c->in[0]->data, *b = c->in[1]->data;
         const T *dy = c->out_grad->data;
-        /* A fresh gradient (see nb_graph.grad_fresh) is written with beta 0
+        /* A fresh gradient (NB_OP_FRESH_GRADS) is written with beta 0
          * rather than added to. */
-        const T beta_a = c->graph->grad_fresh[0] ? 0 : 1;
-        const T beta_b = c->graph->grad_fresh[1] ? 0 : 1;
+        const T beta_a = c->in_grad_fresh[0] ? 0 : 1;
+        const T beta_b = c->in_grad_fresh[1] ? 0 : 1;
         for (int64_t i = 0; i < products; i++) {
             const T *ai = a + i * rows * d.k, *bi = b + i * d.k * d.n;
             const T *dyi = dy + i * rows * d.n;
@@ -131,10 +138,17 @@ static int matmul_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_matmul = {
-    "matmul", 2, 2, 0,
-    "C = A B (batched, or B shared by the batch); dA = dC B^T, dB = A^T dC "
-    "(summed over a shared batch)",
-    matmul_infer, matmul_forward, matmul_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "matmul",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "C = A B (batched, or B shared by the batch); dA = dC B^T, dB = A^T dC "
+        "(summed over a shared batch)",
+    .infer = matmul_infer,
+    .forward = matmul_forward,
+    .backward = matmul_backward,
+    .flags = NB_OP_FRESH_GRADS,
+};
 
 nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b)
 {

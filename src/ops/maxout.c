@@ -9,6 +9,12 @@
  * the winner alone; a tie sends all of it to the lowest index. Forward
  * records each winner's p in scratch, so backward neither searches again
  * nor can disagree with forward about ties.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   maxout: y_j = max_{p<k} x[j k + p] (groups of k consecutive units
+ *       of the last axis); dx[j k + p*] = dy_j, p* the first arg-max
  */
 #include "ops/op_util.h"
 
@@ -87,10 +93,17 @@ static int maxout_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_maxout = {
-    "maxout", 1, 1, sizeof(maxout_attrs),
-    "y_j = max_{p<k} x[j k + p] (groups of k consecutive units of the last "
-    "axis); dx[j k + p*] = dy_j, p* the first arg-max",
-    maxout_infer, maxout_forward, maxout_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "maxout",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(maxout_attrs),
+    .doc = "y_j = max_{p<k} x[j k + p] (groups of k consecutive units of the last "
+        "axis); dx[j k + p*] = dy_j, p* the first arg-max",
+    .infer = maxout_infer,
+    .forward = maxout_forward,
+    .backward = maxout_backward,
+};
 
 nb_node *nb_maxout(nb_graph *g, nb_node *x, int k)
 {

@@ -20,6 +20,18 @@
         }                                                                     \
     } while (0)
 
+/* The f32 or f64 variant of a kernel for element type T:
+ * NB_KERNEL(nb_vm_exp, T) names nb_vm_exp_f32 or nb_vm_exp_f64. The one
+ * way an op picks a kernel by dtype (inside NB_TYPED, T is at hand). */
+#define NB_KERNEL(name, T) _Generic((T)0, float: name##_f32, double: name##_f64)
+
+/* The parameters of the elementwise ops with one or two doubles (the c of
+ * scale, the alpha of elu, the min_val and max_val of hardtanh): the
+ * attribute block their generated constructors pass (see ops.def). */
+typedef struct nb_param_attrs {
+    double p[2];
+} nb_param_attrs;
+
 /* "[2,3]" of a tensor into a caller's buffer. */
 #define NB_SHAPE(t, buf) nb_shape_str((t)->rank, (t)->shape, (buf), sizeof(buf))
 

@@ -6,6 +6,12 @@
  * The 1/2 makes the L2 derivative w itself, the form weight decay is
  * written in. |w|' at 0 is taken as 0, the library-wide kink convention.
  * Sums are accumulated in double.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   l1_penalty: L = sum |w|; dw = sign(w) (0 at w = 0)
+ *   l2_penalty: L = 1/2 sum w^2; dw = w
  */
 #include "ops/op_util.h"
 
@@ -72,14 +78,26 @@ static int l2_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_l1_penalty = {
-    "l1_penalty", 1, 1, 0,
-    "L = sum |w|; dw = sign(w) (0 at w = 0)",
-    penalty_infer, l1_forward, l1_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "l1_penalty",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .doc = "L = sum |w|; dw = sign(w) (0 at w = 0)",
+    .infer = penalty_infer,
+    .forward = l1_forward,
+    .backward = l1_backward,
+};
 
 const nb_op nb_op_l2_penalty = {
-    "l2_penalty", 1, 1, 0,
-    "L = 1/2 sum w^2; dw = w",
-    penalty_infer, l2_forward, l2_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "l2_penalty",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .doc = "L = 1/2 sum w^2; dw = w",
+    .infer = penalty_infer,
+    .forward = l2_forward,
+    .backward = l2_backward,
+};
 
 nb_node *nb_l1_penalty(nb_graph *g, nb_node *w)
 {

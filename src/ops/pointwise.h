@@ -12,16 +12,13 @@
 #ifndef POINTWISE_PARAM
 #error "define POINTWISE_PARAM, the name the op formulas use for the parameter"
 #endif
+/* The second parameter's name, for the ops that have two. */
+#ifndef POINTWISE_PARAM2
+#define POINTWISE_PARAM2 pointwise_param2_unused
+#endif
 
-/* The one scalar parameter of an op such as scale or elu. */
-typedef struct pointwise_attrs {
-    double value;
-} pointwise_attrs;
-
-/* The kernel of that name for the element type of pointer p. */
-#define VM(name, p)                                                           \
-    _Generic((p), const float *: nb_vm_##name##_f32,                          \
-             const double *: nb_vm_##name##_f64)
+/* The kernel of that name for the element type T (inside NB_TYPED). */
+#define VM(name) NB_KERNEL(nb_vm_##name, T)
 
 static inline int pointwise_infer(nb_op_call *c)
 {
@@ -29,25 +26,45 @@ static inline int pointwise_infer(nb_op_call *c)
     return NB_OK;
 }
 
-/* The shape rule of an op with a parameter, which must be finite. */
-static inline int pointwise_param_infer(nb_op_call *c, const char *what)
+/* The shape rule of an op with parameters, which must be finite: `what`
+ * names them, one or two. */
+static inline int pointwise_param_infer(nb_op_call *c, const char *what0,
+                                        const char *what1)
 {
     if (!c->attrs)
-        return nb_op_fail(c, "%s is missing (attrs is NULL)", what);
-    double v = ((const pointwise_attrs *)c->attrs)->value;
-    if (!isfinite(v)) {
-        char xs[128];
-        return nb_op_fail(c, "%s = %g is not finite (x is %s)", what, v,
-                          NB_SHAPE(c->in[0], xs));
-    }
+        return nb_op_fail(c, "%s is missing (attrs is NULL)", what0);
+    const nb_param_attrs *at = c->attrs;
+    for (int i = 0; i < (what1 ? 2 : 1); i++)
+        if (!isfinite(at->p[i])) {
+            char xs[128];
+            return nb_op_fail(c, "%s = %g is not finite (x is %s)",
+                              i ? what1 : what0, at->p[i],
+                              NB_SHAPE(c->in[0], xs));
+        }
     nb_same_as_input(c, 0);
     return NB_OK;
 }
 
-static inline double nb_pointwise_param(const nb_op_call *c)
+/* Parameter i of an op (0 for ops without one). */
+static inline double nb_pointwise_param(const nb_op_call *c, int i)
 {
-    return c->op->attr_size ? ((const pointwise_attrs *)c->attrs)->value : 0.0;
+    return c->op->attr_size ? ((const nb_param_attrs *)c->attrs)->p[i] : 0.0;
 }
+
+/* The table of an elementwise op of the list: one input; the parameter
+ * block when it has parameters. */
+#define POINTWISE_TABLE(NAME, ATTR_SIZE, INFER, BACKWARD, DOC)                \
+    const nb_op nb_op_##NAME = {                                              \
+        .struct_size = sizeof(nb_op),                                         \
+        .name = #NAME,                                                        \
+        .min_inputs = 1,                                                      \
+        .max_inputs = 1,                                                      \
+        .attr_size = (ATTR_SIZE),                                             \
+        .doc = DOC,                                                           \
+        .infer = INFER,                                                       \
+        .forward = NAME##_forward,                                            \
+        .backward = BACKWARD,                                                 \
+    };
 
 /* One plain loop per op and dtype, written so gcc vectorises it. Inside
  * FWD and DX: x the input, y the value, dy the incoming gradient, and the
@@ -57,12 +74,15 @@ static inline double nb_pointwise_param(const nb_op_call *c)
     static int NAME##_forward(nb_op_call *c)                                  \
     {                                                                         \
         int64_t n = c->out->size;                                             \
-        double param_value = nb_pointwise_param(c);                           \
+        double param_value = nb_pointwise_param(c, 0);                        \
+        double param2_value = nb_pointwise_param(c, 1);                       \
         NB_TYPED(c->out->dtype, {                                             \
             const T *restrict px = c->in[0]->data;                            \
             T *restrict py = c->out->data;                                    \
             const T POINTWISE_PARAM = (T)param_value;                         \
+            const T POINTWISE_PARAM2 = (T)param2_value;                       \
             (void)POINTWISE_PARAM;                                            \
+            (void)POINTWISE_PARAM2;                                           \
             for (int64_t i = 0; i < n; i++) {                                 \
                 const T x = px[i];                                            \
                 py[i] = (FWD);                                                \
@@ -76,7 +96,7 @@ static inline double nb_pointwise_param(const nb_op_call *c)
     {                                                                         \
         NB_TYPED(c->out->dtype, {                                             \
             const T *px = c->in[0]->data;                                     \
-            VM(NAME, px)(c->out->size, px, (T *)c->out->data);                \
+            VM(NAME)(c->out->size, px, (T *)c->out->data);                \
         });                                                                   \
         return NB_OK;                                                         \
     }
@@ -87,14 +107,17 @@ static inline double nb_pointwise_param(const nb_op_call *c)
         if (!c->in_grad[0])                                                   \
             return NB_OK;                                                     \
         int64_t n = c->out->size;                                             \
-        double param_value = nb_pointwise_param(c);                           \
+        double param_value = nb_pointwise_param(c, 0);                        \
+        double param2_value = nb_pointwise_param(c, 1);                       \
         NB_TYPED(c->out->dtype, {                                             \
             const T *restrict px = c->in[0]->data;                            \
             const T *restrict py = c->out->data;                              \
             const T *restrict pdy = c->out_grad->data;                        \
             T *restrict pdx = c->in_grad[0]->data;                            \
             const T POINTWISE_PARAM = (T)param_value;                         \
+            const T POINTWISE_PARAM2 = (T)param2_value;                       \
             (void)POINTWISE_PARAM;                                            \
+            (void)POINTWISE_PARAM2;                                           \
             for (int64_t i = 0; i < n; i++) {                                 \
                 const T x = px[i], y = py[i], dy = pdy[i];                    \
                 (void)x;                                                      \

@@ -10,6 +10,13 @@
  * At x = 0 the derivative is the left one, alpha (as leaky_relu). An alpha
  * that fed many elements collects all their messages: fan-out forward is a
  * sum backward.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   prelu: y = x > 0 ? x : alpha x (alpha broadcast to x); dx = dy *
+ *       (x > 0 ? 1 : alpha), dalpha = sum of dy * (x > 0 ? 0 : x)
+ *       over the elements it fed
  */
 #include "ops/op_util.h"
 
@@ -121,10 +128,16 @@ static int prelu_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_prelu = {
-    "prelu", 2, 2, 0,
-    "y = x > 0 ? x : alpha x (alpha broadcast to x); dx = dy * (x > 0 ? 1 : "
-    "alpha), dalpha = sum of dy * (x > 0 ? 0 : x) over the elements it fed",
-    prelu_infer, prelu_forward, prelu_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "prelu",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .doc = "y = x > 0 ? x : alpha x (alpha broadcast to x); dx = dy * (x > 0 ? 1 : "
+        "alpha), dalpha = sum of dy * (x > 0 ? 0 : x) over the elements it fed",
+    .infer = prelu_infer,
+    .forward = prelu_forward,
+    .backward = prelu_backward,
+};
 
 nb_node *nb_prelu(nb_graph *g, nb_node *x, nb_node *alpha)
 {

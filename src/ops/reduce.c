@@ -15,6 +15,17 @@
  * whole tensor as [1, size, 1] for the all-elements form), so one loop
  * serves every axis. An empty sum is 0; mean, max and min of an empty axis
  * are undefined and rejected when the node is built.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   sum: y = sum_j x_j (all elements or one axis); dx_j = dy
+ *   mean: y = (1/n) sum_j x_j (all elements or one axis); dx_j = dy /
+ *       n
+ *   max: y = max_j x_j (all elements or one axis); dx = dy at the
+ *       first argmax, 0 elsewhere
+ *   min: y = min_j x_j (all elements or one axis); dx = dy at the
+ *       first argmin, 0 elsewhere
  */
 #include "ops/op_util.h"
 
@@ -187,46 +198,55 @@ static int min_forward(nb_op_call *c)
     return NB_OK;
 }
 
-const nb_op nb_op_sum = {"sum",
-                         1,
-                         1,
-                         sizeof(nb_reduce_attrs),
-                         "y = sum_j x_j (all elements or one axis); dx_j = dy",
-                         sum_infer,
-                         sum_forward,
-                         sum_backward};
+const nb_op nb_op_sum = {
+    .struct_size = sizeof(nb_op),
+    .name = "sum",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(nb_reduce_attrs),
+    .doc = "y = sum_j x_j (all elements or one axis); dx_j = dy",
+    .infer = sum_infer,
+    .forward = sum_forward,
+    .backward = sum_backward,
+};
 
 const nb_op nb_op_mean = {
-    "mean",
-    1,
-    1,
-    sizeof(nb_reduce_attrs),
-    "y = (1/n) sum_j x_j (all elements or one axis); dx_j = dy / n",
-    mean_infer,
-    mean_forward,
-    mean_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "mean",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(nb_reduce_attrs),
+    .doc = "y = (1/n) sum_j x_j (all elements or one axis); dx_j = dy / n",
+    .infer = mean_infer,
+    .forward = mean_forward,
+    .backward = mean_backward,
+};
 
 const nb_op nb_op_max = {
-    "max",
-    1,
-    1,
-    sizeof(nb_reduce_attrs),
-    "y = max_j x_j (all elements or one axis); dx = dy at the first argmax, 0 "
-    "elsewhere",
-    arg_infer,
-    max_forward,
-    arg_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "max",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(nb_reduce_attrs),
+    .doc = "y = max_j x_j (all elements or one axis); dx = dy at the first argmax, 0 "
+        "elsewhere",
+    .infer = arg_infer,
+    .forward = max_forward,
+    .backward = arg_backward,
+};
 
 const nb_op nb_op_min = {
-    "min",
-    1,
-    1,
-    sizeof(nb_reduce_attrs),
-    "y = min_j x_j (all elements or one axis); dx = dy at the first argmin, 0 "
-    "elsewhere",
-    arg_infer,
-    min_forward,
-    arg_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "min",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(nb_reduce_attrs),
+    .doc = "y = min_j x_j (all elements or one axis); dx = dy at the first argmin, 0 "
+        "elsewhere",
+    .infer = arg_infer,
+    .forward = min_forward,
+    .backward = arg_backward,
+};
 
 static nb_node *reduce_all(nb_graph *g, const nb_op *op, nb_node *x)
 {

@@ -1,7 +1,8 @@
-/* The table of built-in ops, generated from ops.def. */
+/* The table of built-in ops and the constructors of the regular kinds,
+ * generated from ops.def. */
 #include <string.h>
 
-#include "core/internal.h"
+#include "ops/op_util.h"
 
 static const nb_op *const builtin_ops[] = {
 #define NB_OP(name) &nb_op_##name,
@@ -28,9 +29,30 @@ const nb_op *nb_find_op(const char *name)
     return NULL;
 }
 
-bool nb_op_writes_fresh_grads(const nb_op *op)
-{
-    /* matmul alone for now: its gradients are the big ones (the weights of
-     * a layer), and the GEMM writes them with beta 0 at no extra cost */
-    return op == &nb_op_matmul;
-}
+/* The constructors whose signature the kind fixes (declared in ops.h, in
+ * the part generated from the same list). */
+#define NB_OP_BINARY(name, lo, hi)                                            \
+    nb_node *nb_##name(nb_graph *g, nb_node *a, nb_node *b)                   \
+    {                                                                         \
+        nb_node *in[2] = {a, b};                                              \
+        return nb_apply(g, &nb_op_##name, 2, in, NULL);                       \
+    }
+#define NB_OP_UNARY(name, lo, hi)                                             \
+    nb_node *nb_##name(nb_graph *g, nb_node *x)                               \
+    {                                                                         \
+        return nb_apply(g, &nb_op_##name, 1, &x, NULL);                       \
+    }
+#define NB_OP_UNARY1(name, p, p_lo, p_hi, lo, hi)                             \
+    nb_node *nb_##name(nb_graph *g, nb_node *x, double p)                     \
+    {                                                                         \
+        nb_param_attrs attrs = {{p, 0}};                                      \
+        return nb_apply(g, &nb_op_##name, 1, &x, &attrs);                     \
+    }
+#define NB_OP_UNARY2(name, p, p_lo, p_hi, q, q_lo, q_hi, lo, hi)              \
+    nb_node *nb_##name(nb_graph *g, nb_node *x, double p, double q)           \
+    {                                                                         \
+        nb_param_attrs attrs = {{p, q}};                                      \
+        return nb_apply(g, &nb_op_##name, 1, &x, &attrs);                     \
+    }
+#define NB_OP_OTHER(name)
+#include "ops/ops.def"

@@ -8,6 +8,12 @@
  * inference, so when it stands for a dynamic batch the new batch flows
  * through each feed. Forward copies (every node owns its buffer); backward
  * adds dy into dx element by element.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   reshape: y = x under a new shape (one extent may be -1); dx = dy
+ *       under x's shape
  */
 #include "ops/op_util.h"
 
@@ -81,9 +87,16 @@ static int reshape_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_reshape = {
-    "reshape", 1, 1, sizeof(nb_shape_attrs),
-    "y = x under a new shape (one extent may be -1); dx = dy under x's shape",
-    reshape_infer, reshape_forward, reshape_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "reshape",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(nb_shape_attrs),
+    .doc = "y = x under a new shape (one extent may be -1); dx = dy under x's shape",
+    .infer = reshape_infer,
+    .forward = reshape_forward,
+    .backward = reshape_backward,
+};
 
 nb_node *nb_reshape(nb_graph *g, nb_node *x, int rank, const int64_t *shape)
 {

@@ -9,6 +9,12 @@
  * 0 <= start <= end <= extent must hold; out-of-range bounds are an error,
  * not clamped. start == end gives an empty slice; end = NB_SLICE_END runs
  * to the end of the axis, whatever its extent at each feed.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   slice: y = x[start:end] along axis; dx[start:end] += dy, 0
+ *       elsewhere
  */
 #include "nabla/ops.h"
 #include "ops/op_util.h"
@@ -111,9 +117,16 @@ static int slice_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_slice = {
-    "slice", 1, 1, sizeof(slice_attrs),
-    "y = x[start:end] along axis; dx[start:end] += dy, 0 elsewhere",
-    slice_infer, slice_forward, slice_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "slice",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(slice_attrs),
+    .doc = "y = x[start:end] along axis; dx[start:end] += dy, 0 elsewhere",
+    .infer = slice_infer,
+    .forward = slice_forward,
+    .backward = slice_backward,
+};
 
 nb_node *nb_slice(nb_graph *g, nb_node *x, int axis, int64_t start,
                   int64_t end)

@@ -12,6 +12,14 @@
  *
  * softmax exponentiates in its own output buffer. log_softmax keeps p in
  * scratch from forward to backward, so backward needs no exp.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   softmax: y = e^x / sum e^x (last axis); dx = y * (dy - sum(dy *
+ *       y))
+ *   log_softmax: y = x - log sum e^x (last axis); dx = dy -
+ *       softmax(x) * sum(dy)
  */
 #include <math.h>
 
@@ -166,14 +174,26 @@ static int log_softmax_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_softmax = {
-    "softmax", 1, 1, 0,
-    "y = e^x / sum e^x (last axis); dx = y * (dy - sum(dy * y))",
-    softmax_infer, softmax_forward, softmax_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "softmax",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .doc = "y = e^x / sum e^x (last axis); dx = y * (dy - sum(dy * y))",
+    .infer = softmax_infer,
+    .forward = softmax_forward,
+    .backward = softmax_backward,
+};
 
 const nb_op nb_op_log_softmax = {
-    "log_softmax", 1, 1, 0,
-    "y = x - log sum e^x (last axis); dx = dy - softmax(x) * sum(dy)",
-    log_softmax_infer, log_softmax_forward, log_softmax_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "log_softmax",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .doc = "y = x - log sum e^x (last axis); dx = dy - softmax(x) * sum(dy)",
+    .infer = log_softmax_infer,
+    .forward = log_softmax_forward,
+    .backward = log_softmax_backward,
+};
 
 nb_node *nb_softmax(nb_graph *g, nb_node *x)
 {

@@ -13,6 +13,13 @@
  * axes, merges axes that stay contiguous together, and copies the last two
  * remaining axes in square tiles when the source is strided along the
  * destination's rows, so both sides of a 2-D transpose stay in cache.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   transpose: y = x with axes permuted, y.shape[k] =
+ *       x.shape[perm[k]] (transpose: the last two swapped); dx = dy
+ *       permuted by the inverse of perm
  */
 #include <stdio.h>
 
@@ -207,10 +214,17 @@ static int permute_backward(nb_op_call *c)
 }
 
 const nb_op nb_op_transpose = {
-    "transpose", 1, 1, sizeof(permute_attrs),
-    "y = x with axes permuted, y.shape[k] = x.shape[perm[k]] (transpose: the "
-    "last two swapped); dx = dy permuted by the inverse of perm",
-    permute_infer, permute_forward, permute_backward};
+    .struct_size = sizeof(nb_op),
+    .name = "transpose",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .attr_size = sizeof(permute_attrs),
+    .doc = "y = x with axes permuted, y.shape[k] = x.shape[perm[k]] (transpose: the "
+        "last two swapped); dx = dy permuted by the inverse of perm",
+    .infer = permute_infer,
+    .forward = permute_forward,
+    .backward = permute_backward,
+};
 
 nb_node *nb_permute(nb_graph *g, nb_node *x, const int *perm)
 {

@@ -1,20 +1,23 @@
 /* Elementwise unary ops: y has x's shape and dtype.
  *
- *   neg         y = -x             dx = -dy
- *   exp         y = e^x            dx = dy * y
- *   log         y = ln x           dx = dy / x
- *   sqrt        y = sqrt(x)        dx = dy / (2 y)
- *   square      y = x^2            dx = dy * 2 x
- *   abs         y = |x|            dx = dy * sign(x)      (0 at x = 0)
- *   scale       y = c x            dx = dy * c
- *   add_scalar  y = x + c          dx = dy
- *   sign        y = -1, 0, +1      dx = 0                 (no backward)
- *   step        y = [x > 0]        dx = 0                 (no backward)
- *
  * sign and step are flat wherever they are differentiable, so their op
  * tables have no backward and the executor sends nothing through them.
  * exp and log run on the vectorised kernels; exp's derivative reuses the
  * value it already computed.
+ *
+ * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
+ * test fails if one is missing here):
+ *
+ *   neg: y = -x; dx = -dy
+ *   exp: y = exp(x); dx = dy * y
+ *   log: y = log(x); dx = dy / x
+ *   sqrt: y = sqrt(x); dx = dy / (2 y)
+ *   square: y = x^2; dx = dy * 2 x
+ *   abs: y = |x|; dx = dy * sign(x) (0 at x = 0)
+ *   scale: y = c x; dx = dy * c
+ *   add_scalar: y = x + c; dx = dy
+ *   sign: y = sign(x) in {-1, 0, +1}; dx = 0
+ *   step: y = 1 if x > 0 else 0; dx = 0
  */
 #include <math.h>
 #include <tgmath.h>
@@ -24,30 +27,15 @@
 
 static int constant_infer(nb_op_call *c)
 {
-    return pointwise_param_infer(c, "constant c");
+    return pointwise_param_infer(c, "constant c", NULL);
 }
 
-#define OP_TABLE(NAME, ATTR_SIZE, INFER, BACKWARD, DOC)                       \
-    const nb_op nb_op_##NAME = {#NAME,  1,     1,        ATTR_SIZE, DOC,      \
-                                INFER,  NAME##_forward, BACKWARD};
-
-/* An op without a constant: its table and constructor. */
+/* The tables; the constructors come from ops.def (registry.c). */
 #define PLAIN_OP(NAME, BACKWARD, DOC)                                         \
-    OP_TABLE(NAME, 0, pointwise_infer, BACKWARD, DOC)                         \
-    nb_node *nb_##NAME(nb_graph *g, nb_node *x)                               \
-    {                                                                         \
-        return nb_apply(g, &nb_op_##NAME, 1, &x, NULL);                       \
-    }
-
-/* An op with the constant c. */
+    POINTWISE_TABLE(NAME, 0, pointwise_infer, BACKWARD, DOC)
 #define CONSTANT_OP(NAME, DOC)                                                \
-    OP_TABLE(NAME, sizeof(pointwise_attrs), constant_infer, NAME##_backward,  \
-             DOC)                                                             \
-    nb_node *nb_##NAME(nb_graph *g, nb_node *x, double c)                     \
-    {                                                                         \
-        pointwise_attrs attrs = {c};                                          \
-        return nb_apply(g, &nb_op_##NAME, 1, &x, &attrs);                     \
-    }
+    POINTWISE_TABLE(NAME, sizeof(nb_param_attrs), constant_infer,             \
+                    NAME##_backward, DOC)
 
 LOOP_FORWARD(neg, -x)
 LOOP_BACKWARD(neg, -dy)
