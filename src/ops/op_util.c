@@ -185,7 +185,7 @@ int nb_reduce_shape(nb_op_call *c, bool empty_ok)
         nb_scalar_output(c);
         return NB_OK;
     }
-    int axis;
+    int axis = 0;
     int rc = nb_normalize_axis(c, at->axis, x->rank, &axis);
     if (rc != NB_OK)
         return rc;
