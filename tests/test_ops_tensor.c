@@ -417,6 +417,74 @@ static void test_logsumexp(nb_dtype dt, double tol)
     nb_graph_free(g);
 }
 
+/* Rows holding +inf or only -inf: softmax, log_softmax, logsumexp and the
+ * fused softmax cross-entropy all take the limits of nb_softmax_lines,
+ * with finite gradients. The rows: [1, +inf, 2] (p = [0, 1, 0]), [+inf,
+ * +inf, 0] (p = [1/2, 1/2, 0]), [-inf, -inf, -inf] (p = 1/3 each, lse
+ * -inf) and [0, -inf, 0] (an ordinary row with one zero probability). */
+static void test_infinite_rows(nb_dtype dt)
+{
+    const double inf = INFINITY;
+    const double rows[12] = {1, inf, 2, inf, inf, 0, -inf, -inf, -inf,
+                             0, -inf, 0};
+    const double p[12] = {0, 1, 0, 0.5, 0.5, 0, 1. / 3, 1. / 3, 1. / 3,
+                          0.5, 0, 0.5};
+    const double lse[4] = {inf, inf, -inf, log(2.0)};
+    const double tol = 1e-6;
+    nb_graph *g = nb_graph_new();
+    nb_node *x = param_of(g, dt, 2, SHAPE(4, 3));
+    nb_tensor_copy_from_f64(nb_node_value(x), rows, 12);
+
+    nb_node *sm = nb_softmax(g, x);
+    if (run_seeded(g, sm, (const double[]){1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2,
+                                           3}) == NB_OK)
+        for (int i = 0; i < 12; i++) {
+            CHECK_NEAR(val(sm, i), p[i], tol);
+            CHECK(isfinite(grad(x, i)), "softmax gradient %d finite", i);
+        }
+    nb_node *ls = nb_log_softmax(g, x);
+    if (run_seeded(g, ls, (const double[]){1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0,
+                                           0}) == NB_OK)
+        for (int i = 0; i < 12; i++) {
+            double want = p[i] > 0 ? log(p[i]) : -inf;
+            CHECK(val(ls, i) == want || fabs(val(ls, i) - want) <= tol,
+                  "log_softmax %d = %g, want %g", i, val(ls, i), want);
+            CHECK(isfinite(grad(x, i)), "log_softmax gradient %d finite", i);
+        }
+    nb_node *lse_node = nb_logsumexp_axis(g, x, -1, false);
+    if (run_seeded(g, lse_node, (const double[]){1, 1, 1, 1}) == NB_OK)
+        for (int r = 0; r < 4; r++) {
+            CHECK(val(lse_node, r) == lse[r] ||
+                      fabs(val(lse_node, r) - lse[r]) <= tol,
+                  "logsumexp row %d = %g, want %g", r, val(lse_node, r),
+                  lse[r]);
+            for (int j = 0; j < 3; j++)
+                CHECK_NEAR(grad(x, r * 3 + j), p[r * 3 + j], tol);
+        }
+    /* Labels on a most probable class: the loss is -mean log p of them,
+     * log 2 for the tied row and log 3 for the -inf row. */
+    nb_node *labels = nb_constant(g, "labels", dt, 1, SHAPE(4));
+    SET(labels, 1, 0, 2, 2);
+    nb_node *ce = nb_softmax_ce_index_loss(g, x, labels);
+    double want_ce = (0 + log(2.0) + log(3.0) + log(2.0)) / 4;
+    if (run_seeded(g, ce, NULL) == NB_OK) {
+        CHECK_NEAR(val(ce, 0), want_ce, tol);
+        for (int i = 0; i < 12; i++)
+            CHECK(isfinite(grad(x, i)), "ce gradient %d finite", i);
+    }
+    nb_node *onehot = nb_constant(g, "onehot", dt, 2, SHAPE(4, 3));
+    SET(onehot, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1);
+    nb_node *ce2 = nb_softmax_ce_loss(g, x, onehot);
+    if (run_seeded(g, ce2, NULL) == NB_OK)
+        CHECK_NEAR(val(ce2, 0), want_ce, tol);
+    /* A NaN in a row makes that row NaN, not a limit. */
+    nb_tensor_set(nb_node_value(x), 1, NAN);
+    if (run_forward(g, sm) == NB_OK)
+        for (int j = 0; j < 3; j++)
+            CHECK(isnan(val(sm, j)), "NaN row: softmax %d is NaN", j);
+    nb_graph_free(g);
+}
+
 /* ---- shape ops ---- */
 
 static void test_reshape(nb_dtype dt, double tol)
@@ -938,6 +1006,8 @@ int main(void)
         test_dynamic_batch(types[i], tols[i]);
         test_empty(types[i]);
     }
+    test_infinite_rows(NB_F32);
+    test_infinite_rows(NB_F64);
     test_errors();
     test_nan_propagation();
     test_slice_to_end();

@@ -7,11 +7,12 @@
  *
  * The shift by m keeps every exponent <= 0, so nothing overflows and the
  * sum is >= 1. When m is infinite (every x_j = -inf, or some x_j = +inf)
- * no shift is used and y is -inf or +inf as the limit says.
+ * y is -inf or +inf as the limit says, and p is the limit of softmax
+ * there (nb_softmax_lines in op_util.h, shared with softmax and the fused
+ * cross-entropy), so the gradient stays finite.
  *
- * Forward keeps p in scratch for backward, after the per-output sums. The
- * input is viewed as [outer, n, inner] with n the reduced extent, as in
- * reduce.c. The log-sum-exp of an empty axis (-inf) is rejected when the
+ * Forward keeps p in scratch for backward. The input is viewed as
+ * [outer, n, inner] with n the reduced extent, as in reduce.c. The log-sum-exp of an empty axis (-inf) is rejected when the
  * node is built.
  *
  * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
@@ -24,74 +25,21 @@
 
 #include "ops/op_util.h"
 
-#define VM_EXP(T) _Generic((T)0, float : nb_vm_exp_f32, default : nb_vm_exp_f64)
-
 static int logsumexp_infer(nb_op_call *c)
 {
     int rc = nb_reduce_shape(c, false);
     if (rc != NB_OK)
         return rc;
     const nb_tensor *x = c->in[0];
-    nb_reduce_layout l = nb_reduce_layout_of(x, c->attrs);
-    /* p for every input element, then one running sum per output. */
-    c->scratch_bytes =
-        (size_t)(x->size + l.outer * l.inner) * nb_dtype_size(x->dtype);
+    c->scratch_bytes = (size_t)x->size * nb_dtype_size(x->dtype); /* p */
     return NB_OK;
 }
 
 static int logsumexp_forward(nb_op_call *c)
 {
     const nb_tensor *xt = c->in[0];
-    nb_reduce_layout l = nb_reduce_layout_of(xt, c->attrs);
-    NB_TYPED(xt->dtype, {
-        const T *x = xt->data;
-        T *y = c->out->data; /* holds the shift m until the end */
-        T *p = c->scratch;   /* x - m, then e^{x - m}, then p */
-        T *sum = p + xt->size;
-        for (int64_t o = 0; o < l.outer; o++) {
-            const T *xo = x + o * l.n * l.inner;
-            T *yo = y + o * l.inner;
-            for (int64_t i = 0; i < l.inner; i++)
-                yo[i] = xo[i];
-            for (int64_t j = 1; j < l.n; j++)
-                for (int64_t i = 0; i < l.inner; i++)
-                    if (xo[j * l.inner + i] > yo[i])
-                        yo[i] = xo[j * l.inner + i];
-            for (int64_t i = 0; i < l.inner; i++)
-                if (!isfinite(yo[i]))
-                    yo[i] = 0;
-            T *po = p + o * l.n * l.inner;
-            for (int64_t j = 0; j < l.n; j++)
-                for (int64_t i = 0; i < l.inner; i++)
-                    po[j * l.inner + i] = xo[j * l.inner + i] - yo[i];
-        }
-        VM_EXP(T)(xt->size, p, p);
-        for (int64_t o = 0; o < l.outer; o++) {
-            const T *po = p + o * l.n * l.inner;
-            T *so = sum + o * l.inner;
-            if (l.inner == 1) {
-                double total = 0;
-                for (int64_t j = 0; j < l.n; j++)
-                    total += (double)po[j];
-                so[0] = (T)total;
-                continue;
-            }
-            for (int64_t i = 0; i < l.inner; i++)
-                so[i] = 0;
-            for (int64_t j = 0; j < l.n; j++)
-                for (int64_t i = 0; i < l.inner; i++)
-                    so[i] += po[j * l.inner + i];
-        }
-        for (int64_t o = 0; o < l.outer; o++) {
-            T *po = p + o * l.n * l.inner, *so = sum + o * l.inner;
-            T *yo = y + o * l.inner;
-            for (int64_t i = 0; i < l.inner; i++)
-                yo[i] += (T)log((double)so[i]);
-            for (int64_t j = 0; j < l.n; j++)
-                for (int64_t i = 0; i < l.inner; i++)
-                    po[j * l.inner + i] /= so[i];
-        }
-    });
+    nb_softmax_lines(xt, nb_reduce_layout_of(xt, c->attrs), c->scratch,
+                     c->out->data);
     return NB_OK;
 }
 

@@ -31,10 +31,6 @@
  */
 #include "ops/op_util.h"
 
-/* The f32 or f64 kernel for element type T. */
-#define VM(name, T) \
-    _Generic((T)0, float: nb_vm_##name##_f32, default: nb_vm_##name##_f64)
-
 static int bce_infer_common(nb_op_call *c, const char *pred, int copies)
 {
     int rc = nb_require_same_dtype(c);
@@ -68,8 +64,8 @@ static int bce_forward(nb_op_call *c)
         T *log_p = c->scratch, *log_q = log_p + n;
         for (int64_t i = 0; i < n; i++)
             log_q[i] = (T)1 - p[i];
-        VM(log, T)(n, p, log_p);
-        VM(log, T)(n, log_q, log_q);
+        NB_KERNEL(nb_vm_log, T)(n, p, log_p);
+        NB_KERNEL(nb_vm_log, T)(n, log_q, log_q);
         double total = 0;
         for (int64_t i = 0; i < n; i++) {
             if (t[i] != 0)
@@ -128,7 +124,7 @@ static int bce_logits_forward(nb_op_call *c)
     NB_TYPED(c->out->dtype, {
         const T *z = c->in[0]->data, *t = c->in[1]->data;
         T *softplus_z = c->scratch;
-        VM(softplus, T)(n, z, softplus_z);
+        NB_KERNEL(nb_vm_softplus, T)(n, z, softplus_z);
         double total = 0;
         for (int64_t i = 0; i < n; i++)
             total += (double)softplus_z[i] - (double)t[i] * (double)z[i];
@@ -148,7 +144,7 @@ static int bce_logits_backward(nb_op_call *c)
             /* sigmoid(z) takes over the scratch from forward's softplus(z),
              * which backward does not need. */
             T *sigmoid_z = c->scratch, *dz = gz->data;
-            VM(sigmoid, T)(n, z, sigmoid_z);
+            NB_KERNEL(nb_vm_sigmoid, T)(n, z, sigmoid_z);
             for (int64_t i = 0; i < n; i++)
                 dz[i] += s * (sigmoid_z[i] - t[i]);
         }

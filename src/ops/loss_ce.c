@@ -17,7 +17,10 @@
  * For one-hot (or any normalised) y the fused gradient is the textbook
  * s (q - y); the q sum_k y_k form is exact for soft targets that do not sum
  * to 1. The fused forms never take log of a softmax that underflowed: lse
- * comes from the row maximum, so logits of +-1000 stay finite.
+ * comes from the row maximum, so logits of +-1000 stay finite. Rows of
+ * logits holding +inf, or only -inf, get the limits of nb_softmax_lines
+ * (op_util.h), the same as softmax and logsumexp: log q_k is z_k - lse
+ * where lse is finite and log q_k where it is not.
  *
  * cce_loss takes 0 log 0 = 0: terms with y_k = 0 are skipped, so p_k = 0
  * there is harmless (and gives dp_k = 0).
@@ -44,10 +47,6 @@
 #include <math.h>
 
 #include "ops/op_util.h"
-
-/* The f32 or f64 kernel for element type T. */
-#define VM(name, T) \
-    _Generic((T)0, float: nb_vm_##name##_f32, default: nb_vm_##name##_f64)
 
 static int64_t class_count(const nb_tensor *x)
 {
@@ -136,36 +135,11 @@ static int label_class(nb_op_call *c, double label, int64_t row, int64_t k,
 }
 
 /* Softmax of every row of z into q (the first z->size elements of scratch)
- * and each row's log-sum-exp after it (row_count elements). Shifting by the
- * row maximum keeps exp from overflowing. */
+ * and each row's log-sum-exp after it (row_count elements). */
 static void softmax_rows(const nb_tensor *zt, void *scratch)
 {
-    int64_t k = class_count(zt), rows = row_count(zt), n = zt->size;
-    NB_TYPED(zt->dtype, {
-        const T *z = zt->data;
-        T *q = scratch, *lse = q + n;
-        for (int64_t r = 0; r < rows; r++) {
-            const T *zr = z + r * k;
-            T m = zr[0];
-            for (int64_t j = 1; j < k; j++)
-                if (zr[j] > m)
-                    m = zr[j];
-            for (int64_t j = 0; j < k; j++)
-                q[r * k + j] = zr[j] - m;
-            lse[r] = m;
-        }
-        VM(exp, T)(n, q, q);
-        for (int64_t r = 0; r < rows; r++) {
-            T *qr = q + r * k;
-            double total = 0;
-            for (int64_t j = 0; j < k; j++)
-                total += (double)qr[j];
-            T sum = (T)total;
-            for (int64_t j = 0; j < k; j++)
-                qr[j] /= sum;
-            lse[r] = (T)((double)lse[r] + log(total));
-        }
-    });
+    nb_softmax_lines(zt, nb_rows_layout(zt), scratch,
+                     (char *)scratch + nb_tensor_bytes(zt));
 }
 
 /* dL / R, the factor every row-wise message carries. */
@@ -189,7 +163,7 @@ static int cce_forward(nb_op_call *c)
     NB_TYPED(c->out->dtype, {
         const T *p = c->in[0]->data, *y = c->in[1]->data;
         T *log_p = c->scratch;
-        VM(log, T)(n, p, log_p);
+        NB_KERNEL(nb_vm_log, T)(n, p, log_p);
         double total = 0;
         for (int64_t i = 0; i < n; i++)
             if (y[i] != 0)
@@ -238,13 +212,13 @@ static int softmax_ce_forward(nb_op_call *c)
     softmax_rows(zt, c->scratch);
     NB_TYPED(c->out->dtype, {
         const T *z = zt->data, *y = c->in[1]->data;
-        const T *lse = (const T *)c->scratch + zt->size;
+        const T *q = c->scratch, *lse = q + zt->size;
         double total = 0;
         for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < k; j++) {
                 int64_t i = r * k + j;
                 if (y[i] != 0)
-                    total += (double)y[i] * ((double)lse[r] - (double)z[i]);
+                    total -= (double)y[i] * NB_LOG_PROB(z[i], lse[r], q[i]);
             }
         *(T *)c->out->data = (T)(total / (double)rows);
     });
@@ -274,8 +248,10 @@ static int softmax_ce_backward(nb_op_call *c)
         if (gy) {
             T *dy = gy->data;
             for (int64_t r = 0; r < rows; r++)
-                for (int64_t j = 0; j < k; j++)
-                    dy[r * k + j] += s * (lse[r] - z[r * k + j]);
+                for (int64_t j = 0; j < k; j++) {
+                    int64_t i = r * k + j;
+                    dy[i] -= s * (T)NB_LOG_PROB(z[i], lse[r], q[i]);
+                }
         }
     });
     return NB_OK;
@@ -304,10 +280,12 @@ static int softmax_ce_index_forward(nb_op_call *c)
                 return rc;
         }
         softmax_rows(zt, c->scratch);
-        const T *lse = (const T *)c->scratch + zt->size;
+        const T *q = c->scratch, *lse = q + zt->size;
         double total = 0;
-        for (int64_t r = 0; r < rows; r++)
-            total += (double)lse[r] - (double)z[r * k + (int64_t)labels[r]];
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t i = r * k + (int64_t)labels[r];
+            total -= NB_LOG_PROB(z[i], lse[r], q[i]);
+        }
         *(T *)c->out->data = (T)(total / (double)rows);
     });
     return NB_OK;

@@ -25,9 +25,7 @@
  */
 #include "ops/op_util.h"
 
-#define GEMM(T) _Generic((T)0, float: nb_gemm_f32, default: nb_gemm_f64)
-#define GEMM_WORKSPACE(dtype)                                                  \
-    ((dtype) == NB_F64 ? nb_gemm_workspace_f64 : nb_gemm_workspace_f32)
+#define GEMM(T) NB_KERNEL(nb_gemm, T)
 
 /* The product's dimensions, read from the input shapes. */
 typedef struct dims {
@@ -79,12 +77,14 @@ static int matmul_infer(nb_op_call *c)
      * backward run: C = A B, dA = dC B^T, dB = A^T dC. */
     dims d = dims_of(a, b);
     int64_t rows = d.shared_b ? d.batch * d.m : d.m;
-    size_t (*need)(int64_t, int64_t, int64_t) = GEMM_WORKSPACE(a->dtype);
-    size_t fwd = need(rows, d.n, d.k), da = need(rows, d.k, d.n),
-           db = need(d.k, d.n, rows);
-    c->workspace_bytes = fwd > da ? fwd : da;
-    if (db > c->workspace_bytes)
-        c->workspace_bytes = db;
+    NB_TYPED(a->dtype, {
+        size_t fwd = NB_KERNEL(nb_gemm_workspace, T)(rows, d.n, d.k);
+        size_t da = NB_KERNEL(nb_gemm_workspace, T)(rows, d.k, d.n);
+        size_t db = NB_KERNEL(nb_gemm_workspace, T)(d.k, d.n, rows);
+        c->workspace_bytes = fwd > da ? fwd : da;
+        if (db > c->workspace_bytes)
+            c->workspace_bytes = db;
+    });
     return NB_OK;
 }
 

@@ -224,3 +224,62 @@ int nb_shape_attrs_check(nb_op_call *c, const nb_shape_attrs *at)
         return nb_op_fail(c, "shape is NULL for rank %d", at->rank);
     return NB_OK;
 }
+
+nb_reduce_layout nb_rows_layout(const nb_tensor *x)
+{
+    int64_t k = x->rank ? x->shape[x->rank - 1] : 1;
+    nb_reduce_layout l = {k ? x->size / k : 0, k, 1};
+    return l;
+}
+
+void nb_softmax_lines(const nb_tensor *xt, nb_reduce_layout l, void *p_out,
+                      void *lse_out)
+{
+    const int64_t n = l.n, inner = l.inner;
+    NB_TYPED(xt->dtype, {
+        const T *x = xt->data;
+        T *p = p_out, *lse = lse_out; /* lse holds the maxima until the end */
+        for (int64_t o = 0; o < l.outer; o++) {
+            const T *xo = x + o * n * inner;
+            T *m = lse + o * inner, *po = p + o * n * inner;
+            for (int64_t i = 0; i < inner; i++)
+                m[i] = (T)-INFINITY;
+            for (int64_t j = 0; j < n; j++)
+                for (int64_t i = 0; i < inner; i++)
+                    if (xo[j * inner + i] > m[i])
+                        m[i] = xo[j * inner + i];
+            /* An infinite maximum shifts nothing; its line is redone below. */
+            for (int64_t j = 0; j < n; j++)
+                for (int64_t i = 0; i < inner; i++)
+                    po[j * inner + i] =
+                        xo[j * inner + i] - (isfinite(m[i]) ? m[i] : (T)0);
+        }
+        NB_KERNEL(nb_vm_exp, T)(xt->size, p, p);
+        for (int64_t o = 0; o < l.outer; o++) {
+            const T *xo = x + o * n * inner;
+            T *m = lse + o * inner, *po = p + o * n * inner;
+            for (int64_t i = 0; i < inner; i++) {
+                double total = 0;
+                for (int64_t j = 0; j < n; j++)
+                    total += (double)po[j * inner + i];
+                if (isfinite(m[i]) || isnan(total)) {
+                    /* total >= 1 (the maximum gives e^0), or NaN */
+                    T inv = (T)(1.0 / total);
+                    for (int64_t j = 0; j < n; j++)
+                        po[j * inner + i] *= inv;
+                    m[i] = (T)((double)m[i] + log(total));
+                    continue;
+                }
+                int64_t top = 0; /* elements at +inf */
+                for (int64_t j = 0; j < n; j++)
+                    top += xo[j * inner + i] == (T)INFINITY;
+                for (int64_t j = 0; j < n; j++)
+                    po[j * inner + i] =
+                        top ? (xo[j * inner + i] == (T)INFINITY ? (T)1 / (T)top
+                                                                 : (T)0)
+                            : (T)1 / (T)n;
+                /* m[i] is already the limit: +inf or -inf */
+            }
+        }
+    });
+}

@@ -2,6 +2,7 @@
 #ifndef NABLA_OP_UTIL_H
 #define NABLA_OP_UTIL_H
 
+#include <math.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -101,6 +102,31 @@ nb_reduce_layout nb_reduce_layout_of(const nb_tensor *x,
 /* The shape rule of a reduction of in[0] by the nb_reduce_attrs in attrs;
  * fails on a bad axis, or on an empty one unless empty_ok. */
 int nb_reduce_shape(nb_op_call *c, bool empty_ok);
+
+/* ---- softmax along lines ----
+ * x viewed as [outer, n, inner] (an nb_reduce_layout); line (o, i) is
+ * x[o, :, i]. Writes p, shaped like x, the softmax of every line, and
+ * lse[o * inner + i], its log-sum-exp, both in x's dtype: the one stable
+ * max/exp/sum loop of softmax, log_softmax, logsumexp and the fused
+ * softmax cross-entropy. n >= 1.
+ *
+ * With m the line's maximum, p_j = e^{x_j - m} / sum_k e^{x_k - m} and
+ * lse = m + log sum_k e^{x_k - m}, so nothing overflows. Lines whose
+ * maximum is infinite get the limits:
+ *   - some x_j = +inf: lse = +inf, and p shares 1 equally among the c
+ *     elements that are +inf (0 elsewhere), the limit as they grow alike;
+ *   - every x_j = -inf: lse = -inf, and p = 1/n, the limit of equal
+ *     elements (softmax does not change when all move together).
+ * A NaN anywhere in a line makes its p and lse NaN. */
+void nb_softmax_lines(const nb_tensor *x, nb_reduce_layout l, void *p,
+                      void *lse);
+/* The layout of x's rows along its last axis: [size / K, K, 1]. */
+nb_reduce_layout nb_rows_layout(const nb_tensor *x);
+/* log p_j of an element x of a line with log-sum-exp lse and softmax p:
+ * x - lse where lse is finite (exact for very small p), else log p (the
+ * limits above). */
+#define NB_LOG_PROB(x, lse, p)                                                \
+    (isfinite((double)(lse)) ? (double)(x) - (double)(lse) : log((double)(p)))
 
 /* Adds g (shaped like out) into acc (shaped like one broadcast operand),
  * summing over the broadcast dimensions. */

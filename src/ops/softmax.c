@@ -6,9 +6,12 @@
  *   log_softmax  y_k = x_k - log sum_j e^{x_j}
  *                dx_k = dy_k - p_k sum_j dy_j,    p = softmax(x) = e^y
  *
- * Both subtract the row maximum m before exponentiating (softmax is
- * unchanged by a shift, and log sum_j e^{x_j} = m + log sum_j e^{x_j - m}),
- * so no exp overflows: log_softmax([1000, 0]) = [0, -1000].
+ * Both run on nb_softmax_lines (op_util.h), which subtracts the row
+ * maximum m before exponentiating (softmax is unchanged by a shift, and
+ * log sum_j e^{x_j} = m + log sum_j e^{x_j - m}), so no exp overflows:
+ * log_softmax([1000, 0]) = [0, -1000]. A row holding +inf, or only -inf,
+ * gets the limits stated there (softmax([1, +inf]) = [0, 1],
+ * softmax([-inf, -inf]) = [1/2, 1/2]), the same in every op built on it.
  *
  * softmax exponentiates in its own output buffer. log_softmax keeps p in
  * scratch from forward to backward, so backward needs no exp.
@@ -25,9 +28,6 @@
 
 #include "ops/op_util.h"
 
-/* The f32 or f64 exp kernel for element type T. */
-#define VM_EXP(T) _Generic((T)0, float: nb_vm_exp_f32, default: nb_vm_exp_f64)
-
 static int64_t row_length(const nb_tensor *x)
 {
     return x->shape[x->rank - 1];
@@ -35,12 +35,12 @@ static int64_t row_length(const nb_tensor *x)
 
 static int64_t row_count(const nb_tensor *x)
 {
-    int64_t rows = 1;
-    for (int i = 0; i < x->rank - 1; i++)
-        rows *= x->shape[i];
-    return rows;
+    return nb_rows_layout(x).outer;
 }
 
+/* softmax keeps nothing from forward to backward (its value is p);
+ * log_softmax keeps p in scratch. Both take each row's log-sum-exp in the
+ * workspace. */
 static int rows_infer(nb_op_call *c, bool keep_probabilities)
 {
     const nb_tensor *x = c->in[0];
@@ -48,23 +48,11 @@ static int rows_infer(nb_op_call *c, bool keep_probabilities)
         return nb_op_fail(c, "x is a scalar: it needs an axis to normalise "
                              "over (the last)");
     nb_same_as_input(c, 0);
-    c->scratch_bytes =
-        keep_probabilities ? (size_t)x->size * nb_dtype_size(x->dtype) : 0;
+    size_t elem = nb_dtype_size(x->dtype);
+    c->scratch_bytes = keep_probabilities ? (size_t)x->size * elem : 0;
+    c->workspace_bytes = (size_t)nb_rows_layout(x).outer * elem;
     return NB_OK;
 }
-
-/* dst_r = src_r - max(src_r) for every row r. */
-#define SHIFT_ROWS(T, src, dst, rows, k)                                      \
-    for (int64_t r = 0; r < (rows); r++) {                                    \
-        const T *xr = (src) + r * (k);                                        \
-        T *yr = (dst) + r * (k);                                              \
-        T m = xr[0];                                                          \
-        for (int64_t j = 1; j < (k); j++)                                     \
-            if (xr[j] > m)                                                    \
-                m = xr[j];                                                    \
-        for (int64_t j = 0; j < (k); j++)                                     \
-            yr[j] = xr[j] - m;                                                \
-    }
 
 static int softmax_infer(nb_op_call *c)
 {
@@ -74,24 +62,9 @@ static int softmax_infer(nb_op_call *c)
 static int softmax_forward(nb_op_call *c)
 {
     const nb_tensor *xt = c->in[0];
-    int64_t k = row_length(xt), rows = row_count(xt);
     if (xt->size == 0)
         return NB_OK;
-    NB_TYPED(xt->dtype, {
-        const T *x = xt->data;
-        T *y = c->out->data;
-        SHIFT_ROWS(T, x, y, rows, k)
-        VM_EXP(T)(xt->size, y, y);
-        for (int64_t r = 0; r < rows; r++) {
-            T *yr = y + r * k;
-            double total = 0;
-            for (int64_t j = 0; j < k; j++)
-                total += (double)yr[j];
-            T inv = (T)(1.0 / total);
-            for (int64_t j = 0; j < k; j++)
-                yr[j] *= inv;
-        }
-    });
+    nb_softmax_lines(xt, nb_rows_layout(xt), c->out->data, c->workspace);
     return NB_OK;
 }
 
@@ -126,26 +99,18 @@ static int log_softmax_infer(nb_op_call *c)
 static int log_softmax_forward(nb_op_call *c)
 {
     const nb_tensor *xt = c->in[0];
-    int64_t k = row_length(xt), rows = row_count(xt);
+    nb_reduce_layout l = nb_rows_layout(xt);
     if (xt->size == 0)
         return NB_OK;
+    nb_softmax_lines(xt, l, c->scratch, c->workspace);
     NB_TYPED(xt->dtype, {
-        const T *x = xt->data;
-        T *y = c->out->data, *p = c->scratch;
-        SHIFT_ROWS(T, x, y, rows, k)
-        VM_EXP(T)(xt->size, y, p);
-        for (int64_t r = 0; r < rows; r++) {
-            T *yr = y + r * k, *pr = p + r * k;
-            double total = 0;
-            for (int64_t j = 0; j < k; j++)
-                total += (double)pr[j];
-            /* total >= 1: the maximum contributes e^0. */
-            T lse = (T)log(total), inv = (T)(1.0 / total);
-            for (int64_t j = 0; j < k; j++) {
-                yr[j] -= lse;
-                pr[j] *= inv;
+        const T *x = xt->data, *p = c->scratch, *lse = c->workspace;
+        T *y = c->out->data;
+        for (int64_t r = 0; r < l.outer; r++)
+            for (int64_t j = 0; j < l.n; j++) {
+                int64_t i = r * l.n + j;
+                y[i] = (T)NB_LOG_PROB(x[i], lse[r], p[i]);
             }
-        }
     });
     return NB_OK;
 }
