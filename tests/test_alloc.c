@@ -45,6 +45,29 @@ static int step(nb_graph *g, nb_node *x, nb_node *labels, nb_node *loss,
     return rc;
 }
 
+/* Looking a name up reads the nodes' names and writes nothing: an unnamed
+ * node's "<op>#<id>" is compared, not made and kept. */
+static void lookup_allocates_nothing(void)
+{
+    enum { CHAIN = 1000000 };
+    nb_graph *g = nb_graph_new();
+    nb_node *y = nb_input(g, "x", NB_F32, 1, SHAPE(4));
+    for (int i = 0; i < CHAIN && y; i++)
+        y = nb_tanh(g, y);
+    CHECK(y != NULL, "build: %s", nb_graph_error(g));
+    long before = allocations;
+    CHECK(nb_graph_find(g, "absent") == NULL, "a missing name is not found");
+    CHECK(nb_graph_find(g, "tanh#") == NULL, "an id is required");
+    CHECK(nb_graph_find(g, "tanh#01") == NULL, "the id is written plainly");
+    CHECK(nb_graph_find(g, "tanh#0") == NULL, "node 0 is the input");
+    nb_node *mid = nb_graph_find(g, "tanh#500000");
+    CHECK(mid && nb_node_id(mid) == 500000, "an unnamed node by its name");
+    CHECK(nb_graph_find(g, "x") == nb_graph_node(g, 0), "a named node");
+    CHECK(allocations == before, "%ld allocations in six lookups",
+          allocations - before);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
@@ -110,6 +133,7 @@ int main(void)
     printf("steady state: 0 allocations per step expected, %ld seen\n",
            allocations - before);
     nb_graph_free(g);
+    lookup_allocates_nothing();
     nb_set_allocator(NULL);
     return tu_finish("alloc");
 }

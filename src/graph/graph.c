@@ -109,13 +109,31 @@ nb_node *nb_graph_node(const nb_graph *g, int64_t id)
     return nb_graph_node_at(g, id);
 }
 
+/* Whether `name` is the node's name. An unnamed node's "<op>#<id>" is
+ * matched piecewise rather than made: nb_node_name would store it, and a
+ * lookup that walks a million unnamed nodes must not allocate a million
+ * names. */
+static bool name_is(const nb_node *n, const char *name)
+{
+    struct nb_node_cold *cold = nb_node_cold_get(n);
+    if (cold && cold->name)
+        return strcmp(cold->name, name) == 0;
+    const char *op = nb_node_op_name(n);
+    size_t len = strlen(op);
+    if (strncmp(name, op, len) != 0 || name[len] != '#')
+        return false;
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)n->id);
+    return strcmp(name + len + 1, id) == 0;
+}
+
 nb_node *nb_graph_find(const nb_graph *g, const char *name)
 {
     if (!g || !name)
         return NULL;
     for (int64_t id = 0; id < g->n_nodes; id++) {
         nb_node *n = nb_graph_node_at(g, id);
-        if (strcmp(nb_node_name(n), name) == 0)
+        if (name_is(n, name))
             return n;
     }
     return NULL;

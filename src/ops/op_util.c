@@ -11,15 +11,6 @@ int nb_require_same_dtype(nb_op_call *c)
     return NB_OK;
 }
 
-int nb_require_same_shape(nb_op_call *c, int a, int b)
-{
-    if (nb_same_shape(c->in[a], c->in[b]))
-        return NB_OK;
-    char sa[128], sb[128];
-    return nb_op_fail(c, "shapes differ: input %d is %s, input %d is %s", a,
-                      NB_SHAPE(c->in[a], sa), b, NB_SHAPE(c->in[b], sb));
-}
-
 int nb_normalize_axis(nb_op_call *c, int axis, int rank, int *out)
 {
     int a = axis < 0 ? axis + rank : axis;

@@ -46,8 +46,6 @@ static inline void nb_same_as_input(nb_op_call *c, int i)
 
 /* Fails unless every input has the dtype of input 0. */
 int nb_require_same_dtype(nb_op_call *c);
-/* Fails unless inputs a and b have identical shapes. */
-int nb_require_same_shape(nb_op_call *c, int a, int b);
 /* Normalises a possibly negative axis against rank; fails if out of range. */
 int nb_normalize_axis(nb_op_call *c, int axis, int rank, int *out);
 /* Sets out_rank/out_shape to a rank-0 scalar of input 0's dtype. */
