@@ -32,8 +32,8 @@ if [ -n "$offending" ]; then
     printf '%s\n' "$offending"
 fi
 
-# Kernels know nothing of graphs, nodes or ops.
-if grep -n '#[[:space:]]*include[[:space:]]*"\(\.\./\)*\(ops\|graph\|core/internal\)' \
+# Kernels know nothing of graphs, nodes, ops or the diagnostics on top.
+if grep -n '#[[:space:]]*include[[:space:]]*"\(\.\./\)*\(ops\|graph\|diag\|core/internal\)' \
         src/kernels/*.c src/kernels/*.h 2>/dev/null; then
     report "src/kernels includes graph or op headers"
 fi

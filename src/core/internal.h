@@ -270,7 +270,7 @@ struct nb_node_cold *nb_node_cold(nb_node *n);
  * in g->order[0..order_len), and each one's needs_grad flag. */
 int nb_plan(nb_graph *g, nb_node *target);
 
-/* ---- tracing (graph/trace.c) ---- */
+/* ---- tracing (diag/trace.c) ---- */
 /* Runs an op node's backward while g->trace records: each message goes to
  * a fresh buffer that the trace keeps, then into the input's gradient. */
 int nb_trace_backward_node(nb_graph *g, nb_node *n, nb_op_call *call);
