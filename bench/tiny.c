@@ -121,8 +121,8 @@ static int bench_ops(int reps)
     enum { OPS = 1000 };
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_param(g, "x", NB_F32, 1, (int64_t[]){1});
-    nb_node *a = nb_scalar(g, NB_F32, 0.25);
-    nb_node *m = nb_scalar(g, NB_F32, 0.9);
+    nb_node *a = nb_scalar(g, "a", NB_F32, 0.25);
+    nb_node *m = nb_scalar(g, "m", NB_F32, 0.9);
     nb_tensor_set(nb_node_value(x), 0, 0.5);
     nb_node *y = x;
     for (int i = 0; i < OPS; i++) {

@@ -93,8 +93,8 @@ int main(void)
         ts[i] = nb_rng_uniform(g);
     for (int i = 0; i < 8; i++)
         nb_tensor_set(nb_node_value(w), i, nb_rng_normal(g));
-    nb_feed(g, x, 2, (int64_t[]){3, 4}, xs);
-    nb_feed(g, t, 2, (int64_t[]){3, 2}, ts);
+    nb_feed_data(g, x, xs);
+    nb_feed_data(g, t, ts);
     /* Ask for d loss / d x too, so the check covers the custom op's
      * message to a non-parameter input. */
     nb_input_set_requires_grad(g, x, true);

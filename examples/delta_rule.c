@@ -66,8 +66,8 @@ int main(void)
     for (int epoch = 1; epoch <= EPOCHS; epoch++) {
         double sse = 0;
         for (int i = 0; i < N; i++) {
-            nb_feed(g, x, 2, (const int64_t[]){1, 1}, &xs[i]);
-            nb_feed(g, t, 2, (const int64_t[]){1, 1}, &ts[i]);
+            nb_feed_data(g, x, &xs[i]);
+            nb_feed_data(g, t, &ts[i]);
             if (nb_forward(g, loss) != NB_OK || nb_backward(g, loss) != NB_OK) {
                 fprintf(stderr, "delta_rule: %s\n", nb_graph_error(g));
                 nb_graph_free(g);

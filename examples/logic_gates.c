@@ -136,7 +136,7 @@ int main(void)
                             (const double[]){20, 20}, 2);
     nb_tensor_set(nb_node_value(net.layer[1].b), 0, -10);
 
-    if (nb_feed(g, x, 2, (const int64_t[]){4, 2}, inputs) != NB_OK) {
+    if (nb_feed_data(g, x, inputs) != NB_OK) {
         fprintf(stderr, "logic_gates: %s\n", nb_graph_error(g));
         nb_graph_free(g);
         return 1;

@@ -67,7 +67,7 @@ static int train(const dataset *d, double eta, bool verbose, outcome *out)
     for (int epoch = 1; epoch <= MAX_EPOCHS && !out->converged_epoch; epoch++) {
         int errors = 0;
         for (int i = 0; i < d->n; i++) {
-            if (nb_feed(g, x, 2, (const int64_t[]){1, 2}, d->x[i]) != NB_OK ||
+            if (nb_feed_data(g, x, d->x[i]) != NB_OK ||
                 nb_forward(g, o) != NB_OK) {
                 fprintf(stderr, "perceptron: %s\n", nb_graph_error(g));
                 nb_graph_free(g);

@@ -145,8 +145,8 @@ int main(void)
 
     /* One sample, one backward: the deltas by hand and by nabla. */
     const int probe = 6; /* x = (1, 1, 0), t = (1, 1) */
-    nb_feed(g, x, 2, (const int64_t[]){1, D}, xs[probe]);
-    nb_feed(g, t, 2, (const int64_t[]){1, K}, ts[probe]);
+    nb_feed_data(g, x, xs[probe]);
+    nb_feed_data(g, t, ts[probe]);
     if (nb_forward(g, loss) != NB_OK || nb_backward(g, loss) != NB_OK) {
         fprintf(stderr, "stochastic_backprop: %s\n", nb_graph_error(g));
         nb_graph_free(g);
@@ -169,8 +169,8 @@ int main(void)
         double sum = 0;
         for (int i = 0; i < 8; i++) {
             int n = order[i];
-            nb_feed(g, x, 2, (const int64_t[]){1, D}, xs[n]);
-            nb_feed(g, t, 2, (const int64_t[]){1, K}, ts[n]);
+            nb_feed_data(g, x, xs[n]);
+            nb_feed_data(g, t, ts[n]);
             if (nb_forward(g, loss) != NB_OK || nb_backward(g, loss) != NB_OK) {
                 fprintf(stderr, "stochastic_backprop: %s\n", nb_graph_error(g));
                 nb_graph_free(g);
@@ -189,7 +189,7 @@ int main(void)
     printf("\n x1 x2 x3 | t1 t2 | y1     y2\n");
     int right = 0;
     for (int n = 0; n < 8; n++) {
-        nb_feed(g, x, 2, (const int64_t[]){1, D}, xs[n]);
+        nb_feed_data(g, x, xs[n]);
         nb_forward(g, m.output);
         double y1 = get(nb_node_value(m.output), 0);
         double y2 = get(nb_node_value(m.output), 1);

@@ -1,5 +1,5 @@
 /* Gradient-check cases: the shape ops — reshape.c (with -1, and with -1
- * standing for a dynamic batch), transpose.c (nb_transpose of rank 2 and 3,
+ * standing for a dynamic batch), permute.c (nb_transpose of rank 2 and 3,
  * a 2-D transpose large enough for the tiled copy, nb_permute of rank 3
  * with a random permutation and with a 3-cycle, and of rank 4), concat.c
  * (2 and 3 inputs along different axes, one input used twice), slice.c
@@ -72,11 +72,11 @@ static nb_node *transpose_tiled(nb_graph *g, gc_ctx *c)
 
 static nb_node *permute_3d(nb_graph *g, gc_ctx *c)
 {
-    static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+    static const int64_t perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
                                     {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
     int64_t B, M, N;
     nb_node *x = cube(g, c, &B, &M, &N);
-    return nb_permute(g, x, perms[gc_dim(c, 0, 5)]);
+    return nb_permute(g, x, 3, perms[gc_dim(c, 0, 5)]);
 }
 
 /* A 3-cycle is not its own inverse, so a backward that applied perm
@@ -85,7 +85,7 @@ static nb_node *permute_cycle(nb_graph *g, gc_ctx *c)
 {
     int64_t B, M, N;
     nb_node *x = cube(g, c, &B, &M, &N);
-    return nb_permute(g, x, (const int[]){2, 0, 1});
+    return nb_permute(g, x, 3, (const int64_t[]){2, 0, 1});
 }
 
 static nb_node *permute_4d(nb_graph *g, gc_ctx *c)
@@ -93,7 +93,7 @@ static nb_node *permute_4d(nb_graph *g, gc_ctx *c)
     int64_t s[4] = {gc_dim(c, 1, 3), gc_dim(c, 1, 3), gc_dim(c, 1, 3),
                     gc_dim(c, 1, 3)};
     nb_node *x = gc_input(g, c, 4, s, -2, 2);
-    return nb_permute(g, x, (const int[]){3, 1, 0, 2});
+    return nb_permute(g, x, 4, (const int64_t[]){3, 1, 0, 2});
 }
 
 /* ---- concat ---- */
@@ -185,12 +185,12 @@ const gc_case gc_cases_shape[] = {
     {"reshape", "[B,M,N] to [-1,M*N]", reshape_flatten},
     {"reshape", "[B,K] to [B,2,-1,1]", reshape_split},
     {"reshape", "dynamic batch [-1,M,N] to [-1,M*N]", reshape_dynamic},
-    {"transpose", "nb_transpose of [M,N]", transpose_2d},
-    {"transpose", "nb_transpose of [B,M,N]", transpose_3d},
-    {"transpose", "nb_transpose of [33..45,33..45] (tiled)", transpose_tiled},
-    {"transpose", "nb_permute of [B,M,N], random perm", permute_3d},
-    {"transpose", "nb_permute (2,0,1) of [B,M,N]", permute_cycle},
-    {"transpose", "nb_permute (3,1,0,2) of rank 4", permute_4d},
+    {"permute", "nb_transpose of [M,N]", transpose_2d},
+    {"permute", "nb_transpose of [B,M,N]", transpose_3d},
+    {"permute", "nb_transpose of [33..45,33..45] (tiled)", transpose_tiled},
+    {"permute", "nb_permute of [B,M,N], random perm", permute_3d},
+    {"permute", "nb_permute (2,0,1) of [B,M,N]", permute_cycle},
+    {"permute", "nb_permute (3,1,0,2) of rank 4", permute_4d},
     {"concat", "2 inputs along axis 0", concat_axis0_two},
     {"concat", "3 inputs along axis 1 of rank 3", concat_axis1_three},
     {"concat", "3 inputs along axis -1 of rank 3", concat_last_three},

@@ -77,7 +77,7 @@ static nb_graph *mlp_like(nb_node **L_out)
     nb_node *L = nb_sum(g, nb_mul(g, nb_add(g, h, F), c));
     nb_node_set_name(L, "L");
     nb_node_set_name(nb_exp(g, x), "unused");
-    nb_scalar(g, NB_F32, 1.0);
+    nb_scalar(g, NULL, NB_F32, 1.0);
     nb_node_set_name(nb_graph_node(g, 12), AWKWARD);
     *L_out = L;
     return g;

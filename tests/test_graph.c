@@ -29,13 +29,9 @@ static void test_regularised_logistic(nb_dtype dtype, double tol)
         nb_graph_free(g);
         return;
     }
-    if (dtype == NB_F64) {
-        nb_feed(g, x, 0, NULL, (double[]){xv});
-        nb_feed(g, t, 0, NULL, (double[]){tv});
-    } else {
-        nb_feed(g, x, 0, NULL, (float[]){(float)xv});
-        nb_feed(g, t, 0, NULL, (float[]){(float)tv});
-    }
+    /* Doubles feed either dtype. */
+    nb_feed_f64(g, x, 0, NULL, &xv);
+    nb_feed_f64(g, t, 0, NULL, &tv);
     CHECK(nb_forward(g, Lreg) == NB_OK, "%s", nb_graph_error(g));
     CHECK(nb_backward(g, Lreg) == NB_OK, "%s", nb_graph_error(g));
 
@@ -441,7 +437,10 @@ static void test_node_storage(void)
 
     /* Past the first block of nodes: graph, id, names and the other
      * graph's check work the same there. */
-    nb_node *c = nb_scalar(g, NB_F64, 1.0);
+    nb_node *c = nb_scalar(g, "one", NB_F64, 1.0);
+    CHECK(c && nb_graph_find(g, "one") == c &&
+              nb_tensor_get(nb_node_value(c), 0) == 1.0,
+          "a named scalar is found by its name");
     nb_node *h = c;
     while (h && nb_node_id(h) < 9000)
         h = nb_add(g, h, c);
@@ -457,7 +456,7 @@ static void test_node_storage(void)
     CHECK(strcmp(nb_node_name(nb_graph_node(g, 8401)), "add#8401") == 0,
           "its neighbour keeps the default name");
     nb_graph *g2 = nb_graph_new();
-    nb_node *other = nb_scalar(g2, NB_F64, 1.0);
+    nb_node *other = nb_scalar(g2, NULL, NB_F64, 1.0);
     CHECK(nb_add(g2, other, deep) == NULL, "a node of another graph");
     CHECK_ERROR(g2, "belongs to another graph");
     nb_graph_free(g2);
@@ -550,8 +549,58 @@ static void test_order_survives_failed_refresh(void)
     nb_graph_free(g);
 }
 
+/* The feed calls: the declared shape by default, and data of the other
+ * dtype converted by the calls that say which dtype they are given. */
+static void test_feed_forms(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x32 = nb_input(g, "x32", NB_F32, 2, SHAPE(2, 2));
+    nb_node *x64 = nb_input(g, "x64", NB_F64, 1, SHAPE(3));
+    nb_node *xb = nb_input(g, "xb", NB_F32, 2, SHAPE(NB_DYNAMIC, 2));
+    nb_node *w = nb_param(g, "w", NB_F32, 1, SHAPE(1));
+
+    const float f[4] = {1.5f, -2.0f, 0.25f, 3.0f};
+    CHECK(nb_feed_data(g, x32, f) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(memcmp(nb_tensor_f32(nb_node_value(x32)), f, sizeof f) == 0,
+          "nb_feed_data copies the declared shape's worth");
+    CHECK(nb_feed_data(g, xb, f) == NB_ERR_ARG, "a dynamic batch is not known");
+    CHECK_ERROR(g, "feed 'xb'", "dynamic", "nb_feed");
+    CHECK(nb_feed_data(g, w, f) == NB_ERR_ARG, "a parameter is not fed");
+    CHECK_ERROR(g, "'w'", "not an input");
+    CHECK(nb_feed_data(g, x32, NULL) == NB_ERR_ARG, "NULL data");
+    CHECK_ERROR(g, "feed 'x32'", "NULL");
+
+    /* 0.1 has no exact float: the f32 input holds the nearest float. */
+    const double d[4] = {0.1, -1e-3, 1e30, 2.0};
+    CHECK(nb_feed_f64(g, x32, 2, SHAPE(2, 2), d) == NB_OK, "%s",
+          nb_graph_error(g));
+    for (int i = 0; i < 4; i++)
+        CHECK(nb_tensor_f32(nb_node_value(x32))[i] == (float)d[i],
+              "element %d: %.9g", i,
+              (double)nb_tensor_f32(nb_node_value(x32))[i]);
+    CHECK(nb_feed_f64(g, x64, 1, SHAPE(3), d) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK(memcmp(nb_tensor_f64(nb_node_value(x64)), d, 3 * sizeof *d) == 0,
+          "doubles into f64 are copied");
+    CHECK(nb_feed_f32(g, x64, 1, SHAPE(3), f) == NB_OK, "%s",
+          nb_graph_error(g));
+    for (int i = 0; i < 3; i++)
+        CHECK(nb_tensor_f64(nb_node_value(x64))[i] == (double)f[i],
+              "element %d", i);
+    CHECK(nb_feed_f32(g, xb, 2, SHAPE(1, 2), f) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK(nb_tensor_size(nb_node_value(xb)) == 2, "the batch is 1");
+    CHECK(nb_feed_f64(g, x32, 2, SHAPE(2, 3), d) == NB_ERR_ARG, "bad shape");
+    CHECK_ERROR(g, "feed 'x32'", "[2,3]", "[2,2]");
+    CHECK(nb_feed_f32(g, x64, 1, SHAPE(3), NULL) == NB_ERR_ARG, "NULL data");
+    CHECK_ERROR(g, "feed 'x64'", "NULL");
+    CHECK(nb_feed_f64(NULL, x64, 1, SHAPE(3), d) == NB_ERR_ARG, "NULL graph");
+    nb_graph_free(g);
+}
+
 int main(void)
 {
+    test_feed_forms();
     test_checking_mode();
     test_regularised_logistic(NB_F64, 1e-14);
     test_regularised_logistic(NB_F32, 1e-6);

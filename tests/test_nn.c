@@ -727,7 +727,7 @@ static void test_errors(void)
                           &L) == NULL,
           "NULL x");
     CHECK_ERROR(g, "linear 'linear'", "x is NULL");
-    nb_node *scalar = nb_scalar(g, NB_F64, 1);
+    nb_node *scalar = nb_scalar(g, NULL, NB_F64, 1);
     CHECK(nb_linear_layer(g, scalar, 2, true, "fc", NB_INIT_DEFAULT,
                           NB_ACT_RELU, NULL) == NULL,
           "scalar x");

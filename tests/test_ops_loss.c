@@ -79,7 +79,7 @@ static void test_squared(nb_dtype dt, double tol)
         CHECK_NEAR(grad_at(t, 1), 2, tol);
     }
     /* The incoming dL scales every message: 3 * sse. */
-    nb_node *three = nb_scalar(g, dt, 3.0);
+    nb_node *three = nb_scalar(g, NULL, dt, 3.0);
     nb_node *scaled = nb_mul(g, sse, three);
     if (scaled && run(g, scaled) == NB_OK) {
         CHECK_NEAR(value_of(scaled), 7.5, tol);
@@ -610,7 +610,16 @@ static void test_bad_shapes(void)
     nb_node *lab21 = const_of(g, NB_F64, 2, SHAPE(2, 1));
     nb_node *lab_f32 = const_of(g, NB_F32, 1, SHAPE(2));
     CHECK(nb_softmax_ce_index_loss(g, a24, lab3) == NULL, "labels [3]");
+    {
+        /* For 2-D logits the two accepted shapes are one: named once. */
+        const char *m = nb_graph_error(g);
+        CHECK(m && strstr(m, "shaped [2]") && !strstr(m, " or "),
+              "message '%s'", m ? m : "");
+    }
     CHECK_ERROR(g, "softmax_ce_index_loss", "labels are [3]", "[2,4]");
+    nb_node *a234 = param_of(g, NB_F64, 3, SHAPE(2, 3, 4));
+    CHECK(nb_softmax_ce_index_loss(g, a234, lab3) == NULL, "labels [3]");
+    CHECK_ERROR(g, "softmax_ce_index_loss", "shaped [2,3] or [6]");
     CHECK(nb_softmax_ce_index_loss(g, a24, lab21) == NULL, "labels [2,1]");
     CHECK_ERROR(g, "softmax_ce_index_loss", "[2,1]");
     CHECK(nb_nll_loss(g, a23, lab3) == NULL, "nll labels [3]");

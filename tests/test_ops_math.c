@@ -473,7 +473,7 @@ static void test_maxout_errors(void)
 {
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_param(g, "x", NB_F64, 2, SHAPE(2, 6));
-    nb_node *s = nb_scalar(g, NB_F64, 1.0);
+    nb_node *s = nb_scalar(g, NULL, NB_F64, 1.0);
     int64_t nodes = nb_graph_node_count(g);
 
     CHECK(nb_maxout(g, x, 4) == NULL, "k = 4 on 6 units");

@@ -527,7 +527,7 @@ static void test_permute(nb_dtype dt, double tol)
         nb_tensor_set(xv, i, at3(i / 12, (i / 4) % 3, i % 4));
 
     /* perm (2,0,1): y[a,b,c] = x[b,c,a], y is [4,2,3]. */
-    nb_node *y = nb_permute(g, x, (const int[]){2, 0, 1});
+    nb_node *y = nb_permute(g, x, 3, SHAPE(2, 0, 1));
     CHECK(shape_is(y, 3, SHAPE(4, 2, 3)), "permute shape");
     double seed[24];
     for (int i = 0; i < 24; i++)
@@ -545,7 +545,7 @@ static void test_permute(nb_dtype dt, double tol)
                                (double)((a * 2 + b) * 3 + c), tol * 24);
     }
     /* Round trip through the inverse (1,2,0) gives x back. */
-    nb_node *z = nb_permute(g, y, (const int[]){1, 2, 0});
+    nb_node *z = nb_permute(g, y, 3, SHAPE(1, 2, 0));
     CHECK(shape_is(z, 3, SHAPE(2, 3, 4)), "inverse permute shape");
     if (run_forward(g, z) == NB_OK)
         for (int64_t i = 0; i < 24; i++)
@@ -584,7 +584,7 @@ static void test_permute(nb_dtype dt, double tol)
     free(big_seed);
 
     /* Identity perm is a plain copy. */
-    nb_node *id = nb_permute(g, x, (const int[]){0, 1, 2});
+    nb_node *id = nb_permute(g, x, 3, SHAPE(0, 1, 2));
     if (run_forward(g, id) == NB_OK)
         for (int64_t i = 0; i < 24; i++)
             CHECK_NEAR(val(id, i), val(x, i), 0);
@@ -702,7 +702,7 @@ static void test_empty(nb_dtype dt)
     nb_node *parts[2] = {e, full};
     nb_node *outs[] = {
         nb_reshape(g, e, 3, SHAPE(3, 0, 7)),
-        nb_permute(g, e, (const int[]){2, 1, 0}),
+        nb_permute(g, e, 3, SHAPE(2, 1, 0)),
         nb_transpose(g, e),
         nb_concat(g, 2, parts, 1),
         nb_slice(g, full, 1, 1, 1),
@@ -833,7 +833,7 @@ static void test_errors(void)
     CHECK(nb_matmul(g, d64, m32) == NULL, "dtype mismatch accepted");
     CHECK_ERROR(g, "matmul", "f64", "f32", "[2,3]", "[3,2]");
 
-    nb_node *scalar = nb_scalar(g, NB_F32, 1.0);
+    nb_node *scalar = nb_scalar(g, NULL, NB_F32, 1.0);
     CHECK(nb_softmax(g, scalar) == NULL, "softmax of a scalar accepted");
     CHECK_ERROR(g, "softmax", "scalar");
     CHECK(nb_log_softmax(g, scalar) == NULL, "log_softmax of a scalar");
@@ -876,14 +876,28 @@ static void test_errors(void)
     CHECK(nb_reshape(g, e20, 2, SHAPE(0, -1)) == NULL, "0 x -1");
     CHECK_ERROR(g, "reshape", "[2,0]", "[0,-1]");
 
-    CHECK(nb_permute(g, a234, (const int[]){0, 0, 1}) == NULL, "repeat");
-    CHECK_ERROR(g, "transpose", "(0,0,1)", "not a permutation", "[2,3,4]");
-    CHECK(nb_permute(g, a234, (const int[]){0, 1, 3}) == NULL, "3 of rank 3");
-    CHECK_ERROR(g, "transpose", "(0,1,3)", "[2,3,4]");
-    CHECK(nb_permute(g, a234, NULL) == NULL, "NULL perm");
-    CHECK_ERROR(g, "transpose", "NULL");
+    CHECK(nb_permute(g, a234, 3, SHAPE(0, 0, 1)) == NULL, "repeat");
+    CHECK_ERROR(g, "permute", "(0,0,1)", "not a permutation", "[2,3,4]");
+    CHECK(nb_permute(g, a234, 3, SHAPE(0, 1, 3)) == NULL, "3 of rank 3");
+    CHECK_ERROR(g, "permute", "(0,1,3)", "[2,3,4]");
+    CHECK(nb_permute(g, a234, 3, NULL) == NULL, "NULL perm");
+    CHECK_ERROR(g, "permute", "NULL");
+    /* The length is checked, so a short array is caught, not read past. */
+    CHECK(nb_permute(g, a234, 2, SHAPE(1, 0)) == NULL, "2 entries for rank 3");
+    CHECK_ERROR(g, "permute", "2 entries", "rank 3");
+    CHECK(nb_permute(g, a234, 9, SHAPE(0, 1, 2, 3, 4, 5, 6, 7, 8)) == NULL,
+          "9 entries");
+    CHECK_ERROR(g, "permute", "9 entries", "rank 3");
+    CHECK(nb_permute(g, a234, -1, SHAPE(0)) == NULL, "-1 entries");
+    CHECK_ERROR(g, "permute", "-1 entries");
+    CHECK(nb_permute(g, a234, 3, SHAPE(0, 1, (int64_t)1 << 40)) == NULL,
+          "a 64-bit axis");
+    CHECK_ERROR(g, "permute", "1099511627776");
     CHECK(nb_transpose(g, v3) == NULL, "transpose of rank 1");
-    CHECK_ERROR(g, "transpose", "[3]", "rank >= 2");
+    CHECK_ERROR(g, "permute", "[3]", "rank >= 2");
+    nb_node *tr = nb_transpose(g, a234);
+    CHECK(tr && strcmp(nb_node_op_name(tr), "permute") == 0,
+          "nb_transpose builds a permute node");
 
     nb_node *x24 = param_of(g, NB_F32, 2, SHAPE(2, 4));
     nb_node *pair[2] = {x23, x24};

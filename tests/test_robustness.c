@@ -290,7 +290,7 @@ static nb_node *new_random_leaf(fuzz_graph *f)
         if (n)
             fill_random(nb_node_value(n));
     } else {
-        n = nb_scalar(g, dt, rnd_range(-3, 3));
+        n = nb_scalar(g, NULL, dt, rnd_range(-3, 3));
         RCHECK(n != NULL, "scalar failed: %s", msg_or(g));
     }
     maybe_odd_name(n);
@@ -434,8 +434,8 @@ static int hostile_shape(nb_node *x, int64_t *shape)
 }
 
 /* Each constructor of ops.h, called with random and hostile arguments.
- * *name gets the op name a fresh failure must mention (two for permute,
- * whose table is transpose's). */
+ * *name gets the op name a fresh failure must mention (*alt a second name
+ * it may use instead). */
 enum { N_CONSTRUCTORS = 62 };
 
 static nb_node *call_constructor(fuzz_graph *f, int which, const char **name,
@@ -489,7 +489,11 @@ static nb_node *call_constructor(fuzz_graph *f, int which, const char **name,
         OP1(26, max);
         OP1(27, min);
         OP1(28, logsumexp);
-        OP1(29, transpose);
+    case 29: /* nb_transpose builds a permute */
+        *name = "permute";
+        *null_given = !a;
+        *foreign_given = a && nb_node_graph(a) != g;
+        return nb_transpose(g, a);
         OP1(30, l1_penalty);
         OP1(31, l2_penalty);
         OP2(32, matmul);
@@ -559,19 +563,21 @@ static nb_node *call_constructor(fuzz_graph *f, int which, const char **name,
         return nb_broadcast_to(g, a, rank, chance(0.05) ? NULL : shape);
     }
     case 55: {
-        int perm[NB_MAX_RANK];
+        int64_t perm[NB_MAX_RANK];
         int rank = a ? nb_tensor_rank(nb_node_value(a)) : 0;
         for (int i = 0; i < NB_MAX_RANK; i++)
             perm[i] = i < rank ? rank - 1 - i : 0;
         if (chance(0.6)) {
             /* a duplicate, a negative or an out-of-range axis */
             int i = rnd_int(0, NB_MAX_RANK - 1);
-            static const int bad[] = {-1, 0, 1, 7, 8, 100, INT_MIN, INT_MAX};
+            static const int64_t bad[] = {-1, 0, 1, 7, 8, 100, INT64_MIN,
+                                          INT64_MAX};
             perm[i] = bad[rnd_int(0, 7)];
         }
-        *name = "transpose";
-        *alt = "permute";
-        return nb_permute(g, a, chance(0.05) ? NULL : perm);
+        if (chance(0.1)) /* a length that is not the rank */
+            rank = rnd_int(-1, NB_MAX_RANK + 1);
+        *name = "permute";
+        return nb_permute(g, a, rank, chance(0.05) ? NULL : perm);
     }
     case 56: {
         *name = "slice";
@@ -979,7 +985,7 @@ static void fuzz_range(long first, long count)
     foreign[0] = nb_param(other_graph, "foreign_w", NB_F64, 2, SHAPE(2, 2));
     foreign[1] =
         nb_input(other_graph, "foreign_x", NB_F64, 2, SHAPE(NB_DYNAMIC, 2));
-    foreign[2] = nb_scalar(other_graph, NB_F32, 1.0);
+    foreign[2] = nb_scalar(other_graph, NULL, NB_F32, 1.0);
     foreign[3] = nb_matmul(other_graph, foreign[1], foreign[0]);
     CHECK(foreign[0] && foreign[1] && foreign[2] && foreign[3],
           "foreign graph setup: %s", msg_or(other_graph));
@@ -1297,7 +1303,7 @@ static void test_huge_shapes(void)
     nb_node *col = nb_input(g, "col", NB_F64, 2, SHAPE(e20, 1));
     nb_node *row = nb_input(g, "row", NB_F64, 2, SHAPE(1, e21));
     nb_node *half = nb_input(g, "half", NB_F64, 1, SHAPE(e39 + 1));
-    nb_node *s = nb_scalar(g, NB_F64, 1.0);
+    nb_node *s = nb_scalar(g, NULL, NB_F64, 1.0);
     CHECK(col && row && half && s, "setup: %s", msg_or(g));
     CHECK(nb_add(g, col, row) == NULL, "2^41-element add accepted");
     CHECK_ERROR(g, "add");
@@ -1442,8 +1448,10 @@ static nb_node *w_permute(nb_graph *g, nb_node *a, nb_node *b)
 {
     (void)b;
     /* perm must hold rank(a) entries, whatever the rank */
-    static const int swap_first_two[NB_MAX_RANK] = {1, 0, 2, 3, 4, 5, 6, 7};
-    return nb_permute(g, a, swap_first_two);
+    static const int64_t swap_first_two[NB_MAX_RANK] = {1, 0, 2, 3,
+                                                        4, 5, 6, 7};
+    return nb_permute(g, a, a ? nb_tensor_rank(nb_node_value(a)) : 2,
+                      swap_first_two);
 }
 static nb_node *w_concat(nb_graph *g, nb_node *a, nb_node *b)
 {
@@ -1478,7 +1486,8 @@ static const struct {
     {"mean", w_mean_axis, false}, E1(max), {"max", w_max_axis, false},
     E1(min), {"min", w_min_axis, false}, E1(logsumexp),
     {"logsumexp", w_logsumexp_axis, false},
-    E1(reshape), {"transpose", w_permute, false}, E1(transpose),
+    E1(reshape), {"permute", w_permute, false},
+    {"permute", w_transpose, false},
     E2(concat), E1(slice), E1(broadcast_to),
     E2(sse_loss), E2(mse_loss), E2(bce_loss), E2(bce_logits_loss),
     E2(cce_loss), E2(softmax_ce_loss), E2(softmax_ce_index_loss),
@@ -1603,7 +1612,7 @@ static void test_hostile_arguments(void)
                "maxout k=%d: %s", good_k[i], msg_or(g));
     }
     iteration = -1;
-    RCHECK(nb_maxout(g, nb_scalar(g, NB_F64, 1), 1) == NULL,
+    RCHECK(nb_maxout(g, nb_scalar(g, NULL, NB_F64, 1), 1) == NULL,
            "maxout of a scalar accepted");
     CHECK_ERROR(g, "maxout");
 
@@ -1901,7 +1910,7 @@ static void test_run_hostile(void)
           "feed(NULL graph)");
     CHECK(nb_input(NULL, "n", NB_F64, 0, NULL) == NULL, "input(NULL graph)");
     CHECK(nb_param(NULL, "n", NB_F64, 0, NULL) == NULL, "param(NULL graph)");
-    CHECK(nb_scalar(NULL, NB_F64, 1) == NULL, "scalar(NULL graph)");
+    CHECK(nb_scalar(NULL, NULL, NB_F64, 1) == NULL, "scalar(NULL graph)");
     CHECK(nb_param_set_trainable(NULL, w, false) == NB_ERR_ARG,
           "set_trainable(NULL graph)");
     CHECK(nb_graph_error(NULL) == NULL, "error of a NULL graph");
@@ -2592,7 +2601,7 @@ static void test_shape_ops_hostile(void)
     nb_node *x = nb_param(g, "x", NB_F64, 2, SHAPE(2, 3));
     nb_node *y32 = nb_param(g, "y32", NB_F32, 2, SHAPE(2, 3));
     nb_node *r3 = nb_param(g, "r3", NB_F64, 3, SHAPE(2, 3, 1));
-    nb_node *s = nb_scalar(g, NB_F64, 1.0);
+    nb_node *s = nb_scalar(g, NULL, NB_F64, 1.0);
     SET(x, 1, 2, 3, 4, 5, 6);
 
     const struct {
@@ -2616,18 +2625,18 @@ static void test_shape_ops_hostile(void)
                "bad reshape accepted");
         CHECK_ERROR(g, "reshape");
     }
-    const int perms[][NB_MAX_RANK] = {
-        {0, 0}, {1, 2}, {-1, 0}, {2, 1}, {INT_MIN, INT_MAX}};
+    const int64_t perms[][NB_MAX_RANK] = {
+        {0, 0}, {1, 2}, {-1, 0}, {2, 1}, {INT64_MIN, INT64_MAX}};
     for (int i = 0; i < 5; i++) {
         iteration = i;
-        RCHECK(nb_permute(g, x, perms[i]) == NULL, "bad perm accepted");
+        RCHECK(nb_permute(g, x, 2, perms[i]) == NULL, "bad perm accepted");
         RCHECK(strstr(msg_or(g), "perm"), "message '%s'", msg_or(g));
         nb_graph_clear_error(g);
     }
-    RCHECK(nb_permute(g, x, NULL) == NULL, "NULL perm accepted");
+    RCHECK(nb_permute(g, x, 2, NULL) == NULL, "NULL perm accepted");
     CHECK_ERROR(g, "perm");
     RCHECK(nb_transpose(g, s) == NULL, "transpose of a scalar");
-    CHECK_ERROR(g, "transpose");
+    CHECK_ERROR(g, "permute");
 
     const struct {
         int axis;

@@ -131,7 +131,7 @@ static int kink_gradient(enum spelling s, double *grad, double *central)
     const double h = 1e-6;
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_param(g, "x", NB_F64, 0, NULL);
-    nb_node *zero = nb_scalar(g, NB_F64, 0);
+    nb_node *zero = nb_scalar(g, NULL, NB_F64, 0);
     nb_node *L = s == RELU     ? nb_relu(g, x)
                  : s == MAX_X0 ? nb_maximum(g, x, zero)
                                : nb_maximum(g, zero, x);

@@ -82,7 +82,7 @@ int main(void)
     nb_node *R = named(nb_l2_penalty(g, w), "R");
     nb_node *lamR = named(nb_scale(g, R, lambda), "lamR");
     nb_node *Lreg = named(nb_add(g, L, lamR), "Lreg");
-    if (!Lreg || nb_feed(g, xn, 0, NULL, &x) || nb_feed(g, tn, 0, NULL, &t)) {
+    if (!Lreg || nb_feed_data(g, xn, &x) || nb_feed_data(g, tn, &t)) {
         fprintf(stderr, "ch3_logistic: %s\n", nb_graph_error(g));
         nb_graph_free(g);
         return 1;

@@ -152,8 +152,8 @@ static int build(net *m)
 
 static int feed(net *m, const double *x, const double *t)
 {
-    if (nb_feed(m->g, m->x, 2, (int64_t[]){1, D}, x) ||
-        nb_feed(m->g, m->t, 2, (int64_t[]){1, K}, t)) {
+    if (nb_feed_data(m->g, m->x, x) ||
+        nb_feed_data(m->g, m->t, t)) {
         fprintf(stderr, "ch4_network: %s\n", nb_graph_error(m->g));
         return 1;
     }

@@ -199,7 +199,7 @@ static int unit_new(unit *u, int bce)
 {
     u->g = nb_graph_new();
     u->z = nb_param(u->g, "z", NB_F64, 0, NULL);
-    nb_node *t = nb_scalar(u->g, NB_F64, 1);
+    nb_node *t = nb_scalar(u->g, NULL, NB_F64, 1);
     u->L = bce ? nb_bce_logits_loss(u->g, u->z, t)
                : nb_sse_loss(u->g, nb_sigmoid(u->g, u->z), t);
     if (!u->L) {

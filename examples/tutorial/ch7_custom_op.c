@@ -218,8 +218,8 @@ static int check_variant(int v, bool residual, nb_gradcheck_result *r,
         ts[i] = nb_rng_uniform(g) - 0.5;
     for (int i = 0; i < IN * OUT; i++)
         nb_tensor_set(nb_node_value(W), i, nb_rng_normal(g));
-    nb_feed(g, x, 2, (int64_t[]){ROWS, IN}, xs);
-    nb_feed(g, t, 2, (int64_t[]){ROWS, OUT}, ts);
+    nb_feed_data(g, x, xs);
+    nb_feed_data(g, t, ts);
     int rc = nb_gradcheck(g, L, &check_options, r);
     if (rc != NB_OK)
         fprintf(stderr, "ch7_custom_op: %s\n", nb_graph_error(g));

@@ -116,8 +116,10 @@ NB_API nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dtype, int rank
 /** A constant, zero-filled; write its value with nb_node_value. */
 NB_API nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                      const int64_t *shape);
-/** A rank-0 constant holding value. */
-NB_API nb_node *nb_scalar(nb_graph *g, nb_dtype dtype, double value);
+/** A rank-0 constant holding value; name may be NULL, as for any node
+ * (it then reads "constant#<id>"). */
+NB_API nb_node *nb_scalar(nb_graph *g, const char *name, nb_dtype dtype,
+                          double value);
 
 /** Freezes (false) or unfreezes (true) a parameter. A frozen parameter gets
  * no gradient and is not touched by backward. Changing it changes the plan,
@@ -133,6 +135,18 @@ NB_API int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires
  * batch dimension, which takes the fed extent. */
 NB_API int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
             const void *data);
+/** nb_feed for an input of fixed shape: `data` (of the input's dtype)
+ * holds the declared shape. An input with a dynamic batch needs nb_feed,
+ * which says the batch. */
+NB_API int nb_feed_data(nb_graph *g, nb_node *input, const void *data);
+/** nb_feed from doubles whatever the input's dtype: each element is
+ * converted (rounded to nearest for an f32 input). */
+NB_API int nb_feed_f64(nb_graph *g, nb_node *input, int rank,
+                       const int64_t *shape, const double *data);
+/** nb_feed from floats whatever the input's dtype (an f64 input gets them
+ * exactly). */
+NB_API int nb_feed_f32(nb_graph *g, nb_node *input, int rank,
+                       const int64_t *shape, const float *data);
 /** nb_feed without the copy: checks the shape as nb_feed does, sizes the
  * input for it and returns the input's data buffer (of the input's dtype,
  * row-major), which the caller fills before the next forward. For filling

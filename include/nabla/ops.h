@@ -147,10 +147,11 @@ NB_API nb_node *nb_logsumexp_axis(nb_graph *g, nb_node *x, int axis, bool keepdi
 /** x under a new shape of the same size. One extent may be -1 (inferred).
  * A dynamic batch flows through when the -1 stands for it. */
 NB_API nb_node *nb_reshape(nb_graph *g, nb_node *x, int rank, const int64_t *shape);
-/** Permutes the axes: y.shape[i] = x.shape[perm[i]], perm holding one entry
- * per axis of x. */
-NB_API nb_node *nb_permute(nb_graph *g, nb_node *x, const int *perm);
-/** Swaps the last two axes. */
+/** Permutes the axes: y.shape[i] = x.shape[perm[i]]. perm holds `rank`
+ * entries, which must be x's rank (a short or long array is an error,
+ * named "permute"). */
+NB_API nb_node *nb_permute(nb_graph *g, nb_node *x, int rank, const int64_t *perm);
+/** Swaps the last two axes: a permute, and named so in errors and nodes. */
 NB_API nb_node *nb_transpose(nb_graph *g, nb_node *x);
 /** Joins n >= 1 nodes along `axis` (negative counts from the end); they
  * share rank, dtype and every extent but that axis's. */

@@ -346,9 +346,9 @@ nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                     false);
 }
 
-nb_node *nb_scalar(nb_graph *g, nb_dtype dtype, double value)
+nb_node *nb_scalar(nb_graph *g, const char *name, nb_dtype dtype, double value)
 {
-    nb_node *n = new_leaf(g, NB_NODE_CONSTANT, "scalar", NULL, dtype, 0, NULL,
+    nb_node *n = new_leaf(g, NB_NODE_CONSTANT, "scalar", name, dtype, 0, NULL,
                           false);
     if (n)
         nb_tensor_set(&n->value, 0, value);
@@ -453,8 +453,10 @@ void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
     return v->data;
 }
 
-int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
-            const void *data)
+/* nb_feed of data in `from`, converted element by element to the input's
+ * dtype. */
+static int feed_converted(nb_graph *g, nb_node *input, int rank,
+                          const int64_t *shape, const void *data, nb_dtype from)
 {
     if (g && input && !data)
         return nb_set_error(g, NB_ERR_ARG, "feed '%s': data is NULL",
@@ -463,8 +465,56 @@ int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
     if (!buffer)
         return g && nb_graph_status(g) != NB_OK ? nb_graph_status(g)
                                                 : NB_ERR_ARG;
-    memcpy(buffer, data, nb_tensor_bytes(&input->value));
+    int64_t n = nb_tensor_size(&input->value);
+    if ((nb_dtype)input->value.dtype == from) {
+        memcpy(buffer, data, (size_t)n * nb_dtype_size(from));
+    } else if (from == NB_F64) {
+        const double *src = data;
+        float *dst = buffer;
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = (float)src[i];
+    } else {
+        const float *src = data;
+        double *dst = buffer;
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = src[i];
+    }
     return NB_OK;
+}
+
+int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
+            const void *data)
+{
+    if (!owned(g, input, "feed"))
+        return NB_ERR_ARG;
+    return feed_converted(g, input, rank, shape, data,
+                          (nb_dtype)input->value.dtype);
+}
+
+int nb_feed_data(nb_graph *g, nb_node *input, const void *data)
+{
+    if (!owned(g, input, "feed"))
+        return NB_ERR_ARG;
+    if (input->dynamic_batch)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "feed '%s': the batch is dynamic, so the shape "
+                            "must be given (nb_feed)",
+                            nb_node_name(input));
+    int64_t shape[NB_MAX_RANK];
+    memcpy(shape, input->value.shape, sizeof shape);
+    return nb_feed(g, input, input->value.rank, shape, data);
+}
+
+int nb_feed_f64(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
+                const double *data)
+{
+    return feed_converted(g, input, rank, shape, data, NB_F64);
+}
+
+int nb_feed_f32(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
+                const float *data)
+{
+    return feed_converted(g, input, rank, shape, data, NB_F32);
 }
 
 /* ---- op nodes ---- */

@@ -232,8 +232,8 @@ nb_node *nb_mlp_weight_penalty(nb_graph *g, const nb_mlp *mlp, double l2,
     }
     /* No penalty asked for: a zero that adds to any loss of the dtype. */
     if (!total)
-        total =
-            nb_scalar(g, nb_tensor_dtype(nb_node_value(mlp->layer[0].W)), 0.0);
+        total = nb_scalar(g, "no_penalty",
+                          nb_tensor_dtype(nb_node_value(mlp->layer[0].W)), 0.0);
     return total;
 }
 

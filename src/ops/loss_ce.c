@@ -45,6 +45,7 @@
  *       -onehot(label)/rows, no gradient to labels
  */
 #include <math.h>
+#include <stdio.h>
 
 #include "ops/op_util.h"
 
@@ -107,13 +108,17 @@ static int label_rows_infer(nb_op_call *c, const char *pred,
         per_axis = labels->shape[i] == x->shape[i];
     bool flat = labels->rank == 1 && labels->shape[0] == rows;
     if (!per_axis && !flat) {
-        char sl[128], sx[128], want[128];
+        char sl[128], sx[128], want[128], rows_shape[40] = "";
+        /* For 2-D logits both accepted shapes are [rows]: say it once. */
+        if (x->rank > 2)
+            snprintf(rows_shape, sizeof rows_shape, " or [%lld]",
+                     (long long)rows);
         return nb_op_fail(c,
                           "labels are %s but %s is %s: give one label per row, "
-                          "shaped %s or [%lld]",
+                          "shaped %s%s",
                           NB_SHAPE(labels, sl), pred, NB_SHAPE(x, sx),
                           nb_shape_str(x->rank - 1, x->shape, want, sizeof want),
-                          (long long)rows);
+                          rows_shape);
     }
     nb_scalar_output(c);
     c->scratch_bytes = scratch_elements * nb_dtype_size(x->dtype);

@@ -1,4 +1,5 @@
-/* Axis permutation; nb_permute and nb_transpose both build this op.
+/* Axis permutation: the op "permute", which nb_permute and nb_transpose
+ * both build.
  *
  *   y[i_0, ..., i_{r-1}] = x[j]  with j_{perm[k]} = i_k,
  *   so y.shape[k] = x.shape[perm[k]]
@@ -17,8 +18,8 @@
  * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
  * test fails if one is missing here):
  *
- *   transpose: y = x with axes permuted, y.shape[k] =
- *       x.shape[perm[k]] (transpose: the last two swapped); dx = dy
+ *   permute: y = x with axes permuted, y.shape[k] =
+ *       x.shape[perm[k]] (nb_transpose: the last two swapped); dx = dy
  *       permuted by the inverse of perm
  */
 #include <stdio.h>
@@ -28,8 +29,8 @@
 typedef struct permute_attrs {
     bool swap_last;         /* nb_transpose: perm comes from the input rank */
     bool has_perm;          /* nb_permute was given a perm */
-    int n_perm;             /* entries of perm: the rank at construction */
-    int perm[NB_MAX_RANK];
+    int n_perm;             /* entries of perm, as the caller said */
+    int64_t perm[NB_MAX_RANK];
 } permute_attrs;
 
 #define TILE 32
@@ -60,20 +61,20 @@ static int perm_of(nb_op_call *c, int *perm)
     bool seen[NB_MAX_RANK] = {false};
     bool valid = true;
     for (int i = 0; i < rank; i++) {
-        int p = at->perm[i];
+        int64_t p = at->perm[i];
         if (p < 0 || p >= rank || seen[p])
             valid = false;
         else
             seen[p] = true;
-        perm[i] = p;
+        perm[i] = (int)p;
     }
     if (!valid) {
-        char list[96];
+        char list[192];
         size_t used = 0;
         list[0] = '\0';
         for (int i = 0; i < rank && used < sizeof list; i++)
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%d",
-                                     i ? "," : "", at->perm[i]);
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%lld",
+                                     i ? "," : "", (long long)at->perm[i]);
         return nb_op_fail(c,
                           "perm (%s) is not a permutation of 0..%d for x %s",
                           list, rank - 1, NB_SHAPE(x, sx));
@@ -213,28 +214,33 @@ static int permute_backward(nb_op_call *c)
     return NB_OK;
 }
 
-const nb_op nb_op_transpose = {
+const nb_op nb_op_permute = {
     .struct_size = sizeof(nb_op),
-    .name = "transpose",
+    .name = "permute",
     .min_inputs = 1,
     .max_inputs = 1,
     .attr_size = sizeof(permute_attrs),
-    .doc = "y = x with axes permuted, y.shape[k] = x.shape[perm[k]] (transpose: the "
-        "last two swapped); dx = dy permuted by the inverse of perm",
+    .doc = "y = x with axes permuted, y.shape[k] = x.shape[perm[k]] "
+        "(nb_transpose: the last two swapped); dx = dy permuted by the "
+        "inverse of perm",
     .infer = permute_infer,
     .forward = permute_forward,
     .backward = permute_backward,
 };
 
-nb_node *nb_permute(nb_graph *g, nb_node *x, const int *perm)
+nb_node *nb_permute(nb_graph *g, nb_node *x, int rank, const int64_t *perm)
 {
     permute_attrs at;
     memset(&at, 0, sizeof at);
-    at.n_perm = x ? x->value.rank : 0;
+    /* A rank that cannot be x's is kept as said, so the shape rule names
+     * it; only the entries that fit are copied. */
+    at.n_perm = rank;
     at.has_perm = perm != NULL;
-    if (perm)
-        memcpy(at.perm, perm, (size_t)at.n_perm * sizeof *perm);
-    return nb_apply(g, &nb_op_transpose, 1, &x, &at);
+    if (perm && rank > 0)
+        memcpy(at.perm, perm,
+               (size_t)(rank < NB_MAX_RANK ? rank : NB_MAX_RANK) *
+                   sizeof *perm);
+    return nb_apply(g, &nb_op_permute, 1, &x, &at);
 }
 
 nb_node *nb_transpose(nb_graph *g, nb_node *x)
@@ -242,5 +248,5 @@ nb_node *nb_transpose(nb_graph *g, nb_node *x)
     permute_attrs at;
     memset(&at, 0, sizeof at);
     at.swap_last = true;
-    return nb_apply(g, &nb_op_transpose, 1, &x, &at);
+    return nb_apply(g, &nb_op_permute, 1, &x, &at);
 }
