@@ -18,6 +18,8 @@ import re
 import subprocess
 import sys
 
+import compiler_args
+
 # What NB_API expands to under GCC and Clang (include/nabla/base.h).
 MARK = '__attribute__((visibility("default")))'
 
@@ -73,16 +75,11 @@ def exported_names(nm, library):
 
 
 def main():
-    argv = sys.argv[1:]
-    if "--" not in argv:
-        sys.exit(__doc__)
-    split = argv.index("--")
     parser = argparse.ArgumentParser()
     parser.add_argument("--nm", required=True)
     parser.add_argument("--include", required=True)
     parser.add_argument("library")
-    args = parser.parse_args(argv[:split])
-    cc = argv[split + 1:]
+    args, cc = compiler_args.parse(parser, __doc__)
 
     declared = declared_names(cc, args.include)
     exported = exported_names(args.nm, args.library)

@@ -16,6 +16,10 @@
 
 #include "base.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** The most threads a parallel region should use now: 1 in a build without
  * OpenMP, inside a parallel region (its threads are already busy), and
  * while nabla backs off after late teams; otherwise OpenMP's
@@ -30,5 +34,9 @@ NB_API int nb_parallel_threads(void);
  * millisecond; several late teams in a row make nb_parallel_threads()
  * return 1 for 0.2 s. Without OpenMP this does nothing. */
 NB_API void nb_parallel_report(double own_seconds, double waited_seconds);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
