@@ -59,63 +59,82 @@ static int run(nb_graph *g, nb_node *y, const double *seed)
 
 typedef struct pointwise_case {
     const char *op;
-    nb_node *(*plain)(nb_graph *, nb_node *);
-    nb_node *(*with_c)(nb_graph *, nb_node *, double);
-    double c;
+    double p[2]; /* the op's parameters, if it has any */
     int n;
     double x[4], y[4], dx[4];
 } pointwise_case;
 
+/* The constructor of an elementwise op of the list, by name, from ops.def
+ * (NULL for a name the list does not give a unary kind). */
+static nb_node *apply_unary(nb_graph *g, const char *op, nb_node *x,
+                            const double *p)
+{
+    (void)p;
+#define NB_OP_UNARY(name, lo, hi)                                             \
+    if (strcmp(op, #name) == 0)                                               \
+        return nb_##name(g, x);
+#define NB_OP_UNARY1(name, p_, p_lo, p_hi, lo, hi)                            \
+    if (strcmp(op, #name) == 0)                                               \
+        return nb_##name(g, x, p[0]);
+#define NB_OP_UNARY2(name, p_, p_lo, p_hi, q_, q_lo, q_hi, lo, hi)            \
+    if (strcmp(op, #name) == 0)                                               \
+        return nb_##name(g, x, p[0], p[1]);
+#define NB_OP(name)
+#include "ops/ops.def"
+#undef NB_OP
+    return NULL;
+}
+
 static const pointwise_case pointwise_cases[] = {
     /* unary.c */
-    {"neg", nb_neg, NULL, 0, 3, {1.5, -2, 0}, {-1.5, 2, 0}, {-1, -1, -1}},
-    {"exp", nb_exp, NULL, 0, 4, {0, 1, -1, 0.5},
+    {"neg", {0, 0}, 3, {1.5, -2, 0}, {-1.5, 2, 0}, {-1, -1, -1}},
+    {"exp", {0, 0}, 4, {0, 1, -1, 0.5},
      {1, E, 0.36787944117144232160, 1.6487212707001281468},
      {1, E, 0.36787944117144232160, 1.6487212707001281468}},
-    {"log", nb_log, NULL, 0, 4, {1, 2, 10, 0.5},
+    {"log", {0, 0}, 4, {1, 2, 10, 0.5},
      {0, LN2, 2.3025850929940456840, -LN2}, {1, 0.5, 0.1, 2}},
-    {"sqrt", nb_sqrt, NULL, 0, 4, {4, 2, 0.25, 9},
+    {"sqrt", {0, 0}, 4, {4, 2, 0.25, 9},
      {2, 1.4142135623730950488, 0.5, 3},
      {0.25, 0.35355339059327376220, 1, 1.0 / 6}},
-    {"square", nb_square, NULL, 0, 3, {-3, 0, 1.5}, {9, 0, 2.25}, {-6, 0, 3}},
+    {"square", {0, 0}, 3, {-3, 0, 1.5}, {9, 0, 2.25}, {-6, 0, 3}},
     /* |x|' at 0 is 0 */
-    {"abs", nb_abs, NULL, 0, 3, {-2.5, 0, 3}, {2.5, 0, 3}, {-1, 0, 1}},
-    {"scale", NULL, nb_scale, 2.5, 3, {-2, 0, 4}, {-5, 0, 10},
+    {"abs", {0, 0}, 3, {-2.5, 0, 3}, {2.5, 0, 3}, {-1, 0, 1}},
+    {"scale", {2.5, 0}, 3, {-2, 0, 4}, {-5, 0, 10},
      {2.5, 2.5, 2.5}},
-    {"add_scalar", NULL, nb_add_scalar, -0.75, 3, {-2, 0, 4},
+    {"add_scalar", {-0.75, 0}, 3, {-2, 0, 4},
      {-2.75, -0.75, 3.25}, {1, 1, 1}},
-    {"sign", nb_sign, NULL, 0, 4, {-3, 0, 2, -0.001}, {-1, 0, 1, -1},
+    {"sign", {0, 0}, 4, {-3, 0, 2, -0.001}, {-1, 0, 1, -1},
      {0, 0, 0, 0}},
-    {"step", nb_step, NULL, 0, 4, {-1, 0, 0.5, 1e-30}, {0, 0, 1, 1},
+    {"step", {0, 0}, 4, {-1, 0, 0.5, 1e-30}, {0, 0, 1, 1},
      {0, 0, 0, 0}},
     /* activation.c */
-    {"identity", nb_identity, NULL, 0, 3, {-1, 0, 2}, {-1, 0, 2}, {1, 1, 1}},
-    {"sigmoid", nb_sigmoid, NULL, 0, 3, {0, 2, -2},
+    {"identity", {0, 0}, 3, {-1, 0, 2}, {-1, 0, 2}, {1, 1, 1}},
+    {"sigmoid", {0, 0}, 3, {0, 2, -2},
      {0.5, 0.88079707797788244406, 0.11920292202211755594},
      {0.25, 0.10499358540350651735, 0.10499358540350651735}},
-    {"tanh", nb_tanh, NULL, 0, 3, {1, -0.5, 0},
+    {"tanh", {0, 0}, 3, {1, -0.5, 0},
      {0.76159415595576488812, -0.46211715726000975850, 0},
      {0.41997434161402606939, 0.78644773296592741015, 1}},
     /* relu'(0) = 0 */
-    {"relu", nb_relu, NULL, 0, 3, {-1, 0, 2}, {0, 0, 2}, {0, 0, 1}},
+    {"relu", {0, 0}, 3, {-1, 0, 2}, {0, 0, 2}, {0, 0, 1}},
     /* leaky_relu'(0) = alpha */
-    {"leaky_relu", NULL, nb_leaky_relu, 0.1, 4, {-1, 0, 2, -3},
+    {"leaky_relu", {0.1, 0}, 4, {-1, 0, 2, -3},
      {-0.1, 0, 2, -0.3}, {0.1, 0.1, 1, 0.1}},
     /* alpha (e^-1 - 1), alpha e^-1; elu'(0) = alpha */
-    {"elu", NULL, nb_elu, 1.5, 3, {-1, 0, 2},
+    {"elu", {1.5, 0}, 3, {-1, 0, 2},
      {-0.94818083824283651761, 0, 2}, {0.55181916175716348239, 1.5, 1}},
-    {"selu", nb_selu, NULL, 0, 4, {1, -1, 0, 2},
+    {"selu", {0, 0}, 4, {1, -1, 0, 2},
      {SELU_LAMBDA, -1.1113307378125627618, 0, 2 * SELU_LAMBDA},
      {SELU_LAMBDA, 0.64676860303481409812, 1.7580993408473768599,
       SELU_LAMBDA}},
-    {"softplus", nb_softplus, NULL, 0, 3, {0, 1, -1},
+    {"softplus", {0, 0}, 3, {0, 1, -1},
      {LN2, 1.3132616875182228340, 0.31326168751822283405},
      {0.5, 0.73105857863000487925, 0.26894142136999512075}},
     /* Phi(1), -Phi(-1); Phi(1) + phi(1), Phi(-1) - phi(-1) */
-    {"gelu", nb_gelu, NULL, 0, 3, {0, 1, -1},
+    {"gelu", {0, 0}, 3, {0, 1, -1},
      {0, 0.84134474606854294859, -0.15865525393145705141},
      {0.5, 1.0833154705876862984, -0.083315470587686298383}},
-    {"silu", nb_silu, NULL, 0, 3, {0, 1, -2},
+    {"silu", {0, 0}, 3, {0, 1, -2},
      {0, 0.73105857863000487925, -0.23840584404423511188},
      {0.5, 0.92767051187148673179, -0.090784248784895478757}},
 };
@@ -129,7 +148,7 @@ static void test_pointwise(nb_dtype dtype)
         char where[96];
         nb_graph *g = nb_graph_new();
         nb_node *x = values(g, dtype, 1, SHAPE(pc->n), pc->x);
-        nb_node *y = pc->plain ? pc->plain(g, x) : pc->with_c(g, x, pc->c);
+        nb_node *y = apply_unary(g, pc->op, x, pc->p);
         CHECK(y != NULL, "%s build: %s", pc->op, nb_graph_error(g));
         if (!y) {
             nb_graph_free(g);

@@ -1,57 +1,15 @@
-/* Gradient-check cases: activation.c (identity, sigmoid, tanh, relu,
- * leaky_relu, elu, selu, softplus, gelu, silu), prelu.c and maxout.c, on
- * batches of rows [B,N] and of channels [B,C,N]. Ops with a kink at 0 draw
- * x at least 0.05 away from it (the difference step is 1e-6); maxout draws
- * the units of each group at least 0.05 apart so the winner cannot change
- * within a step. */
+/* Gradient-check cases of the activations with their own signatures:
+ * prelu.c and maxout.c, on batches of rows [B,N] and of channels [B,C,N]
+ * (the elementwise activations' cases come from the op list, in
+ * gc_elementwise.c). prelu draws x at least 0.05 away from its kink at 0
+ * (the difference step is 1e-6); maxout draws the units of each group at
+ * least 0.05 apart so the winner cannot change within a step. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "gradcheck_cases.h"
 
 #define KINK_MARGIN 0.05
-
-static nb_node *with_alpha(nb_graph *g, gc_ctx *c, int form,
-                           nb_node *(*op)(nb_graph *, nb_node *, double),
-                           double alpha_lo, double alpha_hi)
-{
-    int64_t shape[3];
-    int rank = gc_batch_shape(c, form, shape);
-    nb_node *x = gc_input_away(g, c, rank, shape, -3, 3, 0, KINK_MARGIN);
-    return op(g, x, gc_uniform(c, alpha_lo, alpha_hi));
-}
-
-#define INPUT_CASES(name, lo, hi, margin)                                     \
-    static nb_node *name##_rows(nb_graph *g, gc_ctx *c)                       \
-    {                                                                         \
-        return gc_on_input(g, c, 0, nb_##name, lo, hi, margin);                  \
-    }                                                                         \
-    static nb_node *name##_channels(nb_graph *g, gc_ctx *c)                   \
-    {                                                                         \
-        return gc_on_input(g, c, 1, nb_##name, lo, hi, margin);                  \
-    }
-
-#define ALPHA_CASES(name, alpha_lo, alpha_hi)                                 \
-    static nb_node *name##_rows(nb_graph *g, gc_ctx *c)                       \
-    {                                                                         \
-        return with_alpha(g, c, 0, nb_##name, alpha_lo, alpha_hi);            \
-    }                                                                         \
-    static nb_node *name##_channels(nb_graph *g, gc_ctx *c)                   \
-    {                                                                         \
-        return with_alpha(g, c, 1, nb_##name, alpha_lo, alpha_hi);            \
-    }
-
-INPUT_CASES(identity, -2, 2, 0)
-INPUT_CASES(sigmoid, -4, 4, 0)
-INPUT_CASES(tanh, -3, 3, 0)
-INPUT_CASES(relu, -2, 2, KINK_MARGIN)
-ALPHA_CASES(leaky_relu, -0.5, 0.5)
-ALPHA_CASES(elu, 0.2, 2)
-/* selu's slope jumps from lambda alpha to lambda at 0. */
-INPUT_CASES(selu, -3, 3, KINK_MARGIN)
-INPUT_CASES(softplus, -5, 5, 0)
-INPUT_CASES(gelu, -4, 4, 0)
-INPUT_CASES(silu, -5, 5, 0)
 
 /* ---- prelu: x away from 0, alpha a parameter of several shapes ---- */
 
@@ -159,16 +117,6 @@ static nb_node *maxout_channels(nb_graph *g, gc_ctx *c)
     {#name, "[B,C,N], " domain, name##_channels}
 
 const gc_case gc_cases_activation[] = {
-    ROWS(identity, "x in [-2,2]"),
-    ROWS(sigmoid, "x in [-4,4]"),
-    ROWS(tanh, "x in [-3,3]"),
-    ROWS(relu, "|x| >= 0.05"),
-    ROWS(leaky_relu, "|x| >= 0.05, alpha in [-0.5,0.5]"),
-    ROWS(elu, "|x| >= 0.05, alpha in [0.2,2]"),
-    ROWS(selu, "|x| >= 0.05"),
-    ROWS(softplus, "x in [-5,5]"),
-    ROWS(gelu, "x in [-4,4]"),
-    ROWS(silu, "x in [-5,5]"),
     {"prelu", "[B,N], scalar alpha", prelu_scalar},
     {"prelu", "[B,C,N], alpha [N] per last-axis channel", prelu_last_axis},
     {"prelu", "[B,C,N], alpha [C,1] per middle-axis channel",

@@ -128,12 +128,3 @@ int gc_batch_shape(gc_ctx *c, int form, int64_t *shape)
     shape[2] = gc_dim(c, 1, 5);
     return 3;
 }
-
-nb_node *gc_on_input(nb_graph *g, gc_ctx *c, int form,
-                     nb_node *(*op)(nb_graph *, nb_node *), double lo,
-                     double hi, double margin)
-{
-    int64_t shape[3];
-    int rank = gc_batch_shape(c, form, shape);
-    return op(g, gc_input_away(g, c, rank, shape, lo, hi, 0, margin));
-}

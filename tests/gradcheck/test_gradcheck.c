@@ -8,8 +8,9 @@
 #define DRAWS 3
 
 static const gc_case *const families[] = {
-    gc_cases_binary,  gc_cases_unary,  gc_cases_activation, gc_cases_softmax,
-    gc_cases_matmul,  gc_cases_reduce, gc_cases_shape,      gc_cases_loss,
+    gc_cases_elementwise, gc_cases_activation, gc_cases_softmax,
+    gc_cases_matmul,      gc_cases_reduce,     gc_cases_shape,
+    gc_cases_loss,
 };
 
 int main(void)
@@ -37,7 +38,8 @@ int main(void)
                   c->op);
             n_cases++;
             for (int draw = 0; draw < DRAWS; draw++) {
-                gc_ctx ctx = {.rng = 1000003u * (uint64_t)n_cases + draw};
+                gc_ctx ctx = {.rng = 1000003u * (uint64_t)n_cases + draw,
+                              .op = c->op};
                 nb_graph *g = nb_graph_new();
                 nb_node *out = c->build(g, &ctx);
                 CHECK(out != NULL, "%s (%s): build failed: %s", c->op, c->what,

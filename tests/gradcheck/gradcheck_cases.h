@@ -2,7 +2,9 @@
  * A case builds a small f64 graph around its op from random shapes and
  * random values in a domain that suits the op, and returns the node to
  * check. The runner (test_gradcheck.c) checks each case several times with
- * different draws and fails when a registered op has no case. */
+ * different draws and fails when a registered op has no case; and the
+ * check itself fails when a whole analytic gradient is zero where the
+ * numeric one is not (a backward that does nothing). */
 #ifndef NABLA_GRADCHECK_CASES_H
 #define NABLA_GRADCHECK_CASES_H
 
@@ -11,7 +13,8 @@
 #include "nabla/nabla.h"
 
 typedef struct gc_ctx {
-    uint64_t rng; /* the case's own generator: shapes and values */
+    uint64_t rng;   /* the case's own generator: shapes and values */
+    const char *op; /* the op of the case being built (gc_case.op) */
 } gc_ctx;
 
 typedef struct gc_case {
@@ -48,15 +51,11 @@ nb_node *gc_prob_rows(nb_graph *g, gc_ctx *c, int64_t rows, int64_t k,
 
 /* A batch shape: [B,N] (form 0) or [B,C,N] (form 1); returns the rank. */
 int gc_batch_shape(gc_ctx *c, int form, int64_t *shape);
-/* op applied to a grad-requiring input of a batch shape (form as above),
- * drawn in [lo, hi) and at least margin away from 0. */
-nb_node *gc_on_input(nb_graph *g, gc_ctx *c, int form,
-                     nb_node *(*op)(nb_graph *, nb_node *), double lo,
-                     double hi, double margin);
 
-/* Each op family's cases, each list ending with {NULL, NULL, NULL}. */
-extern const gc_case gc_cases_binary[];
-extern const gc_case gc_cases_unary[];
+/* Each op family's cases, each list ending with {NULL, NULL, NULL}. The
+ * elementwise ops' cases are generated from the op list (gc_elementwise.c);
+ * the others are written by hand, one file per family. */
+extern const gc_case gc_cases_elementwise[];
 extern const gc_case gc_cases_activation[];
 extern const gc_case gc_cases_softmax[];
 extern const gc_case gc_cases_matmul[];
