@@ -86,6 +86,12 @@ NB_API nb_node *nb_softplus(nb_graph *g, nb_node *x);
 NB_API nb_node *nb_gelu(nb_graph *g, nb_node *x);
 /** y = x s, s = sigmoid(x); dx = dy * s (1 + x (1 - s)) */
 NB_API nb_node *nb_silu(nb_graph *g, nb_node *x);
+/** y = min(max(x, min_val), max_val); dx = dy * [min_val < x < max_val] (0
+ * at the kinks) */
+NB_API nb_node *nb_hardtanh(nb_graph *g, nb_node *x, double min_val, double max_val);
+/** y = min(max(x + 3, 0), 6) / 6; dx = dy / 6 * [-3 < x < 3] (0 at the
+ * kinks) */
+NB_API nb_node *nb_hardsigmoid(nb_graph *g, nb_node *x);
 /** @} */
 /* ---- end of the generated declarations ---- */
 

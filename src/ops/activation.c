@@ -2,7 +2,10 @@
  *
  * Phi and phi are the standard normal CDF and density. At the kink x = 0
  * the derivative is the left one: relu'(0) = 0, leaky_relu'(0) = alpha,
- * elu'(0) = alpha, selu'(0) = lambda alpha.
+ * elu'(0) = alpha, selu'(0) = lambda alpha. hardtanh and hardsigmoid are
+ * PyTorch's: their derivative is 0 at their kinks (x = min_val or max_val,
+ * x = -3 or 3), the flat side's, as relu'(0) = 0; hardtanh needs
+ * min_val <= max_val.
  *
  * The transcendental forwards run on the vectorised kernels. Where the
  * derivative is a cheap function of the value y (sigmoid, tanh, elu, selu)
@@ -27,10 +30,15 @@
  *   gelu: y = x Phi(x) (exact, erf form); dx = dy * (Phi(x) + x
  *       phi(x))
  *   silu: y = x s, s = sigmoid(x); dx = dy * s (1 + x (1 - s))
+ *   hardtanh: y = min(max(x, min_val), max_val); dx = dy * [min_val <
+ *       x < max_val] (0 at the kinks)
+ *   hardsigmoid: y = min(max(x + 3, 0), 6) / 6; dx = dy / 6 * [-3 < x <
+ *       3] (0 at the kinks)
  */
 #include <math.h>
 
 #define POINTWISE_PARAM alpha
+#define POINTWISE_PARAM2 alpha2 /* hardtanh's max_val; alpha is its min_val */
 #include "ops/pointwise.h"
 
 #define SELU_LAMBDA 1.0507009873554804934
@@ -159,3 +167,27 @@ PLAIN_OP(gelu, "y = x Phi(x) (exact, erf form); "
 KERNEL_FORWARD(silu)
 KERNEL_BACKWARD(silu)
 PLAIN_OP(silu, "y = x s, s = sigmoid(x); dx = dy * s (1 + x (1 - s))")
+
+static int hardtanh_infer(nb_op_call *c)
+{
+    int rc = pointwise_param_infer(c, "min_val", "max_val");
+    const nb_param_attrs *at = c->attrs;
+    if (rc == NB_OK && at->p[0] > at->p[1])
+        return nb_op_fail(c, "min_val = %g is above max_val = %g", at->p[0],
+                          at->p[1]);
+    return rc;
+}
+/* Selects without arithmetic, so a NaN passes through and gcc vectorises. */
+LOOP_FORWARD(hardtanh, x < alpha ? alpha : x > alpha2 ? alpha2 : x)
+LOOP_BACKWARD(hardtanh, x > alpha && x < alpha2 ? dy : (T)0)
+POINTWISE_TABLE(hardtanh, sizeof(nb_param_attrs), hardtanh_infer,
+                hardtanh_backward,
+                "y = min(max(x, min_val), max_val); "
+                "dx = dy * [min_val < x < max_val] (0 at the kinks)")
+
+/* Written so that a NaN passes through instead of becoming 0 or 1. */
+LOOP_FORWARD(hardsigmoid,
+             (x + 3 <= 0 ? (T)0 : x + 3 >= 6 ? (T)6 : x + 3) / 6)
+LOOP_BACKWARD(hardsigmoid, (x > -3 && x < 3 ? dy : (T)0) / 6)
+PLAIN_OP(hardsigmoid, "y = min(max(x + 3, 0), 6) / 6; "
+                      "dx = dy / 6 * [-3 < x < 3] (0 at the kinks)")
