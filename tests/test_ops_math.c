@@ -137,6 +137,11 @@ static const pointwise_case pointwise_cases[] = {
     {"silu", {0, 0}, 3, {0, 1, -2},
      {0, 0.73105857863000487925, -0.23840584404423511188},
      {0.5, 0.92767051187148673179, -0.090784248784895478757}},
+    /* hardtanh(x; -1, 2): the kinks -1 and 2 have derivative 0 */
+    {"hardtanh", {-1, 2}, 4, {-3, -1, 0.5, 2}, {-1, -1, 0.5, 2}, {0, 0, 1, 0}},
+    /* hardsigmoid: (x + 3) / 6 inside (-3, 3); derivative 0 at -3 and 3 */
+    {"hardsigmoid", {0, 0}, 4, {-3, 0, 1.5, 3}, {0, 0.5, 0.75, 1},
+     {0, 1.0 / 6, 1.0 / 6, 0}},
 };
 
 static void test_pointwise(nb_dtype dtype)
@@ -531,6 +536,10 @@ static void test_constant_errors(void)
     CHECK_ERROR(g, "scale", "c = nan", "[2,3]");
     CHECK(nb_add_scalar(g, x, INFINITY) == NULL, "add_scalar inf");
     CHECK_ERROR(g, "add_scalar", "c = inf", "[2,3]");
+    CHECK(nb_hardtanh(g, x, -1, NAN) == NULL, "hardtanh NaN max_val");
+    CHECK_ERROR(g, "hardtanh", "max_val = nan", "[2,3]");
+    CHECK(nb_hardtanh(g, x, 2, 1) == NULL, "hardtanh min_val > max_val");
+    CHECK_ERROR(g, "hardtanh", "min_val = 2 is above max_val = 1");
     CHECK(nb_graph_node_count(g) == nodes, "a rejected op left a node");
 
     /* Negative and zero slopes are legitimate. */
