@@ -357,6 +357,15 @@ static void test_activations(void)
     nb_node *x = nb_constant(g, "x", NB_F64, 1, SHAPE(2));
     SET(x, -2, 0.5);
     CHECK(nb_activate(g, x, NB_ACT_LINEAR, 0) == x, "linear adds no node");
+    /* Every other activation is the built-in op of its name. */
+    for (int a = NB_ACT_SIGMOID; a <= NB_ACT_SOFTMAX; a++) {
+        const char *name = nb_activation_name((nb_activation)a);
+        nb_node *y = nb_activate(g, x, (nb_activation)a, 0);
+        CHECK(nb_find_op(name) != NULL, "'%s' is not an op of the list", name);
+        CHECK(y && strcmp(nb_node_op_name(y), name) == 0,
+              "activation '%s' made a node of op '%s'", name,
+              y ? nb_node_op_name(y) : "(none)");
+    }
     struct {
         nb_activation act;
         double param, y0, y1;

@@ -1,12 +1,7 @@
 /* Activations by enum: names for command lines and logs, and nb_activate,
- * which maps each enum onto the op constructor that computes it:
- *
- *   linear      x (no node)           sigmoid   1 / (1 + e^-x)
- *   tanh        tanh x                relu      max(0, x)
- *   leaky_relu  x > 0 ? x : a x       elu       x > 0 ? x : a (e^x - 1)
- *   selu        lambda elu_alpha(x)   softplus  log(1 + e^x)
- *   gelu        x Phi(x)              silu      x sigmoid(x)
- *   softmax     e^x_k / sum_j e^x_j over the last axis
+ * which maps each enum onto the op constructor that computes it. Every
+ * activation but linear (x itself, no node) is the built-in op of the same
+ * name, whose formula is in docs/ops.md.
  *
  * The parameter a of leaky_relu defaults to 0.01 and that of elu to 1 when
  * `param` is 0, so a spec that leaves it unset gets the usual unit.
@@ -16,25 +11,53 @@
 #include "nabla/nn.h"
 #include "nabla/ops.h"
 
-static const char *const names[] = {
-    [NB_ACT_LINEAR] = "linear",
-    [NB_ACT_SIGMOID] = "sigmoid",
-    [NB_ACT_TANH] = "tanh",
-    [NB_ACT_RELU] = "relu",
-    [NB_ACT_LEAKY_RELU] = "leaky_relu",
-    [NB_ACT_ELU] = "elu",
-    [NB_ACT_SELU] = "selu",
-    [NB_ACT_SOFTPLUS] = "softplus",
-    [NB_ACT_GELU] = "gelu",
-    [NB_ACT_SILU] = "silu",
-    [NB_ACT_SOFTMAX] = "softmax",
+/* One row per activation: its name (the op's, for all but linear) and the
+ * constructor that applies it, with param already defaulted. test_nn
+ * checks each name against the op list, so the two cannot drift. */
+static nb_node *act_linear(nb_graph *g, nb_node *x, double p)
+{
+    (void)g, (void)p;
+    return x;
+}
+#define PLAIN(op)                                                             \
+    static nb_node *act_##op(nb_graph *g, nb_node *x, double p)               \
+    {                                                                         \
+        (void)p;                                                              \
+        return nb_##op(g, x);                                                 \
+    }
+PLAIN(sigmoid) PLAIN(tanh) PLAIN(relu) PLAIN(selu) PLAIN(softplus)
+PLAIN(gelu) PLAIN(silu) PLAIN(softmax)
+static nb_node *act_leaky_relu(nb_graph *g, nb_node *x, double p)
+{
+    return nb_leaky_relu(g, x, p != 0 ? p : 0.01);
+}
+static nb_node *act_elu(nb_graph *g, nb_node *x, double p)
+{
+    return nb_elu(g, x, p != 0 ? p : 1.0);
+}
+
+static const struct {
+    const char *name;
+    nb_node *(*apply)(nb_graph *g, nb_node *x, double param);
+} acts[] = {
+    [NB_ACT_LINEAR] = {"linear", act_linear},
+    [NB_ACT_SIGMOID] = {"sigmoid", act_sigmoid},
+    [NB_ACT_TANH] = {"tanh", act_tanh},
+    [NB_ACT_RELU] = {"relu", act_relu},
+    [NB_ACT_LEAKY_RELU] = {"leaky_relu", act_leaky_relu},
+    [NB_ACT_ELU] = {"elu", act_elu},
+    [NB_ACT_SELU] = {"selu", act_selu},
+    [NB_ACT_SOFTPLUS] = {"softplus", act_softplus},
+    [NB_ACT_GELU] = {"gelu", act_gelu},
+    [NB_ACT_SILU] = {"silu", act_silu},
+    [NB_ACT_SOFTMAX] = {"softmax", act_softmax},
 };
-#define N_ACT ((int)(sizeof names / sizeof *names))
+#define N_ACT ((int)(sizeof acts / sizeof *acts))
 
 const char *nb_activation_name(nb_activation act)
 {
     int i = (int)act;
-    return i >= 0 && i < N_ACT ? names[i] : "unknown";
+    return i >= 0 && i < N_ACT ? acts[i].name : "unknown";
 }
 
 int nb_activation_from_name(const char *name)
@@ -42,7 +65,7 @@ int nb_activation_from_name(const char *name)
     if (!name)
         return -1;
     for (int i = 0; i < N_ACT; i++)
-        if (strcmp(name, names[i]) == 0)
+        if (strcmp(name, acts[i].name) == 0)
             return i;
     /* The other names these units commonly go by. */
     if (strcmp(name, "identity") == 0)
@@ -63,30 +86,9 @@ nb_node *nb_activate(nb_graph *g, nb_node *x, nb_activation act, double param)
                                nb_activation_name(act));
         return NULL;
     }
-    switch (act) {
-    case NB_ACT_LINEAR:
-        return x;
-    case NB_ACT_SIGMOID:
-        return nb_sigmoid(g, x);
-    case NB_ACT_TANH:
-        return nb_tanh(g, x);
-    case NB_ACT_RELU:
-        return nb_relu(g, x);
-    case NB_ACT_LEAKY_RELU:
-        return nb_leaky_relu(g, x, param != 0 ? param : 0.01);
-    case NB_ACT_ELU:
-        return nb_elu(g, x, param != 0 ? param : 1.0);
-    case NB_ACT_SELU:
-        return nb_selu(g, x);
-    case NB_ACT_SOFTPLUS:
-        return nb_softplus(g, x);
-    case NB_ACT_GELU:
-        return nb_gelu(g, x);
-    case NB_ACT_SILU:
-        return nb_silu(g, x);
-    case NB_ACT_SOFTMAX:
-        return nb_softmax(g, x);
-    }
+    int i = (int)act;
+    if (i >= 0 && i < N_ACT)
+        return acts[i].apply(g, x, param);
     nb_graph_set_error(g, NB_ERR_ARG, "activate: unknown activation %d",
                        (int)act);
     return NULL;
