@@ -141,6 +141,94 @@ NB_API int nb_op_fail(nb_op_call *call, const char *fmt, ...)
  * random numbers come from the graph's RNG, call->graph (nb_rng_uniform). */
 NB_API bool nb_op_training(const nb_op_call *call);
 
+/** @name Helpers for writing an op
+ * What the built-in ops use, for custom ops: typed views of the data, one
+ * loop for both dtypes, broadcasting, and the vectorised math kernels. */
+/** @{ */
+
+/** Expands the code once per dtype with `T` naming the element type (float
+ * or double), so a loop is written once:
+ *
+ *     NB_TYPED(nb_tensor_dtype(c->out), {
+ *         const T *x = nb_tensor_cview(c->in[0]);
+ *         T *y = nb_tensor_view(c->out);
+ *         for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i];
+ *     });
+ */
+#define NB_TYPED(dtype, ...)                                                  \
+    do {                                                                      \
+        if ((dtype) == NB_F64) {                                              \
+            typedef double T;                                                 \
+            __VA_ARGS__                                                       \
+        } else {                                                              \
+            typedef float T;                                                  \
+            __VA_ARGS__                                                       \
+        }                                                                     \
+    } while (0)
+
+/** The f32 or f64 variant of a function for element type T (inside
+ * NB_TYPED): NB_KERNEL(nb_vmath_exp, T)(n, x, y) calls nb_vmath_exp_f32 or
+ * nb_vmath_exp_f64. */
+#define NB_KERNEL(name, T) _Generic((T)0, float: name##_f32, double: name##_f64)
+
+/** The tensor's elements, writable, whatever its dtype (cast by NB_TYPED's
+ * T); NULL for NULL. Same as nb_tensor_data. */
+NB_API void *nb_tensor_view(nb_tensor *t);
+/** The tensor's elements, read-only (the inputs of an op are const);
+ * NULL for NULL. */
+NB_API const void *nb_tensor_cview(const nb_tensor *t);
+/** The elements as const floats; NULL unless the dtype is NB_F32. */
+NB_API const float *nb_tensor_cf32(const nb_tensor *t);
+/** The elements as const doubles; NULL unless the dtype is NB_F64. */
+NB_API const double *nb_tensor_cf64(const nb_tensor *t);
+
+/** Shape rule of an elementwise op of inputs a and b: sets call's out_rank
+ * and out_shape to their numpy-style broadcast (and out_dtype to input
+ * a's), or fails naming both shapes. Returns 0 or a negative code. */
+NB_API int nb_op_broadcast_shape(nb_op_call *call, int a, int b);
+/** The flat index into `t` of element `i` of `out`, where t broadcasts to
+ * out's shape numpy-style (t's shape right-aligned, extents 1 repeated).
+ * For loops of custom elementwise ops; a tensor of out's own shape maps i
+ * to i. */
+NB_API int64_t nb_broadcast_index(const nb_tensor *t, const nb_tensor *out,
+                                  int64_t i);
+/** Adds `g` (shaped like an op's output) into `acc` (shaped like an input
+ * that broadcast to it), summing over the axes that input was repeated
+ * along: the backward of a broadcast. Same dtype. Returns 0, or NB_ERR_ARG
+ * (acc unchanged) when acc does not broadcast to g's shape. */
+NB_API int nb_reduce_broadcast_add(const nb_tensor *g, nb_tensor *acc);
+
+/** y = exp(x) over n floats (SLEEF, the instruction set picked at run time;
+ * y may be x). The other nb_vmath_ functions take the same arguments. */
+NB_API void nb_vmath_exp_f32(int64_t n, const float *x, float *y);
+/** y = exp(x), doubles. */
+NB_API void nb_vmath_exp_f64(int64_t n, const double *x, double *y);
+/** y = log(x), floats. */
+NB_API void nb_vmath_log_f32(int64_t n, const float *x, float *y);
+/** y = log(x), doubles. */
+NB_API void nb_vmath_log_f64(int64_t n, const double *x, double *y);
+/** y = tanh(x), floats. */
+NB_API void nb_vmath_tanh_f32(int64_t n, const float *x, float *y);
+/** y = tanh(x), doubles. */
+NB_API void nb_vmath_tanh_f64(int64_t n, const double *x, double *y);
+/** y = 1 / (1 + exp(-x)), floats. */
+NB_API void nb_vmath_sigmoid_f32(int64_t n, const float *x, float *y);
+/** y = 1 / (1 + exp(-x)), doubles. */
+NB_API void nb_vmath_sigmoid_f64(int64_t n, const double *x, double *y);
+/** y = log(1 + exp(x)), floats. */
+NB_API void nb_vmath_softplus_f32(int64_t n, const float *x, float *y);
+/** y = log(1 + exp(x)), doubles. */
+NB_API void nb_vmath_softplus_f64(int64_t n, const double *x, double *y);
+/** y = x Phi(x) (exact GELU), floats. */
+NB_API void nb_vmath_gelu_f32(int64_t n, const float *x, float *y);
+/** y = x Phi(x) (exact GELU), doubles. */
+NB_API void nb_vmath_gelu_f64(int64_t n, const double *x, double *y);
+/** y = x sigmoid(x), floats. */
+NB_API void nb_vmath_silu_f32(int64_t n, const float *x, float *y);
+/** y = x sigmoid(x), doubles. */
+NB_API void nb_vmath_silu_f64(int64_t n, const double *x, double *y);
+/** @} */
+
 /** The number of built-in ops, for tools that list or check them all. */
 NB_API int nb_builtin_op_count(void);
 /** Built-in op `index` (0 <= index < nb_builtin_op_count), or NULL. */

@@ -8,23 +8,9 @@
 #include "core/internal.h"
 #include "kernels/kernels.h"
 
-/* Expands the code once per dtype with T naming the element type, so each
- * loop is written once and instantiated for f32 and f64. */
-#define NB_TYPED(dtype, ...)                                                  \
-    do {                                                                      \
-        if ((dtype) == NB_F64) {                                              \
-            typedef double T;                                                 \
-            __VA_ARGS__                                                       \
-        } else {                                                              \
-            typedef float T;                                                  \
-            __VA_ARGS__                                                       \
-        }                                                                     \
-    } while (0)
-
-/* The f32 or f64 variant of a kernel for element type T:
- * NB_KERNEL(nb_vm_exp, T) names nb_vm_exp_f32 or nb_vm_exp_f64. The one
- * way an op picks a kernel by dtype (inside NB_TYPED, T is at hand). */
-#define NB_KERNEL(name, T) _Generic((T)0, float: name##_f32, double: name##_f64)
+/* NB_TYPED and NB_KERNEL, the one way to write a loop for both dtypes and
+ * to pick a kernel's variant, are public (nabla/op.h): custom ops use them
+ * too. */
 
 /* The parameters of the elementwise ops with one or two doubles (the c of
  * scale, the alpha of elu, the min_val and max_val of hardtanh): the
