@@ -56,12 +56,18 @@ static int softsign_infer(nb_op_call *c)
     return 0;
 }
 
+/* One loop for both dtypes: NB_TYPED (nabla/op.h) expands it once with T
+ * float and once with T double, and the typed views hand out the inputs
+ * as const arrays and the output as a writable one. */
 static int softsign_forward(nb_op_call *c)
 {
-    for (int64_t i = 0; i < nb_tensor_size(c->out); i++) {
-        double x = nb_tensor_get(c->in[0], i);
-        nb_tensor_set(c->out, i, x / (1 + fabs(x)));
-    }
+    int64_t n = nb_tensor_size(c->out);
+    NB_TYPED(nb_tensor_dtype(c->out), {
+        const T *x = nb_tensor_cview(c->in[0]);
+        T *y = nb_tensor_view(c->out);
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] / (1 + fabs(x[i]));
+    });
     return 0;
 }
 
@@ -70,41 +76,52 @@ static int softsign_forward(nb_op_call *c)
  * of the same input. */
 static int softsign_backward(nb_op_call *c)
 {
-    nb_tensor *dx = c->in_grad[0];
-    if (!dx)
+    if (!c->in_grad[0])
         return 0;
-    for (int64_t i = 0; i < nb_tensor_size(dx); i++) {
-        double x = nb_tensor_get(c->in[0], i), d = 1 + fabs(x);
-        double dy = nb_tensor_get(c->out_grad, i);
-        nb_tensor_set(dx, i, nb_tensor_get(dx, i) + dy / (d * d));
-    }
+    int64_t n = nb_tensor_size(c->out);
+    NB_TYPED(nb_tensor_dtype(c->out), {
+        const T *x = nb_tensor_cview(c->in[0]);
+        const T *dy = nb_tensor_cview(c->out_grad);
+        T *dx = nb_tensor_view(c->in_grad[0]);
+        for (int64_t i = 0; i < n; i++) {
+            T d = 1 + fabs(x[i]);
+            dx[i] += dy[i] / (d * d);
+        }
+    });
     return 0;
 }
 
 /* Wrong: forgets to square (1 + |x|). */
 static int softsign_backward_no_square(nb_op_call *c)
 {
-    nb_tensor *dx = c->in_grad[0];
-    if (!dx)
+    if (!c->in_grad[0])
         return 0;
-    for (int64_t i = 0; i < nb_tensor_size(dx); i++) {
-        double x = nb_tensor_get(c->in[0], i);
-        double dy = nb_tensor_get(c->out_grad, i);
-        nb_tensor_set(dx, i, nb_tensor_get(dx, i) + dy / (1 + fabs(x)));
-    }
+    int64_t n = nb_tensor_size(c->out);
+    NB_TYPED(nb_tensor_dtype(c->out), {
+        const T *x = nb_tensor_cview(c->in[0]);
+        const T *dy = nb_tensor_cview(c->out_grad);
+        T *dx = nb_tensor_view(c->in_grad[0]);
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += dy[i] / (1 + fabs(x[i]));
+    });
     return 0;
 }
 
 /* Wrong: overwrites the gradient instead of adding to it. */
 static int softsign_backward_overwrite(nb_op_call *c)
 {
-    nb_tensor *dx = c->in_grad[0];
-    if (!dx)
+    if (!c->in_grad[0])
         return 0;
-    for (int64_t i = 0; i < nb_tensor_size(dx); i++) {
-        double x = nb_tensor_get(c->in[0], i), d = 1 + fabs(x);
-        nb_tensor_set(dx, i, nb_tensor_get(c->out_grad, i) / (d * d));
-    }
+    int64_t n = nb_tensor_size(c->out);
+    NB_TYPED(nb_tensor_dtype(c->out), {
+        const T *x = nb_tensor_cview(c->in[0]);
+        const T *dy = nb_tensor_cview(c->out_grad);
+        T *dx = nb_tensor_view(c->in_grad[0]);
+        for (int64_t i = 0; i < n; i++) {
+            T d = 1 + fabs(x[i]);
+            dx[i] = dy[i] / (d * d);
+        }
+    });
     return 0;
 }
 
