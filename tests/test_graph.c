@@ -337,6 +337,9 @@ static void test_op_helpers(void)
     nb_tensor *g4 = nb_tensor_new(NB_F32, 1, SHAPE(4));
     nb_tensor *acc = nb_tensor_new(NB_F32, 1, SHAPE(3));
     CHECK(nb_reduce_broadcast_add(g4, acc) == NB_ERR_ARG, "[4] into [3]");
+    CHECK(nb_reduce_broadcast_add(NULL, acc) == NB_ERR_ARG, "NULL g");
+    CHECK(nb_broadcast_index(acc, g4, 4) == -1, "index past the end");
+    CHECK(nb_broadcast_index(NULL, g4, 0) == -1, "NULL tensor");
     nb_tensor_free(g4);
     nb_tensor_free(acc);
     /* The typed views and the math kernels. */

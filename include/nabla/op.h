@@ -189,7 +189,7 @@ NB_API int nb_op_broadcast_shape(nb_op_call *call, int a, int b);
 /** The flat index into `t` of element `i` of `out`, where t broadcasts to
  * out's shape numpy-style (t's shape right-aligned, extents 1 repeated).
  * For loops of custom elementwise ops; a tensor of out's own shape maps i
- * to i. */
+ * to i. -1 when t or out is NULL or i is not an index of out. */
 NB_API int64_t nb_broadcast_index(const nb_tensor *t, const nb_tensor *out,
                                   int64_t i);
 /** Adds `g` (shaped like an op's output) into `acc` (shaped like an input

@@ -37,6 +37,8 @@ int nb_op_broadcast_shape(nb_op_call *c, int a, int b)
 
 int64_t nb_broadcast_index(const nb_tensor *t, const nb_tensor *out, int64_t i)
 {
+    if (!t || !out || i < 0 || i >= out->size)
+        return -1;
     int64_t index = 0, stride = 1;
     for (int k = out->rank - 1, kt = t->rank - 1; k >= 0 && kt >= 0;
          k--, kt--) {
