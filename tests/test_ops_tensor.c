@@ -485,6 +485,22 @@ static void test_infinite_rows(nb_dtype dt)
     nb_graph_free(g);
 }
 
+/* log_softmax keeps its precision when the logits are large: computed as
+ * (x - max) - log sum, not x - lse, whose rounding at 1000 would be 6e-5
+ * in f32. log_softmax([1000.5, 1000]) = -log(1 + e^-0.5) - [0, 0.5]. */
+static void test_log_softmax_large_logits(nb_dtype dt)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = param_of(g, dt, 1, SHAPE(2));
+    SET(x, 1000.5, 1000);
+    nb_node *y = nb_log_softmax(g, x);
+    if (run_forward(g, y) == NB_OK) {
+        CHECK_NEAR(val(y, 0), -0.47407698418010663, 1e-7);
+        CHECK_NEAR(val(y, 1), -0.97407698418010663, 1e-7);
+    }
+    nb_graph_free(g);
+}
+
 /* ---- shape ops ---- */
 
 static void test_reshape(nb_dtype dt, double tol)
@@ -1021,6 +1037,8 @@ int main(void)
         test_empty(types[i]);
     }
     test_infinite_rows(NB_F32);
+    test_log_softmax_large_logits(NB_F32);
+    test_log_softmax_large_logits(NB_F64);
     test_infinite_rows(NB_F64);
     test_errors();
     test_nan_propagation();

@@ -144,7 +144,7 @@ static int label_class(nb_op_call *c, double label, int64_t row, int64_t k,
 static void softmax_rows(const nb_tensor *zt, void *scratch)
 {
     nb_softmax_lines(zt, nb_rows_layout(zt), scratch,
-                     (char *)scratch + nb_tensor_bytes(zt));
+                     (char *)scratch + nb_tensor_bytes(zt), NULL);
 }
 
 /* dL / R, the factor every row-wise message carries. */

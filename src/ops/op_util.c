@@ -224,12 +224,13 @@ nb_reduce_layout nb_rows_layout(const nb_tensor *x)
 }
 
 void nb_softmax_lines(const nb_tensor *xt, nb_reduce_layout l, void *p_out,
-                      void *lse_out)
+                      void *lse_out, void *logp_out)
 {
     const int64_t n = l.n, inner = l.inner;
     NB_TYPED(xt->dtype, {
         const T *x = xt->data;
         T *p = p_out, *lse = lse_out; /* lse holds the maxima until the end */
+        T *logp = logp_out;
         for (int64_t o = 0; o < l.outer; o++) {
             const T *xo = x + o * n * inner;
             T *m = lse + o * inner, *po = p + o * n * inner;
@@ -255,9 +256,14 @@ void nb_softmax_lines(const nb_tensor *xt, nb_reduce_layout l, void *p_out,
                     total += (double)po[j * inner + i];
                 if (isfinite(m[i]) || isnan(total)) {
                     /* total >= 1 (the maximum gives e^0), or NaN */
-                    T inv = (T)(1.0 / total);
+                    T inv = (T)(1.0 / total), log_total = (T)log(total);
                     for (int64_t j = 0; j < n; j++)
                         po[j * inner + i] *= inv;
+                    /* (x - m) - log total: as exact as the dtype allows
+                     * (x - lse would carry lse's rounding, large when m is) */
+                    for (int64_t j = 0; logp && j < n; j++)
+                        logp[(o * n + j) * inner + i] =
+                            (xo[j * inner + i] - m[i]) - log_total;
                     m[i] = (T)((double)m[i] + log(total));
                     continue;
                 }
@@ -269,6 +275,8 @@ void nb_softmax_lines(const nb_tensor *xt, nb_reduce_layout l, void *p_out,
                         top ? (xo[j * inner + i] == (T)INFINITY ? (T)1 / (T)top
                                                                  : (T)0)
                             : (T)1 / (T)n;
+                for (int64_t j = 0; logp && j < n; j++)
+                    logp[(o * n + j) * inner + i] = (T)log(po[j * inner + i]);
                 /* m[i] is already the limit: +inf or -inf */
             }
         }

@@ -89,10 +89,11 @@ int nb_reduce_shape(nb_op_call *c, bool empty_ok);
 
 /* ---- softmax along lines ----
  * x viewed as [outer, n, inner] (an nb_reduce_layout); line (o, i) is
- * x[o, :, i]. Writes p, shaped like x, the softmax of every line, and
- * lse[o * inner + i], its log-sum-exp, both in x's dtype: the one stable
- * max/exp/sum loop of softmax, log_softmax, logsumexp and the fused
- * softmax cross-entropy. n >= 1.
+ * x[o, :, i]. Writes p, shaped like x, the softmax of every line,
+ * lse[o * inner + i], its log-sum-exp, and when logp is not NULL log p,
+ * shaped like x, all in x's dtype: the one stable max/exp/sum loop of
+ * softmax, log_softmax, logsumexp and the fused softmax cross-entropy.
+ * n >= 1.
  *
  * With m the line's maximum, p_j = e^{x_j - m} / sum_k e^{x_k - m} and
  * lse = m + log sum_k e^{x_k - m}, so nothing overflows. Lines whose
@@ -103,7 +104,7 @@ int nb_reduce_shape(nb_op_call *c, bool empty_ok);
  *     elements (softmax does not change when all move together).
  * A NaN anywhere in a line makes its p and lse NaN. */
 void nb_softmax_lines(const nb_tensor *x, nb_reduce_layout l, void *p,
-                      void *lse);
+                      void *lse, void *logp);
 /* The layout of x's rows along its last axis: [size / K, K, 1]. */
 nb_reduce_layout nb_rows_layout(const nb_tensor *x);
 /* log p_j of an element x of a line with log-sum-exp lse and softmax p:

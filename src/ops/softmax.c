@@ -64,7 +64,8 @@ static int softmax_forward(nb_op_call *c)
     const nb_tensor *xt = c->in[0];
     if (xt->size == 0)
         return NB_OK;
-    nb_softmax_lines(xt, nb_rows_layout(xt), c->out->data, c->workspace);
+    nb_softmax_lines(xt, nb_rows_layout(xt), c->out->data, c->workspace,
+                     NULL);
     return NB_OK;
 }
 
@@ -99,19 +100,10 @@ static int log_softmax_infer(nb_op_call *c)
 static int log_softmax_forward(nb_op_call *c)
 {
     const nb_tensor *xt = c->in[0];
-    nb_reduce_layout l = nb_rows_layout(xt);
     if (xt->size == 0)
         return NB_OK;
-    nb_softmax_lines(xt, l, c->scratch, c->workspace);
-    NB_TYPED(xt->dtype, {
-        const T *x = xt->data, *p = c->scratch, *lse = c->workspace;
-        T *y = c->out->data;
-        for (int64_t r = 0; r < l.outer; r++)
-            for (int64_t j = 0; j < l.n; j++) {
-                int64_t i = r * l.n + j;
-                y[i] = (T)NB_LOG_PROB(x[i], lse[r], p[i]);
-            }
-    });
+    nb_softmax_lines(xt, nb_rows_layout(xt), c->scratch, c->workspace,
+                     c->out->data);
     return NB_OK;
 }
 
