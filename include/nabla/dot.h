@@ -54,14 +54,14 @@ enum {
 /** Writes the nodes `target` depends on (every node of g if target is
  * NULL) to f. Gradients (NB_DOT_GRADS) are those of the latest backward
  * (nb_node_grad). Returns NB_OK, or NB_ERR_ARG (NULL graph or file, a node
- * of another graph), NB_ERR_NOMEM, NB_ERR_STATE (writing failed), with the
+ * of another graph, a flag bit not listed above), NB_ERR_NOMEM, NB_ERR_STATE (writing failed), with the
  * message on the graph. */
 NB_API int nb_graph_write_dot(nb_graph *g, const nb_node *target, FILE *f,
                        unsigned flags);
 
 /** Writes the traced nodes with the backward messages on the edges; flags
  * as for nb_graph_write_dot, values and gradients from the trace. Returns NB_OK,
- * NB_ERR_ARG (NULL argument or an empty trace), or NB_ERR_STATE (writing
+ * NB_ERR_ARG (NULL argument, an empty trace or an unknown flag bit), or NB_ERR_STATE (writing
  * failed). */
 NB_API int nb_trace_write_dot(const nb_trace *t, FILE *f, unsigned flags);
 

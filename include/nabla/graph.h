@@ -63,18 +63,23 @@ NB_API int nb_graph_set_error(nb_graph *g, int code, const char *fmt, ...)
 #endif
     ;
 
-/** Training mode (dropout active) vs inference mode. New graphs train. */
+/** Training mode (dropout active) vs inference mode. New graphs train.
+ * This and nb_graph_set_checking do nothing on a NULL graph. */
 NB_API void nb_graph_set_training(nb_graph *g, bool training);
-/** Whether the graph is in training mode. */
+/** Whether the graph is in training mode (false for NULL). */
 NB_API bool nb_graph_training(const nb_graph *g);
 
 /** Checking mode: forward reports the first node, in forward order, whose
- * value holds a NaN or infinity, and backward the first node, in backward
- * order, whose gradient does (NB_ERR_NONFINITE), with its op and inputs. */
+ * value holds a NaN or infinity (leaves included: a NaN fed in an input or
+ * held by a parameter is reported there), and backward the first node, in
+ * backward order, whose gradient does (NB_ERR_NONFINITE), with its op and
+ * its inputs' names. */
 NB_API void nb_graph_set_checking(nb_graph *g, bool checking);
 
 /** Seeds the graph's random number generator (xoshiro256**), used by dropout
- * and by initialisers. Seeding makes every random draw reproducible. */
+ * and by initialisers. Seeding makes every random draw reproducible. The
+ * RNG calls given a NULL graph do nothing and draw NaN (uniform, normal)
+ * or 0 (u64, below). */
 NB_API void nb_graph_seed(nb_graph *g, uint64_t seed);
 /** Uniform in [0, 1). */
 NB_API double nb_rng_uniform(nb_graph *g);
@@ -86,12 +91,16 @@ NB_API uint64_t nb_rng_u64(nb_graph *g);
 
 /** Uniform integer in [0, n), without modulo bias; 0 if n <= 0. */
 NB_API int64_t nb_rng_below(nb_graph *g, int64_t n);
-/** The generator's state as 4 words, to save and restore a run exactly. */
+/** The generator's state as 4 words, to save and restore a run exactly
+ * (zeros for a NULL graph; nothing for a NULL state). */
 NB_API void nb_rng_get_state(const nb_graph *g, uint64_t state[4]);
-/** Restores a state read with nb_rng_get_state. */
-NB_API void nb_rng_set_state(nb_graph *g, const uint64_t state[4]);
+/** Restores a state read with nb_rng_get_state. Returns NB_OK, or NB_ERR_ARG
+ * (recorded on the graph, the state unchanged) for a NULL state or the
+ * all-zero state, which is no state of the generator: it would draw 0
+ * forever. */
+NB_API int nb_rng_set_state(nb_graph *g, const uint64_t state[4]);
 
-/** Number of nodes in the graph. */
+/** Number of nodes in the graph (0 for NULL). */
 NB_API int64_t nb_graph_node_count(const nb_graph *g);
 
 /** The node with id `id` (0 <= id < nb_graph_node_count), or NULL. Ids are
@@ -164,7 +173,10 @@ typedef enum nb_node_kind {
     NB_NODE_OP        /**< the result of an op */
 } nb_node_kind;
 
-/** @name Node inspection */
+/** @name Node inspection
+ * Given a NULL node these answer with an empty value instead of crashing:
+ * NB_NODE_OP, NULL graph, id -1, NULL names, no inputs, not trainable, NULL
+ * value and gradient; nb_node_set_name does nothing. */
 /** @{ */
 /** The node's kind. */
 NB_API nb_node_kind nb_node_get_kind(const nb_node *n);
@@ -216,7 +228,8 @@ enum {
  * on the same node first. */
 NB_API int nb_backward(nb_graph *g, nb_node *loss);
 /** Backward from any node with a seed gradient of the node's shape and
- * dtype; flags is 0 or NB_BACKWARD_ACCUMULATE. A NULL seed means 1. */
+ * dtype; flags is 0 or NB_BACKWARD_ACCUMULATE (any other bit is an
+ * NB_ERR_ARG error). A NULL seed means 1. */
 NB_API int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                    unsigned flags);
 /** @} */

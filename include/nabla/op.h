@@ -130,14 +130,16 @@ NB_API nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
                   nb_node *const *inputs, const void *attrs);
 
 /** Records "opname: message" as the graph's error (if none is recorded yet)
- * and returns NB_ERR_ARG. For use inside infer/forward/backward. */
+ * and returns NB_ERR_ARG. For use inside infer/forward/backward. A NULL
+ * call records nothing and returns NB_ERR_ARG. */
 NB_API int nb_op_fail(nb_op_call *call, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 
-/** Training flag, for ops such as dropout: true in training mode. Their
+/** Training flag, for ops such as dropout: true in training mode (false
+ * for a NULL call). Their
  * random numbers come from the graph's RNG, call->graph (nb_rng_uniform). */
 NB_API bool nb_op_training(const nb_op_call *call);
 

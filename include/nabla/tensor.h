@@ -5,6 +5,11 @@
  * stored in a 64-byte aligned buffer. Tensors that belong to a graph (node
  * values and gradients) are owned by the graph; nb_tensor_new creates a
  * free-standing one that the caller frees with nb_tensor_free.
+ *
+ * The accessors take a NULL tensor (nb_node_grad returns one for a node the
+ * loss does not reach) and answer as for an empty tensor: dtype NB_F32,
+ * rank 0, size 0, dim 0, NULL shape and data, get NaN; set and fill do
+ * nothing, nb_tensor_copy_from_f64 returns NB_ERR_ARG.
  */
 #ifndef NABLA_TENSOR_H
 #define NABLA_TENSOR_H
@@ -70,10 +75,13 @@ NB_API void nb_tensor_set(nb_tensor *t, int64_t index, double value);
 /** Sets every element to value. */
 NB_API void nb_tensor_fill(nb_tensor *t, double value);
 /** Copies `count` elements from a double array, converting to the dtype;
- * returns 0, or -1 if count differs from the tensor's size. */
+ * returns NB_OK, or NB_ERR_ARG (-1) if count differs from the tensor's size
+ * or src is NULL. */
 NB_API int nb_tensor_copy_from_f64(nb_tensor *t, const double *src, int64_t count);
 
-/** Writes "[2,3]" style text into buf (always terminated); returns buf. */
+/** Writes "[2,3]" style text into buf (always terminated); returns buf. A
+ * rank outside 0..NB_MAX_RANK, or a NULL shape of rank > 0, is written as
+ * "[bad rank R]" without reading shape; a NULL buf writes nothing. */
 NB_API char *nb_shape_str(int rank, const int64_t *shape, char *buf, size_t buflen);
 
 #ifdef __cplusplus

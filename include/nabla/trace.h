@@ -151,7 +151,7 @@ NB_API const nb_tensor *nb_trace_out_message(const nb_trace *t, int64_t entry,
 NB_API int nb_trace_print(const nb_trace *t, FILE *f, int full_max);
 /** Writes the text into buf (always terminated when buflen > 0) and returns
  * the length of the whole text, like snprintf: a result >= buflen means
- * it was cut short. */
+ * it was cut short. A NULL buf only measures; a NULL trace gives 0. */
 NB_API size_t nb_trace_format(const nb_trace *t, int full_max, char *buf,
                        size_t buflen);
 /** The text in a string from malloc (release it with free), or NULL. */

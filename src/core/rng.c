@@ -33,18 +33,24 @@ static uint64_t next_u64(uint64_t s[4])
 
 void nb_graph_seed(nb_graph *g, uint64_t seed)
 {
+    if (!g)
+        return;
     for (int i = 0; i < 4; i++)
         g->rng[i] = splitmix64(&seed);
 }
 
 double nb_rng_uniform(nb_graph *g)
 {
+    if (!g)
+        return NAN;
     /* 53 random bits -> [0, 1) */
     return (double)(next_u64(g->rng) >> 11) * 0x1.0p-53;
 }
 
 double nb_rng_normal(nb_graph *g)
 {
+    if (!g)
+        return NAN;
     double u1 = 1.0 - nb_rng_uniform(g); /* (0, 1]: log stays finite */
     double u2 = nb_rng_uniform(g);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
@@ -52,12 +58,12 @@ double nb_rng_normal(nb_graph *g)
 
 uint64_t nb_rng_u64(nb_graph *g)
 {
-    return next_u64(g->rng);
+    return g ? next_u64(g->rng) : 0;
 }
 
 int64_t nb_rng_below(nb_graph *g, int64_t n)
 {
-    if (n <= 0)
+    if (!g || n <= 0)
         return 0;
     /* Rejection sampling: draws that fall in the incomplete last block of
      * size 2^64 mod n would favour small results, so they are drawn again. */
@@ -72,12 +78,23 @@ int64_t nb_rng_below(nb_graph *g, int64_t n)
 
 void nb_rng_get_state(const nb_graph *g, uint64_t state[4])
 {
-    for (int i = 0; i < 4; i++)
-        state[i] = g->rng[i];
+    for (int i = 0; state && i < 4; i++)
+        state[i] = g ? g->rng[i] : 0;
 }
 
-void nb_rng_set_state(nb_graph *g, const uint64_t state[4])
+int nb_rng_set_state(nb_graph *g, const uint64_t state[4])
 {
+    if (!g)
+        return NB_ERR_ARG;
+    if (!state)
+        return nb_set_error(g, NB_ERR_ARG, "rng_set_state: state is NULL");
+    /* xoshiro's all-zero state is a fixed point: every draw would be 0, and
+     * nb_rng_below's rejection loop would never end. */
+    if ((state[0] | state[1] | state[2] | state[3]) == 0)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "rng_set_state: the all-zero state is not a "
+                            "state of the generator");
     for (int i = 0; i < 4; i++)
         g->rng[i] = state[i];
+    return NB_OK;
 }

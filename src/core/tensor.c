@@ -221,15 +221,19 @@ void nb_tensor_free(nb_tensor *t)
     nb_free(t);
 }
 
-nb_dtype nb_tensor_dtype(const nb_tensor *t) { return (nb_dtype)t->dtype; }
-int nb_tensor_rank(const nb_tensor *t) { return t->rank; }
-const int64_t *nb_tensor_shape(const nb_tensor *t) { return t->shape; }
-int64_t nb_tensor_size(const nb_tensor *t) { return t->size; }
-void *nb_tensor_data(nb_tensor *t) { return t->data; }
-const void *nb_tensor_cdata(const nb_tensor *t) { return t->data; }
+/* Every accessor answers a NULL tensor (say the gradient nb_node_grad
+ * documents as NULL) with an empty value rather than a crash. */
+nb_dtype nb_tensor_dtype(const nb_tensor *t) { return t ? (nb_dtype)t->dtype : NB_F32; }
+int nb_tensor_rank(const nb_tensor *t) { return t ? t->rank : 0; }
+const int64_t *nb_tensor_shape(const nb_tensor *t) { return t ? t->shape : NULL; }
+int64_t nb_tensor_size(const nb_tensor *t) { return t ? t->size : 0; }
+void *nb_tensor_data(nb_tensor *t) { return t ? t->data : NULL; }
+const void *nb_tensor_cdata(const nb_tensor *t) { return t ? t->data : NULL; }
 
 int64_t nb_tensor_dim(const nb_tensor *t, int axis)
 {
+    if (!t)
+        return 0;
     if (axis < 0)
         axis += t->rank;
     if (axis < 0 || axis >= t->rank)
@@ -239,17 +243,17 @@ int64_t nb_tensor_dim(const nb_tensor *t, int axis)
 
 float *nb_tensor_f32(nb_tensor *t)
 {
-    return t->dtype == NB_F32 ? (float *)t->data : NULL;
+    return t && t->dtype == NB_F32 ? (float *)t->data : NULL;
 }
 
 double *nb_tensor_f64(nb_tensor *t)
 {
-    return t->dtype == NB_F64 ? (double *)t->data : NULL;
+    return t && t->dtype == NB_F64 ? (double *)t->data : NULL;
 }
 
 double nb_tensor_get(const nb_tensor *t, int64_t index)
 {
-    if (!t->data || index < 0 || index >= t->size)
+    if (!t || !t->data || index < 0 || index >= t->size)
         return NAN;
     return t->dtype == NB_F64 ? ((const double *)t->data)[index]
                               : (double)((const float *)t->data)[index];
@@ -257,7 +261,7 @@ double nb_tensor_get(const nb_tensor *t, int64_t index)
 
 void nb_tensor_set(nb_tensor *t, int64_t index, double value)
 {
-    if (!t->data || index < 0 || index >= t->size)
+    if (!t || !t->data || index < 0 || index >= t->size)
         return;
     if (t->dtype == NB_F64)
         ((double *)t->data)[index] = value;
@@ -267,26 +271,30 @@ void nb_tensor_set(nb_tensor *t, int64_t index, double value)
 
 void nb_tensor_fill(nb_tensor *t, double value)
 {
-    for (int64_t i = 0; i < t->size && t->data; i++)
+    for (int64_t i = 0; t && t->data && i < t->size; i++)
         nb_tensor_set(t, i, value);
 }
 
 int nb_tensor_copy_from_f64(nb_tensor *t, const double *src, int64_t count)
 {
-    if (count != t->size || !t->data)
-        return -1;
+    if (!t || !t->data || count != t->size || (count > 0 && !src))
+        return NB_ERR_ARG;
     for (int64_t i = 0; i < count; i++)
         nb_tensor_set(t, i, src[i]);
-    return 0;
+    return NB_OK;
 }
 
 char *nb_shape_str(int rank, const int64_t *shape, char *buf, size_t buflen)
 {
-    size_t used = 0;
-    if (buflen == 0)
+    if (!buf || buflen == 0)
         return buf;
-    buf[0] = '\0';
-    used += (size_t)snprintf(buf, buflen, "[");
+    /* A rank outside 0..NB_MAX_RANK (or a missing shape) is printed, not
+     * followed: the caller's array holds at most NB_MAX_RANK extents. */
+    if (rank < 0 || rank > NB_MAX_RANK || (rank > 0 && !shape)) {
+        snprintf(buf, buflen, "[bad rank %d]", rank);
+        return buf;
+    }
+    size_t used = (size_t)snprintf(buf, buflen, "[");
     for (int i = 0; i < rank && used < buflen; i++)
         used += (size_t)snprintf(buf + used, buflen - used, i ? ",%lld" : "%lld",
                                  (long long)shape[i]);

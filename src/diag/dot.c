@@ -148,6 +148,10 @@ static void put_edges(FILE *f, const nb_node *n, const nb_trace *t,
     }
 }
 
+/* Every bit a flags argument may hold; any other is refused. */
+#define DOT_KNOWN_FLAGS \
+    ((unsigned)(NB_DOT_VALUES | NB_DOT_GRADS | NB_DOT_LEFT_RIGHT))
+
 static void put_open(FILE *f, const char *title, const nb_node *target,
                      unsigned flags)
 {
@@ -175,6 +179,11 @@ int nb_graph_write_dot(nb_graph *g, const nb_node *target, FILE *f,
         return NB_ERR_ARG;
     if (!f)
         return nb_set_error(g, NB_ERR_ARG, "write_dot: file is NULL");
+    if (flags & ~DOT_KNOWN_FLAGS)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "write_dot: unknown flags 0x%x (known: "
+                            "NB_DOT_VALUES, NB_DOT_GRADS, NB_DOT_LEFT_RIGHT)",
+                            flags & ~DOT_KNOWN_FLAGS);
     if (target && nb_node_owner(target) != g)
         return nb_set_error(g, NB_ERR_ARG,
                             "write_dot: node '%s' belongs to another graph",
@@ -217,7 +226,7 @@ int nb_graph_write_dot(nb_graph *g, const nb_node *target, FILE *f,
 int nb_trace_write_dot(const nb_trace *t, FILE *f, unsigned flags)
 {
     int64_t count = nb_trace_count(t);
-    if (!t || !f || count == 0)
+    if (!t || !f || count == 0 || (flags & ~DOT_KNOWN_FLAGS))
         return NB_ERR_ARG;
     const nb_node *out = nb_trace_output(t);
     put_open(f, "backward messages of", out, flags);

@@ -559,7 +559,8 @@ static void put_tensor(sink *s, const nb_tensor *t, int full_max, int head,
 size_t nb_tensor_summary_ex(const nb_tensor *t, int full_max, int head,
                             int digits, char *buf, size_t buflen)
 {
-    sink s = {NULL, buf, buflen, 0, false};
+    /* No buffer means measuring only, whatever buflen says. */
+    sink s = {NULL, buf, buf ? buflen : 0, 0, false};
     if (buf && buflen)
         buf[0] = '\0';
     if (t)
@@ -660,7 +661,7 @@ int nb_trace_print(const nb_trace *t, FILE *f, int full_max)
 size_t nb_trace_format(const nb_trace *t, int full_max, char *buf,
                        size_t buflen)
 {
-    sink s = {NULL, buf, buflen, 0, false};
+    sink s = {NULL, buf, buf ? buflen : 0, 0, false};
     if (buf && buflen)
         buf[0] = '\0';
     if (t)

@@ -178,16 +178,18 @@ int nb_forward(nb_graph *g, nb_node *target)
     nb_node *const *order = g->order;
     for (int64_t k = 0; k < g->order_len; k++) {
         nb_node *n = order[k];
-        if (n->kind == NB_NODE_INPUT) {
-            if (!n->fed)
-                return nb_set_error(g, NB_ERR_STATE,
-                                    "forward: input '%s' was never fed "
-                                    "(call nb_feed before nb_forward)",
-                                    nb_node_name(n));
+        if (n->kind == NB_NODE_INPUT && !n->fed)
+            return nb_set_error(g, NB_ERR_STATE,
+                                "forward: input '%s' was never fed "
+                                "(call nb_feed before nb_forward)",
+                                nb_node_name(n));
+        if (n->kind != NB_NODE_OP) {
+            /* A NaN fed in, or held by a parameter, starts here: naming the
+             * first op that reads it would send the search the wrong way. */
+            if (g->checking && !all_finite(&n->value))
+                return forward_failed(g, k, report_nonfinite(g, n, "value"));
             continue;
         }
-        if (n->kind != NB_NODE_OP)
-            continue;
         if ((rc = prepare(g, n)) != NB_OK)
             return forward_failed(g, k, rc);
         /* An empty output has nothing to compute, and no gradient to send
@@ -263,6 +265,13 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     int rc = check_target(g, output, "backward");
     if (rc != NB_OK)
         return rc;
+    /* A bit this version does not know is a caller's mistake or a newer
+     * caller's request: either way, ignoring it would run something else. */
+    if (flags & ~(unsigned)NB_BACKWARD_ACCUMULATE)
+        return nb_set_error(g, NB_ERR_ARG,
+                            "backward: unknown flags 0x%x (known: "
+                            "NB_BACKWARD_ACCUMULATE)",
+                            flags & ~(unsigned)NB_BACKWARD_ACCUMULATE);
     char a[128], b[128];
     if (seed == NULL && output->value.size != 1)
         return nb_set_error(g, NB_ERR_ARG,

@@ -97,10 +97,18 @@ void nb_graph_free(nb_graph *g)
     nb_free(g);
 }
 
-void nb_graph_set_training(nb_graph *g, bool training) { g->training = training; }
-bool nb_graph_training(const nb_graph *g) { return g->training; }
-void nb_graph_set_checking(nb_graph *g, bool checking) { g->checking = checking; }
-int64_t nb_graph_node_count(const nb_graph *g) { return g->n_nodes; }
+void nb_graph_set_training(nb_graph *g, bool training)
+{
+    if (g)
+        g->training = training;
+}
+bool nb_graph_training(const nb_graph *g) { return g && g->training; }
+void nb_graph_set_checking(nb_graph *g, bool checking)
+{
+    if (g)
+        g->checking = checking;
+}
+int64_t nb_graph_node_count(const nb_graph *g) { return g ? g->n_nodes : 0; }
 
 nb_node *nb_graph_node(const nb_graph *g, int64_t id)
 {
@@ -581,14 +589,17 @@ int nb_op_fail(nb_op_call *call, const char *fmt, ...)
     char msg[448];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt ? fmt : "failed", ap);
     va_end(ap);
-    return nb_set_error(call->graph, NB_ERR_ARG, "%s: %s", call->op->name, msg);
+    if (!call)
+        return NB_ERR_ARG;
+    const char *op = call->op && call->op->name ? call->op->name : "op";
+    return nb_set_error(call->graph, NB_ERR_ARG, "%s: %s", op, msg);
 }
 
 bool nb_op_training(const nb_op_call *call)
 {
-    return call->graph->training;
+    return call && call->graph && call->graph->training;
 }
 
 /* Re-runs the shape rule of every op node that the inputs depend on and
@@ -796,19 +807,27 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
 
 /* ---- accessors ---- */
 
-nb_node_kind nb_node_get_kind(const nb_node *n) { return (nb_node_kind)n->kind; }
-nb_graph *nb_node_graph(const nb_node *n) { return nb_node_owner(n); }
-int64_t nb_node_id(const nb_node *n) { return n->id; }
-int nb_node_input_count(const nb_node *n) { return n->n_inputs; }
-bool nb_node_is_trainable(const nb_node *n) { return n->kind == NB_NODE_PARAM && n->trainable; }
+nb_node_kind nb_node_get_kind(const nb_node *n)
+{
+    return n ? (nb_node_kind)n->kind : NB_NODE_OP;
+}
+nb_graph *nb_node_graph(const nb_node *n) { return n ? nb_node_owner(n) : NULL; }
+int64_t nb_node_id(const nb_node *n) { return n ? n->id : -1; }
+int nb_node_input_count(const nb_node *n) { return n ? n->n_inputs : 0; }
+bool nb_node_is_trainable(const nb_node *n)
+{
+    return n && n->kind == NB_NODE_PARAM && n->trainable;
+}
 
 nb_node *nb_node_input(const nb_node *n, int i)
 {
-    return i >= 0 && i < n->n_inputs ? nb_node_inputs(n)[i] : NULL;
+    return n && i >= 0 && i < n->n_inputs ? nb_node_inputs(n)[i] : NULL;
 }
 
 const char *nb_node_op_name(const nb_node *n)
 {
+    if (!n)
+        return NULL;
     switch (n->kind) {
     case NB_NODE_INPUT: return "input";
     case NB_NODE_PARAM: return "param";
@@ -819,6 +838,8 @@ const char *nb_node_op_name(const nb_node *n)
 
 const char *nb_node_name(const nb_node *n)
 {
+    if (!n)
+        return NULL;
     struct nb_node_cold *cold = nb_node_cold_get(n);
     if (cold && cold->name)
         return cold->name;

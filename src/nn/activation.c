@@ -16,7 +16,15 @@
  * checks each name against the op list, so the two cannot drift. */
 static nb_node *act_linear(nb_graph *g, nb_node *x, double p)
 {
-    (void)g, (void)p;
+    (void)p;
+    /* No node is made, so no constructor checks that x is g's: the
+     * identity must refuse a foreign node as every constructor does. */
+    if (nb_node_graph(x) != g) {
+        nb_graph_set_error(g, NB_ERR_ARG,
+                           "activate linear: node '%s' belongs to another "
+                           "graph", nb_node_name(x));
+        return NULL;
+    }
     return x;
 }
 #define PLAIN(op)                                                             \
