@@ -300,13 +300,10 @@ static int draw_units(nb_graph *g, const nb_mlp *net, const options *o,
     const int layers = net->n_layers; /* hidden layers + the output row */
     if (eval_grid(g, net, res) != 0)
         return -1;
-    int tiles = 0, rows = 0;
-    for (int l = 0; l < layers; l++) {
-        int64_t w = nb_tensor_dim(
+    int tiles = 0;
+    for (int l = 0; l < layers; l++)
+        tiles += (int)nb_tensor_dim(
             nb_node_value(l < layers - 1 ? net->hidden[l] : net->output), 1);
-        tiles += (int)w;
-        rows += (int)((w + TILES_PER_ROW - 1) / TILES_PER_ROW);
-    }
     pl_panel *panel = calloc((size_t)tiles + 1, sizeof *panel);
     unsigned char *img =
         malloc(3 * (size_t)res * res * (size_t)tiles + 3 * 256);
