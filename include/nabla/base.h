@@ -10,6 +10,13 @@
  *   `nb_status *` as its last argument, returns NULL or a negative code,
  *   and fills the status with the same code and a message. The status may
  *   be NULL when the caller wants only the code.
+ *
+ * NULL is never a crash: every public function takes NULL for any pointer
+ * argument. A call that does something returns NULL or a negative code
+ * (with a message on the graph or status when it was given one); a getter
+ * returns an empty value (0, false, NaN, NULL: each header says which); a
+ * function that returns nothing does nothing. tests/test_api_null.c checks
+ * this for every exported function.
  */
 #ifndef NABLA_BASE_H
 #define NABLA_BASE_H
