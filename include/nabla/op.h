@@ -201,7 +201,8 @@ NB_API int64_t nb_broadcast_index(const nb_tensor *t, const nb_tensor *out,
 NB_API int nb_reduce_broadcast_add(const nb_tensor *g, nb_tensor *acc);
 
 /** y = exp(x) over n floats (SLEEF, the instruction set picked at run time;
- * y may be x). The other nb_vmath_ functions take the same arguments. */
+ * y may be x; NULL x or y does nothing). The other nb_vmath_ functions take
+ * the same arguments. */
 NB_API void nb_vmath_exp_f32(int64_t n, const float *x, float *y);
 /** y = exp(x), doubles. */
 NB_API void nb_vmath_exp_f64(int64_t n, const double *x, double *y);

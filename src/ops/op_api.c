@@ -66,14 +66,17 @@ int nb_reduce_broadcast_add(const nb_tensor *g, nb_tensor *acc)
     return NB_OK;
 }
 
+/* NULL arrays (or n <= 0) do nothing, as every public call takes NULL. */
 #define VMATH(name)                                                           \
     void nb_vmath_##name##_f32(int64_t n, const float *x, float *y)           \
     {                                                                         \
-        nb_vm_##name##_f32(n, x, y);                                          \
+        if (x && y && n > 0)                                                  \
+            nb_vm_##name##_f32(n, x, y);                                      \
     }                                                                         \
     void nb_vmath_##name##_f64(int64_t n, const double *x, double *y)         \
     {                                                                         \
-        nb_vm_##name##_f64(n, x, y);                                          \
+        if (x && y && n > 0)                                                  \
+            nb_vm_##name##_f64(n, x, y);                                      \
     }
 VMATH(exp)
 VMATH(log)
