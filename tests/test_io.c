@@ -240,9 +240,9 @@ static void test_roundtrip(void)
     /* A subset in a chosen order; loading a subset ignores extra tensors. */
     CHECK(nb_save_params(g, path2, 2, (nb_node *[]){p[1], p[0]}) == NB_OK, "%s",
           nb_graph_error(g));
-    char err[512];
-    nb_st_file *f = nb_st_open(path2, err, sizeof err);
-    CHECK(f && nb_st_count(f) == 2, "%s", err);
+    nb_status st = {0};
+    nb_st_file *f = nb_st_open(path2, &st);
+    CHECK(f && nb_st_count(f) == 2, "%s", st.message);
     CHECK(f && strcmp(nb_st_name(f, 0), "B") == 0 &&
               strcmp(nb_st_name(f, 1), "A") == 0,
           "order given");
@@ -261,10 +261,11 @@ static void test_roundtrip(void)
 
 static void test_st_api(void)
 {
-    char path[256], err[512];
+    char path[256];
+    nb_status st = {0};
     path_of(path, "params.safetensors"); /* from test_roundtrip */
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
-    CHECK(f != NULL, "%s", err);
+    nb_st_file *f = nb_st_open(path, &st);
+    CHECK(f != NULL, "%s", st.message);
     if (!f)
         return;
     CHECK(nb_st_count(f) == 5, "count %d", nb_st_count(f));
@@ -284,21 +285,21 @@ static void test_st_api(void)
           "no metadata");
     /* D is F32 (k = 3): into f64 the values are exact. */
     nb_tensor *t = nb_tensor_new(NB_F64, 1, SHAPE(6));
-    CHECK(nb_st_read(f, 3, t, err, sizeof err) == NB_OK, "%s", err);
+    CHECK(nb_st_read(f, 3, t, &st) == NB_OK, "%s", st.message);
     for (int i = 0; i < 6; i++)
         CHECK(nb_tensor_get(t, i) == formula(3, i, NB_F32), "D[%d]", i);
     /* E (F64, k = 4) into f32 rounds. */
     nb_tensor *t2 = nb_tensor_new(NB_F32, 1, SHAPE(2));
-    CHECK(nb_st_read(f, 4, t2, err, sizeof err) == NB_OK, "%s", err);
+    CHECK(nb_st_read(f, 4, t2, &st) == NB_OK, "%s", st.message);
     for (int i = 0; i < 2; i++)
         CHECK(nb_tensor_f32(t2)[i] == (float)formula(4, i, NB_F64), "E[%d]", i);
-    CHECK(nb_st_read(f, 0, t2, err, sizeof err) == NB_ERR_ARG &&
-              strstr(err, "has 12 elements, the destination 2") &&
-              strstr(err, path),
-          "%s", err);
-    CHECK(nb_st_read(f, 9, t2, err, sizeof err) == NB_ERR_ARG &&
-              strstr(err, "out of range"),
-          "%s", err);
+    CHECK(nb_st_read(f, 0, t2, &st) == NB_ERR_ARG &&
+              strstr(st.message, "has 12 elements, the destination 2") &&
+              strstr(st.message, path),
+          "%s", st.message);
+    CHECK(nb_st_read(f, 9, t2, &st) == NB_ERR_ARG &&
+              strstr(st.message, "out of range"),
+          "%s", st.message);
     nb_tensor_free(t);
     nb_tensor_free(t2);
     nb_st_close(f);
@@ -311,11 +312,11 @@ static void test_st_api(void)
     const char *names[] = {"empty", "tab\there \"q\" \\ \xc3\xa9"};
     const nb_tensor *ts[] = {x, y};
     const char *keys[] = {"k1", "k2"}, *vals[] = {"v1", "line\nbreak"};
-    CHECK(nb_st_save(path, 2, names, ts, 2, keys, vals, err, sizeof err) ==
+    CHECK(nb_st_save(path, 2, names, ts, 2, keys, vals, &st) ==
               NB_OK,
-          "%s", err);
-    f = nb_st_open(path, err, sizeof err);
-    CHECK(f != NULL, "%s", err);
+          "%s", st.message);
+    f = nb_st_open(path, &st);
+    CHECK(f != NULL, "%s", st.message);
     if (f) {
         CHECK(nb_st_find(f, names[1]) == 1, "escaped name round trip");
         CHECK(nb_st_rank(f, 0) == 2 && nb_st_shape(f, 0)[0] == 0, "empty");
@@ -325,27 +326,27 @@ static void test_st_api(void)
                   nb_st_metadata_key(f, 2) == NULL,
               "metadata keys");
         nb_tensor *z = nb_tensor_new(NB_F64, 1, SHAPE(2));
-        CHECK(nb_st_read(f, 1, z, err, sizeof err) == NB_OK && same_bits(y, z),
-              "%s", err);
+        CHECK(nb_st_read(f, 1, z, &st) == NB_OK && same_bits(y, z),
+              "%s", st.message);
         nb_tensor_free(z);
         nb_st_close(f);
     }
     /* Refused names. */
     const char *dup[] = {"a", "a"};
-    CHECK(nb_st_save(path, 2, dup, ts, 0, NULL, NULL, err, sizeof err) < 0 &&
-              strstr(err, "duplicate name 'a'"),
-          "%s", err);
+    CHECK(nb_st_save(path, 2, dup, ts, 0, NULL, NULL, &st) < 0 &&
+              strstr(st.message, "duplicate name 'a'"),
+          "%s", st.message);
     const char *meta[] = {"__metadata__"};
-    CHECK(nb_st_save(path, 1, meta, ts, 0, NULL, NULL, err, sizeof err) < 0 &&
-              strstr(err, "__metadata__"),
-          "%s", err);
+    CHECK(nb_st_save(path, 1, meta, ts, 0, NULL, NULL, &st) < 0 &&
+              strstr(st.message, "__metadata__"),
+          "%s", st.message);
     const char *bad[] = {"bad\xff"};
-    CHECK(nb_st_save(path, 1, bad, ts, 0, NULL, NULL, err, sizeof err) < 0 &&
-              strstr(err, "UTF-8"),
-          "%s", err);
+    CHECK(nb_st_save(path, 1, bad, ts, 0, NULL, NULL, &st) < 0 &&
+              strstr(st.message, "UTF-8"),
+          "%s", st.message);
     /* The earlier good file survived all three. */
-    f = nb_st_open(path, err, sizeof err);
-    CHECK(f && nb_st_count(f) == 2, "%s", err);
+    f = nb_st_open(path, &st);
+    CHECK(f && nb_st_count(f) == 2, "%s", st.message);
     nb_st_close(f);
     nb_tensor_free(x);
     nb_tensor_free(y);
@@ -387,7 +388,8 @@ static const char *find_python(char *script, size_t len)
 
 static void test_python(void)
 {
-    char script[512], cmd[1200], path[256], err[512];
+    char script[512], cmd[1200], path[256];
+    nb_status st = {0};
     const char *python = find_python(script, sizeof script);
     if (!python)
         return;
@@ -420,8 +422,8 @@ static void test_python(void)
                                     "d\xc3\xa9"};
     const char *vals[] = {"nabla test", "v\xc3\xa4rde \"q\"\n"};
     CHECK(nb_st_save(path, NS, names, (const nb_tensor *const *)ts, 2, keys,
-                     vals, err, sizeof err) == NB_OK,
-          "%s", err);
+                     vals, &st) == NB_OK,
+          "%s", st.message);
     for (int k = 0; k < NS; k++)
         nb_tensor_free(ts[k]);
     snprintf(cmd, sizeof cmd, "%s '%s' check '%s'", python, script, path);
@@ -431,8 +433,8 @@ static void test_python(void)
     path_of(path, "from_py.safetensors");
     snprintf(cmd, sizeof cmd, "%s '%s' write '%s'", python, script, path);
     CHECK(system(cmd) == 0, "python write failed");
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
-    CHECK(f != NULL, "%s", err);
+    nb_st_file *f = nb_st_open(path, &st);
+    CHECK(f != NULL, "%s", st.message);
     if (!f)
         return;
     CHECK(nb_st_count(f) == 9, "count %d", nb_st_count(f));
@@ -455,7 +457,7 @@ static void test_python(void)
         CHECK(strcmp(nb_st_dtype(f, i), want[w].dtype) == 0, "dtype");
         nb_dtype dt = want[w].dtype[1] == '3' ? NB_F32 : NB_F64;
         nb_tensor *t = nb_tensor_new(dt, 1, (int64_t[]){want[w].count});
-        CHECK(nb_st_read(f, i, t, err, sizeof err) == NB_OK, "%s", err);
+        CHECK(nb_st_read(f, i, t, &st) == NB_OK, "%s", st.message);
         for (int64_t e = 0; e < want[w].count; e++)
             CHECK(nb_tensor_get(t, e) == formula(want[w].k, e, dt),
                   "%s[%lld] = %.17g", want[w].name, (long long)e,
@@ -475,8 +477,8 @@ static void test_python(void)
     for (int c = 0; c < 4; c++) {
         int i = nb_st_find(f, conv[c].name);
         nb_tensor *t = nb_tensor_new(NB_F64, 1, (int64_t[]){conv[c].count});
-        CHECK(i >= 0 && nb_st_read(f, i, t, err, sizeof err) == NB_OK, "%s: %s",
-              conv[c].name, err);
+        CHECK(i >= 0 && nb_st_read(f, i, t, &st) == NB_OK, "%s: %s",
+              conv[c].name, st.message);
         for (int64_t e = 0; e < conv[c].count; e++)
             CHECK(nb_tensor_get(t, e) == conv[c].v[e], "%s[%lld] = %g",
                   conv[c].name, (long long)e, nb_tensor_get(t, e));
@@ -545,17 +547,17 @@ static void craft_data(const char *path, const char *header,
 
 static void expect_refused(const char *path, const char *fragment, int line)
 {
-    char err[512] = "";
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
+    nb_status st = {0};
+    nb_st_file *f = nb_st_open(path, &st);
     if (f) {
         nb_st_close(f);
         CHECK(0, "line %d: opened a hostile file, expected '%s'", line,
               fragment);
         return;
     }
-    CHECK(strstr(err, fragment) != NULL, "line %d: '%s' lacks '%s'", line, err,
+    CHECK(strstr(st.message, fragment) != NULL, "line %d: '%s' lacks '%s'", line, st.message,
           fragment);
-    CHECK(strstr(err, path) != NULL, "line %d: '%s' lacks the path", line, err);
+    CHECK(strstr(st.message, path) != NULL, "line %d: '%s' lacks the path", line, st.message);
     /* The same file through nb_load_params leaves the parameter alone. */
     nb_graph *g = nb_graph_new();
     nb_node *a = nb_param(g, "a", NB_F32, 1, SHAPE(2));
@@ -707,7 +709,8 @@ static void test_hostile(void)
 /* Dtypes other than F32/F64, with hand-computed bit patterns. */
 static void test_conversions(void)
 {
-    char p[256], err[512];
+    char p[256];
+    nb_status st = {0};
     path_of(p, "dtypes.safetensors");
     static const unsigned char data[] = {
         0x80, 0x3f, 0x60, 0xc0,             /* BF16 1.0, -3.5 */
@@ -727,8 +730,8 @@ static void test_conversions(void)
         T1("f8", "F8_E5M2", "[1]", "[18,19]") "}";
     /* clang-format on */
     craft_data(p, header, data, sizeof data);
-    nb_st_file *f = nb_st_open(p, err, sizeof err);
-    CHECK(f != NULL, "%s", err);
+    nb_st_file *f = nb_st_open(p, &st);
+    CHECK(f != NULL, "%s", st.message);
     if (!f)
         return;
     struct {
@@ -742,18 +745,18 @@ static void test_conversions(void)
                 {"i32", 1, {-2147483648.0}}};
     for (int w = 0; w < 5; w++) {
         nb_tensor *t = nb_tensor_new(NB_F64, 1, (int64_t[]){want[w].n});
-        CHECK(nb_st_read(f, nb_st_find(f, want[w].name), t, err, sizeof err) ==
+        CHECK(nb_st_read(f, nb_st_find(f, want[w].name), t, &st) ==
                   NB_OK,
-              "%s", err);
+              "%s", st.message);
         for (int i = 0; i < want[w].n; i++)
             CHECK(nb_tensor_get(t, i) == want[w].v[i], "%s[%d] = %g",
                   want[w].name, i, nb_tensor_get(t, i));
         nb_tensor_free(t);
     }
     nb_tensor *t = nb_tensor_new(NB_F32, 1, SHAPE(1));
-    CHECK(nb_st_read(f, nb_st_find(f, "f8"), t, err, sizeof err) < 0 &&
-              strstr(err, "cannot convert dtype F8_E5M2"),
-          "%s", err);
+    CHECK(nb_st_read(f, nb_st_find(f, "f8"), t, &st) < 0 &&
+              strstr(st.message, "cannot convert dtype F8_E5M2"),
+          "%s", st.message);
     nb_tensor_free(t);
     nb_st_close(f);
 
@@ -786,10 +789,10 @@ static uint64_t next_rand(void)
 
 static void exercise(const char *path, nb_graph *g, int *opened)
 {
-    char err[512];
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
+    nb_status st = {0};
+    nb_st_file *f = nb_st_open(path, &st);
     if (!f) {
-        CHECK(err[0] != '\0', "a refusal has a message");
+        CHECK(st.message[0] != '\0', "a refusal has a message");
         return;
     }
     (*opened)++;
@@ -809,7 +812,7 @@ static void exercise(const char *path, nb_graph *g, int *opened)
             continue;
         nb_tensor *t = nb_tensor_new(NB_F64, 1, &count);
         if (t) {
-            nb_st_read(f, i, t, err, sizeof err);
+            nb_st_read(f, i, t, &st);
             nb_tensor_free(t);
         }
         nb_st_find(f, nb_st_name(f, i));
@@ -824,7 +827,8 @@ static void exercise(const char *path, nb_graph *g, int *opened)
 
 static void test_fuzz(void)
 {
-    char path[256], fpath[256], err[512];
+    char path[256], fpath[256];
+    nb_status st = {0};
     path_of(path, "fuzz_base.safetensors");
     path_of(fpath, "fuzz.safetensors");
     nb_tensor *a = nb_tensor_new(NB_F32, 2, SHAPE(2, 3));
@@ -835,9 +839,9 @@ static void test_fuzz(void)
     const char *names[] = {"w", "b\xc3\xa9", "c\\"};
     const nb_tensor *ts[] = {a, b, c};
     const char *keys[] = {"epoch"}, *vals[] = {"12"};
-    CHECK(nb_st_save(path, 3, names, ts, 1, keys, vals, err, sizeof err) ==
+    CHECK(nb_st_save(path, 3, names, ts, 1, keys, vals, &st) ==
               NB_OK,
-          "%s", err);
+          "%s", st.message);
     nb_tensor_free(a);
     nb_tensor_free(b);
     nb_tensor_free(c);
@@ -1200,19 +1204,18 @@ static void test_checkpoint(void)
     const char *names[] = {"p"};
     const nb_tensor *ts[] = {t};
     const char *keys[] = {"format", "format_version", "epoch", "rng_state"};
-    const char *bad_rng[] = {"nabla.checkpoint", "1", "3", "12 zz 1 1"};
-    const char *bad_epoch[] = {"nabla.checkpoint", "1", "3x", "1 2 3 4"};
+    const char *bad_rng[] = {"nabla.checkpoint", "2", "3", "12 zz 1 1"};
+    const char *bad_epoch[] = {"nabla.checkpoint", "2", "3x", "1 2 3 4"};
     const char *bad_version[] = {"nabla.checkpoint", "9", "3", "1 2 3 4"};
-    const char *zero_rng[] = {"nabla.checkpoint", "1", "3", "0 0 0 0"};
+    const char *zero_rng[] = {"nabla.checkpoint", "2", "3", "0 0 0 0"};
     const char *const *cases[] = {bad_rng, bad_epoch, bad_version, zero_rng};
     const char *frag[] = {"rng_state", "epoch", "version '9'", "all zero"};
-    char err[512];
+    nb_status st = {0};
     g = nb_graph_new();
     nb_node *pp = nb_param(g, "p", NB_F64, 1, SHAPE(1));
     for (int c = 0; c < 4; c++) {
-        CHECK(nb_st_save(path, 1, names, ts, 4, keys, cases[c], err,
-                         sizeof err) == NB_OK,
-              "%s", err);
+        CHECK(nb_st_save(path, 1, names, ts, 4, keys, cases[c], &st) == NB_OK,
+              "%s", st.message);
         nb_tensor_fill(nb_node_value(pp), 9);
         CHECK(nb_checkpoint_load(g, NULL, NULL, path) < 0, "case %d", c);
         CHECK_ERROR(g, frag[c]);
