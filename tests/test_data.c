@@ -22,17 +22,26 @@
 #include <omp.h>
 #endif
 
+#include <float.h>
+
 #include "test_util.h"
 
 /* ---- an allocator that counts, to prove feeding allocates nothing ---- */
 
 static long alloc_count;
+/* When alloc_cap is not 0, a request above it fails; alloc_largest records
+ * the largest request seen. */
+static size_t alloc_cap, alloc_largest;
 
 static void *count_alloc(size_t size, size_t align, void *user)
 {
     (void)user;
     void *p = NULL;
     alloc_count++;
+    if (size > alloc_largest)
+        alloc_largest = size;
+    if (alloc_cap && size > alloc_cap)
+        return NULL;
     return posix_memalign(&p, align, size ? size : align) == 0 ? p : NULL;
 }
 
@@ -1199,6 +1208,116 @@ static void remove_scratch_dir(void)
         rmdir(scratch_dir);
 }
 
+/* A first line of 46,339 commas (46,340 fields) then 46,339 lines of "0":
+ * 139 KB that once made the reader zero-fill a 46340 x 46340 tensor before
+ * finding line 2 short. Memory must stay a small multiple of the file. */
+static void test_csv_bounded(void)
+{
+    enum { N = 46339 };
+    size_t size = (size_t)N + 1 + 2 * (size_t)N;
+    char *text = malloc(size + 1);
+    CHECK(text != NULL, "malloc");
+    if (!text)
+        return;
+    memset(text, ',', N);
+    text[N] = '\n';
+    for (size_t i = 0; i < N; i++)
+        memcpy(text + N + 1 + 2 * i, "0\n", 2);
+    text[size] = '\0';
+    write_bytes("c_wide.csv", text, size);
+    free(text);
+    const char *sizes[] = {"f32", "f64"};
+    for (int d = 0; d < 2; d++) {
+        nb_csv_options o = csv_opts(0, false, NULL, -1, d ? NB_F64 : NB_F32);
+        nb_status st = {0};
+        alloc_largest = 0;
+        alloc_cap = 64 * size;
+        nb_tensor *x = nb_csv_read("c_wide.csv", &o, NULL, &st);
+        alloc_cap = 0;
+        CHECK(x == NULL && st.code == NB_ERR_IO &&
+                  has(st.message, "c_wide.csv") && has(st.message, "line "),
+              "%s: code %d '%s'", sizes[d], st.code, st.message);
+        CHECK(alloc_largest <= 64 * size,
+              "%s: an allocation of %zu bytes for a file of %zu", sizes[d],
+              alloc_largest, size);
+        nb_tensor_free(x);
+    }
+    /* A valid file with a wide first line still reads. */
+    write_text("c_wide_ok.csv", "1,2,3\n4,5,6\n");
+    nb_csv_options o = csv_opts(0, false, NULL, -1, NB_F32);
+    nb_tensor *x = nb_csv_read("c_wide_ok.csv", &o, NULL, NULL);
+    CHECK(x && nb_tensor_dim(x, 0) == 2 && nb_tensor_dim(x, 1) == 3,
+          "2 x 3");
+    nb_tensor_free(x);
+    /* A short line after good ones is still reported at its line. */
+    write_text("c_short_late.csv", "1,2\n3,4\n5\n6,7\n");
+    CHECK_CSV_FAILS("c_short_late.csv", &o, "line 3, column 2",
+                    "missing field");
+    /* A number error before the uneven line comes first. */
+    write_text("c_bad_then_short.csv", "1,2\n3,x\n5\n");
+    CHECK_CSV_FAILS("c_bad_then_short.csv", &o, "line 2, column 2",
+                    "not a number");
+}
+
+/* Read as f32, a value beyond the f32 range is an error naming the line
+ * and column; as f64 it is a value. */
+static void test_csv_range(void)
+{
+    write_text("c_big.csv", "1,2\n3,1e300\n");
+    nb_csv_options o = csv_opts(0, false, NULL, -1, NB_F32);
+    CHECK_CSV_FAILS("c_big.csv", &o, "line 2, column 2", "1e300",
+                    "range of f32");
+    write_text("c_big_label.csv", "-1e39,2\n");
+    o = csv_opts(0, false, NULL, 0, NB_F32);
+    CHECK_CSV_FAILS("c_big_label.csv", &o, "line 1, column 1", "f32");
+    o = csv_opts(0, false, NULL, -1, NB_F64);
+    nb_status st = {0};
+    nb_tensor *x = nb_csv_read("c_big.csv", &o, NULL, &st);
+    CHECK(x && nb_tensor_get(x, 3) == 1e300, "f64 reads 1e300: %s",
+          st.message);
+    nb_tensor_free(x);
+    /* Just above FLT_MAX rounds to it; tiny values round to zero. */
+    write_text("c_edge.csv", "3.4028235e38,1e-50\n");
+    o = csv_opts(0, false, NULL, -1, NB_F32);
+    x = nb_csv_read("c_edge.csv", &o, NULL, &st);
+    CHECK(x && nb_tensor_get(x, 0) == (double)FLT_MAX &&
+              nb_tensor_get(x, 1) == 0,
+          "edges: %s", st.message);
+    nb_tensor_free(x);
+}
+
+/* NaN or infinity in the data is reported with its column and row, as is
+ * a column whose sum overflows. */
+static void test_stats_nonfinite(void)
+{
+    nb_tensor *x = nb_tensor_new(NB_F32, 2, SHAPE(3, 2));
+    double mean[2], sd[2];
+    nb_status st = {0};
+    nb_tensor_copy_from_f64(x, (const double[]){1, 2, 3, 4, 5, NAN}, 6);
+    CHECK(nb_data_column_stats(x, mean, sd, &st) == NB_ERR_NONFINITE &&
+              st.code == NB_ERR_NONFINITE && has(st.message, "column 1") &&
+              has(st.message, "row 2") && has(st.message, "nan"),
+          "NaN: '%s'", st.message);
+    nb_tensor_copy_from_f64(x, (const double[]){1, 2, -INFINITY, 4, 5, 6}, 6);
+    CHECK(nb_data_column_stats(x, mean, sd, &st) == NB_ERR_NONFINITE &&
+              has(st.message, "column 0") && has(st.message, "row 1") &&
+              has(st.message, "inf"),
+          "inf: '%s'", st.message);
+    CHECK(nb_data_column_stats(x, mean, sd, NULL) == NB_ERR_NONFINITE,
+          "without a status");
+    nb_tensor *big = nb_tensor_new(NB_F64, 2, SHAPE(2, 1));
+    nb_tensor_copy_from_f64(big, (const double[]){1e308, 1e308}, 2);
+    CHECK(nb_data_column_stats(big, mean, sd, &st) == NB_ERR_NONFINITE &&
+              has(st.message, "column 0") && has(st.message, "overflows"),
+          "overflow: '%s'", st.message);
+    nb_tensor_copy_from_f64(x, (const double[]){1, 2, 3, 4, 5, 6}, 6);
+    CHECK(nb_data_column_stats(x, mean, sd, &st) == NB_OK && st.code == NB_OK &&
+              st.message[0] == '\0' && mean[0] == 3 && mean[1] == 4,
+          "finite data: '%s'", st.message);
+    nb_tensor_free(x);
+    nb_tensor_free(big);
+}
+
 int main(void)
 {
     if (enter_scratch_dir() != 0)
@@ -1211,7 +1330,10 @@ int main(void)
     test_load_idx();
     test_csv();
     test_csv_fuzz();
+    test_csv_bounded();
+    test_csv_range();
     test_transforms();
+    test_stats_nonfinite();
     test_shuffle();
     test_gather_feed();
     test_feed_large();

@@ -13,14 +13,21 @@
  *   short by RLIMIT_FSIZE leave the old file intact and no temporary file.
  * - Checkpoint resume: Adam + dropout + shuffled batches trained N steps
  *   straight equals k steps, checkpoint, rebuild, load, N - k more steps,
- *   bit for bit; mismatched graphs/optimisers are refused unchanged.
+ *   bit for bit; mismatched graphs/optimisers are refused unchanged, and so
+ *   is every differing hyper-parameter, named with both values.
+ * - F64 values beyond the f32 range refused when loaded into f32; stale
+ *   temporary files of dead processes removed by the next save; running
+ *   out of memory anywhere in a load or a save is NB_ERR_NOMEM with the
+ *   old file intact.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -965,6 +972,187 @@ static void test_atomic(void)
     nb_graph_free(g);
 }
 
+/* ---- narrowing, stale temporary files, running out of memory ---- */
+
+static void test_narrowing(void)
+{
+    char path[256];
+    path_of(path, "wide.safetensors");
+    nb_status st = {0};
+    nb_tensor *wide = nb_tensor_new(NB_F64, 1, SHAPE(5));
+    /* 3.4028235e38 is above FLT_MAX but rounds to it: in range. */
+    nb_tensor_copy_from_f64(wide,
+                            (const double[]){1, -2, 1e300, 3.4028235e38,
+                                             INFINITY},
+                            5);
+    const char *names[] = {"w"};
+    const nb_tensor *ts[] = {wide};
+    CHECK(nb_st_save(path, 1, names, ts, 0, NULL, NULL, &st) == NB_OK, "%s",
+          st.message);
+
+    nb_graph *g = nb_graph_new();
+    nb_node *w = nb_param(g, "w", NB_F32, 1, SHAPE(5));
+    nb_tensor_fill(nb_node_value(w), 7);
+    CHECK(nb_load_params(g, path, 0, NULL) == NB_ERR_IO, "1e300 into f32");
+    CHECK_ERROR(g, path, "tensor 'w'", "element 2", "1e+300", "f32");
+    CHECK(nb_tensor_get(nb_node_value(w), 0) == 7, "w untouched");
+
+    nb_st_file *f = nb_st_open(path, &st);
+    CHECK(f != NULL, "%s", st.message);
+    nb_tensor *narrow = nb_tensor_new(NB_F32, 1, SHAPE(5));
+    nb_tensor_fill(narrow, 7);
+    CHECK(nb_st_read(f, 0, narrow, &st) == NB_ERR_IO &&
+              st.code == NB_ERR_IO && strstr(st.message, "element 2") &&
+              strstr(st.message, path),
+          "%s", st.message);
+    CHECK(nb_tensor_get(narrow, 0) == 7, "dst untouched");
+    nb_tensor *back = nb_tensor_new(NB_F64, 1, SHAPE(5));
+    CHECK(nb_st_read(f, 0, back, &st) == NB_OK && nb_tensor_get(back, 2) == 1e300,
+          "f64 keeps 1e300: %s", st.message);
+    nb_st_close(f);
+
+    /* Without the out-of-range value everything loads, and the value just
+     * above FLT_MAX rounds to it while infinity stays data. */
+    nb_tensor_set(wide, 2, -1e30);
+    CHECK(nb_st_save(path, 1, names, ts, 0, NULL, NULL, &st) == NB_OK, "%s",
+          st.message);
+    CHECK(nb_load_params(g, path, 0, NULL) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_tensor_get(nb_node_value(w), 3) == (double)FLT_MAX &&
+              isinf(nb_tensor_get(nb_node_value(w), 4)) &&
+              nb_tensor_get(nb_node_value(w), 2) == (double)-1e30f,
+          "rounded values");
+    nb_tensor_free(wide);
+    nb_tensor_free(narrow);
+    nb_tensor_free(back);
+    nb_graph_free(g);
+}
+
+static bool exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static void test_stale_temps(void)
+{
+    char path[256], dead_tmp[300], live_tmp[300], other_tmp[300], odd[300];
+    path_of(path, "stale.safetensors");
+    /* A pid that certainly names no process: a child that has been reaped. */
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    CHECK(dead > 0 && waitpid(dead, NULL, 0) == dead, "fork");
+    pid_t live = getppid();
+    snprintf(dead_tmp, sizeof dead_tmp, "%s.tmp.%ld", path, (long)dead);
+    snprintf(live_tmp, sizeof live_tmp, "%s.tmp.%ld", path, (long)live);
+    snprintf(other_tmp, sizeof other_tmp, DIR_ "/other.safetensors.tmp.%ld",
+             (long)dead);
+    snprintf(odd, sizeof odd, "%s.tmp.12x", path);
+    const char *junk = "half a file";
+    write_all(dead_tmp, junk, strlen(junk));
+    write_all(live_tmp, junk, strlen(junk));
+    write_all(other_tmp, junk, strlen(junk));
+    write_all(odd, junk, strlen(junk));
+
+    nb_tensor *t = nb_tensor_new(NB_F32, 1, SHAPE(3));
+    const char *names[] = {"t"};
+    const nb_tensor *ts[] = {t};
+    nb_status st = {0};
+    CHECK(nb_st_save(path, 1, names, ts, 0, NULL, NULL, &st) == NB_OK, "%s",
+          st.message);
+    CHECK(!exists(dead_tmp), "the dead process's %s is removed", dead_tmp);
+    CHECK(exists(live_tmp), "a live process's temporary file is kept");
+    CHECK(exists(other_tmp), "another file's temporary file is kept");
+    CHECK(exists(odd), "a name that holds no pid is kept");
+    remove(live_tmp);
+    remove(other_tmp);
+    remove(odd);
+    nb_tensor_free(t);
+}
+
+/* Fails the fail_at-th allocation through the hook (counting from 1). */
+static long alloc_count, fail_at;
+
+static void *failing_alloc(size_t size, size_t align, void *user)
+{
+    (void)user;
+    void *p = NULL;
+    if (++alloc_count == fail_at)
+        return NULL;
+    return posix_memalign(&p, align, size) == 0 ? p : NULL;
+}
+
+static void plain_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+static void test_out_of_memory(void)
+{
+    char path[256];
+    path_of(path, "nomem.safetensors");
+    nb_tensor *a = nb_tensor_new(NB_F32, 2, SHAPE(2, 3));
+    nb_tensor *b = nb_tensor_new(NB_F64, 1, SHAPE(4));
+    fill(a, 1);
+    fill(b, 2);
+    const char *names[] = {"a", "b"};
+    const nb_tensor *ts[] = {a, b};
+    const char *keys[] = {"k"}, *vals[] = {"v"};
+    nb_status st = {0};
+    CHECK(nb_st_save(path, 2, names, ts, 1, keys, vals, &st) == NB_OK, "%s",
+          st.message);
+    size_t len0;
+    unsigned char *before = read_all(path, &len0);
+
+    /* Every allocation of an open in turn: NB_ERR_NOMEM each time, among
+     * them the JSON parser's. */
+    const nb_allocator failing = {failing_alloc, plain_free, NULL};
+    bool json_seen = false, opened = false;
+    for (fail_at = 1; fail_at < 200 && !opened; fail_at++) {
+        alloc_count = 0;
+        nb_set_allocator(&failing);
+        nb_st_file *f = nb_st_open(path, &st);
+        nb_set_allocator(NULL);
+        opened = f != NULL;
+        if (!f) {
+            CHECK(st.code == NB_ERR_NOMEM && strstr(st.message, path),
+                  "allocation %ld of an open: code %d '%s'", fail_at, st.code,
+                  st.message);
+            json_seen = json_seen || strstr(st.message, "JSON");
+        }
+        nb_st_close(f);
+    }
+    CHECK(opened && json_seen, "opened %d, the JSON parser failed %d", opened,
+          json_seen);
+
+    /* Every allocation of a save in turn: NB_ERR_NOMEM, the old file
+     * intact and no temporary file, until the save succeeds. */
+    fill(a, 3);
+    bool saved = false;
+    for (fail_at = 1; fail_at < 200 && !saved; fail_at++) {
+        alloc_count = 0;
+        nb_set_allocator(&failing);
+        int rc = nb_st_save(path, 2, names, ts, 1, keys, vals, &st);
+        nb_set_allocator(NULL);
+        saved = rc == NB_OK;
+        if (!saved) {
+            size_t len1;
+            unsigned char *after = read_all(path, &len1);
+            CHECK(rc == NB_ERR_NOMEM && st.code == rc,
+                  "allocation %ld of a save: %d '%s'", fail_at, rc,
+                  st.message);
+            CHECK(after && len1 == len0 && memcmp(after, before, len0) == 0,
+                  "allocation %ld of a save changed the file", fail_at);
+            free(after);
+        }
+        CHECK(count_temp_files() == 0, "no temporary file");
+    }
+    CHECK(saved, "the save succeeds once no allocation fails");
+    free(before);
+    nb_tensor_free(a);
+    nb_tensor_free(b);
+}
+
 /* ---- checkpoints ---- */
 
 enum { N_SAMPLES = 40, N_IN = 4, N_HID = 16, N_OUT = 3, BATCH = 8 };
@@ -1225,6 +1413,59 @@ static void test_checkpoint(void)
     nb_tensor_free(t);
 }
 
+/* A checkpoint saved with one configuration is refused by an optimiser
+ * configured otherwise, naming the field and both values; the parameter
+ * stays as it was. */
+static void test_checkpoint_config(void)
+{
+    char path[256];
+    path_of(path, "config.ckpt.safetensors");
+    const nb_optim_config adam = {.kind = NB_OPTIM_ADAM};
+    const nb_optim_config sgd = {.kind = NB_OPTIM_SGD, .momentum = 0.9};
+    const struct {
+        nb_optim_config saved, loaded;
+        const char *field, *was, *now;
+    } cases[] = {
+        {adam, {.kind = NB_OPTIM_ADAM, .beta1 = 0.5}, "beta1", "beta1 0.9",
+         "this one 0.5"},
+        {adam, {.kind = NB_OPTIM_ADAM, .beta2 = 0.9}, "beta2", "beta2 0.999",
+         "this one 0.9"},
+        {adam, {.kind = NB_OPTIM_ADAM, .weight_decay = 0.1}, "weight_decay",
+         "weight_decay 0,", "this one 0.1"},
+        {adam, {.kind = NB_OPTIM_ADAM, .clip_norm = 1}, "clip_norm",
+         "clip_norm 0,", "this one 1 "},
+        {adam, {.kind = NB_OPTIM_ADAM, .eps = 1e-6}, "eps", "eps 1e-08",
+         "this one 9.99999"},
+        {sgd, {.kind = NB_OPTIM_SGD, .momentum = 0.1}, "momentum",
+         "momentum 0.9", "this one 0.1"},
+        {sgd, {.kind = NB_OPTIM_SGD, .momentum = 0.9, .nesterov = true},
+         "nesterov", "nesterov 0,", "this one 1 "},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        nb_graph *g = nb_graph_new();
+        nb_node *w = nb_param(g, "w", NB_F64, 1, SHAPE(3));
+        nb_tensor_fill(nb_node_value(w), 1);
+        nb_optimizer *o = nb_optimizer_new(g, &cases[c].saved, 0, NULL);
+        CHECK(o && nb_checkpoint_save(g, o, 1, path) == NB_OK, "%s",
+              nb_graph_error(g));
+        nb_optimizer_free(o);
+        /* The same configuration loads. */
+        o = nb_optimizer_new(g, &cases[c].saved, 0, NULL);
+        CHECK(nb_checkpoint_load(g, o, NULL, path) == NB_OK, "case %zu: %s",
+              c, nb_graph_error(g));
+        nb_optimizer_free(o);
+        nb_tensor_fill(nb_node_value(w), 5);
+        o = nb_optimizer_new(g, &cases[c].loaded, 0, NULL);
+        CHECK(o != NULL, "%s", nb_graph_error(g));
+        CHECK(nb_checkpoint_load(g, o, NULL, path) == NB_ERR_ARG, "case %zu",
+              c);
+        CHECK_ERROR(g, path, cases[c].field, cases[c].was, cases[c].now);
+        CHECK(nb_tensor_get(nb_node_value(w), 0) == 5, "w unchanged");
+        nb_optimizer_free(o);
+        nb_graph_free(g);
+    }
+}
+
 int main(void)
 {
     clean_dir(DIR_);
@@ -1237,6 +1478,10 @@ int main(void)
     test_fuzz();
     test_atomic();
     test_checkpoint();
+    test_checkpoint_config();
+    test_narrowing();
+    test_stale_temps();
+    test_out_of_memory();
     if (tu_failed == 0) {
         clean_dir(DIR_);
         rmdir(DIR_);
