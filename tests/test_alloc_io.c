@@ -123,9 +123,10 @@ static void write_gz(const char *path, const void *data, size_t n)
 static void write_inputs(void)
 {
     unsigned char images[16 + 24], labels[8 + 6];
-    memcpy(images, (const unsigned char[]){0, 0, 8, 3, 0, 0, 0, 6, 0, 0, 0, 2,
-                                           0, 0, 0, 2},
-           16);
+    memcpy(
+        images,
+        (const unsigned char[]){0, 0, 8, 3, 0, 0, 0, 6, 0, 0, 0, 2, 0, 0, 0, 2},
+        16);
     for (int i = 0; i < 24; i++)
         images[16 + i] = (unsigned char)(10 * i);
     memcpy(labels, (const unsigned char[]){0, 0, 8, 1, 0, 0, 0, 6}, 8);
@@ -191,8 +192,11 @@ static void exercise(nb_graph *g, nb_node *x, nb_node *y, nb_node *loss,
     nb_model model = {x, y, loss, NULL};
     nb_metrics m;
     CHECK(nb_evaluate(g, &model, &ds, 4, &m) == NB_OK, "%s", nb_graph_error(g));
-    nb_train_config c = {.epochs = 2, .batch_size = 2, .patience = 1,
-                         .progress = NB_PROGRESS_OFF, .csv_path = "log.csv"};
+    nb_train_config c = {.epochs = 2,
+                         .batch_size = 2,
+                         .patience = 1,
+                         .progress = NB_PROGRESS_OFF,
+                         .csv_path = "log.csv"};
     CHECK(nb_train(g, &model, opt, &ds, &b, &c, NULL) == NB_OK, "%s",
           nb_graph_error(g));
     nb_dataset_free(&ds);
@@ -286,9 +290,9 @@ int main(void)
     test_realloc();
     test_status();
     nb_set_allocator(NULL);
-    const char *files[] = {"images.idx",  "labels.idx",         "images.idx.gz",
-                           "labels.idx.gz", "table.csv",        "params.safetensors",
-                           "run.ckpt",    "log.csv"};
+    const char *files[] = {"images.idx",    "labels.idx", "images.idx.gz",
+                           "labels.idx.gz", "table.csv",  "params.safetensors",
+                           "run.ckpt",      "log.csv"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
         remove(files[i]);
     if (chdir("..") == 0)

@@ -130,10 +130,10 @@ static bool has(const char *msg, const char *frag)
     do {                                                                       \
         nb_status s_ = {0};                                                    \
         const char *e_ = s_.message;                                           \
-        nb_tensor *t_ = nb_idx_read(path, NB_F32, &s_);              \
+        nb_tensor *t_ = nb_idx_read(path, NB_F32, &s_);                        \
         CHECK(t_ == NULL, "%s: expected failure", path);                       \
         nb_tensor_free(t_);                                                    \
-        CHECK(s_.code < 0 && has(e_, path), "message '%s' does not name %s",  \
+        CHECK(s_.code < 0 && has(e_, path), "message '%s' does not name %s",   \
               e_, path);                                                       \
         const char *f_[] = {__VA_ARGS__};                                      \
         for (size_t i_ = 0; i_ < sizeof f_ / sizeof *f_; i_++)                 \
@@ -524,12 +524,14 @@ static void test_load_idx(void)
     CHECK(rc != NB_OK && has(st.message, "integer type"), "%s", st.message);
     rc = nb_dataset_load_idx(&ds, "h_magic.idx", "ds_labels.idx", NB_F32, 0,
                              &st);
-    CHECK(rc != NB_OK && has(st.message, "h_magic.idx") && has(st.message, "bad magic"), "%s",
-          st.message);
+    CHECK(rc != NB_OK && has(st.message, "h_magic.idx") &&
+              has(st.message, "bad magic"),
+          "%s", st.message);
     /* Labels as images: rank 1 images become [n, 1]. */
     rc = nb_dataset_load_idx(&ds, "ds_labels.idx", "ds_labels.idx", NB_F32, 0,
                              &st);
-    CHECK(rc == NB_OK && nb_tensor_dim(ds.x, 1) == 1, "rank-1 images: %s", st.message);
+    CHECK(rc == NB_OK && nb_tensor_dim(ds.x, 1) == 1, "rank-1 images: %s",
+          st.message);
     nb_dataset_free(&ds);
 }
 
@@ -578,11 +580,11 @@ static void check_values(const nb_tensor *t, int64_t rows, int64_t cols,
         nb_status s_ = {0};                                                    \
         const char *e_ = s_.message;                                           \
         nb_tensor *l_ = NULL;                                                  \
-        nb_tensor *t_ = nb_csv_read(path, opts, &l_, &s_);           \
+        nb_tensor *t_ = nb_csv_read(path, opts, &l_, &s_);                     \
         CHECK(t_ == NULL && l_ == NULL, "%s: expected failure", path);         \
         nb_tensor_free(t_);                                                    \
         nb_tensor_free(l_);                                                    \
-        CHECK(s_.code < 0 && has(e_, path), "message '%s' does not name %s",  \
+        CHECK(s_.code < 0 && has(e_, path), "message '%s' does not name %s",   \
               e_, path);                                                       \
         const char *f_[] = {__VA_ARGS__};                                      \
         for (size_t i_ = 0; i_ < sizeof f_ / sizeof *f_; i_++)                 \
@@ -626,7 +628,8 @@ static void test_csv(void)
     nb_tensor *sentinel = nb_tensor_new(NB_F32, 1, SHAPE(1));
     y = sentinel; /* must be overwritten with NULL */
     x = nb_csv_read("c_basic.csv", &o, &y, &st);
-    CHECK(x && nb_tensor_dim(x, 1) == 4 && y == NULL, "no label: %s", st.message);
+    CHECK(x && nb_tensor_dim(x, 1) == 4 && y == NULL, "no label: %s",
+          st.message);
     nb_tensor_free(x);
     nb_tensor_free(sentinel);
 
@@ -769,7 +772,8 @@ static void test_transforms(void)
     for (int i = 0; i < 6; i++)
         CHECK_NEAR(nb_tensor_get(x, i), z[i], 1e-15);
     sd[1] = 0;
-    CHECK(nb_data_standardize(x, mean, sd, NULL) == NB_ERR_ARG, "std 0 accepted");
+    CHECK(nb_data_standardize(x, mean, sd, NULL) == NB_ERR_ARG,
+          "std 0 accepted");
     CHECK_NEAR(nb_tensor_get(x, 0), z[0], 1e-15); /* untouched */
 
     nb_tensor *f = nb_tensor_new(NB_F32, 2, SHAPE(2, 2));
@@ -777,7 +781,8 @@ static void test_transforms(void)
     nb_data_scale(f, 1.0 / 255.0);
     CHECK(nb_tensor_get(f, 1) == 1.0f && nb_tensor_get(f, 2) == 0.2f,
           "scale f32");
-    CHECK(nb_data_column_stats(NULL, mean, sd, NULL) == NB_ERR_ARG, "NULL stats");
+    CHECK(nb_data_column_stats(NULL, mean, sd, NULL) == NB_ERR_ARG,
+          "NULL stats");
 
     /* One-hot. */
     nb_tensor *lab = nb_tensor_new(NB_F32, 1, SHAPE(3));
@@ -787,20 +792,18 @@ static void test_transforms(void)
                  "one_hot");
     nb_tensor_free(oh);
     nb_tensor_set(lab, 1, 1.5);
-    CHECK(nb_one_hot(lab, 3, NB_F32, &st) == NULL &&
-              has(st.message, "row 1") && has(st.message, "not an integer"),
+    CHECK(nb_one_hot(lab, 3, NB_F32, &st) == NULL && has(st.message, "row 1") &&
+              has(st.message, "not an integer"),
           "%s", st.message);
     nb_tensor_set(lab, 1, 3);
-    CHECK(nb_one_hot(lab, 3, NB_F32, &st) == NULL &&
-              has(st.message, "row 1") && has(st.message, "out of range [0, 3)"),
+    CHECK(nb_one_hot(lab, 3, NB_F32, &st) == NULL && has(st.message, "row 1") &&
+              has(st.message, "out of range [0, 3)"),
           "%s", st.message);
     nb_tensor_set(lab, 1, -1);
-    CHECK(nb_one_hot(lab, 3, NB_F32, &st) == NULL &&
-              has(st.message, "row 1"),
+    CHECK(nb_one_hot(lab, 3, NB_F32, &st) == NULL && has(st.message, "row 1"),
           "%s", st.message);
     CHECK(nb_one_hot(lab, 0, NB_F32, &st) == NULL, "0 classes");
-    CHECK(nb_one_hot(x, 3, NB_F32, &st) == NULL &&
-              has(st.message, "[3,2]"),
+    CHECK(nb_one_hot(x, 3, NB_F32, &st) == NULL && has(st.message, "[3,2]"),
           "%s", st.message);
 
     /* Argmax: ties go to the first. */
@@ -907,7 +910,8 @@ static void test_gather_feed(void)
               st.code == NB_ERR_ARG && strstr(st.message, "index 4"),
           "index 4 of 4: %s", st.message);
     CHECK(nb_gather_rows(d32, src, neg, 1, NULL) == NB_ERR_ARG, "index -1");
-    CHECK(nb_gather_rows(d32, src, idx, 3, NULL) == NB_ERR_ARG, "3 rows into 2");
+    CHECK(nb_gather_rows(d32, src, idx, 3, NULL) == NB_ERR_ARG,
+          "3 rows into 2");
     CHECK(nb_gather_rows(d32, src, NULL, 5, NULL) == NB_ERR_ARG, "5 rows of 4");
     check_values(d32, 2, 2, (const double[]){0, 1, 10, 11}, "dst untouched");
     nb_tensor *d3 = nb_tensor_new(NB_F32, 2, SHAPE(4, 3));
@@ -1046,17 +1050,15 @@ static void test_dataset(void)
           "empty slice: %s", st.message);
     nb_dataset_free(&a);
 
-    CHECK(nb_dataset_filter_classes(&a, &ds, 1, 3, &st) == NB_OK,
-          "%s", st.message);
+    CHECK(nb_dataset_filter_classes(&a, &ds, 1, 3, &st) == NB_OK, "%s",
+          st.message);
     check_values(a.x, 3, 2, (const double[]){2, 3, 4, 5, 6, 7}, "filter x");
     check_values(a.y, 3, 0, (const double[]){0, 1, 0}, "filter y");
     nb_dataset_free(&a);
-    CHECK(nb_dataset_filter_classes(&a, &ds, 2, 2, &st) ==
-              NB_ERR_ARG,
+    CHECK(nb_dataset_filter_classes(&a, &ds, 2, 2, &st) == NB_ERR_ARG,
           "empty range");
 
-    CHECK(nb_dataset_split(&ds, 0.4, &a, &b, &st) == NB_OK, "%s",
-          st.message);
+    CHECK(nb_dataset_split(&ds, 0.4, &a, &b, &st) == NB_OK, "%s", st.message);
     check_values(a.x, 3, 2, (const double[]){0, 1, 2, 3, 4, 5}, "train x");
     check_values(b.x, 2, 2, (const double[]){6, 7, 8, 9}, "val x");
     check_values(b.y, 2, 0, (const double[]){1, 0}, "val y");
@@ -1079,11 +1081,9 @@ static void test_dataset(void)
     nb_tensor_free(mis.y);
 
     /* Replacing the source in place. */
-    CHECK(nb_dataset_slice(&ds, &ds, 2, 2, &st) == NB_OK, "%s",
-          st.message);
+    CHECK(nb_dataset_slice(&ds, &ds, 2, 2, &st) == NB_OK, "%s", st.message);
     check_values(ds.x, 2, 2, (const double[]){4, 5, 6, 7}, "in place");
-    CHECK(nb_dataset_split(&ds, 0.5, &ds, &b, &st) == NB_OK, "%s",
-          st.message);
+    CHECK(nb_dataset_split(&ds, 0.5, &ds, &b, &st) == NB_OK, "%s", st.message);
     check_values(ds.x, 1, 2, (const double[]){4, 5}, "split in place");
     check_values(b.x, 1, 2, (const double[]){6, 7}, "split in place val");
     nb_dataset_free(&b);
@@ -1116,8 +1116,7 @@ static void check_fashion(const char *dir, const char *set, int64_t n,
     snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, set);
     nb_dataset ds = {0};
     double t0 = seconds();
-    int rc =
-        nb_dataset_load_idx(&ds, images, labels, NB_F32, 0, &st);
+    int rc = nb_dataset_load_idx(&ds, images, labels, NB_F32, 0, &st);
     double dt = seconds() - t0;
     CHECK(rc == NB_OK, "%s", st.message);
     if (rc != NB_OK)
@@ -1246,8 +1245,7 @@ static void test_csv_bounded(void)
     write_text("c_wide_ok.csv", "1,2,3\n4,5,6\n");
     nb_csv_options o = csv_opts(0, false, NULL, -1, NB_F32);
     nb_tensor *x = nb_csv_read("c_wide_ok.csv", &o, NULL, NULL);
-    CHECK(x && nb_tensor_dim(x, 0) == 2 && nb_tensor_dim(x, 1) == 3,
-          "2 x 3");
+    CHECK(x && nb_tensor_dim(x, 0) == 2 && nb_tensor_dim(x, 1) == 3, "2 x 3");
     nb_tensor_free(x);
     /* A short line after good ones is still reported at its line. */
     write_text("c_short_late.csv", "1,2\n3,4\n5\n6,7\n");
@@ -1273,8 +1271,7 @@ static void test_csv_range(void)
     o = csv_opts(0, false, NULL, -1, NB_F64);
     nb_status st = {0};
     nb_tensor *x = nb_csv_read("c_big.csv", &o, NULL, &st);
-    CHECK(x && nb_tensor_get(x, 3) == 1e300, "f64 reads 1e300: %s",
-          st.message);
+    CHECK(x && nb_tensor_get(x, 3) == 1e300, "f64 reads 1e300: %s", st.message);
     nb_tensor_free(x);
     /* Just above FLT_MAX rounds to it; tiny values round to zero. */
     write_text("c_edge.csv", "3.4028235e38,1e-50\n");

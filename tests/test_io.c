@@ -319,9 +319,8 @@ static void test_st_api(void)
     const char *names[] = {"empty", "tab\there \"q\" \\ \xc3\xa9"};
     const nb_tensor *ts[] = {x, y};
     const char *keys[] = {"k1", "k2"}, *vals[] = {"v1", "line\nbreak"};
-    CHECK(nb_st_save(path, 2, names, ts, 2, keys, vals, &st) ==
-              NB_OK,
-          "%s", st.message);
+    CHECK(nb_st_save(path, 2, names, ts, 2, keys, vals, &st) == NB_OK, "%s",
+          st.message);
     f = nb_st_open(path, &st);
     CHECK(f != NULL, "%s", st.message);
     if (f) {
@@ -333,8 +332,8 @@ static void test_st_api(void)
                   nb_st_metadata_key(f, 2) == NULL,
               "metadata keys");
         nb_tensor *z = nb_tensor_new(NB_F64, 1, SHAPE(2));
-        CHECK(nb_st_read(f, 1, z, &st) == NB_OK && same_bits(y, z),
-              "%s", st.message);
+        CHECK(nb_st_read(f, 1, z, &st) == NB_OK && same_bits(y, z), "%s",
+              st.message);
         nb_tensor_free(z);
         nb_st_close(f);
     }
@@ -562,9 +561,10 @@ static void expect_refused(const char *path, const char *fragment, int line)
               fragment);
         return;
     }
-    CHECK(strstr(st.message, fragment) != NULL, "line %d: '%s' lacks '%s'", line, st.message,
-          fragment);
-    CHECK(strstr(st.message, path) != NULL, "line %d: '%s' lacks the path", line, st.message);
+    CHECK(strstr(st.message, fragment) != NULL, "line %d: '%s' lacks '%s'",
+          line, st.message, fragment);
+    CHECK(strstr(st.message, path) != NULL, "line %d: '%s' lacks the path",
+          line, st.message);
     /* The same file through nb_load_params leaves the parameter alone. */
     nb_graph *g = nb_graph_new();
     nb_node *a = nb_param(g, "a", NB_F32, 1, SHAPE(2));
@@ -752,9 +752,8 @@ static void test_conversions(void)
                 {"i32", 1, {-2147483648.0}}};
     for (int w = 0; w < 5; w++) {
         nb_tensor *t = nb_tensor_new(NB_F64, 1, (int64_t[]){want[w].n});
-        CHECK(nb_st_read(f, nb_st_find(f, want[w].name), t, &st) ==
-                  NB_OK,
-              "%s", st.message);
+        CHECK(nb_st_read(f, nb_st_find(f, want[w].name), t, &st) == NB_OK, "%s",
+              st.message);
         for (int i = 0; i < want[w].n; i++)
             CHECK(nb_tensor_get(t, i) == want[w].v[i], "%s[%d] = %g",
                   want[w].name, i, nb_tensor_get(t, i));
@@ -846,9 +845,8 @@ static void test_fuzz(void)
     const char *names[] = {"w", "b\xc3\xa9", "c\\"};
     const nb_tensor *ts[] = {a, b, c};
     const char *keys[] = {"epoch"}, *vals[] = {"12"};
-    CHECK(nb_st_save(path, 3, names, ts, 1, keys, vals, &st) ==
-              NB_OK,
-          "%s", st.message);
+    CHECK(nb_st_save(path, 3, names, ts, 1, keys, vals, &st) == NB_OK, "%s",
+          st.message);
     nb_tensor_free(a);
     nb_tensor_free(b);
     nb_tensor_free(c);
@@ -981,10 +979,8 @@ static void test_narrowing(void)
     nb_status st = {0};
     nb_tensor *wide = nb_tensor_new(NB_F64, 1, SHAPE(5));
     /* 3.4028235e38 is above FLT_MAX but rounds to it: in range. */
-    nb_tensor_copy_from_f64(wide,
-                            (const double[]){1, -2, 1e300, 3.4028235e38,
-                                             INFINITY},
-                            5);
+    nb_tensor_copy_from_f64(
+        wide, (const double[]){1, -2, 1e300, 3.4028235e38, INFINITY}, 5);
     const char *names[] = {"w"};
     const nb_tensor *ts[] = {wide};
     CHECK(nb_st_save(path, 1, names, ts, 0, NULL, NULL, &st) == NB_OK, "%s",
@@ -1001,13 +997,13 @@ static void test_narrowing(void)
     CHECK(f != NULL, "%s", st.message);
     nb_tensor *narrow = nb_tensor_new(NB_F32, 1, SHAPE(5));
     nb_tensor_fill(narrow, 7);
-    CHECK(nb_st_read(f, 0, narrow, &st) == NB_ERR_IO &&
-              st.code == NB_ERR_IO && strstr(st.message, "element 2") &&
-              strstr(st.message, path),
+    CHECK(nb_st_read(f, 0, narrow, &st) == NB_ERR_IO && st.code == NB_ERR_IO &&
+              strstr(st.message, "element 2") && strstr(st.message, path),
           "%s", st.message);
     CHECK(nb_tensor_get(narrow, 0) == 7, "dst untouched");
     nb_tensor *back = nb_tensor_new(NB_F64, 1, SHAPE(5));
-    CHECK(nb_st_read(f, 0, back, &st) == NB_OK && nb_tensor_get(back, 2) == 1e300,
+    CHECK(nb_st_read(f, 0, back, &st) == NB_OK &&
+              nb_tensor_get(back, 2) == 1e300,
           "f64 keeps 1e300: %s", st.message);
     nb_st_close(f);
 
@@ -1139,8 +1135,7 @@ static void test_out_of_memory(void)
             size_t len1;
             unsigned char *after = read_all(path, &len1);
             CHECK(rc == NB_ERR_NOMEM && st.code == rc,
-                  "allocation %ld of a save: %d '%s'", fail_at, rc,
-                  st.message);
+                  "allocation %ld of a save: %d '%s'", fail_at, rc, st.message);
             CHECK(after && len1 == len0 && memcmp(after, before, len0) == 0,
                   "allocation %ld of a save changed the file", fail_at);
             free(after);
@@ -1426,20 +1421,41 @@ static void test_checkpoint_config(void)
         nb_optim_config saved, loaded;
         const char *field, *was, *now;
     } cases[] = {
-        {adam, {.kind = NB_OPTIM_ADAM, .beta1 = 0.5}, "beta1", "beta1 0.9",
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .beta1 = 0.5},
+         "beta1",
+         "beta1 0.9",
          "this one 0.5"},
-        {adam, {.kind = NB_OPTIM_ADAM, .beta2 = 0.9}, "beta2", "beta2 0.999",
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .beta2 = 0.9},
+         "beta2",
+         "beta2 0.999",
          "this one 0.9"},
-        {adam, {.kind = NB_OPTIM_ADAM, .weight_decay = 0.1}, "weight_decay",
-         "weight_decay 0,", "this one 0.1"},
-        {adam, {.kind = NB_OPTIM_ADAM, .clip_norm = 1}, "clip_norm",
-         "clip_norm 0,", "this one 1 "},
-        {adam, {.kind = NB_OPTIM_ADAM, .eps = 1e-6}, "eps", "eps 1e-08",
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .weight_decay = 0.1},
+         "weight_decay",
+         "weight_decay 0,",
+         "this one 0.1"},
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .clip_norm = 1},
+         "clip_norm",
+         "clip_norm 0,",
+         "this one 1 "},
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .eps = 1e-6},
+         "eps",
+         "eps 1e-08",
          "this one 9.99999"},
-        {sgd, {.kind = NB_OPTIM_SGD, .momentum = 0.1}, "momentum",
-         "momentum 0.9", "this one 0.1"},
-        {sgd, {.kind = NB_OPTIM_SGD, .momentum = 0.9, .nesterov = true},
-         "nesterov", "nesterov 0,", "this one 1 "},
+        {sgd,
+         {.kind = NB_OPTIM_SGD, .momentum = 0.1},
+         "momentum",
+         "momentum 0.9",
+         "this one 0.1"},
+        {sgd,
+         {.kind = NB_OPTIM_SGD, .momentum = 0.9, .nesterov = true},
+         "nesterov",
+         "nesterov 0,",
+         "this one 1 "},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         nb_graph *g = nb_graph_new();
@@ -1451,8 +1467,8 @@ static void test_checkpoint_config(void)
         nb_optimizer_free(o);
         /* The same configuration loads. */
         o = nb_optimizer_new(g, &cases[c].saved, 0, NULL);
-        CHECK(nb_checkpoint_load(g, o, NULL, path) == NB_OK, "case %zu: %s",
-              c, nb_graph_error(g));
+        CHECK(nb_checkpoint_load(g, o, NULL, path) == NB_OK, "case %zu: %s", c,
+              nb_graph_error(g));
         nb_optimizer_free(o);
         nb_tensor_fill(nb_node_value(w), 5);
         o = nb_optimizer_new(g, &cases[c].loaded, 0, NULL);

@@ -36,7 +36,7 @@ typedef struct csv {
     const char *path;
     char delim;
     nb_dtype dtype; /* values must fit it */
-    char *buf; /* the whole file */
+    char *buf;      /* the whole file */
     size_t size;
     size_t next;    /* offset of the next line */
     long long line; /* number of the line last returned */
@@ -126,8 +126,9 @@ static int parse_number(csv *c, text field, long long column, double *out)
     text t = trim(field, c->delim);
     char show[48];
     if (t.n == 0) {
-        nb_status_set(c->status, NB_ERR_IO, "%s: line %lld, column %lld: empty field",
-                c->path, c->line, column);
+        nb_status_set(c->status, NB_ERR_IO,
+                      "%s: line %lld, column %lld: empty field", c->path,
+                      c->line, column);
         return -1;
     }
     /* Only the characters of a plain decimal number, so strtod cannot
@@ -145,20 +146,24 @@ static int parse_number(csv *c, text field, long long column, double *out)
         v = strtod(num, &end);
     }
     if (t.n >= FIELD_MAX) {
-        nb_status_set(c->status, NB_ERR_IO, "%s: line %lld, column %lld: a field of %zu characters is "
-                "too long for a number",
-                c->path, c->line, column, t.n);
+        nb_status_set(
+            c->status, NB_ERR_IO,
+            "%s: line %lld, column %lld: a field of %zu characters is "
+            "too long for a number",
+            c->path, c->line, column, t.n);
         return -1;
     }
     if (!plain || end != num + t.n) {
-        nb_status_set(c->status, NB_ERR_IO, "%s: line %lld, column %lld: '%s' is not a number", c->path,
-                c->line, column, shown(t, show, sizeof show));
+        nb_status_set(c->status, NB_ERR_IO,
+                      "%s: line %lld, column %lld: '%s' is not a number",
+                      c->path, c->line, column, shown(t, show, sizeof show));
         return -1;
     }
     if (errno == ERANGE && fabs(v) > 1.0) {
-        nb_status_set(c->status, NB_ERR_IO, "%s: line %lld, column %lld: '%s' is out of the range of "
-                "double",
-                c->path, c->line, column, shown(t, show, sizeof show));
+        nb_status_set(c->status, NB_ERR_IO,
+                      "%s: line %lld, column %lld: '%s' is out of the range of "
+                      "double",
+                      c->path, c->line, column, shown(t, show, sizeof show));
         return -1;
     }
     if (c->dtype == NB_F32 && isinf((float)v)) {
@@ -179,7 +184,7 @@ static int read_file(csv *c)
     FILE *f = fopen(c->path, "rb");
     if (!f) {
         nb_status_set(c->status, NB_ERR_IO, "%s: cannot open: %s", c->path,
-                errno_text(errno, ebuf, sizeof ebuf));
+                      errno_text(errno, ebuf, sizeof ebuf));
         return -1;
     }
     /* Grows by doubling up to one byte past the limit: filling that byte
@@ -190,14 +195,16 @@ static int read_file(csv *c)
     char *buf = nb_alloc(cap);
     for (;;) {
         if (!buf) {
-            nb_status_set(c->status, NB_ERR_NOMEM, "%s: out of memory", c->path);
+            nb_status_set(c->status, NB_ERR_NOMEM, "%s: out of memory",
+                          c->path);
             break;
         }
         size += fread(buf + size, 1, cap - size, f);
         if (ferror(f)) {
-            nb_status_set(c->status, NB_ERR_IO, "%s: read error at byte %llu: %s",
-                    c->path, (unsigned long long)size,
-                    errno_text(errno, ebuf, sizeof ebuf));
+            nb_status_set(c->status, NB_ERR_IO,
+                          "%s: read error at byte %llu: %s", c->path,
+                          (unsigned long long)size,
+                          errno_text(errno, ebuf, sizeof ebuf));
             break;
         }
         if (size < cap) {
@@ -207,8 +214,9 @@ static int read_file(csv *c)
             return 0;
         }
         if (cap > limit) {
-            nb_status_set(c->status, NB_ERR_IO, "%s: larger than the limit of %zu bytes",
-                    c->path, limit);
+            nb_status_set(c->status, NB_ERR_IO,
+                          "%s: larger than the limit of %zu bytes", c->path,
+                          limit);
             break;
         }
         size_t next = cap * 2 <= limit ? cap * 2 : limit + 1;
@@ -232,9 +240,11 @@ static int64_t label_index(csv *c, const nb_csv_options *o, text header,
 {
     if (o->label_name) {
         if (!o->header) {
-            nb_status_set(c->status, NB_ERR_ARG, "%s: label column '%s' given by name, but the options "
-                    "say the file has no header",
-                    c->path, o->label_name);
+            nb_status_set(
+                c->status, NB_ERR_ARG,
+                "%s: label column '%s' given by name, but the options "
+                "say the file has no header",
+                c->path, o->label_name);
             return -2;
         }
         size_t want = strlen(o->label_name);
@@ -249,14 +259,16 @@ static int64_t label_index(csv *c, const nb_csv_options *o, text header,
             if (name.n == want && memcmp(name.p, o->label_name, want) == 0)
                 return i;
         }
-        nb_status_set(c->status, NB_ERR_ARG, "%s: no column named '%s' in the header",
-                c->path, o->label_name);
+        nb_status_set(c->status, NB_ERR_ARG,
+                      "%s: no column named '%s' in the header", c->path,
+                      o->label_name);
         return -2;
     }
     if (o->label_column < -1 || o->label_column >= ncols) {
-        nb_status_set(c->status, NB_ERR_ARG, "%s: label column %d is out of range (the file has %lld "
-                "columns, numbered from 0; -1 means none)",
-                c->path, o->label_column, (long long)ncols);
+        nb_status_set(c->status, NB_ERR_ARG,
+                      "%s: label column %d is out of range (the file has %lld "
+                      "columns, numbered from 0; -1 means none)",
+                      c->path, o->label_column, (long long)ncols);
         return -2;
     }
     return o->label_column;
@@ -277,9 +289,11 @@ static int parse_rows(csv *c, int64_t ncols, int64_t label, int64_t rows,
         int64_t col = 0, f = 0;
         for (; next_field(&rest, &more, c->delim, &field); col++) {
             if (col >= ncols) {
-                nb_status_set(c->status, NB_ERR_IO, "%s: line %lld, column %lld: extra field (rows have "
-                        "%lld fields)",
-                        c->path, c->line, (long long)col + 1, (long long)ncols);
+                nb_status_set(
+                    c->status, NB_ERR_IO,
+                    "%s: line %lld, column %lld: extra field (rows have "
+                    "%lld fields)",
+                    c->path, c->line, (long long)col + 1, (long long)ncols);
                 return -1;
             }
             double v;
@@ -295,10 +309,12 @@ static int parse_rows(csv *c, int64_t ncols, int64_t label, int64_t rows,
             }
         }
         if (col < ncols) {
-            nb_status_set(c->status, NB_ERR_IO, "%s: line %lld, column %lld: missing field (the row has "
-                    "%lld fields, expected %lld)",
-                    c->path, c->line, (long long)col + 1, (long long)col,
-                    (long long)ncols);
+            nb_status_set(
+                c->status, NB_ERR_IO,
+                "%s: line %lld, column %lld: missing field (the row has "
+                "%lld fields, expected %lld)",
+                c->path, c->line, (long long)col + 1, (long long)col,
+                (long long)ncols);
             return -1;
         }
         row++;
@@ -318,16 +334,18 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
         nb_status_set(status, NB_ERR_ARG, "csv: path is NULL");
         return NULL;
     }
-    csv c = {path, o->delimiter ? o->delimiter : ',', o->dtype, NULL, 0, 0, 0,
+    csv c = {path,  o->delimiter ? o->delimiter : ',', o->dtype, NULL, 0, 0, 0,
              status};
     if (strchr("\r\n\"0123456789+-.eE", c.delim)) {
-        nb_status_set(status, NB_ERR_ARG, "%s: the delimiter 0x%02x cannot separate "
-                "numbers",
-                path, (unsigned)(unsigned char)c.delim);
+        nb_status_set(status, NB_ERR_ARG,
+                      "%s: the delimiter 0x%02x cannot separate "
+                      "numbers",
+                      path, (unsigned)(unsigned char)c.delim);
         return NULL;
     }
     if (o->dtype != NB_F32 && o->dtype != NB_F64) {
-        nb_status_set(status, NB_ERR_ARG, "%s: bad dtype %d", path, (int)o->dtype);
+        nb_status_set(status, NB_ERR_ARG, "%s: bad dtype %d", path,
+                      (int)o->dtype);
         return NULL;
     }
     if (read_file(&c) != 0)
@@ -336,7 +354,8 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
     nb_tensor *x = NULL, *y = NULL;
     text first;
     if (!next_line(&c, &first)) {
-        nb_status_set(status, NB_ERR_IO, "%s: no data rows (the file is empty)", path);
+        nb_status_set(status, NB_ERR_IO, "%s: no data rows (the file is empty)",
+                      path);
         goto fail;
     }
     int64_t ncols = count_fields(first, c.delim);
@@ -352,18 +371,21 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
     }
     int64_t fcols = ncols - (label >= 0);
     if (rows == 0 && !uneven) {
-        nb_status_set(status, NB_ERR_IO, "%s: no data rows after the header", path);
+        nb_status_set(status, NB_ERR_IO, "%s: no data rows after the header",
+                      path);
         goto fail;
     }
     if (fcols == 0) {
-        nb_status_set(status, NB_ERR_IO, "%s: no feature columns besides the label", path);
+        nb_status_set(status, NB_ERR_IO,
+                      "%s: no feature columns besides the label", path);
         goto fail;
     }
     /* rows and fcols are each below the byte count, itself below 2^30, so
      * the product cannot overflow int64. */
     if (rows * fcols > (INT64_C(1) << 31)) {
-        nb_status_set(status, NB_ERR_IO, "%s: %lld x %lld values exceed the limit of 2^31",
-                path, (long long)rows, (long long)fcols);
+        nb_status_set(status, NB_ERR_IO,
+                      "%s: %lld x %lld values exceed the limit of 2^31", path,
+                      (long long)rows, (long long)fcols);
         goto fail;
     }
     /* No rows before an uneven line: parse_rows fails on that line, so x
@@ -373,8 +395,9 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
     if (rows > 0 && label >= 0 && labels)
         y = nb_tensor_new(o->dtype, 1, (const int64_t[]){rows});
     if (rows > 0 && (!x || (label >= 0 && labels && !y))) {
-        nb_status_set(status, NB_ERR_NOMEM, "%s: out of memory for %lld x %lld values", path,
-                (long long)rows, (long long)fcols);
+        nb_status_set(status, NB_ERR_NOMEM,
+                      "%s: out of memory for %lld x %lld values", path,
+                      (long long)rows, (long long)fcols);
         goto fail;
     }
     /* Second walk from the top, so that line numbers count blank lines

@@ -30,18 +30,19 @@ int64_t nb_dataset_size(const nb_dataset *ds)
     return ds && ds->x ? nb_tensor_dim(ds->x, 0) : 0;
 }
 
-static bool check_source(const nb_dataset *src, const char *what, nb_status *status)
+static bool check_source(const nb_dataset *src, const char *what,
+                         nb_status *status)
 {
     if (!src || !src->x || nb_tensor_rank(src->x) < 1) {
-        nb_status_set(status, NB_ERR_ARG, "%s: the source dataset has no x of rank >= 1",
-                what);
+        nb_status_set(status, NB_ERR_ARG,
+                      "%s: the source dataset has no x of rank >= 1", what);
         return false;
     }
     if (src->y && (nb_tensor_rank(src->y) < 1 ||
                    nb_tensor_dim(src->y, 0) != nb_tensor_dim(src->x, 0))) {
-        nb_status_set(status, NB_ERR_ARG, "%s: x has %lld rows but y has %lld", what,
-                (long long)nb_tensor_dim(src->x, 0),
-                (long long)nb_tensor_dim(src->y, 0));
+        nb_status_set(status, NB_ERR_ARG, "%s: x has %lld rows but y has %lld",
+                      what, (long long)nb_tensor_dim(src->x, 0),
+                      (long long)nb_tensor_dim(src->y, 0));
         return false;
     }
     return true;
@@ -80,7 +81,8 @@ static void assign(nb_dataset *dst, const nb_dataset *src, nb_tensor *x,
 }
 
 static int slice_into(nb_tensor **x, nb_tensor **y, const nb_dataset *src,
-                      int64_t first, int64_t count, const char *what, nb_status *status)
+                      int64_t first, int64_t count, const char *what,
+                      nb_status *status)
 {
     *x = copy_rows(src->x, first, count);
     *y = src->y ? copy_rows(src->y, first, count) : NULL;
@@ -88,8 +90,8 @@ static int slice_into(nb_tensor **x, nb_tensor **y, const nb_dataset *src,
         nb_tensor_free(*x);
         nb_tensor_free(*y);
         *x = *y = NULL;
-        nb_status_set(status, NB_ERR_NOMEM, "%s: out of memory for %lld rows", what,
-                (long long)count);
+        nb_status_set(status, NB_ERR_NOMEM, "%s: out of memory for %lld rows",
+                      what, (long long)count);
         return NB_ERR_NOMEM;
     }
     return NB_OK;
@@ -109,9 +111,10 @@ int nb_dataset_slice(nb_dataset *dst, const nb_dataset *src, int64_t first,
         return NB_ERR_ARG;
     int64_t n = nb_dataset_size(src);
     if (first < 0 || count < 0 || first > n || count > n - first) {
-        nb_status_set(status, NB_ERR_ARG, "slice: rows [%lld, %lld + %lld) are outside the %lld rows",
-                (long long)first, (long long)first, (long long)count,
-                (long long)n);
+        nb_status_set(
+            status, NB_ERR_ARG,
+            "slice: rows [%lld, %lld + %lld) are outside the %lld rows",
+            (long long)first, (long long)first, (long long)count, (long long)n);
         return NB_ERR_ARG;
     }
     nb_tensor *x, *y;
@@ -134,20 +137,24 @@ int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
     if (!check_source(src, "filter_classes", status))
         return NB_ERR_ARG;
     if (!src->y || nb_tensor_rank(src->y) != 1) {
-        nb_status_set(status, NB_ERR_ARG, "filter_classes: y must hold class indices of rank 1");
+        nb_status_set(status, NB_ERR_ARG,
+                      "filter_classes: y must hold class indices of rank 1");
         return NB_ERR_ARG;
     }
     if (lo >= hi) {
-        nb_status_set(status, NB_ERR_ARG, "filter_classes: the range [%lld, %lld) is empty",
-                (long long)lo, (long long)hi);
+        nb_status_set(status, NB_ERR_ARG,
+                      "filter_classes: the range [%lld, %lld) is empty",
+                      (long long)lo, (long long)hi);
         return NB_ERR_ARG;
     }
     int64_t n = nb_dataset_size(src), kept = 0;
     for (int64_t i = 0; i < n; i++) {
         double v = nb_tensor_get(src->y, i);
         if (v != floor(v) || !isfinite(v)) {
-            nb_status_set(status, NB_ERR_ARG, "filter_classes: row %lld: label %g is not a class index",
-                    (long long)i, v);
+            nb_status_set(
+                status, NB_ERR_ARG,
+                "filter_classes: row %lld: label %g is not a class index",
+                (long long)i, v);
             return NB_ERR_ARG;
         }
         kept += v >= (double)lo && v < (double)hi;
@@ -164,8 +171,9 @@ int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
         nb_free(idx);
         nb_tensor_free(x);
         nb_tensor_free(y);
-        nb_status_set(status, NB_ERR_NOMEM, "filter_classes: out of memory for %lld rows",
-                (long long)kept);
+        nb_status_set(status, NB_ERR_NOMEM,
+                      "filter_classes: out of memory for %lld rows",
+                      (long long)kept);
         return NB_ERR_NOMEM;
     }
     int64_t k = 0;
@@ -187,7 +195,8 @@ int nb_dataset_split(const nb_dataset *src, double fraction, nb_dataset *train,
 {
     nb_status_set(status, NB_OK, NULL);
     if (!train || !val || train == val) {
-        nb_status_set(status, NB_ERR_ARG, "split: train and val must be two datasets");
+        nb_status_set(status, NB_ERR_ARG,
+                      "split: train and val must be two datasets");
         return NB_ERR_ARG;
     }
     if (train != src)
@@ -197,7 +206,8 @@ int nb_dataset_split(const nb_dataset *src, double fraction, nb_dataset *train,
     if (!check_source(src, "split", status))
         return NB_ERR_ARG;
     if (!(fraction >= 0 && fraction <= 1)) {
-        nb_status_set(status, NB_ERR_ARG, "split: fraction %g is not in [0, 1]", fraction);
+        nb_status_set(status, NB_ERR_ARG, "split: fraction %g is not in [0, 1]",
+                      fraction);
         return NB_ERR_ARG;
     }
     int64_t n = nb_dataset_size(src);

@@ -128,13 +128,13 @@ static int source_open(source *s, const char *path, nb_status *status)
     s->f = fopen(path, "rb");
     if (!s->f) {
         nb_status_set(status, NB_ERR_IO, "%s: cannot open: %s", path,
-                errno_text(errno, ebuf, sizeof ebuf));
+                      errno_text(errno, ebuf, sizeof ebuf));
         return -1;
     }
     s->npeek = fread(s->peek, 1, 2, s->f);
     if (s->npeek < 2 && ferror(s->f)) {
         nb_status_set(status, NB_ERR_IO, "%s: read error at byte 0: %s", path,
-                errno_text(errno, ebuf, sizeof ebuf));
+                      errno_text(errno, ebuf, sizeof ebuf));
         return -1;
     }
     if (s->npeek == 2 && s->peek[0] == 0x1f && s->peek[1] == 0x8b) {
@@ -149,7 +149,8 @@ static int source_open(source *s, const char *path, nb_status *status)
         s->zs.zalloc = z_alloc;
         s->zs.zfree = z_free;
         if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK) {
-            nb_status_set(status, NB_ERR_IO, "%s: cannot initialise zlib", path);
+            nb_status_set(status, NB_ERR_IO, "%s: cannot initialise zlib",
+                          path);
             return -1;
         }
         s->zs_ready = true;
@@ -180,9 +181,10 @@ static int64_t raw_read(source *s, unsigned char *buf, size_t n)
     if (got < n) {
         got += fread(buf + got, 1, n - got, s->f);
         if (got < n && ferror(s->f)) {
-            nb_status_set(s->status, NB_ERR_IO, "%s: read error at byte %llu: %s",
-                    s->path, (unsigned long long)(s->pos + got),
-                    errno_text(errno, ebuf, sizeof ebuf));
+            nb_status_set(s->status, NB_ERR_IO,
+                          "%s: read error at byte %llu: %s", s->path,
+                          (unsigned long long)(s->pos + got),
+                          errno_text(errno, ebuf, sizeof ebuf));
             return -1;
         }
     }
@@ -198,9 +200,10 @@ static int64_t gz_read(source *s, unsigned char *buf, size_t n)
             size_t r = fread(s->in, 1, IN_CHUNK, s->f);
             if (r == 0) {
                 if (ferror(s->f)) {
-                    nb_status_set(s->status, NB_ERR_IO, "%s: read error at compressed byte %llu: %s",
-                            s->path, (unsigned long long)s->comp_read,
-                            errno_text(errno, ebuf, sizeof ebuf));
+                    nb_status_set(s->status, NB_ERR_IO,
+                                  "%s: read error at compressed byte %llu: %s",
+                                  s->path, (unsigned long long)s->comp_read,
+                                  errno_text(errno, ebuf, sizeof ebuf));
                     return -1;
                 }
                 s->file_eof = true;
@@ -222,10 +225,12 @@ static int64_t gz_read(source *s, unsigned char *buf, size_t n)
             s->member_done = false;
         }
         if (s->zs.avail_in == 0 && s->file_eof) {
-            nb_status_set(s->status, NB_ERR_IO, "%s: truncated gzip stream: the compressed data ends at "
-                    "byte %llu (decompressed byte %llu)",
-                    s->path, (unsigned long long)comp_pos,
-                    (unsigned long long)(s->pos + got));
+            nb_status_set(
+                s->status, NB_ERR_IO,
+                "%s: truncated gzip stream: the compressed data ends at "
+                "byte %llu (decompressed byte %llu)",
+                s->path, (unsigned long long)comp_pos,
+                (unsigned long long)(s->pos + got));
             return -1;
         }
         size_t want = n - got;
@@ -240,10 +245,11 @@ static int64_t gz_read(source *s, unsigned char *buf, size_t n)
         } else if (rc == Z_BUF_ERROR && s->zs.avail_in == 0) {
             /* Needs more input: the next iteration reads it. */
         } else if (rc != Z_OK) {
-            nb_status_set(s->status, NB_ERR_IO, "%s: corrupt gzip data at compressed byte %llu: %s",
-                    s->path,
-                    (unsigned long long)(s->comp_read - s->zs.avail_in),
-                    s->zs.msg ? s->zs.msg : "inflate failed");
+            nb_status_set(s->status, NB_ERR_IO,
+                          "%s: corrupt gzip data at compressed byte %llu: %s",
+                          s->path,
+                          (unsigned long long)(s->comp_read - s->zs.avail_in),
+                          s->zs.msg ? s->zs.msg : "inflate failed");
             return -1;
         }
     }
@@ -267,9 +273,10 @@ static int source_need(source *s, unsigned char *buf, size_t n,
     if (got < 0)
         return -1;
     if ((size_t)got < n) {
-        nb_status_set(s->status, NB_ERR_IO, "%s: truncated at byte %llu: expected %llu bytes of %s",
-                s->path, (unsigned long long)s->pos,
-                (unsigned long long)expected, what);
+        nb_status_set(s->status, NB_ERR_IO,
+                      "%s: truncated at byte %llu: expected %llu bytes of %s",
+                      s->path, (unsigned long long)s->pos,
+                      (unsigned long long)expected, what);
         return -1;
     }
     return 0;
@@ -298,23 +305,28 @@ static int read_header(source *s, idx_header *h)
     if (source_need(s, b, 4, 4, "header") != 0)
         return -1;
     if (b[0] != 0 || b[1] != 0) {
-        nb_status_set(s->status, NB_ERR_IO, "%s: bad magic at byte 0: expected 00 00, found %02x %02x "
-                "(not an IDX file)",
-                s->path, b[0], b[1]);
+        nb_status_set(
+            s->status, NB_ERR_IO,
+            "%s: bad magic at byte 0: expected 00 00, found %02x %02x "
+            "(not an IDX file)",
+            s->path, b[0], b[1]);
         return -1;
     }
     h->type = b[2];
     h->elem = idx_type_size(h->type);
     if (h->elem == 0) {
-        nb_status_set(s->status, NB_ERR_IO, "%s: unknown type code 0x%02x at byte 2 (expected 08, 09, "
-                "0b, 0c, 0d or 0e)",
-                s->path, b[2]);
+        nb_status_set(
+            s->status, NB_ERR_IO,
+            "%s: unknown type code 0x%02x at byte 2 (expected 08, 09, "
+            "0b, 0c, 0d or 0e)",
+            s->path, b[2]);
         return -1;
     }
     h->rank = b[3];
     if (h->rank < 1 || h->rank > NB_MAX_RANK) {
-        nb_status_set(s->status, NB_ERR_IO, "%s: rank %d at byte 3 is not in 1..%d",
-                s->path, h->rank, NB_MAX_RANK);
+        nb_status_set(s->status, NB_ERR_IO,
+                      "%s: rank %d at byte 3 is not in 1..%d", s->path, h->rank,
+                      NB_MAX_RANK);
         return -1;
     }
     h->bytes = 4 + 4 * (uint64_t)h->rank;
@@ -325,9 +337,10 @@ static int read_header(source *s, idx_header *h)
     for (int i = 0; i < h->rank; i++) {
         uint32_t e = be32(b + 4 * i);
         if (e == 0) {
-            nb_status_set(s->status, NB_ERR_IO, "%s: extent %d at byte %d is zero (an empty IDX file "
-                    "holds nothing to learn from)",
-                    s->path, i, 4 + 4 * i);
+            nb_status_set(s->status, NB_ERR_IO,
+                          "%s: extent %d at byte %d is zero (an empty IDX file "
+                          "holds nothing to learn from)",
+                          s->path, i, 4 + 4 * i);
             return -1;
         }
         h->shape[i] = (int64_t)e;
@@ -336,11 +349,13 @@ static int read_header(source *s, idx_header *h)
         if (count > NB_IDX_MAX_ELEMENTS / (int64_t)e) {
             /* Only the extents read so far are known. */
             char buf[160];
-            nb_status_set(s->status, NB_ERR_IO, "%s: shape %s%s holds too many elements (more than "
-                    "the limit of %lld)",
-                    s->path, nb_shape_str(i + 1, h->shape, buf, sizeof buf),
-                    i + 1 < h->rank ? " and more" : "",
-                    (long long)NB_IDX_MAX_ELEMENTS);
+            nb_status_set(s->status, NB_ERR_IO,
+                          "%s: shape %s%s holds too many elements (more than "
+                          "the limit of %lld)",
+                          s->path,
+                          nb_shape_str(i + 1, h->shape, buf, sizeof buf),
+                          i + 1 < h->rank ? " and more" : "",
+                          (long long)NB_IDX_MAX_ELEMENTS);
             return -1;
         }
         count *= (int64_t)e;
@@ -416,8 +431,9 @@ static int read_data(source *s, const idx_header *h, uint64_t keep_bytes,
         size_checked || keep_bytes < first_chunk ? keep_bytes : first_chunk;
     unsigned char *buf = nb_alloc(cap ? (size_t)cap : 1);
     if (!buf) {
-        nb_status_set(s->status, NB_ERR_NOMEM, "%s: out of memory for %llu bytes", s->path,
-                (unsigned long long)cap);
+        nb_status_set(s->status, NB_ERR_NOMEM,
+                      "%s: out of memory for %llu bytes", s->path,
+                      (unsigned long long)cap);
         return -1;
     }
     uint64_t filled = 0;
@@ -427,8 +443,9 @@ static int read_data(source *s, const idx_header *h, uint64_t keep_bytes,
             unsigned char *grown = nb_realloc(buf, (size_t)cap, (size_t)next);
             if (!grown) {
                 nb_free(buf);
-                nb_status_set(s->status, NB_ERR_NOMEM, "%s: out of memory for %llu bytes",
-                        s->path, (unsigned long long)next);
+                nb_status_set(s->status, NB_ERR_NOMEM,
+                              "%s: out of memory for %llu bytes", s->path,
+                              (unsigned long long)next);
                 return -1;
             }
             buf = grown;
@@ -461,18 +478,22 @@ static int read_data(source *s, const idx_header *h, uint64_t keep_bytes,
         if (extra < 0)
             goto fail;
         if (extra > 0) {
-            nb_status_set(s->status, NB_ERR_IO, "%s: trailing bytes at byte %llu: the data should end "
-                    "after %llu bytes",
-                    s->path, (unsigned long long)(s->pos - 1),
-                    (unsigned long long)(h->bytes + total_bytes));
+            nb_status_set(
+                s->status, NB_ERR_IO,
+                "%s: trailing bytes at byte %llu: the data should end "
+                "after %llu bytes",
+                s->path, (unsigned long long)(s->pos - 1),
+                (unsigned long long)(h->bytes + total_bytes));
             goto fail;
         }
     }
     *out = buf;
     return 0;
 truncated:
-    nb_status_set(s->status, NB_ERR_IO, "%s: truncated at byte %llu: expected %llu bytes of data", s->path,
-            (unsigned long long)s->pos, (unsigned long long)total_bytes);
+    nb_status_set(s->status, NB_ERR_IO,
+                  "%s: truncated at byte %llu: expected %llu bytes of data",
+                  s->path, (unsigned long long)s->pos,
+                  (unsigned long long)total_bytes);
 fail:
     nb_free(buf);
     return -1;
@@ -488,7 +509,8 @@ static nb_tensor *idx_load(const char *path, const idx_request *req,
         return NULL;
     }
     if (req->dtype != NB_F32 && req->dtype != NB_F64) {
-        nb_status_set(status, NB_ERR_ARG, "%s: bad dtype %d", path, (int)req->dtype);
+        nb_status_set(status, NB_ERR_ARG, "%s: bad dtype %d", path,
+                      (int)req->dtype);
         return NULL;
     }
     source s;
@@ -508,8 +530,9 @@ static nb_tensor *idx_load(const char *path, const idx_request *req,
     uint64_t total_bytes = (uint64_t)h.count * h.elem;
     uint64_t keep_bytes = (uint64_t)(keep * row_elems) * h.elem;
     if (total_bytes > SIZE_MAX / 2) {
-        nb_status_set(status, NB_ERR_NOMEM, "%s: %llu bytes of data do not fit in memory",
-                path, (unsigned long long)total_bytes);
+        nb_status_set(status, NB_ERR_NOMEM,
+                      "%s: %llu bytes of data do not fit in memory", path,
+                      (unsigned long long)total_bytes);
         goto done;
     }
 
@@ -520,15 +543,19 @@ static nb_tensor *idx_load(const char *path, const idx_request *req,
     if (size >= 0) {
         uint64_t expect = h.bytes + total_bytes;
         if ((uint64_t)size < expect) {
-            nb_status_set(status, NB_ERR_IO, "%s: truncated at byte %lld: expected %llu bytes of data",
-                    path, (long long)size, (unsigned long long)total_bytes);
+            nb_status_set(
+                status, NB_ERR_IO,
+                "%s: truncated at byte %lld: expected %llu bytes of data", path,
+                (long long)size, (unsigned long long)total_bytes);
             goto done;
         }
         if ((uint64_t)size > expect) {
-            nb_status_set(status, NB_ERR_IO, "%s: trailing bytes at byte %llu: the data should end "
-                    "after %llu bytes, the file has %lld",
-                    path, (unsigned long long)expect,
-                    (unsigned long long)expect, (long long)size);
+            nb_status_set(
+                status, NB_ERR_IO,
+                "%s: trailing bytes at byte %llu: the data should end "
+                "after %llu bytes, the file has %lld",
+                path, (unsigned long long)expect, (unsigned long long)expect,
+                (long long)size);
             goto done;
         }
         size_checked = true;
@@ -546,7 +573,8 @@ static nb_tensor *idx_load(const char *path, const idx_request *req,
     }
     t = nb_tensor_new(req->dtype, rank, shape);
     if (!t) {
-        nb_status_set(status, NB_ERR_NOMEM, "%s: out of memory for the tensor", path);
+        nb_status_set(status, NB_ERR_NOMEM, "%s: out of memory for the tensor",
+                      path);
         goto done;
     }
     double scale = req->scale_bytes && h.type == IDX_U8 ? 1.0 / 255.0 : 1.0;
@@ -602,10 +630,9 @@ int nb_dataset_load_idx(nb_dataset *ds, const char *images, const char *labels,
                            "%s: labels have type %s, expected an integer type",
                            labels, idx_type_name(hl.type));
     else if (hl.shape[0] != hi.shape[0])
-        rc = nb_status_set(status, NB_ERR_IO,
-                           "%s has %lld labels but %s has %lld images", labels,
-                           (long long)hl.shape[0], images,
-                           (long long)hi.shape[0]);
+        rc = nb_status_set(
+            status, NB_ERR_IO, "%s has %lld labels but %s has %lld images",
+            labels, (long long)hl.shape[0], images, (long long)hi.shape[0]);
     if (rc) {
         nb_tensor_free(x);
         nb_tensor_free(y);

@@ -155,14 +155,17 @@ nb_tensor *nb_one_hot(const nb_tensor *labels, int64_t classes, nb_dtype dtype,
     int rank = nb_tensor_rank(labels);
     if (rank != 1 && !(rank == 2 && nb_tensor_dim(labels, 1) == 1)) {
         char buf[128];
-        nb_status_set(status, NB_ERR_ARG, "one_hot: labels have shape %s, expected [n] "
-                "or [n,1]",
-                nb_shape_str(rank, nb_tensor_shape(labels), buf, sizeof buf));
+        nb_status_set(
+            status, NB_ERR_ARG,
+            "one_hot: labels have shape %s, expected [n] "
+            "or [n,1]",
+            nb_shape_str(rank, nb_tensor_shape(labels), buf, sizeof buf));
         return NULL;
     }
     if (classes < 1 || classes > (INT64_C(1) << 24)) {
-        nb_status_set(status, NB_ERR_ARG, "one_hot: %lld classes is not in 1..2^24",
-                (long long)classes);
+        nb_status_set(status, NB_ERR_ARG,
+                      "one_hot: %lld classes is not in 1..2^24",
+                      (long long)classes);
         return NULL;
     }
     if (dtype != NB_F32 && dtype != NB_F64) {
@@ -174,22 +177,25 @@ nb_tensor *nb_one_hot(const nb_tensor *labels, int64_t classes, nb_dtype dtype,
     for (int64_t i = 0; i < n; i++) {
         double v = nb_tensor_get(labels, i);
         if (v != floor(v) || !isfinite(v)) {
-            nb_status_set(status, NB_ERR_ARG, "one_hot: row %lld: label %g is not an "
-                    "integer",
-                    (long long)i, v);
+            nb_status_set(status, NB_ERR_ARG,
+                          "one_hot: row %lld: label %g is not an "
+                          "integer",
+                          (long long)i, v);
             return NULL;
         }
         if (v < 0 || v >= (double)classes) {
-            nb_status_set(status, NB_ERR_ARG, "one_hot: row %lld: label %g is out of "
-                    "range [0, %lld)",
-                    (long long)i, v, (long long)classes);
+            nb_status_set(status, NB_ERR_ARG,
+                          "one_hot: row %lld: label %g is out of "
+                          "range [0, %lld)",
+                          (long long)i, v, (long long)classes);
             return NULL;
         }
     }
     nb_tensor *y = nb_tensor_new(dtype, 2, (const int64_t[]){n, classes});
     if (!y) {
-        nb_status_set(status, NB_ERR_NOMEM, "one_hot: cannot allocate [%lld,%lld]",
-                (long long)n, (long long)classes);
+        nb_status_set(status, NB_ERR_NOMEM,
+                      "one_hot: cannot allocate [%lld,%lld]", (long long)n,
+                      (long long)classes);
         return NULL;
     }
     for (int64_t i = 0; i < n; i++)

@@ -31,8 +31,8 @@
  * parameters, state, step count, learning rate and RNG state.
  */
 #include <inttypes.h>
-#include <stddef.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,8 +93,7 @@ static double config_value(const nb_optim_config *c, int i)
 }
 
 /* The metadata text of field i: "0"/"1", or 16 hex digits of the bits. */
-static void config_text(const nb_optim_config *c, int i, char *buf,
-                        size_t len)
+static void config_text(const nb_optim_config *c, int i, char *buf, size_t len)
 {
     double v = config_value(c, i);
     uint64_t bits;
@@ -249,8 +248,8 @@ int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
             }
         }
         nb_status st;
-        rc = nb_st_save(path, np + ns, names, tensors, nmeta, keys, values,
-                        &st);
+        rc =
+            nb_st_save(path, np + ns, names, tensors, nmeta, keys, values, &st);
         if (rc)
             nb_graph_set_error(g, rc, "checkpoint_save: %s", st.message);
     }
@@ -297,8 +296,8 @@ static int compare_config(const nb_st_file *f, const char *path,
                                  "%s: the checkpoint's optimiser has %s "
                                  "%.17g, this one %.17g (configured "
                                  "differently)",
-                                 path, key + strlen("optimizer."),
-                                 saved_value, my_value);
+                                 path, key + strlen("optimizer."), saved_value,
+                                 my_value);
     }
     return NB_OK;
 }
@@ -308,72 +307,81 @@ static int read_metadata(const nb_st_file *f, const char *path,
 {
     const char *format = nb_st_metadata(f, "format");
     if (!format || strcmp(format, FORMAT) != 0)
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: not a nabla checkpoint (metadata \"format\" is "
-                       "%s%.40s%s)",
-                       path, format ? "'" : "", format ? format : "missing",
-                       format ? "'" : "");
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: not a nabla checkpoint (metadata \"format\" is "
+            "%s%.40s%s)",
+            path, format ? "'" : "", format ? format : "missing",
+            format ? "'" : "");
     const char *version = nb_st_metadata(f, "format_version");
     if (!version || strcmp(version, VERSION) != 0)
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: unsupported checkpoint format version '%.20s' "
-                       "(this library reads " VERSION ")",
-                       path, version ? version : "missing");
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: unsupported checkpoint format version '%.20s' "
+            "(this library reads " VERSION ")",
+            path, version ? version : "missing");
     if (!parse_i64(nb_st_metadata(f, "epoch"), &s->epoch))
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: metadata \"epoch\" is missing or not an integer",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"epoch\" is missing or not an integer", path);
     if (!parse_words(nb_st_metadata(f, "rng_state"), 4, s->rng))
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: metadata \"rng_state\" is missing or not 4 hex "
-                       "words",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"rng_state\" is missing or not 4 hex "
+            "words",
+            path);
     if ((s->rng[0] | s->rng[1] | s->rng[2] | s->rng[3]) == 0)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: metadata \"rng_state\" is all zero, which "
-                       "xoshiro256** never reaches",
-                       path);
+                             "%s: metadata \"rng_state\" is all zero, which "
+                             "xoshiro256** never reaches",
+                             path);
     const char *kind = nb_st_metadata(f, "optimizer");
     s->state_count = 0;
     if (!kind && !opt)
         return NB_OK;
     if (kind &&
         !parse_i64(nb_st_metadata(f, "optimizer.state_count"), &s->state_count))
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: metadata \"optimizer.state_count\" is missing or "
-                       "not an integer",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"optimizer.state_count\" is missing or "
+            "not an integer",
+            path);
     if (!opt)
         return NB_OK; /* the saved optimiser state is skipped */
     const char *mine = kind_key(nb_optimizer_config(opt)->kind);
     if (!kind)
-        return nb_status_set(status, NB_ERR_ARG,
-                       "%s: the checkpoint holds no optimiser state, but an "
-                       "optimiser ('%s') was given",
-                       path, mine);
+        return nb_status_set(
+            status, NB_ERR_ARG,
+            "%s: the checkpoint holds no optimiser state, but an "
+            "optimiser ('%s') was given",
+            path, mine);
     if (strcmp(kind, mine) != 0)
-        return nb_status_set(status, NB_ERR_ARG,
-                       "%s: the checkpoint was saved with optimiser '%.20s', "
-                       "this one is '%s'",
-                       path, kind, mine);
+        return nb_status_set(
+            status, NB_ERR_ARG,
+            "%s: the checkpoint was saved with optimiser '%.20s', "
+            "this one is '%s'",
+            path, kind, mine);
     uint64_t bits;
     if (!parse_i64(nb_st_metadata(f, "optimizer.steps"), &s->steps) ||
         s->steps < 0)
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: metadata \"optimizer.steps\" is missing or not a "
-                       "count",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"optimizer.steps\" is missing or not a "
+            "count",
+            path);
     if (!parse_words(nb_st_metadata(f, "optimizer.lr_bits"), 1, &bits))
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: metadata \"optimizer.lr_bits\" is missing or not "
-                       "hex",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"optimizer.lr_bits\" is missing or not "
+            "hex",
+            path);
     memcpy(&s->lr, &bits, sizeof s->lr);
     if (!isfinite(s->lr) || !(s->lr >= 0))
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: metadata \"optimizer.lr_bits\" is not a finite "
-                       "rate >= 0",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"optimizer.lr_bits\" is not a finite "
+            "rate >= 0",
+            path);
     return compare_config(f, path, opt, status);
 }
 
@@ -414,22 +422,24 @@ int nb_checkpoint_load(nb_graph *g, nb_optimizer *opt, int64_t *epoch,
             rc = index[i];
     }
     if (rc == NB_OK && (int64_t)nb_st_count(f) - np != s.state_count)
-        rc = nb_status_set(&st, NB_ERR_ARG,
-                     "%s: the checkpoint holds %d tensors, but the graph has "
-                     "%d parameters and the saved optimiser %lld state "
-                     "tensors (built differently?)",
-                     path, nb_st_count(f), np, (long long)s.state_count);
+        rc = nb_status_set(
+            &st, NB_ERR_ARG,
+            "%s: the checkpoint holds %d tensors, but the graph has "
+            "%d parameters and the saved optimiser %lld state "
+            "tensors (built differently?)",
+            path, nb_st_count(f), np, (long long)s.state_count);
     if (rc == NB_OK && opt && s.state_count != ns)
-        rc = nb_status_set(&st, NB_ERR_ARG,
-                     "%s: the checkpoint's optimiser has %lld state tensors, "
-                     "this one %d (configured differently?)",
-                     path, (long long)s.state_count, ns);
+        rc = nb_status_set(
+            &st, NB_ERR_ARG,
+            "%s: the checkpoint's optimiser has %lld state tensors, "
+            "this one %d (configured differently?)",
+            path, (long long)s.state_count, ns);
     for (int i = 0; rc == NB_OK && i < ns; i++) {
         const char *name;
         state[i] = nb_optimizer_state(opt, i, &name);
         if (!state[i]) {
             rc = nb_status_set(&st, NB_ERR_STATE,
-                         "%s: optimiser state %d is missing", path, i);
+                               "%s: optimiser state %d is missing", path, i);
             break;
         }
         index[np + i] = io_match(f, path, name, state[i], &st);

@@ -95,7 +95,8 @@ static bool push(parser *ps, const jv *v)
 {
     if (ps->nstack == ps->capstack) {
         size_t cap = ps->capstack ? 2 * ps->capstack : 64;
-        jv *s = nb_realloc(ps->stack, ps->capstack * sizeof *s, cap * sizeof *s);
+        jv *s =
+            nb_realloc(ps->stack, ps->capstack * sizeof *s, cap * sizeof *s);
         if (!s)
             return false;
         ps->stack = s;

@@ -69,13 +69,13 @@ int io_match(const nb_st_file *f, const char *path, const char *name,
     int i = nb_st_find(f, name);
     if (i < 0)
         return nb_status_set(status, NB_ERR_ARG,
-                       "%s: no tensor '%.80s' in the file", path, name);
+                             "%s: no tensor '%.80s' in the file", path, name);
     const char *dt = nb_st_dtype(f, i);
     if (!st_dtype_is_float(dt))
         return nb_status_set(status, NB_ERR_ARG,
-                       "%s: tensor '%.80s' has dtype %s, which does not "
-                       "convert to %s",
-                       path, name, dt, nb_dtype_name(nb_tensor_dtype(t)));
+                             "%s: tensor '%.80s' has dtype %s, which does not "
+                             "convert to %s",
+                             path, name, dt, nb_dtype_name(nb_tensor_dtype(t)));
     int rank = nb_st_rank(f, i);
     const int64_t *shape = nb_st_shape(f, i);
     bool same = rank == nb_tensor_rank(t);

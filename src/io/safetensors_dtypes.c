@@ -153,8 +153,8 @@ int nb_st_read(const nb_st_file *f, int i, nb_tensor *dst, nb_status *status)
                              "st_read: tensor index %d is out of range", i);
     if (!dst)
         return nb_status_set(status, NB_ERR_ARG,
-                             "%s: tensor '%.80s': destination is NULL",
-                             f->path, t->name);
+                             "%s: tensor '%.80s': destination is NULL", f->path,
+                             t->name);
     if (nb_tensor_size(dst) != t->count)
         return nb_status_set(status, NB_ERR_ARG,
                              "%s: tensor '%.80s' has %lld elements, the "

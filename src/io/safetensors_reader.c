@@ -89,40 +89,43 @@ static int parse_entry(const char *path, const char *name, const jv *v,
 {
     if (v->kind != JV_OBJECT)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': entry is not an object", path,
-                       name);
+                             "%s: tensor '%.80s': entry is not an object", path,
+                             name);
     for (size_t i = 0; i < v->u.list.n; i++) {
         const char *k = v->u.list.items[2 * i].u.str.s;
         if (strcmp(k, "dtype") && strcmp(k, "shape") &&
             strcmp(k, "data_offsets"))
             return nb_status_set(status, NB_ERR_IO,
-                           "%s: tensor '%.80s': unexpected key '%.40s'", path,
-                           name, k);
+                                 "%s: tensor '%.80s': unexpected key '%.40s'",
+                                 path, name, k);
     }
     const jv *dt = json_get(v, "dtype"), *sh = json_get(v, "shape"),
              *off = json_get(v, "data_offsets");
     if (!dt || !sh || !off)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': missing %s", path, name,
-                       !dt   ? "\"dtype\""
-                       : !sh ? "\"shape\""
-                             : "\"data_offsets\"");
+                             "%s: tensor '%.80s': missing %s", path, name,
+                             !dt   ? "\"dtype\""
+                             : !sh ? "\"shape\""
+                                   : "\"data_offsets\"");
     if (dt->kind != JV_STRING)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': dtype is not a string", path, name);
+                             "%s: tensor '%.80s': dtype is not a string", path,
+                             name);
     t->name = name;
     t->dtype = st_dtype_find(dt->u.str.s);
     if (t->dtype < 0)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': unknown dtype '%.20s'", path, name,
-                       dt->u.str.s);
+                             "%s: tensor '%.80s': unknown dtype '%.20s'", path,
+                             name, dt->u.str.s);
     if (sh->kind != JV_ARRAY)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': shape is not an array", path, name);
+                             "%s: tensor '%.80s': shape is not an array", path,
+                             name);
     if (sh->u.list.n > ST_MAX_RANK)
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': rank %zu exceeds the limit %d",
-                       path, name, sh->u.list.n, ST_MAX_RANK);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: tensor '%.80s': rank %zu exceeds the limit %d", path, name,
+            sh->u.list.n, ST_MAX_RANK);
     t->rank = (int)sh->u.list.n;
     t->shape = shapes;
     /* The count saturates instead of wrapping, so an overflow is caught
@@ -134,8 +137,8 @@ static int parse_entry(const char *path, const char *name, const jv *v,
         const char *why = as_count(&sh->u.list.items[i], &d);
         if (why)
             return nb_status_set(status, NB_ERR_IO,
-                           "%s: tensor '%.80s': shape extent %d %s", path, name,
-                           i, why);
+                                 "%s: tensor '%.80s': shape extent %d %s", path,
+                                 name, i, why);
         shapes[i] = (int64_t)d;
         if (d != 0 && count > (uint64_t)INT64_MAX / d)
             overflow = true;
@@ -150,28 +153,29 @@ static int parse_entry(const char *path, const char *name, const jv *v,
         count = 0, overflow = false;
     if (overflow || count > (uint64_t)INT64_MAX / size)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': element count of the shape "
-                       "overflows",
-                       path, name);
+                             "%s: tensor '%.80s': element count of the shape "
+                             "overflows",
+                             path, name);
     t->count = (int64_t)count;
     uint64_t bytes = count * size;
     if (off->kind != JV_ARRAY || off->u.list.n != 2)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': data_offsets is not a pair", path,
-                       name);
+                             "%s: tensor '%.80s': data_offsets is not a pair",
+                             path, name);
     const char *why = as_count(&off->u.list.items[0], &t->begin);
     if (!why)
         why = as_count(&off->u.list.items[1], &t->end);
     if (why)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': a data_offsets value %s", path,
-                       name, why);
+                             "%s: tensor '%.80s': a data_offsets value %s",
+                             path, name, why);
     if (t->end < t->begin)
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': data_offsets [%llu, %llu] end "
-                       "before they begin",
-                       path, name, (unsigned long long)t->begin,
-                       (unsigned long long)t->end);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: tensor '%.80s': data_offsets [%llu, %llu] end "
+            "before they begin",
+            path, name, (unsigned long long)t->begin,
+            (unsigned long long)t->end);
     if (t->end - t->begin != bytes) {
         char sbuf[96];
         io_shape_str(t->rank, t->shape, sbuf, sizeof sbuf);
@@ -184,12 +188,13 @@ static int parse_entry(const char *path, const char *name, const jv *v,
             st_dtype_name(t->dtype), sbuf, (unsigned long long)bytes);
     }
     if (t->end > data_len)
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: tensor '%.80s': data_offsets end %llu is beyond "
-                       "the end of the file (data section of %llu bytes; "
-                       "truncated?)",
-                       path, name, (unsigned long long)t->end,
-                       (unsigned long long)data_len);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: tensor '%.80s': data_offsets end %llu is beyond "
+            "the end of the file (data section of %llu bytes; "
+            "truncated?)",
+            path, name, (unsigned long long)t->end,
+            (unsigned long long)data_len);
     return NB_OK;
 }
 
@@ -217,13 +222,15 @@ static int cmp_keyed_name(const void *p, const void *q)
 }
 
 /* The sorted ranges must tile [0, data_len). */
-static int check_tiling(const char *path, const nb_st_file *f, nb_status *status)
+static int check_tiling(const char *path, const nb_st_file *f,
+                        nb_status *status)
 {
     if (f->n == 0) {
         if (f->data_len)
-            return nb_status_set(status, NB_ERR_IO,
-                           "%s: data section of %llu bytes but no tensors",
-                           path, (unsigned long long)f->data_len);
+            return nb_status_set(
+                status, NB_ERR_IO,
+                "%s: data section of %llu bytes but no tensors", path,
+                (unsigned long long)f->data_len);
         return NB_OK;
     }
     keyed *k = nb_alloc((size_t)f->n * sizeof *k);
@@ -237,16 +244,17 @@ static int check_tiling(const char *path, const nb_st_file *f, nb_status *status
     int rc = NB_OK;
     for (int i = 0; i < f->n && rc == NB_OK; i++) {
         if (k[i].a < pos)
-            rc = nb_status_set(status, NB_ERR_IO,
-                         "%s: tensors '%.80s' and '%.80s' overlap in the data "
-                         "section",
-                         path, last, k[i].name);
+            rc = nb_status_set(
+                status, NB_ERR_IO,
+                "%s: tensors '%.80s' and '%.80s' overlap in the data "
+                "section",
+                path, last, k[i].name);
         else if (k[i].a > pos)
-            rc = nb_status_set(status, NB_ERR_IO,
-                         "%s: hole in the data section: bytes [%llu, %llu) "
-                         "belong to no tensor",
-                         path, (unsigned long long)pos,
-                         (unsigned long long)k[i].a);
+            rc = nb_status_set(
+                status, NB_ERR_IO,
+                "%s: hole in the data section: bytes [%llu, %llu) "
+                "belong to no tensor",
+                path, (unsigned long long)pos, (unsigned long long)k[i].a);
         if (k[i].b > pos || !last) {
             pos = k[i].b;
             last = k[i].name;
@@ -254,10 +262,10 @@ static int check_tiling(const char *path, const nb_st_file *f, nb_status *status
     }
     if (rc == NB_OK && pos != f->data_len)
         rc = nb_status_set(status, NB_ERR_IO,
-                     "%s: bytes [%llu, %llu) of the data section are not "
-                     "covered by any tensor",
-                     path, (unsigned long long)pos,
-                     (unsigned long long)f->data_len);
+                           "%s: bytes [%llu, %llu) of the data section are not "
+                           "covered by any tensor",
+                           path, (unsigned long long)pos,
+                           (unsigned long long)f->data_len);
     nb_free(k);
     return rc;
 }
@@ -284,7 +292,7 @@ static int parse_metadata(nb_st_file *f, const char *path, const jv *v,
 {
     if (v->kind != JV_OBJECT)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: " METADATA_KEY " is not an object", path);
+                             "%s: " METADATA_KEY " is not an object", path);
     size_t n = v->u.list.n;
     f->meta_key = nb_alloc((n + 1) * sizeof *f->meta_key);
     f->meta_value = nb_alloc((n + 1) * sizeof *f->meta_value);
@@ -294,9 +302,10 @@ static int parse_metadata(nb_st_file *f, const char *path, const jv *v,
         const jv *key = &v->u.list.items[2 * i], *val = key + 1;
         if (val->kind != JV_STRING)
             return nb_status_set(status, NB_ERR_IO,
-                           "%s: " METADATA_KEY " value of '%.80s' is not a "
-                           "string",
-                           path, key->u.str.s);
+                                 "%s: " METADATA_KEY
+                                 " value of '%.80s' is not a "
+                                 "string",
+                                 path, key->u.str.s);
         f->meta_key[i] = key->u.str.s;
         f->meta_value[i] = val->u.str.s;
     }
@@ -312,26 +321,28 @@ static int read_exact(FILE *fp, void *buf, size_t len, const char *path,
         return NB_OK;
     if (ferror(fp))
         return nb_status_set(status, NB_ERR_IO, "%s: read error in the %s: %s",
-                       path, what, strerror(errno));
-    return nb_status_set(status, NB_ERR_IO,
-                   "%s: file is truncated in the %s (it shrank while read)",
-                   path, what);
+                             path, what, strerror(errno));
+    return nb_status_set(
+        status, NB_ERR_IO,
+        "%s: file is truncated in the %s (it shrank while read)", path, what);
 }
 
-static int open_checked(nb_st_file *f, const char *path, FILE *fp, nb_status *status)
+static int open_checked(nb_st_file *f, const char *path, FILE *fp,
+                        nb_status *status)
 {
     struct stat st;
     if (fstat(fileno(fp), &st) != 0)
         return nb_status_set(status, NB_ERR_IO, "%s: cannot stat: %s", path,
-                       strerror(errno));
+                             strerror(errno));
     if (!S_ISREG(st.st_mode))
         return nb_status_set(status, NB_ERR_IO, "%s: not a regular file", path);
     uint64_t size = (uint64_t)st.st_size;
     if (size < 8)
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: file of %llu bytes is too short for the 8-byte "
-                       "header size (truncated?)",
-                       path, (unsigned long long)size);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: file of %llu bytes is too short for the 8-byte "
+            "header size (truncated?)",
+            path, (unsigned long long)size);
     unsigned char head[8];
     int rc = read_exact(fp, head, 8, path, "header size", status);
     if (rc)
@@ -339,14 +350,14 @@ static int open_checked(nb_st_file *f, const char *path, FILE *fp, nb_status *st
     uint64_t n = st_load_le(head, 8);
     if (n > ST_MAX_HEADER)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: header size %llu is absurd (limit %u bytes)", path,
-                       (unsigned long long)n, ST_MAX_HEADER);
+                             "%s: header size %llu is absurd (limit %u bytes)",
+                             path, (unsigned long long)n, ST_MAX_HEADER);
     if (n > size - 8)
-        return nb_status_set(status, NB_ERR_IO,
-                       "%s: header size %llu exceeds the file (%llu bytes "
-                       "after the size field; truncated?)",
-                       path, (unsigned long long)n,
-                       (unsigned long long)(size - 8));
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: header size %llu exceeds the file (%llu bytes "
+            "after the size field; truncated?)",
+            path, (unsigned long long)n, (unsigned long long)(size - 8));
     f->data_len = size - 8 - n;
 
     char *text = nb_alloc((size_t)n + 1);
@@ -363,7 +374,7 @@ static int open_checked(nb_st_file *f, const char *path, FILE *fp, nb_status *st
     const jv *root = &f->doc.root;
     if (root->kind != JV_OBJECT)
         return nb_status_set(status, NB_ERR_IO,
-                       "%s: header is not a JSON object", path);
+                             "%s: header is not a JSON object", path);
     size_t members = root->u.list.n;
     f->t = nb_alloc_zeroed((members + 1) * sizeof *f->t);
     if (!f->t)
@@ -388,7 +399,8 @@ static int open_checked(nb_st_file *f, const char *path, FILE *fp, nb_status *st
             rc = parse_metadata(f, path, v, status);
         } else {
             st_tensor *t = &f->t[f->n];
-            rc = parse_entry(path, name, v, t, f->shapes + used, f->data_len, status);
+            rc = parse_entry(path, name, v, t, f->shapes + used, f->data_len,
+                             status);
             if (rc == NB_OK) {
                 used += (size_t)t->rank;
                 f->n++;
@@ -406,9 +418,10 @@ static int open_checked(nb_st_file *f, const char *path, FILE *fp, nb_status *st
     if (f->data_len > SIZE_MAX - 1 ||
         !(f->data = nb_alloc((size_t)f->data_len + 1)))
         return nb_status_set(status, NB_ERR_NOMEM,
-                       "%s: out of memory for %llu bytes of data", path,
-                       (unsigned long long)f->data_len);
-    return read_exact(fp, f->data, (size_t)f->data_len, path, "data section", status);
+                             "%s: out of memory for %llu bytes of data", path,
+                             (unsigned long long)f->data_len);
+    return read_exact(fp, f->data, (size_t)f->data_len, path, "data section",
+                      status);
 }
 
 nb_st_file *nb_st_open(const char *path, nb_status *status)
@@ -421,7 +434,7 @@ nb_st_file *nb_st_open(const char *path, nb_status *status)
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         nb_status_set(status, NB_ERR_IO, "%s: cannot open: %s", path,
-                strerror(errno));
+                      strerror(errno));
         return NULL;
     }
     nb_st_file *f = nb_alloc_zeroed(sizeof *f);
@@ -511,4 +524,3 @@ const char *nb_st_metadata_key(const nb_st_file *f, int i)
 {
     return f && i >= 0 && i < f->nmeta ? f->meta_key[i] : NULL;
 }
-

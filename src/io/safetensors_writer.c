@@ -144,32 +144,35 @@ static int check_save_args(const char *path, int n, const char *const *names,
     if (n < 0 || nmeta < 0 || (n > 0 && (!names || !tensors)) ||
         (nmeta > 0 && (!keys || !values)))
         return nb_status_set(status, NB_ERR_ARG,
-                       "%s: save: bad counts or NULL arrays", path);
+                             "%s: save: bad counts or NULL arrays", path);
     for (int i = 0; i < n; i++) {
         if (!valid_text(names[i]))
             return nb_status_set(status, NB_ERR_ARG,
-                           "%s: save: name %d is NULL or not valid UTF-8", path,
-                           i);
+                                 "%s: save: name %d is NULL or not valid UTF-8",
+                                 path, i);
         if (strcmp(names[i], METADATA_KEY) == 0)
             return nb_status_set(status, NB_ERR_ARG,
-                           "%s: save: a tensor may not be called "
-                           "'" METADATA_KEY "'",
-                           path);
+                                 "%s: save: a tensor may not be called "
+                                 "'" METADATA_KEY "'",
+                                 path);
         if (!tensors[i])
             return nb_status_set(status, NB_ERR_ARG,
-                           "%s: save: tensor '%.80s' is NULL", path, names[i]);
+                                 "%s: save: tensor '%.80s' is NULL", path,
+                                 names[i]);
         nb_dtype dt = nb_tensor_dtype(tensors[i]);
         if (dt != NB_F32 && dt != NB_F64)
-            return nb_status_set(status, NB_ERR_ARG,
-                           "%s: save: tensor '%.80s' has unknown dtype %d",
-                           path, names[i], (int)dt);
+            return nb_status_set(
+                status, NB_ERR_ARG,
+                "%s: save: tensor '%.80s' has unknown dtype %d", path, names[i],
+                (int)dt);
     }
     for (int i = 0; i < nmeta; i++)
         if (!valid_text(keys[i]) || !valid_text(values[i]))
-            return nb_status_set(status, NB_ERR_ARG,
-                           "%s: save: metadata pair %d is NULL or not valid "
-                           "UTF-8",
-                           path, i);
+            return nb_status_set(
+                status, NB_ERR_ARG,
+                "%s: save: metadata pair %d is NULL or not valid "
+                "UTF-8",
+                path, i);
     int rc;
     const char *dup = first_duplicate(n, names, &rc);
     if (!dup && rc == NB_OK)
@@ -178,7 +181,7 @@ static int check_save_args(const char *path, int n, const char *const *names,
         return nb_status_set(status, rc, "%s: out of memory", path);
     if (dup)
         return nb_status_set(status, NB_ERR_ARG,
-                       "%s: save: duplicate name '%.80s'", path, dup);
+                             "%s: save: duplicate name '%.80s'", path, dup);
     return NB_OK;
 }
 
