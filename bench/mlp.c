@@ -103,18 +103,17 @@ int main(int argc, char **argv)
                                      NULL});
     double rss_start = bench_rss();
 
-    char train_x[512], train_y[512], test_x[512], test_y[512], err[512];
+    char train_x[512], train_y[512], test_x[512], test_y[512];
+    nb_status st;
     snprintf(train_x, sizeof train_x, "%s/train-images-idx3-ubyte.gz", dir);
     snprintf(train_y, sizeof train_y, "%s/train-labels-idx1-ubyte.gz", dir);
     snprintf(test_x, sizeof test_x, "%s/t10k-images-idx3-ubyte.gz", dir);
     snprintf(test_y, sizeof test_y, "%s/t10k-labels-idx1-ubyte.gz", dir);
     nb_dataset train = {0}, test = {0};
     double t_load = bench_now();
-    if (nb_dataset_load_idx(&train, train_x, train_y, NB_F32, limit, err,
-                            sizeof err) != NB_OK ||
-        nb_dataset_load_idx(&test, test_x, test_y, NB_F32, 0, err,
-                            sizeof err) != NB_OK) {
-        fprintf(stderr, "mlp: %s\n", err);
+    if (nb_dataset_load_idx(&train, train_x, train_y, NB_F32, limit, &st) != NB_OK ||
+        nb_dataset_load_idx(&test, test_x, test_y, NB_F32, 0, &st) != NB_OK) {
+        fprintf(stderr, "mlp: %s\n", st.message);
         return 1;
     }
     t_load = bench_now() - t_load;

@@ -182,8 +182,9 @@ int main(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    if (nb_data_column_stats(train.x, mean, sd) != NB_OK) {
-        fprintf(stderr, "autoencoder: cannot average the training images\n");
+    nb_status st;
+    if (nb_data_column_stats(train.x, mean, sd, &st) != NB_OK) {
+        fprintf(stderr, "autoencoder: %s\n", st.message);
         rc = 1;
         goto done;
     }

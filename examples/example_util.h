@@ -71,14 +71,12 @@ static inline int ex_load_fashion(const char *prog, nb_dataset *train,
             return EX_SKIP;
         }
     }
-    char err[512];
+    nb_status st;
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
-    if (nb_dataset_load_idx(train, path[0], path[1], NB_F32, train_limit, err,
-                            sizeof err) != NB_OK ||
-        nb_dataset_load_idx(test, path[2], path[3], NB_F32, test_limit, err,
-                            sizeof err) != NB_OK) {
-        fprintf(stderr, "%s: %s\n", prog, err);
+    if (nb_dataset_load_idx(train, path[0], path[1], NB_F32, train_limit, &st) != NB_OK ||
+        nb_dataset_load_idx(test, path[2], path[3], NB_F32, test_limit, &st) != NB_OK) {
+        fprintf(stderr, "%s: %s\n", prog, st.message);
         nb_dataset_free(train);
         nb_dataset_free(test);
         return 1;

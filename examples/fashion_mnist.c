@@ -194,7 +194,7 @@ int main(int argc, char **argv)
     }
 
     nb_dataset train = {0}, val = {0};
-    char err[512];
+    nb_status st;
     int64_t total = nb_dataset_size(&all);
     if (val_count >= total) {
         fprintf(stderr,
@@ -209,8 +209,8 @@ int main(int argc, char **argv)
         /* The file's order is already mixed, so its tail is a fair
          * sample. */
         if (nb_dataset_split(&all, (double)val_count / (double)total, &train,
-                             &val, err, sizeof err) != NB_OK) {
-            fprintf(stderr, "fashion_mnist: %s\n", err);
+                             &val, &st) != NB_OK) {
+            fprintf(stderr, "fashion_mnist: %s\n", st.message);
             nb_dataset_free(&all);
             nb_dataset_free(&test);
             return 1;

@@ -568,7 +568,7 @@ int main(int argc, char **argv)
     double *labd = malloc((size_t)n * sizeof *labd);
     nb_dataset all = {0}, train = {0}, val = {0};
     int rc = 1;
-    char err[256];
+    nb_status st;
     if (!g || !xd || !labd) {
         fprintf(stderr, "playground: out of memory\n");
         goto done;
@@ -586,8 +586,8 @@ int main(int argc, char **argv)
         nb_tensor_set(all.x, 2 * i + 1, xd[2 * i + 1]);
         nb_tensor_set(all.y, i, labd[i]);
     }
-    if (nb_dataset_split(&all, o.val, &train, &val, err, sizeof err) != NB_OK) {
-        fprintf(stderr, "playground: %s\n", err);
+    if (nb_dataset_split(&all, o.val, &train, &val, &st) != NB_OK) {
+        fprintf(stderr, "playground: %s\n", st.message);
         goto done;
     }
 

@@ -157,10 +157,10 @@ int main(int argc, char **argv)
     rc = ex_load_fashion("regularisation", &all, &test, n_train + n_val, 0);
     if (rc)
         return rc;
-    char err[512];
+    nb_status st;
     if (nb_dataset_size(&all) < n_train + n_val ||
-        nb_dataset_slice(&train, &all, 0, n_train, err, sizeof err) ||
-        nb_dataset_slice(&val, &all, n_train, n_val, err, sizeof err)) {
+        nb_dataset_slice(&train, &all, 0, n_train, &st) ||
+        nb_dataset_slice(&val, &all, n_train, n_val, &st)) {
         fprintf(stderr,
                 "regularisation: cannot take %lld + %lld images "
                 "from the training file\n",

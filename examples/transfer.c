@@ -167,19 +167,19 @@ int main(int argc, char **argv)
                tgt_test = {0};
     net src = {0}, v[3] = {{0}};
     nb_tensor *frozen_before[2 * BACKBONE] = {0};
-    char err[512];
-    if (nb_dataset_filter_classes(&src_train, &train, 0, 5, err, sizeof err) ||
-        nb_dataset_filter_classes(&src_test, &test, 0, 5, err, sizeof err) ||
-        nb_dataset_filter_classes(&tgt_all, &train, 5, 10, err, sizeof err) ||
-        nb_dataset_filter_classes(&tgt_test, &test, 5, 10, err, sizeof err)) {
-        fprintf(stderr, "transfer: %s\n", err);
+    nb_status st;
+    if (nb_dataset_filter_classes(&src_train, &train, 0, 5, &st) ||
+        nb_dataset_filter_classes(&src_test, &test, 0, 5, &st) ||
+        nb_dataset_filter_classes(&tgt_all, &train, 5, 10, &st) ||
+        nb_dataset_filter_classes(&tgt_test, &test, 5, 10, &st)) {
+        fprintf(stderr, "transfer: %s\n", st.message);
         rc = 1;
         goto done;
     }
     if (n_budget > nb_dataset_size(&tgt_all))
         n_budget = nb_dataset_size(&tgt_all);
-    if (nb_dataset_slice(&tgt_train, &tgt_all, 0, n_budget, err, sizeof err)) {
-        fprintf(stderr, "transfer: %s\n", err);
+    if (nb_dataset_slice(&tgt_train, &tgt_all, 0, n_budget, &st)) {
+        fprintf(stderr, "transfer: %s\n", st.message);
         rc = 1;
         goto done;
     }

@@ -22,17 +22,26 @@
 #include <omp.h>
 #endif
 
+#include <float.h>
+
 #include "test_util.h"
 
 /* ---- an allocator that counts, to prove feeding allocates nothing ---- */
 
 static long alloc_count;
+/* When alloc_cap is not 0, a request above it fails; alloc_largest records
+ * the largest request seen. */
+static size_t alloc_cap, alloc_largest;
 
 static void *count_alloc(size_t size, size_t align, void *user)
 {
     (void)user;
     void *p = NULL;
     alloc_count++;
+    if (size > alloc_largest)
+        alloc_largest = size;
+    if (alloc_cap && size > alloc_cap)
+        return NULL;
     return posix_memalign(&p, align, size ? size : align) == 0 ? p : NULL;
 }
 
@@ -119,11 +128,13 @@ static bool has(const char *msg, const char *frag)
  * holds each fragment. */
 #define CHECK_IDX_FAILS(path, ...)                                             \
     do {                                                                       \
-        char e_[512] = "";                                                     \
-        nb_tensor *t_ = nb_idx_read(path, NB_F32, e_, sizeof e_);              \
+        nb_status s_ = {0};                                                    \
+        const char *e_ = s_.message;                                           \
+        nb_tensor *t_ = nb_idx_read(path, NB_F32, &s_);                        \
         CHECK(t_ == NULL, "%s: expected failure", path);                       \
         nb_tensor_free(t_);                                                    \
-        CHECK(has(e_, path), "message '%s' does not name %s", e_, path);       \
+        CHECK(s_.code < 0 && has(e_, path), "message '%s' does not name %s",   \
+              e_, path);                                                       \
         const char *f_[] = {__VA_ARGS__};                                      \
         for (size_t i_ = 0; i_ < sizeof f_ / sizeof *f_; i_++)                 \
             CHECK(has(e_, f_[i_]), "message '%s' lacks '%s'", e_, f_[i_]);     \
@@ -200,7 +211,8 @@ static void test_idx_types(void)
          3},
     };
     unsigned char file[256];
-    char path[64], err[256];
+    char path[64];
+    nb_status st = {0};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         const idx_case *k = &cases[c];
         size_t n =
@@ -214,9 +226,9 @@ static void test_idx_types(void)
                 write_bytes(path, file, n);
             for (int dt = 0; dt < 2; dt++) {
                 nb_dtype dtype = dt ? NB_F64 : NB_F32;
-                err[0] = '\0';
-                nb_tensor *t = nb_idx_read(path, dtype, err, sizeof err);
-                CHECK(t != NULL, "%s: %s", path, err);
+                st.message[0] = '\0';
+                nb_tensor *t = nb_idx_read(path, dtype, &st);
+                CHECK(t != NULL, "%s: %s", path, st.message);
                 if (!t)
                     continue;
                 CHECK(nb_tensor_dtype(t) == dtype, "%s dtype", path);
@@ -242,9 +254,9 @@ static void test_idx_types(void)
     size_t n = make_idx(file, 0x08, 2, cases[0].shape, cases[0].payload, 6);
     write_gz("idx_two_members.gz", file, 7, "wb");
     write_gz("idx_two_members.gz", file + 7, n - 7, "ab");
-    nb_tensor *t = nb_idx_read("idx_two_members.gz", NB_F32, err, sizeof err);
+    nb_tensor *t = nb_idx_read("idx_two_members.gz", NB_F32, &st);
     CHECK(t && nb_tensor_size(t) == 6 && nb_tensor_get(t, 5) == 255,
-          "two members: %s", t ? "wrong data" : err);
+          "two members: %s", t ? "wrong data" : st.message);
     nb_tensor_free(t);
 }
 
@@ -356,16 +368,16 @@ static void test_idx_hostile(void)
     write_bytes("g_flags.gz", gz, gn);
     CHECK_IDX_FAILS("g_flags.gz", "corrupt gzip data");
 
-    char err[256] = "";
-    CHECK(nb_idx_read(NULL, NB_F32, err, sizeof err) == NULL, "NULL path");
-    CHECK(has(err, "NULL"), "%s", err);
+    nb_status st = {0};
+    CHECK(nb_idx_read(NULL, NB_F32, &st) == NULL, "NULL path");
+    CHECK(has(st.message, "NULL"), "%s", st.message);
     n = make_idx(file, 0x08, 2, s23, data6, 6);
     write_bytes("h_good.idx", file, n);
-    CHECK(nb_idx_read("h_good.idx", (nb_dtype)7, err, sizeof err) == NULL,
+    CHECK(nb_idx_read("h_good.idx", (nb_dtype)7, &st) == NULL,
           "bad dtype accepted");
-    CHECK(has(err, "dtype"), "%s", err);
-    /* No err buffer at all: still a clean failure. */
-    CHECK(nb_idx_read("h_magic.idx", NB_F32, NULL, 0) == NULL, "no err buf");
+    CHECK(has(st.message, "dtype"), "%s", st.message);
+    /* No st.message buffer at all: still a clean failure. */
+    CHECK(nb_idx_read("h_magic.idx", NB_F32, NULL) == NULL, "no err buf");
 }
 
 /* ---- IDX fuzz: mutated copies of a valid file never crash ---- */
@@ -392,7 +404,7 @@ static void test_idx_fuzz(void)
     size_t gn = read_all("fuzz_base.gz", gzfile, sizeof gzfile);
     int ok_raw = 0, ok_gz = 0, failed = 0, unnamed = 0, wrong = 0;
     const int variants = 4000;
-    char err[512];
+    nb_status st = {0};
     for (int v = 0; v < variants; v++) {
         bool gz = v & 1;
         const unsigned char *base = gz ? gzfile : file;
@@ -414,12 +426,12 @@ static void test_idx_fuzz(void)
         }
         const char *path = gz ? "fuzz_case.gz" : "fuzz_case.idx";
         write_bytes(path, buf, len);
-        err[0] = '\0';
+        st.message[0] = '\0';
         nb_dtype dtype = (v >> 1) & 1 ? NB_F64 : NB_F32;
-        nb_tensor *t = nb_idx_read(path, dtype, err, sizeof err);
+        nb_tensor *t = nb_idx_read(path, dtype, &st);
         if (!t) {
             failed++;
-            unnamed += !has(err, path);
+            unnamed += !has(st.message, path);
             continue;
         }
         if (gz) {
@@ -472,11 +484,11 @@ static void test_load_idx(void)
                                   0,    0,    0x3f, 0x80, 0,    0};
     write_bytes("ds_labels_f32.idx", file, make_idx(file, 0x0D, 1, lf, fl, 12));
 
-    char err[256] = "";
+    nb_status st = {0};
     nb_dataset ds = {0};
     int rc = nb_dataset_load_idx(&ds, "ds_images.gz", "ds_labels.idx", NB_F64,
-                                 0, err, sizeof err);
-    CHECK(rc == NB_OK, "%s", err);
+                                 0, &st);
+    CHECK(rc == NB_OK, "%s", st.message);
     if (rc == NB_OK) {
         CHECK(nb_tensor_rank(ds.x) == 2 && nb_tensor_dim(ds.x, 0) == 3 &&
                   nb_tensor_dim(ds.x, 1) == 4,
@@ -494,30 +506,32 @@ static void test_load_idx(void)
     CHECK(ds.x == NULL && ds.y == NULL, "free sets NULL");
 
     rc = nb_dataset_load_idx(&ds, "ds_images.gz", "ds_labels.idx", NB_F32, 2,
-                             err, sizeof err);
+                             &st);
     CHECK(rc == NB_OK && nb_dataset_size(&ds) == 2 &&
               nb_tensor_dim(ds.y, 0) == 2 &&
               nb_tensor_get(ds.x, 7) == (float)(4.0 / 255.0),
-          "limit 2: %s", err);
+          "limit 2: %s", st.message);
     nb_dataset_free(&ds);
 
     rc = nb_dataset_load_idx(&ds, "ds_images.gz", "ds_labels2.idx", NB_F32, 0,
-                             err, sizeof err);
+                             &st);
     CHECK(rc != NB_OK && ds.x == NULL && ds.y == NULL, "count mismatch");
-    CHECK(has(err, "2 labels") && has(err, "3 images") &&
-              has(err, "ds_labels2.idx"),
-          "%s", err);
+    CHECK(has(st.message, "2 labels") && has(st.message, "3 images") &&
+              has(st.message, "ds_labels2.idx"),
+          "%s", st.message);
     rc = nb_dataset_load_idx(&ds, "ds_images.gz", "ds_labels_f32.idx", NB_F32,
-                             0, err, sizeof err);
-    CHECK(rc != NB_OK && has(err, "integer type"), "%s", err);
+                             0, &st);
+    CHECK(rc != NB_OK && has(st.message, "integer type"), "%s", st.message);
     rc = nb_dataset_load_idx(&ds, "h_magic.idx", "ds_labels.idx", NB_F32, 0,
-                             err, sizeof err);
-    CHECK(rc != NB_OK && has(err, "h_magic.idx") && has(err, "bad magic"), "%s",
-          err);
+                             &st);
+    CHECK(rc != NB_OK && has(st.message, "h_magic.idx") &&
+              has(st.message, "bad magic"),
+          "%s", st.message);
     /* Labels as images: rank 1 images become [n, 1]. */
     rc = nb_dataset_load_idx(&ds, "ds_labels.idx", "ds_labels.idx", NB_F32, 0,
-                             err, sizeof err);
-    CHECK(rc == NB_OK && nb_tensor_dim(ds.x, 1) == 1, "rank-1 images: %s", err);
+                             &st);
+    CHECK(rc == NB_OK && nb_tensor_dim(ds.x, 1) == 1, "rank-1 images: %s",
+          st.message);
     nb_dataset_free(&ds);
 }
 
@@ -563,13 +577,15 @@ static void check_values(const nb_tensor *t, int64_t rows, int64_t cols,
 
 #define CHECK_CSV_FAILS(path, opts, ...)                                       \
     do {                                                                       \
-        char e_[512] = "";                                                     \
+        nb_status s_ = {0};                                                    \
+        const char *e_ = s_.message;                                           \
         nb_tensor *l_ = NULL;                                                  \
-        nb_tensor *t_ = nb_csv_read(path, opts, &l_, e_, sizeof e_);           \
+        nb_tensor *t_ = nb_csv_read(path, opts, &l_, &s_);                     \
         CHECK(t_ == NULL && l_ == NULL, "%s: expected failure", path);         \
         nb_tensor_free(t_);                                                    \
         nb_tensor_free(l_);                                                    \
-        CHECK(has(e_, path), "message '%s' does not name %s", e_, path);       \
+        CHECK(s_.code < 0 && has(e_, path), "message '%s' does not name %s",   \
+              e_, path);                                                       \
         const char *f_[] = {__VA_ARGS__};                                      \
         for (size_t i_ = 0; i_ < sizeof f_ / sizeof *f_; i_++)                 \
             CHECK(has(e_, f_[i_]), "message '%s' lacks '%s'", e_, f_[i_]);     \
@@ -577,7 +593,7 @@ static void check_values(const nb_tensor *t, int64_t rows, int64_t cols,
 
 static void test_csv(void)
 {
-    char err[256] = "";
+    nb_status st = {0};
     /* Blank lines (one with spaces) are skipped; spaces around fields are
      * ignored; the file has a header and a label column called "label". */
     write_text("c_basic.csv", "a,b,label,c\n"
@@ -590,18 +606,18 @@ static void test_csv(void)
     const double lab[] = {0, 1, 2};
     nb_tensor *y = NULL;
     nb_csv_options o = csv_opts(0, true, "label", -1, NB_F64);
-    nb_tensor *x = nb_csv_read("c_basic.csv", &o, &y, err, sizeof err);
-    CHECK(x != NULL, "%s", err);
+    nb_tensor *x = nb_csv_read("c_basic.csv", &o, &y, &st);
+    CHECK(x != NULL, "%s", st.message);
     check_values(x, 3, 3, feat, "by name x");
     check_values(y, 3, 0, lab, "by name y");
     nb_tensor_free(x);
     nb_tensor_free(y);
 
     o = csv_opts(',', true, NULL, 2, NB_F32);
-    x = nb_csv_read("c_basic.csv", &o, &y, err, sizeof err);
+    x = nb_csv_read("c_basic.csv", &o, &y, &st);
     CHECK(x && nb_tensor_dtype(x) == NB_F32 && y &&
               nb_tensor_dtype(y) == NB_F32,
-          "%s", err);
+          "%s", st.message);
     check_values(x, 3, 3, feat, "by index x");
     check_values(y, 3, 0, lab, "by index y");
     nb_tensor_free(x);
@@ -611,21 +627,22 @@ static void test_csv(void)
     o = csv_opts(',', true, NULL, -1, NB_F64);
     nb_tensor *sentinel = nb_tensor_new(NB_F32, 1, SHAPE(1));
     y = sentinel; /* must be overwritten with NULL */
-    x = nb_csv_read("c_basic.csv", &o, &y, err, sizeof err);
-    CHECK(x && nb_tensor_dim(x, 1) == 4 && y == NULL, "no label: %s", err);
+    x = nb_csv_read("c_basic.csv", &o, &y, &st);
+    CHECK(x && nb_tensor_dim(x, 1) == 4 && y == NULL, "no label: %s",
+          st.message);
     nb_tensor_free(x);
     nb_tensor_free(sentinel);
 
     /* Label dropped when labels is NULL. */
     o = csv_opts(',', true, "label", -1, NB_F64);
-    x = nb_csv_read("c_basic.csv", &o, NULL, err, sizeof err);
+    x = nb_csv_read("c_basic.csv", &o, NULL, &st);
     check_values(x, 3, 3, feat, "labels NULL");
     nb_tensor_free(x);
 
     /* No header, ';' delimiter, label first, no final newline. */
     write_text("c_semi.csv", "1;2;3\n4;5;6");
     o = csv_opts(';', false, NULL, 0, NB_F64);
-    x = nb_csv_read("c_semi.csv", &o, &y, err, sizeof err);
+    x = nb_csv_read("c_semi.csv", &o, &y, &st);
     check_values(x, 2, 2, (const double[]){2, 3, 5, 6}, "semi x");
     check_values(y, 2, 0, (const double[]){1, 4}, "semi y");
     nb_tensor_free(x);
@@ -634,17 +651,17 @@ static void test_csv(void)
     /* CRLF endings, a quoted header name, a tab delimiter. */
     write_text("c_crlf.csv", "\"x\"\t\"t\"\r\n1\t2\r\n\r\n3\t4\r\n");
     o = csv_opts('\t', true, "t", -1, NB_F64);
-    x = nb_csv_read("c_crlf.csv", &o, &y, err, sizeof err);
+    x = nb_csv_read("c_crlf.csv", &o, &y, &st);
     check_values(x, 2, 1, (const double[]){1, 3}, "crlf x");
     check_values(y, 2, 0, (const double[]){2, 4}, "crlf y");
     nb_tensor_free(x);
     nb_tensor_free(y);
 
     /* NULL options: ',' and no header, no label. */
-    x = nb_csv_read("c_semi.csv", NULL, &y, err, sizeof err);
-    CHECK(x == NULL && has(err, "line 1, column 1") &&
-              has(err, "'1;2;3' is not a number"),
-          "%s", err);
+    x = nb_csv_read("c_semi.csv", NULL, &y, &st);
+    CHECK(x == NULL && has(st.message, "line 1, column 1") &&
+              has(st.message, "'1;2;3' is not a number"),
+          "%s", st.message);
 
     /* Errors name line and column (1-based, blank lines counted). */
     o = csv_opts(',', true, "label", -1, NB_F64);
@@ -704,7 +721,8 @@ static void test_csv_fuzz(void)
 {
     const char *base = "a,b,label\r\n1.5,-2,0\n\n3e2, 4 ,1\n7,8,2";
     const char alphabet[] = ",;\n\r \t\"0123456789.eE+-xn\0";
-    char buf[128], err[512];
+    char buf[128];
+    nb_status st = {0};
     size_t len0 = strlen(base);
     int accepted = 0, unnamed = 0;
     nb_csv_options o = csv_opts(',', true, "label", -1, NB_F64);
@@ -719,10 +737,10 @@ static void test_csv_fuzz(void)
             len = fuzz_next() % (len + 1);
         write_bytes("fuzz_case.csv", buf, len);
         nb_tensor *y = NULL;
-        err[0] = '\0';
-        nb_tensor *x = nb_csv_read("fuzz_case.csv", &o, &y, err, sizeof err);
+        st.message[0] = '\0';
+        nb_tensor *x = nb_csv_read("fuzz_case.csv", &o, &y, &st);
         if (!x) {
-            unnamed += !has(err, "fuzz_case.csv");
+            unnamed += !has(st.message, "fuzz_case.csv");
             continue;
         }
         accepted++;
@@ -740,21 +758,22 @@ static void test_csv_fuzz(void)
 
 static void test_transforms(void)
 {
-    char err[256] = "";
+    nb_status st = {0};
     nb_tensor *x = nb_tensor_new(NB_F64, 2, SHAPE(3, 2));
     nb_tensor_copy_from_f64(x, (const double[]){1, 10, 2, 10, 3, 10}, 6);
     double mean[2], sd[2];
-    CHECK(nb_data_column_stats(x, mean, sd) == NB_OK, "stats");
+    CHECK(nb_data_column_stats(x, mean, sd, NULL) == NB_OK, "stats");
     CHECK(mean[0] == 2 && mean[1] == 10, "mean %g %g", mean[0], mean[1]);
     /* Population std of {1, 2, 3}: sqrt(2/3); a constant column gives 1. */
     CHECK_NEAR(sd[0], 0.81649658092772603, 1e-15);
     CHECK(sd[1] == 1, "constant column std %g", sd[1]);
-    CHECK(nb_data_standardize(x, mean, sd) == NB_OK, "standardize");
+    CHECK(nb_data_standardize(x, mean, sd, NULL) == NB_OK, "standardize");
     const double z[] = {-1.2247448713915890, 0, 0, 0, 1.2247448713915890, 0};
     for (int i = 0; i < 6; i++)
         CHECK_NEAR(nb_tensor_get(x, i), z[i], 1e-15);
     sd[1] = 0;
-    CHECK(nb_data_standardize(x, mean, sd) == NB_ERR_ARG, "std 0 accepted");
+    CHECK(nb_data_standardize(x, mean, sd, NULL) == NB_ERR_ARG,
+          "std 0 accepted");
     CHECK_NEAR(nb_tensor_get(x, 0), z[0], 1e-15); /* untouched */
 
     nb_tensor *f = nb_tensor_new(NB_F32, 2, SHAPE(2, 2));
@@ -762,31 +781,30 @@ static void test_transforms(void)
     nb_data_scale(f, 1.0 / 255.0);
     CHECK(nb_tensor_get(f, 1) == 1.0f && nb_tensor_get(f, 2) == 0.2f,
           "scale f32");
-    CHECK(nb_data_column_stats(NULL, mean, sd) == NB_ERR_ARG, "NULL stats");
+    CHECK(nb_data_column_stats(NULL, mean, sd, NULL) == NB_ERR_ARG,
+          "NULL stats");
 
     /* One-hot. */
     nb_tensor *lab = nb_tensor_new(NB_F32, 1, SHAPE(3));
     nb_tensor_copy_from_f64(lab, (const double[]){2, 0, 1}, 3);
-    nb_tensor *oh = nb_one_hot(lab, 3, NB_F64, err, sizeof err);
+    nb_tensor *oh = nb_one_hot(lab, 3, NB_F64, &st);
     check_values(oh, 3, 3, (const double[]){0, 0, 1, 1, 0, 0, 0, 1, 0},
                  "one_hot");
     nb_tensor_free(oh);
     nb_tensor_set(lab, 1, 1.5);
-    CHECK(nb_one_hot(lab, 3, NB_F32, err, sizeof err) == NULL &&
-              has(err, "row 1") && has(err, "not an integer"),
-          "%s", err);
+    CHECK(nb_one_hot(lab, 3, NB_F32, &st) == NULL && has(st.message, "row 1") &&
+              has(st.message, "not an integer"),
+          "%s", st.message);
     nb_tensor_set(lab, 1, 3);
-    CHECK(nb_one_hot(lab, 3, NB_F32, err, sizeof err) == NULL &&
-              has(err, "row 1") && has(err, "out of range [0, 3)"),
-          "%s", err);
+    CHECK(nb_one_hot(lab, 3, NB_F32, &st) == NULL && has(st.message, "row 1") &&
+              has(st.message, "out of range [0, 3)"),
+          "%s", st.message);
     nb_tensor_set(lab, 1, -1);
-    CHECK(nb_one_hot(lab, 3, NB_F32, err, sizeof err) == NULL &&
-              has(err, "row 1"),
-          "%s", err);
-    CHECK(nb_one_hot(lab, 0, NB_F32, err, sizeof err) == NULL, "0 classes");
-    CHECK(nb_one_hot(x, 3, NB_F32, err, sizeof err) == NULL &&
-              has(err, "[3,2]"),
-          "%s", err);
+    CHECK(nb_one_hot(lab, 3, NB_F32, &st) == NULL && has(st.message, "row 1"),
+          "%s", st.message);
+    CHECK(nb_one_hot(lab, 0, NB_F32, &st) == NULL, "0 classes");
+    CHECK(nb_one_hot(x, 3, NB_F32, &st) == NULL && has(st.message, "[3,2]"),
+          "%s", st.message);
 
     /* Argmax: ties go to the first. */
     nb_tensor *a = nb_tensor_new(NB_F32, 2, SHAPE(3, 3));
@@ -868,33 +886,37 @@ static void test_shuffle(void)
 
 static void test_gather_feed(void)
 {
+    nb_status st = {0};
     nb_tensor *src = nb_tensor_new(NB_F32, 2, SHAPE(4, 2));
     nb_tensor_copy_from_f64(
         src, (const double[]){0, 1, 10, 11, 20, 21, 30.5, 31.25}, 8);
     nb_tensor *d64 = nb_tensor_new(NB_F64, 2, SHAPE(3, 2));
     const int64_t idx[3] = {3, 0, 3};
-    CHECK(nb_gather_rows(d64, src, idx, 3) == NB_OK, "gather f32->f64");
+    CHECK(nb_gather_rows(d64, src, idx, 3, NULL) == NB_OK, "gather f32->f64");
     check_values(d64, 3, 2, (const double[]){30.5, 31.25, 0, 1, 30.5, 31.25},
                  "gather f32->f64");
     nb_tensor *d32 = nb_tensor_new(NB_F32, 2, SHAPE(2, 2));
     const int64_t idx2[2] = {1, 2};
-    CHECK(nb_gather_rows(d32, d64, idx2, 2) == NB_OK, "gather f64->f32");
+    CHECK(nb_gather_rows(d32, d64, idx2, 2, NULL) == NB_OK, "gather f64->f32");
     check_values(d32, 2, 2, (const double[]){0, 1, 30.5, 31.25},
                  "gather f64->f32");
-    CHECK(nb_gather_rows(d32, src, NULL, 2) == NB_OK, "gather identity");
+    CHECK(nb_gather_rows(d32, src, NULL, 2, NULL) == NB_OK, "gather identity");
     check_values(d32, 2, 2, (const double[]){0, 1, 10, 11}, "gather NULL idx");
 
     /* Refusals leave dst untouched. */
     const int64_t bad[2] = {1, 4};
     const int64_t neg[1] = {-1};
-    CHECK(nb_gather_rows(d32, src, bad, 2) == NB_ERR_ARG, "index 4 of 4");
-    CHECK(nb_gather_rows(d32, src, neg, 1) == NB_ERR_ARG, "index -1");
-    CHECK(nb_gather_rows(d32, src, idx, 3) == NB_ERR_ARG, "3 rows into 2");
-    CHECK(nb_gather_rows(d32, src, NULL, 5) == NB_ERR_ARG, "5 rows of 4");
+    CHECK(nb_gather_rows(d32, src, bad, 2, &st) == NB_ERR_ARG &&
+              st.code == NB_ERR_ARG && strstr(st.message, "index 4"),
+          "index 4 of 4: %s", st.message);
+    CHECK(nb_gather_rows(d32, src, neg, 1, NULL) == NB_ERR_ARG, "index -1");
+    CHECK(nb_gather_rows(d32, src, idx, 3, NULL) == NB_ERR_ARG,
+          "3 rows into 2");
+    CHECK(nb_gather_rows(d32, src, NULL, 5, NULL) == NB_ERR_ARG, "5 rows of 4");
     check_values(d32, 2, 2, (const double[]){0, 1, 10, 11}, "dst untouched");
     nb_tensor *d3 = nb_tensor_new(NB_F32, 2, SHAPE(4, 3));
-    CHECK(nb_gather_rows(d3, src, idx, 3) == NB_ERR_ARG, "row width");
-    CHECK(nb_gather_rows(NULL, src, idx, 1) == NB_ERR_ARG, "NULL dst");
+    CHECK(nb_gather_rows(d3, src, idx, 3, NULL) == NB_ERR_ARG, "row width");
+    CHECK(nb_gather_rows(NULL, src, idx, 1, NULL) == NB_ERR_ARG, "NULL dst");
 
     /* Feeding: the input sees [count, 2] and the gathered rows; after the
      * largest batch has been fed once, no call allocates. */
@@ -988,7 +1010,7 @@ static void test_feed_large(void)
         }
         /* The identity gather (no index list) of the first rows. */
         nb_tensor *dst = nb_tensor_new(NB_F64, 2, SHAPE(BATCH, COLS));
-        CHECK(nb_gather_rows(dst, src, NULL, BATCH) == NB_OK, "identity");
+        CHECK(nb_gather_rows(dst, src, NULL, BATCH, NULL) == NB_OK, "identity");
         const double *d = nb_tensor_cdata(dst);
         CHECK(d[0] == 0 && d[COLS] == 1000 &&
                   d[(BATCH - 1) * COLS + COLS - 1] ==
@@ -1008,7 +1030,7 @@ static void test_feed_large(void)
 
 static void test_dataset(void)
 {
-    char err[256] = "";
+    nb_status st = {0};
     nb_dataset ds = {0}, a = {0}, b = {0};
     ds.x = nb_tensor_new(NB_F32, 2, SHAPE(5, 2));
     ds.y = nb_tensor_new(NB_F64, 1, SHAPE(5));
@@ -1016,38 +1038,36 @@ static void test_dataset(void)
                             (const double[]){0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 10);
     nb_tensor_copy_from_f64(ds.y, (const double[]){0, 1, 2, 1, 0}, 5);
 
-    CHECK(nb_dataset_slice(&a, &ds, 1, 3, err, sizeof err) == NB_OK, "%s", err);
+    CHECK(nb_dataset_slice(&a, &ds, 1, 3, &st) == NB_OK, "%s", st.message);
     check_values(a.x, 3, 2, (const double[]){2, 3, 4, 5, 6, 7}, "slice x");
     check_values(a.y, 3, 0, (const double[]){1, 2, 1}, "slice y");
     nb_dataset_free(&a);
-    CHECK(nb_dataset_slice(&a, &ds, 3, 3, err, sizeof err) == NB_ERR_ARG &&
-              has(err, "outside the 5 rows") && a.x == NULL,
-          "%s", err);
-    CHECK(nb_dataset_slice(&a, &ds, 5, 0, err, sizeof err) == NB_OK &&
+    CHECK(nb_dataset_slice(&a, &ds, 3, 3, &st) == NB_ERR_ARG &&
+              has(st.message, "outside the 5 rows") && a.x == NULL,
+          "%s", st.message);
+    CHECK(nb_dataset_slice(&a, &ds, 5, 0, &st) == NB_OK &&
               nb_dataset_size(&a) == 0,
-          "empty slice: %s", err);
+          "empty slice: %s", st.message);
     nb_dataset_free(&a);
 
-    CHECK(nb_dataset_filter_classes(&a, &ds, 1, 3, err, sizeof err) == NB_OK,
-          "%s", err);
+    CHECK(nb_dataset_filter_classes(&a, &ds, 1, 3, &st) == NB_OK, "%s",
+          st.message);
     check_values(a.x, 3, 2, (const double[]){2, 3, 4, 5, 6, 7}, "filter x");
     check_values(a.y, 3, 0, (const double[]){0, 1, 0}, "filter y");
     nb_dataset_free(&a);
-    CHECK(nb_dataset_filter_classes(&a, &ds, 2, 2, err, sizeof err) ==
-              NB_ERR_ARG,
+    CHECK(nb_dataset_filter_classes(&a, &ds, 2, 2, &st) == NB_ERR_ARG,
           "empty range");
 
-    CHECK(nb_dataset_split(&ds, 0.4, &a, &b, err, sizeof err) == NB_OK, "%s",
-          err);
+    CHECK(nb_dataset_split(&ds, 0.4, &a, &b, &st) == NB_OK, "%s", st.message);
     check_values(a.x, 3, 2, (const double[]){0, 1, 2, 3, 4, 5}, "train x");
     check_values(b.x, 2, 2, (const double[]){6, 7, 8, 9}, "val x");
     check_values(b.y, 2, 0, (const double[]){1, 0}, "val y");
     nb_dataset_free(&a);
     nb_dataset_free(&b);
-    CHECK(nb_dataset_split(&ds, 1.5, &a, &b, err, sizeof err) == NB_ERR_ARG &&
-              has(err, "1.5"),
-          "%s", err);
-    CHECK(nb_dataset_split(&ds, 0.0, &a, &b, err, sizeof err) == NB_OK &&
+    CHECK(nb_dataset_split(&ds, 1.5, &a, &b, &st) == NB_ERR_ARG &&
+              has(st.message, "1.5"),
+          "%s", st.message);
+    CHECK(nb_dataset_split(&ds, 0.0, &a, &b, &st) == NB_OK &&
               nb_dataset_size(&a) == 5 && nb_dataset_size(&b) == 0,
           "fraction 0");
     nb_dataset_free(&a);
@@ -1055,17 +1075,15 @@ static void test_dataset(void)
 
     /* A row count mismatch between x and y is refused. */
     nb_dataset mis = {ds.x, nb_tensor_new(NB_F32, 1, SHAPE(4))};
-    CHECK(nb_dataset_slice(&a, &mis, 0, 1, err, sizeof err) == NB_ERR_ARG &&
-              has(err, "4"),
-          "%s", err);
+    CHECK(nb_dataset_slice(&a, &mis, 0, 1, &st) == NB_ERR_ARG &&
+              has(st.message, "4"),
+          "%s", st.message);
     nb_tensor_free(mis.y);
 
     /* Replacing the source in place. */
-    CHECK(nb_dataset_slice(&ds, &ds, 2, 2, err, sizeof err) == NB_OK, "%s",
-          err);
+    CHECK(nb_dataset_slice(&ds, &ds, 2, 2, &st) == NB_OK, "%s", st.message);
     check_values(ds.x, 2, 2, (const double[]){4, 5, 6, 7}, "in place");
-    CHECK(nb_dataset_split(&ds, 0.5, &ds, &b, err, sizeof err) == NB_OK, "%s",
-          err);
+    CHECK(nb_dataset_split(&ds, 0.5, &ds, &b, &st) == NB_OK, "%s", st.message);
     check_values(ds.x, 1, 2, (const double[]){4, 5}, "split in place");
     check_values(b.x, 1, 2, (const double[]){6, 7}, "split in place val");
     nb_dataset_free(&b);
@@ -1092,15 +1110,15 @@ static double seconds(void)
 static void check_fashion(const char *dir, const char *set, int64_t n,
                           int64_t per_class)
 {
-    char images[512], labels[512], err[512] = "";
+    char images[512], labels[512];
+    nb_status st = {0};
     snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, set);
     snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, set);
     nb_dataset ds = {0};
     double t0 = seconds();
-    int rc =
-        nb_dataset_load_idx(&ds, images, labels, NB_F32, 0, err, sizeof err);
+    int rc = nb_dataset_load_idx(&ds, images, labels, NB_F32, 0, &st);
     double dt = seconds() - t0;
-    CHECK(rc == NB_OK, "%s", err);
+    CHECK(rc == NB_OK, "%s", st.message);
     if (rc != NB_OK)
         return;
     printf("fashion-mnist %s: %lld examples loaded in %.3f s\n", set,
@@ -1138,11 +1156,10 @@ static void check_fashion(const char *dir, const char *set, int64_t n,
         return;
     }
     nb_dataset head = {0};
-    rc = nb_dataset_load_idx(&head, images, labels, NB_F32, 100, err,
-                             sizeof err);
+    rc = nb_dataset_load_idx(&head, images, labels, NB_F32, 100, &st);
     CHECK(rc == NB_OK && nb_dataset_size(&head) == 100 &&
               memcmp(nb_tensor_f32(head.x), px, 100 * 784 * sizeof(float)) == 0,
-          "limit 100: %s", err);
+          "limit 100: %s", st.message);
     nb_dataset_free(&head);
     nb_dataset_free(&ds);
 }
@@ -1190,6 +1207,114 @@ static void remove_scratch_dir(void)
         rmdir(scratch_dir);
 }
 
+/* A first line of 46,339 commas (46,340 fields) then 46,339 lines of "0":
+ * 139 KB that once made the reader zero-fill a 46340 x 46340 tensor before
+ * finding line 2 short. Memory must stay a small multiple of the file. */
+static void test_csv_bounded(void)
+{
+    enum { N = 46339 };
+    size_t size = (size_t)N + 1 + 2 * (size_t)N;
+    char *text = malloc(size + 1);
+    CHECK(text != NULL, "malloc");
+    if (!text)
+        return;
+    memset(text, ',', N);
+    text[N] = '\n';
+    for (size_t i = 0; i < N; i++)
+        memcpy(text + N + 1 + 2 * i, "0\n", 2);
+    text[size] = '\0';
+    write_bytes("c_wide.csv", text, size);
+    free(text);
+    const char *sizes[] = {"f32", "f64"};
+    for (int d = 0; d < 2; d++) {
+        nb_csv_options o = csv_opts(0, false, NULL, -1, d ? NB_F64 : NB_F32);
+        nb_status st = {0};
+        alloc_largest = 0;
+        alloc_cap = 64 * size;
+        nb_tensor *x = nb_csv_read("c_wide.csv", &o, NULL, &st);
+        alloc_cap = 0;
+        CHECK(x == NULL && st.code == NB_ERR_IO &&
+                  has(st.message, "c_wide.csv") && has(st.message, "line "),
+              "%s: code %d '%s'", sizes[d], st.code, st.message);
+        CHECK(alloc_largest <= 64 * size,
+              "%s: an allocation of %zu bytes for a file of %zu", sizes[d],
+              alloc_largest, size);
+        nb_tensor_free(x);
+    }
+    /* A valid file with a wide first line still reads. */
+    write_text("c_wide_ok.csv", "1,2,3\n4,5,6\n");
+    nb_csv_options o = csv_opts(0, false, NULL, -1, NB_F32);
+    nb_tensor *x = nb_csv_read("c_wide_ok.csv", &o, NULL, NULL);
+    CHECK(x && nb_tensor_dim(x, 0) == 2 && nb_tensor_dim(x, 1) == 3, "2 x 3");
+    nb_tensor_free(x);
+    /* A short line after good ones is still reported at its line. */
+    write_text("c_short_late.csv", "1,2\n3,4\n5\n6,7\n");
+    CHECK_CSV_FAILS("c_short_late.csv", &o, "line 3, column 2",
+                    "missing field");
+    /* A number error before the uneven line comes first. */
+    write_text("c_bad_then_short.csv", "1,2\n3,x\n5\n");
+    CHECK_CSV_FAILS("c_bad_then_short.csv", &o, "line 2, column 2",
+                    "not a number");
+}
+
+/* Read as f32, a value beyond the f32 range is an error naming the line
+ * and column; as f64 it is a value. */
+static void test_csv_range(void)
+{
+    write_text("c_big.csv", "1,2\n3,1e300\n");
+    nb_csv_options o = csv_opts(0, false, NULL, -1, NB_F32);
+    CHECK_CSV_FAILS("c_big.csv", &o, "line 2, column 2", "1e300",
+                    "range of f32");
+    write_text("c_big_label.csv", "-1e39,2\n");
+    o = csv_opts(0, false, NULL, 0, NB_F32);
+    CHECK_CSV_FAILS("c_big_label.csv", &o, "line 1, column 1", "f32");
+    o = csv_opts(0, false, NULL, -1, NB_F64);
+    nb_status st = {0};
+    nb_tensor *x = nb_csv_read("c_big.csv", &o, NULL, &st);
+    CHECK(x && nb_tensor_get(x, 3) == 1e300, "f64 reads 1e300: %s", st.message);
+    nb_tensor_free(x);
+    /* Just above FLT_MAX rounds to it; tiny values round to zero. */
+    write_text("c_edge.csv", "3.4028235e38,1e-50\n");
+    o = csv_opts(0, false, NULL, -1, NB_F32);
+    x = nb_csv_read("c_edge.csv", &o, NULL, &st);
+    CHECK(x && nb_tensor_get(x, 0) == (double)FLT_MAX &&
+              nb_tensor_get(x, 1) == 0,
+          "edges: %s", st.message);
+    nb_tensor_free(x);
+}
+
+/* NaN or infinity in the data is reported with its column and row, as is
+ * a column whose sum overflows. */
+static void test_stats_nonfinite(void)
+{
+    nb_tensor *x = nb_tensor_new(NB_F32, 2, SHAPE(3, 2));
+    double mean[2], sd[2];
+    nb_status st = {0};
+    nb_tensor_copy_from_f64(x, (const double[]){1, 2, 3, 4, 5, NAN}, 6);
+    CHECK(nb_data_column_stats(x, mean, sd, &st) == NB_ERR_NONFINITE &&
+              st.code == NB_ERR_NONFINITE && has(st.message, "column 1") &&
+              has(st.message, "row 2") && has(st.message, "nan"),
+          "NaN: '%s'", st.message);
+    nb_tensor_copy_from_f64(x, (const double[]){1, 2, -INFINITY, 4, 5, 6}, 6);
+    CHECK(nb_data_column_stats(x, mean, sd, &st) == NB_ERR_NONFINITE &&
+              has(st.message, "column 0") && has(st.message, "row 1") &&
+              has(st.message, "inf"),
+          "inf: '%s'", st.message);
+    CHECK(nb_data_column_stats(x, mean, sd, NULL) == NB_ERR_NONFINITE,
+          "without a status");
+    nb_tensor *big = nb_tensor_new(NB_F64, 2, SHAPE(2, 1));
+    nb_tensor_copy_from_f64(big, (const double[]){1e308, 1e308}, 2);
+    CHECK(nb_data_column_stats(big, mean, sd, &st) == NB_ERR_NONFINITE &&
+              has(st.message, "column 0") && has(st.message, "overflows"),
+          "overflow: '%s'", st.message);
+    nb_tensor_copy_from_f64(x, (const double[]){1, 2, 3, 4, 5, 6}, 6);
+    CHECK(nb_data_column_stats(x, mean, sd, &st) == NB_OK && st.code == NB_OK &&
+              st.message[0] == '\0' && mean[0] == 3 && mean[1] == 4,
+          "finite data: '%s'", st.message);
+    nb_tensor_free(x);
+    nb_tensor_free(big);
+}
+
 int main(void)
 {
     if (enter_scratch_dir() != 0)
@@ -1202,7 +1327,10 @@ int main(void)
     test_load_idx();
     test_csv();
     test_csv_fuzz();
+    test_csv_bounded();
+    test_csv_range();
     test_transforms();
+    test_stats_nonfinite();
     test_shuffle();
     test_gather_feed();
     test_feed_large();

@@ -13,14 +13,21 @@
  *   short by RLIMIT_FSIZE leave the old file intact and no temporary file.
  * - Checkpoint resume: Adam + dropout + shuffled batches trained N steps
  *   straight equals k steps, checkpoint, rebuild, load, N - k more steps,
- *   bit for bit; mismatched graphs/optimisers are refused unchanged.
+ *   bit for bit; mismatched graphs/optimisers are refused unchanged, and so
+ *   is every differing hyper-parameter, named with both values.
+ * - F64 values beyond the f32 range refused when loaded into f32; stale
+ *   temporary files of dead processes removed by the next save; running
+ *   out of memory anywhere in a load or a save is NB_ERR_NOMEM with the
+ *   old file intact.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -240,9 +247,9 @@ static void test_roundtrip(void)
     /* A subset in a chosen order; loading a subset ignores extra tensors. */
     CHECK(nb_save_params(g, path2, 2, (nb_node *[]){p[1], p[0]}) == NB_OK, "%s",
           nb_graph_error(g));
-    char err[512];
-    nb_st_file *f = nb_st_open(path2, err, sizeof err);
-    CHECK(f && nb_st_count(f) == 2, "%s", err);
+    nb_status st = {0};
+    nb_st_file *f = nb_st_open(path2, &st);
+    CHECK(f && nb_st_count(f) == 2, "%s", st.message);
     CHECK(f && strcmp(nb_st_name(f, 0), "B") == 0 &&
               strcmp(nb_st_name(f, 1), "A") == 0,
           "order given");
@@ -261,10 +268,11 @@ static void test_roundtrip(void)
 
 static void test_st_api(void)
 {
-    char path[256], err[512];
+    char path[256];
+    nb_status st = {0};
     path_of(path, "params.safetensors"); /* from test_roundtrip */
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
-    CHECK(f != NULL, "%s", err);
+    nb_st_file *f = nb_st_open(path, &st);
+    CHECK(f != NULL, "%s", st.message);
     if (!f)
         return;
     CHECK(nb_st_count(f) == 5, "count %d", nb_st_count(f));
@@ -284,21 +292,21 @@ static void test_st_api(void)
           "no metadata");
     /* D is F32 (k = 3): into f64 the values are exact. */
     nb_tensor *t = nb_tensor_new(NB_F64, 1, SHAPE(6));
-    CHECK(nb_st_read(f, 3, t, err, sizeof err) == NB_OK, "%s", err);
+    CHECK(nb_st_read(f, 3, t, &st) == NB_OK, "%s", st.message);
     for (int i = 0; i < 6; i++)
         CHECK(nb_tensor_get(t, i) == formula(3, i, NB_F32), "D[%d]", i);
     /* E (F64, k = 4) into f32 rounds. */
     nb_tensor *t2 = nb_tensor_new(NB_F32, 1, SHAPE(2));
-    CHECK(nb_st_read(f, 4, t2, err, sizeof err) == NB_OK, "%s", err);
+    CHECK(nb_st_read(f, 4, t2, &st) == NB_OK, "%s", st.message);
     for (int i = 0; i < 2; i++)
         CHECK(nb_tensor_f32(t2)[i] == (float)formula(4, i, NB_F64), "E[%d]", i);
-    CHECK(nb_st_read(f, 0, t2, err, sizeof err) == NB_ERR_ARG &&
-              strstr(err, "has 12 elements, the destination 2") &&
-              strstr(err, path),
-          "%s", err);
-    CHECK(nb_st_read(f, 9, t2, err, sizeof err) == NB_ERR_ARG &&
-              strstr(err, "out of range"),
-          "%s", err);
+    CHECK(nb_st_read(f, 0, t2, &st) == NB_ERR_ARG &&
+              strstr(st.message, "has 12 elements, the destination 2") &&
+              strstr(st.message, path),
+          "%s", st.message);
+    CHECK(nb_st_read(f, 9, t2, &st) == NB_ERR_ARG &&
+              strstr(st.message, "out of range"),
+          "%s", st.message);
     nb_tensor_free(t);
     nb_tensor_free(t2);
     nb_st_close(f);
@@ -311,11 +319,10 @@ static void test_st_api(void)
     const char *names[] = {"empty", "tab\there \"q\" \\ \xc3\xa9"};
     const nb_tensor *ts[] = {x, y};
     const char *keys[] = {"k1", "k2"}, *vals[] = {"v1", "line\nbreak"};
-    CHECK(nb_st_save(path, 2, names, ts, 2, keys, vals, err, sizeof err) ==
-              NB_OK,
-          "%s", err);
-    f = nb_st_open(path, err, sizeof err);
-    CHECK(f != NULL, "%s", err);
+    CHECK(nb_st_save(path, 2, names, ts, 2, keys, vals, &st) == NB_OK, "%s",
+          st.message);
+    f = nb_st_open(path, &st);
+    CHECK(f != NULL, "%s", st.message);
     if (f) {
         CHECK(nb_st_find(f, names[1]) == 1, "escaped name round trip");
         CHECK(nb_st_rank(f, 0) == 2 && nb_st_shape(f, 0)[0] == 0, "empty");
@@ -325,27 +332,27 @@ static void test_st_api(void)
                   nb_st_metadata_key(f, 2) == NULL,
               "metadata keys");
         nb_tensor *z = nb_tensor_new(NB_F64, 1, SHAPE(2));
-        CHECK(nb_st_read(f, 1, z, err, sizeof err) == NB_OK && same_bits(y, z),
-              "%s", err);
+        CHECK(nb_st_read(f, 1, z, &st) == NB_OK && same_bits(y, z), "%s",
+              st.message);
         nb_tensor_free(z);
         nb_st_close(f);
     }
     /* Refused names. */
     const char *dup[] = {"a", "a"};
-    CHECK(nb_st_save(path, 2, dup, ts, 0, NULL, NULL, err, sizeof err) < 0 &&
-              strstr(err, "duplicate name 'a'"),
-          "%s", err);
+    CHECK(nb_st_save(path, 2, dup, ts, 0, NULL, NULL, &st) < 0 &&
+              strstr(st.message, "duplicate name 'a'"),
+          "%s", st.message);
     const char *meta[] = {"__metadata__"};
-    CHECK(nb_st_save(path, 1, meta, ts, 0, NULL, NULL, err, sizeof err) < 0 &&
-              strstr(err, "__metadata__"),
-          "%s", err);
+    CHECK(nb_st_save(path, 1, meta, ts, 0, NULL, NULL, &st) < 0 &&
+              strstr(st.message, "__metadata__"),
+          "%s", st.message);
     const char *bad[] = {"bad\xff"};
-    CHECK(nb_st_save(path, 1, bad, ts, 0, NULL, NULL, err, sizeof err) < 0 &&
-              strstr(err, "UTF-8"),
-          "%s", err);
+    CHECK(nb_st_save(path, 1, bad, ts, 0, NULL, NULL, &st) < 0 &&
+              strstr(st.message, "UTF-8"),
+          "%s", st.message);
     /* The earlier good file survived all three. */
-    f = nb_st_open(path, err, sizeof err);
-    CHECK(f && nb_st_count(f) == 2, "%s", err);
+    f = nb_st_open(path, &st);
+    CHECK(f && nb_st_count(f) == 2, "%s", st.message);
     nb_st_close(f);
     nb_tensor_free(x);
     nb_tensor_free(y);
@@ -387,7 +394,8 @@ static const char *find_python(char *script, size_t len)
 
 static void test_python(void)
 {
-    char script[512], cmd[1200], path[256], err[512];
+    char script[512], cmd[1200], path[256];
+    nb_status st = {0};
     const char *python = find_python(script, sizeof script);
     if (!python)
         return;
@@ -420,8 +428,8 @@ static void test_python(void)
                                     "d\xc3\xa9"};
     const char *vals[] = {"nabla test", "v\xc3\xa4rde \"q\"\n"};
     CHECK(nb_st_save(path, NS, names, (const nb_tensor *const *)ts, 2, keys,
-                     vals, err, sizeof err) == NB_OK,
-          "%s", err);
+                     vals, &st) == NB_OK,
+          "%s", st.message);
     for (int k = 0; k < NS; k++)
         nb_tensor_free(ts[k]);
     snprintf(cmd, sizeof cmd, "%s '%s' check '%s'", python, script, path);
@@ -431,8 +439,8 @@ static void test_python(void)
     path_of(path, "from_py.safetensors");
     snprintf(cmd, sizeof cmd, "%s '%s' write '%s'", python, script, path);
     CHECK(system(cmd) == 0, "python write failed");
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
-    CHECK(f != NULL, "%s", err);
+    nb_st_file *f = nb_st_open(path, &st);
+    CHECK(f != NULL, "%s", st.message);
     if (!f)
         return;
     CHECK(nb_st_count(f) == 9, "count %d", nb_st_count(f));
@@ -455,7 +463,7 @@ static void test_python(void)
         CHECK(strcmp(nb_st_dtype(f, i), want[w].dtype) == 0, "dtype");
         nb_dtype dt = want[w].dtype[1] == '3' ? NB_F32 : NB_F64;
         nb_tensor *t = nb_tensor_new(dt, 1, (int64_t[]){want[w].count});
-        CHECK(nb_st_read(f, i, t, err, sizeof err) == NB_OK, "%s", err);
+        CHECK(nb_st_read(f, i, t, &st) == NB_OK, "%s", st.message);
         for (int64_t e = 0; e < want[w].count; e++)
             CHECK(nb_tensor_get(t, e) == formula(want[w].k, e, dt),
                   "%s[%lld] = %.17g", want[w].name, (long long)e,
@@ -475,8 +483,8 @@ static void test_python(void)
     for (int c = 0; c < 4; c++) {
         int i = nb_st_find(f, conv[c].name);
         nb_tensor *t = nb_tensor_new(NB_F64, 1, (int64_t[]){conv[c].count});
-        CHECK(i >= 0 && nb_st_read(f, i, t, err, sizeof err) == NB_OK, "%s: %s",
-              conv[c].name, err);
+        CHECK(i >= 0 && nb_st_read(f, i, t, &st) == NB_OK, "%s: %s",
+              conv[c].name, st.message);
         for (int64_t e = 0; e < conv[c].count; e++)
             CHECK(nb_tensor_get(t, e) == conv[c].v[e], "%s[%lld] = %g",
                   conv[c].name, (long long)e, nb_tensor_get(t, e));
@@ -545,17 +553,18 @@ static void craft_data(const char *path, const char *header,
 
 static void expect_refused(const char *path, const char *fragment, int line)
 {
-    char err[512] = "";
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
+    nb_status st = {0};
+    nb_st_file *f = nb_st_open(path, &st);
     if (f) {
         nb_st_close(f);
         CHECK(0, "line %d: opened a hostile file, expected '%s'", line,
               fragment);
         return;
     }
-    CHECK(strstr(err, fragment) != NULL, "line %d: '%s' lacks '%s'", line, err,
-          fragment);
-    CHECK(strstr(err, path) != NULL, "line %d: '%s' lacks the path", line, err);
+    CHECK(strstr(st.message, fragment) != NULL, "line %d: '%s' lacks '%s'",
+          line, st.message, fragment);
+    CHECK(strstr(st.message, path) != NULL, "line %d: '%s' lacks the path",
+          line, st.message);
     /* The same file through nb_load_params leaves the parameter alone. */
     nb_graph *g = nb_graph_new();
     nb_node *a = nb_param(g, "a", NB_F32, 1, SHAPE(2));
@@ -707,7 +716,8 @@ static void test_hostile(void)
 /* Dtypes other than F32/F64, with hand-computed bit patterns. */
 static void test_conversions(void)
 {
-    char p[256], err[512];
+    char p[256];
+    nb_status st = {0};
     path_of(p, "dtypes.safetensors");
     static const unsigned char data[] = {
         0x80, 0x3f, 0x60, 0xc0,             /* BF16 1.0, -3.5 */
@@ -727,8 +737,8 @@ static void test_conversions(void)
         T1("f8", "F8_E5M2", "[1]", "[18,19]") "}";
     /* clang-format on */
     craft_data(p, header, data, sizeof data);
-    nb_st_file *f = nb_st_open(p, err, sizeof err);
-    CHECK(f != NULL, "%s", err);
+    nb_st_file *f = nb_st_open(p, &st);
+    CHECK(f != NULL, "%s", st.message);
     if (!f)
         return;
     struct {
@@ -742,18 +752,17 @@ static void test_conversions(void)
                 {"i32", 1, {-2147483648.0}}};
     for (int w = 0; w < 5; w++) {
         nb_tensor *t = nb_tensor_new(NB_F64, 1, (int64_t[]){want[w].n});
-        CHECK(nb_st_read(f, nb_st_find(f, want[w].name), t, err, sizeof err) ==
-                  NB_OK,
-              "%s", err);
+        CHECK(nb_st_read(f, nb_st_find(f, want[w].name), t, &st) == NB_OK, "%s",
+              st.message);
         for (int i = 0; i < want[w].n; i++)
             CHECK(nb_tensor_get(t, i) == want[w].v[i], "%s[%d] = %g",
                   want[w].name, i, nb_tensor_get(t, i));
         nb_tensor_free(t);
     }
     nb_tensor *t = nb_tensor_new(NB_F32, 1, SHAPE(1));
-    CHECK(nb_st_read(f, nb_st_find(f, "f8"), t, err, sizeof err) < 0 &&
-              strstr(err, "cannot convert dtype F8_E5M2"),
-          "%s", err);
+    CHECK(nb_st_read(f, nb_st_find(f, "f8"), t, &st) < 0 &&
+              strstr(st.message, "cannot convert dtype F8_E5M2"),
+          "%s", st.message);
     nb_tensor_free(t);
     nb_st_close(f);
 
@@ -786,10 +795,10 @@ static uint64_t next_rand(void)
 
 static void exercise(const char *path, nb_graph *g, int *opened)
 {
-    char err[512];
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
+    nb_status st = {0};
+    nb_st_file *f = nb_st_open(path, &st);
     if (!f) {
-        CHECK(err[0] != '\0', "a refusal has a message");
+        CHECK(st.message[0] != '\0', "a refusal has a message");
         return;
     }
     (*opened)++;
@@ -809,7 +818,7 @@ static void exercise(const char *path, nb_graph *g, int *opened)
             continue;
         nb_tensor *t = nb_tensor_new(NB_F64, 1, &count);
         if (t) {
-            nb_st_read(f, i, t, err, sizeof err);
+            nb_st_read(f, i, t, &st);
             nb_tensor_free(t);
         }
         nb_st_find(f, nb_st_name(f, i));
@@ -824,7 +833,8 @@ static void exercise(const char *path, nb_graph *g, int *opened)
 
 static void test_fuzz(void)
 {
-    char path[256], fpath[256], err[512];
+    char path[256], fpath[256];
+    nb_status st = {0};
     path_of(path, "fuzz_base.safetensors");
     path_of(fpath, "fuzz.safetensors");
     nb_tensor *a = nb_tensor_new(NB_F32, 2, SHAPE(2, 3));
@@ -835,9 +845,8 @@ static void test_fuzz(void)
     const char *names[] = {"w", "b\xc3\xa9", "c\\"};
     const nb_tensor *ts[] = {a, b, c};
     const char *keys[] = {"epoch"}, *vals[] = {"12"};
-    CHECK(nb_st_save(path, 3, names, ts, 1, keys, vals, err, sizeof err) ==
-              NB_OK,
-          "%s", err);
+    CHECK(nb_st_save(path, 3, names, ts, 1, keys, vals, &st) == NB_OK, "%s",
+          st.message);
     nb_tensor_free(a);
     nb_tensor_free(b);
     nb_tensor_free(c);
@@ -959,6 +968,184 @@ static void test_atomic(void)
     free(after);
     CHECK(count_temp_files() == 0, "no temporary files left");
     nb_graph_free(g);
+}
+
+/* ---- narrowing, stale temporary files, running out of memory ---- */
+
+static void test_narrowing(void)
+{
+    char path[256];
+    path_of(path, "wide.safetensors");
+    nb_status st = {0};
+    nb_tensor *wide = nb_tensor_new(NB_F64, 1, SHAPE(5));
+    /* 3.4028235e38 is above FLT_MAX but rounds to it: in range. */
+    nb_tensor_copy_from_f64(
+        wide, (const double[]){1, -2, 1e300, 3.4028235e38, INFINITY}, 5);
+    const char *names[] = {"w"};
+    const nb_tensor *ts[] = {wide};
+    CHECK(nb_st_save(path, 1, names, ts, 0, NULL, NULL, &st) == NB_OK, "%s",
+          st.message);
+
+    nb_graph *g = nb_graph_new();
+    nb_node *w = nb_param(g, "w", NB_F32, 1, SHAPE(5));
+    nb_tensor_fill(nb_node_value(w), 7);
+    CHECK(nb_load_params(g, path, 0, NULL) == NB_ERR_IO, "1e300 into f32");
+    CHECK_ERROR(g, path, "tensor 'w'", "element 2", "1e+300", "f32");
+    CHECK(nb_tensor_get(nb_node_value(w), 0) == 7, "w untouched");
+
+    nb_st_file *f = nb_st_open(path, &st);
+    CHECK(f != NULL, "%s", st.message);
+    nb_tensor *narrow = nb_tensor_new(NB_F32, 1, SHAPE(5));
+    nb_tensor_fill(narrow, 7);
+    CHECK(nb_st_read(f, 0, narrow, &st) == NB_ERR_IO && st.code == NB_ERR_IO &&
+              strstr(st.message, "element 2") && strstr(st.message, path),
+          "%s", st.message);
+    CHECK(nb_tensor_get(narrow, 0) == 7, "dst untouched");
+    nb_tensor *back = nb_tensor_new(NB_F64, 1, SHAPE(5));
+    CHECK(nb_st_read(f, 0, back, &st) == NB_OK &&
+              nb_tensor_get(back, 2) == 1e300,
+          "f64 keeps 1e300: %s", st.message);
+    nb_st_close(f);
+
+    /* Without the out-of-range value everything loads, and the value just
+     * above FLT_MAX rounds to it while infinity stays data. */
+    nb_tensor_set(wide, 2, -1e30);
+    CHECK(nb_st_save(path, 1, names, ts, 0, NULL, NULL, &st) == NB_OK, "%s",
+          st.message);
+    CHECK(nb_load_params(g, path, 0, NULL) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_tensor_get(nb_node_value(w), 3) == (double)FLT_MAX &&
+              isinf(nb_tensor_get(nb_node_value(w), 4)) &&
+              nb_tensor_get(nb_node_value(w), 2) == (double)-1e30f,
+          "rounded values");
+    nb_tensor_free(wide);
+    nb_tensor_free(narrow);
+    nb_tensor_free(back);
+    nb_graph_free(g);
+}
+
+static bool exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static void test_stale_temps(void)
+{
+    char path[256], dead_tmp[300], live_tmp[300], other_tmp[300], odd[300];
+    path_of(path, "stale.safetensors");
+    /* A pid that certainly names no process: a child that has been reaped. */
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    CHECK(dead > 0 && waitpid(dead, NULL, 0) == dead, "fork");
+    pid_t live = getppid();
+    snprintf(dead_tmp, sizeof dead_tmp, "%s.tmp.%ld", path, (long)dead);
+    snprintf(live_tmp, sizeof live_tmp, "%s.tmp.%ld", path, (long)live);
+    snprintf(other_tmp, sizeof other_tmp, DIR_ "/other.safetensors.tmp.%ld",
+             (long)dead);
+    snprintf(odd, sizeof odd, "%s.tmp.12x", path);
+    const char *junk = "half a file";
+    write_all(dead_tmp, junk, strlen(junk));
+    write_all(live_tmp, junk, strlen(junk));
+    write_all(other_tmp, junk, strlen(junk));
+    write_all(odd, junk, strlen(junk));
+
+    nb_tensor *t = nb_tensor_new(NB_F32, 1, SHAPE(3));
+    const char *names[] = {"t"};
+    const nb_tensor *ts[] = {t};
+    nb_status st = {0};
+    CHECK(nb_st_save(path, 1, names, ts, 0, NULL, NULL, &st) == NB_OK, "%s",
+          st.message);
+    CHECK(!exists(dead_tmp), "the dead process's %s is removed", dead_tmp);
+    CHECK(exists(live_tmp), "a live process's temporary file is kept");
+    CHECK(exists(other_tmp), "another file's temporary file is kept");
+    CHECK(exists(odd), "a name that holds no pid is kept");
+    remove(live_tmp);
+    remove(other_tmp);
+    remove(odd);
+    nb_tensor_free(t);
+}
+
+/* Fails the fail_at-th allocation through the hook (counting from 1). */
+static long alloc_count, fail_at;
+
+static void *failing_alloc(size_t size, size_t align, void *user)
+{
+    (void)user;
+    void *p = NULL;
+    if (++alloc_count == fail_at)
+        return NULL;
+    return posix_memalign(&p, align, size) == 0 ? p : NULL;
+}
+
+static void plain_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+static void test_out_of_memory(void)
+{
+    char path[256];
+    path_of(path, "nomem.safetensors");
+    nb_tensor *a = nb_tensor_new(NB_F32, 2, SHAPE(2, 3));
+    nb_tensor *b = nb_tensor_new(NB_F64, 1, SHAPE(4));
+    fill(a, 1);
+    fill(b, 2);
+    const char *names[] = {"a", "b"};
+    const nb_tensor *ts[] = {a, b};
+    const char *keys[] = {"k"}, *vals[] = {"v"};
+    nb_status st = {0};
+    CHECK(nb_st_save(path, 2, names, ts, 1, keys, vals, &st) == NB_OK, "%s",
+          st.message);
+    size_t len0;
+    unsigned char *before = read_all(path, &len0);
+
+    /* Every allocation of an open in turn: NB_ERR_NOMEM each time, among
+     * them the JSON parser's. */
+    const nb_allocator failing = {failing_alloc, plain_free, NULL};
+    bool json_seen = false, opened = false;
+    for (fail_at = 1; fail_at < 200 && !opened; fail_at++) {
+        alloc_count = 0;
+        nb_set_allocator(&failing);
+        nb_st_file *f = nb_st_open(path, &st);
+        nb_set_allocator(NULL);
+        opened = f != NULL;
+        if (!f) {
+            CHECK(st.code == NB_ERR_NOMEM && strstr(st.message, path),
+                  "allocation %ld of an open: code %d '%s'", fail_at, st.code,
+                  st.message);
+            json_seen = json_seen || strstr(st.message, "JSON");
+        }
+        nb_st_close(f);
+    }
+    CHECK(opened && json_seen, "opened %d, the JSON parser failed %d", opened,
+          json_seen);
+
+    /* Every allocation of a save in turn: NB_ERR_NOMEM, the old file
+     * intact and no temporary file, until the save succeeds. */
+    fill(a, 3);
+    bool saved = false;
+    for (fail_at = 1; fail_at < 200 && !saved; fail_at++) {
+        alloc_count = 0;
+        nb_set_allocator(&failing);
+        int rc = nb_st_save(path, 2, names, ts, 1, keys, vals, &st);
+        nb_set_allocator(NULL);
+        saved = rc == NB_OK;
+        if (!saved) {
+            size_t len1;
+            unsigned char *after = read_all(path, &len1);
+            CHECK(rc == NB_ERR_NOMEM && st.code == rc,
+                  "allocation %ld of a save: %d '%s'", fail_at, rc, st.message);
+            CHECK(after && len1 == len0 && memcmp(after, before, len0) == 0,
+                  "allocation %ld of a save changed the file", fail_at);
+            free(after);
+        }
+        CHECK(count_temp_files() == 0, "no temporary file");
+    }
+    CHECK(saved, "the save succeeds once no allocation fails");
+    free(before);
+    nb_tensor_free(a);
+    nb_tensor_free(b);
 }
 
 /* ---- checkpoints ---- */
@@ -1200,19 +1387,18 @@ static void test_checkpoint(void)
     const char *names[] = {"p"};
     const nb_tensor *ts[] = {t};
     const char *keys[] = {"format", "format_version", "epoch", "rng_state"};
-    const char *bad_rng[] = {"nabla.checkpoint", "1", "3", "12 zz 1 1"};
-    const char *bad_epoch[] = {"nabla.checkpoint", "1", "3x", "1 2 3 4"};
+    const char *bad_rng[] = {"nabla.checkpoint", "2", "3", "12 zz 1 1"};
+    const char *bad_epoch[] = {"nabla.checkpoint", "2", "3x", "1 2 3 4"};
     const char *bad_version[] = {"nabla.checkpoint", "9", "3", "1 2 3 4"};
-    const char *zero_rng[] = {"nabla.checkpoint", "1", "3", "0 0 0 0"};
+    const char *zero_rng[] = {"nabla.checkpoint", "2", "3", "0 0 0 0"};
     const char *const *cases[] = {bad_rng, bad_epoch, bad_version, zero_rng};
     const char *frag[] = {"rng_state", "epoch", "version '9'", "all zero"};
-    char err[512];
+    nb_status st = {0};
     g = nb_graph_new();
     nb_node *pp = nb_param(g, "p", NB_F64, 1, SHAPE(1));
     for (int c = 0; c < 4; c++) {
-        CHECK(nb_st_save(path, 1, names, ts, 4, keys, cases[c], err,
-                         sizeof err) == NB_OK,
-              "%s", err);
+        CHECK(nb_st_save(path, 1, names, ts, 4, keys, cases[c], &st) == NB_OK,
+              "%s", st.message);
         nb_tensor_fill(nb_node_value(pp), 9);
         CHECK(nb_checkpoint_load(g, NULL, NULL, path) < 0, "case %d", c);
         CHECK_ERROR(g, frag[c]);
@@ -1220,6 +1406,80 @@ static void test_checkpoint(void)
     }
     nb_graph_free(g);
     nb_tensor_free(t);
+}
+
+/* A checkpoint saved with one configuration is refused by an optimiser
+ * configured otherwise, naming the field and both values; the parameter
+ * stays as it was. */
+static void test_checkpoint_config(void)
+{
+    char path[256];
+    path_of(path, "config.ckpt.safetensors");
+    const nb_optim_config adam = {.kind = NB_OPTIM_ADAM};
+    const nb_optim_config sgd = {.kind = NB_OPTIM_SGD, .momentum = 0.9};
+    const struct {
+        nb_optim_config saved, loaded;
+        const char *field, *was, *now;
+    } cases[] = {
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .beta1 = 0.5},
+         "beta1",
+         "beta1 0.9",
+         "this one 0.5"},
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .beta2 = 0.9},
+         "beta2",
+         "beta2 0.999",
+         "this one 0.9"},
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .weight_decay = 0.1},
+         "weight_decay",
+         "weight_decay 0,",
+         "this one 0.1"},
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .clip_norm = 1},
+         "clip_norm",
+         "clip_norm 0,",
+         "this one 1 "},
+        {adam,
+         {.kind = NB_OPTIM_ADAM, .eps = 1e-6},
+         "eps",
+         "eps 1e-08",
+         "this one 9.99999"},
+        {sgd,
+         {.kind = NB_OPTIM_SGD, .momentum = 0.1},
+         "momentum",
+         "momentum 0.9",
+         "this one 0.1"},
+        {sgd,
+         {.kind = NB_OPTIM_SGD, .momentum = 0.9, .nesterov = true},
+         "nesterov",
+         "nesterov 0,",
+         "this one 1 "},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        nb_graph *g = nb_graph_new();
+        nb_node *w = nb_param(g, "w", NB_F64, 1, SHAPE(3));
+        nb_tensor_fill(nb_node_value(w), 1);
+        nb_optimizer *o = nb_optimizer_new(g, &cases[c].saved, 0, NULL);
+        CHECK(o && nb_checkpoint_save(g, o, 1, path) == NB_OK, "%s",
+              nb_graph_error(g));
+        nb_optimizer_free(o);
+        /* The same configuration loads. */
+        o = nb_optimizer_new(g, &cases[c].saved, 0, NULL);
+        CHECK(nb_checkpoint_load(g, o, NULL, path) == NB_OK, "case %zu: %s", c,
+              nb_graph_error(g));
+        nb_optimizer_free(o);
+        nb_tensor_fill(nb_node_value(w), 5);
+        o = nb_optimizer_new(g, &cases[c].loaded, 0, NULL);
+        CHECK(o != NULL, "%s", nb_graph_error(g));
+        CHECK(nb_checkpoint_load(g, o, NULL, path) == NB_ERR_ARG, "case %zu",
+              c);
+        CHECK_ERROR(g, path, cases[c].field, cases[c].was, cases[c].now);
+        CHECK(nb_tensor_get(nb_node_value(w), 0) == 5, "w unchanged");
+        nb_optimizer_free(o);
+        nb_graph_free(g);
+    }
 }
 
 int main(void)
@@ -1234,6 +1494,10 @@ int main(void)
     test_fuzz();
     test_atomic();
     test_checkpoint();
+    test_checkpoint_config();
+    test_narrowing();
+    test_stale_temps();
+    test_out_of_memory();
     if (tu_failed == 0) {
         clean_dir(DIR_);
         rmdir(DIR_);

@@ -400,6 +400,18 @@ static void test_evaluate_by_hand(void)
     CHECK(isnan(mn.accuracy) && mn.count == 4, "accuracy %g", mn.accuracy);
     CHECK_NEAR(mn.loss, want_loss, 1e-12);
 
+    /* A NaN in the data makes the loss of its batch NaN: an error naming
+     * the batch's rows, not a metric of NaN. */
+    double keep = nb_tensor_get(ds.x, 7);
+    nb_tensor_set(ds.x, 7, NAN);
+    CHECK(nb_evaluate(g, &bare, &ds, 2, &mn) == NB_ERR_NONFINITE,
+          "NaN loss accepted");
+    CHECK_ERROR(g, "evaluate", "loss is nan", "rows [2, 4)");
+    CHECK(isnan(mn.loss) && mn.count == 0, "loss %g count %lld", mn.loss,
+          (long long)mn.count);
+    nb_tensor_set(ds.x, 7, keep);
+    CHECK(nb_evaluate(g, &bare, &ds, 2, &mn) == NB_OK, "%s", nb_graph_error(g));
+
     free_set(&ds);
     free_set(&hot);
     free_set(&bin);

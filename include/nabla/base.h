@@ -57,6 +57,16 @@ typedef struct nb_status {
     char message[256];  /**< NUL-terminated; empty when code is NB_OK */
 } nb_status;
 
+/** Fills status (when not NULL) with code and a printf-style message (fmt
+ * NULL: an empty one) and returns code, so that a failing call can end with
+ * `return nb_status_set(status, NB_ERR_IO, "%s: ...", path);`. Code built
+ * on nabla may use it for its own calls without a graph. */
+NB_API int nb_status_set(nb_status *status, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /** @name Memory
  * Every allocation of the library goes through these, and so through the
  * allocator set with nb_set_allocator; code built on nabla may use them too
@@ -79,8 +89,15 @@ NB_API void nb_set_allocator(const nb_allocator *allocator);
 NB_API void *nb_alloc(size_t size);
 /** As nb_alloc, zero-filled. */
 NB_API void *nb_alloc_zeroed(size_t size);
-/** Releases memory from nb_alloc / nb_alloc_zeroed; NULL does nothing. */
+/** Releases memory from nb_alloc / nb_alloc_zeroed / nb_realloc; NULL does
+ * nothing. */
 NB_API void nb_free(void *ptr);
+/** Resizes a block from nb_alloc to new_size bytes, keeping the first
+ * min(old_size, new_size) bytes: old_size is the size it was allocated
+ * with, since the allocator hook does not record sizes. ptr NULL acts as
+ * nb_alloc. On failure returns NULL and ptr is left as it was (still to be
+ * freed). Always a fresh block and a copy: the hook has no resize. */
+NB_API void *nb_realloc(void *ptr, size_t old_size, size_t new_size);
 /** @} */
 
 #ifdef __cplusplus

@@ -6,8 +6,13 @@
  * allocated, and a truncated or malformed file gives an error naming the
  * file and the byte offset (or line) of the problem, never a crash or a
  * silently wrong result. Functions that have no graph to record an error on
- * take `err` / `errlen`: on failure they return NULL or a negative code and
- * write a terminated message there (when err is not NULL).
+ * take an `nb_status *` as their last argument (base.h; it may be NULL): on
+ * failure they return NULL or a negative code and fill the status with the
+ * same code and a message. Codes: NB_ERR_IO for a file that cannot be read
+ * or does not hold what its format promises (including a value out of the
+ * requested dtype's range), NB_ERR_ARG for a bad argument, NB_ERR_NOMEM
+ * when memory runs out, NB_ERR_NONFINITE for a NaN or infinity where
+ * statistics need finite data.
  */
 #ifndef NABLA_DATA_H
 #define NABLA_DATA_H
@@ -43,8 +48,7 @@ extern "C" {
  * the nearest float; NaN and infinities in float data are kept as data.
  * Returns a free-standing tensor of the file's shape, converted to dtype;
  * the caller frees it with nb_tensor_free. */
-NB_API nb_tensor *nb_idx_read(const char *path, nb_dtype dtype, char *err,
-                       size_t errlen);
+NB_API nb_tensor *nb_idx_read(const char *path, nb_dtype dtype, nb_status *status);
 /** @} */
 
 /** How nb_csv_read reads a file. */
@@ -78,15 +82,18 @@ typedef struct nb_csv_options {
  * - no quoting: a field is a plain decimal number, [+-]digits[.digits]
  *   [e[+-]digits] as strtod reads it in the "C" locale. Rejected, with the
  *   line and the (1-based) column: an empty field, a partial parse such as
- *   "1.5x", "nan"/"inf" text, hex floats, a value that overflows double;
+ *   "1.5x", "nan"/"inf" text, hex floats, a value that overflows double
+ *   (or, read as f32, a value beyond the f32 range such as 1e300);
  * - header names are trimmed and may be wrapped in double quotes, which
  *   are removed (the name itself must not contain the delimiter);
  * - every row has the first row's number of fields; a short or long row is
  *   an error naming the line and the first missing or extra column.
- * Limits: files up to NB_CSV_MAX_BYTES, at most 2^31 values in all. Line
+ * Limits: files up to NB_CSV_MAX_BYTES, at most 2^31 values in all. The
+ * tensors are sized by the rows the file actually holds, so memory stays a
+ * small multiple of the file's size whatever its first line claims. Line
  * numbers count every physical line, blank ones and the header included. */
 NB_API nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
-                       nb_tensor **labels, char *err, size_t errlen);
+                       nb_tensor **labels, nb_status *status);
 /** @} */
 
 /** @name Transforms (in place unless noted) */
@@ -97,16 +104,21 @@ NB_API void nb_data_scale(nb_tensor *x, double scale);
  * mean / std (each `rest` entries, caller-owned); std 0 is reported as 1 so
  * that standardising a constant column gives zeros. The deviation is the
  * population one, sqrt(sum (x - mean)^2 / rows), computed in double in two
- * passes. NB_ERR_ARG for a NULL argument or a tensor without rows. */
-NB_API int nb_data_column_stats(const nb_tensor *x, double *mean, double *std);
+ * passes. NB_ERR_ARG for a NULL argument or a tensor without rows;
+ * NB_ERR_NONFINITE when the data hold a NaN or an infinity (the message
+ * names the column and the row of the first one) or a column's sums
+ * overflow; mean and std are then unspecified. */
+NB_API int nb_data_column_stats(const nb_tensor *x, double *mean, double *std,
+                                nb_status *status);
 /** x = (x - mean) / std per column: apply a training set's statistics to any
  * set. NB_ERR_ARG (x untouched) if a std is not finite and positive. */
-NB_API int nb_data_standardize(nb_tensor *x, const double *mean, const double *std);
+NB_API int nb_data_standardize(nb_tensor *x, const double *mean,
+                               const double *std, nb_status *status);
 /** Rows [n, classes] with a 1 in column labels[i]; NULL if a label is not
  * an integer in [0, classes) (the message names the row, from 0). labels
  * is [n] or [n, 1]. New tensor of dtype. */
 NB_API nb_tensor *nb_one_hot(const nb_tensor *labels, int64_t classes,
-                      nb_dtype dtype, char *err, size_t errlen);
+                      nb_dtype dtype, nb_status *status);
 /** The index of the largest entry of each row of x [rows, k] into out
  * (rows entries); the first wins a tie. A NaN never wins unless it is the
  * first entry of its row; a row of k = 0 entries gives -1. */
@@ -141,21 +153,19 @@ NB_API int64_t nb_dataset_size(const nb_dataset *ds);
  * checked whole: their lengths, and a gzip file's CRC). */
 NB_API int nb_dataset_load_idx(nb_dataset *ds, const char *images,
                         const char *labels, nb_dtype dtype, int64_t limit,
-                        char *err, size_t errlen);
+                        nb_status *status);
 /** Rows [first, first + count) of src as a new dataset (copies). */
 NB_API int nb_dataset_slice(nb_dataset *dst, const nb_dataset *src, int64_t first,
-                     int64_t count, char *err, size_t errlen);
+                     int64_t count, nb_status *status);
 /** The examples whose class index is in [lo, hi), with labels shifted by
  * -lo (for transfer-learning splits). */
 NB_API int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
-                              int64_t lo, int64_t hi, char *err,
-                              size_t errlen);
+                              int64_t lo, int64_t hi, nb_status *status);
 /** Splits src into its last `fraction` of rows (validation,
  * round(fraction * n) rows) and the rest (training), after no shuffling:
  * shuffle first if the order matters. fraction in [0, 1]. */
 NB_API int nb_dataset_split(const nb_dataset *src, double fraction,
-                     nb_dataset *train, nb_dataset *val, char *err,
-                     size_t errlen);
+                     nb_dataset *train, nb_dataset *val, nb_status *status);
 /** @} */
 
 /** @name Shuffling and batching */
@@ -170,7 +180,7 @@ NB_API void nb_shuffle(nb_graph *g, int64_t *idx, int64_t n);
  * and f64. idx NULL means rows 0..count-1. Every index is checked against
  * src's rows before anything is copied. Returns NB_OK or NB_ERR_ARG. */
 NB_API int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
-                   int64_t count);
+                   int64_t count, nb_status *status);
 /** Feeds rows idx[0..count) of src to input, with shape [count, src's
  * other extents], gathering them straight into the input's buffer
  * (nb_feed_buffer) and converting between f32 and f64. idx NULL means rows

@@ -60,7 +60,9 @@ typedef struct nb_metrics {
  * afterwards. The rows of ds->x and ds->y must match model->x and model->y
  * in shape (after the batch dimension) and dtype. Consecutive rows are fed
  * straight from ds: nothing is allocated but the check of which node to
- * score. Returns NB_OK or a negative code, with the error on the graph. */
+ * score. Returns NB_OK or a negative code, with the error on the graph:
+ * NB_ERR_NONFINITE when a batch's loss is NaN or infinite (the message
+ * names the rows of the batch; out then holds NaN and count 0). */
 NB_API int nb_evaluate(nb_graph *g, const nb_model *model, const nb_dataset *ds,
                 int64_t batch_size, nb_metrics *out);
 
@@ -156,7 +158,8 @@ typedef struct nb_train_result {
  * Returns NB_OK, or a negative code with the error on the graph: NB_ERR_ARG
  * for a bad argument, NB_ERR_NONFINITE when a batch's loss is not finite
  * (the message names the epoch and batch; the parameters are left as they
- * were before that batch, nothing is restored). The graph's training flag
+ * were before that batch, nothing is restored) or when the validation loss
+ * is (as nb_evaluate). The graph's training flag
  * is restored in every case. */
 NB_API int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
              const nb_dataset *train, const nb_dataset *val,

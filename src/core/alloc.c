@@ -52,6 +52,16 @@ void nb_free(void *ptr)
         current.free(ptr, current.user);
 }
 
+void *nb_realloc(void *ptr, size_t old_size, size_t new_size)
+{
+    void *p = nb_alloc(new_size);
+    if (p && ptr) {
+        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
+        nb_free(ptr);
+    }
+    return p;
+}
+
 struct nb_arena_chunk {
     nb_arena_chunk *next;
     size_t used, capacity;

@@ -199,11 +199,13 @@ static void gather(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
 }
 
 int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
-                   int64_t count)
+                   int64_t count, nb_status *status)
 {
+    nb_status_set(status, NB_OK, NULL);
     char buf[256];
-    if (gather_problem(dst, src, idx, count, buf, sizeof buf))
-        return NB_ERR_ARG;
+    const char *problem = gather_problem(dst, src, idx, count, buf, sizeof buf);
+    if (problem)
+        return nb_status_set(status, NB_ERR_ARG, "gather_rows: %s", problem);
     gather(dst, src, idx, count);
     return NB_OK;
 }

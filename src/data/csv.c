@@ -2,12 +2,17 @@
  * label column (the dialect is documented at nb_csv_read in data.h).
  *
  * The file is read whole (up to NB_CSV_MAX_BYTES) and walked twice: the
- * first walk counts the non-blank lines and the fields of the first one, so
- * both tensors are allocated once at their final size; the second parses.
+ * first walk counts the non-blank lines whose field count is the first
+ * line's, stopping at the first that differs, so both tensors are
+ * allocated once and never larger than the file can fill (every value
+ * takes at least one byte and one separator, so the tensors stay within a
+ * few times the file's size whatever its first line claims); the second
+ * walk parses, and reports the first error in line order.
  * Every field is bounded by its line, never by a terminating NUL, so a NUL
  * byte in the file is just an invalid character.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,12 +35,12 @@ typedef struct text {
 typedef struct csv {
     const char *path;
     char delim;
-    char *buf; /* the whole file */
+    nb_dtype dtype; /* values must fit it */
+    char *buf;      /* the whole file */
     size_t size;
     size_t next;    /* offset of the next line */
     long long line; /* number of the line last returned */
-    char *err;
-    size_t errlen;
+    nb_status *status;
 } csv;
 
 static bool is_blank_char(char c, char delim)
@@ -121,8 +126,9 @@ static int parse_number(csv *c, text field, long long column, double *out)
     text t = trim(field, c->delim);
     char show[48];
     if (t.n == 0) {
-        set_err(c->err, c->errlen, "%s: line %lld, column %lld: empty field",
-                c->path, c->line, column);
+        nb_status_set(c->status, NB_ERR_IO,
+                      "%s: line %lld, column %lld: empty field", c->path,
+                      c->line, column);
         return -1;
     }
     /* Only the characters of a plain decimal number, so strtod cannot
@@ -140,26 +146,34 @@ static int parse_number(csv *c, text field, long long column, double *out)
         v = strtod(num, &end);
     }
     if (t.n >= FIELD_MAX) {
-        set_err(c->err, c->errlen,
-                "%s: line %lld, column %lld: a field of %zu characters is "
-                "too long for a number",
-                c->path, c->line, column, t.n);
+        nb_status_set(
+            c->status, NB_ERR_IO,
+            "%s: line %lld, column %lld: a field of %zu characters is "
+            "too long for a number",
+            c->path, c->line, column, t.n);
         return -1;
     }
     if (!plain || end != num + t.n) {
-        set_err(c->err, c->errlen,
-                "%s: line %lld, column %lld: '%s' is not a number", c->path,
-                c->line, column, shown(t, show, sizeof show));
+        nb_status_set(c->status, NB_ERR_IO,
+                      "%s: line %lld, column %lld: '%s' is not a number",
+                      c->path, c->line, column, shown(t, show, sizeof show));
         return -1;
     }
     if (errno == ERANGE && fabs(v) > 1.0) {
-        set_err(c->err, c->errlen,
-                "%s: line %lld, column %lld: '%s' is out of the range of "
-                "double",
-                c->path, c->line, column, shown(t, show, sizeof show));
+        nb_status_set(c->status, NB_ERR_IO,
+                      "%s: line %lld, column %lld: '%s' is out of the range of "
+                      "double",
+                      c->path, c->line, column, shown(t, show, sizeof show));
         return -1;
     }
-    /* Underflow to a subnormal or zero is the closest double: accepted. */
+    if (c->dtype == NB_F32 && isinf((float)v)) {
+        nb_status_set(c->status, NB_ERR_IO,
+                      "%s: line %lld, column %lld: '%s' is out of the range "
+                      "of f32",
+                      c->path, c->line, column, shown(t, show, sizeof show));
+        return -1;
+    }
+    /* Underflow to a subnormal or zero is the closest value: accepted. */
     *out = v;
     return 0;
 }
@@ -169,8 +183,8 @@ static int read_file(csv *c)
     char ebuf[128];
     FILE *f = fopen(c->path, "rb");
     if (!f) {
-        set_err(c->err, c->errlen, "%s: cannot open: %s", c->path,
-                errno_text(errno, ebuf, sizeof ebuf));
+        nb_status_set(c->status, NB_ERR_IO, "%s: cannot open: %s", c->path,
+                      errno_text(errno, ebuf, sizeof ebuf));
         return -1;
     }
     /* Grows by doubling up to one byte past the limit: filling that byte
@@ -178,17 +192,19 @@ static int read_file(csv *c)
      * pipes cannot answer). */
     const size_t limit = (size_t)NB_CSV_MAX_BYTES;
     size_t cap = (size_t)1 << 16, size = 0;
-    char *buf = malloc(cap);
+    char *buf = nb_alloc(cap);
     for (;;) {
         if (!buf) {
-            set_err(c->err, c->errlen, "%s: out of memory", c->path);
+            nb_status_set(c->status, NB_ERR_NOMEM, "%s: out of memory",
+                          c->path);
             break;
         }
         size += fread(buf + size, 1, cap - size, f);
         if (ferror(f)) {
-            set_err(c->err, c->errlen, "%s: read error at byte %llu: %s",
-                    c->path, (unsigned long long)size,
-                    errno_text(errno, ebuf, sizeof ebuf));
+            nb_status_set(c->status, NB_ERR_IO,
+                          "%s: read error at byte %llu: %s", c->path,
+                          (unsigned long long)size,
+                          errno_text(errno, ebuf, sizeof ebuf));
             break;
         }
         if (size < cap) {
@@ -198,21 +214,22 @@ static int read_file(csv *c)
             return 0;
         }
         if (cap > limit) {
-            set_err(c->err, c->errlen, "%s: larger than the limit of %zu bytes",
-                    c->path, limit);
+            nb_status_set(c->status, NB_ERR_IO,
+                          "%s: larger than the limit of %zu bytes", c->path,
+                          limit);
             break;
         }
         size_t next = cap * 2 <= limit ? cap * 2 : limit + 1;
-        char *grown = realloc(buf, next);
+        char *grown = nb_realloc(buf, cap, next);
         if (!grown) {
-            free(buf);
+            nb_free(buf);
             buf = NULL;
             continue;
         }
         buf = grown;
         cap = next;
     }
-    free(buf);
+    nb_free(buf);
     fclose(f);
     return -1;
 }
@@ -223,10 +240,11 @@ static int64_t label_index(csv *c, const nb_csv_options *o, text header,
 {
     if (o->label_name) {
         if (!o->header) {
-            set_err(c->err, c->errlen,
-                    "%s: label column '%s' given by name, but the options "
-                    "say the file has no header",
-                    c->path, o->label_name);
+            nb_status_set(
+                c->status, NB_ERR_ARG,
+                "%s: label column '%s' given by name, but the options "
+                "say the file has no header",
+                c->path, o->label_name);
             return -2;
         }
         size_t want = strlen(o->label_name);
@@ -241,22 +259,26 @@ static int64_t label_index(csv *c, const nb_csv_options *o, text header,
             if (name.n == want && memcmp(name.p, o->label_name, want) == 0)
                 return i;
         }
-        set_err(c->err, c->errlen, "%s: no column named '%s' in the header",
-                c->path, o->label_name);
+        nb_status_set(c->status, NB_ERR_ARG,
+                      "%s: no column named '%s' in the header", c->path,
+                      o->label_name);
         return -2;
     }
     if (o->label_column < -1 || o->label_column >= ncols) {
-        set_err(c->err, c->errlen,
-                "%s: label column %d is out of range (the file has %lld "
-                "columns, numbered from 0; -1 means none)",
-                c->path, o->label_column, (long long)ncols);
+        nb_status_set(c->status, NB_ERR_ARG,
+                      "%s: label column %d is out of range (the file has %lld "
+                      "columns, numbered from 0; -1 means none)",
+                      c->path, o->label_column, (long long)ncols);
         return -2;
     }
     return o->label_column;
 }
 
-static int parse_rows(csv *c, int64_t ncols, int64_t label, nb_tensor *x,
-                      nb_tensor *y)
+/* Parses the rows after the header into x and y (rows of them); a row
+ * beyond them is the one whose field count differs, and is parsed only to
+ * report its first error. */
+static int parse_rows(csv *c, int64_t ncols, int64_t label, int64_t rows,
+                      nb_tensor *x, nb_tensor *y)
 {
     text line;
     int64_t row = 0;
@@ -267,15 +289,18 @@ static int parse_rows(csv *c, int64_t ncols, int64_t label, nb_tensor *x,
         int64_t col = 0, f = 0;
         for (; next_field(&rest, &more, c->delim, &field); col++) {
             if (col >= ncols) {
-                set_err(c->err, c->errlen,
-                        "%s: line %lld, column %lld: extra field (rows have "
-                        "%lld fields)",
-                        c->path, c->line, (long long)col + 1, (long long)ncols);
+                nb_status_set(
+                    c->status, NB_ERR_IO,
+                    "%s: line %lld, column %lld: extra field (rows have "
+                    "%lld fields)",
+                    c->path, c->line, (long long)col + 1, (long long)ncols);
                 return -1;
             }
             double v;
             if (parse_number(c, field, (long long)col + 1, &v) != 0)
                 return -1;
+            if (row >= rows)
+                continue;
             if (col == label) {
                 if (y)
                     nb_tensor_set(y, row, v);
@@ -284,11 +309,12 @@ static int parse_rows(csv *c, int64_t ncols, int64_t label, nb_tensor *x,
             }
         }
         if (col < ncols) {
-            set_err(c->err, c->errlen,
-                    "%s: line %lld, column %lld: missing field (the row has "
-                    "%lld fields, expected %lld)",
-                    c->path, c->line, (long long)col + 1, (long long)col,
-                    (long long)ncols);
+            nb_status_set(
+                c->status, NB_ERR_IO,
+                "%s: line %lld, column %lld: missing field (the row has "
+                "%lld fields, expected %lld)",
+                c->path, c->line, (long long)col + 1, (long long)col,
+                (long long)ncols);
             return -1;
         }
         row++;
@@ -297,27 +323,29 @@ static int parse_rows(csv *c, int64_t ncols, int64_t label, nb_tensor *x,
 }
 
 nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
-                       nb_tensor **labels, char *err, size_t errlen)
+                       nb_tensor **labels, nb_status *status)
 {
+    nb_status_set(status, NB_OK, NULL);
     static const nb_csv_options defaults = {',', false, NULL, -1, NB_F32};
     const nb_csv_options *o = options ? options : &defaults;
     if (labels)
         *labels = NULL;
     if (!path) {
-        set_err(err, errlen, "csv: path is NULL");
+        nb_status_set(status, NB_ERR_ARG, "csv: path is NULL");
         return NULL;
     }
-    csv c = {path,  o->delimiter ? o->delimiter : ',', NULL, 0, 0, 0, err,
-             errlen};
+    csv c = {path,  o->delimiter ? o->delimiter : ',', o->dtype, NULL, 0, 0, 0,
+             status};
     if (strchr("\r\n\"0123456789+-.eE", c.delim)) {
-        set_err(err, errlen,
-                "%s: the delimiter 0x%02x cannot separate "
-                "numbers",
-                path, (unsigned)(unsigned char)c.delim);
+        nb_status_set(status, NB_ERR_ARG,
+                      "%s: the delimiter 0x%02x cannot separate "
+                      "numbers",
+                      path, (unsigned)(unsigned char)c.delim);
         return NULL;
     }
     if (o->dtype != NB_F32 && o->dtype != NB_F64) {
-        set_err(err, errlen, "%s: bad dtype %d", path, (int)o->dtype);
+        nb_status_set(status, NB_ERR_ARG, "%s: bad dtype %d", path,
+                      (int)o->dtype);
         return NULL;
     }
     if (read_file(&c) != 0)
@@ -326,7 +354,8 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
     nb_tensor *x = NULL, *y = NULL;
     text first;
     if (!next_line(&c, &first)) {
-        set_err(err, errlen, "%s: no data rows (the file is empty)", path);
+        nb_status_set(status, NB_ERR_IO, "%s: no data rows (the file is empty)",
+                      path);
         goto fail;
     }
     int64_t ncols = count_fields(first, c.delim);
@@ -335,30 +364,40 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
         goto fail;
     int64_t rows = o->header ? 0 : 1;
     text line;
-    while (next_line(&c, &line))
-        rows++;
+    bool uneven = false; /* stopped at a line of another field count */
+    while (!uneven && next_line(&c, &line)) {
+        uneven = count_fields(line, c.delim) != ncols;
+        rows += !uneven;
+    }
     int64_t fcols = ncols - (label >= 0);
-    if (rows == 0) {
-        set_err(err, errlen, "%s: no data rows after the header", path);
+    if (rows == 0 && !uneven) {
+        nb_status_set(status, NB_ERR_IO, "%s: no data rows after the header",
+                      path);
         goto fail;
     }
     if (fcols == 0) {
-        set_err(err, errlen, "%s: no feature columns besides the label", path);
+        nb_status_set(status, NB_ERR_IO,
+                      "%s: no feature columns besides the label", path);
         goto fail;
     }
     /* rows and fcols are each below the byte count, itself below 2^30, so
      * the product cannot overflow int64. */
     if (rows * fcols > (INT64_C(1) << 31)) {
-        set_err(err, errlen, "%s: %lld x %lld values exceed the limit of 2^31",
-                path, (long long)rows, (long long)fcols);
+        nb_status_set(status, NB_ERR_IO,
+                      "%s: %lld x %lld values exceed the limit of 2^31", path,
+                      (long long)rows, (long long)fcols);
         goto fail;
     }
-    x = nb_tensor_new(o->dtype, 2, (const int64_t[]){rows, fcols});
-    if (label >= 0 && labels)
+    /* No rows before an uneven line: parse_rows fails on that line, so x
+     * is never returned NULL. */
+    if (rows > 0)
+        x = nb_tensor_new(o->dtype, 2, (const int64_t[]){rows, fcols});
+    if (rows > 0 && label >= 0 && labels)
         y = nb_tensor_new(o->dtype, 1, (const int64_t[]){rows});
-    if (!x || (label >= 0 && labels && !y)) {
-        set_err(err, errlen, "%s: out of memory for %lld x %lld values", path,
-                (long long)rows, (long long)fcols);
+    if (rows > 0 && (!x || (label >= 0 && labels && !y))) {
+        nb_status_set(status, NB_ERR_NOMEM,
+                      "%s: out of memory for %lld x %lld values", path,
+                      (long long)rows, (long long)fcols);
         goto fail;
     }
     /* Second walk from the top, so that line numbers count blank lines
@@ -367,14 +406,14 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
     c.line = 0;
     if (o->header)
         next_line(&c, &line);
-    if (parse_rows(&c, ncols, label, x, y) != 0)
+    if (parse_rows(&c, ncols, label, rows, x, y) != 0)
         goto fail;
-    free(c.buf);
+    nb_free(c.buf);
     if (labels)
         *labels = y;
     return x;
 fail:
-    free(c.buf);
+    nb_free(c.buf);
     nb_tensor_free(x);
     nb_tensor_free(y);
     return NULL;

@@ -7,7 +7,6 @@
  * output that is src itself is replaced safely.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,19 +30,19 @@ int64_t nb_dataset_size(const nb_dataset *ds)
     return ds && ds->x ? nb_tensor_dim(ds->x, 0) : 0;
 }
 
-static bool check_source(const nb_dataset *src, const char *what, char *err,
-                         size_t errlen)
+static bool check_source(const nb_dataset *src, const char *what,
+                         nb_status *status)
 {
     if (!src || !src->x || nb_tensor_rank(src->x) < 1) {
-        set_err(err, errlen, "%s: the source dataset has no x of rank >= 1",
-                what);
+        nb_status_set(status, NB_ERR_ARG,
+                      "%s: the source dataset has no x of rank >= 1", what);
         return false;
     }
     if (src->y && (nb_tensor_rank(src->y) < 1 ||
                    nb_tensor_dim(src->y, 0) != nb_tensor_dim(src->x, 0))) {
-        set_err(err, errlen, "%s: x has %lld rows but y has %lld", what,
-                (long long)nb_tensor_dim(src->x, 0),
-                (long long)nb_tensor_dim(src->y, 0));
+        nb_status_set(status, NB_ERR_ARG, "%s: x has %lld rows but y has %lld",
+                      what, (long long)nb_tensor_dim(src->x, 0),
+                      (long long)nb_tensor_dim(src->y, 0));
         return false;
     }
     return true;
@@ -82,8 +81,8 @@ static void assign(nb_dataset *dst, const nb_dataset *src, nb_tensor *x,
 }
 
 static int slice_into(nb_tensor **x, nb_tensor **y, const nb_dataset *src,
-                      int64_t first, int64_t count, const char *what, char *err,
-                      size_t errlen)
+                      int64_t first, int64_t count, const char *what,
+                      nb_status *status)
 {
     *x = copy_rows(src->x, first, count);
     *y = src->y ? copy_rows(src->y, first, count) : NULL;
@@ -91,72 +90,76 @@ static int slice_into(nb_tensor **x, nb_tensor **y, const nb_dataset *src,
         nb_tensor_free(*x);
         nb_tensor_free(*y);
         *x = *y = NULL;
-        set_err(err, errlen, "%s: out of memory for %lld rows", what,
-                (long long)count);
+        nb_status_set(status, NB_ERR_NOMEM, "%s: out of memory for %lld rows",
+                      what, (long long)count);
         return NB_ERR_NOMEM;
     }
     return NB_OK;
 }
 
 int nb_dataset_slice(nb_dataset *dst, const nb_dataset *src, int64_t first,
-                     int64_t count, char *err, size_t errlen)
+                     int64_t count, nb_status *status)
 {
+    nb_status_set(status, NB_OK, NULL);
     if (!dst) {
-        set_err(err, errlen, "slice: dst is NULL");
+        nb_status_set(status, NB_ERR_ARG, "slice: dst is NULL");
         return NB_ERR_ARG;
     }
     if (dst != src)
         dst->x = dst->y = NULL;
-    if (!check_source(src, "slice", err, errlen))
+    if (!check_source(src, "slice", status))
         return NB_ERR_ARG;
     int64_t n = nb_dataset_size(src);
     if (first < 0 || count < 0 || first > n || count > n - first) {
-        set_err(err, errlen,
-                "slice: rows [%lld, %lld + %lld) are outside the %lld rows",
-                (long long)first, (long long)first, (long long)count,
-                (long long)n);
+        nb_status_set(
+            status, NB_ERR_ARG,
+            "slice: rows [%lld, %lld + %lld) are outside the %lld rows",
+            (long long)first, (long long)first, (long long)count, (long long)n);
         return NB_ERR_ARG;
     }
     nb_tensor *x, *y;
-    int rc = slice_into(&x, &y, src, first, count, "slice", err, errlen);
+    int rc = slice_into(&x, &y, src, first, count, "slice", status);
     if (rc == NB_OK)
         assign(dst, src, x, y);
     return rc;
 }
 
 int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
-                              int64_t lo, int64_t hi, char *err, size_t errlen)
+                              int64_t lo, int64_t hi, nb_status *status)
 {
+    nb_status_set(status, NB_OK, NULL);
     if (!dst) {
-        set_err(err, errlen, "filter_classes: dst is NULL");
+        nb_status_set(status, NB_ERR_ARG, "filter_classes: dst is NULL");
         return NB_ERR_ARG;
     }
     if (dst != src)
         dst->x = dst->y = NULL;
-    if (!check_source(src, "filter_classes", err, errlen))
+    if (!check_source(src, "filter_classes", status))
         return NB_ERR_ARG;
     if (!src->y || nb_tensor_rank(src->y) != 1) {
-        set_err(err, errlen,
-                "filter_classes: y must hold class indices of rank 1");
+        nb_status_set(status, NB_ERR_ARG,
+                      "filter_classes: y must hold class indices of rank 1");
         return NB_ERR_ARG;
     }
     if (lo >= hi) {
-        set_err(err, errlen, "filter_classes: the range [%lld, %lld) is empty",
-                (long long)lo, (long long)hi);
+        nb_status_set(status, NB_ERR_ARG,
+                      "filter_classes: the range [%lld, %lld) is empty",
+                      (long long)lo, (long long)hi);
         return NB_ERR_ARG;
     }
     int64_t n = nb_dataset_size(src), kept = 0;
     for (int64_t i = 0; i < n; i++) {
         double v = nb_tensor_get(src->y, i);
         if (v != floor(v) || !isfinite(v)) {
-            set_err(err, errlen,
-                    "filter_classes: row %lld: label %g is not a class index",
-                    (long long)i, v);
+            nb_status_set(
+                status, NB_ERR_ARG,
+                "filter_classes: row %lld: label %g is not a class index",
+                (long long)i, v);
             return NB_ERR_ARG;
         }
         kept += v >= (double)lo && v < (double)hi;
     }
-    int64_t *idx = malloc((size_t)(kept > 0 ? kept : 1) * sizeof *idx);
+    int64_t *idx = nb_alloc((size_t)(kept > 0 ? kept : 1) * sizeof *idx);
     int64_t xshape[NB_MAX_RANK];
     int rank = nb_tensor_rank(src->x);
     memcpy(xshape, nb_tensor_shape(src->x), (size_t)rank * sizeof *xshape);
@@ -165,11 +168,12 @@ int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
     nb_tensor *y =
         nb_tensor_new(nb_tensor_dtype(src->y), 1, (const int64_t[]){kept});
     if (!idx || !x || !y) {
-        free(idx);
+        nb_free(idx);
         nb_tensor_free(x);
         nb_tensor_free(y);
-        set_err(err, errlen, "filter_classes: out of memory for %lld rows",
-                (long long)kept);
+        nb_status_set(status, NB_ERR_NOMEM,
+                      "filter_classes: out of memory for %lld rows",
+                      (long long)kept);
         return NB_ERR_NOMEM;
     }
     int64_t k = 0;
@@ -180,27 +184,30 @@ int nb_dataset_filter_classes(nb_dataset *dst, const nb_dataset *src,
             idx[k++] = i;
         }
     }
-    nb_gather_rows(x, src->x, idx, kept);
-    free(idx);
+    nb_gather_rows(x, src->x, idx, kept, NULL);
+    nb_free(idx);
     assign(dst, src, x, y);
     return NB_OK;
 }
 
 int nb_dataset_split(const nb_dataset *src, double fraction, nb_dataset *train,
-                     nb_dataset *val, char *err, size_t errlen)
+                     nb_dataset *val, nb_status *status)
 {
+    nb_status_set(status, NB_OK, NULL);
     if (!train || !val || train == val) {
-        set_err(err, errlen, "split: train and val must be two datasets");
+        nb_status_set(status, NB_ERR_ARG,
+                      "split: train and val must be two datasets");
         return NB_ERR_ARG;
     }
     if (train != src)
         train->x = train->y = NULL;
     if (val != src)
         val->x = val->y = NULL;
-    if (!check_source(src, "split", err, errlen))
+    if (!check_source(src, "split", status))
         return NB_ERR_ARG;
     if (!(fraction >= 0 && fraction <= 1)) {
-        set_err(err, errlen, "split: fraction %g is not in [0, 1]", fraction);
+        nb_status_set(status, NB_ERR_ARG, "split: fraction %g is not in [0, 1]",
+                      fraction);
         return NB_ERR_ARG;
     }
     int64_t n = nb_dataset_size(src);
@@ -208,10 +215,10 @@ int nb_dataset_split(const nb_dataset *src, double fraction, nb_dataset *train,
     if (n_val > n)
         n_val = n;
     nb_tensor *tx, *ty, *vx, *vy;
-    int rc = slice_into(&tx, &ty, src, 0, n - n_val, "split", err, errlen);
+    int rc = slice_into(&tx, &ty, src, 0, n - n_val, "split", status);
     if (rc != NB_OK)
         return rc;
-    rc = slice_into(&vx, &vy, src, n - n_val, n_val, "split", err, errlen);
+    rc = slice_into(&vx, &vy, src, n - n_val, n_val, "split", status);
     if (rc != NB_OK) {
         nb_tensor_free(tx);
         nb_tensor_free(ty);

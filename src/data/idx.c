@@ -78,8 +78,7 @@ static const char *idx_type_name(int type)
 typedef struct source {
     FILE *f;
     const char *path;
-    char *err;
-    size_t errlen;
+    nb_status *status;
     bool gz;
     /* Raw files: the first bytes, read to sniff the gzip magic. */
     unsigned char peek[2];
@@ -96,45 +95,62 @@ typedef struct source {
     uint64_t pos;
 } source;
 
+/* zlib's own allocations go through the library's allocator too. */
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    (void)opaque;
+    if (size && items > SIZE_MAX / size)
+        return Z_NULL;
+    return nb_alloc((size_t)items * size);
+}
+
+static void z_free(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    nb_free(p);
+}
+
 static void source_close(source *s)
 {
     if (s->zs_ready)
         inflateEnd(&s->zs);
-    free(s->in);
+    nb_free(s->in);
     if (s->f)
         fclose(s->f);
 }
 
-static int source_open(source *s, const char *path, char *err, size_t errlen)
+static int source_open(source *s, const char *path, nb_status *status)
 {
     char ebuf[128];
     memset(s, 0, sizeof *s);
     s->path = path;
-    s->err = err;
-    s->errlen = errlen;
+    s->status = status;
     s->f = fopen(path, "rb");
     if (!s->f) {
-        set_err(err, errlen, "%s: cannot open: %s", path,
-                errno_text(errno, ebuf, sizeof ebuf));
+        nb_status_set(status, NB_ERR_IO, "%s: cannot open: %s", path,
+                      errno_text(errno, ebuf, sizeof ebuf));
         return -1;
     }
     s->npeek = fread(s->peek, 1, 2, s->f);
     if (s->npeek < 2 && ferror(s->f)) {
-        set_err(err, errlen, "%s: read error at byte 0: %s", path,
-                errno_text(errno, ebuf, sizeof ebuf));
+        nb_status_set(status, NB_ERR_IO, "%s: read error at byte 0: %s", path,
+                      errno_text(errno, ebuf, sizeof ebuf));
         return -1;
     }
     if (s->npeek == 2 && s->peek[0] == 0x1f && s->peek[1] == 0x8b) {
         s->gz = true;
-        s->in = malloc(IN_CHUNK);
+        s->in = nb_alloc(IN_CHUNK);
         if (!s->in) {
-            set_err(err, errlen, "%s: out of memory", path);
+            nb_status_set(status, NB_ERR_NOMEM, "%s: out of memory", path);
             return -1;
         }
         /* 16 + MAX_WBITS: gzip wrapper only, so a zlib or raw deflate
          * stream is corrupt data, not a silent alternative. */
+        s->zs.zalloc = z_alloc;
+        s->zs.zfree = z_free;
         if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK) {
-            set_err(err, errlen, "%s: cannot initialise zlib", path);
+            nb_status_set(status, NB_ERR_IO, "%s: cannot initialise zlib",
+                          path);
             return -1;
         }
         s->zs_ready = true;
@@ -165,9 +181,10 @@ static int64_t raw_read(source *s, unsigned char *buf, size_t n)
     if (got < n) {
         got += fread(buf + got, 1, n - got, s->f);
         if (got < n && ferror(s->f)) {
-            set_err(s->err, s->errlen, "%s: read error at byte %llu: %s",
-                    s->path, (unsigned long long)(s->pos + got),
-                    errno_text(errno, ebuf, sizeof ebuf));
+            nb_status_set(s->status, NB_ERR_IO,
+                          "%s: read error at byte %llu: %s", s->path,
+                          (unsigned long long)(s->pos + got),
+                          errno_text(errno, ebuf, sizeof ebuf));
             return -1;
         }
     }
@@ -183,10 +200,10 @@ static int64_t gz_read(source *s, unsigned char *buf, size_t n)
             size_t r = fread(s->in, 1, IN_CHUNK, s->f);
             if (r == 0) {
                 if (ferror(s->f)) {
-                    set_err(s->err, s->errlen,
-                            "%s: read error at compressed byte %llu: %s",
-                            s->path, (unsigned long long)s->comp_read,
-                            errno_text(errno, ebuf, sizeof ebuf));
+                    nb_status_set(s->status, NB_ERR_IO,
+                                  "%s: read error at compressed byte %llu: %s",
+                                  s->path, (unsigned long long)s->comp_read,
+                                  errno_text(errno, ebuf, sizeof ebuf));
                     return -1;
                 }
                 s->file_eof = true;
@@ -208,11 +225,12 @@ static int64_t gz_read(source *s, unsigned char *buf, size_t n)
             s->member_done = false;
         }
         if (s->zs.avail_in == 0 && s->file_eof) {
-            set_err(s->err, s->errlen,
-                    "%s: truncated gzip stream: the compressed data ends at "
-                    "byte %llu (decompressed byte %llu)",
-                    s->path, (unsigned long long)comp_pos,
-                    (unsigned long long)(s->pos + got));
+            nb_status_set(
+                s->status, NB_ERR_IO,
+                "%s: truncated gzip stream: the compressed data ends at "
+                "byte %llu (decompressed byte %llu)",
+                s->path, (unsigned long long)comp_pos,
+                (unsigned long long)(s->pos + got));
             return -1;
         }
         size_t want = n - got;
@@ -227,11 +245,11 @@ static int64_t gz_read(source *s, unsigned char *buf, size_t n)
         } else if (rc == Z_BUF_ERROR && s->zs.avail_in == 0) {
             /* Needs more input: the next iteration reads it. */
         } else if (rc != Z_OK) {
-            set_err(s->err, s->errlen,
-                    "%s: corrupt gzip data at compressed byte %llu: %s",
-                    s->path,
-                    (unsigned long long)(s->comp_read - s->zs.avail_in),
-                    s->zs.msg ? s->zs.msg : "inflate failed");
+            nb_status_set(s->status, NB_ERR_IO,
+                          "%s: corrupt gzip data at compressed byte %llu: %s",
+                          s->path,
+                          (unsigned long long)(s->comp_read - s->zs.avail_in),
+                          s->zs.msg ? s->zs.msg : "inflate failed");
             return -1;
         }
     }
@@ -255,10 +273,10 @@ static int source_need(source *s, unsigned char *buf, size_t n,
     if (got < 0)
         return -1;
     if ((size_t)got < n) {
-        set_err(s->err, s->errlen,
-                "%s: truncated at byte %llu: expected %llu bytes of %s",
-                s->path, (unsigned long long)s->pos,
-                (unsigned long long)expected, what);
+        nb_status_set(s->status, NB_ERR_IO,
+                      "%s: truncated at byte %llu: expected %llu bytes of %s",
+                      s->path, (unsigned long long)s->pos,
+                      (unsigned long long)expected, what);
         return -1;
     }
     return 0;
@@ -287,25 +305,28 @@ static int read_header(source *s, idx_header *h)
     if (source_need(s, b, 4, 4, "header") != 0)
         return -1;
     if (b[0] != 0 || b[1] != 0) {
-        set_err(s->err, s->errlen,
-                "%s: bad magic at byte 0: expected 00 00, found %02x %02x "
-                "(not an IDX file)",
-                s->path, b[0], b[1]);
+        nb_status_set(
+            s->status, NB_ERR_IO,
+            "%s: bad magic at byte 0: expected 00 00, found %02x %02x "
+            "(not an IDX file)",
+            s->path, b[0], b[1]);
         return -1;
     }
     h->type = b[2];
     h->elem = idx_type_size(h->type);
     if (h->elem == 0) {
-        set_err(s->err, s->errlen,
-                "%s: unknown type code 0x%02x at byte 2 (expected 08, 09, "
-                "0b, 0c, 0d or 0e)",
-                s->path, b[2]);
+        nb_status_set(
+            s->status, NB_ERR_IO,
+            "%s: unknown type code 0x%02x at byte 2 (expected 08, 09, "
+            "0b, 0c, 0d or 0e)",
+            s->path, b[2]);
         return -1;
     }
     h->rank = b[3];
     if (h->rank < 1 || h->rank > NB_MAX_RANK) {
-        set_err(s->err, s->errlen, "%s: rank %d at byte 3 is not in 1..%d",
-                s->path, h->rank, NB_MAX_RANK);
+        nb_status_set(s->status, NB_ERR_IO,
+                      "%s: rank %d at byte 3 is not in 1..%d", s->path, h->rank,
+                      NB_MAX_RANK);
         return -1;
     }
     h->bytes = 4 + 4 * (uint64_t)h->rank;
@@ -316,10 +337,10 @@ static int read_header(source *s, idx_header *h)
     for (int i = 0; i < h->rank; i++) {
         uint32_t e = be32(b + 4 * i);
         if (e == 0) {
-            set_err(s->err, s->errlen,
-                    "%s: extent %d at byte %d is zero (an empty IDX file "
-                    "holds nothing to learn from)",
-                    s->path, i, 4 + 4 * i);
+            nb_status_set(s->status, NB_ERR_IO,
+                          "%s: extent %d at byte %d is zero (an empty IDX file "
+                          "holds nothing to learn from)",
+                          s->path, i, 4 + 4 * i);
             return -1;
         }
         h->shape[i] = (int64_t)e;
@@ -328,12 +349,13 @@ static int read_header(source *s, idx_header *h)
         if (count > NB_IDX_MAX_ELEMENTS / (int64_t)e) {
             /* Only the extents read so far are known. */
             char buf[160];
-            set_err(s->err, s->errlen,
-                    "%s: shape %s%s holds too many elements (more than "
-                    "the limit of %lld)",
-                    s->path, nb_shape_str(i + 1, h->shape, buf, sizeof buf),
-                    i + 1 < h->rank ? " and more" : "",
-                    (long long)NB_IDX_MAX_ELEMENTS);
+            nb_status_set(s->status, NB_ERR_IO,
+                          "%s: shape %s%s holds too many elements (more than "
+                          "the limit of %lld)",
+                          s->path,
+                          nb_shape_str(i + 1, h->shape, buf, sizeof buf),
+                          i + 1 < h->rank ? " and more" : "",
+                          (long long)NB_IDX_MAX_ELEMENTS);
             return -1;
         }
         count *= (int64_t)e;
@@ -407,21 +429,23 @@ static int read_data(source *s, const idx_header *h, uint64_t keep_bytes,
     const uint64_t first_chunk = 1u << 20;
     uint64_t cap =
         size_checked || keep_bytes < first_chunk ? keep_bytes : first_chunk;
-    unsigned char *buf = malloc(cap ? (size_t)cap : 1);
+    unsigned char *buf = nb_alloc(cap ? (size_t)cap : 1);
     if (!buf) {
-        set_err(s->err, s->errlen, "%s: out of memory for %llu bytes", s->path,
-                (unsigned long long)cap);
+        nb_status_set(s->status, NB_ERR_NOMEM,
+                      "%s: out of memory for %llu bytes", s->path,
+                      (unsigned long long)cap);
         return -1;
     }
     uint64_t filled = 0;
     while (filled < keep_bytes) {
         if (filled == cap) {
             uint64_t next = cap * 2 < keep_bytes ? cap * 2 : keep_bytes;
-            unsigned char *grown = realloc(buf, (size_t)next);
+            unsigned char *grown = nb_realloc(buf, (size_t)cap, (size_t)next);
             if (!grown) {
-                free(buf);
-                set_err(s->err, s->errlen, "%s: out of memory for %llu bytes",
-                        s->path, (unsigned long long)next);
+                nb_free(buf);
+                nb_status_set(s->status, NB_ERR_NOMEM,
+                              "%s: out of memory for %llu bytes", s->path,
+                              (unsigned long long)next);
                 return -1;
             }
             buf = grown;
@@ -454,42 +478,45 @@ static int read_data(source *s, const idx_header *h, uint64_t keep_bytes,
         if (extra < 0)
             goto fail;
         if (extra > 0) {
-            set_err(s->err, s->errlen,
-                    "%s: trailing bytes at byte %llu: the data should end "
-                    "after %llu bytes",
-                    s->path, (unsigned long long)(s->pos - 1),
-                    (unsigned long long)(h->bytes + total_bytes));
+            nb_status_set(
+                s->status, NB_ERR_IO,
+                "%s: trailing bytes at byte %llu: the data should end "
+                "after %llu bytes",
+                s->path, (unsigned long long)(s->pos - 1),
+                (unsigned long long)(h->bytes + total_bytes));
             goto fail;
         }
     }
     *out = buf;
     return 0;
 truncated:
-    set_err(s->err, s->errlen,
-            "%s: truncated at byte %llu: expected %llu bytes of data", s->path,
-            (unsigned long long)s->pos, (unsigned long long)total_bytes);
+    nb_status_set(s->status, NB_ERR_IO,
+                  "%s: truncated at byte %llu: expected %llu bytes of data",
+                  s->path, (unsigned long long)s->pos,
+                  (unsigned long long)total_bytes);
 fail:
-    free(buf);
+    nb_free(buf);
     return -1;
 }
 
 /* Reads a whole IDX file, keeping the first req->keep rows. *header (when
  * not NULL) receives the file's header. */
 static nb_tensor *idx_load(const char *path, const idx_request *req,
-                           idx_header *header, char *err, size_t errlen)
+                           idx_header *header, nb_status *status)
 {
     if (!path) {
-        set_err(err, errlen, "idx: path is NULL");
+        nb_status_set(status, NB_ERR_ARG, "idx: path is NULL");
         return NULL;
     }
     if (req->dtype != NB_F32 && req->dtype != NB_F64) {
-        set_err(err, errlen, "%s: bad dtype %d", path, (int)req->dtype);
+        nb_status_set(status, NB_ERR_ARG, "%s: bad dtype %d", path,
+                      (int)req->dtype);
         return NULL;
     }
     source s;
     nb_tensor *t = NULL;
     unsigned char *data = NULL;
-    if (source_open(&s, path, err, errlen) != 0)
+    if (source_open(&s, path, status) != 0)
         goto done;
     idx_header h;
     if (read_header(&s, &h) != 0)
@@ -503,8 +530,9 @@ static nb_tensor *idx_load(const char *path, const idx_request *req,
     uint64_t total_bytes = (uint64_t)h.count * h.elem;
     uint64_t keep_bytes = (uint64_t)(keep * row_elems) * h.elem;
     if (total_bytes > SIZE_MAX / 2) {
-        set_err(err, errlen, "%s: %llu bytes of data do not fit in memory",
-                path, (unsigned long long)total_bytes);
+        nb_status_set(status, NB_ERR_NOMEM,
+                      "%s: %llu bytes of data do not fit in memory", path,
+                      (unsigned long long)total_bytes);
         goto done;
     }
 
@@ -515,17 +543,19 @@ static nb_tensor *idx_load(const char *path, const idx_request *req,
     if (size >= 0) {
         uint64_t expect = h.bytes + total_bytes;
         if ((uint64_t)size < expect) {
-            set_err(err, errlen,
-                    "%s: truncated at byte %lld: expected %llu bytes of data",
-                    path, (long long)size, (unsigned long long)total_bytes);
+            nb_status_set(
+                status, NB_ERR_IO,
+                "%s: truncated at byte %lld: expected %llu bytes of data", path,
+                (long long)size, (unsigned long long)total_bytes);
             goto done;
         }
         if ((uint64_t)size > expect) {
-            set_err(err, errlen,
-                    "%s: trailing bytes at byte %llu: the data should end "
-                    "after %llu bytes, the file has %lld",
-                    path, (unsigned long long)expect,
-                    (unsigned long long)expect, (long long)size);
+            nb_status_set(
+                status, NB_ERR_IO,
+                "%s: trailing bytes at byte %llu: the data should end "
+                "after %llu bytes, the file has %lld",
+                path, (unsigned long long)expect, (unsigned long long)expect,
+                (long long)size);
             goto done;
         }
         size_checked = true;
@@ -543,7 +573,8 @@ static nb_tensor *idx_load(const char *path, const idx_request *req,
     }
     t = nb_tensor_new(req->dtype, rank, shape);
     if (!t) {
-        set_err(err, errlen, "%s: out of memory for the tensor", path);
+        nb_status_set(status, NB_ERR_NOMEM, "%s: out of memory for the tensor",
+                      path);
         goto done;
     }
     double scale = req->scale_bytes && h.type == IDX_U8 ? 1.0 / 255.0 : 1.0;
@@ -553,60 +584,59 @@ static nb_tensor *idx_load(const char *path, const idx_request *req,
     else
         convert_f64(nb_tensor_f64(t), data, h.type, n, scale);
 done:
-    free(data);
+    nb_free(data);
     source_close(&s);
     return t;
 }
 
-nb_tensor *nb_idx_read(const char *path, nb_dtype dtype, char *err,
-                       size_t errlen)
+nb_tensor *nb_idx_read(const char *path, nb_dtype dtype, nb_status *status)
 {
+    nb_status_set(status, NB_OK, NULL);
     idx_request req = {dtype, 0, false, false};
-    return idx_load(path, &req, NULL, err, errlen);
+    return idx_load(path, &req, NULL, status);
 }
 
 int nb_dataset_load_idx(nb_dataset *ds, const char *images, const char *labels,
-                        nb_dtype dtype, int64_t limit, char *err, size_t errlen)
+                        nb_dtype dtype, int64_t limit, nb_status *status)
 {
-    if (!ds) {
-        set_err(err, errlen, "load_idx: dataset is NULL");
-        return NB_ERR_ARG;
-    }
+    nb_status local; /* the code of a failed load, when status is NULL */
+    if (!status)
+        status = &local;
+    nb_status_set(status, NB_OK, NULL);
+    if (!ds)
+        return nb_status_set(status, NB_ERR_ARG, "load_idx: dataset is NULL");
     ds->x = ds->y = NULL;
-    if (!images || !labels) {
-        set_err(err, errlen, "load_idx: a path is NULL");
-        return NB_ERR_ARG;
-    }
+    if (!images || !labels)
+        return nb_status_set(status, NB_ERR_ARG, "load_idx: a path is NULL");
     idx_header hi, hl;
     idx_request req = {dtype, limit, true, true};
-    nb_tensor *x = idx_load(images, &req, &hi, err, errlen);
+    nb_tensor *x = idx_load(images, &req, &hi, status);
     if (!x)
-        return NB_ERR_ARG;
+        return status->code;
     req.flatten = false;
     req.scale_bytes = false;
-    nb_tensor *y = idx_load(labels, &req, &hl, err, errlen);
+    nb_tensor *y = idx_load(labels, &req, &hl, status);
     if (!y) {
         nb_tensor_free(x);
-        return NB_ERR_ARG;
+        return status->code;
     }
-    bool ok = false;
+    int rc = NB_OK;
     if (hl.rank != 1)
-        set_err(err, errlen, "%s: labels have rank %d, expected 1", labels,
-                hl.rank);
+        rc = nb_status_set(status, NB_ERR_IO,
+                           "%s: labels have rank %d, expected 1", labels,
+                           hl.rank);
     else if (hl.type == IDX_F32 || hl.type == IDX_F64)
-        set_err(err, errlen,
-                "%s: labels have type %s, expected an integer "
-                "type",
-                labels, idx_type_name(hl.type));
+        rc = nb_status_set(status, NB_ERR_IO,
+                           "%s: labels have type %s, expected an integer type",
+                           labels, idx_type_name(hl.type));
     else if (hl.shape[0] != hi.shape[0])
-        set_err(err, errlen, "%s has %lld labels but %s has %lld images",
-                labels, (long long)hl.shape[0], images, (long long)hi.shape[0]);
-    else
-        ok = true;
-    if (!ok) {
+        rc = nb_status_set(
+            status, NB_ERR_IO, "%s has %lld labels but %s has %lld images",
+            labels, (long long)hl.shape[0], images, (long long)hi.shape[0]);
+    if (rc) {
         nb_tensor_free(x);
         nb_tensor_free(y);
-        return NB_ERR_ARG;
+        return rc;
     }
     ds->x = x;
     ds->y = y;

@@ -11,7 +11,6 @@
  *   argmax:       out_i = min { k : x_ik = max_k' x_ik' }
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -58,14 +57,37 @@ static inline void store(float *f, double *d, int64_t k, double v)
         d[k] = v;
 }
 
-int nb_data_column_stats(const nb_tensor *x, double *mean, double *std)
+/* After the first pass: a column whose sum is not finite holds a NaN or an
+ * infinity, or values whose sum overflows; the message says which. */
+static int nonfinite_column(const float *f, const double *d, int64_t rows,
+                            int64_t cols, int64_t j, nb_status *status)
 {
+    for (int64_t i = 0; i < rows; i++) {
+        double v = load(f, d, i * cols + j);
+        if (!isfinite(v))
+            return nb_status_set(status, NB_ERR_NONFINITE,
+                                 "column_stats: column %lld, row %lld holds "
+                                 "%g",
+                                 (long long)j, (long long)i, v);
+    }
+    return nb_status_set(status, NB_ERR_NONFINITE,
+                         "column_stats: the sum of column %lld overflows "
+                         "double",
+                         (long long)j);
+}
+
+int nb_data_column_stats(const nb_tensor *x, double *mean, double *std,
+                         nb_status *status)
+{
+    nb_status_set(status, NB_OK, NULL);
     if (!x || !mean || !std || !nb_tensor_cdata(x))
-        return NB_ERR_ARG;
+        return nb_status_set(status, NB_ERR_ARG,
+                             "column_stats: a tensor or output is NULL");
     int64_t rows, cols;
     as_matrix(x, &rows, &cols);
     if (rows <= 0)
-        return NB_ERR_ARG;
+        return nb_status_set(status, NB_ERR_ARG,
+                             "column_stats: the tensor has no rows");
     const float *f = nb_tensor_dtype(x) == NB_F32 ? nb_tensor_cdata(x) : NULL;
     const double *d = f ? NULL : nb_tensor_cdata(x);
     for (int64_t j = 0; j < cols; j++)
@@ -74,14 +96,22 @@ int nb_data_column_stats(const nb_tensor *x, double *mean, double *std)
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++)
             mean[j] += load(f, d, i * cols + j);
-    for (int64_t j = 0; j < cols; j++)
+    for (int64_t j = 0; j < cols; j++) {
+        if (!isfinite(mean[j]))
+            return nonfinite_column(f, d, rows, cols, j, status);
         mean[j] /= (double)rows;
+    }
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++) {
             double dev = load(f, d, i * cols + j) - mean[j];
             std[j] += dev * dev;
         }
     for (int64_t j = 0; j < cols; j++) {
+        if (!isfinite(std[j]))
+            return nb_status_set(status, NB_ERR_NONFINITE,
+                                 "column_stats: the spread of column %lld "
+                                 "overflows double",
+                                 (long long)j);
         std[j] = sqrt(std[j] / (double)rows);
         if (std[j] == 0)
             std[j] = 1;
@@ -89,15 +119,21 @@ int nb_data_column_stats(const nb_tensor *x, double *mean, double *std)
     return NB_OK;
 }
 
-int nb_data_standardize(nb_tensor *x, const double *mean, const double *std)
+int nb_data_standardize(nb_tensor *x, const double *mean, const double *std,
+                        nb_status *status)
 {
+    nb_status_set(status, NB_OK, NULL);
     if (!x || !mean || !std || !nb_tensor_data(x))
-        return NB_ERR_ARG;
+        return nb_status_set(status, NB_ERR_ARG,
+                             "standardize: a tensor or statistic is NULL");
     int64_t rows, cols;
     as_matrix(x, &rows, &cols);
     for (int64_t j = 0; j < cols; j++)
         if (!(std[j] > 0) || !isfinite(std[j]) || !isfinite(mean[j]))
-            return NB_ERR_ARG;
+            return nb_status_set(status, NB_ERR_ARG,
+                                 "standardize: column %lld has mean %g and "
+                                 "std %g (std must be finite and > 0)",
+                                 (long long)j, mean[j], std[j]);
     float *f = nb_tensor_f32(x);
     double *d = nb_tensor_f64(x);
     for (int64_t i = 0; i < rows; i++)
@@ -109,28 +145,31 @@ int nb_data_standardize(nb_tensor *x, const double *mean, const double *std)
 }
 
 nb_tensor *nb_one_hot(const nb_tensor *labels, int64_t classes, nb_dtype dtype,
-                      char *err, size_t errlen)
+                      nb_status *status)
 {
+    nb_status_set(status, NB_OK, NULL);
     if (!labels || !nb_tensor_cdata(labels)) {
-        set_err(err, errlen, "one_hot: labels are NULL");
+        nb_status_set(status, NB_ERR_ARG, "one_hot: labels are NULL");
         return NULL;
     }
     int rank = nb_tensor_rank(labels);
     if (rank != 1 && !(rank == 2 && nb_tensor_dim(labels, 1) == 1)) {
         char buf[128];
-        set_err(err, errlen,
-                "one_hot: labels have shape %s, expected [n] "
-                "or [n,1]",
-                nb_shape_str(rank, nb_tensor_shape(labels), buf, sizeof buf));
+        nb_status_set(
+            status, NB_ERR_ARG,
+            "one_hot: labels have shape %s, expected [n] "
+            "or [n,1]",
+            nb_shape_str(rank, nb_tensor_shape(labels), buf, sizeof buf));
         return NULL;
     }
     if (classes < 1 || classes > (INT64_C(1) << 24)) {
-        set_err(err, errlen, "one_hot: %lld classes is not in 1..2^24",
-                (long long)classes);
+        nb_status_set(status, NB_ERR_ARG,
+                      "one_hot: %lld classes is not in 1..2^24",
+                      (long long)classes);
         return NULL;
     }
     if (dtype != NB_F32 && dtype != NB_F64) {
-        set_err(err, errlen, "one_hot: bad dtype %d", (int)dtype);
+        nb_status_set(status, NB_ERR_ARG, "one_hot: bad dtype %d", (int)dtype);
         return NULL;
     }
     int64_t n = nb_tensor_dim(labels, 0);
@@ -138,24 +177,25 @@ nb_tensor *nb_one_hot(const nb_tensor *labels, int64_t classes, nb_dtype dtype,
     for (int64_t i = 0; i < n; i++) {
         double v = nb_tensor_get(labels, i);
         if (v != floor(v) || !isfinite(v)) {
-            set_err(err, errlen,
-                    "one_hot: row %lld: label %g is not an "
-                    "integer",
-                    (long long)i, v);
+            nb_status_set(status, NB_ERR_ARG,
+                          "one_hot: row %lld: label %g is not an "
+                          "integer",
+                          (long long)i, v);
             return NULL;
         }
         if (v < 0 || v >= (double)classes) {
-            set_err(err, errlen,
-                    "one_hot: row %lld: label %g is out of "
-                    "range [0, %lld)",
-                    (long long)i, v, (long long)classes);
+            nb_status_set(status, NB_ERR_ARG,
+                          "one_hot: row %lld: label %g is out of "
+                          "range [0, %lld)",
+                          (long long)i, v, (long long)classes);
             return NULL;
         }
     }
     nb_tensor *y = nb_tensor_new(dtype, 2, (const int64_t[]){n, classes});
     if (!y) {
-        set_err(err, errlen, "one_hot: cannot allocate [%lld,%lld]",
-                (long long)n, (long long)classes);
+        nb_status_set(status, NB_ERR_NOMEM,
+                      "one_hot: cannot allocate [%lld,%lld]", (long long)n,
+                      (long long)classes);
         return NULL;
     }
     for (int64_t i = 0; i < n; i++)

@@ -18,14 +18,21 @@
  *                          bits, which is what is restored: exact, and
  *                          immune to the C locale's decimal point
  *   optimizer.state_count  decimal
+ *   optimizer.momentum, .nesterov, .beta1, .beta2, .rho, .eps,
+ *   .weight_decay, .l1, .decay_biases, .clip_norm
+ *                          every hyper-parameter of nb_optimizer_config
+ *                          but lr: doubles as the 16 hex digits of their
+ *                          IEEE-754 bits, flags as "0" or "1"
  *
  * Loading checks the whole file against the graph and optimiser first
- * (format, every parameter and state tensor present with its shape, the
- * same optimiser kind, the same number of tensors) and only then writes
+ * (format, every parameter and state tensor present with its shape and
+ * with values that fit its dtype, the same optimiser kind and
+ * hyper-parameters, the same number of tensors) and only then writes
  * parameters, state, step count, learning rate and RNG state.
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +41,7 @@
 #include "nabla/nabla.h"
 
 #define FORMAT "nabla.checkpoint"
-#define VERSION "1"
+#define VERSION "2"
 
 static const char *kind_key(nb_optim_kind kind)
 {
@@ -49,6 +56,52 @@ static const char *kind_key(nb_optim_kind kind)
         return "adamw";
     }
     return "unknown";
+}
+
+/* The hyper-parameters a checkpoint records and a load compares (the rate
+ * is restored instead: a schedule changes it). */
+static const struct {
+    const char *key;
+    size_t offset;
+    bool flag; /* a bool field; otherwise a double */
+} config_fields[] = {
+    {"optimizer.momentum", offsetof(nb_optim_config, momentum), false},
+    {"optimizer.nesterov", offsetof(nb_optim_config, nesterov), true},
+    {"optimizer.beta1", offsetof(nb_optim_config, beta1), false},
+    {"optimizer.beta2", offsetof(nb_optim_config, beta2), false},
+    {"optimizer.rho", offsetof(nb_optim_config, rho), false},
+    {"optimizer.eps", offsetof(nb_optim_config, eps), false},
+    {"optimizer.weight_decay", offsetof(nb_optim_config, weight_decay), false},
+    {"optimizer.l1", offsetof(nb_optim_config, l1), false},
+    {"optimizer.decay_biases", offsetof(nb_optim_config, decay_biases), true},
+    {"optimizer.clip_norm", offsetof(nb_optim_config, clip_norm), false},
+};
+enum { N_CONFIG = sizeof config_fields / sizeof config_fields[0] };
+
+/* Field i of c as a double (a flag as 0 or 1). */
+static double config_value(const nb_optim_config *c, int i)
+{
+    const char *p = (const char *)c + config_fields[i].offset;
+    if (config_fields[i].flag) {
+        bool b;
+        memcpy(&b, p, sizeof b);
+        return b;
+    }
+    double v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The metadata text of field i: "0"/"1", or 16 hex digits of the bits. */
+static void config_text(const nb_optim_config *c, int i, char *buf, size_t len)
+{
+    double v = config_value(c, i);
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    if (config_fields[i].flag)
+        snprintf(buf, len, "%d", v != 0);
+    else
+        snprintf(buf, len, "%016" PRIx64, bits);
 }
 
 static bool parse_i64(const char *s, int64_t *out)
@@ -138,8 +191,8 @@ int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
         return np;
     int ns = opt ? nb_optimizer_state_count(opt) : 0;
     size_t total = (size_t)np + (size_t)ns + 1;
-    const char **names = malloc(total * sizeof *names);
-    const nb_tensor **tensors = malloc(total * sizeof *tensors);
+    const char **names = nb_alloc(total * sizeof *names);
+    const nb_tensor **tensors = nb_alloc(total * sizeof *tensors);
     int rc = NB_OK;
     if (!names || !tensors)
         rc = nb_graph_set_error(g, NB_ERR_NOMEM,
@@ -165,9 +218,10 @@ int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
         snprintf(rng_s, sizeof rng_s,
                  "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64,
                  rng[0], rng[1], rng[2], rng[3]);
-        const char *keys[9] = {"format", "format_version", "epoch",
-                               "rng_state"};
-        const char *values[9] = {FORMAT, VERSION, epoch_s, rng_s};
+        char config_s[N_CONFIG][24];
+        const char *keys[9 + N_CONFIG] = {"format", "format_version", "epoch",
+                                          "rng_state"};
+        const char *values[9 + N_CONFIG] = {FORMAT, VERSION, epoch_s, rng_s};
         int nmeta = 4;
         if (opt) {
             double lr = nb_optimizer_lr(opt);
@@ -186,16 +240,22 @@ int nb_checkpoint_save(nb_graph *g, nb_optimizer *opt, int64_t epoch,
                 keys[nmeta] = k[i];
                 values[nmeta] = v[i];
             }
+            for (int i = 0; i < N_CONFIG; i++, nmeta++) {
+                config_text(nb_optimizer_config(opt), i, config_s[i],
+                            sizeof config_s[i]);
+                keys[nmeta] = config_fields[i].key;
+                values[nmeta] = config_s[i];
+            }
         }
-        char err[400];
-        rc = nb_st_save(path, np + ns, names, tensors, nmeta, keys, values, err,
-                        sizeof err);
+        nb_status st;
+        rc =
+            nb_st_save(path, np + ns, names, tensors, nmeta, keys, values, &st);
         if (rc)
-            nb_graph_set_error(g, rc, "checkpoint_save: %s", err);
+            nb_graph_set_error(g, rc, "checkpoint_save: %s", st.message);
     }
-    free(names);
-    free(tensors);
-    free(params);
+    nb_free(names);
+    nb_free(tensors);
+    nb_free(params);
     return rc;
 }
 
@@ -208,78 +268,121 @@ typedef struct saved {
     int64_t state_count;
 } saved;
 
+/* The saved hyper-parameters against opt's: the first that differs is an
+ * error naming it and both values. */
+static int compare_config(const nb_st_file *f, const char *path,
+                          const nb_optimizer *opt, nb_status *status)
+{
+    const nb_optim_config *mine = nb_optimizer_config(opt);
+    for (int i = 0; i < N_CONFIG; i++) {
+        const char *key = config_fields[i].key;
+        const char *text = nb_st_metadata(f, key);
+        double saved_value, my_value = config_value(mine, i);
+        uint64_t bits;
+        if (config_fields[i].flag && text &&
+            (!strcmp(text, "0") || !strcmp(text, "1")))
+            saved_value = text[0] == '1';
+        else if (!config_fields[i].flag && parse_words(text, 1, &bits))
+            memcpy(&saved_value, &bits, sizeof saved_value);
+        else
+            return nb_status_set(status, NB_ERR_IO,
+                                 "%s: metadata \"%s\" is missing or "
+                                 "malformed",
+                                 path, key);
+        /* Bits, not ==, so that -0 and 0 or two NaNs are told apart as
+         * the file records them. */
+        if (memcmp(&saved_value, &my_value, sizeof my_value) != 0)
+            return nb_status_set(status, NB_ERR_ARG,
+                                 "%s: the checkpoint's optimiser has %s "
+                                 "%.17g, this one %.17g (configured "
+                                 "differently)",
+                                 path, key + strlen("optimizer."), saved_value,
+                                 my_value);
+    }
+    return NB_OK;
+}
+
 static int read_metadata(const nb_st_file *f, const char *path,
-                         nb_optimizer *opt, saved *s, char *err, size_t errlen)
+                         nb_optimizer *opt, saved *s, nb_status *status)
 {
     const char *format = nb_st_metadata(f, "format");
     if (!format || strcmp(format, FORMAT) != 0)
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: not a nabla checkpoint (metadata \"format\" is "
-                       "%s%.40s%s)",
-                       path, format ? "'" : "", format ? format : "missing",
-                       format ? "'" : "");
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: not a nabla checkpoint (metadata \"format\" is "
+            "%s%.40s%s)",
+            path, format ? "'" : "", format ? format : "missing",
+            format ? "'" : "");
     const char *version = nb_st_metadata(f, "format_version");
     if (!version || strcmp(version, VERSION) != 0)
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: unsupported checkpoint format version '%.20s' "
-                       "(this library reads " VERSION ")",
-                       path, version ? version : "missing");
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: unsupported checkpoint format version '%.20s' "
+            "(this library reads " VERSION ")",
+            path, version ? version : "missing");
     if (!parse_i64(nb_st_metadata(f, "epoch"), &s->epoch))
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: metadata \"epoch\" is missing or not an integer",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"epoch\" is missing or not an integer", path);
     if (!parse_words(nb_st_metadata(f, "rng_state"), 4, s->rng))
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: metadata \"rng_state\" is missing or not 4 hex "
-                       "words",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"rng_state\" is missing or not 4 hex "
+            "words",
+            path);
     if ((s->rng[0] | s->rng[1] | s->rng[2] | s->rng[3]) == 0)
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: metadata \"rng_state\" is all zero, which "
-                       "xoshiro256** never reaches",
-                       path);
+        return nb_status_set(status, NB_ERR_IO,
+                             "%s: metadata \"rng_state\" is all zero, which "
+                             "xoshiro256** never reaches",
+                             path);
     const char *kind = nb_st_metadata(f, "optimizer");
     s->state_count = 0;
     if (!kind && !opt)
         return NB_OK;
     if (kind &&
         !parse_i64(nb_st_metadata(f, "optimizer.state_count"), &s->state_count))
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: metadata \"optimizer.state_count\" is missing or "
-                       "not an integer",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"optimizer.state_count\" is missing or "
+            "not an integer",
+            path);
     if (!opt)
         return NB_OK; /* the saved optimiser state is skipped */
     const char *mine = kind_key(nb_optimizer_config(opt)->kind);
     if (!kind)
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: the checkpoint holds no optimiser state, but an "
-                       "optimiser ('%s') was given",
-                       path, mine);
+        return nb_status_set(
+            status, NB_ERR_ARG,
+            "%s: the checkpoint holds no optimiser state, but an "
+            "optimiser ('%s') was given",
+            path, mine);
     if (strcmp(kind, mine) != 0)
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: the checkpoint was saved with optimiser '%.20s', "
-                       "this one is '%s'",
-                       path, kind, mine);
+        return nb_status_set(
+            status, NB_ERR_ARG,
+            "%s: the checkpoint was saved with optimiser '%.20s', "
+            "this one is '%s'",
+            path, kind, mine);
     uint64_t bits;
     if (!parse_i64(nb_st_metadata(f, "optimizer.steps"), &s->steps) ||
         s->steps < 0)
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: metadata \"optimizer.steps\" is missing or not a "
-                       "count",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"optimizer.steps\" is missing or not a "
+            "count",
+            path);
     if (!parse_words(nb_st_metadata(f, "optimizer.lr_bits"), 1, &bits))
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: metadata \"optimizer.lr_bits\" is missing or not "
-                       "hex",
-                       path);
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"optimizer.lr_bits\" is missing or not "
+            "hex",
+            path);
     memcpy(&s->lr, &bits, sizeof s->lr);
     if (!isfinite(s->lr) || !(s->lr >= 0))
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: metadata \"optimizer.lr_bits\" is not a finite "
-                       "rate >= 0",
-                       path);
-    return NB_OK;
+        return nb_status_set(
+            status, NB_ERR_IO,
+            "%s: metadata \"optimizer.lr_bits\" is not a finite "
+            "rate >= 0",
+            path);
+    return compare_config(f, path, opt, status);
 }
 
 int nb_checkpoint_load(nb_graph *g, nb_optimizer *opt, int64_t *epoch,
@@ -300,52 +403,54 @@ int nb_checkpoint_load(nb_graph *g, nb_optimizer *opt, int64_t *epoch,
     if (np < 0)
         return np;
     int ns = opt ? nb_optimizer_state_count(opt) : 0;
-    char err[400];
+    nb_status st;
     saved s = {0};
     int rc = NB_OK;
-    int *index = malloc(((size_t)np + (size_t)ns + 1) * sizeof *index);
-    nb_tensor **state = malloc(((size_t)ns + 1) * sizeof *state);
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
+    int *index = nb_alloc(((size_t)np + (size_t)ns + 1) * sizeof *index);
+    nb_tensor **state = nb_alloc(((size_t)ns + 1) * sizeof *state);
+    nb_st_file *f = nb_st_open(path, &st);
     if (!f)
-        rc = NB_ERR_ARG;
+        rc = st.code;
     else if (!index || !state)
-        rc = st_fail(err, sizeof err, NB_ERR_NOMEM, "%s: out of memory", path);
+        rc = nb_status_set(&st, NB_ERR_NOMEM, "%s: out of memory", path);
     if (rc == NB_OK)
-        rc = read_metadata(f, path, opt, &s, err, sizeof err);
+        rc = read_metadata(f, path, opt, &s, &st);
     for (int i = 0; rc == NB_OK && i < np; i++) {
         index[i] = io_match(f, path, nb_node_name(params[i]),
-                            nb_node_value(params[i]), err, sizeof err);
+                            nb_node_value(params[i]), &st);
         if (index[i] < 0)
             rc = index[i];
     }
     if (rc == NB_OK && (int64_t)nb_st_count(f) - np != s.state_count)
-        rc = st_fail(err, sizeof err, NB_ERR_ARG,
-                     "%s: the checkpoint holds %d tensors, but the graph has "
-                     "%d parameters and the saved optimiser %lld state "
-                     "tensors (built differently?)",
-                     path, nb_st_count(f), np, (long long)s.state_count);
+        rc = nb_status_set(
+            &st, NB_ERR_ARG,
+            "%s: the checkpoint holds %d tensors, but the graph has "
+            "%d parameters and the saved optimiser %lld state "
+            "tensors (built differently?)",
+            path, nb_st_count(f), np, (long long)s.state_count);
     if (rc == NB_OK && opt && s.state_count != ns)
-        rc = st_fail(err, sizeof err, NB_ERR_ARG,
-                     "%s: the checkpoint's optimiser has %lld state tensors, "
-                     "this one %d (configured differently?)",
-                     path, (long long)s.state_count, ns);
+        rc = nb_status_set(
+            &st, NB_ERR_ARG,
+            "%s: the checkpoint's optimiser has %lld state tensors, "
+            "this one %d (configured differently?)",
+            path, (long long)s.state_count, ns);
     for (int i = 0; rc == NB_OK && i < ns; i++) {
         const char *name;
         state[i] = nb_optimizer_state(opt, i, &name);
         if (!state[i]) {
-            rc = st_fail(err, sizeof err, NB_ERR_STATE,
-                         "%s: optimiser state %d is missing", path, i);
+            rc = nb_status_set(&st, NB_ERR_STATE,
+                               "%s: optimiser state %d is missing", path, i);
             break;
         }
-        index[np + i] = io_match(f, path, name, state[i], err, sizeof err);
+        index[np + i] = io_match(f, path, name, state[i], &st);
         if (index[np + i] < 0)
             rc = index[np + i];
     }
     /* Everything checked: from here on nothing can fail halfway. */
     for (int i = 0; rc == NB_OK && i < np; i++)
-        rc = nb_st_read(f, index[i], nb_node_value(params[i]), err, sizeof err);
+        rc = nb_st_read(f, index[i], nb_node_value(params[i]), &st);
     for (int i = 0; rc == NB_OK && i < ns; i++)
-        rc = nb_st_read(f, index[np + i], state[i], err, sizeof err);
+        rc = nb_st_read(f, index[np + i], state[i], &st);
     if (rc == NB_OK) {
         if (opt) {
             nb_optimizer_set_steps(opt, s.steps);
@@ -355,11 +460,11 @@ int nb_checkpoint_load(nb_graph *g, nb_optimizer *opt, int64_t *epoch,
         if (epoch)
             *epoch = s.epoch;
     } else {
-        nb_graph_set_error(g, rc, "checkpoint_load: %s", err);
+        nb_graph_set_error(g, rc, "checkpoint_load: %s", st.message);
     }
     nb_st_close(f);
-    free(index);
-    free(state);
-    free(params);
+    nb_free(index);
+    nb_free(state);
+    nb_free(params);
     return rc;
 }

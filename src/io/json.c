@@ -15,6 +15,17 @@
  * overflow flag; fractions and exponents are validated but only marked,
  * because the safetensors header has no use for non-integers.
  *
+ * Why a parser of our own rather than a general JSON library: the header
+ * is the one part of a safetensors file that is parsed before anything is
+ * trusted, and what it needs is unusual for a general library. A repeated
+ * key must be an error (most libraries keep the first or the last value
+ * silently, so two readers could see two different tensors); offsets and
+ * extents are 64-bit integers, which a reader that turns every number into
+ * a double rounds above 2^53; and a hostile header must not be able to ask
+ * for more memory than a fixed multiple of its length. All memory comes
+ * from nb_alloc, so the allocator hook sees it, and running out of it is
+ * NB_ERR_NOMEM, never a parse error.
+ *
  * Decoded strings never exceed their quoted source (an escape of k bytes
  * decodes to fewer than k), so one arena of the text's length holds all of
  * them. Children are collected on a value stack and moved into an exact
@@ -36,8 +47,8 @@ typedef struct parser {
     size_t nstack, capstack;
     size_t nvalues;
     int depth;
-    char *err;
-    size_t errlen;
+    nb_status *status;
+    int code; /* NB_ERR_IO (bad text) or NB_ERR_NOMEM, once failed */
 } parser;
 
 static bool fail(parser *ps, const unsigned char *at, const char *fmt, ...)
@@ -48,15 +59,23 @@ static bool fail(parser *ps, const unsigned char *at, const char *fmt, ...)
 
 static bool fail(parser *ps, const unsigned char *at, const char *fmt, ...)
 {
-    if (!ps->err || ps->errlen == 0)
-        return false;
+    ps->code = NB_ERR_IO;
     char what[200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    snprintf(ps->err, ps->errlen, "bad JSON: %s at byte %zu", what,
-             ps->base + (size_t)(at - ps->text));
+    nb_status_set(ps->status, NB_ERR_IO, "bad JSON: %s at byte %zu", what,
+                  ps->base + (size_t)(at - ps->text));
+    return false;
+}
+
+static bool out_of_memory(parser *ps)
+{
+    ps->code = NB_ERR_NOMEM;
+    nb_status_set(ps->status, NB_ERR_NOMEM,
+                  "out of memory while parsing the JSON at byte %zu",
+                  ps->base + (size_t)(ps->p - ps->text));
     return false;
 }
 
@@ -66,7 +85,7 @@ static void free_value(jv *v)
         size_t count = v->kind == JV_OBJECT ? 2 * v->u.list.n : v->u.list.n;
         for (size_t i = 0; i < count; i++)
             free_value(&v->u.list.items[i]);
-        free(v->u.list.items);
+        nb_free(v->u.list.items);
         v->u.list.items = NULL;
         v->u.list.n = 0;
     }
@@ -76,7 +95,8 @@ static bool push(parser *ps, const jv *v)
 {
     if (ps->nstack == ps->capstack) {
         size_t cap = ps->capstack ? 2 * ps->capstack : 64;
-        jv *s = realloc(ps->stack, cap * sizeof *s);
+        jv *s =
+            nb_realloc(ps->stack, ps->capstack * sizeof *s, cap * sizeof *s);
         if (!s)
             return false;
         ps->stack = s;
@@ -347,9 +367,9 @@ static bool check_unique_keys(parser *ps, const jv *obj)
     size_t n = obj->u.list.n;
     if (n < 2)
         return true;
-    const jv **keys = malloc(n * sizeof *keys);
+    const jv **keys = nb_alloc(n * sizeof *keys);
     if (!keys)
-        return fail(ps, ps->p, "out of memory");
+        return out_of_memory(ps);
     for (size_t i = 0; i < n; i++)
         keys[i] = &obj->u.list.items[2 * i];
     qsort(keys, n, sizeof *keys, cmp_keys);
@@ -358,7 +378,7 @@ static bool check_unique_keys(parser *ps, const jv *obj)
         if (strcmp(keys[i - 1]->u.str.s, keys[i]->u.str.s) == 0)
             ok = fail(ps, ps->text + keys[i]->offset, "duplicate key '%.80s'",
                       keys[i]->u.str.s);
-    free(keys);
+    nb_free(keys);
     return ok;
 }
 
@@ -370,9 +390,9 @@ static bool close_container(parser *ps, jv *out, size_t base, size_t nitems)
     size_t count = ps->nstack - base;
     out->u.list.items = NULL;
     if (count) {
-        out->u.list.items = malloc(count * sizeof(jv));
+        out->u.list.items = nb_alloc(count * sizeof(jv));
         if (!out->u.list.items)
-            return fail(ps, ps->p, "out of memory");
+            return out_of_memory(ps);
         memcpy(out->u.list.items, ps->stack + base, count * sizeof(jv));
     }
     out->u.list.n = nitems;
@@ -396,7 +416,7 @@ static bool parse_array(parser *ps, jv *out)
             return false;
         if (!push(ps, &item)) {
             free_value(&item);
-            return fail(ps, ps->p, "out of memory");
+            return out_of_memory(ps);
         }
         n++;
         skip_ws(ps);
@@ -433,7 +453,7 @@ static bool parse_object(parser *ps, jv *out)
         if (!parse_string(ps, &key))
             return false;
         if (!push(ps, &key))
-            return fail(ps, ps->p, "out of memory");
+            return out_of_memory(ps);
         skip_ws(ps);
         if (ps->p >= ps->end || *ps->p != ':')
             return fail(ps, ps->p, "expected ':'");
@@ -443,7 +463,7 @@ static bool parse_object(parser *ps, jv *out)
             return false;
         if (!push(ps, &value)) {
             free_value(&value);
-            return fail(ps, ps->p, "out of memory");
+            return out_of_memory(ps);
         }
         n++;
         skip_ws(ps);
@@ -520,18 +540,19 @@ static bool parse_value(parser *ps, jv *out)
     }
 }
 
-bool json_parse(const char *text, size_t len, size_t base_offset, json_doc *doc,
-                char *err, size_t errlen)
+int json_parse(const char *text, size_t len, size_t base_offset, json_doc *doc,
+               nb_status *status)
 {
     memset(doc, 0, sizeof *doc);
     parser ps = {0};
     ps.text = ps.p = (const unsigned char *)text;
     ps.end = ps.text + len;
     ps.base = base_offset;
-    ps.err = err;
-    ps.errlen = errlen;
-    if (len > SIZE_MAX - 1 || !(ps.arena = malloc(len + 1)))
-        return fail(&ps, ps.p, "out of memory");
+    ps.status = status;
+    if (len > SIZE_MAX - 1 || !(ps.arena = nb_alloc(len + 1))) {
+        out_of_memory(&ps);
+        return ps.code;
+    }
     skip_ws(&ps);
     bool ok = parse_value(&ps, &doc->root);
     if (ok) {
@@ -544,14 +565,14 @@ bool json_parse(const char *text, size_t len, size_t base_offset, json_doc *doc,
     /* After a failure, children of unfinished containers are still here. */
     for (size_t i = 0; i < ps.nstack; i++)
         free_value(&ps.stack[i]);
-    free(ps.stack);
+    nb_free(ps.stack);
     if (!ok) {
-        free(ps.arena);
+        nb_free(ps.arena);
         memset(doc, 0, sizeof *doc);
-        return false;
+        return ps.code;
     }
     doc->strings = ps.arena;
-    return true;
+    return NB_OK;
 }
 
 void json_free(json_doc *doc)
@@ -559,7 +580,7 @@ void json_free(json_doc *doc)
     if (!doc)
         return;
     free_value(&doc->root);
-    free(doc->strings);
+    nb_free(doc->strings);
     memset(doc, 0, sizeof *doc);
 }
 

@@ -26,7 +26,7 @@ int io_collect_nodes(nb_graph *g, const char *what, int n,
         for (int64_t id = 0; id < total; id++)
             count += nb_node_get_kind(nb_graph_node(g, id)) == NB_NODE_PARAM;
     }
-    nb_node **list = malloc(((size_t)count + 1) * sizeof *list);
+    nb_node **list = nb_alloc(((size_t)count + 1) * sizeof *list);
     if (!list)
         return nb_graph_set_error(g, NB_ERR_NOMEM, "%s: out of memory", what);
     if (n == 0) {
@@ -51,7 +51,7 @@ int io_collect_nodes(nb_graph *g, const char *what, int n,
                      nb_tensor_size(nb_node_value(node)) > 0)
                 why = "has no value yet";
             if (why) {
-                free(list);
+                nb_free(list);
                 return nb_graph_set_error(
                     g, NB_ERR_ARG, "%s: node %d (%s) %s", what, i,
                     node ? nb_node_name(node) : "NULL", why);
@@ -64,18 +64,18 @@ int io_collect_nodes(nb_graph *g, const char *what, int n,
 }
 
 int io_match(const nb_st_file *f, const char *path, const char *name,
-             const nb_tensor *t, char *err, size_t errlen)
+             const nb_tensor *t, nb_status *status)
 {
     int i = nb_st_find(f, name);
     if (i < 0)
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: no tensor '%.80s' in the file", path, name);
+        return nb_status_set(status, NB_ERR_ARG,
+                             "%s: no tensor '%.80s' in the file", path, name);
     const char *dt = nb_st_dtype(f, i);
     if (!st_dtype_is_float(dt))
-        return st_fail(err, errlen, NB_ERR_ARG,
-                       "%s: tensor '%.80s' has dtype %s, which does not "
-                       "convert to %s",
-                       path, name, dt, nb_dtype_name(nb_tensor_dtype(t)));
+        return nb_status_set(status, NB_ERR_ARG,
+                             "%s: tensor '%.80s' has dtype %s, which does not "
+                             "convert to %s",
+                             path, name, dt, nb_dtype_name(nb_tensor_dtype(t)));
     int rank = nb_st_rank(f, i);
     const int64_t *shape = nb_st_shape(f, i);
     bool same = rank == nb_tensor_rank(t);
@@ -83,14 +83,15 @@ int io_match(const nb_st_file *f, const char *path, const char *name,
         same = shape[d] == nb_tensor_shape(t)[d];
     if (!same) {
         char a[96], b[96];
-        return st_fail(
-            err, errlen, NB_ERR_ARG,
+        return nb_status_set(
+            status, NB_ERR_ARG,
             "%s: tensor '%.80s' has shape %s in the file, but %s in "
             "the graph",
             path, name, io_shape_str(rank, shape, a, sizeof a),
             io_shape_str(nb_tensor_rank(t), nb_tensor_shape(t), b, sizeof b));
     }
-    return i;
+    int rc = st_check_range(f, i, nb_tensor_dtype(t), status);
+    return rc ? rc : i;
 }
 
 int nb_save_params(nb_graph *g, const char *path, int n, nb_node *const *nodes)
@@ -103,8 +104,8 @@ int nb_save_params(nb_graph *g, const char *path, int n, nb_node *const *nodes)
     int count = io_collect_nodes(g, "save_params", n, nodes, false, &list);
     if (count < 0)
         return count;
-    const char **names = malloc(((size_t)count + 1) * sizeof *names);
-    const nb_tensor **tensors = malloc(((size_t)count + 1) * sizeof *tensors);
+    const char **names = nb_alloc(((size_t)count + 1) * sizeof *names);
+    const nb_tensor **tensors = nb_alloc(((size_t)count + 1) * sizeof *tensors);
     int rc;
     if (!names || !tensors) {
         rc = nb_graph_set_error(g, NB_ERR_NOMEM, "save_params: out of memory");
@@ -113,15 +114,14 @@ int nb_save_params(nb_graph *g, const char *path, int n, nb_node *const *nodes)
             names[i] = nb_node_name(list[i]);
             tensors[i] = nb_node_value(list[i]);
         }
-        char err[400];
-        rc = nb_st_save(path, count, names, tensors, 0, NULL, NULL, err,
-                        sizeof err);
+        nb_status st;
+        rc = nb_st_save(path, count, names, tensors, 0, NULL, NULL, &st);
         if (rc)
-            nb_graph_set_error(g, rc, "save_params: %s", err);
+            nb_graph_set_error(g, rc, "save_params: %s", st.message);
     }
-    free(names);
-    free(tensors);
-    free(list);
+    nb_free(names);
+    nb_free(tensors);
+    nb_free(list);
     return rc;
 }
 
@@ -135,26 +135,26 @@ int nb_load_params(nb_graph *g, const char *path, int n, nb_node *const *nodes)
     int count = io_collect_nodes(g, "load_params", n, nodes, true, &list);
     if (count < 0)
         return count;
-    char err[400];
+    nb_status st;
     int rc = NB_OK;
-    nb_st_file *f = nb_st_open(path, err, sizeof err);
-    int *index = malloc(((size_t)count + 1) * sizeof *index);
+    nb_st_file *f = nb_st_open(path, &st);
+    int *index = nb_alloc(((size_t)count + 1) * sizeof *index);
     if (!f)
-        rc = NB_ERR_ARG;
+        rc = st.code;
     else if (!index)
-        rc = st_fail(err, sizeof err, NB_ERR_NOMEM, "%s: out of memory", path);
+        rc = nb_status_set(&st, NB_ERR_NOMEM, "%s: out of memory", path);
     for (int i = 0; rc == NB_OK && i < count; i++) {
         index[i] = io_match(f, path, nb_node_name(list[i]),
-                            nb_node_value(list[i]), err, sizeof err);
+                            nb_node_value(list[i]), &st);
         if (index[i] < 0)
             rc = index[i];
     }
     for (int i = 0; rc == NB_OK && i < count; i++)
-        rc = nb_st_read(f, index[i], nb_node_value(list[i]), err, sizeof err);
+        rc = nb_st_read(f, index[i], nb_node_value(list[i]), &st);
     if (rc)
-        nb_graph_set_error(g, rc, "load_params: %s", err);
-    free(index);
+        nb_graph_set_error(g, rc, "load_params: %s", st.message);
+    nb_free(index);
     nb_st_close(f);
-    free(list);
+    nb_free(list);
     return rc;
 }

@@ -56,8 +56,7 @@ static int is_ancestor(nb_graph *g, nb_node *target, nb_node *top, bool *answer)
     *answer = want == hi;
     if (want >= hi)
         return NB_OK;
-    nb_tensor *holder = NULL;
-    unsigned char *mark = nb_train_buffer(&holder, (size_t)hi + 1);
+    unsigned char *mark = nb_alloc_zeroed((size_t)hi + 1);
     if (!mark)
         return nb_graph_set_error(g, NB_ERR_NOMEM, "out of memory");
     mark[hi] = 1;
@@ -69,7 +68,7 @@ static int is_ancestor(nb_graph *g, nb_node *target, nb_node *top, bool *answer)
             mark[nb_node_id(nb_node_input(n, i))] = 1;
     }
     *answer = mark[want] != 0;
-    nb_tensor_free(holder);
+    nb_free(mark);
     return NB_OK;
 }
 
@@ -315,7 +314,17 @@ int nb_train_evaluate_run(nb_graph *g, const nb_model *m, const nb_scorer *s,
                                    (long long)first);
             return rc;
         }
-        total += nb_tensor_get(nb_node_value(m->loss), 0) * (double)count;
+        double loss = nb_tensor_get(nb_node_value(m->loss), 0);
+        if (!isfinite(loss)) {
+            out->loss = out->accuracy = NAN;
+            out->count = 0;
+            return nb_graph_set_error(g, NB_ERR_NONFINITE,
+                                      "%s: the loss is %g on the batch of "
+                                      "rows [%lld, %lld)",
+                                      who, loss, (long long)first,
+                                      (long long)(first + count));
+        }
+        total += loss * (double)count;
         if (s->node)
             right += nb_train_score(s, m, count, out->confusion, out->classes);
     }

@@ -34,13 +34,6 @@ double nb_train_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void *nb_train_buffer(nb_tensor **holder, size_t bytes)
-{
-    int64_t words = (int64_t)((bytes + 7) / 8);
-    *holder = nb_tensor_new(NB_F64, 1, (const int64_t[]){words ? words : 1});
-    return *holder ? nb_tensor_data(*holder) : NULL;
-}
-
 static int check_config(nb_graph *g, const nb_train_config *c,
                         const nb_optimizer *opt, const nb_dataset *val,
                         int64_t rows)
@@ -119,13 +112,12 @@ static int set_rate(nb_graph *g, nb_optimizer *opt, const nb_schedule *s,
 typedef struct snapshot {
     int n;
     nb_tensor **copy;
-    nb_tensor *holder;
 } snapshot;
 
 static int snapshot_alloc(snapshot *s, const nb_optimizer *opt)
 {
     s->n = nb_optimizer_param_count(opt);
-    s->copy = nb_train_buffer(&s->holder, (size_t)s->n * sizeof *s->copy);
+    s->copy = nb_alloc_zeroed((size_t)s->n * sizeof *s->copy);
     if (!s->copy)
         return NB_ERR_NOMEM;
     for (int i = 0; i < s->n; i++) {
@@ -142,7 +134,7 @@ static void snapshot_free(snapshot *s)
 {
     for (int i = 0; s->copy && i < s->n; i++)
         nb_tensor_free(s->copy[i]);
-    nb_tensor_free(s->holder);
+    nb_free(s->copy);
 }
 
 static size_t tensor_bytes(const nb_tensor *t)
@@ -180,7 +172,6 @@ typedef struct loop {
     const nb_train_config *c;
     nb_scorer scorer;
     int64_t rows, batch, batches;
-    nb_tensor *idx_holder;
     int64_t *idx;
     snapshot best;
     nb_progress progress;
@@ -271,7 +262,7 @@ static int setup(loop *L)
         c->batch_size == 0 || c->batch_size > L->rows ? L->rows : c->batch_size;
     L->batches =
         c->drop_last ? L->rows / L->batch : (L->rows + L->batch - 1) / L->batch;
-    L->idx = nb_train_buffer(&L->idx_holder, (size_t)L->rows * sizeof *L->idx);
+    L->idx = nb_alloc((size_t)L->rows * sizeof *L->idx);
     if (!L->idx ||
         (c->patience > 0 && snapshot_alloc(&L->best, L->opt) != NB_OK))
         return nb_graph_set_error(g, NB_ERR_NOMEM, "%s: out of memory", who);
@@ -284,7 +275,7 @@ static void teardown(loop *L)
 {
     nb_progress_finish(&L->progress);
     snapshot_free(&L->best);
-    nb_tensor_free(L->idx_holder);
+    nb_free(L->idx);
 }
 
 int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,

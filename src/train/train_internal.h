@@ -43,11 +43,6 @@ int nb_train_evaluate_run(nb_graph *g, const nb_model *model,
                           const nb_scorer *scorer, const nb_dataset *ds,
                           int64_t batch_size, nb_metrics *out, const char *who);
 
-/* Memory through the library's allocator (so that nb_set_allocator sees
- * the loop's buffers as well): the data of a fresh f64 tensor, used as raw
- * zeroed storage. *holder receives the tensor to free. */
-void *nb_train_buffer(nb_tensor **holder, size_t bytes);
-
 /* Seconds on CLOCK_MONOTONIC. */
 double nb_train_now(void);
 
