@@ -27,6 +27,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/vmath_scalar.h"
+#include "core/parallel_internal.h"
 #include "nabla/parallel.h"
 #include "test_util.h"
 
@@ -1028,6 +1029,8 @@ static void run_threaded_f32(const thread_case *t, int threads,
 {
 #ifdef _OPENMP
     omp_set_num_threads(threads);
+    /* the team whenever it may split, so the comparison means something */
+    nb_parallel_set_mode(threads > 1 ? NB_PARALLEL_TEAM : NB_PARALLEL_MEASURE);
 #else
     (void)threads;
 #endif
@@ -1043,6 +1046,8 @@ static void run_threaded_f64(const thread_case *t, int threads,
 {
 #ifdef _OPENMP
     omp_set_num_threads(threads);
+    /* the team whenever it may split, so the comparison means something */
+    nb_parallel_set_mode(threads > 1 ? NB_PARALLEL_TEAM : NB_PARALLEL_MEASURE);
 #else
     (void)threads;
 #endif
@@ -1154,6 +1159,8 @@ static void run_vm_threads(int threads, const float *x32, const double *x64,
 {
 #ifdef _OPENMP
     omp_set_num_threads(threads);
+    /* the team whenever it may split, so the comparison means something */
+    nb_parallel_set_mode(threads > 1 ? NB_PARALLEL_TEAM : NB_PARALLEL_MEASURE);
 #else
     (void)threads;
 #endif
@@ -1218,6 +1225,136 @@ static void test_threads(void)
     nb_vm_force_isa(NULL);
 #ifdef _OPENMP
     omp_set_num_threads(saved);
+    nb_parallel_set_mode(NB_PARALLEL_MEASURE);
+#endif
+}
+
+/* nb_parallel_for: every unit handled exactly once, the barrier holds the
+ * team until all have arrived, and the range is split as documented. */
+struct pf_cover {
+    int hits[1000];
+    int after_barrier_misses;
+    int64_t n;
+};
+
+static void pf_cover_body(void *ctx, int64_t lo, int64_t hi, int t, int q)
+{
+    struct pf_cover *c = ctx;
+    if (lo != c->n * t / q || hi != c->n * (t + 1) / q)
+        c->after_barrier_misses += 1000; /* not the documented split */
+    for (int64_t i = lo; i < hi; i++)
+        c->hits[i]++;
+    nb_parallel_barrier();
+    int missing = 0;
+    for (int64_t i = 0; i < c->n; i++)
+        missing += c->hits[i] == 0;
+#ifdef _OPENMP
+#pragma omp atomic
+#endif
+    c->after_barrier_misses += missing;
+}
+
+static void test_parallel_for_cover(void)
+{
+    static nb_parallel_site site = NB_PARALLEL_SITE("test.cover", 1);
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+#endif
+    nb_parallel_set_mode(NB_PARALLEL_TEAM);
+    const int64_t ns[] = {1, 2, 3, 7, 64, 1000};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        struct pf_cover c = {{0}, 0, ns[k]};
+        int used = nb_parallel_for(&site, c.n, c.n, 8, pf_cover_body, &c);
+        int once = 0;
+        for (int64_t i = 0; i < c.n; i++)
+            once += c.hits[i] == 1;
+        CHECK(once == c.n && c.after_barrier_misses == 0,
+              "n %lld on %d threads: %d of %lld units once, %d misses",
+              (long long)c.n, used, once, (long long)c.n,
+              c.after_barrier_misses);
+    }
+    CHECK(nb_parallel_for(&site, 0, 0, 8, pf_cover_body, NULL) == 0,
+          "an empty range runs nothing");
+    CHECK(nb_parallel_set_mode((nb_parallel_mode)7) == NB_ERR_ARG,
+          "unknown mode accepted");
+    nb_parallel_set_mode(NB_PARALLEL_MEASURE);
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+}
+
+/* The measured choice, on a clock the body moves (so that the test does
+ * not depend on how busy the machine is): a body that takes 1 s alone and
+ * 0.6 s on the team runs on the team; when the team turns slow (5 s, as a
+ * second core taken by another process) the site drops it within a call or
+ * two; when it is fast again a trial finds it and the site takes it back.
+ * Thread 0 moves the clock by the whole call's time, so the back-off never
+ * sees a late team. */
+static double pf_clock;
+static double pf_team_seconds;
+
+static double pf_now(void)
+{
+    return pf_clock;
+}
+
+static void pf_clock_body(void *ctx, int64_t lo, int64_t hi, int t, int q)
+{
+    (void)ctx;
+    (void)lo;
+    (void)hi;
+    if (t == 0)
+        pf_clock += q == 1 ? 1.0 : pf_team_seconds;
+}
+
+static void test_parallel_for_adapts(void)
+{
+#ifdef _OPENMP
+    if (omp_get_num_procs() < 2)
+        return;
+    static nb_parallel_site site = NB_PARALLEL_SITE("test.clock", 1);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    const struct timespec lift = {0, 250 * 1000 * 1000};
+    nanosleep(&lift, NULL); /* outlast any back-off of earlier tests */
+    nb_parallel_set_clock(pf_now);
+    pf_team_seconds = 0.6;
+    int team = 0;
+    for (int i = 0; i < 40; i++)
+        team += nb_parallel_for(&site, 64, 64, 8, pf_clock_body, NULL) == 2;
+    /* two first measurements, then a trial of one thread now and then */
+    CHECK(team >= 35, "fast team: %d of 40 calls on 2 threads", team);
+    double one = 0, tm = 0;
+    int pref = 0;
+    nb_parallel_site_stats(&site, 64, &one, &tm, &pref);
+    CHECK(pref && one > tm, "fast team: %g s/unit alone, %g on the team",
+          one, tm);
+
+    pf_team_seconds = 5.0;
+    int on_team = 0;
+    for (int i = 0; i < 40; i++)
+        on_team += nb_parallel_for(&site, 64, 64, 8, pf_clock_body, NULL) == 2;
+    /* the one call that finds it slow, then trials at gaps of 8, 16 */
+    CHECK(on_team >= 1 && on_team <= 4,
+          "slow team: %d of 40 calls on 2 threads", on_team);
+    nb_parallel_site_stats(&site, 64, &one, &tm, &pref);
+    CHECK(!pref && tm > one, "slow team preferred: %g alone, %g team", one,
+          tm);
+
+    pf_team_seconds = 0.6;
+    int back = -1;
+    for (int i = 0; i < 1100 && back < 0; i++)
+        if (nb_parallel_for(&site, 64, 64, 8, pf_clock_body, NULL) == 2)
+            back = i;
+    CHECK(back >= 0 && back <= 64, "the fast team came back after %d calls",
+          back);
+    nb_parallel_site_stats(&site, 64, &one, &tm, &pref);
+    CHECK(pref, "fast team not preferred again: %g alone, %g team", one, tm);
+    CHECK(nb_parallel_site_stats(NULL, 1, NULL, NULL, NULL) == NB_ERR_ARG,
+          "NULL site");
+    nb_parallel_set_clock(NULL);
+    omp_set_num_threads(saved);
 #endif
 }
 
@@ -1272,5 +1409,7 @@ int main(void)
     test_gemm_direct();
     test_threads();
     test_parallel_policy();
+    test_parallel_for_cover();
+    test_parallel_for_adapts();
     return tu_finish("kernels");
 }

@@ -19,7 +19,18 @@
 #include <omp.h>
 #endif
 
+#include "nabla/parallel.h"
 #include "test_util.h"
+
+/* nb_clip_grad_norm that must succeed: the norm before scaling. */
+static double clip_norm(nb_graph *g, int n, nb_node *const *params,
+                        double max_norm)
+{
+    double norm = -1;
+    int rc = nb_clip_grad_norm(g, n, params, max_norm, &norm);
+    CHECK(rc == NB_OK, "clip_grad_norm returned %d", rc);
+    return norm;
+}
 
 /* ---- a counting allocator: a step must not allocate ---- */
 
@@ -430,15 +441,15 @@ static void test_clipping(nb_dtype dt, double tol)
         nb_node *loss = nb_add(g, nb_l2_penalty(g, w), nb_l2_penalty(g, b));
         nb_forward(g, loss);
         nb_backward(g, loss);
-        CHECK_NEAR(nb_clip_grad_norm(g, 0, NULL, 10), 5, tol);
+        CHECK_NEAR(clip_norm(g, 0, NULL, 10), 5, tol);
         CHECK_NEAR(grad(w, 0), 3, 0);
-        CHECK_NEAR(nb_clip_grad_norm(g, 0, NULL, 1), 5, tol);
+        CHECK_NEAR(clip_norm(g, 0, NULL, 1), 5, tol);
         CHECK_NEAR(grad(w, 0), 0.6, tol);
         CHECK_NEAR(grad(b, 0), 0.8, tol);
 
         nb_backward(g, loss);
         nb_node *only_w[] = {w};
-        CHECK_NEAR(nb_clip_grad_norm(g, 1, only_w, 1), 3, tol);
+        CHECK_NEAR(clip_norm(g, 1, only_w, 1), 3, tol);
         CHECK_NEAR(grad(w, 0), 1, tol);
         CHECK_NEAR(grad(b, 0), 4, 0);
 
@@ -446,14 +457,14 @@ static void test_clipping(nb_dtype dt, double tol)
         nb_param_set_trainable(g, b, false);
         nb_forward(g, loss);
         nb_backward(g, loss);
-        CHECK_NEAR(nb_clip_grad_norm(g, 0, NULL, 100), 3, tol);
+        CHECK_NEAR(clip_norm(g, 0, NULL, 100), 3, tol);
 
-        CHECK(nb_clip_grad_norm(g, 0, NULL, 0) == NB_ERR_ARG, "max_norm 0");
+        CHECK(nb_clip_grad_norm(g, 0, NULL, 0, NULL) == NB_ERR_ARG, "max_norm 0");
         CHECK_ERROR(g, "clip_grad_norm", "max_norm must be > 0");
-        CHECK(nb_clip_grad_norm(g, 0, NULL, NAN) == NB_ERR_ARG, "NaN");
+        CHECK(nb_clip_grad_norm(g, 0, NULL, NAN, NULL) == NB_ERR_ARG, "NaN");
         CHECK_ERROR(g, "clip_grad_norm", "max_norm");
         nb_node *bad[] = {loss};
-        CHECK(nb_clip_grad_norm(g, 1, bad, 1) == NB_ERR_ARG, "not a param");
+        CHECK(nb_clip_grad_norm(g, 1, bad, 1, NULL) == NB_ERR_ARG, "not a param");
         CHECK_ERROR(g, "clip_grad_norm", "not a parameter");
         nb_graph_free(g);
     }
@@ -474,7 +485,7 @@ static void test_norm_large(nb_dtype dt)
         nb_node *loss = nb_l2_penalty(g, w);
         nb_forward(g, loss);
         nb_backward(g, loss);
-        double norm = nb_clip_grad_norm(g, 0, NULL, 1e9);
+        double norm = clip_norm(g, 0, NULL, 1e9);
         CHECK(fabs(norm / sqrt(6005.0) - 1) < tol, "%s: norm %.17g",
               dt_name(dt), norm);
         nb_graph_free(g);
@@ -490,7 +501,7 @@ static void test_norm_large(nb_dtype dt)
         nb_node *loss = nb_l2_penalty(g, w);
         nb_forward(g, loss);
         nb_backward(g, loss);
-        double norm = nb_clip_grad_norm(g, 0, NULL, 1);
+        double norm = clip_norm(g, 0, NULL, 1);
         CHECK(fabs(norm / (big * 45.254833995939045) - 1) < tol,
               "%s: norm %.17g", dt_name(dt), norm);
         CHECK(fabs(grad(w, 0) * 45.254833995939045 - 1) < tol &&
@@ -834,6 +845,8 @@ static void use_threads(int t)
 {
 #ifdef _OPENMP
     omp_set_num_threads(t);
+    /* the team whenever it may split, so the comparison means something */
+    nb_parallel_set_mode(t > 1 ? NB_PARALLEL_TEAM : NB_PARALLEL_MEASURE);
 #else
     (void)t;
 #endif
@@ -950,9 +963,9 @@ static void test_threads_bitwise(nb_dtype dt)
     nb_backward(a.g, a.loss);
     nb_forward(b.g, b.loss);
     nb_backward(b.g, b.loss);
-    double na = nb_clip_grad_norm(a.g, 0, NULL, 3);
+    double na = clip_norm(a.g, 0, NULL, 3);
     use_threads(2);
-    double nb = nb_clip_grad_norm(b.g, 0, NULL, 3);
+    double nb = clip_norm(b.g, 0, NULL, 3);
     use_threads(1);
     CHECK(na == nb && na > 100, "%s clip_grad_norm: %.17g vs %.17g",
           dt_name(dt), na, nb);
@@ -1067,6 +1080,73 @@ static void test_nonfinite_big(nb_dtype dt)
     }
 }
 
+/* A step whose inputs are finite but whose results are not is refused with
+ * nothing changed (parameters, state, count), for every rule, with and
+ * without clipping (the check then runs after the norm), on one thread and
+ * on two: one weight far from its target (1e20 in f32) under lr 1e30 steps
+ * past the range (and, for RMSprop and Adam, so does its squared
+ * gradient), while every other update stays finite, so the one element
+ * must be found wherever it falls (first slot, middle, last element). */
+static void test_result_overflow(nb_dtype dt)
+{
+    const double far = dt == NB_F32 ? 1e20 : 1e160;
+    const nb_optim_config cfgs[] = {
+        {.kind = NB_OPTIM_SGD, .lr = 0.1},
+        {.kind = NB_OPTIM_SGD, .lr = 0.05, .momentum = 0.9},
+        {.kind = NB_OPTIM_SGD, .lr = 0.05, .momentum = 0.9, .clip_norm = 1e9},
+        {.kind = NB_OPTIM_RMSPROP},
+        {.kind = NB_OPTIM_ADAM},
+        {.kind = NB_OPTIM_ADAMW, .weight_decay = 0.1, .clip_norm = 1e9},
+    };
+    const int64_t nw = (int64_t)BIG_R * BIG_C;
+    const int64_t at[] = {0, nw / 2 + 31, nw - 1};
+    for (size_t k = 0; k < sizeof cfgs / sizeof *cfgs; k++) {
+        struct big n = make_big(dt);
+        nb_optimizer *o = make_opt(n.g, cfgs[k]);
+        CHECK(run_step(n.g, n.loss, o) == NB_OK, "%s", nb_graph_error(n.g));
+        nb_forward(n.g, n.loss);
+        nb_backward(n.g, n.loss);
+        double lr = nb_optimizer_lr(o);
+        for (int threads = 1; threads <= 2; threads++) {
+            use_threads(threads);
+            /* One weight far from its target under a learning rate that
+             * keeps every other update finite: only that weight (and, for
+             * RMSprop and Adam, its squared gradient) leaves the range. */
+            nb_optimizer_set_lr(o, dt == NB_F32 ? 1e30 : 1e300);
+            for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+                nb_tensor *w = nb_node_value(n.w);
+                double keep = nb_tensor_get(w, at[i]);
+                nb_tensor_set(w, at[i], far);
+                nb_forward(n.g, n.loss);
+                nb_backward(n.g, n.loss);
+                struct snap s = take_snap(&n, o);
+                int rc = nb_optimizer_step(o);
+                CHECK(rc == NB_ERR_NONFINITE,
+                      "%s config %zu, %d threads: W[%lld] = %g stepped "
+                      "(rc %d)",
+                      dt_name(dt), k, threads, (long long)at[i], far, rc);
+                CHECK(snap_same(&s, &n, o),
+                      "%s config %zu, %d threads: W[%lld]: the refused step "
+                      "changed something",
+                      dt_name(dt), k, threads, (long long)at[i]);
+                free_snap(&s);
+                nb_tensor_set(w, at[i], keep);
+            }
+            nb_optimizer_set_lr(o, lr);
+            nb_forward(n.g, n.loss);
+            nb_backward(n.g, n.loss);
+            nb_graph_clear_error(n.g);
+        }
+        use_threads(1);
+        nb_forward(n.g, n.loss);
+        nb_backward(n.g, n.loss);
+        CHECK(nb_optimizer_step(o) == NB_OK, "%s config %zu after: %s",
+              dt_name(dt), k, nb_graph_error(n.g));
+        nb_optimizer_free(o);
+        nb_graph_free(n.g);
+    }
+}
+
 /* Clipping with a norm known by hand: L = l2(W) + l2(b), so g = w, with
  * W_i = (i mod 5) - 2 over 131,841 elements (26,368 groups of 4+1+0+1+4
  * = 10, and one more element of -2: 263,684) and b_i = (i mod 3) - 1 over
@@ -1106,7 +1186,7 @@ static void test_clip_big(nb_dtype dt)
         CHECK_NEAR(val(b, 35), 1 - 1 / norm, tol);
         /* The same norm from nb_clip_grad_norm on the same gradients. */
         use_threads(threads);
-        CHECK(fabs(nb_clip_grad_norm(g, 0, NULL, 1e9) / norm - 1) < 1e-14,
+        CHECK(fabs(clip_norm(g, 0, NULL, 1e9) / norm - 1) < 1e-14,
               "%s: nb_clip_grad_norm", dt_name(dt));
         use_threads(1);
         nb_optimizer_free(o);
@@ -1297,9 +1377,29 @@ static void test_errors(void)
     nb_optimizer_set_lr(o, NAN);
     CHECK_ERROR(g, "optimizer_set_lr");
     CHECK(nb_optimizer_lr(o) == 0.5, "lr unchanged: %g", nb_optimizer_lr(o));
-    nb_optimizer_set_steps(o, -3);
+    CHECK(nb_optimizer_set_steps(o, -3) == NB_ERR_ARG, "steps -3");
     CHECK_ERROR(g, "optimizer_set_steps", "-3");
     CHECK(nb_optimizer_steps(o) == 0, "steps unchanged");
+    /* No count a step could not follow: INT64_MAX is refused, and a step
+     * that would reach it is refused without changing anything. */
+    CHECK(nb_optimizer_set_steps(o, INT64_MAX) == NB_ERR_ARG,
+          "steps INT64_MAX accepted");
+    CHECK_ERROR(g, "optimizer_set_steps", "9223372036854775807");
+    CHECK(nb_optimizer_steps(o) == 0, "steps unchanged");
+    CHECK(nb_optimizer_set_steps(o, INT64_MAX - 1) == NB_OK, "%s",
+          nb_graph_error(g));
+    nb_feed(g, x, 2, SHAPE(1, 2), (double[]){1, 1});
+    nb_forward(g, loss);
+    nb_backward(g, loss);
+    double w_before[2] = {val(w, 0), val(w, 1)};
+    CHECK(nb_optimizer_step(o) == NB_ERR_STATE, "the count overflowed");
+    CHECK_ERROR(g, "optimizer_step", "step count");
+    CHECK(nb_optimizer_steps(o) == INT64_MAX - 1 && val(w, 0) == w_before[0] &&
+              val(w, 1) == w_before[1],
+          "the refused step changed something");
+    CHECK(nb_optimizer_set_steps(o, 0) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_optimizer_set_lr(o, -1) == NB_ERR_ARG, "set_lr -1");
+    nb_graph_clear_error(g);
     const char *name = "sentinel";
     CHECK(nb_optimizer_state(o, 1, &name) == NULL && name == NULL,
           "state index out of range");
@@ -1324,7 +1424,7 @@ static void test_errors(void)
     CHECK(nb_optimizer_steps(o) == 0, "not counted");
     CHECK(isnan(nb_optimizer_grad_norm(o)) || isinf(nb_optimizer_grad_norm(o)),
           "the norm is reported: %g", nb_optimizer_grad_norm(o));
-    CHECK(nb_clip_grad_norm(g, 0, NULL, 1) == NB_ERR_NONFINITE, "clip");
+    CHECK(nb_clip_grad_norm(g, 0, NULL, 1, NULL) == NB_ERR_NONFINITE, "clip");
     CHECK_ERROR(g, "clip_grad_norm", "NaN or infinity");
 
     /* The graph and the optimiser stay usable. x = (1, 1): loss =
@@ -1462,6 +1562,7 @@ int main(void)
         test_threads_bitwise(dts[d]);
         test_nonfinite_big(dts[d]);
         test_clip_big(dts[d]);
+        test_result_overflow(dts[d]);
     }
     test_defaults();
     test_mixed_dtypes();

@@ -37,5 +37,11 @@ if grep -n '#[[:space:]]*include[[:space:]]*"\(\.\./\)*\(ops\|graph\|diag\|core/
         src/kernels/*.c src/kernels/*.h 2>/dev/null; then
     report "src/kernels includes graph or op headers"
 fi
+# The core is the bottom layer: it owns the thread policy that the
+# kernels use, and includes nothing of theirs.
+if grep -n '#[[:space:]]*include[[:space:]]*"\(\.\./\)*kernels/' \
+        src/core/*.c src/core/*.h 2>/dev/null; then
+    report "src/core includes kernel headers"
+fi
 [ $status -eq 0 ] && echo "layering: ok"
 exit $status

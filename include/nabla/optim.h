@@ -60,8 +60,15 @@
  * Steps and state. nb_optimizer_steps counts the successful calls of
  * nb_optimizer_step (a call counts even if no parameter had a gradient);
  * Adam's t is that count, shared by all parameters. A step whose global
- * gradient norm is not finite (a NaN or infinity in some gradient) is
- * refused with NB_ERR_NONFINITE: no parameter, state or count changes.
+ * gradient norm is not finite (a NaN or infinity in some gradient), or
+ * whose update would write a NaN or infinity into a parameter or its state
+ * (finite gradients with a huge learning rate), is refused with
+ * NB_ERR_NONFINITE: no parameter, state or count changes.
+ *
+ * Errors. Calls on an optimiser record their error on its graph (the
+ * sticky error of graph.h) and return a negative code; a NULL optimiser
+ * gives NB_ERR_ARG (or NULL, NaN, 0 for the getters, as documented) with
+ * nothing recorded.
  * State tensors, allocated at creation (a step allocates nothing), in
  * parameter order and per parameter in this order:
  * ```text
@@ -131,21 +138,28 @@ NB_API void nb_optimizer_free(nb_optimizer *opt);
 
 /** One update from the gradients of the latest backward. Returns NB_OK or a
  * negative code (error recorded on the graph): NB_ERR_NONFINITE for a
- * gradient holding NaN or infinity, NB_ERR_STATE for a gradient whose dtype
- * or size is not its parameter's. On error nothing is changed. */
+ * gradient holding NaN or infinity, or for an update that would make a
+ * parameter or a state value NaN or infinite from finite inputs (e.g. a
+ * learning rate of 1e30); NB_ERR_STATE for a gradient whose dtype or size
+ * is not its parameter's, or when the step count would reach INT64_MAX.
+ * On error nothing is changed: parameters, state and step count.
+ * NB_ERR_ARG for a NULL opt (no graph to record it on). */
 NB_API int nb_optimizer_step(nb_optimizer *opt);
 
 /** The global L2 norm of the gradients seen by the latest step (the
  * trainable parameters that had one), before clipping; computed whether or
- * not clipping is on. 0 before the first step. */
+ * not clipping is on. 0 before the first step. It is a plain value, never
+ * an error code: a step refused for a non-finite gradient leaves the NaN
+ * or infinity it found here, and a NULL opt gives NaN. */
 NB_API double nb_optimizer_grad_norm(const nb_optimizer *opt);
 
-/** The current learning rate. */
+/** The current learning rate (NaN for a NULL opt). */
 NB_API double nb_optimizer_lr(const nb_optimizer *opt);
-/** Sets the learning rate. lr must be finite and >= 0 (0 is taken literally here); otherwise the
- * error is recorded on the graph and the rate is unchanged. */
-NB_API void nb_optimizer_set_lr(nb_optimizer *opt, double lr);
-/** Updates applied so far (Adam's t). */
+/** Sets the learning rate. lr must be finite and >= 0 (0 is taken
+ * literally here). Returns NB_OK, or NB_ERR_ARG with the error recorded on
+ * the graph and the rate unchanged (NB_ERR_ARG alone for a NULL opt). */
+NB_API int nb_optimizer_set_lr(nb_optimizer *opt, double lr);
+/** Updates applied so far (Adam's t); NB_ERR_ARG for a NULL opt. */
 NB_API int64_t nb_optimizer_steps(const nb_optimizer *opt);
 /** The config in use: as given, with the defaults of the fields the kind
  * uses filled in and lr the current rate. */
@@ -169,18 +183,26 @@ NB_API int nb_optimizer_state_count(const nb_optimizer *opt);
  * (and *name NULL). */
 NB_API nb_tensor *nb_optimizer_state(nb_optimizer *opt, int i, const char **name);
 /** Sets the number of updates applied (Adam's t), to restore a saved
- * optimiser with its state tensors. steps must be >= 0 (otherwise the
- * error is recorded on the graph). */
-NB_API void nb_optimizer_set_steps(nb_optimizer *opt, int64_t steps);
+ * optimiser with its state tensors. steps must be in [0, INT64_MAX - 1]
+ * (a step never leaves a larger count, see nb_optimizer_step). Returns
+ * NB_OK, or NB_ERR_ARG with the error recorded on the graph and the count
+ * unchanged (NB_ERR_ARG alone for a NULL opt). */
+NB_API int nb_optimizer_set_steps(nb_optimizer *opt, int64_t steps);
 
 /** Scales the gradients of params (all trainable parameters when n is 0) so
  * that their global L2 norm is at most max_norm, by max_norm / norm when
  * the norm exceeds it; frozen parameters and those without a gradient are
- * left out. Returns the norm before scaling, or a negative code: NB_ERR_ARG
- * for max_norm not > 0 or a bad list, NB_ERR_NONFINITE (gradients left as
- * they were) when the norm is NaN or infinite. */
-NB_API double nb_clip_grad_norm(nb_graph *g, int n, nb_node *const *params,
-                         double max_norm);
+ * left out. Returns NB_OK or a negative code (error recorded on the
+ * graph): NB_ERR_ARG for max_norm not > 0 or a bad list, NB_ERR_NONFINITE
+ * (gradients left as they were) when the norm is NaN or infinite.
+ * @param g        the graph of the parameters
+ * @param n        entries of params; 0 for every trainable parameter
+ * @param params   the parameters (may be NULL when n is 0)
+ * @param max_norm the largest global norm allowed, > 0
+ * @param norm if not NULL, receives the norm before scaling (also the NaN
+ *             or infinity of NB_ERR_NONFINITE; NaN on any other error) */
+NB_API int nb_clip_grad_norm(nb_graph *g, int n, nb_node *const *params,
+                             double max_norm, double *norm);
 
 /** The kinds of learning-rate schedule.
  * lr(t) for t = 0, 1, 2, ... (epochs or steps, as the caller counts):

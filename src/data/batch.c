@@ -12,12 +12,9 @@
  * The gather prefetches rows ahead and splits large batches across
  * threads (see gather).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "nabla/data.h"
 #include "nabla/parallel.h"
@@ -149,13 +146,21 @@ static void copy_rows(const struct rows *r, int64_t lo, int64_t hi)
     }
 }
 
-/* Bytes per thread below which a second thread does not pay for waking it:
- * a parallel region costs about 3 us, and one thread gathered random
- * Fashion-MNIST rows at about 0.2 ns per byte (200 KB in 35-45 us), so two
- * threads break even near 30 KB; twice that per thread leaves a margin.
- * A batch of 64 such rows (200 KB) splits; one of 32 (100 KB) does not. */
-#define SHARE_BYTES (64 * 1024)
+/* Bytes per thread below which no team is tried: 8 KB take about a
+ * microsecond to gather, less than a parallel region costs. Above it,
+ * nabla/parallel.h times one thread and the team where it runs. */
+#define GRAIN_BYTES (8 * 1024)
 
+static nb_parallel_site gather_site =
+    NB_PARALLEL_SITE("data.gather", GRAIN_BYTES);
+
+static void gather_body(void *ctx, int64_t lo, int64_t hi, int thread,
+                        int threads)
+{
+    (void)thread;
+    (void)threads;
+    copy_rows(ctx, lo, hi);
+}
 
 /* The copy itself, arguments already checked. Large gathers split their
  * rows across threads: with rows scattered over memory, two cores keep
@@ -175,27 +180,10 @@ static void gather(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,
     r.idx = idx;
     r.sb = r.row * nb_dtype_size(r.sd);
     r.db = r.row * nb_dtype_size(r.dd);
-#ifdef _OPENMP
     size_t bytes = (size_t)count * (r.sb > r.db ? r.sb : r.db);
-    int p = nb_parallel_threads(); /* 1 on a busy machine: see parallel.h */
-    if ((size_t)p > bytes / SHARE_BYTES)
-        p = (int)(bytes / SHARE_BYTES);
-    if (p > count)
-        p = (int)count;
-    if (p > 1) {
-        double start = omp_get_wtime(), own = start;
-#pragma omp parallel num_threads(p)
-        {
-            int64_t t = omp_get_thread_num(), q = omp_get_num_threads();
-            copy_rows(&r, count * t / q, count * (t + 1) / q);
-            if (t == 0)
-                own = omp_get_wtime();
-        }
-        nb_parallel_report(own - start, omp_get_wtime() - own);
-        return;
-    }
-#endif
-    copy_rows(&r, 0, count);
+    nb_parallel_for(&gather_site, count,
+                    bytes < INT64_MAX ? (int64_t)bytes : INT64_MAX, INT32_MAX,
+                    gather_body, &r);
 }
 
 int nb_gather_rows(nb_tensor *dst, const nb_tensor *src, const int64_t *idx,

@@ -1,9 +1,9 @@
-/* Run-time choice of the kernels' instruction set and thread count, and
+/* Run-time choice of the kernels' instruction set, and
  * the public elementwise entry points, which forward to the chosen
  * implementation.
  *
- * An elementwise call long enough to pay for waking threads (OpenMP builds)
- * is cut into one contiguous share per thread, each a whole number of
+ * An elementwise call that nabla/parallel.h's policy runs on a team is cut
+ * into one contiguous share per thread, each a whole number of
  * 64-element chunks (the last takes the remainder). Every kernel computes
  * an element the same way wherever it sits in the array (vmath_simd_impl.h
  * runs tails through the vector code), so results are bitwise identical
@@ -14,14 +14,12 @@
  * nb_vm_force_isa. The vector paths exist only in x86-64 builds
  * (NB_X86_KERNELS); elsewhere every name but "scalar" is unavailable. */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "kernels/gemm.h"
+#include "nabla/parallel.h"
 #include "kernels/isa.h"
 #include "kernels/vmath_scalar.h"
 #if NB_X86_KERNELS
@@ -111,162 +109,74 @@ bool nb_vm_force_isa(const char *isa)
     return true;
 }
 
-/* ---- threads ---- */
-
-static _Atomic int threads_max = 0;
-
-int nb_kernel_threads_max(void)
-{
-    int most = atomic_load_explicit(&threads_max, memory_order_relaxed);
-    if (most > 0)
-        return most;
-#ifdef _OPENMP
-    most = omp_get_num_procs();
-#else
-    most = 1;
-#endif
-    most = most < 1                       ? 1
-           : most > NB_KERNEL_MAX_THREADS ? NB_KERNEL_MAX_THREADS
-                                          : most;
-    /* The first value stored wins, even if threads pinned to different
-     * CPU sets race here: workspaces sized with it must stay valid. */
-    int unset = 0;
-    if (!atomic_compare_exchange_strong(&threads_max, &unset, most))
-        most = unset;
-    return most;
-}
-
-#ifdef _OPENMP
-/* Until when (omp_get_wtime, in microseconds) the kernels stay on one
- * thread after a late team. 0.2 s: on a machine that stays overloaded, one
- * late region (a few ms) per back-off costs a few percent, and on an idle
- * machine a stray late region costs at most 0.2 s on one thread. */
-static _Atomic int64_t single_until_us = 0;
-#define BACKOFF_US 200000
-/* A team is late when the master waited this much longer than its own
- * share took: far beyond the few microseconds a region costs, and beyond
- * the occasional slow wake-up of a worker that fell asleep while the
- * caller ran serial code (measured on this kind of VM: tens to hundreds of
- * microseconds, now and then more). */
-#define LATE_SLACK 500e-6
-/* Only this many late teams in a row mean an overloaded machine; a single
- * late one is a hiccup, and backing off on it cost the two-thread MLP its
- * whole gain on an idle machine. */
-#define LATE_STREAK 4
-static _Atomic int late_streak = 0;
-
-void nb_kernel_team_times(double start, double own_done, double end)
-{
-    nb_kernel_team_report(own_done - start, end - own_done);
-}
-
-void nb_kernel_team_report(double own, double waited)
-{
-    if (waited <= own + LATE_SLACK) {
-        atomic_store_explicit(&late_streak, 0, memory_order_relaxed);
-        return;
-    }
-    if (atomic_fetch_add_explicit(&late_streak, 1, memory_order_relaxed) + 1 <
-        LATE_STREAK)
-        return;
-    atomic_store_explicit(&late_streak, 0, memory_order_relaxed);
-    atomic_store_explicit(&single_until_us,
-                          (int64_t)(omp_get_wtime() * 1e6) + BACKOFF_US,
-                          memory_order_relaxed);
-}
-#else
-void nb_kernel_team_report(double own, double waited)
-{
-    (void)own;
-    (void)waited;
-}
-#endif
-
-int nb_kernel_threads(void)
-{
-#ifdef _OPENMP
-    /* a caller that already runs a team keeps its threads busy itself */
-    if (omp_in_parallel())
-        return 1;
-    int64_t until =
-        atomic_load_explicit(&single_until_us, memory_order_relaxed);
-    if (until != 0 && (int64_t)(omp_get_wtime() * 1e6) < until)
-        return 1;
-    int want = omp_get_max_threads(), most = nb_kernel_threads_max();
-    return want < 1 ? 1 : want < most ? want : most;
-#else
-    return 1;
-#endif
-}
-
-/* Elements per thread below which a second thread costs more than it
- * saves. Waking one costs a few microseconds, so a share should take about
- * 5 us on one core; measured f32 costs per element (ns, AVX-512): exp
- * 0.28; log, tanh, sigmoid, silu and the softplus and silu derivatives
- * 0.55-0.7; softplus, selu, elu 1.2-1.35; gelu and its derivative 3.7.
- * f64 costs 2.6 to 5.6 times as much; its shares are a quarter. exp f32
- * on 32 Ki elements: 11.9 us on one thread, 7.0 on two; on 16 Ki, the
- * smallest that would split, a share is about the cost of waking. */
-#define SHARE_exp 16384
-#define SHARE_log 8192
-#define SHARE_tanh 8192
-#define SHARE_sigmoid 8192
-#define SHARE_silu 8192
-#define SHARE_softplus 4096
-#define SHARE_selu 4096
-#define SHARE_elu 4096
-#define SHARE_gelu 2048
-#define SHARE_softplus_grad 8192
-#define SHARE_silu_grad 8192
-#define SHARE_gelu_grad 2048
+/* ---- threads ----
+ *
+ * Whether a call runs on one thread or a team is nabla/parallel.h's
+ * decision, measured per kernel, dtype and size class. A kernel states
+ * only the floor below which no machine gains (an element costs 0.25 to 4
+ * ns, a region a microsecond or more), and cuts its range in 64-element
+ * chunks so that every share starts on a vector boundary. */
 #define VM_CHUNK 64
+#define VM_GRAIN 4096
 
-#ifdef _OPENMP
-static int vm_threads(int64_t n, int64_t share)
+/* One elementwise call, whatever its signature. */
+typedef struct {
+    int form; /* VM_UNARY, VM_GRAD, VM_ELU */
+    bool f64;
+    union {
+        void (*unary32)(int64_t, const float *, float *);
+        void (*unary64)(int64_t, const double *, double *);
+        void (*grad32)(int64_t, const float *, const float *, float *);
+        void (*grad64)(int64_t, const double *, const double *, double *);
+        void (*elu32)(int64_t, float, const float *, float *);
+        void (*elu64)(int64_t, double, const double *, double *);
+    } fn;
+    int64_t n;
+    const void *x, *dy;
+    void *y;
+    double alpha;
+} vm_call;
+enum { VM_UNARY, VM_GRAD, VM_ELU };
+
+/* The elements of chunks [lo, hi); every kernel computes an element the
+ * same way wherever its share starts. */
+static void vm_body(void *ctx, int64_t lo, int64_t hi, int thread,
+                    int threads)
 {
-    if (n < 2 * share)
-        return 1;
-    int64_t by_size = n / share;
-    int avail = nb_kernel_threads();
-    return by_size < avail ? (int)by_size : avail;
+    (void)thread;
+    (void)threads;
+    const vm_call *c = ctx;
+    int64_t off = lo * VM_CHUNK, end = hi * VM_CHUNK < c->n ? hi * VM_CHUNK
+                                                            : c->n;
+    int64_t len = end - off;
+    if (len <= 0)
+        return;
+    if (c->f64) {
+        const double *x = (const double *)c->x + off;
+        double *y = (double *)c->y + off;
+        if (c->form == VM_UNARY)
+            c->fn.unary64(len, x, y);
+        else if (c->form == VM_GRAD)
+            c->fn.grad64(len, x, (const double *)c->dy + off, y);
+        else
+            c->fn.elu64(len, c->alpha, x, y);
+    } else {
+        const float *x = (const float *)c->x + off;
+        float *y = (float *)c->y + off;
+        if (c->form == VM_UNARY)
+            c->fn.unary32(len, x, y);
+        else if (c->form == VM_GRAD)
+            c->fn.grad32(len, x, (const float *)c->dy + off, y);
+        else
+            c->fn.elu32(len, (float)c->alpha, x, y);
+    }
 }
 
-/* This thread's share [*off, *off + *len) of n elements. */
-static void vm_share(int64_t n, int64_t *off, int64_t *len)
+static void vm_run(nb_parallel_site *site, vm_call *c)
 {
-    int64_t t = omp_get_thread_num(), p = omp_get_num_threads();
-    int64_t chunks = (n + VM_CHUNK - 1) / VM_CHUNK;
-    int64_t lo = chunks * t / p * VM_CHUNK,
-            hi = chunks * (t + 1) / p * VM_CHUNK;
-    *off = lo;
-    *len = (hi < n ? hi : n) - lo;
+    nb_parallel_for(site, (c->n + VM_CHUNK - 1) / VM_CHUNK, c->n, INT32_MAX,
+                    vm_body, c);
 }
-
-/* Runs `call` (which reads off and len) on each thread's share and returns
- * from the enclosing function, when n is worth threads (shares of at least
- * `share` elements); else does nothing,
- * and the caller's one-thread call follows. */
-#define SPLIT(n, share, call)                                                  \
-    do {                                                                       \
-        int p_ = vm_threads(n, share);                                         \
-        if (p_ > 1) {                                                          \
-            double start_ = omp_get_wtime(), own_ = start_;                    \
-            _Pragma("omp parallel num_threads(p_)")                            \
-            {                                                                  \
-                int64_t off, len;                                              \
-                vm_share(n, &off, &len);                                       \
-                if (len > 0)                                                   \
-                    call;                                                      \
-                if (omp_get_thread_num() == 0)                                 \
-                    own_ = omp_get_wtime();                                    \
-            }                                                                  \
-            nb_kernel_team_times(start_, own_, omp_get_wtime());               \
-            return;                                                            \
-        }                                                                      \
-    } while (0)
-#else
-#define SPLIT(n, share, call) ((void)0)
-#endif
 
 /* ---- one table of kernels per instruction set ---- */
 
@@ -329,64 +239,77 @@ static const vm_table *active_table(void)
     return &tables[nb_isa_active()];
 }
 
+#define SITE(name)                                                             \
+    static nb_parallel_site site_##name =                                      \
+        NB_PARALLEL_SITE("vm." #name, VM_GRAIN);
+
 #define FORWARD(name)                                                          \
+    SITE(name##_f32)                                                      \
+    SITE(name##_f64)                                                      \
     void nb_vm_##name##_f32(int64_t n, const float *x, float *y)               \
     {                                                                          \
         if (n <= 0)                                                            \
             return;                                                            \
-        const vm_table *tbl = active_table();                                  \
-        SPLIT(n, SHARE_##name, tbl->name##_f32(len, x + off, y + off));        \
-        tbl->name##_f32(n, x, y);                                              \
+        vm_call c = {.form = VM_UNARY, .fn.unary32 = active_table()->name##_f32, \
+                     .n = n, .x = x, .y = y};                                  \
+        vm_run(&site_##name##_f32, &c);                                        \
     }                                                                          \
     void nb_vm_##name##_f64(int64_t n, const double *x, double *y)             \
     {                                                                          \
         if (n <= 0)                                                            \
             return;                                                            \
-        const vm_table *tbl = active_table();                                  \
-        SPLIT(n, SHARE_##name / 4, tbl->name##_f64(len, x + off, y + off));    \
-        tbl->name##_f64(n, x, y);                                              \
+        vm_call c = {.form = VM_UNARY, .f64 = true,                            \
+                     .fn.unary64 = active_table()->name##_f64, .n = n,         \
+                     .x = x, .y = y};                                          \
+        vm_run(&site_##name##_f64, &c);                                        \
     }
 NB_VM_UNARY(FORWARD)
 #undef FORWARD
 
 #define GRAD(name)                                                             \
+    SITE(name##_grad_f32)                                                 \
+    SITE(name##_grad_f64)                                                 \
     void nb_vm_##name##_grad_f32(int64_t n, const float *x, const float *dy,   \
                                  float *dx)                                    \
     {                                                                          \
         if (n <= 0)                                                            \
             return;                                                            \
-        const vm_table *tbl = active_table();                                  \
-        SPLIT(n, SHARE_##name##_grad,                                          \
-              tbl->name##_grad_f32(len, x + off, dy + off, dx + off));         \
-        tbl->name##_grad_f32(n, x, dy, dx);                                    \
+        vm_call c = {.form = VM_GRAD,                                          \
+                     .fn.grad32 = active_table()->name##_grad_f32, .n = n,     \
+                     .x = x, .dy = dy, .y = dx};                               \
+        vm_run(&site_##name##_grad_f32, &c);                                   \
     }                                                                          \
     void nb_vm_##name##_grad_f64(int64_t n, const double *x, const double *dy, \
                                  double *dx)                                   \
     {                                                                          \
         if (n <= 0)                                                            \
             return;                                                            \
-        const vm_table *tbl = active_table();                                  \
-        SPLIT(n, SHARE_##name##_grad / 4,                                      \
-              tbl->name##_grad_f64(len, x + off, dy + off, dx + off));         \
-        tbl->name##_grad_f64(n, x, dy, dx);                                    \
+        vm_call c = {.form = VM_GRAD, .f64 = true,                             \
+                     .fn.grad64 = active_table()->name##_grad_f64, .n = n,     \
+                     .x = x, .dy = dy, .y = dx};                               \
+        vm_run(&site_##name##_grad_f64, &c);                                   \
     }
 NB_VM_GRAD(GRAD)
 #undef GRAD
+
+SITE(elu_f32)
+SITE(elu_f64)
 
 void nb_vm_elu_f32(int64_t n, float alpha, const float *x, float *y)
 {
     if (n <= 0)
         return;
-    const vm_table *tbl = active_table();
-    SPLIT(n, SHARE_elu, tbl->elu_f32(len, alpha, x + off, y + off));
-    tbl->elu_f32(n, alpha, x, y);
+    vm_call c = {.form = VM_ELU, .fn.elu32 = active_table()->elu_f32,
+                 .n = n, .x = x, .y = y, .alpha = alpha};
+    vm_run(&site_elu_f32, &c);
 }
 
 void nb_vm_elu_f64(int64_t n, double alpha, const double *x, double *y)
 {
     if (n <= 0)
         return;
-    const vm_table *tbl = active_table();
-    SPLIT(n, SHARE_elu / 4, tbl->elu_f64(len, alpha, x + off, y + off));
-    tbl->elu_f64(n, alpha, x, y);
+    vm_call c = {.form = VM_ELU, .f64 = true,
+                 .fn.elu64 = active_table()->elu_f64, .n = n, .x = x, .y = y,
+                 .alpha = alpha};
+    vm_run(&site_elu_f64, &c);
 }

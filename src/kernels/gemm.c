@@ -41,7 +41,9 @@
  * panel of up to 1 MiB. Direct: B^T (at most 512 KiB), shared by the
  * threads, and the narrow path's A^T strip per thread.
  *
- * Threads (OpenMP builds): a product of enough work is cut into p strips
+ * Threads (OpenMP builds): a product that nabla/parallel.h's policy runs
+ * on a team of p (it times one thread and the team per size class on the
+ * machine at hand) is cut into p strips
  * of whole micro-tiles, across the columns of C (when n >= m) or its rows,
  * and each thread runs the one-thread algorithm on its strip with its own
  * slice of the workspace. The path is chosen on the whole product, never
@@ -61,13 +63,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "nabla/parallel.h"
 
 /* Multiply-adds (m n k) up to which plain loops beat any tiled path: the
  * XOR net's 1x2x4 and 1x4x1 products took 30-60 ns each through the
@@ -81,13 +80,11 @@
  * bounds the packed block whatever kernel the CPU gets. */
 #define GEMM_MR_UNIT 24
 #define GEMM_NR_UNIT 32
-/* Multiply-adds (m n k) per thread below which a thread is not started:
- * a parallel region costs about 2 us here. Measured (one thread -> two,
- * AVX-512, f32): 64x64x64 (256 Ki) 7.5 -> 5.8 us, 64x128x64 and 128x64x64
- * (512 Ki) 11-12 -> 7.6-8.0 us, 64x128x128 23 -> 14 us; the MLP's
- * 64x10x128 (80 Ki) would only lose. The cut sits where two threads save
- * a third of the time, since a busy machine makes a region cost more. */
-#define GEMM_MIN_WORK (512 * 1024)
+/* Multiply-adds (m n k) per thread below which no team is tried: 64 Ki
+ * take well under a microsecond at the FMA peak of one core, less than a
+ * parallel region costs. Above it, nabla/parallel.h times one thread and
+ * the team on the machine at hand and runs the faster. */
+#define GEMM_GRAIN (64 * 1024)
 /* ... and each thread gets a strip at least this wide (a whole AVX-512
  * tile of columns, four of rows). */
 #define GEMM_MIN_STRIP 32
@@ -201,7 +198,7 @@ static gemm_plan plan_for(int64_t m, int64_t n, int64_t k, int available)
     gemm_plan plan = {1, n >= m};
     int64_t strip = plan.split_n ? n : m;
     /* in double: m n k may pass 2^63 */
-    double by_work = (double)m * (double)n * (double)k / GEMM_MIN_WORK;
+    double by_work = (double)m * (double)n * (double)k / GEMM_GRAIN;
     int64_t most = min64(strip / GEMM_MIN_STRIP, available);
     if (by_work < (double)most)
         most = (int64_t)by_work;
@@ -227,7 +224,7 @@ static size_t slice_bytes(size_t elem, int64_t m, int64_t n, int64_t k,
 }
 
 /* Room for the one-thread run and for every plan a call may choose, on
- * any path: a call uses at most nb_kernel_threads_max() threads, fixed for
+ * any path: a call uses at most nb_parallel_threads_max() threads, fixed for
  * the process. */
 static size_t workspace_bytes(size_t elem, int64_t m, int64_t n, int64_t k)
 {
@@ -236,7 +233,7 @@ static size_t workspace_bytes(size_t elem, int64_t m, int64_t n, int64_t k)
     int64_t a_elems, b_elems;
     pack_sizes(elem, m, n, k, GEMM_A_BYTES, GEMM_B_BYTES, &a_elems, &b_elems);
     size_t bytes = (size_t)(a_elems + b_elems) * elem;
-    gemm_plan most = plan_for(m, n, k, nb_kernel_threads_max());
+    gemm_plan most = plan_for(m, n, k, nb_parallel_threads_max());
     for (int p = 2; p <= most.threads; p++) {
         gemm_plan plan = {p, most.split_n};
         size_t all = (size_t)p * slice_bytes(elem, m, n, k, plan);
@@ -273,6 +270,7 @@ size_t nb_gemm_workspace_f64(int64_t m, int64_t n, int64_t k)
 #define GEN_MR 4
 #define GEN_NR 8
 #define PICK_SIMD_KERNEL(isa) SIMD_KERNEL(f32, isa)
+#define GEMM_TYPE_NAME "f32"
 #include "kernels/gemm_impl.h"
 
 #define REAL double
@@ -282,4 +280,5 @@ size_t nb_gemm_workspace_f64(int64_t m, int64_t n, int64_t k)
 #define GEN_MR 4
 #define GEN_NR 4
 #define PICK_SIMD_KERNEL(isa) SIMD_KERNEL(f64, isa)
+#define GEMM_TYPE_NAME "f64"
 #include "kernels/gemm_impl.h"

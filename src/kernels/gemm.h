@@ -60,27 +60,5 @@ extern const nb_gemm_kernel_f32 nb_gemm_kernel_f32_avx2;
 extern const nb_gemm_kernel_f64 nb_gemm_kernel_f64_avx2;
 #endif
 
-/* Threads a kernel called now may use: 1 inside an active OpenMP parallel
- * region, in a build without OpenMP or while backing off after a late team
- * (below), else omp_get_max_threads() capped at nb_kernel_threads_max().
- * Defined in dispatch.c. */
-int nb_kernel_threads(void);
-/* The most threads any kernel call will use in this process: the
- * processors OpenMP sees, capped at NB_KERNEL_MAX_THREADS. Fixed at first
- * use, so a workspace sized with it stays large enough whatever
- * OMP_NUM_THREADS or omp_set_num_threads says later. */
-int nb_kernel_threads_max(void);
-/* Reports a parallel region's times (omp_get_wtime seconds): its start,
- * when the calling (master) thread finished its own share, and its end.
- * When the master waited for the others much longer than its own share
- * took, some team thread was not running (a machine busier than its
- * cores), and the kernels stay on one thread for a while
- * (nb_kernel_threads returns 1): such a region costs a scheduler time
- * slice, milliseconds, for microseconds of work. */
-void nb_kernel_team_times(double start, double own_done, double end);
-/* The same from durations: the master's own share and its wait for the
- * rest (nb_parallel_report, for regions outside the kernels). */
-void nb_kernel_team_report(double own, double waited);
-#define NB_KERNEL_MAX_THREADS 8
 
 #endif

@@ -259,46 +259,48 @@ static void NAME(strip)(const KDESC_TYPE *kd, gemm_path path, bool split_n,
                      c, ldc, ws);
 }
 
-#ifdef _OPENMP
-/* Runs the product on plan.threads threads, each on a strip of whole
- * tiles (see gemm.c) with its own slice of the workspace from `base`. If
- * OpenMP grants a smaller team than asked, one thread runs it all: the
- * slices were sized for the full team. */
-static void NAME(threaded)(const KDESC_TYPE *kd, gemm_plan plan,
-                           gemm_path path, bool trans_a, bool trans_b,
-                           int64_t m, int64_t n, int64_t k, REAL alpha,
-                           const REAL *a, int64_t lda, const REAL *b,
-                           int64_t ldb, REAL beta, REAL *c, int64_t ldc,
-                           char *base, size_t slice)
+/* One product handed to nabla/parallel.h: the units of its range are the
+ * tiles of C along the split dimension. */
+typedef struct {
+    const KDESC_TYPE *kd;
+    gemm_path path;
+    bool split_n, trans_a, trans_b;
+    int64_t m, n, k, lda, ldb, ldc, unit, extent;
+    REAL alpha, beta;
+    const REAL *a, *b;
+    REAL *c;
+    char *base;
+} NAME(job);
+
+/* Tiles [lo, hi) as thread t of q, each thread on a strip of whole tiles
+ * (see gemm.c) with its own slice of the workspace; alone, the whole
+ * product with the whole workspace. */
+static void NAME(body)(void *ctx, int64_t lo, int64_t hi, int t, int q)
 {
-    const int p = plan.threads;
-    const int64_t unit = plan.split_n ? kd->nr : kd->mr;
-    const int64_t extent = plan.split_n ? n : m;
-    const int64_t tiles = (extent + unit - 1) / unit;
-    double start = omp_get_wtime(), own_done = start;
-#pragma omp parallel num_threads(p)
-    {
-        int t = omp_get_thread_num();
-        if (omp_get_num_threads() != p) {
-            if (t == 0)
-                NAME(strip)(kd, path, plan.split_n, 0, extent, trans_a,
-                            trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                            ldc, base, GEMM_A_BYTES, GEMM_B_BYTES);
-        } else {
-            int64_t lo = tiles * t / p * unit;
-            int64_t hi = min64(tiles * (t + 1) / p * unit, extent);
-            if (lo < hi)
-                NAME(strip)(kd, path, plan.split_n, lo, hi, trans_a, trans_b,
-                            m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                            base + (size_t)t * slice, GEMM_A_BYTES / p,
-                            GEMM_B_BYTES / p);
-        }
-        if (t == 0)
-            own_done = omp_get_wtime();
+    const NAME(job) *j = ctx;
+    if (q == 1) {
+        NAME(strip)(j->kd, j->path, false, 0, j->m, j->trans_a, j->trans_b,
+                    j->m, j->n, j->k, j->alpha, j->a, j->lda, j->b, j->ldb,
+                    j->beta, j->c, j->ldc, j->base, GEMM_A_BYTES,
+                    GEMM_B_BYTES);
+        return;
     }
-    nb_kernel_team_times(start, own_done, omp_get_wtime());
+    gemm_plan plan = {q, j->split_n};
+    size_t slice = j->path == PATH_BLOCKED
+                       ? slice_bytes(sizeof(REAL), j->m, j->n, j->k, plan)
+                       : direct_at_bytes(sizeof(REAL), j->m, j->n, j->k);
+    lo *= j->unit;
+    hi = min64(hi * j->unit, j->extent);
+    if (lo < hi)
+        NAME(strip)(j->kd, j->path, j->split_n, lo, hi, j->trans_a,
+                    j->trans_b, j->m, j->n, j->k, j->alpha, j->a, j->lda,
+                    j->b, j->ldb, j->beta, j->c, j->ldc,
+                    j->base + (size_t)t * slice, GEMM_A_BYTES / q,
+                    GEMM_B_BYTES / q);
 }
-#endif
+
+static nb_parallel_site NAME(site) =
+    NB_PARALLEL_SITE("gemm." GEMM_TYPE_NAME, GEMM_GRAIN);
 
 /* A product of a few dozen multiply-adds (a neuron, the 2-4-1 XOR net):
  * plain loops, since setting up tiles, transposes and masks costs more
@@ -358,22 +360,19 @@ void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
         }
         base += direct_bt_bytes(sizeof(REAL), m, n, k);
     }
-#ifdef _OPENMP
-    /* the thread count is asked only of products big enough to use it */
-    gemm_plan plan = plan_for(m, n, k, nb_kernel_threads_max());
-    if (plan.threads > 1)
-        plan = plan_for(m, n, k, nb_kernel_threads());
-    if (plan.threads > 1) {
-        size_t slice = path == PATH_BLOCKED
-                           ? slice_bytes(sizeof(REAL), m, n, k, plan)
-                           : direct_at_bytes(sizeof(REAL), m, n, k);
-        NAME(threaded)(kd, plan, path, trans_a, trans_b, m, n, k, alpha, a,
-                       lda, b, ldb, beta, c, ldc, base, slice);
-        return;
-    }
-#endif
-    NAME(strip)(kd, path, false, 0, m, trans_a, trans_b, m, n, k, alpha, a,
-                lda, b, ldb, beta, c, ldc, base, GEMM_A_BYTES, GEMM_B_BYTES);
+    gemm_plan most = plan_for(m, n, k, nb_parallel_threads_max());
+    NAME(job) job = {.kd = kd, .path = path, .split_n = most.split_n,
+                     .trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n,
+                     .k = k, .lda = lda, .ldb = ldb, .ldc = ldc,
+                     .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c,
+                     .base = base};
+    job.unit = most.split_n ? kd->nr : kd->mr;
+    job.extent = most.split_n ? n : m;
+    /* in double: m n k may pass 2^63 */
+    double work = (double)m * (double)n * (double)k;
+    nb_parallel_for(&NAME(site), (job.extent + job.unit - 1) / job.unit,
+                    work < 4e18 ? (int64_t)work : INT64_MAX, most.threads,
+                    NAME(body), &job);
 }
 
 #undef REAL
@@ -383,3 +382,4 @@ void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 #undef GEN_MR
 #undef GEN_NR
 #undef PICK_SIMD_KERNEL
+#undef GEMM_TYPE_NAME

@@ -1,4 +1,4 @@
-/* The optimisers' inner loops for one element type. optimizer.c includes
+/* The optimisers' update loops for one element type. step.c includes
  * this file once per dtype, with REAL (float or double), SFX (f32 or f64)
  * and SQRT (sqrtf or sqrt) defined. Per element, with w the parameter and
  * dw its loss gradient:
@@ -27,12 +27,7 @@
  * behind a test).
  *
  * Every loop is elementwise, so any split of a tensor into pieces (one per
- * thread) gives the same bits. The one reduction, the sum of squares, fixes
- * its own order: lanes of 32 float partial sums over blocks of 1024
- * elements, folded into 32 double lanes after each block, so at most 32
- * float roundings precede the double accumulation. Its result depends only
- * on the piece it is given, never on the vector width of the machine: the
- * lanes are explicit and the compiler may not reassociate them.
+ * thread) gives the same bits.
  */
 
 #define OPT_CAT_(a, b) a##_##b
@@ -55,164 +50,161 @@ static OPT_INLINE REAL OPT_FN(reg_grad)(REAL dw, REAL w, REAL cs, REAL l2,
     return cs * dw + l2 * w + l1 * sgn;
 }
 
-static OPT_INLINE void OPT_FN(sgd_body)(int64_t n, REAL *restrict w,
-                                        const REAL *restrict dw,
-                                        const struct hyper *h, int reg)
+/* Each body either stores its results (store = 1) or only computes them
+ * and returns whether any would be non-finite (store = 0): the step's
+ * check, the same arithmetic as the update so that it predicts exactly
+ * what the update would write. */
+static OPT_INLINE int OPT_FN(sgd_body)(int64_t n, REAL *restrict w,
+                                       const REAL *restrict dw,
+                                       const struct hyper *h, int reg,
+                                       int store)
 {
     const REAL cs = (REAL)h->cs, l2 = (REAL)h->l2, l1 = (REAL)h->l1;
     const REAL lr = (REAL)h->lr;
+    int bad = 0;
     for (int64_t i = 0; i < n; i++) {
         REAL g = OPT_FN(reg_grad)(dw[i], w[i], cs, l2, l1, reg);
-        w[i] = w[i] - lr * g;
+        REAL wi = w[i] - lr * g;
+        if (store)
+            w[i] = wi;
+        else
+            bad |= OPT_NONFINITE(wi);
     }
+    return bad;
 }
 
-static OPT_INLINE void OPT_FN(momentum_body)(int64_t n, REAL *restrict w,
-                                             const REAL *restrict dw,
-                                             REAL *restrict v,
-                                             const struct hyper *h, int reg,
-                                             int nesterov)
+static OPT_INLINE int OPT_FN(momentum_body)(int64_t n, REAL *restrict w,
+                                            const REAL *restrict dw,
+                                            REAL *restrict v,
+                                            const struct hyper *h, int reg,
+                                            int nesterov, int store)
 {
     const REAL cs = (REAL)h->cs, l2 = (REAL)h->l2, l1 = (REAL)h->l1;
     const REAL lr = (REAL)h->lr, mu = (REAL)h->mu;
+    int bad = 0;
     for (int64_t i = 0; i < n; i++) {
         REAL g = OPT_FN(reg_grad)(dw[i], w[i], cs, l2, l1, reg);
         REAL vi = mu * v[i] + g;
-        v[i] = vi;
-        if (nesterov)
-            w[i] = w[i] - lr * (g + mu * vi);
-        else
-            w[i] = w[i] - lr * vi;
+        REAL wi = nesterov ? w[i] - lr * (g + mu * vi) : w[i] - lr * vi;
+        if (store) {
+            v[i] = vi;
+            w[i] = wi;
+        } else {
+            bad |= OPT_NONFINITE(vi) | OPT_NONFINITE(wi);
+        }
     }
+    return bad;
 }
 
-static OPT_INLINE void OPT_FN(rmsprop_body)(int64_t n, REAL *restrict w,
-                                            const REAL *restrict dw,
-                                            REAL *restrict s,
-                                            const struct hyper *h, int reg)
+static OPT_INLINE int OPT_FN(rmsprop_body)(int64_t n, REAL *restrict w,
+                                           const REAL *restrict dw,
+                                           REAL *restrict s,
+                                           const struct hyper *h, int reg,
+                                           int store)
 {
     const REAL cs = (REAL)h->cs, l2 = (REAL)h->l2, l1 = (REAL)h->l1;
     const REAL lr = (REAL)h->lr, eps = (REAL)h->eps;
     const REAL rho = (REAL)h->rho, crho = (REAL)h->crho;
+    int bad = 0;
     for (int64_t i = 0; i < n; i++) {
         REAL g = OPT_FN(reg_grad)(dw[i], w[i], cs, l2, l1, reg);
         REAL si = rho * s[i] + crho * g * g;
-        s[i] = si;
-        w[i] = w[i] - lr * g / (SQRT(si) + eps);
+        REAL wi = w[i] - lr * g / (SQRT(si) + eps);
+        if (store) {
+            s[i] = si;
+            w[i] = wi;
+        } else {
+            bad |= OPT_NONFINITE(si) | OPT_NONFINITE(wi);
+        }
     }
+    return bad;
 }
 
-static OPT_INLINE void OPT_FN(adam_body)(int64_t n, REAL *restrict w,
-                                         const REAL *restrict dw,
-                                         REAL *restrict m, REAL *restrict v,
-                                         const struct hyper *h, int reg)
+static OPT_INLINE int OPT_FN(adam_body)(int64_t n, REAL *restrict w,
+                                        const REAL *restrict dw,
+                                        REAL *restrict m, REAL *restrict v,
+                                        const struct hyper *h, int reg,
+                                        int store)
 {
     const REAL cs = (REAL)h->cs, l2 = (REAL)h->l2, l1 = (REAL)h->l1;
     const REAL b1 = (REAL)h->b1, c1 = (REAL)h->c1;
     const REAL b2 = (REAL)h->b2, c2 = (REAL)h->c2;
     const REAL a = (REAL)h->a, ic2 = (REAL)h->ic2, eps = (REAL)h->eps;
     const REAL decay = (REAL)h->decay;
+    int bad = 0;
     for (int64_t i = 0; i < n; i++) {
         REAL g = OPT_FN(reg_grad)(dw[i], w[i], cs, l2, l1, reg);
         REAL mi = b1 * m[i] + c1 * g;
         REAL vi = b2 * v[i] + c2 * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        w[i] = decay * w[i] - a * mi / (SQRT(vi) * ic2 + eps);
+        REAL wi = decay * w[i] - a * mi / (SQRT(vi) * ic2 + eps);
+        if (store) {
+            m[i] = mi;
+            v[i] = vi;
+            w[i] = wi;
+        } else {
+            bad |= OPT_NONFINITE(mi) | OPT_NONFINITE(vi) | OPT_NONFINITE(wi);
+        }
     }
+    return bad;
 }
 
 /* One entry point per rule, instantiating its body once per form of the
- * gradient (and of the momentum), compiled once per instruction set. */
+ * gradient (and of the momentum), compiled once per instruction set.
+ * store = 1 updates and returns 0; store = 0 writes nothing (the arrays
+ * are only read) and returns 1 if some result would be non-finite. */
 OPT_CLONES
-static void OPT_FN(sgd)(int64_t n, REAL *restrict w, const REAL *restrict dw,
-                        const struct hyper *h)
+static int OPT_FN(sgd)(int64_t n, REAL *restrict w, const REAL *restrict dw,
+                       const struct hyper *h, int store)
 {
-    OPT_REG_CASES(h, OPT_FN(sgd_body)(n, w, dw, h, REG));
-}
-
-OPT_CLONES
-static void OPT_FN(momentum)(int64_t n, REAL *restrict w,
-                             const REAL *restrict dw, REAL *restrict v,
-                             const struct hyper *h)
-{
-    if (h->nesterov)
-        OPT_REG_CASES(h, OPT_FN(momentum_body)(n, w, dw, v, h, REG, 1));
+    int bad = 0;
+    if (store)
+        OPT_REG_CASES(h, bad = OPT_FN(sgd_body)(n, w, dw, h, REG, 1));
     else
-        OPT_REG_CASES(h, OPT_FN(momentum_body)(n, w, dw, v, h, REG, 0));
+        OPT_REG_CASES(h, bad = OPT_FN(sgd_body)(n, w, dw, h, REG, 0));
+    return bad;
 }
 
 OPT_CLONES
-static void OPT_FN(rmsprop)(int64_t n, REAL *restrict w,
-                            const REAL *restrict dw, REAL *restrict s,
-                            const struct hyper *h)
+static int OPT_FN(momentum)(int64_t n, REAL *restrict w,
+                            const REAL *restrict dw, REAL *restrict v,
+                            const struct hyper *h, int store)
 {
-    OPT_REG_CASES(h, OPT_FN(rmsprop_body)(n, w, dw, s, h, REG));
+    int bad = 0;
+    if (h->nesterov && store)
+        OPT_REG_CASES(h, bad = OPT_FN(momentum_body)(n, w, dw, v, h, REG, 1, 1));
+    else if (h->nesterov)
+        OPT_REG_CASES(h, bad = OPT_FN(momentum_body)(n, w, dw, v, h, REG, 1, 0));
+    else if (store)
+        OPT_REG_CASES(h, bad = OPT_FN(momentum_body)(n, w, dw, v, h, REG, 0, 1));
+    else
+        OPT_REG_CASES(h, bad = OPT_FN(momentum_body)(n, w, dw, v, h, REG, 0, 0));
+    return bad;
 }
 
 OPT_CLONES
-static void OPT_FN(adam)(int64_t n, REAL *restrict w, const REAL *restrict dw,
-                         REAL *restrict m, REAL *restrict v,
-                         const struct hyper *h)
+static int OPT_FN(rmsprop)(int64_t n, REAL *restrict w,
+                           const REAL *restrict dw, REAL *restrict s,
+                           const struct hyper *h, int store)
 {
-    OPT_REG_CASES(h, OPT_FN(adam_body)(n, w, dw, m, v, h, REG));
+    int bad = 0;
+    if (store)
+        OPT_REG_CASES(h, bad = OPT_FN(rmsprop_body)(n, w, dw, s, h, REG, 1));
+    else
+        OPT_REG_CASES(h, bad = OPT_FN(rmsprop_body)(n, w, dw, s, h, REG, 0));
+    return bad;
 }
 
-/* Sum of squares in the fixed order described at the top. Float lanes for
- * f32 (squares summed in float, 32 terms per lane per block), double lanes
- * throughout for f64. More lanes than one vector holds keep several
- * additions in flight, so the loop runs at the speed of memory rather than
- * of the adder's latency. */
 OPT_CLONES
-static double OPT_FN(sum_squares)(int64_t n, const REAL *restrict x)
+static int OPT_FN(adam)(int64_t n, REAL *restrict w, const REAL *restrict dw,
+                        REAL *restrict m, REAL *restrict v,
+                        const struct hyper *h, int store)
 {
-    double dacc[32] = {0};
-    int64_t i = 0;
-    while (n - i >= 32) {
-        int64_t m = n - i < 1024 ? (n - i) / 32 * 32 : 1024;
-        REAL acc[32] = {0};
-        for (int64_t k = 0; k < m; k += 32)
-            for (int j = 0; j < 32; j++)
-                acc[j] += x[i + k + j] * x[i + k + j];
-        for (int j = 0; j < 32; j++)
-            dacc[j] += (double)acc[j];
-        i += m;
-    }
-    double s = 0;
-    for (int j = 0; j < 32; j++)
-        s += dacc[j];
-    for (; i < n; i++)
-        s += (double)x[i] * (double)x[i];
-    return s;
-}
-
-/* The largest |x|, for the rescaled norm when the plain sum overflows. */
-static double OPT_FN(max_abs)(int64_t n, const REAL *restrict x)
-{
-    double mx = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double a = fabs((double)x[i]);
-        mx = a > mx ? a : mx;
-    }
-    return mx;
-}
-
-static double OPT_FN(sum_squares_scaled)(int64_t n, const REAL *restrict x,
-                                         double inv)
-{
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double y = (double)x[i] * inv;
-        s += y * y;
-    }
-    return s;
-}
-
-static void OPT_FN(scale)(int64_t n, REAL *restrict x, double c)
-{
-    const REAL k = (REAL)c;
-    for (int64_t i = 0; i < n; i++)
-        x[i] = k * x[i];
+    int bad = 0;
+    if (store)
+        OPT_REG_CASES(h, bad = OPT_FN(adam_body)(n, w, dw, m, v, h, REG, 1));
+    else
+        OPT_REG_CASES(h, bad = OPT_FN(adam_body)(n, w, dw, m, v, h, REG, 0));
+    return bad;
 }
 
 #undef OPT_FN
