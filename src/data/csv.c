@@ -36,6 +36,7 @@ typedef struct csv {
     long long line; /* number of the line last returned */
     char *err;
     size_t errlen;
+    bool missing_as_nan;
 } csv;
 
 static bool is_blank_char(char c, char delim)
@@ -120,6 +121,10 @@ static int parse_number(csv *c, text field, long long column, double *out)
 {
     text t = trim(field, c->delim);
     char show[48];
+    if (t.n == 0 && c->missing_as_nan) {
+        *out = NAN;
+        return 0;
+    }
     if (t.n == 0) {
         set_err(c->err, c->errlen, "%s: line %lld, column %lld: empty field",
                 c->path, c->line, column);
@@ -299,7 +304,8 @@ static int parse_rows(csv *c, int64_t ncols, int64_t label, nb_tensor *x,
 nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
                        nb_tensor **labels, char *err, size_t errlen)
 {
-    static const nb_csv_options defaults = {',', false, NULL, -1, NB_F32};
+    static const nb_csv_options defaults = {
+        .delimiter = ',', .label_column = -1, .dtype = NB_F32};
     const nb_csv_options *o = options ? options : &defaults;
     if (labels)
         *labels = NULL;
@@ -308,7 +314,7 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
         return NULL;
     }
     csv c = {path,  o->delimiter ? o->delimiter : ',', NULL, 0, 0, 0, err,
-             errlen};
+             errlen, o->missing_as_nan};
     if (strchr("\r\n\"0123456789+-.eE", c.delim)) {
         set_err(err, errlen,
                 "%s: the delimiter 0x%02x cannot separate "
