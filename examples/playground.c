@@ -345,7 +345,7 @@ static int draw_units(nb_graph *g, const nb_mlp *net, const options *o,
         labels[nl++] = (pl_label){
             .x = 20, .y = mid - 12, .text = row_text[l][0], .bold = true};
         labels[nl++] = (pl_label){
-            .x = 20, .y = mid + 14, .text = row_text[l][1], .color = 0x555555};
+            .x = 20, .y = mid + 14, .text = row_text[l][1], .color = PL_MUTED};
         for (int u = 0; u < w; u++, t++) {
             unsigned char *px = img + 3 * (size_t)res * res * t;
             double hi = 0;
