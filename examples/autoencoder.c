@@ -10,10 +10,11 @@
  *
  * It reports the test set's reconstruction error, mean (x - x')^2 per
  * pixel, beside a trivial baseline that "reconstructs" every image as the
- * mean training image, and writes a PNG with one test image of each class
- * (top row) above its reconstruction (bottom row).
+ * mean training image, and draws one test image of each class (top row)
+ * above its reconstruction (bottom row) into autoencoder.png, .svg and
+ * .pdf.
  *
- *   build/examples/autoencoder [--epochs N] [--out autoencoder.png]
+ *   build/examples/autoencoder [--epochs N] [--out autoencoder]
  *   build/examples/autoencoder --test-size      seconds-long self-check
  */
 #include <stdio.h>
@@ -22,7 +23,7 @@
 
 #include "example_util.h"
 #include "nabla/nabla.h"
-#include "plot.h"
+#include "plot/plot.h"
 
 #define PIX 784
 #define SIDE 28
@@ -41,40 +42,53 @@ static double mean_image_mse(const nb_tensor *x, const double *mean)
     return s / ((double)n * PIX);
 }
 
-/* Two rows of ten tiles, `scale` times enlarged, on a grey frame. */
-static int write_grid(const char *path, const float *top, const float *bottom,
-                      int columns, int scale)
+/* One tile per class: the test image (top row) above its reconstruction
+ * (bottom row), each 28x28 image enlarged as blocks to TILE pixels. */
+static int draw_pairs(const char *prefix, const float *top,
+                      const float *bottom, int64_t code)
 {
-    const int gap = 4, tile = SIDE * scale;
-    int w = columns * tile + (columns + 1) * gap, h = 2 * tile + 3 * gap;
-    /* Grey written as RGB, the one PNG form plot.h writes. */
-    unsigned char *img = malloc((size_t)w * h * 3);
-    if (!img) {
-        fprintf(stderr, "autoencoder: out of memory\n");
-        return -1;
-    }
-    memset(img, 96, (size_t)w * h * 3);
-    for (int row = 0; row < 2; row++) {
-        const float *src = row ? bottom : top;
-        for (int c = 0; c < columns; c++) {
-            int x0 = gap + c * (tile + gap), y0 = gap + row * (tile + gap);
-            for (int y = 0; y < tile; y++)
-                for (int x = 0; x < tile; x++) {
-                    float v = src[c * PIX + (y / scale) * SIDE + x / scale];
-                    v = v < 0 ? 0 : v > 1 ? 1 : v;
-                    unsigned char *px =
-                        img + 3 * ((size_t)(y0 + y) * w + x0 + x);
-                    px[0] = px[1] = px[2] = (unsigned char)(255 * v + 0.5f);
-                }
+    char title[96];
+    snprintf(title, sizeof title,
+             "one test image per class, through the %lld-unit bottleneck "
+             "and back",
+             (long long)code);
+    enum { TILE = 84, GAP = 12, LEFT = 150, TOP = 44 };
+    static unsigned char rgb[20][3 * PIX];
+    pl_panel panel[20];
+    pl_label rows[2];
+    for (int t = 0; t < 20; t++) {
+        const float *src = (t < 10 ? top : bottom) + (t % 10) * PIX;
+        for (int i = 0; i < PIX; i++) {
+            float v = src[i] < 0 ? 0 : src[i] > 1 ? 1 : src[i];
+            rgb[t][3 * i] = rgb[t][3 * i + 1] = rgb[t][3 * i + 2] =
+                (unsigned char)(255 * v + 0.5f);
         }
+        /* The class names title the top row; the bottom row sits right
+         * under it. */
+        int c = t % 10, r = t / 10;
+        panel[t] = (pl_panel){
+            .x = LEFT + c * (TILE + GAP),
+            .y = r ? TOP + PL_TILE_TITLE_H + TILE + GAP : TOP,
+            .w = TILE,
+            .h = r ? TILE : TILE + PL_TILE_TITLE_H,
+            .title = r ? NULL : ex_fashion_class(c),
+            .bare = true,
+            .image = {SIDE, SIDE, rgb[t], .pixelated = true}};
     }
-    int rc = pl_write_png(path, w, h, img);
-    free(img);
-    if (rc == 0 && !pl_check_png(path, w, h)) {
-        fprintf(stderr, "autoencoder: %s is not a valid PNG\n", path);
-        rc = -1;
-    }
-    return rc;
+    for (int r = 0; r < 2; r++)
+        rows[r] = (pl_label){
+            .x = 20,
+            .y = TOP + PL_TILE_TITLE_H + TILE / 2.0 + r * (TILE + GAP),
+            .text = r ? "reconstruction" : "test image",
+            .bold = true};
+    pl_figure fig = {.w = LEFT + 10 * (TILE + GAP) + 8,
+                     .h = TOP + PL_TILE_TITLE_H + 2 * TILE + GAP + 14,
+                     .title = title,
+                     .panels = panel,
+                     .npanels = 20,
+                     .labels = rows,
+                     .nlabels = 2};
+    return pl_save(&fig, prefix);
 }
 
 int main(int argc, char **argv)
@@ -83,7 +97,7 @@ int main(int argc, char **argv)
     int64_t epochs = test_size ? 4 : 20, batch = 64, seed = 1;
     int64_t limit = test_size ? 5000 : 0, bottleneck = 32;
     double lr = 0.002;
-    const char *out = "autoencoder.png", *hidden_name = "relu";
+    const char *out = "autoencoder", *hidden_name = "relu";
     const ex_flag flags[] = {
         {"--epochs", EX_INT, &epochs, "training epochs"},
         {"--batch", EX_INT, &batch, "mini-batch size"},
@@ -93,7 +107,7 @@ int main(int argc, char **argv)
          "bottleneck activation (relu, sigmoid, tanh, ...)"},
         {"--seed", EX_INT, &seed, "seed"},
         {"--limit", EX_INT, &limit, "training images to read, 0 = all"},
-        {"--out", EX_STRING, &out, "PNG of originals and reconstructions"},
+        {"--out", EX_STRING, &out, "prefix of the PNG, SVG and PDF of originals and reconstructions"},
         {"--test-size", EX_BOOL, &test_size,
          "small, fast run that checks itself"},
     };
@@ -222,13 +236,13 @@ int main(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    if (write_grid(out, originals, nb_tensor_cdata(nb_node_value(mlp.output)),
-                   10, 3) != 0) {
+    if (draw_pairs(out, originals, nb_tensor_cdata(nb_node_value(mlp.output)),
+                   bottleneck) != 0) {
         rc = 1;
         goto done;
     }
-    printf("wrote %s: one test image per class (top) and its "
-           "reconstruction (bottom)\n",
+    printf("%s: one test image per class (top) and its reconstruction "
+           "(bottom)\n",
            out);
 
     if (test_size) {

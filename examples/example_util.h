@@ -1,6 +1,7 @@
 /* Helpers shared by the training examples: finding and loading
  * Fashion-MNIST, command-line flags, a wall clock and a confusion-matrix
- * printer. Pictures are drawn and written by plot.h.
+ * printer. Pictures are drawn and written by the plotting module,
+ * examples/plot/.
  *
  * Everything is static inline so that an example that uses only part of
  * this file compiles without unused-function warnings.

@@ -22,8 +22,8 @@
  * cross-entropy, more classes a softmax with cross-entropy (nb_mlp_loss).
  * nb_train runs Adam on mini-batches and writes the per-epoch CSV log.
  *
- * Pictures (PNG and SVG each; prefix from --out, default playground_<data>
- * in the current directory):
+ * Pictures (PNG, SVG and PDF each; prefix from --out, default
+ * playground_<data> in the current directory):
  *   <prefix>_regions   the plane coloured by the prediction, evaluated at
  *                      every pixel: for two classes the colour is
  *                      white -> orange (class 0) or blue (class 1) with
@@ -41,9 +41,9 @@
  *                      from white (0) to the class's colour (1).
  *   <prefix>_curves    loss and accuracy per epoch (the shared plot of
  *                      examples/plot_log.c), from <prefix>_log.csv.
- * Exits 1 if a file is missing or malformed (each PNG is read back: its
- * signature, IHDR size, chunk CRCs and image data; each SVG must run from
- * <svg to </svg>), or if training failed to lower the loss; with
+ * Exits 1 if a file is missing or malformed (each PNG is read back with
+ * cairo at its size; the SVG and PDF must carry their headers), or if
+ * training failed to lower the loss; with
  * --test-size also if validation accuracy ends below 85%.
  */
 #include <math.h>
@@ -54,7 +54,7 @@
 
 #include "example_util.h"
 #include "nabla/nabla.h"
-#include "plot.h"
+#include "plot/plot.h"
 
 enum {
     MAX_HIDDEN = 6,
@@ -255,10 +255,7 @@ static int draw_regions(nb_graph *g, const nb_mlp *net, const options *o,
                       .nseries = ns,
                       .legend = PL_LEGEND_OUTSIDE};
     const int size = 480;
-    pl_layout L;
-    pl_layout_panel(&panel, &L);
-    panel.w += size - (L.x1 - L.x0);
-    panel.h += size - (L.y1 - L.y0);
+    pl_fit_data_rect(&panel, size, size);
     unsigned char *img = malloc(3 * (size_t)size * size);
     if (!img || eval_grid(g, net, size) != 0)
         goto done_img;
@@ -270,7 +267,7 @@ static int draw_regions(nb_graph *g, const nb_mlp *net, const options *o,
         img[3 * i + 1] = c.g;
         img[3 * i + 2] = c.b;
     }
-    panel.image = (pl_image){size, size, img};
+    panel.image = (pl_image){.w = size, .h = size, .rgb = img};
     char fig_title[256], path[1024];
     snprintf(fig_title, sizeof fig_title, "%s (noise %g): %s", o->data,
              o->noise, arch);
@@ -315,7 +312,7 @@ static int draw_units(nb_graph *g, const nb_mlp *net, const options *o,
         fprintf(stderr, "playground: out of memory\n");
         goto done;
     }
-    const int top = 50, row_h = TILE + 2 * PL_CAP + 22;
+    const int top = 50, row_h = TILE + PL_TILE_TITLE_H + 8;
     int t = 0, nl = 0, y = top;
     for (int l = 0; l < layers; l++) {
         bool output = l == layers - 1;
@@ -345,7 +342,7 @@ static int draw_units(nb_graph *g, const nb_mlp *net, const options *o,
         labels[nl++] = (pl_label){
             .x = 20, .y = mid - 12, .text = row_text[l][0], .bold = true};
         labels[nl++] = (pl_label){
-            .x = 20, .y = mid + 14, .text = row_text[l][1], .color = 0x555555};
+            .x = 20, .y = mid + 14, .text = row_text[l][1], .color = PL_MUTED};
         for (int u = 0; u < w; u++, t++) {
             unsigned char *px = img + 3 * (size_t)res * res * t;
             double hi = 0;
@@ -373,7 +370,7 @@ static int draw_units(nb_graph *g, const nb_mlp *net, const options *o,
             panel[t] = (pl_panel){.x = c * (TILE + TILE_GAP),
                                   .y = y + r * row_h,
                                   .w = TILE,
-                                  .h = TILE + PL_CAP * PL_SCALE + 12,
+                                  .h = TILE + PL_TILE_TITLE_H,
                                   .title = names[t],
                                   .bare = true,
                                   .image = {res, res, px}};
@@ -381,10 +378,10 @@ static int draw_units(nb_graph *g, const nb_mlp *net, const options *o,
         y += nrows * row_h;
     }
     /* The tiles start right of the widest row label. */
-    int left = pl_text_width("colour scale", PL_SCALE);
+    double widest = pl_text_width("colour scale", PL_FONT);
     for (int i = 0; i < nl; i++)
-        left = fmax(left, pl_text_width(labels[i].text, PL_SCALE));
-    left += 20 + 30;
+        widest = fmax(widest, pl_text_width(labels[i].text, PL_FONT));
+    int left = (int)ceil(widest) + 20 + 30;
     for (int i = 0; i < t; i++)
         panel[i].x += left;
     /* A colour bar for the diverging scale. */

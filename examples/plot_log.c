@@ -1,23 +1,25 @@
 /* Training curves from the per-epoch CSV log that nb_train writes
  * (nb_train_config.csv_path): loss and accuracy against the epoch, for the
- * training and the validation set, as a PNG and an SVG.
+ * training and the validation set, as a PNG, an SVG and a PDF.
  *
  *   build/examples/plot_log LOG.csv OUT_PREFIX [TITLE]
  *
- * writes OUT_PREFIX.png and OUT_PREFIX.svg: a loss panel and, when the log
- * holds accuracies, an accuracy panel in percent. Empty fields (a run
- * without a validation set leaves val_loss and val_acc empty) are skipped.
- * The drawing is examples/plot.h's, which the playground example shares.
- * Exits 0 when both files were written and read back well-formed (a PNG
- * whose signature, IHDR size, chunk CRCs and image data check out, an SVG
- * from <svg to </svg>), 1 when the log cannot be read or a file is bad,
- * 2 on a usage error.
+ * writes OUT_PREFIX.png, .svg and .pdf: a loss panel and, when the log
+ * holds accuracies, an accuracy panel in percent. The log is read by
+ * nb_csv_read with missing_as_nan, since a run without a validation set
+ * leaves val_loss and val_acc empty; a curve skips its empty fields. The
+ * drawing is the plotting module's (examples/plot/), which the playground
+ * example shares. Exits 0 when the three files were written and read back
+ * well-formed (the PNG loads at its size, the SVG and PDF carry their
+ * headers), 1 when the log cannot be read or a file is bad, 2 on a usage
+ * error.
  */
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "plot.h"
+#include "plot/plot.h"
 
 int main(int argc, char **argv)
 {
@@ -27,8 +29,8 @@ int main(int argc, char **argv)
         fprintf(help ? stdout : stderr,
                 "usage: %s LOG.csv OUT_PREFIX [TITLE]\n"
                 "Plots nb_train's CSV log (epoch,lr,train_loss,train_acc,"
-                "val_loss,val_acc,seconds)\ninto OUT_PREFIX.png and "
-                "OUT_PREFIX.svg.\n",
+                "val_loss,val_acc,seconds)\ninto OUT_PREFIX.png, OUT_PREFIX.svg "
+                "and OUT_PREFIX.pdf.\n",
                 argv[0]);
         return help ? 0 : 2;
     }

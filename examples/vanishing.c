@@ -17,10 +17,10 @@
  * Every net starts from the same seed and sees the same inputs x ~ N(0, 1)
  * and targets t ~ N(0, 1). The program prints ||dL/dW_l|| (Frobenius norm)
  * per layer and activation, draws them against l on a logarithmic axis
- * (vanishing.png and vanishing.svg, or --out PREFIX), and exits 1 unless
- * the picture says what it should: the first layer's norm is below 1e-3
- * times the last layer's for sigmoid, and within a factor of 10 of it for
- * ReLU, and both files read back well-formed.
+ * (vanishing.png, .svg and .pdf, or --out PREFIX), and exits 1 unless the
+ * picture says what it should: the first layer's norm is below 1e-3 times
+ * the last layer's for sigmoid, and within a factor of 10 of it for ReLU,
+ * and the files read back well-formed.
  *
  *   build/examples/vanishing [--depth 16] [--width 48] [--batch 64]
  *                            [--seed 1] [--out vanishing]
@@ -32,7 +32,7 @@
 
 #include "example_util.h"
 #include "nabla/nabla.h"
-#include "plot.h"
+#include "plot/plot.h"
 
 enum { N_ACTS = 3, MAX_DEPTH = 40 };
 
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
         {"--width", EX_INT, &width, "units per layer"},
         {"--batch", EX_INT, &batch, "examples in the batch"},
         {"--seed", EX_INT, &seed, "seed of the weights and the data"},
-        {"--out", EX_STRING, &out, "prefix of the PNG and SVG files"},
+        {"--out", EX_STRING, &out, "prefix of the PNG, SVG and PDF files"},
     };
     int status = ex_parse_flags(argc, argv,
                                 "Plots the gradient norm of each layer of a "

@@ -253,11 +253,11 @@ static bool program(struct outcome *o)
         fail_graph(o, g2, "checkpoint_load");
         goto done;
     }
-    char err[512] = "";
+    nb_status st = {0};
     nb_csv_options copt = {.header = true, .label_column = 2, .dtype = NB_F32};
-    if (!(features = nb_csv_read(csv, &copt, &targets, err, sizeof err))) {
+    if (!(features = nb_csv_read(csv, &copt, &targets, &st))) {
         o->step = "csv_read";
-        snprintf(o->message, sizeof o->message, "%s", err);
+        snprintf(o->message, sizeof o->message, "%s", st.message);
         goto done;
     }
     ok = epoch == 1 && nb_tensor_size(features) == 6 && nb_tensor_size(targets) == 3;

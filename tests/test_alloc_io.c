@@ -170,7 +170,7 @@ static void exercise(nb_graph *g, nb_node *x, nb_node *y, nb_node *loss,
     double mean[4], sd[4];
     CHECK(nb_data_column_stats(ds.x, mean, sd, &st) == NB_OK, "%s", st.message);
 
-    nb_csv_options o = {',', true, "label", -1, NB_F32};
+    nb_csv_options o = {.delimiter = ',', .header = true, .label_name = "label", .label_column = -1, .dtype = NB_F32};
     nb_tensor *labels = NULL;
     t = nb_csv_read("table.csv", &o, &labels, &st);
     CHECK(t && labels, "%s", st.message);

@@ -7,6 +7,7 @@
  *
  * Files are written into the working directory (the build's tests dir).
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -716,6 +717,54 @@ static void test_csv(void)
     CHECK_CSV_FAILS("c_label_only.csv", &o, "no feature columns");
 }
 
+/* nb_train's log leaves a value without a source empty; missing_as_nan
+ * reads it as NaN (in features and labels, first and last columns, a
+ * field of blanks too) and changes nothing else. */
+static void test_csv_missing_as_nan(void)
+{
+    nb_status st = {0};
+    write_text("c_log.csv", "epoch,lr,train_loss,val_loss,seconds\n"
+                            "1,0.1,0.9,,0.5\n"
+                            "2,0.1,0.4,0.45,\n"
+                            ",0.1,  ,0.3,0.25\n");
+    nb_csv_options o = csv_opts(',', true, NULL, -1, NB_F64);
+    CHECK_CSV_FAILS("c_log.csv", &o, "line 2, column 4", "empty field");
+    o.missing_as_nan = true;
+    const double want[] = {1,   0.1, 0.9, NAN, 0.5,  2,  0.1, 0.4,
+                           0.45, NAN, NAN, 0.1, NAN, 0.3, 0.25};
+    for (int dt = 0; dt < 2; dt++) {
+        o.dtype = dt ? NB_F32 : NB_F64;
+        nb_tensor *x = nb_csv_read("c_log.csv", &o, NULL, &st);
+        CHECK(x && nb_tensor_dim(x, 0) == 3 && nb_tensor_dim(x, 1) == 5,
+              "log: %s", st.message);
+        for (int i = 0; x && i < 15; i++) {
+            double v = nb_tensor_get(x, i), w = want[i];
+            CHECK(isnan(w) ? isnan(v) : v == (dt ? (double)(float)w : w),
+                  "log[%d] = %g, want %g", i, v, w);
+        }
+        nb_tensor_free(x);
+    }
+    /* An empty label reads as NaN too. */
+    o = csv_opts(',', true, "val_loss", -1, NB_F64);
+    o.missing_as_nan = true;
+    nb_tensor *y = NULL;
+    nb_tensor *x = nb_csv_read("c_log.csv", &o, &y, &st);
+    CHECK(x && y && isnan(nb_tensor_get(y, 0)) && nb_tensor_get(y, 1) == 0.45,
+          "log label: %s", st.message);
+    nb_tensor_free(x);
+    nb_tensor_free(y);
+    /* Text that is not a number stays an error, and so does a missing
+     * field at the end of a row (a missing value is an empty field, not an
+     * absent one). */
+    o = csv_opts(',', true, NULL, -1, NB_F64);
+    o.missing_as_nan = true;
+    write_text("c_log_nan.csv", "a,b\n1,nan\n");
+    CHECK_CSV_FAILS("c_log_nan.csv", &o, "line 2, column 2", "not a number");
+    write_text("c_log_short.csv", "a,b,c\n1,,\n2,\n");
+    CHECK_CSV_FAILS("c_log_short.csv", &o, "line 3, column 3",
+                    "missing field");
+}
+
 /* Mutated copies of a small CSV: never a crash, every error names the
  * file, and an accepted file has the shape its text implies. */
 static void test_csv_fuzz(void)
@@ -1331,6 +1380,7 @@ int main(void)
     test_idx_fuzz();
     test_load_idx();
     test_csv();
+    test_csv_missing_as_nan();
     test_csv_fuzz();
     test_csv_bounded();
     test_csv_range();

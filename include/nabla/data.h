@@ -61,6 +61,9 @@ typedef struct nb_csv_options {
     int label_column;         /**< the label column's index when label_name
                                    is NULL; -1 = no label column */
     nb_dtype dtype;           /**< dtype of the tensors made */
+    /** An empty field reads as NaN instead of being an error (nb_train's
+     * log leaves a value without a source empty). */
+    bool missing_as_nan;
 } nb_csv_options;
 
 /** The largest file nb_csv_read accepts (1 GiB). */
@@ -83,7 +86,8 @@ typedef struct nb_csv_options {
  *   [e[+-]digits] as strtod reads it in the "C" locale. Rejected, with the
  *   line and the (1-based) column: an empty field, a partial parse such as
  *   "1.5x", "nan"/"inf" text, hex floats, a value that overflows double
- *   (or, read as f32, a value beyond the f32 range such as 1e300);
+ *   (or, read as f32, a value beyond the f32 range such as 1e300; an
+ *   empty field reads as NaN instead when missing_as_nan is set);
  * - header names are trimmed and may be wrapped in double quotes, which
  *   are removed (the name itself must not contain the delimiter);
  * - every row has the first row's number of fields; a short or long row is

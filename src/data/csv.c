@@ -41,6 +41,7 @@ typedef struct csv {
     size_t next;    /* offset of the next line */
     long long line; /* number of the line last returned */
     nb_status *status;
+    bool missing_as_nan;
 } csv;
 
 static bool is_blank_char(char c, char delim)
@@ -125,6 +126,10 @@ static int parse_number(csv *c, text field, long long column, double *out)
 {
     text t = trim(field, c->delim);
     char show[48];
+    if (t.n == 0 && c->missing_as_nan) {
+        *out = NAN;
+        return 0;
+    }
     if (t.n == 0) {
         nb_status_set(c->status, NB_ERR_IO,
                       "%s: line %lld, column %lld: empty field", c->path,
@@ -326,7 +331,8 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
                        nb_tensor **labels, nb_status *status)
 {
     nb_status_set(status, NB_OK, NULL);
-    static const nb_csv_options defaults = {',', false, NULL, -1, NB_F32};
+    static const nb_csv_options defaults = {
+        .delimiter = ',', .label_column = -1, .dtype = NB_F32};
     const nb_csv_options *o = options ? options : &defaults;
     if (labels)
         *labels = NULL;
@@ -335,7 +341,7 @@ nb_tensor *nb_csv_read(const char *path, const nb_csv_options *options,
         return NULL;
     }
     csv c = {path,  o->delimiter ? o->delimiter : ',', o->dtype, NULL, 0, 0, 0,
-             status};
+             status, o->missing_as_nan};
     if (strchr("\r\n\"0123456789+-.eE", c.delim)) {
         nb_status_set(status, NB_ERR_ARG,
                       "%s: the delimiter 0x%02x cannot separate "

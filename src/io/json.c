@@ -30,6 +30,15 @@
  * decodes to fewer than k), so one arena of the text's length holds all of
  * them. Children are collected on a value stack and moved into an exact
  * array when their container closes.
+ *
+ * Why nabla has its own reader rather than a packaged one: the rules above
+ * are the point. A header that names a key twice must be refused (two
+ * readers could otherwise pick different offsets for one tensor), data
+ * offsets are 64-bit integers that a double cannot hold exactly, and a
+ * hostile header must not buy unbounded depth or memory. General-purpose
+ * readers leave some of this to the caller (cJSON, for one, keeps numbers
+ * as doubles and accepts repeated keys), so a wrapper around one would
+ * recheck what this parser refuses outright.
  */
 #include <stdarg.h>
 #include <stdio.h>

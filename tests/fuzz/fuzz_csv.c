@@ -22,9 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .dtype = ((mode >> 6) & 1) ? NB_F64 : NB_F32,
     };
     nb_tensor *labels = (nb_tensor *)&o; /* must be overwritten */
-    char err[512];
-    err[0] = '\0';
-    nb_tensor *x = nb_csv_read(path, &o, &labels, err, sizeof err);
+    nb_status st = {0};
+    nb_tensor *x = nb_csv_read(path, &o, &labels, &st);
     if (x) {
         FUZZ_CHECK(nb_tensor_rank(x) == 2 && nb_tensor_dtype(x) == o.dtype,
                    "features of rank %d", nb_tensor_rank(x));
@@ -37,8 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nb_tensor_free(labels);
     } else {
         FUZZ_CHECK(labels == NULL, "failed read left *labels set");
-        FUZZ_CHECK(strstr(err, path) != NULL, "message '%s' does not name %s",
-                   err, path);
+        FUZZ_CHECK(st.code < 0 && strstr(st.message, path) != NULL,
+                   "message '%s' (code %d) does not name %s", st.message,
+                   st.code, path);
     }
     unlink(path);
     return 0;
