@@ -288,7 +288,7 @@ static void check_errors(void)
     expect_rejected(g, nb_conv2d(g, x, x3, NULL), "weight of rank 3",
                     "conv2d: weight is [2,3,5]", NULL);
     expect_rejected(g, nb_conv2d(g, x, wd, NULL), "mixed dtypes",
-                    "conv2d: dtypes differ", "f64 [6,3,3,3]");
+                    "conv2d: input 1 ('wd') is f64 [6,3,3,3]", "f32 [2,3,5,5]");
     p = nb_conv_params_of(1, 0, 1, 1);
     p.output_padding[0] = 1;
     expect_rejected(g, nb_conv2d(g, x, w3, &p), "output padding on conv2d",

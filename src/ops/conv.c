@@ -60,6 +60,12 @@ int nb_conv_check_params(nb_op_call *c, const nb_conv_params *p, int spatial,
     for (int a = 2 - spatial; a < 2; a++) {
         const char *axis = spatial == 1 ? "" : a == 0 ? " of the rows"
                                                       : " of the columns";
+        const int64_t limit = INT64_C(1) << 40;
+        if (p->stride[a] > limit || p->dilation[a] > limit ||
+            p->padding[2 * a] > limit || p->padding[2 * a + 1] > limit ||
+            p->output_padding[a] > limit)
+            return nb_op_fail(c, "stride, dilation or padding%s above 2^40",
+                              axis);
         if (p->stride[a] < 1)
             return nb_op_fail(c, "stride%s is %lld, must be at least 1", axis,
                               (long long)p->stride[a]);
@@ -92,8 +98,29 @@ int nb_conv_check_params(nb_op_call *c, const nb_conv_params *p, int spatial,
     return NB_OK;
 }
 
-/* Fails unless x and w have the rank of a convolution with `spatial` axes,
- * one dtype and a kernel of at least one tap. */
+/* dilation (k - 1) + 1, the extent a kernel of k taps covers; fails past
+ * 2^62, where it could overflow. */
+int nb_conv_span(nb_op_call *c, int64_t dilation, int64_t k, int64_t *span)
+{
+    if (k - 1 > (INT64_C(1) << 62) / dilation)
+        return nb_op_fail(c, "a kernel of %lld taps at dilation %lld spans "
+                          "more than 2^62", (long long)k, (long long)dilation);
+    *span = dilation * (k - 1) + 1;
+    return NB_OK;
+}
+
+/* Fails when the patch matrix of this geometry would pass 2^40 elements. */
+int nb_conv_check_geom(nb_op_call *c, const nb_conv_geom *g)
+{
+    int64_t k = g->c / g->groups * g->kh * g->kw, cols = g->oh * g->ow;
+    if (cols > 0 && k > (INT64_C(1) << 40) / cols)
+        return nb_op_fail(c, "the patch matrix of %lld x %lld elements per "
+                          "sample passes 2^40", (long long)k, (long long)cols);
+    return NB_OK;
+}
+
+/* Fails unless x and w have the rank of a convolution with `spatial` axes
+ * and a kernel of at least one tap (nb_apply has checked the dtypes). */
 int nb_conv_check_operands(nb_op_call *c, int spatial)
 {
     const nb_tensor *x = c->in[0], *w = c->in[1];
@@ -106,10 +133,6 @@ int nb_conv_check_operands(nb_op_call *c, int spatial)
     if (w->rank != 2 + spatial)
         return nb_op_fail(c, "weight is %s, expected rank %d", sw,
                           2 + spatial);
-    if (x->dtype != w->dtype)
-        return nb_op_fail(c, "dtypes differ: x is %s %s, weight is %s %s",
-                          nb_dtype_name(x->dtype), sx, nb_dtype_name(w->dtype),
-                          sw);
     for (int a = 2; a < w->rank; a++)
         if (w->shape[a] < 1)
             return nb_op_fail(c, "weight %s has an empty kernel", sw);
@@ -183,7 +206,10 @@ static int conv_infer(nb_op_call *c, int spatial)
     for (int a = 2 - spatial; a < 2; a++) {
         int ax = x->rank - 2 + a; /* the tensor axis of parameter entry a */
         int64_t in = x->shape[ax] + p->padding[2 * a] + p->padding[2 * a + 1];
-        int64_t span = p->dilation[a] * (w->shape[ax] - 1) + 1;
+        int64_t span = 1;
+        rc = nb_conv_span(c, p->dilation[a], w->shape[ax], &span);
+        if (rc != NB_OK)
+            return rc;
         if (span > in)
             return nb_op_fail(c,
                               "kernel %s spans %lld (dilation %lld) on axis "
@@ -194,6 +220,9 @@ static int conv_infer(nb_op_call *c, int spatial)
     }
     nb_tensor out = {.shape = c->out_shape, .rank = (uint8_t)c->out_rank};
     nb_conv_geom g = nb_conv_geom_of(p, x, w, &out);
+    rc = nb_conv_check_geom(c, &g);
+    if (rc != NB_OK)
+        return rc;
     c->workspace_bytes = nb_conv_workspace(x->dtype, &g);
     return NB_OK;
 }

@@ -53,7 +53,15 @@ static int conv_transpose2d_infer(nb_op_call *c)
     c->out_shape[0] = x->shape[0];
     c->out_shape[1] = w->shape[1] * G;
     for (int a = 0; a < 2; a++) {
-        int64_t span = p->dilation[a] * (w->shape[2 + a] - 1) + 1;
+        int64_t span = 1;
+        rc = nb_conv_span(c, p->dilation[a], w->shape[2 + a], &span);
+        if (rc != NB_OK)
+            return rc;
+        if (x->shape[2 + a] - 1 > (INT64_C(1) << 60) / p->stride[a] ||
+            span > (INT64_C(1) << 61))
+            return nb_op_fail(c, "x %s at stride %lld, kernel %s: the output "
+                              "would pass 2^61 on axis %d", sx,
+                              (long long)p->stride[a], sw, 2 + a);
         int64_t full = (x->shape[2 + a] - 1) * p->stride[a] + span +
                        p->output_padding[a];
         int64_t pads = p->padding[2 * a] + p->padding[2 * a + 1];
@@ -70,6 +78,9 @@ static int conv_transpose2d_infer(nb_op_call *c)
     }
     nb_tensor out = {.shape = c->out_shape, .rank = 4};
     nb_conv_geom g = nb_conv_geom_of(p, &out, w, x);
+    rc = nb_conv_check_geom(c, &g);
+    if (rc != NB_OK)
+        return rc;
     c->workspace_bytes = nb_conv_workspace(x->dtype, &g);
     return NB_OK;
 }

@@ -131,9 +131,13 @@ extern const nb_conv_params nb_conv_plain;
  * dilation). */
 int nb_conv_check_params(nb_op_call *c, const nb_conv_params *p, int spatial,
                          bool transpose);
-/* Fails unless in[0] and in[1] have rank 2 + spatial, one dtype and a
- * kernel of at least one tap. */
+/* Fails unless in[0] and in[1] have rank 2 + spatial and a kernel of at
+ * least one tap. */
 int nb_conv_check_operands(nb_op_call *c, int spatial);
+/* dilation (k - 1) + 1 into span; fails where that could overflow. */
+int nb_conv_span(nb_op_call *c, int64_t dilation, int64_t k, int64_t *span);
+/* Fails when the geometry's patch matrix would pass 2^40 elements. */
+int nb_conv_check_geom(nb_op_call *c, const nb_conv_geom *g);
 /* The kernel geometry of convolving `image` by w into `out` (rank 3 or 4). */
 nb_conv_geom nb_conv_geom_of(const nb_conv_params *p, const nb_tensor *image,
                              const nb_tensor *w, const nb_tensor *out);
