@@ -27,6 +27,17 @@ static void fill(nb_graph *g, nb_node *n, double scale)
         nb_tensor_set(t, i, scale * nb_rng_normal(g));
 }
 
+/* w -= lr dw for every parameter. */
+static void sgd(nb_node *const *params, int n_params, float lr)
+{
+    for (int p = 0; p < n_params; p++) {
+        float *w = nb_tensor_f32(nb_node_value(params[p]));
+        const float *dw = nb_tensor_f32(nb_node_grad(params[p]));
+        for (int64_t i = 0; i < nb_tensor_size(nb_node_value(params[p])); i++)
+            w[i] -= lr * dw[i];
+    }
+}
+
 /* One step of plain SGD: forward, backward, update. */
 static int step(nb_graph *g, nb_node *x, nb_node *labels, nb_node *loss,
                 nb_node *const *params, int n_params, int64_t batch,
@@ -36,12 +47,8 @@ static int step(nb_graph *g, nb_node *x, nb_node *labels, nb_node *loss,
     rc = rc ? rc : nb_feed(g, labels, 1, SHAPE(batch), ys);
     rc = rc ? rc : nb_forward(g, loss);
     rc = rc ? rc : nb_backward(g, loss);
-    for (int p = 0; p < n_params && rc == NB_OK; p++) {
-        float *w = nb_tensor_f32(nb_node_value(params[p]));
-        const float *dw = nb_tensor_f32(nb_node_grad(params[p]));
-        for (int64_t i = 0; i < nb_tensor_size(nb_node_value(params[p])); i++)
-            w[i] -= 0.01f * dw[i];
-    }
+    if (rc == NB_OK)
+        sgd(params, n_params, 0.01f);
     return rc;
 }
 
@@ -68,9 +75,71 @@ static void lookup_allocates_nothing(void)
     nb_graph_free(g);
 }
 
+/* A small convolutional step: conv2d with a bias, relu, pad and a strided
+ * slice, a transposed convolution, conv1d, reshape and a linear layer. */
+static void check_conv_step(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 4, SHAPE(NB_DYNAMIC, 1, 8, 8));
+    nb_node *labels = nb_input(g, "labels", NB_F32, 1, SHAPE(NB_DYNAMIC));
+    nb_node *K1 = nb_param(g, "K1", NB_F32, 4, SHAPE(4, 1, 3, 3));
+    nb_node *c1 = nb_param(g, "c1", NB_F32, 3, SHAPE(4, 1, 1));
+    nb_node *K2 = nb_param(g, "K2", NB_F32, 4, SHAPE(4, 2, 2, 2));
+    nb_node *K3 = nb_param(g, "K3", NB_F32, 3, SHAPE(3, 2, 3));
+    nb_node *W = nb_param(g, "W", NB_F32, 2, SHAPE(3 * 8, 10));
+    nb_conv_params same = nb_conv_params_of(1, 1, 1, 1);
+    nb_conv_params up = nb_conv_params_of(2, 0, 1, 2);
+    nb_node *h = nb_relu(g, nb_add(g, nb_conv2d(g, x, K1, &same), c1));
+    h = nb_pad(g, h, 4, SHAPE(0, 0, 1, 1), SHAPE(0, 0, 0, 0));
+    h = nb_slice_step(g, nb_slice_step(g, h, 2, 0, NB_SLICE_END, 2), 3, 0,
+                      NB_SLICE_END, 2);                     /* [B,4,5,5] */
+    h = nb_conv_transpose2d(g, h, K2, &up);                 /* [B,4,10,10] */
+    h = nb_reshape(g, nb_slice(g, h, 2, 2, 4), 3, SHAPE(-1, 2, 40));
+    h = nb_conv1d(g, h, K3, 5, 0, 0, 1, 1);                 /* [B,3,8] */
+    nb_node *logits = nb_matmul(g, nb_reshape(g, h, 2, SHAPE(-1, 24)), W);
+    nb_node *loss = nb_softmax_ce_index_loss(g, logits, labels);
+    CHECK(loss != NULL, "build: %s", nb_graph_error(g));
+    if (!loss) {
+        nb_graph_free(g);
+        return;
+    }
+    nb_node *params[] = {K1, c1, K2, K3, W};
+    for (int p = 0; p < 5; p++)
+        fill(g, params[p], 0.3);
+    enum { B = 16 };
+    static float xs[B * 64], ys[B];
+    for (int i = 0; i < B * 64; i++)
+        xs[i] = (float)nb_rng_normal(g);
+    for (int i = 0; i < B; i++)
+        ys[i] = (float)(i % 10);
+    long before = 0;
+    double first = 0, last = 0;
+    for (int i = 0; i < 32; i++) {
+        if (i == 2)
+            before = allocations;
+        int rc = nb_feed(g, x, 4, SHAPE(B, 1, 8, 8), xs);
+        rc = rc ? rc : nb_feed(g, labels, 1, SHAPE(B), ys);
+        rc = rc ? rc : nb_forward(g, loss);
+        rc = rc ? rc : nb_backward(g, loss);
+        CHECK(rc == NB_OK, "conv step: %s", nb_graph_error(g));
+        if (rc != NB_OK)
+            break;
+        sgd(params, 5, 0.05f);
+        double l = nb_tensor_get(nb_node_value(loss), 0);
+        first = i == 0 ? l : first;
+        last = l;
+    }
+    CHECK(allocations == before, "%ld allocations in 30 steady conv steps",
+          allocations - before);
+    CHECK(last < first, "conv training lowers the loss: %g -> %g", first,
+          last);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
+    check_conv_step();
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 20));
     nb_node *labels = nb_input(g, "labels", NB_F32, 1, SHAPE(NB_DYNAMIC));

@@ -173,12 +173,64 @@ NB_API nb_node *nb_concat(nb_graph *g, int n, nb_node *const *xs, int axis);
  * runs to the end, which also follows a dynamic batch. */
 NB_API nb_node *nb_slice(nb_graph *g, nb_node *x, int axis, int64_t start,
                   int64_t end);
+/** Every step-th element from start (included) towards end (excluded) of
+ * one axis, bounds as in nb_slice; step >= 1. The axis keeps
+ * ceil((end - start) / step) elements. */
+NB_API nb_node *nb_slice_step(nb_graph *g, nb_node *x, int axis,
+                              int64_t start, int64_t end, int64_t step);
+/** x with before[k] zeros ahead of and after[k] zeros behind each axis k
+ * (rank entries each, rank that of x, every entry >= 0). */
+NB_API nb_node *nb_pad(nb_graph *g, nb_node *x, int rank,
+                       const int64_t *before, const int64_t *after);
 /** x repeated to `shape`, numpy-style: x's shape is aligned to the right of
  * it, and each of x's extents equals the target's or is 1. */
 NB_API nb_node *nb_broadcast_to(nb_graph *g, nb_node *x, int rank,
                          const int64_t *shape);
 /** @} */
 
+/** @name Convolution
+ * Layouts are PyTorch's: images [N, C, H, W], sequences [N, C, L],
+ * conv2d weights [O, C/groups, KH, KW], conv1d weights [O, C/groups, K],
+ * conv_transpose2d weights [C, O/groups, KH, KW] (C the input's channels).
+ * Outside the input every element reads as zero (zero padding). */
+/** @{ */
+/** Geometry of a convolution. Build one with nb_conv_params_of and change
+ * fields as needed; every field is checked by the op's shape rule. */
+typedef struct nb_conv_params {
+    int64_t stride[2];   /**< rows, columns; >= 1 */
+    int64_t padding[4];  /**< zeros added top, bottom, left, right; >= 0 */
+    int64_t dilation[2]; /**< rows, columns; >= 1 (1: adjacent taps) */
+    int64_t groups;      /**< >= 1, dividing both channel counts */
+    /** conv_transpose2d only: extra rows and columns at the bottom and
+     * right of the output, each below max(stride, dilation) of its axis,
+     * to pick one of the input sizes a strided conv2d maps to the same
+     * output size. Must be 0 for conv2d. */
+    int64_t output_padding[2];
+} nb_conv_params;
+/** Symmetric parameters: the same stride, padding on all four sides and
+ * dilation on both axes; no output padding. */
+NB_API nb_conv_params nb_conv_params_of(int64_t stride, int64_t padding,
+                                        int64_t dilation, int64_t groups);
+/** 2-D convolution (cross-correlation, as PyTorch's conv2d): x [N,C,H,W],
+ * w [O,C/groups,KH,KW] -> [N,O,OH,OW] with
+ * OH = (H + pad_top + pad_bottom - dilation (KH-1) - 1) / stride + 1
+ * (rounded down; OW alike). p NULL: stride 1, no padding, dilation 1, one
+ * group. Bias is a separate broadcasting nb_add of a [O,1,1] node. */
+NB_API nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w,
+                          const nb_conv_params *p);
+/** 1-D convolution: x [N,C,L], w [O,C/groups,K] -> [N,O,OL], zero padding
+ * pad_left and pad_right, the rest as nb_conv2d. */
+NB_API nb_node *nb_conv1d(nb_graph *g, nb_node *x, nb_node *w, int64_t stride,
+                          int64_t pad_left, int64_t pad_right,
+                          int64_t dilation, int64_t groups);
+/** Transposed 2-D convolution (PyTorch's conv_transpose2d): the gradient of
+ * nb_conv2d with respect to its input, as an op. x [N,C,H,W],
+ * w [C,O/groups,KH,KW] -> [N,O,OH,OW] with
+ * OH = (H-1) stride - pad_top - pad_bottom + dilation (KH-1)
+ *      + output_padding + 1 (OW alike); p NULL as for nb_conv2d. */
+NB_API nb_node *nb_conv_transpose2d(nb_graph *g, nb_node *x, nb_node *w,
+                                    const nb_conv_params *p);
+/** @} */
 /** @name Losses (scalar outputs)
  * "Rows" are all axes but the last; row-wise losses average over rows. */
 /** @{ */

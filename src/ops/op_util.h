@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "nabla/ops.h"
+#include "kernels/conv.h"
 #include "kernels/kernels.h"
 
 /* NB_TYPED and NB_KERNEL, the one way to write a loop for both dtypes and
@@ -116,5 +118,29 @@ nb_reduce_layout nb_rows_layout(const nb_tensor *x);
 /* Adds g (shaped like out) into acc (shaped like one broadcast operand),
  * summing over the broadcast dimensions. */
 void nb_reduce_into(const nb_tensor *g, nb_tensor *acc);
+
+/* ---- convolution (conv.c, conv_transpose.c) ---- */
+
+/* Stride 1, no padding, dilation 1, one group: what a NULL nb_conv_params
+ * stands for. */
+extern const nb_conv_params nb_conv_plain;
+
+/* Fails unless the parameters of a convolution with `spatial` axes are
+ * valid: strides and dilations >= 1, padding >= 0, groups >= 1, and an
+ * output padding only for a transposed convolution, below max(stride,
+ * dilation). */
+int nb_conv_check_params(nb_op_call *c, const nb_conv_params *p, int spatial,
+                         bool transpose);
+/* Fails unless in[0] and in[1] have rank 2 + spatial and a kernel of at
+ * least one tap. */
+int nb_conv_check_operands(nb_op_call *c, int spatial);
+/* dilation (k - 1) + 1 into span; fails where that could overflow. */
+int nb_conv_span(nb_op_call *c, int64_t dilation, int64_t k, int64_t *span);
+/* Fails when the geometry's patch matrix would pass 2^40 elements. */
+int nb_conv_check_geom(nb_op_call *c, const nb_conv_geom *g);
+/* The kernel geometry of convolving `image` by w into `out` (rank 3 or 4). */
+nb_conv_geom nb_conv_geom_of(const nb_conv_params *p, const nb_tensor *image,
+                             const nb_tensor *w, const nb_tensor *out);
+size_t nb_conv_workspace(nb_dtype dtype, const nb_conv_geom *g);
 
 #endif

@@ -6,8 +6,15 @@
  * One requested extent may be -1: it takes whatever makes the counts
  * match. The request is kept as given and -1 resolved again by every shape
  * inference, so when it stands for a dynamic batch the new batch flows
- * through each feed. Forward copies (every node owns its buffer); backward
- * adds dy into dx element by element.
+ * through each feed.
+ *
+ * Forward copies rather than aliasing x's buffer: every node owns its value
+ * (the executor sizes it before forward, grows it on a feed, and the
+ * public nb_node_value hands it out, writable), so a view would need the
+ * executor to skip reshape's buffer, to re-aim it whenever x's buffer
+ * moves, and to keep a stale view from outliving x's old buffer. What is
+ * left is one memcpy each way: backward copies dy into a gradient that no
+ * message has reached yet (graph->grad_fresh) and adds it otherwise.
  *
  * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
  * test fails if one is missing here):
@@ -77,6 +84,12 @@ static int reshape_backward(nb_op_call *c)
     nb_tensor *gx = c->in_grad[0];
     if (!gx)
         return NB_OK;
+    if (c->graph->grad_fresh[0]) {
+        size_t bytes = nb_tensor_bytes(gx);
+        if (bytes > 0)
+            memcpy(gx->data, c->out_grad->data, bytes);
+        return NB_OK;
+    }
     NB_TYPED(gx->dtype, {
         const T *dy = c->out_grad->data;
         T *dx = gx->data;
@@ -88,6 +101,7 @@ static int reshape_backward(nb_op_call *c)
 
 const nb_op nb_op_reshape = {
     .struct_size = sizeof(nb_op),
+    .flags = NB_OP_FRESH_GRADS,
     .name = "reshape",
     .min_inputs = 1,
     .max_inputs = 1,

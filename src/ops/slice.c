@@ -1,19 +1,21 @@
-/* Slice: the elements start <= i < end of one axis, every other axis whole.
+/* Slice: every step-th element from start up to (not including) end of one
+ * axis, every other axis whole.
  *
- *   y[..., i, ...] = x[..., start + i, ...]
- *   dx[..., start + i, ...] += dy[..., i, ...], the rest of dx untouched
+ *   y[..., i, ...] = x[..., start + i step, ...]
+ *   dx[..., start + i step, ...] += dy[..., i, ...], the rest of dx untouched
  *
  * A negative start or end counts from the end of the axis (-1 is the last
  * element, as in Python), resolved again by every shape inference, so
  * slicing a dynamic batch from the end follows each feed. After that,
  * 0 <= start <= end <= extent must hold; out-of-range bounds are an error,
  * not clamped. start == end gives an empty slice; end = NB_SLICE_END runs
- * to the end of the axis, whatever its extent at each feed.
+ * to the end of the axis, whatever its extent at each feed. The step is at
+ * least 1; y has ceil((end - start) / step) elements on the axis.
  *
  * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
  * test fails if one is missing here):
  *
- *   slice: y = x[start:end] along axis; dx[start:end] += dy, 0
+ *   slice: y = x[start:end:step] along axis; dx[start:end:step] += dy, 0
  *       elsewhere
  */
 #include "nabla/ops.h"
@@ -22,6 +24,7 @@
 typedef struct slice_attrs {
     int axis;
     int64_t start, end; /* as given; negative counts from the end */
+    int64_t step;
 } slice_attrs;
 
 typedef struct bounds {
@@ -49,6 +52,11 @@ static int slice_infer(nb_op_call *c)
     int rc = nb_normalize_axis(c, at->axis, x->rank, &axis);
     if (rc != NB_OK)
         return rc;
+    if (at->step < 1) {
+        char sx[128];
+        return nb_op_fail(c, "step %lld on axis %d of x %s: must be at least 1",
+                          (long long)at->step, at->axis, NB_SHAPE(x, sx));
+    }
     bounds b = bounds_of(at, x);
     int64_t extent = x->shape[axis];
     if (!(0 <= b.start && b.start <= b.end && b.end <= extent)) {
@@ -61,26 +69,34 @@ static int slice_infer(nb_op_call *c)
                           NB_SHAPE(x, sx), (long long)extent);
     }
     nb_same_as_input(c, 0);
-    c->out_shape[axis] = b.end - b.start;
+    c->out_shape[axis] = (b.end - b.start + at->step - 1) / at->step;
     return NB_OK;
 }
 
-/* Runs of the slice: outer of them, each `run` long, starting at
- * o * stride + first in x. */
+/* Runs of the slice: outer times `count` of them, run o * count + i
+ * `run` long and starting at o * stride + first + i * step in x (count 1
+ * for step 1: the whole slice of one outer index is contiguous). */
 typedef struct runs {
-    int64_t outer, run, stride, first;
+    int64_t outer, count, run, stride, first, step;
 } runs;
 
 static runs runs_of(const slice_attrs *at, const nb_tensor *x)
 {
     bounds b = bounds_of(at, x);
     int64_t inner = 1;
-    runs r = {1, 0, 0, 0};
+    runs r = {1, 1, 0, 0, 0, 0};
     for (int k = 0; k < b.axis; k++)
         r.outer *= x->shape[k];
     for (int k = b.axis + 1; k < x->rank; k++)
         inner *= x->shape[k];
-    r.run = (b.end - b.start) * inner;
+    int64_t taken = (b.end - b.start + at->step - 1) / at->step;
+    if (at->step == 1) {
+        r.run = taken * inner;
+    } else {
+        r.count = taken;
+        r.run = inner;
+    }
+    r.step = at->step * inner;
     r.stride = x->shape[b.axis] * inner;
     r.first = b.start * inner;
     return r;
@@ -94,9 +110,10 @@ static int slice_forward(nb_op_call *c)
     const char *src = x->data;
     char *dst = c->out->data;
     for (int64_t o = 0; o < r.outer && r.run > 0; o++)
-        memcpy(dst + (size_t)(o * r.run) * elem,
-               src + (size_t)(o * r.stride + r.first) * elem,
-               (size_t)r.run * elem);
+        for (int64_t i = 0; i < r.count; i++)
+            memcpy(dst + (size_t)((o * r.count + i) * r.run) * elem,
+                   src + (size_t)(o * r.stride + r.first + i * r.step) * elem,
+                   (size_t)r.run * elem);
     return NB_OK;
 }
 
@@ -110,8 +127,12 @@ static int slice_backward(nb_op_call *c)
         const T *dy = c->out_grad->data;
         T *dx = gx->data;
         for (int64_t o = 0; o < r.outer; o++)
-            for (int64_t j = 0; j < r.run; j++)
-                dx[o * r.stride + r.first + j] += dy[o * r.run + j];
+            for (int64_t i = 0; i < r.count; i++) {
+                T *d = dx + o * r.stride + r.first + i * r.step;
+                const T *s = dy + (o * r.count + i) * r.run;
+                for (int64_t j = 0; j < r.run; j++)
+                    d[j] += s[j];
+            }
     });
     return NB_OK;
 }
@@ -122,15 +143,21 @@ const nb_op nb_op_slice = {
     .min_inputs = 1,
     .max_inputs = 1,
     .attr_size = sizeof(slice_attrs),
-    .doc = "y = x[start:end] along axis; dx[start:end] += dy, 0 elsewhere",
+    .doc = "y = x[start:end:step] along axis; dx[start:end:step] += dy, 0 elsewhere",
     .infer = slice_infer,
     .forward = slice_forward,
     .backward = slice_backward,
 };
 
+nb_node *nb_slice_step(nb_graph *g, nb_node *x, int axis, int64_t start,
+                       int64_t end, int64_t step)
+{
+    slice_attrs at = {axis, start, end, step};
+    return nb_apply(g, &nb_op_slice, 1, &x, &at);
+}
+
 nb_node *nb_slice(nb_graph *g, nb_node *x, int axis, int64_t start,
                   int64_t end)
 {
-    slice_attrs at = {axis, start, end};
-    return nb_apply(g, &nb_op_slice, 1, &x, &at);
+    return nb_slice_step(g, x, axis, start, end, 1);
 }

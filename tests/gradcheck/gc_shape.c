@@ -3,7 +3,7 @@
  * a 2-D transpose large enough for the tiled copy, nb_permute of rank 3
  * with a random permutation and with a 3-cycle, and of rank 4), concat.c
  * (2 and 3 inputs along different axes, one input used twice), slice.c
- * (several axes, negative bounds) and broadcast_to.c (from [N], from
+ * (several axes, negative bounds, a step) and broadcast_to.c (from [N], from
  * [1,M,1], from a scalar). */
 #include <stdlib.h>
 
@@ -151,6 +151,14 @@ static nb_node *slice_middle(nb_graph *g, gc_ctx *c)
     return nb_slice(g, x, 1, 1, M);
 }
 
+static nb_node *slice_step(nb_graph *g, gc_ctx *c)
+{
+    int64_t B, M, N;
+    nb_node *x = cube(g, c, &B, &M, &N);
+    int64_t start = gc_dim(c, 0, M - 1), end = gc_dim(c, start + 1, M);
+    return nb_slice_step(g, x, 1, start, end, gc_dim(c, 2, 3));
+}
+
 static nb_node *slice_negative(nb_graph *g, gc_ctx *c)
 {
     int64_t B = gc_dim(c, 1, 3), N = gc_dim(c, 3, 6);
@@ -198,6 +206,7 @@ const gc_case gc_cases_shape[] = {
     {"slice", "random range of the batch axis", slice_batch},
     {"slice", "[1, M) of axis 1", slice_middle},
     {"slice", "[-3, -1) of the last axis", slice_negative},
+    {"slice", "random range and step 2-3 of axis 1", slice_step},
     {"broadcast_to", "[N] to [B,M,N]", broadcast_row},
     {"broadcast_to", "[1,M,1] to [B,M,N]", broadcast_column},
     {"broadcast_to", "scalar to [B,N]", broadcast_scalar},

@@ -391,6 +391,60 @@ FUZZ_CALL(slice_small)
     return nb_slice(f->g, a, rnd_int(-2, 2), rnd_int(-3, 3),
                     chance(0.5) ? NB_SLICE_END : rnd_int(-3, 3));
 }
+/* Mostly small parameters (-1 to 3: some valid), sometimes hostile. */
+static int64_t hostile_small(void)
+{
+    return chance(0.8) ? rnd_int(-1, 3) : hostile_bound();
+}
+static nb_conv_params hostile_conv(void)
+{
+    nb_conv_params p = {
+        .stride = {hostile_small(), hostile_small()},
+        .padding = {hostile_small(), hostile_small(), hostile_small(),
+                    hostile_small()},
+        .dilation = {hostile_small(), hostile_small()},
+        .groups = hostile_small(),
+        .output_padding = {hostile_small(), hostile_small()},
+    };
+    return p;
+}
+FUZZ_CALL(conv2d)
+{
+    (void)alt, (void)null_given, (void)foreign_given;
+    nb_conv_params p = hostile_conv();
+    return nb_conv2d(f->g, a, b, chance(0.2) ? NULL : &p);
+}
+FUZZ_CALL(conv_transpose2d)
+{
+    (void)alt, (void)null_given, (void)foreign_given;
+    nb_conv_params p = hostile_conv();
+    return nb_conv_transpose2d(f->g, a, b, chance(0.2) ? NULL : &p);
+}
+FUZZ_CALL(conv1d)
+{
+    (void)alt, (void)null_given, (void)foreign_given;
+    return nb_conv1d(f->g, a, b, hostile_small(), hostile_small(),
+                     hostile_small(), hostile_small(), hostile_small());
+}
+FUZZ_CALL(pad)
+{
+    (void)alt, (void)b;
+    one_input(f, a, null_given, foreign_given);
+    int64_t before[NB_MAX_RANK], after[NB_MAX_RANK];
+    for (int i = 0; i < NB_MAX_RANK; i++) {
+        before[i] = hostile_small();
+        after[i] = hostile_small();
+    }
+    return nb_pad(f->g, a, rnd_int(-1, 9), chance(0.05) ? NULL : before,
+                  after);
+}
+FUZZ_CALL(slice_step)
+{
+    (void)alt, (void)b;
+    one_input(f, a, null_given, foreign_given);
+    return nb_slice_step(f->g, a, hostile_axis(), hostile_bound(),
+                         hostile_bound(), hostile_small());
+}
 FUZZ_CALL(concat)
 {
     (void)alt, (void)b;
@@ -438,7 +492,9 @@ static const struct {
     {"logsumexp", fuzz_logsumexp_axis}, {"sum", fuzz_sum_small_axis},
     {"reshape", fuzz_reshape}, {"broadcast_to", fuzz_broadcast_to},
     {"permute", fuzz_permute}, {"slice", fuzz_slice},
-    {"slice", fuzz_slice_small}, {"concat", fuzz_concat},
+    {"slice", fuzz_slice_small}, {"slice", fuzz_slice_step},
+    {"pad", fuzz_pad}, {"conv2d", fuzz_conv2d}, {"conv1d", fuzz_conv1d},
+    {"conv_transpose2d", fuzz_conv_transpose2d}, {"concat", fuzz_concat},
     {"concat", fuzz_concat},
 };
 enum { N_CONSTRUCTORS = sizeof fuzz_calls / sizeof *fuzz_calls };

@@ -440,6 +440,38 @@ static nb_node *w_slice(nb_graph *g, nb_node *a, nb_node *b)
     (void)b;
     return nb_slice(g, a, 0, 0, NB_SLICE_END);
 }
+static nb_node *w_pad(nb_graph *g, nb_node *a, nb_node *b)
+{
+    (void)b;
+    static const int64_t one[NB_MAX_RANK] = {1, 1, 1, 1, 1, 1, 1, 1};
+    return nb_pad(g, a, a ? nb_tensor_rank(nb_node_value(a)) : 2, one, one);
+}
+/* Two [2,2] nodes of g seen as images [1,1,2,2] (rank 3: [1,2,2]); with a
+ * NULL or foreign node among them both go as they are, so the convolution
+ * itself meets it and no reshape node is left behind. */
+static void as_images(nb_graph *g, nb_node **a, nb_node **b, int rank)
+{
+    if (!*a || !*b || nb_node_graph(*a) != g || nb_node_graph(*b) != g)
+        return;
+    const int64_t *shape = rank == 4 ? SHAPE(1, 1, 2, 2) : SHAPE(1, 2, 2);
+    *a = nb_reshape(g, *a, rank, shape);
+    *b = nb_reshape(g, *b, rank, shape);
+}
+static nb_node *w_conv2d(nb_graph *g, nb_node *a, nb_node *b)
+{
+    as_images(g, &a, &b, 4);
+    return nb_conv2d(g, a, b, NULL);
+}
+static nb_node *w_conv1d(nb_graph *g, nb_node *a, nb_node *b)
+{
+    as_images(g, &a, &b, 3);
+    return nb_conv1d(g, a, b, 1, 0, 0, 1, 1);
+}
+static nb_node *w_conv_transpose2d(nb_graph *g, nb_node *a, nb_node *b)
+{
+    as_images(g, &a, &b, 4);
+    return nb_conv_transpose2d(g, a, b, NULL);
+}
 static nb_node *w_broadcast_to(nb_graph *g, nb_node *a, nb_node *b)
 {
     (void)b;
@@ -469,7 +501,8 @@ static const struct {
     {"logsumexp", w_logsumexp_axis, false},
     E1(reshape), {"permute", w_permute, false},
     {"permute", w_transpose, false},
-    E2(concat), E1(slice), E1(broadcast_to),
+    E2(concat), E1(slice), E1(broadcast_to), E1(pad), E2(conv2d),
+    E2(conv1d), E2(conv_transpose2d),
     E2(sse_loss), E2(mse_loss), E2(bce_loss), E2(bce_logits_loss),
     E2(cce_loss), E2(softmax_ce_loss), E2(softmax_ce_index_loss),
     E2(nll_loss), E1(l1_penalty), E1(l2_penalty), E1(dropout),

@@ -1,0 +1,165 @@
+/* Convolution layers: GFLOP/s of conv2d forward and of its two backward
+ * products (input gradient, weight gradient) on the Fashion-MNIST CNN's
+ * layers at batch 64, f32, through the kernel entry points of
+ * src/kernels/conv.h, beside the machine's FMA peak measured here.
+ *
+ *   bench/conv [--reps R] [--threads T]
+ *
+ * Each figure is the batch times the best per-sample time over R passes
+ * through the batch (after one warm-up pass): on a shared machine the best
+ * is the call least disturbed by other processes, so the figures are what
+ * the kernels do on a core of their own.
+ * Prints one JSON object per line. A product of m x n x k multiply-adds
+ * counts 2 m n k flops; each of the three products of a convolution has
+ * 2 N O OH OW (C/groups) KH KW. */
+#include <stdio.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "bench_util.h"
+#include "kernels/conv.h"
+#include "nabla/base.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* Twelve independent chains of 16-lane FMAs: enough in flight to cover
+ * the FMA latency on every core these machines have had. */
+__attribute__((target("avx512f,fma"))) static double fma_peak_avx512(long iters)
+{
+    __m512 acc[12];
+    const __m512 a = _mm512_set1_ps(1.0000001f), b = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    double t0 = bench_now();
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++)
+            acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+    double t = bench_now() - t0;
+    float sink = 0;
+    for (int i = 0; i < 12; i++)
+        sink += _mm512_reduce_add_ps(acc[i]);
+    if (sink == 12345.0f)
+        fprintf(stderr, " ");
+    return 2.0 * 16 * 12 * (double)iters / t / 1e9;
+}
+#endif
+
+static double fma_peak(int reps)
+{
+    double best = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!__builtin_cpu_supports("avx512f"))
+        return 0;
+    /* Many short runs (about 1 ms each): on a shared machine the best of
+     * them is one that kept the core to itself throughout. */
+    for (int r = 0; r < reps; r++) {
+        double g = fma_peak_avx512(500 * 1000);
+        best = g > best ? g : best;
+    }
+#else
+    (void)reps;
+#endif
+    return best;
+}
+
+typedef struct layer {
+    const char *name;
+    nb_conv_geom g;
+} layer;
+
+static void fill(float *p, size_t n)
+{
+    uint32_t s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 20, threads = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    double peak = fma_peak(200);
+    printf("{\"what\":\"fma_peak\",\"gflops_per_core_f32\":%.1f}\n", peak);
+    const layer layers[] = {
+        {"conv1 1->32 3x3 pad 1, 28x28",
+         {.batch = 64, .groups = 1, .c = 1, .h = 28, .w = 28, .o = 32,
+          .oh = 28, .ow = 28, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+          .pw = 1, .dh = 1, .dw = 1}},
+        {"conv2 32->64 3x3 pad 1, 14x14",
+         {.batch = 64, .groups = 1, .c = 32, .h = 14, .w = 14, .o = 64,
+          .oh = 14, .ow = 14, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+          .pw = 1, .dh = 1, .dw = 1}},
+    };
+    for (size_t l = 0; l < sizeof layers / sizeof *layers; l++) {
+        const nb_conv_geom *g = &layers[l].g;
+        size_t xs = (size_t)(g->batch * g->c * g->h * g->w);
+        size_t ws = (size_t)(g->o * g->c / g->groups * g->kh * g->kw);
+        size_t ys = (size_t)(g->batch * g->o * g->oh * g->ow);
+        float *x = nb_alloc(xs * sizeof *x), *dx = nb_alloc(xs * sizeof *x);
+        float *w = nb_alloc(ws * sizeof *w), *dw = nb_alloc(ws * sizeof *w);
+        float *y = nb_alloc(ys * sizeof *y), *dy = nb_alloc(ys * sizeof *y);
+        void *work = nb_alloc(nb_conv_workspace_f32(g));
+        fill(x, xs);
+        fill(w, ws);
+        fill(dy, ys);
+        double flops = 2.0 * (double)ys * (double)(g->c / g->groups) *
+                       (double)(g->kh * g->kw);
+        /* Timed one sample at a time: a call of a few hundred
+         * microseconds is far more often left alone by other processes
+         * than the whole batch's milliseconds. The weight gradient of
+         * each sample adds into dw (beta 1), as the batch's do. */
+        nb_conv_geom one = *g;
+        one.batch = 1;
+        size_t xo = (size_t)(g->c * g->h * g->w),
+               yo = (size_t)(g->o * g->oh * g->ow);
+        double best[3] = {1e30, 1e30, 1e30};
+        for (int r = 0; r <= reps; r++)
+            for (int64_t n = 0; n < g->batch; n++) {
+                double t0 = bench_now();
+                nb_conv_forward_f32(&one, x + n * xo, w, 0, y + n * yo, work);
+                double t1 = bench_now();
+                nb_conv_backward_data_f32(&one, w, dy + n * yo, 0,
+                                          dx + n * xo, work);
+                double t2 = bench_now();
+                nb_conv_backward_weight_f32(&one, x + n * xo, dy + n * yo, 1,
+                                            dw, work);
+                double t3 = bench_now();
+                if (r == 0)
+                    continue; /* warm-up */
+                double t[3] = {t1 - t0, t2 - t1, t3 - t2};
+                for (int i = 0; i < 3; i++)
+                    best[i] = t[i] < best[i] ? t[i] : best[i];
+            }
+        for (int i = 0; i < 3; i++)
+            best[i] *= (double)g->batch;
+        const char *part[3] = {"forward", "input gradient", "weight gradient"};
+        for (int i = 0; i < 3; i++)
+            printf("{\"layer\":\"%s\",\"product\":\"%s\",\"threads\":%d,"
+                   "\"mflop\":%.1f,\"batch_us\":%.1f,\"gflops\":%.1f,"
+                   "\"share_of_peak\":%.2f}\n",
+                   layers[l].name, part[i], threads, flops / 1e6,
+                   best[i] * 1e6, flops / best[i] / 1e9,
+                   peak > 0 ? flops / best[i] / 1e9 / (peak * threads) : 0);
+        nb_free(x);
+        nb_free(dx);
+        nb_free(w);
+        nb_free(dw);
+        nb_free(y);
+        nb_free(dy);
+        nb_free(work);
+    }
+    return 0;
+}
