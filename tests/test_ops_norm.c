@@ -6,6 +6,10 @@
  * afterwards. */
 #include "test_util.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
 static double urand(double lo, double hi)
@@ -682,8 +686,82 @@ static void test_errors(void)
     nb_graph_free(g);
 }
 
+/* One f32 graph with every op of the family, large enough for the kernels
+ * to split: forward and backward at 1, 2 and 3 threads give the same bits. */
+static void test_thread_counts(void)
+{
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    enum { N = 8, C = 4, H = 32, W = 32, SIZE = N * C * H * W };
+    static float xs[SIZE];
+    for (int i = 0; i < SIZE; i++)
+        xs[i] = (float)urand(-2, 2);
+    float *first = NULL;
+    int64_t first_len = 0;
+    for (int threads = 1; threads <= 3; threads++) {
+        omp_set_num_threads(threads);
+        nb_graph *g = nb_graph_new();
+        nb_node *x = nb_input(g, "x", NB_F32, 4, SHAPE(N, C, H, W));
+        nb_input_set_requires_grad(g, x, true);
+        nb_node *rm = nb_state(g, "bn.running_mean", NB_F32, 1, SHAPE(C));
+        nb_node *rv = nb_state(g, "bn.running_var", NB_F32, 1, SHAPE(C));
+        nb_node *gam = nb_param(g, "bn.weight", NB_F32, 1, SHAPE(C));
+        nb_node *bet = nb_param(g, "bn.bias", NB_F32, 1, SHAPE(C));
+        nb_node *lw = nb_param(g, "ln.weight", NB_F32, 2, SHAPE(H, W));
+        nb_node *lb = nb_param(g, "ln.bias", NB_F32, 2, SHAPE(H, W));
+        nb_tensor_fill(nb_node_value(rv), 1);
+        nb_tensor_fill(nb_node_value(gam), 1.5);
+        nb_tensor_fill(nb_node_value(lw), 0.5);
+        nb_node *h = nb_batch_norm(g, x, rm, rv, gam, bet, 0.1, 1e-5);
+        h = nb_layer_norm(g, h, 2, lw, lb, 1e-5);
+        nb_node *m = nb_max_pool2d(
+            g, h,
+            &(nb_pool2d_params){.kernel = {3, 3}, .stride = {1, 1},
+                                .padding = {1, 1}});
+        nb_node *a = nb_avg_pool2d(
+            g, m,
+            &(nb_pool2d_params){.kernel = {2, 2}, .stride = {2, 2},
+                                .count_include_pad = true});
+        nb_node *loss = nb_sum(g, nb_square(g, nb_global_avg_pool2d(g, a)));
+        CHECK(nb_feed(g, x, 4, SHAPE(N, C, H, W), xs) == NB_OK &&
+                  nb_forward(g, loss) == NB_OK &&
+                  nb_backward(g, loss) == NB_OK,
+              "%s", nb_graph_error(g));
+        /* the results that differ first when a sum is split: values,
+         * the input's gradient, the parameters' and the statistics */
+        const nb_tensor *parts[] = {nb_node_value(a), nb_node_grad(x),
+                                    nb_node_grad(gam), nb_node_grad(lw),
+                                    nb_node_value(rv)};
+        int64_t len = 0;
+        for (int i = 0; i < 5; i++)
+            len += parts[i] ? nb_tensor_size(parts[i]) : 0;
+        float *all = malloc((size_t)len * sizeof *all);
+        int64_t at = 0;
+        for (int i = 0; i < 5; i++)
+            if (parts[i]) {
+                memcpy(all + at, nb_tensor_cdata(parts[i]),
+                       (size_t)nb_tensor_size(parts[i]) * sizeof(float));
+                at += nb_tensor_size(parts[i]);
+            }
+        if (!first) {
+            first = all;
+            first_len = len;
+        } else {
+            CHECK(len == first_len &&
+                      memcmp(all, first, (size_t)len * sizeof *all) == 0,
+                  "%d threads differ from 1 thread", threads);
+            free(all);
+        }
+        nb_graph_free(g);
+    }
+    free(first);
+    omp_set_num_threads(saved);
+#endif
+}
+
 int main(void)
 {
+    test_thread_counts();
     test_pool_references();
     test_max_pool_ties();
     test_global_pool();

@@ -1,13 +1,15 @@
 /* Body of the normalisation kernels, included once per REAL (float,
  * double). The statistics are formed in double whatever REAL is: a channel
  * of a batch-64 feature map has tens of thousands of elements, too many
- * for a float running sum. */
+ * for a float running sum. Each channel (batch norm) or row (layer norm)
+ * is one item for SPLIT (pool_norm.c). */
 
-void SUFFIX(nb_bn_stats)(int64_t n, int64_t c, int64_t s, const REAL *x,
-                         REAL *mean, REAL *var)
+static void SUFFIX(bn_stats_channels)(int64_t n, int64_t c, int64_t s,
+                                      const REAL *x, REAL *mean, REAL *var,
+                                      int64_t lo, int64_t hi)
 {
     double m = (double)(n * s);
-    for (int64_t ch = 0; ch < c; ch++) {
+    for (int64_t ch = lo; ch < hi; ch++) {
         double sum = 0;
         for (int64_t i = 0; i < n; i++) {
             const REAL *xp = x + (i * c + ch) * s;
@@ -27,29 +29,49 @@ void SUFFIX(nb_bn_stats)(int64_t n, int64_t c, int64_t s, const REAL *x,
     }
 }
 
-void SUFFIX(nb_bn_apply)(int64_t n, int64_t c, int64_t s, const REAL *x,
-                         const REAL *mean, const REAL *invstd,
-                         const REAL *gamma, const REAL *beta, REAL *y)
+void SUFFIX(nb_bn_stats)(int64_t n, int64_t c, int64_t s, const REAL *x,
+                         REAL *mean, REAL *var)
 {
-    for (int64_t i = 0; i < n; i++) {
-        for (int64_t ch = 0; ch < c; ch++) {
+    SPLIT(c, n * c * s,
+          SUFFIX(bn_stats_channels)(n, c, s, x, mean, var, lo, hi));
+}
+
+static void SUFFIX(bn_apply_channels)(int64_t n, int64_t c, int64_t s,
+                                      const REAL *x, const REAL *mean,
+                                      const REAL *invstd, const REAL *gamma,
+                                      const REAL *beta, REAL *y, int64_t lo,
+                                      int64_t hi)
+{
+    for (int64_t ch = lo; ch < hi; ch++) {
+        REAL k = invstd[ch] * (gamma ? gamma[ch] : (REAL)1);
+        REAL b = beta ? beta[ch] : (REAL)0, mu = mean[ch];
+        for (int64_t i = 0; i < n; i++) {
             const REAL *xp = x + (i * c + ch) * s;
             REAL *yp = y + (i * c + ch) * s;
-            REAL k = invstd[ch] * (gamma ? gamma[ch] : (REAL)1);
-            REAL b = beta ? beta[ch] : (REAL)0, mu = mean[ch];
             for (int64_t j = 0; j < s; j++)
                 yp[j] = (xp[j] - mu) * k + b;
         }
     }
 }
 
-void SUFFIX(nb_bn_back)(int64_t n, int64_t c, int64_t s, const REAL *x,
-                        const REAL *dy, const REAL *mean, const REAL *invstd,
-                        const REAL *gamma, bool batch_stats, REAL *dx,
-                        REAL *dgamma, REAL *dbeta)
+void SUFFIX(nb_bn_apply)(int64_t n, int64_t c, int64_t s, const REAL *x,
+                         const REAL *mean, const REAL *invstd,
+                         const REAL *gamma, const REAL *beta, REAL *y)
+{
+    SPLIT(c, n * c * s,
+          SUFFIX(bn_apply_channels)(n, c, s, x, mean, invstd, gamma, beta, y,
+                                    lo, hi));
+}
+
+static void SUFFIX(bn_back_channels)(int64_t n, int64_t c, int64_t s,
+                                     const REAL *x, const REAL *dy,
+                                     const REAL *mean, const REAL *invstd,
+                                     const REAL *gamma, bool batch_stats,
+                                     REAL *dx, REAL *dgamma, REAL *dbeta,
+                                     int64_t lo, int64_t hi)
 {
     double m = (double)(n * s);
-    for (int64_t ch = 0; ch < c; ch++) {
+    for (int64_t ch = lo; ch < hi; ch++) {
         double G = 0, H = 0, mu = mean[ch], is = invstd[ch];
         for (int64_t i = 0; i < n; i++) {
             const REAL *xp = x + (i * c + ch) * s;
@@ -79,11 +101,22 @@ void SUFFIX(nb_bn_back)(int64_t n, int64_t c, int64_t s, const REAL *x,
     }
 }
 
-void SUFFIX(nb_ln_forward)(int64_t r, int64_t d, const REAL *x,
-                           const REAL *gamma, const REAL *beta, double eps,
-                           REAL *y, REAL *mean, REAL *invstd)
+void SUFFIX(nb_bn_back)(int64_t n, int64_t c, int64_t s, const REAL *x,
+                        const REAL *dy, const REAL *mean, const REAL *invstd,
+                        const REAL *gamma, bool batch_stats, REAL *dx,
+                        REAL *dgamma, REAL *dbeta)
 {
-    for (int64_t i = 0; i < r; i++) {
+    SPLIT(c, n * c * s,
+          SUFFIX(bn_back_channels)(n, c, s, x, dy, mean, invstd, gamma,
+                                   batch_stats, dx, dgamma, dbeta, lo, hi));
+}
+
+static void SUFFIX(ln_forward_rows)(int64_t d, const REAL *x,
+                                    const REAL *gamma, const REAL *beta,
+                                    double eps, REAL *y, REAL *mean,
+                                    REAL *invstd, int64_t lo, int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++) {
         const REAL *xp = x + i * d;
         REAL *yp = y + i * d;
         double sum = 0, sq = 0;
@@ -106,12 +139,21 @@ void SUFFIX(nb_ln_forward)(int64_t r, int64_t d, const REAL *x,
     }
 }
 
-void SUFFIX(nb_ln_back)(int64_t r, int64_t d, const REAL *x, const REAL *dy,
-                        const REAL *mean, const REAL *invstd,
-                        const REAL *gamma, REAL *dx, REAL *dgamma,
-                        REAL *dbeta)
+void SUFFIX(nb_ln_forward)(int64_t r, int64_t d, const REAL *x,
+                           const REAL *gamma, const REAL *beta, double eps,
+                           REAL *y, REAL *mean, REAL *invstd)
 {
-    for (int64_t i = 0; dx && i < r; i++) {
+    SPLIT(r, r * d,
+          SUFFIX(ln_forward_rows)(d, x, gamma, beta, eps, y, mean, invstd,
+                                  lo, hi));
+}
+
+static void SUFFIX(ln_back_rows)(int64_t d, const REAL *x, const REAL *dy,
+                                 const REAL *mean, const REAL *invstd,
+                                 const REAL *gamma, REAL *dx, int64_t lo,
+                                 int64_t hi)
+{
+    for (int64_t i = lo; i < hi; i++) {
         const REAL *xp = x + i * d, *gp = dy + i * d;
         REAL *dp = dx + i * d;
         double mu = mean[i], is = invstd[i], A = 0, B = 0;
@@ -128,8 +170,15 @@ void SUFFIX(nb_ln_back)(int64_t r, int64_t d, const REAL *x, const REAL *dy,
             dp[j] += (REAL)(is * (g - A - xhat * B));
         }
     }
-    /* column by column, rows in order: the same sums for any split */
-    for (int64_t j = 0; (dgamma || dbeta) && j < d; j++) {
+}
+
+/* Column by column, rows in order: the same sums for any split. */
+static void SUFFIX(ln_back_columns)(int64_t r, int64_t d, const REAL *x,
+                                    const REAL *dy, const REAL *mean,
+                                    const REAL *invstd, REAL *dgamma,
+                                    REAL *dbeta, int64_t lo, int64_t hi)
+{
+    for (int64_t j = lo; j < hi; j++) {
         double G = 0, H = 0;
         for (int64_t i = 0; i < r; i++) {
             double g = dy[i * d + j];
@@ -141,4 +190,19 @@ void SUFFIX(nb_ln_back)(int64_t r, int64_t d, const REAL *x, const REAL *dy,
         if (dbeta)
             dbeta[j] += (REAL)G;
     }
+}
+
+void SUFFIX(nb_ln_back)(int64_t r, int64_t d, const REAL *x, const REAL *dy,
+                        const REAL *mean, const REAL *invstd,
+                        const REAL *gamma, REAL *dx, REAL *dgamma,
+                        REAL *dbeta)
+{
+    if (dx)
+        SPLIT(r, r * d,
+              SUFFIX(ln_back_rows)(d, x, dy, mean, invstd, gamma, dx, lo,
+                                   hi));
+    if (dgamma || dbeta)
+        SPLIT(d, r * d,
+              SUFFIX(ln_back_columns)(r, d, x, dy, mean, invstd, dgamma,
+                                      dbeta, lo, hi));
 }

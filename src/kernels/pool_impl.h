@@ -16,11 +16,12 @@ static inline void SUFFIX(taps)(int64_t o, int64_t s, int64_t p, int64_t d,
     *t1 = hi > lo ? hi : lo;
 }
 
-void SUFFIX(nb_max_pool2d)(const nb_pool2d_geom *g, const REAL *x, REAL *y,
-                           int64_t *arg)
+static void SUFFIX(max_pool2d_planes)(const nb_pool2d_geom *g, const REAL *x,
+                                      REAL *y, int64_t *arg, int64_t lo,
+                                      int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
-    for (int64_t p = 0; p < g->planes; p++) {
+    for (int64_t p = lo; p < hi; p++) {
         const REAL *xp = x + p * in_plane;
         REAL *yp = y + p * out_plane;
         int64_t *ap = arg + p * out_plane;
@@ -52,11 +53,19 @@ void SUFFIX(nb_max_pool2d)(const nb_pool2d_geom *g, const REAL *x, REAL *y,
     }
 }
 
-void SUFFIX(nb_max_pool2d_back)(const nb_pool2d_geom *g, const REAL *dy,
-                                const int64_t *arg, REAL *dx)
+void SUFFIX(nb_max_pool2d)(const nb_pool2d_geom *g, const REAL *x, REAL *y,
+                           int64_t *arg)
+{
+    SPLIT(g->planes, g->planes * (g->h * g->w + g->oh * g->ow),
+          SUFFIX(max_pool2d_planes)(g, x, y, arg, lo, hi));
+}
+
+static void SUFFIX(max_pool2d_back_planes)(const nb_pool2d_geom *g,
+                                           const REAL *dy, const int64_t *arg,
+                                           REAL *dx, int64_t lo, int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
-    for (int64_t p = 0; p < g->planes; p++) {
+    for (int64_t p = lo; p < hi; p++) {
         const REAL *dyp = dy + p * out_plane;
         const int64_t *ap = arg + p * out_plane;
         REAL *dxp = dx + p * in_plane;
@@ -64,6 +73,13 @@ void SUFFIX(nb_max_pool2d_back)(const nb_pool2d_geom *g, const REAL *dy,
             if (ap[o] >= 0)
                 dxp[ap[o]] += dyp[o];
     }
+}
+
+void SUFFIX(nb_max_pool2d_back)(const nb_pool2d_geom *g, const REAL *dy,
+                                const int64_t *arg, REAL *dx)
+{
+    SPLIT(g->planes, g->planes * (g->h * g->w + g->oh * g->ow),
+          SUFFIX(max_pool2d_back_planes)(g, dy, arg, dx, lo, hi));
 }
 
 /* The divisor of output (i, j), and its clipped window. */
@@ -77,19 +93,20 @@ static inline REAL SUFFIX(avg_window)(const nb_pool2d_geom *g, bool include,
     return count > 0 ? (REAL)1 / (REAL)count : (REAL)0;
 }
 
-void SUFFIX(nb_avg_pool2d)(const nb_pool2d_geom *g, bool count_include_pad,
-                           const REAL *x, REAL *y)
+static void SUFFIX(avg_pool2d_planes)(const nb_pool2d_geom *g,
+                                      bool count_include_pad, const REAL *x,
+                                      REAL *y, int64_t lo, int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
-    for (int64_t p = 0; p < g->planes; p++) {
+    for (int64_t p = lo; p < hi; p++) {
         const REAL *xp = x + p * in_plane;
         REAL *yp = y + p * out_plane;
         for (int64_t i = 0; i < g->oh; i++) {
             int64_t row0 = i * g->sh - g->ph;
             for (int64_t j = 0; j < g->ow; j++) {
                 int64_t r0, r1, c0, c1, col0 = j * g->sw - g->pw;
-                REAL scale = SUFFIX(avg_window)(g, count_include_pad, i, j,
-                                                &r0, &r1, &c0, &c1);
+                REAL scale = SUFFIX(avg_window)(g, count_include_pad, i, j, &r0,
+                                                &r1, &c0, &c1);
                 REAL s = 0;
                 for (int64_t a = r0; a < r1; a++) {
                     const REAL *row = xp + (row0 + a) * g->w + col0;
@@ -102,12 +119,20 @@ void SUFFIX(nb_avg_pool2d)(const nb_pool2d_geom *g, bool count_include_pad,
     }
 }
 
-void SUFFIX(nb_avg_pool2d_back)(const nb_pool2d_geom *g,
-                                bool count_include_pad, const REAL *dy,
-                                REAL *dx)
+void SUFFIX(nb_avg_pool2d)(const nb_pool2d_geom *g, bool count_include_pad,
+                           const REAL *x, REAL *y)
+{
+    SPLIT(g->planes, g->planes * (g->h * g->w + g->oh * g->ow),
+          SUFFIX(avg_pool2d_planes)(g, count_include_pad, x, y, lo, hi));
+}
+
+static void SUFFIX(avg_pool2d_back_planes)(const nb_pool2d_geom *g,
+                                           bool count_include_pad,
+                                           const REAL *dy, REAL *dx, int64_t lo,
+                                           int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
-    for (int64_t p = 0; p < g->planes; p++) {
+    for (int64_t p = lo; p < hi; p++) {
         const REAL *dyp = dy + p * out_plane;
         REAL *dxp = dx + p * in_plane;
         for (int64_t i = 0; i < g->oh; i++) {
@@ -125,4 +150,11 @@ void SUFFIX(nb_avg_pool2d_back)(const nb_pool2d_geom *g,
             }
         }
     }
+}
+
+void SUFFIX(nb_avg_pool2d_back)(const nb_pool2d_geom *g, bool count_include_pad,
+                                const REAL *dy, REAL *dx)
+{
+    SPLIT(g->planes, g->planes * (g->h * g->w + g->oh * g->ow),
+          SUFFIX(avg_pool2d_back_planes)(g, count_include_pad, dy, dx, lo, hi));
 }

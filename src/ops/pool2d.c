@@ -41,11 +41,14 @@
 #include "ops/op_util.h"
 
 /* 0 or 1: no dilation. */
-static int64_t dilation_of(int64_t d) { return d == 0 ? 1 : d; }
+static int64_t dilation_of(int64_t d)
+{
+    return d == 0 ? 1 : d;
+}
 
 /* Checks the window against x and fills the geometry. */
-static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p,
-                         bool dilated, nb_pool2d_geom *g)
+static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p, bool dilated,
+                         nb_pool2d_geom *g)
 {
     const nb_tensor *x = c->in[0];
     char xs[128];
@@ -61,14 +64,14 @@ static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p,
         d[a] = dilation_of(p->dilation[a]);
         if (k[a] < 1)
             return nb_op_fail(c, "kernel [%lld,%lld]: the %s must be >= 1",
-                              (long long)p->kernel[0],
-                              (long long)p->kernel[1], axis[a]);
+                              (long long)p->kernel[0], (long long)p->kernel[1],
+                              axis[a]);
         if (s[a] < 1)
             return nb_op_fail(c,
                               "stride [%lld,%lld]: the %s must be >= 1 "
                               "(PyTorch's default stride is the kernel)",
-                              (long long)p->stride[0],
-                              (long long)p->stride[1], axis[a]);
+                              (long long)p->stride[0], (long long)p->stride[1],
+                              axis[a]);
         if (d[a] < 1)
             return nb_op_fail(c, "dilation [%lld,%lld]: the %s must be >= 1",
                               (long long)p->dilation[0],
@@ -86,8 +89,7 @@ static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p,
                               "padding [%lld,%lld] is more than half the "
                               "kernel [%lld,%lld] in the %s",
                               (long long)p->padding[0],
-                              (long long)p->padding[1],
-                              (long long)p->kernel[0],
+                              (long long)p->padding[1], (long long)p->kernel[0],
                               (long long)p->kernel[1], axis[a]);
         int64_t n = x->shape[2 + a] + 2 * pd[a];
         int64_t span = d[a] * (k[a] - 1) + 1;
@@ -96,8 +98,7 @@ static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p,
                               "kernel [%lld,%lld] (dilation [%lld,%lld]) is "
                               "larger than the padded input: input %s with "
                               "padding [%lld,%lld]",
-                              (long long)p->kernel[0],
-                              (long long)p->kernel[1],
+                              (long long)p->kernel[0], (long long)p->kernel[1],
                               (long long)dilation_of(p->dilation[0]),
                               (long long)dilation_of(p->dilation[1]),
                               NB_SHAPE(x, xs), (long long)p->padding[0],
@@ -105,12 +106,18 @@ static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p,
         o[a] = (n - span) / s[a] + 1;
     }
     *g = (nb_pool2d_geom){.planes = x->shape[0] * x->shape[1],
-                          .h = x->shape[2], .w = x->shape[3],
-                          .oh = o[0], .ow = o[1],
-                          .kh = k[0], .kw = k[1],
-                          .sh = s[0], .sw = s[1],
-                          .ph = pd[0], .pw = pd[1],
-                          .dh = d[0], .dw = d[1]};
+                          .h = x->shape[2],
+                          .w = x->shape[3],
+                          .oh = o[0],
+                          .ow = o[1],
+                          .kh = k[0],
+                          .kw = k[1],
+                          .sh = s[0],
+                          .sw = s[1],
+                          .ph = pd[0],
+                          .pw = pd[1],
+                          .dh = d[0],
+                          .dw = d[1]};
     c->out_dtype = x->dtype;
     c->out_rank = 4;
     c->out_shape[0] = x->shape[0];
@@ -145,8 +152,8 @@ static int max_pool2d_forward(nb_op_call *c)
 {
     nb_pool2d_geom g = geometry(c, true);
     NB_TYPED(c->out->dtype, {
-        NB_KERNEL(nb_max_pool2d, T)(&g, c->in[0]->data, c->out->data,
-                                    c->scratch);
+        NB_KERNEL(nb_max_pool2d, T)
+        (&g, c->in[0]->data, c->out->data, c->scratch);
     });
     return NB_OK;
 }
@@ -157,8 +164,8 @@ static int max_pool2d_backward(nb_op_call *c)
         return NB_OK;
     nb_pool2d_geom g = geometry(c, true);
     NB_TYPED(c->out->dtype, {
-        NB_KERNEL(nb_max_pool2d_back, T)(&g, c->out_grad->data, c->scratch,
-                                         c->in_grad[0]->data);
+        NB_KERNEL(nb_max_pool2d_back, T)
+        (&g, c->out_grad->data, c->scratch, c->in_grad[0]->data);
     });
     return NB_OK;
 }
@@ -194,8 +201,7 @@ static int avg_pool2d_forward(nb_op_call *c)
     nb_pool2d_geom g = geometry(c, false);
     bool include = ((const nb_pool2d_params *)c->attrs)->count_include_pad;
     NB_TYPED(c->out->dtype, {
-        NB_KERNEL(nb_avg_pool2d, T)(&g, include, c->in[0]->data,
-                                    c->out->data);
+        NB_KERNEL(nb_avg_pool2d, T)(&g, include, c->in[0]->data, c->out->data);
     });
     return NB_OK;
 }
@@ -207,8 +213,8 @@ static int avg_pool2d_backward(nb_op_call *c)
     nb_pool2d_geom g = geometry(c, false);
     bool include = ((const nb_pool2d_params *)c->attrs)->count_include_pad;
     NB_TYPED(c->out->dtype, {
-        NB_KERNEL(nb_avg_pool2d_back, T)(&g, include, c->out_grad->data,
-                                         c->in_grad[0]->data);
+        NB_KERNEL(nb_avg_pool2d_back, T)
+        (&g, include, c->out_grad->data, c->in_grad[0]->data);
     });
     return NB_OK;
 }
@@ -253,7 +259,8 @@ static int global_avg_pool2d_infer(nb_op_call *c)
 
 static int global_avg_pool2d_forward(nb_op_call *c)
 {
-    int64_t planes = c->out->size, area = c->in[0]->shape[2] * c->in[0]->shape[3];
+    int64_t planes = c->out->size,
+            area = c->in[0]->shape[2] * c->in[0]->shape[3];
     NB_TYPED(c->out->dtype, {
         const T *x = c->in[0]->data;
         T *y = c->out->data;
@@ -271,7 +278,8 @@ static int global_avg_pool2d_backward(nb_op_call *c)
 {
     if (!c->in_grad[0])
         return NB_OK;
-    int64_t planes = c->out->size, area = c->in[0]->shape[2] * c->in[0]->shape[3];
+    int64_t planes = c->out->size,
+            area = c->in[0]->shape[2] * c->in[0]->shape[3];
     NB_TYPED(c->out->dtype, {
         const T *dy = c->out_grad->data;
         T *dx = c->in_grad[0]->data;
