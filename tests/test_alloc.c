@@ -75,6 +75,63 @@ static void lookup_allocates_nothing(void)
     nb_graph_free(g);
 }
 
+/* Pooling and normalisation: batch norm (training, with its running
+ * statistics), max and average pooling, global pooling and layer norm, fed
+ * a dynamic batch, forward, backward and an update in steady state. */
+static void cnn_parts_steady(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 4, SHAPE(NB_DYNAMIC, 3, 8, 8));
+    nb_node *rm = nb_state(g, "bn.running_mean", NB_F32, 1, SHAPE(3));
+    nb_node *rv = nb_state(g, "bn.running_var", NB_F32, 1, SHAPE(3));
+    nb_node *gam = nb_param(g, "bn.weight", NB_F32, 1, SHAPE(3));
+    nb_node *bet = nb_param(g, "bn.bias", NB_F32, 1, SHAPE(3));
+    nb_node *lw = nb_param(g, "ln.weight", NB_F32, 1, SHAPE(3));
+    nb_node *lb = nb_param(g, "ln.bias", NB_F32, 1, SHAPE(3));
+    nb_node *h = nb_relu(g, nb_batch_norm(g, x, rm, rv, gam, bet,
+                                          NB_BN_MOMENTUM, NB_NORM_EPS));
+    h = nb_max_pool2d(g, h, &(nb_pool2d_params){.kernel = {2, 2},
+                                                 .stride = {2, 2}});
+    h = nb_avg_pool2d(g, h, &(nb_pool2d_params){.kernel = {3, 3},
+                                                 .stride = {1, 1},
+                                                 .padding = {1, 1}});
+    h = nb_layer_norm(g, nb_global_avg_pool2d(g, h), 1, lw, lb, NB_NORM_EPS);
+    nb_node *loss = nb_sum(g, nb_square(g, nb_add_scalar(g, h, -0.5)));
+    CHECK(loss != NULL, "build: %s", nb_graph_error(g));
+    if (!loss) {
+        nb_graph_free(g);
+        return;
+    }
+    nb_tensor_fill(nb_node_value(rv), 1);
+    nb_tensor_fill(nb_node_value(gam), 1);
+    nb_tensor_fill(nb_node_value(lw), 1);
+    nb_node *params[] = {gam, bet, lw, lb};
+    enum { B = 16 };
+    static float xs[B * 3 * 8 * 8];
+    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++)
+        xs[i] = (float)nb_rng_normal(g);
+    long before = 0;
+    for (int i = 0; i < 12; i++) {
+        if (i == 2)
+            before = allocations;
+        int rc = nb_feed(g, x, 4, SHAPE(B, 3, 8, 8), xs);
+        rc = rc ? rc : nb_forward(g, loss);
+        rc = rc ? rc : nb_backward(g, loss);
+        CHECK(rc == NB_OK, "%s", nb_graph_error(g));
+        for (int p = 0; p < 4 && rc == NB_OK; p++) {
+            float *w = nb_tensor_f32(nb_node_value(params[p]));
+            const float *dw = nb_tensor_f32(nb_node_grad(params[p]));
+            for (int64_t k = 0; k < nb_tensor_size(nb_node_value(params[p]));
+                 k++)
+                w[k] -= 0.01f * dw[k];
+        }
+    }
+    CHECK(allocations == before,
+          "%ld allocations in 10 steady-state pooling/normalisation steps",
+          allocations - before);
+    nb_graph_free(g);
+}
+
 /* A small convolutional step: conv2d with a bias, relu, pad and a strided
  * slice, a transposed convolution, conv1d, reshape and a linear layer. */
 static void check_conv_step(void)
@@ -140,6 +197,7 @@ int main(void)
 {
     nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
     check_conv_step();
+    cnn_parts_steady();
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 20));
     nb_node *labels = nb_input(g, "labels", NB_F32, 1, SHAPE(NB_DYNAMIC));

@@ -318,9 +318,30 @@ static void test_render(void)
     rmdir(dir);
 }
 
+/* A state node (batch norm's running statistics) has a style of its own
+ * and says what it is. */
+static void test_state_dot(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(4, 2));
+    nb_node *rm = nb_state(g, "bn.running_mean", NB_F32, 1, SHAPE(2));
+    nb_node *rv = nb_state(g, "bn.running_var", NB_F32, 1, SHAPE(2));
+    nb_node *y = nb_batch_norm(g, x, rm, rv, NULL, NULL, 0.1, 1e-5);
+    CHECK(y != NULL, "%s", nb_graph_error(g));
+    char *all = graph_dot(g, NULL, 0);
+    check_has(all, "  n1 [label=\"bn.running_mean\\nstate\\n[2] f32\", "
+                   "shape=box, style=\"filled,dashed\", "
+                   "fillcolor=\"#d9ead3\"];\n");
+    check_has(all, "  n3 [label=\"batch_norm #3\\n[4,2] f32\"");
+    check_has(all, "  n2 -> n3 [label=\"in 2\"];\n");
+    free(all);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     test_graph_dot();
+    test_state_dot();
     test_trace_dot();
     test_errors();
     test_render();

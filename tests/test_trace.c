@@ -616,6 +616,48 @@ static void test_errors(void)
     nb_trace_free(t);
 }
 
+/* Max pooling routes like the max node: each window sends its whole
+ * message to its first winner, and a winner of two windows hears both.
+ * x = [[1,4,4],[2,0,3]], 2x2 windows at stride 1: both windows' maximum is
+ * 4, the first 4 (x[0,1]) wins both, the tied x[0,2] gets nothing. Batch
+ * norm in the same trace: its running statistics are state, sent no
+ * message, and shown as such. */
+static void test_pool_and_norm(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", NB_F64, 4, SHAPE(1, 1, 2, 3));
+    SET(x, 1, 4, 4, 2, 0, 3);
+    nb_node *p = nb_max_pool2d(g, x, &(nb_pool2d_params){.kernel = {2, 2},
+                                                          .stride = {1, 1}});
+    nb_node *rm = nb_state(g, "bn.running_mean", NB_F64, 1, SHAPE(1));
+    nb_node *rv = nb_state(g, "bn.running_var", NB_F64, 1, SHAPE(1));
+    nb_node *b = nb_param(g, "bn.bias", NB_F64, 1, SHAPE(1));
+    nb_node *w = nb_param(g, "bn.weight", NB_F64, 1, SHAPE(1));
+    nb_tensor_fill(nb_node_value(w), 1);
+    nb_tensor_fill(nb_node_value(rv), 1);
+    nb_node *bn = nb_batch_norm(g, x, rm, rv, w, b, 0.1, 1e-5);
+    nb_node *L = nb_scale(g, nb_add(g, nb_sum(g, p), nb_sum(g, bn)), 3.0);
+    nb_trace *t = nb_trace_run(g, L);
+    CHECK(t != NULL, "%s", nb_graph_error(g));
+    int64_t ip = nb_trace_find(t, p);
+    CHECK_T(nb_trace_value(t, ip), 0, "pool", 4, 4);
+    CHECK_T(nb_trace_out_message(t, ip, 0), 0, "pool -> x", 0, 6, 0, 0, 0,
+            0);
+    /* sum of a normalised channel: its gradient through mu and var
+     * cancels, so x hears only the pooling's message; the bias hears the
+     * six elements' 3 each */
+    CHECK_T(nb_trace_grad(t, nb_trace_find(t, x)), 1e-12, "delta x", 0, 6,
+            0, 0, 0, 0);
+    CHECK_T(nb_trace_grad(t, nb_trace_find(t, b)), 1e-12, "delta bias", 18);
+    char *text = nb_trace_to_string(t, 8);
+    check_has(text, "max_pool2d");
+    check_has(text, "bn.running_mean");
+    check_has(text, "state");
+    free(text);
+    nb_trace_free(t);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     test_mul_node();
@@ -628,5 +670,6 @@ int main(void)
     test_zero_gradient_op();
     test_normal_runs_unchanged();
     test_errors();
+    test_pool_and_norm();
     return tu_finish("trace");
 }

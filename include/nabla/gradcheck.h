@@ -6,7 +6,11 @@
  * compares (f(x+h) - f(x-h)) / 2h with the gradient backward computes. For a
  * non-scalar output, f is sum_i r_i y_i with fixed random weights r, and
  * backward is seeded with r. The graph's RNG is rewound before every
- * evaluation, so ops that draw random numbers (dropout) see the same draws.
+ * evaluation, so ops that draw random numbers (dropout) see the same draws,
+ * and every state tensor on the path (nb_state: batch norm's running
+ * statistics, which forward updates) is restored before every evaluation,
+ * so each one starts from the same state and the check leaves the state as
+ * a single forward would.
  * Use f64 graphs: in f32 the differences are too coarse to mean much.
  */
 #ifndef NABLA_GRADCHECK_H

@@ -125,6 +125,17 @@ NB_API nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dtype, int rank
 /** A constant, zero-filled; write its value with nb_node_value. */
 NB_API nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                      const int64_t *shape);
+/** A state tensor, zero-filled: a value that ops update as a side effect
+ * of forward (batch norm's running statistics) and that is never trained.
+ * It gets no gradient, optimisers given "every parameter" skip it, and
+ * nb_save_params / nb_load_params and checkpoints save and load it with
+ * the parameters under its name (PyTorch's "<layer>.running_mean" and
+ * "<layer>.running_var" for batch norm). Write its initial value with
+ * nb_node_value. nb_gradcheck restores every state tensor before each of
+ * its evaluations, so checking a graph leaves its state as one forward
+ * would. */
+NB_API nb_node *nb_state(nb_graph *g, const char *name, nb_dtype dtype,
+                         int rank, const int64_t *shape);
 /** A rank-0 constant holding value; name may be NULL, as for any node
  * (it then reads "constant#<id>"). */
 NB_API nb_node *nb_scalar(nb_graph *g, const char *name, nb_dtype dtype,
@@ -170,7 +181,9 @@ typedef enum nb_node_kind {
     NB_NODE_INPUT,    /**< fed per run (nb_input) */
     NB_NODE_PARAM,    /**< a parameter, trainable or frozen (nb_param) */
     NB_NODE_CONSTANT, /**< a constant (nb_constant, nb_scalar) */
-    NB_NODE_OP        /**< the result of an op */
+    NB_NODE_OP,       /**< the result of an op */
+    NB_NODE_STATE     /**< state kept between runs but never trained
+                           (nb_state): batch norm's running statistics */
 } nb_node_kind;
 
 /** @name Node inspection

@@ -54,24 +54,24 @@
 extern "C" {
 #endif
 
-/** Saves the values of the given nodes (every parameter of the graph,
- * trainable or frozen, when n is 0), each under its node name, which must
- * be unique. F32 / F64 dtypes. Errors are recorded on the graph. */
+/** Saves the values of the given nodes (when n is 0: every parameter of
+ * the graph, trainable or frozen, and every state tensor, see nb_state),
+ * each under its node name, which must be unique. F32 / F64 dtypes. Errors are recorded on the graph. */
 NB_API int nb_save_params(nb_graph *g, const char *path, int n,
                    nb_node *const *nodes);
 
-/** Loads values into the given nodes (parameters or constants; every
- * parameter when n is 0), matched by name. Every node must be present in
- * the file with the node's shape; F32, F64, F16 and BF16 in the file are
+/** Loads values into the given nodes (parameters, state tensors or
+ * constants; every parameter and state tensor when n is 0), matched by
+ * name. Every node must be present in the file with the node's shape; F32, F64, F16 and BF16 in the file are
  * converted to the node's dtype (same dtype: bit for bit). Tensors in the
  * file that match no node are ignored. Everything is checked before any
  * node is written. */
 NB_API int nb_load_params(nb_graph *g, const char *path, int n,
                    nb_node *const *nodes);
 
-/** Saves a checkpoint: the parameters (all of the graph's), the optimiser's state
- * tensors, step count, kind, learning rate and every other hyper-parameter
- * of nb_optimizer_config (opt may be NULL), the epoch and the graph's RNG
+/** Saves a checkpoint: the parameters and state tensors (all of the
+ * graph's), the optimiser's state tensors, step count, kind, learning rate
+ * and every other hyper-parameter of nb_optimizer_config (opt may be NULL), the epoch and the graph's RNG
  * state, the scalars as "__metadata__" strings (format "nabla.checkpoint",
  * format_version "2", epoch, rng_state, optimizer, optimizer.steps,
  * optimizer.lr, optimizer.lr_bits, optimizer.state_count, and

@@ -268,6 +268,70 @@ NB_API nb_node *nb_l2_penalty(nb_graph *g, nb_node *w);
 NB_API nb_node *nb_dropout(nb_graph *g, nb_node *x, double p);
 /** @} */
 
+/** @name Pooling over [N, C, H, W]
+ * PyTorch's layout and arguments; the output extent is
+ * floor((H + 2 p - d (k - 1) - 1) / s) + 1 per axis (no ceil mode). The
+ * shape rule rejects a rank other than 4, a stride below 1, negative
+ * padding, padding above half the kernel and a (dilated) kernel larger
+ * than the padded input. */
+/** @{ */
+/** The window of a pooling op, [height, width] pairs. Write it with
+ * designated initialisers: a field left out is 0. */
+typedef struct nb_pool2d_params {
+    int64_t kernel[2];   /**< window extents, >= 1 */
+    int64_t stride[2];   /**< >= 1; PyTorch's default is the kernel */
+    int64_t padding[2];  /**< on each side, 0 <= padding <= kernel / 2 */
+    int64_t dilation[2]; /**< max pooling only; 0 means 1 (none) */
+    /** Average pooling only: divide by kh*kw including the padded zeros
+     * (true, PyTorch's default) or by the number of input elements in the
+     * window (false). */
+    bool count_include_pad;
+} nb_pool2d_params;
+/** Max pooling: the maximum of each window, padding acting as -inf. The
+ * gradient of a window goes to its first maximum in row-major window
+ * order (the max node's tie rule). */
+NB_API nb_node *nb_max_pool2d(nb_graph *g, nb_node *x,
+                              const nb_pool2d_params *p);
+/** Average pooling (no dilation); see count_include_pad. */
+NB_API nb_node *nb_avg_pool2d(nb_graph *g, nb_node *x,
+                              const nb_pool2d_params *p);
+/** Global average pooling: [N, C, H, W] -> [N, C], the mean of each plane
+ * (PyTorch's AdaptiveAvgPool2d(1) followed by a flatten). */
+NB_API nb_node *nb_global_avg_pool2d(nb_graph *g, nb_node *x);
+/** @} */
+
+/** PyTorch's default batch-norm momentum. */
+#define NB_BN_MOMENTUM 0.1
+/** PyTorch's default eps for batch and layer norm. */
+#define NB_NORM_EPS 1e-5
+
+/** @name Normalisation */
+/** @{ */
+/** Batch normalisation of channel axis 1 of x ([N, F], [N, C, L] or
+ * [N, C, H, W]). running_mean and running_var are state nodes of shape [C]
+ * (nb_state; start them at 0 and 1 as PyTorch does, and name them
+ * "<layer>.running_mean" and "<layer>.running_var" so files match
+ * PyTorch's state_dict); weight (gamma) and bias (beta) are [C] parameters,
+ * or both NULL for no affine part. In training mode (nb_graph_set_training)
+ * x is normalised with the batch's mean and biased variance over every
+ * axis but 1, the gradient flows through them, and each forward updates
+ * running = (1 - momentum) running + momentum batch (the variance
+ * unbiased); training needs at least two values per channel. In inference
+ * mode the running statistics normalise and nothing is updated. PyTorch's
+ * defaults: momentum NB_BN_MOMENTUM, eps NB_NORM_EPS. num_batches_tracked
+ * is not kept (it matters only for PyTorch's momentum=None). */
+NB_API nb_node *nb_batch_norm(nb_graph *g, nb_node *x, nb_node *running_mean,
+                              nb_node *running_var, nb_node *weight,
+                              nb_node *bias, double momentum, double eps);
+/** Layer normalisation over the last `axes` axes of x (PyTorch's
+ * normalized_shape is x's shape from there on): each such block is
+ * normalised with its own mean and biased variance, then scaled by weight
+ * and shifted by bias, both of the normalised shape, or both NULL
+ * (elementwise_affine=False). Training and inference agree. */
+NB_API nb_node *nb_layer_norm(nb_graph *g, nb_node *x, int axes,
+                              nb_node *weight, nb_node *bias, double eps);
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

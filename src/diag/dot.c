@@ -77,6 +77,8 @@ static const char *node_style(const nb_node *n)
                      "fillcolor=\"#e0e0e0\"";
     case NB_NODE_CONSTANT:
         return "shape=box, style=\"filled,rounded\", fillcolor=\"#ffffff\"";
+    case NB_NODE_STATE:
+        return "shape=box, style=\"filled,dashed\", fillcolor=\"#d9ead3\"";
     default:
         return "shape=ellipse, style=filled, fillcolor=\"#fff2cc\"";
     }

@@ -19,11 +19,68 @@ static double project(const nb_tensor *y, const nb_tensor *r)
     return f;
 }
 
-/* Evaluates f with the RNG rewound, so random ops draw the same numbers. */
+/* The state tensors on the path (running statistics) as they were before
+ * the check: forward updates them as a side effect, and the check runs
+ * forward many times. */
+typedef struct saved_state {
+    int64_t n;
+    nb_node **nodes;
+    nb_tensor **values;
+} saved_state;
+
+static void state_free(saved_state *s)
+{
+    for (int64_t i = 0; i < s->n; i++)
+        nb_tensor_free(s->values[i]);
+    nb_free(s->nodes);
+    nb_free(s->values);
+    memset(s, 0, sizeof *s);
+}
+
+static int state_save(nb_graph *g, saved_state *s)
+{
+    int64_t count = 0;
+    for (int64_t k = 0; k < g->order_len; k++)
+        count += g->order[k]->kind == NB_NODE_STATE;
+    if (count == 0)
+        return NB_OK;
+    s->nodes = nb_alloc_zeroed((size_t)count * sizeof *s->nodes);
+    s->values = nb_alloc_zeroed((size_t)count * sizeof *s->values);
+    if (!s->nodes || !s->values)
+        goto nomem;
+    for (int64_t k = 0; k < g->order_len; k++) {
+        nb_node *n = g->order[k];
+        if (n->kind != NB_NODE_STATE)
+            continue;
+        nb_tensor *t = nb_tensor_new(n->value.dtype, n->value.rank,
+                                     n->value.shape);
+        if (!t)
+            goto nomem;
+        memcpy(t->data, n->value.data, nb_tensor_bytes(t));
+        s->nodes[s->n] = n;
+        s->values[s->n++] = t;
+    }
+    return NB_OK;
+nomem:
+    state_free(s);
+    return nb_set_error(g, NB_ERR_NOMEM, "gradcheck: out of memory");
+}
+
+static void state_restore(const saved_state *s)
+{
+    for (int64_t i = 0; i < s->n; i++)
+        memcpy(s->nodes[i]->value.data, s->values[i]->data,
+               nb_tensor_bytes(s->values[i]));
+}
+
+/* Evaluates f with the RNG rewound, so random ops draw the same numbers,
+ * and the state restored, so each evaluation starts from the same state
+ * (an op whose output read the state it updates would otherwise drift). */
 static int evaluate(nb_graph *g, nb_node *out, const uint64_t rng[4],
-                    const nb_tensor *r, double *f)
+                    const saved_state *st, const nb_tensor *r, double *f)
 {
     nb_rng_set_state(g, rng);
+    state_restore(st);
     int rc = nb_forward(g, out);
     if (rc == NB_OK)
         *f = project(&out->value, r);
@@ -80,9 +137,18 @@ int nb_gradcheck(nb_graph *g, nb_node *output, const nb_gradcheck_options *opts,
 
     uint64_t rng[4];
     nb_rng_get_state(g, rng);
-    int rc = nb_forward(g, output);
+    saved_state st = {0};
+    int rc = nb_plan(g, output);
+    if (rc == NB_OK)
+        rc = state_save(g, &st);
     if (rc != NB_OK)
         return rc;
+    rc = nb_forward(g, output);
+    if (rc != NB_OK) {
+        state_restore(&st);
+        state_free(&st);
+        return rc;
+    }
 
     /* Fixed projection weights for a non-scalar output, drawn from a
      * private generator so the graph's stream is untouched. */
@@ -90,8 +156,10 @@ int nb_gradcheck(nb_graph *g, nb_node *output, const nb_gradcheck_options *opts,
     if (output->value.size != 1) {
         r = nb_tensor_new(output->value.dtype, output->value.rank,
                           output->value.shape);
-        if (!r)
-            return nb_set_error(g, NB_ERR_NOMEM, "gradcheck: out of memory");
+        if (!r) {
+            rc = nb_set_error(g, NB_ERR_NOMEM, "gradcheck: out of memory");
+            goto done;
+        }
         uint64_t s = o.seed ? o.seed : 0x9e3779b97f4a7c15ull;
         for (int64_t i = 0; i < r->size; i++) {
             s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -99,7 +167,7 @@ int nb_gradcheck(nb_graph *g, nb_node *output, const nb_gradcheck_options *opts,
         }
     }
     double f0;
-    if ((rc = evaluate(g, output, rng, r, &f0)) != NB_OK ||
+    if ((rc = evaluate(g, output, rng, &st, r, &f0)) != NB_OK ||
         (rc = nb_backward_ex(g, output, r, 0)) != NB_OK)
         goto done;
 
@@ -124,10 +192,10 @@ int nb_gradcheck(nb_graph *g, nb_node *output, const nb_gradcheck_options *opts,
         for (int64_t i = 0; i < n->value.size; i++) {
             double x = nb_tensor_get(&n->value, i), fp, fm;
             nb_tensor_set(&n->value, i, x + h);
-            rc = evaluate(g, output, rng, r, &fp);
+            rc = evaluate(g, output, rng, &st, r, &fp);
             nb_tensor_set(&n->value, i, x - h);
             if (rc == NB_OK)
-                rc = evaluate(g, output, rng, r, &fm);
+                rc = evaluate(g, output, rng, &st, r, &fm);
             nb_tensor_set(&n->value, i, x);
             if (rc != NB_OK) {
                 nb_tensor_free(analytic);
@@ -167,9 +235,12 @@ int nb_gradcheck(nb_graph *g, nb_node *output, const nb_gradcheck_options *opts,
                  "err %.3g",
                  (long long)res->checked, res->max_abs_err, res->max_rel_err);
     /* Leave the graph holding the unperturbed values and gradients. */
-    if ((rc = evaluate(g, output, rng, r, &f0)) == NB_OK)
+    if ((rc = evaluate(g, output, rng, &st, r, &f0)) == NB_OK)
         rc = nb_backward_ex(g, output, r, 0);
 done:
+    if (rc != NB_OK)
+        state_restore(&st);
+    state_free(&st);
     nb_tensor_free(r);
     nb_rng_set_state(g, rng);
     return rc;

@@ -354,6 +354,13 @@ nb_node *nb_constant(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                     false);
 }
 
+nb_node *nb_state(nb_graph *g, const char *name, nb_dtype dtype, int rank,
+                  const int64_t *shape)
+{
+    return new_leaf(g, NB_NODE_STATE, "state", name, dtype, rank, shape,
+                    false);
+}
+
 nb_node *nb_scalar(nb_graph *g, const char *name, nb_dtype dtype, double value)
 {
     nb_node *n = new_leaf(g, NB_NODE_CONSTANT, "scalar", name, dtype, 0, NULL,
@@ -832,6 +839,7 @@ const char *nb_node_op_name(const nb_node *n)
     case NB_NODE_INPUT: return "input";
     case NB_NODE_PARAM: return "param";
     case NB_NODE_CONSTANT: return "constant";
+    case NB_NODE_STATE: return "state";
     default: return n->op->name;
     }
 }

@@ -2,8 +2,8 @@
  * node name.
  *
  * Saving writes the nodes in the order given, or every parameter (trainable
- * or frozen) in creation order, so files from the same model are laid out
- * the same way. Loading is two passes: the first checks every node against
+ * or frozen) and state tensor in creation order, so files from the same
+ * model are laid out the same way. Loading is two passes: the first checks every node against
  * the file (present, same shape, a floating dtype), the second copies; a
  * load that fails therefore leaves every node as it was.
  */
@@ -12,6 +12,15 @@
 
 #include "io_internal.h"
 #include "nabla/nabla.h"
+
+/* What "every parameter" saves and loads: the parameters, and the state
+ * tensors beside them (running statistics), which belong to the model as
+ * much as its weights do. */
+static bool io_saved_kind(const nb_node *node)
+{
+    nb_node_kind k = nb_node_get_kind(node);
+    return k == NB_NODE_PARAM || k == NB_NODE_STATE;
+}
 
 int io_collect_nodes(nb_graph *g, const char *what, int n,
                      nb_node *const *nodes, bool for_load, nb_node ***out)
@@ -24,7 +33,7 @@ int io_collect_nodes(nb_graph *g, const char *what, int n,
     int count = n;
     if (n == 0) {
         for (int64_t id = 0; id < total; id++)
-            count += nb_node_get_kind(nb_graph_node(g, id)) == NB_NODE_PARAM;
+            count += io_saved_kind(nb_graph_node(g, id));
     }
     nb_node **list = nb_alloc(((size_t)count + 1) * sizeof *list);
     if (!list)
@@ -33,7 +42,7 @@ int io_collect_nodes(nb_graph *g, const char *what, int n,
         int k = 0;
         for (int64_t id = 0; id < total; id++) {
             nb_node *node = nb_graph_node(g, id);
-            if (nb_node_get_kind(node) == NB_NODE_PARAM)
+            if (io_saved_kind(node))
                 list[k++] = node;
         }
     } else {
@@ -44,9 +53,9 @@ int io_collect_nodes(nb_graph *g, const char *what, int n,
                 why = "is NULL";
             else if (nb_node_graph(node) != g)
                 why = "belongs to another graph";
-            else if (for_load && nb_node_get_kind(node) != NB_NODE_PARAM &&
+            else if (for_load && !io_saved_kind(node) &&
                      nb_node_get_kind(node) != NB_NODE_CONSTANT)
-                why = "is not a parameter or constant";
+                why = "is not a parameter or constant, nor a state tensor";
             else if (!nb_tensor_cdata(nb_node_value(node)) &&
                      nb_tensor_size(nb_node_value(node)) > 0)
                 why = "has no value yet";

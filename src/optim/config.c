@@ -31,6 +31,8 @@ static const char *node_kind_name(const nb_node *n)
         return "a parameter";
     case NB_NODE_CONSTANT:
         return "a constant";
+    case NB_NODE_STATE:
+        return "a state tensor (never trained)";
     case NB_NODE_OP:
         return "an op node";
     }

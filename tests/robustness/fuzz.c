@@ -445,6 +445,52 @@ FUZZ_CALL(slice_step)
     return nb_slice_step(f->g, a, hostile_axis(), hostile_bound(),
                          hostile_bound(), hostile_small());
 }
+static nb_pool2d_params hostile_pool(void)
+{
+    nb_pool2d_params p = {
+        .kernel = {hostile_small(), hostile_small()},
+        .stride = {hostile_small(), hostile_small()},
+        .padding = {hostile_small(), hostile_small()},
+        .dilation = {hostile_small(), hostile_small()},
+        .count_include_pad = chance(0.5),
+    };
+    return p;
+}
+FUZZ_CALL(max_pool2d)
+{
+    (void)alt, (void)b;
+    one_input(f, a, null_given, foreign_given);
+    nb_pool2d_params p = hostile_pool();
+    return nb_max_pool2d(f->g, a, chance(0.1) ? NULL : &p);
+}
+FUZZ_CALL(avg_pool2d)
+{
+    (void)alt, (void)b;
+    one_input(f, a, null_given, foreign_given);
+    nb_pool2d_params p = hostile_pool();
+    return nb_avg_pool2d(f->g, a, chance(0.1) ? NULL : &p);
+}
+FUZZ_CALL(global_avg_pool2d)
+{
+    (void)alt, (void)b;
+    one_input(f, a, null_given, foreign_given);
+    return nb_global_avg_pool2d(f->g, a);
+}
+/* b stands in for the running statistics: usually not a state node, which
+ * the op must refuse by name. */
+FUZZ_CALL(batch_norm)
+{
+    (void)alt, (void)null_given, (void)foreign_given;
+    return nb_batch_norm(f->g, a, b, b, NULL, NULL, chance(0.9) ? 0.1 : -1,
+                         chance(0.9) ? 1e-5 : 0);
+}
+FUZZ_CALL(layer_norm)
+{
+    (void)alt, (void)b;
+    one_input(f, a, null_given, foreign_given);
+    return nb_layer_norm(f->g, a, (int)hostile_small(), NULL, NULL,
+                         chance(0.9) ? 1e-5 : -1);
+}
 FUZZ_CALL(concat)
 {
     (void)alt, (void)b;
@@ -494,7 +540,11 @@ static const struct {
     {"permute", fuzz_permute}, {"slice", fuzz_slice},
     {"slice", fuzz_slice_small}, {"slice", fuzz_slice_step},
     {"pad", fuzz_pad}, {"conv2d", fuzz_conv2d}, {"conv1d", fuzz_conv1d},
-    {"conv_transpose2d", fuzz_conv_transpose2d}, {"concat", fuzz_concat},
+    {"conv_transpose2d", fuzz_conv_transpose2d},
+    {"max_pool2d", fuzz_max_pool2d}, {"avg_pool2d", fuzz_avg_pool2d},
+    {"global_avg_pool2d", fuzz_global_avg_pool2d},
+    {"batch_norm", fuzz_batch_norm}, {"layer_norm", fuzz_layer_norm},
+    {"concat", fuzz_concat},
     {"concat", fuzz_concat},
 };
 enum { N_CONSTRUCTORS = sizeof fuzz_calls / sizeof *fuzz_calls };

@@ -472,6 +472,52 @@ static nb_node *w_conv_transpose2d(nb_graph *g, nb_node *a, nb_node *b)
     as_images(g, &a, &b, 4);
     return nb_conv_transpose2d(g, a, b, NULL);
 }
+/* One [2,2] node of g seen as an image [1,1,2,2] (left as it is when NULL
+ * or foreign, so the op itself meets it). */
+static nb_node *as_image(nb_graph *g, nb_node *a)
+{
+    if (!a || nb_node_graph(a) != g)
+        return a;
+    return nb_reshape(g, a, 4, SHAPE(1, 1, 2, 2));
+}
+static nb_node *w_max_pool2d(nb_graph *g, nb_node *a, nb_node *b)
+{
+    (void)b;
+    return nb_max_pool2d(g, as_image(g, a),
+                         &(nb_pool2d_params){.kernel = {2, 2},
+                                             .stride = {1, 1}});
+}
+static nb_node *w_avg_pool2d(nb_graph *g, nb_node *a, nb_node *b)
+{
+    (void)b;
+    return nb_avg_pool2d(g, as_image(g, a),
+                         &(nb_pool2d_params){.kernel = {2, 2},
+                                             .stride = {1, 1}});
+}
+static nb_node *w_global_avg_pool2d(nb_graph *g, nb_node *a, nb_node *b)
+{
+    (void)b;
+    return nb_global_avg_pool2d(g, as_image(g, a));
+}
+/* Batch norm needs state nodes: made once per graph, by the first (valid)
+ * call, so a NULL or foreign x is the only thing wrong with later calls. */
+static nb_node *w_batch_norm(nb_graph *g, nb_node *a, nb_node *b)
+{
+    (void)b;
+    nb_node *mean = nb_graph_find(g, "w_bn.running_mean");
+    nb_node *var = nb_graph_find(g, "w_bn.running_var");
+    if (!mean)
+        mean = nb_state(g, "w_bn.running_mean", NB_F64, 1, SHAPE(2));
+    if (!var)
+        var = nb_state(g, "w_bn.running_var", NB_F64, 1, SHAPE(2));
+    return nb_batch_norm(g, a, mean, var, NULL, NULL, NB_BN_MOMENTUM,
+                         NB_NORM_EPS);
+}
+static nb_node *w_layer_norm(nb_graph *g, nb_node *a, nb_node *b)
+{
+    (void)b;
+    return nb_layer_norm(g, a, 1, NULL, NULL, NB_NORM_EPS);
+}
 static nb_node *w_broadcast_to(nb_graph *g, nb_node *a, nb_node *b)
 {
     (void)b;
@@ -502,7 +548,8 @@ static const struct {
     E1(reshape), {"permute", w_permute, false},
     {"permute", w_transpose, false},
     E2(concat), E1(slice), E1(broadcast_to), E1(pad), E2(conv2d),
-    E2(conv1d), E2(conv_transpose2d),
+    E2(conv1d), E2(conv_transpose2d), E1(max_pool2d), E1(avg_pool2d),
+    E1(global_avg_pool2d), E1(batch_norm), E1(layer_norm),
     E2(sse_loss), E2(mse_loss), E2(bce_loss), E2(bce_logits_loss),
     E2(cce_loss), E2(softmax_ce_loss), E2(softmax_ce_index_loss),
     E2(nll_loss), E1(l1_penalty), E1(l2_penalty), E1(dropout),

@@ -1,0 +1,45 @@
+/* Pooling over the two trailing axes of [planes, H, W] arrays (planes =
+ * N*C), for f32 and f64. Each output element is computed from its own
+ * window in a fixed order, so results do not depend on how planes are
+ * split between threads. Backward adds into dx. */
+#ifndef NB_KERNELS_POOL_H
+#define NB_KERNELS_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct nb_pool2d_geom {
+    int64_t planes;          /* N*C */
+    int64_t h, w;            /* input extents */
+    int64_t oh, ow;          /* output extents */
+    int64_t kh, kw;          /* window */
+    int64_t sh, sw;          /* stride */
+    int64_t ph, pw;          /* padding before (and after) */
+    int64_t dh, dw;          /* dilation */
+} nb_pool2d_geom;
+
+/* y[p,i,j] = the first maximum of the window; arg[p,i,j] its index in the
+ * plane (i*w + j of x), -1 when the window holds no input element. */
+void nb_max_pool2d_f32(const nb_pool2d_geom *g, const float *x, float *y,
+                       int64_t *arg);
+void nb_max_pool2d_f64(const nb_pool2d_geom *g, const double *x, double *y,
+                       int64_t *arg);
+/* dx[arg] += dy, plane by plane. */
+void nb_max_pool2d_back_f32(const nb_pool2d_geom *g, const float *dy,
+                            const int64_t *arg, float *dx);
+void nb_max_pool2d_back_f64(const nb_pool2d_geom *g, const double *dy,
+                            const int64_t *arg, double *dx);
+
+/* y = (sum of the window's input elements) / divisor, the divisor kh*kw
+ * when count_include_pad, else the number of input elements in the
+ * window. Dilation is not used (must be 1). */
+void nb_avg_pool2d_f32(const nb_pool2d_geom *g, bool count_include_pad,
+                       const float *x, float *y);
+void nb_avg_pool2d_f64(const nb_pool2d_geom *g, bool count_include_pad,
+                       const double *x, double *y);
+void nb_avg_pool2d_back_f32(const nb_pool2d_geom *g, bool count_include_pad,
+                            const float *dy, float *dx);
+void nb_avg_pool2d_back_f64(const nb_pool2d_geom *g, bool count_include_pad,
+                            const double *dy, double *dx);
+
+#endif
