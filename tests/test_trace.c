@@ -176,7 +176,7 @@ static void test_fanout(void)
                     "  delta = sum of 2 messages = 7\n"
                     "  message to 'x' (input 0) = 7\n"
                     "  message to 'y' (input 1) = 7\n");
-    free(text);
+    nb_free(text);
     nb_trace_free(t);
 
     /* Two backward passes inside one recording: the trace keeps the last,
@@ -262,7 +262,7 @@ static void test_square_by_mul(void)
     check_has(text, "  message from 'mul#1' (input 0) = 3\n"
                     "  message from 'mul#1' (input 1) = 3\n"
                     "  delta = sum of 2 messages = 6\n");
-    free(text);
+    nb_free(text);
     nb_trace_free(t);
     nb_graph_free(g);
 }
@@ -395,7 +395,7 @@ static void test_logistic_l2(nb_dtype dtype, double tol)
             free(back);
             fclose(f);
         }
-        free(text);
+        nb_free(text);
     }
     nb_trace_free(t);
     nb_graph_free(g);
@@ -466,7 +466,7 @@ static void test_summary(void)
     check_has(text, want);
     CHECK(text && strlen(text) < 1500, "text of %zu bytes for 3 nodes",
           text ? strlen(text) : 0);
-    free(text);
+    nb_free(text);
     nb_trace_free(t);
     nb_graph_free(g);
 }
@@ -489,7 +489,7 @@ static void test_zero_gradient_op(void)
     CHECK_T(nb_trace_grad(t, iw), 0, "delta w", 1, 1);
     char *text = nb_trace_to_string(t, 0);
     check_has(text, "  message to 'w' (input 0): none (zero gradient)\n");
-    free(text);
+    nb_free(text);
     nb_trace_free(t);
     nb_graph_free(g);
 }
@@ -653,7 +653,7 @@ static void test_pool_and_norm(void)
     check_has(text, "max_pool2d");
     check_has(text, "bn.running_mean");
     check_has(text, "state");
-    free(text);
+    nb_free(text);
     nb_trace_free(t);
     nb_graph_free(g);
 }

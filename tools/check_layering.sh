@@ -1,5 +1,5 @@
 #!/bin/sh
-# Checks the arrows of DESIGN.md's house plan: the layers built on the
+# Checks the layering of docs/design.md ("Layers"): the layers built on the
 # public API (nn, optim, data, io, train) and the examples include only
 # headers from include/nabla (plus system headers), and kernels never reach
 # up into ops or graphs. Prints every offending line; exits 1 if any.

@@ -154,7 +154,8 @@ NB_API int nb_trace_print(const nb_trace *t, FILE *f, int full_max);
  * it was cut short. A NULL buf only measures; a NULL trace gives 0. */
 NB_API size_t nb_trace_format(const nb_trace *t, int full_max, char *buf,
                        size_t buflen);
-/** The text in a string from malloc (release it with free), or NULL. */
+/** The text in a string from nb_alloc (release it with nb_free, so the
+ * allocator hook sees both), or NULL. */
 NB_API char *nb_trace_to_string(const nb_trace *t, int full_max);
 
 /** One tensor as the printer renders it: "1.5", "[1, 2]", "[[1, 2], [3,

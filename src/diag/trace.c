@@ -674,7 +674,7 @@ char *nb_trace_to_string(const nb_trace *t, int full_max)
     if (!t)
         return NULL;
     size_t len = nb_trace_format(t, full_max, NULL, 0);
-    char *text = malloc(len + 1);
+    char *text = nb_alloc(len + 1);
     if (text)
         nb_trace_format(t, full_max, text, len + 1);
     return text;

@@ -16,24 +16,17 @@
  *   columns are read where they lie (trans_a) or from A^T made in L1-sized
  *   strips by an in-register transpose.
  *
- * Measured on Zen 4 (AVX-512 as two 256-bit halves, FMA peak about 120
- * GFLOP/s f32 per core), one thread, f32, best of many runs, GFLOP/s
- * before -> after (OpenBLAS 0.3.21 in the same process):
- *   fwd 64x256x784   102 -> 117 (101)   dW1 784x256x64 T,N 103 -> 110 (104)
- *   fwd 64x128x256   100 -> 117 (100)   dW2 256x128x64 T,N  95 -> 112 (102)
- *   fwd 64x10x128     25 -> 69  (69)    dW3 128x10x64  T,N  20 -> 90  (67)
- *   dX 64x256x128 N,T 98 -> 101 (94)    dX 64x128x10 N,T    73 -> 74  (73)
- * Packing cost 5-15% on these shapes (A and B are reused only m / 8 and
- * n / 32 times); the padded n = 10 tile did a third useful work. The
- * limits: a direct tile sweeps A once per 32 columns from L2 and its
- * sliver of B once per 8 rows, so A's 256 KiB (512x512x256 with A of
- * 512 KiB: 107 blocked vs 97 direct) and k 1024 (not measured finer);
+ * Packing does not pay on small products (A and B are reused only m / 8
+ * and n / 32 times), and padding n = 10 to a 32-wide tile wastes two thirds
+ * of it. The limits: a direct tile sweeps A once per 32 columns from L2
+ * and its sliver of B once per 8 rows, so A's 256 KiB and k 1024;
  * B^T must fit 512 KiB. Narrow: up to 16 columns with trans_a (no
  * transpose needed), up to 12 and k <= 256 otherwise (each A^T strip of
  * 32 rows stays within 32 KiB f32 / 64 KiB f64 per thread, keeping the
  * workspace bound); 12 is what one AVX-512 pass holds (24 accumulators),
- * not tuned further. The transpose of A costs about 40% of the narrow
- * 64x10x128 product, which is why it only draws level with OpenBLAS.
+ * not tuned further. The transpose of A is a large share of a narrow
+ * product, which is why that path only draws level with OpenBLAS.
+ * (Measurements behind these limits: bench/results/history.md.)
  *
  * Workspace: the caller lends it (the graph keeps one), so a GEMM in a
  * training step allocates nothing. Blocked: kc = 256 deep, an A block of
@@ -68,9 +61,9 @@
 #include "kernels/kernels.h"
 #include "nabla/parallel.h"
 
-/* Multiply-adds (m n k) up to which plain loops beat any tiled path: the
- * XOR net's 1x2x4 and 1x4x1 products took 30-60 ns each through the
- * narrow path's transposes and masks. */
+/* Multiply-adds (m n k) up to which plain loops beat any tiled path: on
+ * products as small as the XOR net's 1x2x4 the narrow path's transposes
+ * and masks cost more than the arithmetic. */
 #define GEMM_TINY 64
 #define GEMM_KC 256
 #define GEMM_A_BYTES (192 * 1024)

@@ -52,10 +52,9 @@ struct nb_optimizer {
 
 /* The loops are built for the baseline x86-64 (SSE2) unless the whole
  * library is built for a newer CPU; GCC and Clang can add AVX2 and AVX-512
- * copies chosen when the library loads (an ifunc, hence glibc only). On
- * this workload they are memory-bound only from AVX2 on: the momentum step
- * plus the norm of a 235k-element MLP took 58 us with SSE2 and 42 us with
- * AVX2 or AVX-512 on one Zen 4 core. Every copy does the same operations
+ * copies chosen when the library loads (an ifunc, hence glibc only): the
+ * update loops are compute-bound with SSE2 and become memory-bound only
+ * from AVX2 on. Every copy does the same operations
  * in the same order (C11 mode forbids contracting a * b + c into an FMA),
  * so they give the same bits. */
 #if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute) &&   \

@@ -3,7 +3,7 @@
  * of a tensor and that check a graph is usable after an error, and crash
  * isolation, which runs each scenario in a child process.
  *
- * The contract checked everywhere (graph.h, DESIGN.md section 5): a
+ * The contract checked everywhere (graph.h, docs/design.md on errors): a
  * constructor returns a node, or NULL with a message on the graph, and a
  * fresh failure names its op; a run returns NB_OK or a negative code with
  * a message; nothing crashes, aborts or reads out of bounds (CI runs these
