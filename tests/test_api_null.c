@@ -62,16 +62,23 @@ struct api_call {
 #include "api_null_calls.h"
 
 /* Functions that hand the caller an object even for these arguments (a
- * rank-0 tensor from nb_tensor_new(0, 0, NULL), a new graph) and how it is
- * released, so the leak checker sees only real leaks. */
+ * rank-0 tensor from nb_tensor_new(0, 0, NULL), a new graph, a block of
+ * memory) and how it is released, so the leak checker sees only real
+ * leaks. */
 static void release_tensor(void *p) { nb_tensor_free(p); }
 static void release_graph(void *p) { nb_graph_free(p); }
+static void release_memory(void *p) { nb_free(p); }
 static const struct {
     const char *function;
     void (*release)(void *);
 } owned[] = {
     {"nb_tensor_new", release_tensor},
+    {"nb_one_hot", release_tensor},
     {"nb_graph_new", release_graph},
+    {"nb_alloc", release_memory},
+    {"nb_alloc_zeroed", release_memory},
+    {"nb_realloc", release_memory},
+    {"nb_trace_to_string", release_memory},
 };
 
 static const char *current = "";
