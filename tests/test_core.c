@@ -131,6 +131,108 @@ static void test_dynamic_batch(void)
     nb_graph_free(g);
 }
 
+/* The net of test_steady_state: x [N,2] (its gradient required, so an
+ * input's gradient is resized too) times w [2,3] plus b [3], tanh, mean. */
+typedef struct {
+    nb_graph *g;
+    nb_node *x, *w, *b, *loss;
+} tiny_net;
+
+static tiny_net tiny_net_new(void)
+{
+    tiny_net t;
+    t.g = nb_graph_new();
+    t.x = nb_input(t.g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 2));
+    t.w = nb_param(t.g, "w", NB_F32, 2, SHAPE(2, 3));
+    t.b = nb_param(t.g, "b", NB_F32, 1, SHAPE(3));
+    nb_input_set_requires_grad(t.g, t.x, true);
+    for (int i = 0; i < 6; i++)
+        nb_tensor_set(nb_node_value(t.w), i, 0.1 * i - 0.2);
+    SET(t.b, 0.3, -0.1, 0.2);
+    t.loss = nb_mean(t.g, nb_tanh(t.g, nb_add(t.g, nb_matmul(t.g, t.x, t.w),
+                                               t.b)));
+    return t;
+}
+
+static const float tiny_rows[8] = {1, -2, 0.5f, 3, -1, 1, 2, 0.25f};
+
+/* One step on t at batch n; the gradients of w, b and x must be those of a
+ * graph built fresh for this step (whose first backward sizes everything),
+ * bit for bit. */
+static void tiny_step_matches_fresh(tiny_net *t, int64_t n, const char *when)
+{
+    CHECK(nb_feed(t->g, t->x, 2, SHAPE(n, 2), tiny_rows) == NB_OK, "%s", when);
+    CHECK(nb_forward(t->g, t->loss) == NB_OK && nb_backward(t->g, t->loss) == NB_OK,
+          "%s: %s", when, nb_graph_error(t->g));
+    tiny_net f = tiny_net_new();
+    for (int64_t i = 0; i < 6; i++)
+        nb_tensor_set(nb_node_value(f.w), i, nb_tensor_get(nb_node_value(t->w), i));
+    for (int64_t i = 0; i < 3; i++)
+        nb_tensor_set(nb_node_value(f.b), i, nb_tensor_get(nb_node_value(t->b), i));
+    nb_param_set_trainable(f.g, f.w, nb_node_grad(t->w) != NULL);
+    nb_feed(f.g, f.x, 2, SHAPE(n, 2), tiny_rows);
+    CHECK(nb_forward(f.g, f.loss) == NB_OK && nb_backward(f.g, f.loss) == NB_OK,
+          "%s (fresh): %s", when, nb_graph_error(f.g));
+    nb_node *mine[3] = {t->w, t->b, t->x}, *theirs[3] = {f.w, f.b, f.x};
+    for (int k = 0; k < 3; k++) {
+        const nb_tensor *a = nb_node_grad(mine[k]), *e = nb_node_grad(theirs[k]);
+        CHECK((a == NULL) == (e == NULL), "%s: gradient %d present", when, k);
+        if (!a || !e)
+            continue;
+        CHECK(nb_tensor_size(a) == nb_tensor_size(e), "%s: gradient %d has %lld "
+              "elements, expected %lld", when, k, (long long)nb_tensor_size(a),
+              (long long)nb_tensor_size(e));
+        for (int64_t i = 0; i < nb_tensor_size(a) && i < nb_tensor_size(e); i++)
+            CHECK(nb_tensor_get(a, i) == nb_tensor_get(e, i),
+                  "%s: gradient %d[%lld] = %.9g, fresh %.9g", when, k,
+                  (long long)i, nb_tensor_get(a, i), nb_tensor_get(e, i));
+    }
+    nb_graph_free(f.g);
+}
+
+/* Backward skips sizing the gradients while the order and the shapes are
+ * those it last sized (docs/design.md, "Backward"): every event that may
+ * change them must still give the gradients of a fresh graph. */
+static void test_steady_state(void)
+{
+    tiny_net t = tiny_net_new();
+    tiny_step_matches_fresh(&t, 2, "batch 2");
+    tiny_step_matches_fresh(&t, 2, "batch 2 again");
+    tiny_step_matches_fresh(&t, 4, "a new batch size, larger");
+    tiny_step_matches_fresh(&t, 1, "a new batch size, smaller");
+    tiny_step_matches_fresh(&t, 1, "batch 1 again");
+    /* Backward twice after one forward: the same gradients. */
+    CHECK(nb_backward(t.g, t.loss) == NB_OK, "%s", nb_graph_error(t.g));
+    tiny_step_matches_fresh(&t, 1, "after a second backward");
+    /* A node added after planning, then the old loss again. */
+    nb_node *extra = nb_sum(t.g, nb_mul(t.g, t.b, t.b));
+    CHECK(nb_forward(t.g, extra) == NB_OK && nb_backward(t.g, extra) == NB_OK,
+          "%s", nb_graph_error(t.g));
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(t.b), 0), 0.6, 1e-6);
+    tiny_step_matches_fresh(&t, 3, "after a node was added");
+    /* A parameter frozen, then thawed. */
+    nb_param_set_trainable(t.g, t.w, false);
+    tiny_step_matches_fresh(&t, 3, "w frozen");
+    nb_param_set_trainable(t.g, t.w, true);
+    tiny_step_matches_fresh(&t, 3, "w thawed");
+    /* Tracing turned on, then off, between steps. */
+    nb_trace *tr = nb_trace_begin(t.g);
+    CHECK(tr != NULL, "trace");
+    tiny_step_matches_fresh(&t, 2, "traced");
+    nb_trace_end(tr);
+    nb_trace_free(tr);
+    tiny_step_matches_fresh(&t, 2, "after the trace");
+    /* Accumulation: two passes sum, then a plain pass starts over. */
+    CHECK(nb_forward(t.g, t.loss) == NB_OK, "%s", nb_graph_error(t.g));
+    double once = nb_tensor_get(nb_node_grad(t.b), 1);
+    CHECK(nb_backward_ex(t.g, t.loss, NULL, NB_BACKWARD_ACCUMULATE) == NB_OK,
+          "%s", nb_graph_error(t.g));
+    CHECK(nb_tensor_get(nb_node_grad(t.b), 1) == 2 * once, "accumulated %.9g, "
+          "once %.9g", nb_tensor_get(nb_node_grad(t.b), 1), once);
+    tiny_step_matches_fresh(&t, 2, "after accumulating");
+    nb_graph_free(t.g);
+}
+
 static void test_errors(void)
 {
     nb_graph *g = nb_graph_new();
@@ -457,6 +559,7 @@ int main(void)
     test_diamond();
     test_frozen();
     test_dynamic_batch();
+    test_steady_state();
     test_errors();
     test_node_built_after_feed();
     test_gradient_lifetime();

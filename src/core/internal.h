@@ -181,6 +181,13 @@ struct nb_graph {
     nb_node **order;
     int64_t order_len, order_capacity;
     uint8_t *marks; /* one per node id, for the planner */
+    /* The node whose order's gradients backward last sized and reserved at
+     * shape epoch grads_shape_epoch, or NULL: while both still hold, a
+     * non-accumulating backward skips that pass over the order (see
+     * "Backward" in docs/design.md). Cleared by a new order and by the
+     * shape epoch's wrap-around. */
+    nb_node *grads_sized;
+    nb_epoch grads_shape_epoch;
     int64_t marks_capacity;
 
     /* The transient workspace shared by all nodes (nb_op_call.workspace). */

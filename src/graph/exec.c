@@ -45,6 +45,7 @@ int nb_plan(nb_graph *g, nb_node *target)
         g->order[len++] = n;
     }
     g->order_len = len;
+    g->grads_sized = NULL;
     g->order_target = target;
     g->order_version = g->version;
     return NB_OK;
@@ -333,7 +334,12 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
      * overwrite instead of adding to zeros (see give_grad), so it is not
      * cleared here. Accumulation and tracing clear everything up front. */
     const bool lazy = !accumulate && !g->trace;
-    for (int64_t k = 0; k < g->order_len; k++) {
+    /* Every gradient of the order already has its value's shape and room
+     * for it when the order and the shapes are those of the last pass that
+     * sized them; a lazy pass then only clears the output's. */
+    const bool ready = g->grads_sized == output &&
+                       g->grads_shape_epoch == g->shape_epoch;
+    for (int64_t k = 0; k < g->order_len && !(ready && lazy); k++) {
         nb_node *n = order[k];
         if (!n->needs_grad)
             continue;
@@ -365,6 +371,12 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
             memset(gr->data, 0, nb_tensor_bytes(gr));
         n->grad_epoch = epoch;
     }
+    if (ready && lazy) {
+        memset(output->grad.data, 0, nb_tensor_bytes(&output->grad));
+        output->grad_epoch = epoch;
+    }
+    g->grads_sized = output;
+    g->grads_shape_epoch = g->shape_epoch;
     /* The seed is added, like every other message, so accumulation works
      * for the output too. */
     nb_tensor *og = &output->grad;

@@ -181,6 +181,8 @@ nb_epoch nb_epoch_next(nb_graph *g, nb_epoch *counter)
                 n->grad_epoch = 0;
         }
         *counter = 0;
+        if (counter == &g->shape_epoch)
+            g->grads_sized = NULL; /* an old epoch value may come back */
     }
     return ++*counter;
 }

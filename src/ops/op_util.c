@@ -64,6 +64,19 @@ static void aligned_strides(const nb_tensor *t, int rank, const int64_t *shape,
 void nb_bcast_plan(nb_bcast *p, const nb_tensor *out, const nb_tensor *a,
                    const nb_tensor *b)
 {
+    /* An operand as large as the output has its shape (broadcasting only
+     * stretches extents of 1), so it is walked as one flat run, and an
+     * operand of one element is repeated: the common small cases (same
+     * shape, a scalar, a bias row at batch 1) need no per-axis work. */
+    if ((a->size == out->size || a->size == 1) &&
+        (b->size == out->size || b->size == 1)) {
+        p->rank = 1;
+        p->outer = 1;
+        p->shape[0] = out->size;
+        p->stride_a[0] = a->size == out->size ? 1 : 0;
+        p->stride_b[0] = b->size == out->size ? 1 : 0;
+        return;
+    }
     int64_t shape[NB_MAX_RANK] = {0}, sa[NB_MAX_RANK] = {0}, sb[NB_MAX_RANK] = {0};
     int rank = out->rank;
     if (rank == 0) {
