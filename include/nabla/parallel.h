@@ -1,8 +1,9 @@
 /** @file
  * nabla's one thread policy, and the `parallel for` that applies it.
  *
- * Every parallel region of the library (the elementwise kernels, GEMM, the
- * optimisers' norm, step and clipping, the batch feed) runs through
+ * Every parallel region of the library (the elementwise kernels, GEMM,
+ * pooling and normalisation, the optimisers' norm, step and clipping, the
+ * batch feed) runs through
  * nb_parallel_for, and so can code built on nabla that wants the same
  * policy. It owns three decisions:
  *

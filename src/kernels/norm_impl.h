@@ -1,8 +1,24 @@
 /* Body of the normalisation kernels, included once per REAL (float,
  * double). The statistics are formed in double whatever REAL is: a channel
  * of a batch-64 feature map has tens of thousands of elements, too many
- * for a float running sum. Each channel (batch norm) or row (layer norm)
- * is one item for SPLIT (pool_norm.c). */
+ * for a float running sum. Each channel (batch norm), row or column
+ * (layer norm) is one item of nb_parallel_for (pool_norm.c). */
+
+/* One normalisation call, for nb_parallel_for: batch norm's n, c, s or
+ * layer norm's r rows of d. */
+typedef struct {
+    int kernel; /* BN_STATS... (pool_norm.c) */
+    int64_t n, c, s, r, d;
+    const REAL *x, *dy, *mean, *invstd, *gamma, *beta;
+    bool batch_stats;
+    double eps;
+    REAL *y, *dx, *dgamma, *dbeta;
+    REAL *mean_out, *stat_out; /* written: mean and variance or invstd */
+} SUFFIX(norm_call);
+#define NORM_CALL SUFFIX(norm_call)
+
+static void SUFFIX(norm_items)(void *ctx, int64_t lo, int64_t hi, int thread,
+                               int threads);
 
 static void SUFFIX(bn_stats_channels)(int64_t n, int64_t c, int64_t s,
                                       const REAL *x, REAL *mean, REAL *var,
@@ -32,8 +48,14 @@ static void SUFFIX(bn_stats_channels)(int64_t n, int64_t c, int64_t s,
 void SUFFIX(nb_bn_stats)(int64_t n, int64_t c, int64_t s, const REAL *x,
                          REAL *mean, REAL *var)
 {
-    SPLIT(c, n * c * s,
-          SUFFIX(bn_stats_channels)(n, c, s, x, mean, var, lo, hi));
+    NORM_CALL call = {.kernel = BN_STATS,
+                      .n = n,
+                      .c = c,
+                      .s = s,
+                      .x = x,
+                      .mean_out = mean,
+                      .stat_out = var};
+    RUN_ITEMS("batch_norm.stats", c, n * c * s, SUFFIX(norm_items), &call);
 }
 
 static void SUFFIX(bn_apply_channels)(int64_t n, int64_t c, int64_t s,
@@ -58,9 +80,17 @@ void SUFFIX(nb_bn_apply)(int64_t n, int64_t c, int64_t s, const REAL *x,
                          const REAL *mean, const REAL *invstd,
                          const REAL *gamma, const REAL *beta, REAL *y)
 {
-    SPLIT(c, n * c * s,
-          SUFFIX(bn_apply_channels)(n, c, s, x, mean, invstd, gamma, beta, y,
-                                    lo, hi));
+    NORM_CALL call = {.kernel = BN_APPLY,
+                      .n = n,
+                      .c = c,
+                      .s = s,
+                      .x = x,
+                      .mean = mean,
+                      .invstd = invstd,
+                      .gamma = gamma,
+                      .beta = beta,
+                      .y = y};
+    RUN_ITEMS("batch_norm.apply", c, n * c * s, SUFFIX(norm_items), &call);
 }
 
 static void SUFFIX(bn_back_channels)(int64_t n, int64_t c, int64_t s,
@@ -106,15 +136,26 @@ void SUFFIX(nb_bn_back)(int64_t n, int64_t c, int64_t s, const REAL *x,
                         const REAL *gamma, bool batch_stats, REAL *dx,
                         REAL *dgamma, REAL *dbeta)
 {
-    SPLIT(c, n * c * s,
-          SUFFIX(bn_back_channels)(n, c, s, x, dy, mean, invstd, gamma,
-                                   batch_stats, dx, dgamma, dbeta, lo, hi));
+    NORM_CALL call = {.kernel = BN_BACK,
+                      .n = n,
+                      .c = c,
+                      .s = s,
+                      .x = x,
+                      .dy = dy,
+                      .mean = mean,
+                      .invstd = invstd,
+                      .gamma = gamma,
+                      .batch_stats = batch_stats,
+                      .dx = dx,
+                      .dgamma = dgamma,
+                      .dbeta = dbeta};
+    RUN_ITEMS("batch_norm.backward", c, n * c * s, SUFFIX(norm_items), &call);
 }
 
-static void SUFFIX(ln_forward_rows)(int64_t d, const REAL *x,
-                                    const REAL *gamma, const REAL *beta,
-                                    double eps, REAL *y, REAL *mean,
-                                    REAL *invstd, int64_t lo, int64_t hi)
+static void SUFFIX(ln_forward_rows)(int64_t d, const REAL *x, const REAL *gamma,
+                                    const REAL *beta, double eps, REAL *y,
+                                    REAL *mean, REAL *invstd, int64_t lo,
+                                    int64_t hi)
 {
     for (int64_t i = lo; i < hi; i++) {
         const REAL *xp = x + i * d;
@@ -143,9 +184,17 @@ void SUFFIX(nb_ln_forward)(int64_t r, int64_t d, const REAL *x,
                            const REAL *gamma, const REAL *beta, double eps,
                            REAL *y, REAL *mean, REAL *invstd)
 {
-    SPLIT(r, r * d,
-          SUFFIX(ln_forward_rows)(d, x, gamma, beta, eps, y, mean, invstd,
-                                  lo, hi));
+    NORM_CALL call = {.kernel = LN_FORWARD,
+                      .r = r,
+                      .d = d,
+                      .x = x,
+                      .gamma = gamma,
+                      .beta = beta,
+                      .eps = eps,
+                      .y = y,
+                      .mean_out = mean,
+                      .stat_out = invstd};
+    RUN_ITEMS("layer_norm.forward", r, r * d, SUFFIX(norm_items), &call);
 }
 
 static void SUFFIX(ln_back_rows)(int64_t d, const REAL *x, const REAL *dy,
@@ -193,16 +242,67 @@ static void SUFFIX(ln_back_columns)(int64_t r, int64_t d, const REAL *x,
 }
 
 void SUFFIX(nb_ln_back)(int64_t r, int64_t d, const REAL *x, const REAL *dy,
-                        const REAL *mean, const REAL *invstd,
-                        const REAL *gamma, REAL *dx, REAL *dgamma,
-                        REAL *dbeta)
+                        const REAL *mean, const REAL *invstd, const REAL *gamma,
+                        REAL *dx, REAL *dgamma, REAL *dbeta)
 {
-    if (dx)
-        SPLIT(r, r * d,
-              SUFFIX(ln_back_rows)(d, x, dy, mean, invstd, gamma, dx, lo,
-                                   hi));
-    if (dgamma || dbeta)
-        SPLIT(d, r * d,
-              SUFFIX(ln_back_columns)(r, d, x, dy, mean, invstd, dgamma,
-                                      dbeta, lo, hi));
+    NORM_CALL call = {.r = r,
+                      .d = d,
+                      .x = x,
+                      .dy = dy,
+                      .mean = mean,
+                      .invstd = invstd,
+                      .gamma = gamma,
+                      .dx = dx,
+                      .dgamma = dgamma,
+                      .dbeta = dbeta};
+    if (dx) {
+        call.kernel = LN_BACK_ROWS;
+        RUN_ITEMS("layer_norm.backward", r, r * d, SUFFIX(norm_items), &call);
+    }
+    if (dgamma || dbeta) {
+        call.kernel = LN_BACK_COLUMNS;
+        RUN_ITEMS("layer_norm.param_grads", d, r * d, SUFFIX(norm_items),
+                  &call);
+    }
 }
+
+/* The body of every normalisation call: items [lo, hi) of its kernel. */
+static void SUFFIX(norm_items)(void *ctx, int64_t lo, int64_t hi, int thread,
+                               int threads)
+{
+    (void)thread;
+    (void)threads;
+    const NORM_CALL *k = ctx;
+    switch (k->kernel) {
+    case BN_STATS:
+        SUFFIX(bn_stats_channels)
+        (k->n, k->c, k->s, k->x, k->mean_out, k->stat_out, lo, hi);
+        break;
+    case BN_APPLY:
+        SUFFIX(bn_apply_channels)
+        (k->n, k->c, k->s, k->x, k->mean, k->invstd, k->gamma, k->beta, k->y,
+         lo, hi);
+        break;
+    case BN_BACK:
+        SUFFIX(bn_back_channels)
+        (k->n, k->c, k->s, k->x, k->dy, k->mean, k->invstd, k->gamma,
+         k->batch_stats, k->dx, k->dgamma, k->dbeta, lo, hi);
+        break;
+    case LN_FORWARD:
+        SUFFIX(ln_forward_rows)
+        (k->d, k->x, k->gamma, k->beta, k->eps, k->y, k->mean_out, k->stat_out,
+         lo, hi);
+        break;
+    case LN_BACK_ROWS:
+        SUFFIX(ln_back_rows)
+        (k->d, k->x, k->dy, k->mean, k->invstd, k->gamma, k->dx, lo, hi);
+        break;
+    case LN_BACK_COLUMNS:
+        SUFFIX(ln_back_columns)
+        (k->r, k->d, k->x, k->dy, k->mean, k->invstd, k->dgamma, k->dbeta, lo,
+         hi);
+        break;
+    }
+}
+
+#undef NORM_CALL

@@ -16,6 +16,27 @@ static inline void SUFFIX(taps)(int64_t o, int64_t s, int64_t p, int64_t d,
     *t1 = hi > lo ? hi : lo;
 }
 
+/* One pooling call, for nb_parallel_for: its items are the planes. */
+typedef struct {
+    int kernel; /* POOL_MAX... (pool_norm.c) */
+    const nb_pool2d_geom *g;
+    bool count_include_pad;
+    const REAL *x, *dy;
+    REAL *y, *dx;
+    int64_t *arg;          /* max forward: where each maximum was */
+    const int64_t *arg_in; /* max backward: the same, read */
+} SUFFIX(pool_call);
+#define POOL_CALL SUFFIX(pool_call)
+
+/* Input and output elements of the call: its work for nb_parallel_for. */
+static int64_t SUFFIX(pool_work)(const nb_pool2d_geom *g)
+{
+    return g->planes * (g->h * g->w + g->oh * g->ow);
+}
+
+static void SUFFIX(pool_planes)(void *ctx, int64_t lo, int64_t hi, int thread,
+                                int threads);
+
 static void SUFFIX(max_pool2d_planes)(const nb_pool2d_geom *g, const REAL *x,
                                       REAL *y, int64_t *arg, int64_t lo,
                                       int64_t hi)
@@ -56,8 +77,9 @@ static void SUFFIX(max_pool2d_planes)(const nb_pool2d_geom *g, const REAL *x,
 void SUFFIX(nb_max_pool2d)(const nb_pool2d_geom *g, const REAL *x, REAL *y,
                            int64_t *arg)
 {
-    SPLIT(g->planes, g->planes * (g->h * g->w + g->oh * g->ow),
-          SUFFIX(max_pool2d_planes)(g, x, y, arg, lo, hi));
+    POOL_CALL c = {.kernel = POOL_MAX, .g = g, .x = x, .y = y, .arg = arg};
+    RUN_ITEMS("pool.max_forward", g->planes, SUFFIX(pool_work)(g),
+              SUFFIX(pool_planes), &c);
 }
 
 static void SUFFIX(max_pool2d_back_planes)(const nb_pool2d_geom *g,
@@ -78,8 +100,10 @@ static void SUFFIX(max_pool2d_back_planes)(const nb_pool2d_geom *g,
 void SUFFIX(nb_max_pool2d_back)(const nb_pool2d_geom *g, const REAL *dy,
                                 const int64_t *arg, REAL *dx)
 {
-    SPLIT(g->planes, g->planes * (g->h * g->w + g->oh * g->ow),
-          SUFFIX(max_pool2d_back_planes)(g, dy, arg, dx, lo, hi));
+    POOL_CALL c = {
+        .kernel = POOL_MAX_BACK, .g = g, .dy = dy, .arg_in = arg, .dx = dx};
+    RUN_ITEMS("pool.max_backward", g->planes, SUFFIX(pool_work)(g),
+              SUFFIX(pool_planes), &c);
 }
 
 /* The divisor of output (i, j), and its clipped window. */
@@ -122,8 +146,13 @@ static void SUFFIX(avg_pool2d_planes)(const nb_pool2d_geom *g,
 void SUFFIX(nb_avg_pool2d)(const nb_pool2d_geom *g, bool count_include_pad,
                            const REAL *x, REAL *y)
 {
-    SPLIT(g->planes, g->planes * (g->h * g->w + g->oh * g->ow),
-          SUFFIX(avg_pool2d_planes)(g, count_include_pad, x, y, lo, hi));
+    POOL_CALL c = {.kernel = POOL_AVG,
+                   .g = g,
+                   .count_include_pad = count_include_pad,
+                   .x = x,
+                   .y = y};
+    RUN_ITEMS("pool.avg_forward", g->planes, SUFFIX(pool_work)(g),
+              SUFFIX(pool_planes), &c);
 }
 
 static void SUFFIX(avg_pool2d_back_planes)(const nb_pool2d_geom *g,
@@ -155,6 +184,38 @@ static void SUFFIX(avg_pool2d_back_planes)(const nb_pool2d_geom *g,
 void SUFFIX(nb_avg_pool2d_back)(const nb_pool2d_geom *g, bool count_include_pad,
                                 const REAL *dy, REAL *dx)
 {
-    SPLIT(g->planes, g->planes * (g->h * g->w + g->oh * g->ow),
-          SUFFIX(avg_pool2d_back_planes)(g, count_include_pad, dy, dx, lo, hi));
+    POOL_CALL c = {.kernel = POOL_AVG_BACK,
+                   .g = g,
+                   .count_include_pad = count_include_pad,
+                   .dy = dy,
+                   .dx = dx};
+    RUN_ITEMS("pool.avg_backward", g->planes, SUFFIX(pool_work)(g),
+              SUFFIX(pool_planes), &c);
 }
+
+/* The body of every pooling call: planes [lo, hi) of its kernel. */
+static void SUFFIX(pool_planes)(void *ctx, int64_t lo, int64_t hi, int thread,
+                                int threads)
+{
+    (void)thread;
+    (void)threads;
+    const POOL_CALL *c = ctx;
+    const nb_pool2d_geom *g = c->g;
+    bool inc = c->count_include_pad;
+    switch (c->kernel) {
+    case POOL_MAX:
+        SUFFIX(max_pool2d_planes)(g, c->x, c->y, c->arg, lo, hi);
+        break;
+    case POOL_MAX_BACK:
+        SUFFIX(max_pool2d_back_planes)(g, c->dy, c->arg_in, c->dx, lo, hi);
+        break;
+    case POOL_AVG:
+        SUFFIX(avg_pool2d_planes)(g, inc, c->x, c->y, lo, hi);
+        break;
+    case POOL_AVG_BACK:
+        SUFFIX(avg_pool2d_back_planes)(g, inc, c->dy, c->dx, lo, hi);
+        break;
+    }
+}
+
+#undef POOL_CALL

@@ -4,74 +4,62 @@
  * Threads: each kernel's work is a list of independent items (planes for
  * pooling, channels for batch norm, rows or columns for layer norm), each
  * computed by one thread in the same order as with one, so results are
- * bitwise identical for any thread count. The items are cut into one
- * contiguous range per thread when the call holds enough elements to pay
- * for waking threads, under the library's thread rules (nb_parallel_threads:
- * none inside a parallel region or while backing off). */
+ * bitwise identical for any thread count. The items go through
+ * nb_parallel_for, one call site per kernel and dtype, which decides by
+ * measurement whether a team pays for a call of that size (the costs per
+ * element differ between kernels and machines, so no fixed threshold
+ * would fit them all). */
 #include <math.h>
+#include <stdint.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#include "nabla/parallel.h"
 #include "kernels/norm.h"
 #include "kernels/pool.h"
+#include "nabla/parallel.h"
 
-/* Elements per thread below which a second thread does not pay: these
- * loops take about a nanosecond per element, and waking a thread a few
- * microseconds. */
-#define SPLIT_SHARE 16384
+/* Elements per thread below which no team is tried: as for the
+ * elementwise kernels, an element costs about a nanosecond and a region a
+ * microsecond or more, so a smaller share cannot gain on any machine. */
+#define POOL_NORM_GRAIN 4096
 
-#ifdef _OPENMP
-static int split_threads(int64_t items, int64_t elements)
-{
-    if (items < 2 || elements < 2 * SPLIT_SHARE)
-        return 1;
-    int64_t by_size = elements / SPLIT_SHARE;
-    int avail = nb_parallel_threads();
-    int p = by_size < avail ? (int)by_size : avail;
-    return items < p ? (int)items : p;
-}
+/* The kernels behind the one body of each family (pool_planes,
+ * norm_items), which a call names in its context. */
+enum {
+    POOL_MAX,
+    POOL_MAX_BACK,
+    POOL_AVG,
+    POOL_AVG_BACK,
+    BN_STATS,
+    BN_APPLY,
+    BN_BACK,
+    LN_FORWARD,
+    LN_BACK_ROWS,
+    LN_BACK_COLUMNS
+};
 
-/* Runs `body` (which reads lo and hi) over items [lo, hi): the whole
- * range on the calling thread, or one contiguous part per thread when
- * `elements` (the call's total work) is worth threads. */
-#define SPLIT(items, elements, body)                                           \
+/* Runs body over items [0, items) of a call, at a call site of its own
+ * (one per use of the macro, and so per kernel and dtype: their costs per
+ * element differ, so each is measured apart). */
+#define RUN_ITEMS(site_name, items, work, body, call)                          \
     do {                                                                       \
-        int64_t n_ = (items);                                                  \
-        int p_ = split_threads(n_, (elements));                                \
-        if (p_ > 1) {                                                          \
-            _Pragma("omp parallel num_threads(p_)")                            \
-            {                                                                  \
-                int64_t t_ = omp_get_thread_num(), q_ = omp_get_num_threads(); \
-                int64_t lo = n_ * t_ / q_, hi = n_ * (t_ + 1) / q_;            \
-                body;                                                          \
-            }                                                                  \
-        } else {                                                               \
-            int64_t lo = 0, hi = n_;                                           \
-            body;                                                              \
-        }                                                                      \
+        static nb_parallel_site site_ =                                        \
+            NB_PARALLEL_SITE(site_name "_" DTYPE, POOL_NORM_GRAIN);            \
+        nb_parallel_for(&site_, (items), (work), INT32_MAX, (body), (call));   \
     } while (0)
-#else
-#define SPLIT(items, elements, body)                                           \
-    do {                                                                       \
-        int64_t lo = 0, hi = (items);                                          \
-        (void)(elements);                                                      \
-        body;                                                                  \
-    } while (0)
-#endif
 
 #define REAL float
 #define SUFFIX(name) name##_f32
+#define DTYPE "f32"
 #include "kernels/norm_impl.h"
 #include "kernels/pool_impl.h"
 #undef REAL
 #undef SUFFIX
+#undef DTYPE
 
 #define REAL double
 #define SUFFIX(name) name##_f64
+#define DTYPE "f64"
 #include "kernels/norm_impl.h"
 #include "kernels/pool_impl.h"
 #undef REAL
 #undef SUFFIX
+#undef DTYPE
