@@ -69,8 +69,16 @@ def exported_names(nm, library):
     names = set()
     for line in out.stdout.splitlines():
         fields = line.split()
-        if len(fields) >= 3:
-            names.add(fields[2].split("@", 1)[0])
+        if len(fields) < 3:
+            continue
+        name = fields[2].split("@", 1)[0]
+        # Clang exports the resolver of every target_clones function (the
+        # optimiser's update loops) whatever the function's visibility. A
+        # name with a dot cannot be a C identifier, so it cannot collide
+        # with a user's symbol.
+        if name.endswith(".resolver"):
+            continue
+        names.add(name)
     return names
 
 
