@@ -373,7 +373,7 @@ static int draw_units(nb_graph *g, const nb_mlp *net, const options *o,
                                   .h = TILE + PL_TILE_TITLE_H,
                                   .title = names[t],
                                   .bare = true,
-                                  .image = {res, res, px}};
+                                  .image = {.w = res, .h = res, .rgb = px}};
         }
         y += nrows * row_h;
     }
@@ -398,7 +398,7 @@ static int draw_units(nb_graph *g, const nb_mlp *net, const options *o,
                           .w = bar_w,
                           .h = 16,
                           .bare = true,
-                          .image = {256, 1, bar}};
+                          .image = {.w = 256, .h = 1, .rgb = bar}};
     labels[nl++] = (pl_label){.x = 20, .y = bar_y + 8, .text = "colour scale"};
     labels[nl++] = (pl_label){
         .x = bar_x, .y = bar_y + 36, .text = "-1", .align = PL_CENTER};
