@@ -44,6 +44,14 @@ static bounds bounds_of(const slice_attrs *at, const nb_tensor *x)
     return b;
 }
 
+/* Elements taken from [start, end) every `step`: the ceiling of the length
+ * over step, written so that a step near INT64_MAX cannot overflow. */
+static int64_t taken_count(bounds b, int64_t step)
+{
+    int64_t len = b.end - b.start;
+    return len == 0 ? 0 : (len - 1) / step + 1;
+}
+
 static int slice_infer(nb_op_call *c)
 {
     const slice_attrs *at = c->attrs;
@@ -69,7 +77,7 @@ static int slice_infer(nb_op_call *c)
                           NB_SHAPE(x, sx), (long long)extent);
     }
     nb_same_as_input(c, 0);
-    c->out_shape[axis] = (b.end - b.start + at->step - 1) / at->step;
+    c->out_shape[axis] = taken_count(b, at->step);
     return NB_OK;
 }
 
@@ -89,7 +97,7 @@ static runs runs_of(const slice_attrs *at, const nb_tensor *x)
         r.outer *= x->shape[k];
     for (int k = b.axis + 1; k < x->rank; k++)
         inner *= x->shape[k];
-    int64_t taken = (b.end - b.start + at->step - 1) / at->step;
+    int64_t taken = taken_count(b, at->step);
     if (at->step == 1) {
         r.run = taken * inner;
     } else {
