@@ -104,7 +104,9 @@ static runs runs_of(const slice_attrs *at, const nb_tensor *x)
         r.count = taken;
         r.run = inner;
     }
-    r.step = at->step * inner;
+    /* With two or more taken, step < extent, so this cannot overflow; with
+     * one, step is never used (and may be huge). */
+    r.step = taken > 1 ? at->step * inner : 0;
     r.stride = x->shape[b.axis] * inner;
     r.first = b.start * inner;
     return r;
