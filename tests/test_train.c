@@ -822,6 +822,21 @@ static void test_csv_and_progress(void)
         CHECK(!fgets(line, sizeof line, f), "extra row '%s'", line);
         fclose(f);
     }
+    /* The library reads its own log back: the empty fields become NaN. */
+    const nb_csv_options csv_opt = {.header = true, .label_column = -1,
+                                    .dtype = NB_F64, .missing_as_nan = true};
+    nb_status st = {0};
+    nb_tensor *logged = nb_csv_read("test_train_log.csv", &csv_opt, NULL, &st);
+    CHECK(logged != NULL, "reading the log back: %s", st.message);
+    if (logged) {
+        const double *row = nb_tensor_f64(logged);
+        CHECK(nb_tensor_size(logged) == 7 && row[0] == 1 &&
+                  isfinite(row[2]) && isnan(row[3]) && isnan(row[4]) &&
+                  isnan(row[5]) && row[6] >= 0,
+              "log read back as %g %g %g %g %g", row[0], row[2], row[3],
+              row[4], row[5]);
+        nb_tensor_free(logged);
+    }
 
     /* The bar: drawn at the first step of the run, then the summary. */
     out = tmpfile();

@@ -116,7 +116,8 @@ typedef struct nb_train_config {
     /** A CSV log, created (truncated) at the start, with the header
      * "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds" and one row
      * per epoch, flushed after each; a value without a source (no output,
-     * no validation set) is an empty field. NULL = no log. */
+     * no validation set) or that is NaN or infinite is an empty field, which
+     * nb_csv_read reads back as NaN with missing_as_nan. NULL = no log. */
     const char *csv_path;
     /** Called after every epoch (after the validation score, the early
      * stopping bookkeeping and the epoch's progress line and CSV row);

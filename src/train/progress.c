@@ -131,9 +131,12 @@ static void clear_bar(nb_progress *p)
 }
 
 /* An absent value is an empty CSV field. */
+/* A NaN or infinite value is written as an empty field, like a missing one:
+ * nb_csv_read accepts only plain decimal numbers, and reads an empty field
+ * back as NaN when asked to, so the log stays readable by the library. */
 static void csv_field(FILE *f, bool present, double v)
 {
-    if (present)
+    if (present && isfinite(v))
         fprintf(f, ",%.9g", v);
     else
         fputc(',', f);
@@ -159,7 +162,8 @@ int nb_progress_epoch_end(nb_graph *g, nb_progress *p, int64_t epoch, double lr,
     }
     if (!p->csv)
         return NB_OK;
-    fprintf(p->csv, "%lld,%.9g,%.9g", (long long)epoch, lr, train->loss);
+    fprintf(p->csv, "%lld,%.9g", (long long)epoch, lr);
+    csv_field(p->csv, true, train->loss);
     csv_field(p->csv, p->has_acc, train->accuracy);
     csv_field(p->csv, val != NULL, val ? val->loss : 0);
     csv_field(p->csv, val && p->has_acc, val ? val->accuracy : 0);
