@@ -245,7 +245,7 @@ static inline size_t nb_tensor_capacity(const nb_tensor *t)
     return t->heap_owned ? (size_t)t->capacity * NB_ALIGN : t->capacity;
 }
 
-/* ---- errors (graph.c) ---- */
+/* ---- errors (status.c) ---- */
 int nb_set_error(nb_graph *g, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

@@ -4,25 +4,7 @@
 
 #include "core/internal.h"
 
-/* ---- errors ---- */
-
-int nb_set_error_v(nb_graph *g, int code, const char *fmt, va_list ap)
-{
-    if (g && g->status == NB_OK) {
-        g->status = code;
-        vsnprintf(g->error, sizeof g->error, fmt, ap);
-    }
-    return code;
-}
-
-int nb_set_error(nb_graph *g, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    nb_set_error_v(g, code, fmt, ap);
-    va_end(ap);
-    return code;
-}
+/* ---- errors (the public setter; the internal ones are in core/status.c) ---- */
 
 int nb_graph_set_error(nb_graph *g, int code, const char *fmt, ...)
 {
