@@ -107,7 +107,10 @@ struct nb_st_file {
 };
 
 /* Tensor i of f, or NULL when out of range. */
-const st_tensor *st_tensor_at(const nb_st_file *f, int i);
+static inline const st_tensor *st_tensor_at(const nb_st_file *f, int i)
+{
+    return f && i >= 0 && i < f->n ? &f->t[i] : NULL;
+}
 
 /* "[2,3]" for any rank (nb_shape_str stops at NB_MAX_RANK). */
 char *io_shape_str(int rank, const int64_t *shape, char *buf, size_t len);

@@ -458,11 +458,6 @@ int nb_st_count(const nb_st_file *f)
     return f ? f->n : 0;
 }
 
-const st_tensor *st_tensor_at(const nb_st_file *f, int i)
-{
-    return f && i >= 0 && i < f->n ? &f->t[i] : NULL;
-}
-
 const char *nb_st_name(const nb_st_file *f, int i)
 {
     const st_tensor *t = st_tensor_at(f, i);
