@@ -12,12 +12,20 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "train_internal.h"
 
 enum { BAR_WIDTH = 24 };
 static const double redraw_interval = 0.1; /* seconds */
+
+double nb_train_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int digits(int64_t v)
 {

@@ -21,18 +21,10 @@
  */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "train_internal.h"
 
 static const char who[] = "train";
-
-double nb_train_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int check_config(nb_graph *g, const nb_train_config *c,
                         const nb_optimizer *opt, const nb_dataset *val,

@@ -43,7 +43,8 @@ int nb_train_evaluate_run(nb_graph *g, const nb_model *model,
                           const nb_scorer *scorer, const nb_dataset *ds,
                           int64_t batch_size, nb_metrics *out, const char *who);
 
-/* Seconds on CLOCK_MONOTONIC. */
+/* Seconds on CLOCK_MONOTONIC (progress.c: the clock of the progress
+ * output, which the loop also reads for its own timings). */
 double nb_train_now(void);
 
 /* ---- progress output and CSV log (progress.c) ---- */
