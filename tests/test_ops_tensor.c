@@ -707,6 +707,70 @@ static void test_broadcast_to(nb_dtype dt, double tol)
     nb_graph_free(g);
 }
 
+/* Embedding picks rows; backward sums the seed of every position into the
+ * row it picked (id 2 twice), rows never picked get 0. Bad ids fail
+ * naming the op, the id and V, and leave the graph usable. */
+static void test_embedding(nb_dtype dt, double tol)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *w = param_of(g, dt, 2, SHAPE(4, 2));
+    SET(w, 0, 1, 10, 11, 20, 21, 30, 31);
+    nb_node *ids = nb_input(g, "ids", dt, 2, SHAPE(2, 2));
+    nb_feed_f64(g, ids, 2, SHAPE(2, 2), (const double[]){2, 0, 2, 3});
+    nb_node *y = nb_embedding(g, w, ids);
+    CHECK(shape_is(y, 3, SHAPE(2, 2, 2)), "embedding of [2,2] ids by [4,2]");
+    const double seed[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    if (run_seeded(g, y, seed) == NB_OK) {
+        const double want[8] = {20, 21, 0, 1, 20, 21, 30, 31};
+        for (int i = 0; i < 8; i++)
+            CHECK_NEAR(val(y, i), want[i], tol);
+        const double want_grad[8] = {3, 4, 0, 0, 1 + 5, 2 + 6, 7, 8};
+        for (int i = 0; i < 8; i++)
+            CHECK_NEAR(grad(w, i), want_grad[i], tol * 10);
+    }
+    const double bad[3] = {4, -1, 1.5};
+    for (int k = 0; k < 3; k++) {
+        nb_feed_f64(g, ids, 2, SHAPE(2, 2), (const double[]){0, 1, bad[k], 0});
+        CHECK(nb_forward(g, y) != NB_OK, "id %g accepted", bad[k]);
+        char idtext[32];
+        snprintf(idtext, sizeof idtext, "id %g", bad[k]);
+        CHECK_ERROR(g, "embedding", idtext, "position 2", "V = 4");
+    }
+    nb_feed_f64(g, ids, 2, SHAPE(2, 2), (const double[]){3, 3, 1, 0});
+    CHECK(nb_forward(g, y) == NB_OK, "the graph works after bad ids: %s",
+          nb_graph_error(g));
+    CHECK_NEAR(val(y, 0), 30, tol);
+    nb_node *v3 = param_of(g, dt, 1, SHAPE(3));
+    CHECK(nb_embedding(g, v3, ids) == NULL, "a rank-1 table accepted");
+    CHECK_ERROR(g, "embedding", "[3]", "[V, E]");
+    nb_graph_free(g);
+}
+
+/* stop_gradient passes the value and no message: in y = x * x + stop(x) * 3
+ * dy/dx is 2x, not 2x + 3, and a parameter reached only through it gets a
+ * zero gradient. */
+static void test_stop_gradient(nb_dtype dt, double tol)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = param_of(g, dt, 1, SHAPE(2));
+    SET(x, 1.5, -2);
+    nb_node *y = nb_add(g, nb_mul(g, x, x),
+                        nb_scale(g, nb_stop_gradient(g, x), 3));
+    if (run_seeded(g, y, (const double[]){1, 1}) == NB_OK) {
+        CHECK_NEAR(val(y, 0), 1.5 * 1.5 + 4.5, tol * 10);
+        CHECK_NEAR(val(y, 1), 4 - 6, tol * 10);
+        CHECK_NEAR(grad(x, 0), 3, tol * 10);
+        CHECK_NEAR(grad(x, 1), -4, tol * 10);
+    }
+    nb_node *only = nb_sum(g, nb_stop_gradient(g, nb_tanh(g, x)));
+    if (run_seeded(g, only, (const double[]){1}) == NB_OK) {
+        CHECK_NEAR(val(only, 0), tanh(1.5) + tanh(-2.0), tol * 10);
+        CHECK_NEAR(grad(x, 0), 0, 0);
+        CHECK_NEAR(grad(x, 1), 0, 0);
+    }
+    nb_graph_free(g);
+}
+
 /* Tensors with no elements pass through every op without touching memory
  * (run under the sanitizers in CI), and sum to 0. */
 static void test_empty(nb_dtype dt)
@@ -1033,6 +1097,8 @@ int main(void)
         test_permute(types[i], tols[i]);
         test_concat_slice(types[i], tols[i]);
         test_broadcast_to(types[i], tols[i]);
+        test_embedding(types[i], tols[i]);
+        test_stop_gradient(types[i], tols[i]);
         test_dynamic_batch(types[i], tols[i]);
         test_empty(types[i]);
     }

@@ -188,6 +188,23 @@ NB_API nb_node *nb_broadcast_to(nb_graph *g, nb_node *x, int rank,
                          const int64_t *shape);
 /** @} */
 
+/** @name Lookup and gradient control */
+/** @{ */
+/** Rows of `table` ([V, E]) picked by `ids` (any shape S, the table's
+ * dtype): y is [S..., E] with y[s, :] = table[ids[s], :]. Backward adds
+ * each position's message into the row it picked, so a repeated id gets
+ * the sum; the ids get no gradient. Each id must be an integer in [0, V):
+ * any other value (NaN included) fails forward with a message naming the
+ * id, its position and V. Ids are carried as floats, like class labels:
+ * f32 is exact for every id below 2^24, so an f32 table has at most 2^24
+ * rows (f64: 2^53). */
+NB_API nb_node *nb_embedding(nb_graph *g, nb_node *table, nb_node *ids);
+/** y = x forward; backward sends no message to x (a detach): what flows
+ * through it is a constant for differentiation, as the state carried from
+ * one window of truncated backpropagation through time to the next. */
+NB_API nb_node *nb_stop_gradient(nb_graph *g, nb_node *x);
+/** @} */
+
 /** @name Convolution
  * Layouts are PyTorch's: images [N, C, H, W], sequences [N, C, L],
  * conv2d weights [O, C/groups, KH, KW], conv1d weights [O, C/groups, K],

@@ -333,6 +333,7 @@ OTHER1(l2_penalty)
 FUZZ_TWO(matmul) FUZZ_TWO(prelu) FUZZ_TWO(sse_loss) FUZZ_TWO(mse_loss)
 FUZZ_TWO(bce_loss) FUZZ_TWO(bce_logits_loss) FUZZ_TWO(cce_loss)
 FUZZ_TWO(softmax_ce_loss) FUZZ_TWO(softmax_ce_index_loss) FUZZ_TWO(nll_loss)
+FUZZ_TWO(embedding) OTHER1(stop_gradient)
 /* clang-format on */
 
 FUZZ_ONE(maxout, nb_maxout(f->g, a, hostile_k()))
@@ -533,6 +534,7 @@ static const struct {
     {"softmax_ce_loss", fuzz_softmax_ce_loss},
     {"softmax_ce_index_loss", fuzz_softmax_ce_index_loss},
     {"nll_loss", fuzz_nll_loss}, {"maxout", fuzz_maxout},
+    {"embedding", fuzz_embedding}, {"stop_gradient", fuzz_stop_gradient},
     {"dropout", fuzz_dropout}, {"sum", fuzz_sum_axis},
     {"mean", fuzz_mean_axis}, {"max", fuzz_max_axis}, {"min", fuzz_min_axis},
     {"logsumexp", fuzz_logsumexp_axis}, {"sum", fuzz_sum_small_axis},

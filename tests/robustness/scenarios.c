@@ -377,7 +377,7 @@ W1(softmax) W1(log_softmax) W1(sum) W1(mean) W1(max) W1(min)
 W1(logsumexp) W1(transpose) W1(l1_penalty) W1(l2_penalty)
 W2(matmul) W2(prelu) W2(sse_loss) W2(mse_loss) W2(bce_loss)
 W2(bce_logits_loss) W2(cce_loss) W2(softmax_ce_loss)
-W2(softmax_ce_index_loss) W2(nll_loss)
+W2(softmax_ce_index_loss) W2(nll_loss) W2(embedding) W1(stop_gradient)
 #undef W1
 #undef W2
 /* clang-format on */
@@ -553,6 +553,7 @@ static const struct {
     E2(sse_loss), E2(mse_loss), E2(bce_loss), E2(bce_logits_loss),
     E2(cce_loss), E2(softmax_ce_loss), E2(softmax_ce_index_loss),
     E2(nll_loss), E1(l1_penalty), E1(l2_penalty), E1(dropout),
+    E2(embedding), E1(stop_gradient),
 #undef E1
 #undef E2
 };
@@ -592,7 +593,8 @@ static void test_every_constructor_bad_nodes(void)
     for (int i = 0; i < N_ALL_OPS; i++) {
         iteration = i;
         const char *name = all_ops[i].name;
-        bool indexed = strstr(name, "index") || strstr(name, "nll");
+        bool indexed = strstr(name, "index") || strstr(name, "nll") ||
+                       strstr(name, "embedding");
         nb_node *second = indexed ? labels : b;
         nb_node *ok = all_ops[i].fn(g, a, second);
         RCHECK(ok != NULL, "%s on valid inputs failed: %s", name, msg_or(g));
@@ -1646,7 +1648,8 @@ static void test_empty_tensors_every_op(void)
             int n_outs = 0;
             for (int i = 0; i < N_ALL_OPS; i++) {
                 const char *name = all_ops[i].name;
-                bool indexed = strstr(name, "index") || strstr(name, "nll");
+                bool indexed = strstr(name, "index") || strstr(name, "nll") ||
+                       strstr(name, "embedding");
                 names[n_outs] = name;
                 outs[n_outs++] = all_ops[i].fn(g, a, indexed ? labels : b);
                 nb_graph_clear_error(g);
