@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "graph.h"
+#include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -176,6 +177,124 @@ NB_API nb_node *nb_mlp_weight_penalty(nb_graph *g, const nb_mlp *mlp, double l2,
  * parameters `"<name>.1.W"` belong to layer 0 and [0, n_layers) is all). */
 NB_API int nb_mlp_set_trainable(nb_graph *g, const nb_mlp *mlp, int first, int last,
                          bool trainable);
+/** @} */
+
+
+/** @name Recurrent networks
+ * Cells and a sequence layer built from the public ops (src/nn/rnn.c has
+ * the equations). Weights follow PyTorch's layout and gate order, so a
+ * PyTorch state_dict carries over: w_ih [G H, E], w_hh [G H, H], b_ih and
+ * b_hh [G H], G = 1 (Elman), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n). All
+ * start as PyTorch's: U(-1/sqrt(H), 1/sqrt(H)). */
+/** @{ */
+/** The cell kinds. */
+typedef enum nb_rnn_cell {
+    NB_RNN_ELMAN = 0, /**< h' = tanh(x w_ih^T + b_ih + h w_hh^T + b_hh) */
+    NB_RNN_LSTM,      /**< PyTorch's nn.LSTM cell (i, f, g, o) */
+    NB_RNN_GRU        /**< PyTorch's nn.GRU cell (r, z, n) */
+} nb_rnn_cell;
+
+/** "elman", "lstm", "gru"; "unknown" outside the enum. */
+NB_API const char *nb_rnn_cell_name(nb_rnn_cell cell);
+
+/** One layer's parameters, and the nodes derived from them that every
+ * step shares. */
+typedef struct nb_rnn_params {
+    nb_rnn_cell cell;  /**< the kind */
+    int64_t in;        /**< E, the input width */
+    int64_t hidden;    /**< H */
+    nb_node *w_ih;     /**< [G H, E], "<name>.weight_ih[_l<k>]" */
+    nb_node *w_hh;     /**< [G H, H], "<name>.weight_hh[_l<k>]" */
+    nb_node *b_ih;     /**< [G H], "<name>.bias_ih[_l<k>]"; NULL without bias */
+    nb_node *b_hh;     /**< [G H], "<name>.bias_hh[_l<k>]"; NULL without bias */
+    nb_node *w_ih_t;   /**< derived: w_ih^T [E, G H] */
+    nb_node *w_hh_t;   /**< derived: w_hh^T [H, G H] */
+    nb_node *b_x;      /**< derived: the bias added to the input projection
+                            (b_ih + b_hh; b_ih alone for GRU, whose b_hh is
+                            added per step); NULL without bias */
+} nb_rnn_params;
+
+/** Makes one layer's parameters (dtype `dtype`), initialised as PyTorch
+ * does, named "<name>.weight_ih_l<layer>" and so on (without the "_l<k>"
+ * suffix when layer < 0, as PyTorch's LSTMCell names them). For an LSTM,
+ * `forget_bias` is added to the forget block [H, 2H) of b_ih after the
+ * draw: 0 keeps PyTorch's init, 1 is the common advice (Gers et al. 2000,
+ * Jozefowicz et al. 2015) for a cell that starts out remembering. `name`
+ * NULL means the cell's name. Returns NB_OK or a negative code. */
+NB_API int nb_rnn_params_make(nb_graph *g, nb_rnn_cell cell, nb_dtype dtype,
+                              int64_t in, int64_t hidden, bool bias,
+                              double forget_bias, const char *name, int layer,
+                              nb_rnn_params *p);
+
+/** One step of the cell: x [N, E], h [N, H] (or [1, H], broadcast), and
+ * for an LSTM c [N, H] with the new cell state in *c_out (c and c_out are
+ * ignored by the other cells; c_out may then be NULL). Returns the new h.
+ * Steps that share `p` share its parameter nodes. */
+NB_API nb_node *nb_rnn_cell_step(nb_graph *g, const nb_rnn_params *p,
+                                 nb_node *x, nb_node *h, nb_node *c,
+                                 nb_node **c_out);
+
+/** The most stacked layers of nb_rnn_build. */
+#define NB_RNN_MAX_LAYERS 16
+/** The most time steps nb_rnn_build unrolls. */
+#define NB_RNN_MAX_STEPS (1 << 20)
+
+/** What nb_rnn_build builds. Zero-initialised fields give one forward
+ * layer returning every step. */
+typedef struct nb_rnn_spec {
+    nb_rnn_cell cell;   /**< the cell of every layer */
+    int64_t hidden;     /**< H > 0 */
+    int n_layers;       /**< stacked layers (0 means 1): layer k reads the
+                             outputs of layer k - 1 */
+    bool reverse;       /**< walk time from T - 1 down to 0 */
+    bool last_only;     /**< `output` is the top layer's final h [N, H]
+                             instead of every step [N, T, H] */
+    bool no_bias;       /**< leave b_ih and b_hh out */
+    double forget_bias; /**< see nb_rnn_params_make (LSTM only) */
+    const char *name;   /**< parameter prefix; NULL means the cell's name */
+} nb_rnn_spec;
+
+/** Every node nb_rnn_build made. */
+typedef struct nb_rnn {
+    int n_layers;                            /**< layers built */
+    nb_rnn_params layer[NB_RNN_MAX_LAYERS];  /**< each layer's parameters */
+    nb_node *outputs; /**< the top layer's h at every step [N, T, H] (zero
+                           where the mask is 0) */
+    nb_node *output;  /**< outputs, or with last_only the top final h */
+    /** The final h of each layer [N, H]: with a mask, the state after each
+     * row's last real step. Feed its value as the next window's h0 for
+     * truncated backpropagation through time (or, in one graph, pass it
+     * through nb_stop_gradient). */
+    nb_node *h_n[NB_RNN_MAX_LAYERS];
+    nb_node *c_n[NB_RNN_MAX_LAYERS]; /**< the final c of each LSTM layer */
+} nb_rnn;
+
+/** Unrolls the layers over x [N, T, E] (batch first; N may be dynamic, T
+ * is fixed by x's shape). Every step of a layer uses the same parameter
+ * nodes, so a weight's gradient sums the messages of all T steps.
+ * @param g     the graph
+ * @param x     the sequence [N, T, E]
+ * @param mask  [N, T], 1 for a real step and 0 for padding, or NULL: a
+ *              padded step keeps the state and outputs zeros, so padding
+ *              sends nothing back (pad at the end of a row)
+ * @param h0    n_layers initial h nodes [N, H] (entries may be NULL), or
+ *              NULL: zeros
+ * @param c0    the same for an LSTM's c
+ * @param spec  what to build
+ * @param rnn   receives every node made
+ * @return NB_OK or a negative code, with the error on the graph */
+NB_API int nb_rnn_build(nb_graph *g, nb_node *x, nb_node *mask,
+                        nb_node *const *h0, nb_node *const *c0,
+                        const nb_rnn_spec *spec, nb_rnn *rnn);
+
+/** Softmax cross-entropy over the last axis of logits [..., K] against
+ * class indices `labels` [...] (carried as floats), averaged over the
+ * positions where mask [...] is 1: padding (mask 0) adds nothing to the
+ * loss or the gradients. Every label must still be a class index, padding
+ * included (0 will do). A mask of zeros gives loss 0. With mask NULL it is
+ * nb_softmax_ce_index_loss. */
+NB_API nb_node *nb_masked_ce_index_loss(nb_graph *g, nb_node *logits,
+                                        nb_node *labels, nb_node *mask);
 /** @} */
 
 #ifdef __cplusplus
