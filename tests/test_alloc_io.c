@@ -189,7 +189,7 @@ static void exercise(nb_graph *g, nb_node *x, nb_node *y, nb_node *loss,
     CHECK(nb_checkpoint_load(g, opt, NULL, "run.ckpt") == NB_OK, "%s",
           nb_graph_error(g));
 
-    nb_model model = {x, y, loss, NULL};
+    nb_model model = {.x = x, .y = y, .loss = loss};
     nb_metrics m;
     CHECK(nb_evaluate(g, &model, &ds, 4, &m) == NB_OK, "%s", nb_graph_error(g));
     nb_train_config c = {.epochs = 2,

@@ -1128,7 +1128,7 @@ static void test_dataset(void)
     nb_dataset_free(&b);
 
     /* A row count mismatch between x and y is refused. */
-    nb_dataset mis = {ds.x, nb_tensor_new(NB_F32, 1, SHAPE(4))};
+    nb_dataset mis = {.x = ds.x, .y = nb_tensor_new(NB_F32, 1, SHAPE(4))};
     CHECK(nb_dataset_slice(&a, &mis, 0, 1, &st) == NB_ERR_ARG &&
               has(st.message, "4"),
           "%s", st.message);
@@ -1146,7 +1146,7 @@ static void test_dataset(void)
     nb_dataset_free(&ds);
     CHECK(ds.x == NULL && ds.y == NULL, "fields NULL");
     nb_dataset_free(&ds);
-    nb_dataset half = {nb_tensor_new(NB_F32, 1, SHAPE(3)), NULL};
+    nb_dataset half = {.x = nb_tensor_new(NB_F32, 1, SHAPE(3))};
     nb_dataset_free(&half);
     nb_dataset_free(NULL);
     CHECK(nb_dataset_size(NULL) == 0 && nb_dataset_size(&half) == 0, "size");

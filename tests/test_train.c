@@ -43,8 +43,8 @@ static nb_dataset blobs(uint64_t seed, int64_t n, double sigma, double noise,
 {
     nb_graph *rng = nb_graph_new();
     nb_graph_seed(rng, seed);
-    nb_dataset ds = {nb_tensor_new(dtype, 2, SHAPE(n, 2)),
-                     nb_tensor_new(dtype, 1, SHAPE(n))};
+    nb_dataset ds = {.x = nb_tensor_new(dtype, 2, SHAPE(n, 2)),
+                     .y = nb_tensor_new(dtype, 1, SHAPE(n))};
     const double pi = 3.14159265358979323846;
     for (int64_t i = 0; i < n; i++) {
         int c = (int)(i % 3);
@@ -66,8 +66,8 @@ static nb_dataset rings(uint64_t seed, int64_t n, double sigma)
 {
     nb_graph *rng = nb_graph_new();
     nb_graph_seed(rng, seed);
-    nb_dataset ds = {nb_tensor_new(NB_F32, 2, SHAPE(n, 2)),
-                     nb_tensor_new(NB_F32, 1, SHAPE(n))};
+    nb_dataset ds = {.x = nb_tensor_new(NB_F32, 2, SHAPE(n, 2)),
+                     .y = nb_tensor_new(NB_F32, 1, SHAPE(n))};
     const double pi = 3.14159265358979323846;
     for (int64_t i = 0; i < n; i++) {
         int c = (int)(i % 3);
@@ -279,9 +279,12 @@ static void test_evaluate_by_hand(void)
     nb_node *b = nb_param(g, "b", NB_F64, 1, SHAPE(3));
     SET(W, 1, 0, 0, 0, 1, 0, 0, 0, 1);
     nb_node *z = nb_add(g, nb_matmul(g, nb_dropout(g, x, 0.5), W), b);
-    nb_model idx_model = {x, labels, nb_softmax_ce_index_loss(g, z, labels), z};
-    nb_model hot_model = {x, onehot, nb_softmax_ce_loss(g, z, onehot),
-                          nb_softmax(g, z)};
+    nb_model idx_model = {.x = x, .y = labels,
+                          .loss = nb_softmax_ce_index_loss(g, z, labels),
+                          .output = z};
+    nb_model hot_model = {.x = x, .y = onehot,
+                          .loss = nb_softmax_ce_loss(g, z, onehot),
+                          .output = nb_softmax(g, z)};
     CHECK(idx_model.loss && hot_model.loss && hot_model.output, "build: %s",
           nb_graph_error(g));
 
@@ -293,10 +296,10 @@ static void test_evaluate_by_hand(void)
     const double want_loss = (log(e * e + 2) - 2 + log(e + 2) - 1 +
                               log(e * e * e + 2) + log(2 * e + 1) - 1) /
                              4;
-    nb_dataset ds = {nb_tensor_new(NB_F64, 2, SHAPE(4, 3)),
-                     nb_tensor_new(NB_F64, 1, SHAPE(4))};
-    nb_dataset hot = {nb_tensor_new(NB_F64, 2, SHAPE(4, 3)),
-                      nb_tensor_new(NB_F64, 2, SHAPE(4, 3))};
+    nb_dataset ds = {.x = nb_tensor_new(NB_F64, 2, SHAPE(4, 3)),
+                     .y = nb_tensor_new(NB_F64, 1, SHAPE(4))};
+    nb_dataset hot = {.x = nb_tensor_new(NB_F64, 2, SHAPE(4, 3)),
+                      .y = nb_tensor_new(NB_F64, 2, SHAPE(4, 3))};
     const double xs[12] = {2, 0, 0, 0, 1, 0, 0, 0, 3, 1, 1, 0};
     const double ys[4] = {0, 1, 0, 1};
     const double hs[12] = {1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0};
@@ -365,12 +368,13 @@ static void test_evaluate_by_hand(void)
     SET(v, 1);
     nb_node *s = nb_matmul(g, x1, v);
     nb_node *p = nb_sigmoid(g, s);
-    nb_model prob = {x1, t1, nb_bce_loss(g, p, t1), p};
-    nb_model logit = {x1, t1, nb_bce_logits_loss(g, s, t1), nb_sigmoid(g, s)};
+    nb_model prob = {.x = x1, .y = t1, .loss = nb_bce_loss(g, p, t1), .output = p};
+    nb_model logit = {.x = x1, .y = t1, .loss = nb_bce_logits_loss(g, s, t1),
+                      .output = nb_sigmoid(g, s)};
     CHECK(prob.loss && logit.loss && logit.output, "build: %s",
           nb_graph_error(g));
-    nb_dataset bin = {nb_tensor_new(NB_F64, 2, SHAPE(4, 1)),
-                      nb_tensor_new(NB_F64, 2, SHAPE(4, 1))};
+    nb_dataset bin = {.x = nb_tensor_new(NB_F64, 2, SHAPE(4, 1)),
+                      .y = nb_tensor_new(NB_F64, 2, SHAPE(4, 1))};
     nb_tensor_copy_from_f64(bin.x, (const double[]){-2, -0.5, 0.25, 3}, 4);
     nb_tensor_copy_from_f64(bin.y, (const double[]){0, 1, 1, 1}, 4);
     const double want_bce = (log(1 + exp(-2.0)) + log(1 + exp(0.5)) +
@@ -1067,24 +1071,24 @@ static void test_errors(void)
     CHECK_ERROR(g, "train", "not a scalar");
 
     /* Datasets that do not fit. */
-    nb_dataset odd = {tr.x, nb_tensor_new(NB_F32, 1, SHAPE(29))};
+    nb_dataset odd = {.x = tr.x, .y = nb_tensor_new(NB_F32, 1, SHAPE(29))};
     CHECK(nb_train(g, &n.model, opt, &odd, NULL, &c, NULL) == NB_ERR_ARG, "r");
     CHECK_ERROR(g, "train", "training set has 30 rows in x but 29 in y");
     nb_tensor_free(odd.y);
-    odd = (nb_dataset){nb_tensor_new(NB_F32, 2, SHAPE(30, 3)), tr.y};
+    odd = (nb_dataset){.x = nb_tensor_new(NB_F32, 2, SHAPE(30, 3)), .y = tr.y};
     CHECK(nb_train(g, &n.model, opt, &odd, NULL, &c, NULL) == NB_ERR_ARG, "s");
     CHECK_ERROR(g, "train", "training set x has shape [30,3]", "[-1,2]");
     nb_tensor_free(odd.x);
-    odd = (nb_dataset){nb_tensor_new(NB_F64, 2, SHAPE(30, 2)), tr.y};
+    odd = (nb_dataset){.x = nb_tensor_new(NB_F64, 2, SHAPE(30, 2)), .y = tr.y};
     CHECK(nb_train(g, &n.model, opt, &odd, NULL, &c, NULL) == NB_ERR_ARG, "t");
     CHECK_ERROR(g, "train", "training set x is f64", "'x' is f32");
     nb_tensor_free(odd.x);
-    odd = (nb_dataset){va.x, nb_tensor_new(NB_F32, 2, SHAPE(12, 3))};
+    odd = (nb_dataset){.x = va.x, .y = nb_tensor_new(NB_F32, 2, SHAPE(12, 3))};
     CHECK(nb_train(g, &n.model, opt, &tr, &odd, &c, NULL) == NB_ERR_ARG, "v");
     CHECK_ERROR(g, "train", "validation set y has shape [12,3]");
     nb_tensor_free(odd.y);
-    odd = (nb_dataset){nb_tensor_new(NB_F32, 2, SHAPE(0, 2)),
-                       nb_tensor_new(NB_F32, 1, SHAPE(0))};
+    odd = (nb_dataset){.x = nb_tensor_new(NB_F32, 2, SHAPE(0, 2)),
+                       .y = nb_tensor_new(NB_F32, 1, SHAPE(0))};
     CHECK(nb_train(g, &n.model, opt, &odd, NULL, &c, NULL) == NB_ERR_ARG, "0");
     CHECK_ERROR(g, "train", "training set has no rows");
     free_set(&odd);
@@ -1183,6 +1187,152 @@ static void test_no_allocation_per_epoch(void)
     }
 }
 
+/* A two-headed model with a per-row weight: x feeds both heads, y is the
+ * first head's target, extra[0] the second's and extra[1] a 0/1 weight of
+ * each row in the second loss. nb_train must give the parameters a
+ * hand-written loop gives over the same batches (no shuffling), bit for
+ * bit, and nb_evaluate the loss of a forward over the whole set; a
+ * mismatched dataset is refused naming the extra tensor. */
+static nb_tensor *filled_rows(int rank, const int64_t *shape, uint64_t *state)
+{
+    nb_tensor *t = nb_tensor_new(NB_F64, rank, shape);
+    for (int64_t i = 0; i < nb_tensor_size(t); i++) {
+        *state = *state * 6364136223846793005u + 1442695040888963407u;
+        nb_tensor_set(t, i, (double)(*state >> 11) / 9007199254740992.0 - 0.5);
+    }
+    return t;
+}
+
+typedef struct two_heads {
+    nb_graph *g;
+    nb_node *x, *y1, *y2, *w, *loss, *extra[2];
+    nb_optimizer *opt;
+} two_heads;
+
+static void two_heads_build(two_heads *m)
+{
+    nb_graph *g = m->g = nb_graph_new();
+    nb_graph_seed(g, 3);
+    m->x = nb_input(g, "x", NB_F64, 2, SHAPE(NB_DYNAMIC, 3));
+    m->y1 = nb_input(g, "y1", NB_F64, 2, SHAPE(NB_DYNAMIC, 1));
+    m->y2 = nb_input(g, "y2", NB_F64, 2, SHAPE(NB_DYNAMIC, 2));
+    m->w = nb_input(g, "w", NB_F64, 2, SHAPE(NB_DYNAMIC, 1));
+    nb_node *h = nb_tanh(g, nb_linear_layer(g, m->x, 4, true, "body",
+                                            NB_INIT_DEFAULT, NB_ACT_TANH,
+                                            NULL));
+    nb_node *a = nb_linear_layer(g, h, 1, true, "head1", NB_INIT_DEFAULT,
+                                 NB_ACT_LINEAR, NULL);
+    nb_node *b = nb_linear_layer(g, h, 2, true, "head2", NB_INIT_DEFAULT,
+                                 NB_ACT_LINEAR, NULL);
+    nb_node *second = nb_mean(g, nb_mul(g, nb_square(g, nb_sub(g, b, m->y2)),
+                                        m->w));
+    m->loss = nb_add(g, nb_mse_loss(g, a, m->y1), second);
+    m->extra[0] = m->y2;
+    m->extra[1] = m->w;
+    nb_optim_config c = {.kind = NB_OPTIM_SGD, .lr = 0.1};
+    m->opt = nb_optimizer_new(g, &c, 0, NULL);
+}
+
+static void test_extra_inputs(void)
+{
+    const int64_t n = 10, batch = 4;
+    uint64_t state = 77;
+    nb_tensor *x = filled_rows(2, SHAPE(n, 3), &state);
+    nb_tensor *y1 = filled_rows(2, SHAPE(n, 1), &state);
+    nb_tensor *y2 = filled_rows(2, SHAPE(n, 2), &state);
+    nb_tensor *w = nb_tensor_new(NB_F64, 2, SHAPE(n, 1));
+    for (int64_t i = 0; i < n; i++)
+        nb_tensor_set(w, i, i % 3 ? 1 : 0);
+    nb_tensor *extra[2] = {y2, w};
+    nb_dataset ds = {.x = x, .y = y1, .n_extra = 2, .extra = extra};
+
+    two_heads a, b;
+    two_heads_build(&a);
+    two_heads_build(&b);
+    CHECK(a.loss && a.opt && b.opt, "two heads: %s", nb_graph_error(a.g));
+    nb_model model = {.x = a.x, .y = a.y1, .loss = a.loss, .n_extra = 2,
+                      .extra = a.extra};
+    nb_train_config cfg = {.epochs = 3, .batch_size = batch,
+                           .no_shuffle = true, .progress = NB_PROGRESS_OFF};
+    nb_train_result r;
+    int rc = nb_train(a.g, &model, a.opt, &ds, &ds, &cfg, &r);
+    CHECK(rc == NB_OK, "train with extras: %s", nb_graph_error(a.g));
+
+    /* The same three epochs by hand on graph b. */
+    for (int e = 0; e < 3; e++)
+        for (int64_t first = 0; first < n; first += batch) {
+            int64_t count = n - first < batch ? n - first : batch;
+            int64_t idx[4];
+            for (int64_t k = 0; k < count; k++)
+                idx[k] = first + k;
+            nb_feed_rows(b.g, b.x, x, idx, count);
+            nb_feed_rows(b.g, b.y1, y1, idx, count);
+            nb_feed_rows(b.g, b.y2, y2, idx, count);
+            nb_feed_rows(b.g, b.w, w, idx, count);
+            nb_forward(b.g, b.loss);
+            nb_backward(b.g, b.loss);
+            nb_optimizer_step(b.opt);
+        }
+    bool same = nb_optimizer_param_count(a.opt) ==
+                nb_optimizer_param_count(b.opt);
+    for (int i = 0; same && i < nb_optimizer_param_count(a.opt); i++) {
+        const nb_tensor *pa = nb_node_value(nb_optimizer_param(a.opt, i));
+        const nb_tensor *pb = nb_node_value(nb_optimizer_param(b.opt, i));
+        for (int64_t k = 0; k < nb_tensor_size(pa); k++)
+            same &= nb_tensor_get(pa, k) == nb_tensor_get(pb, k);
+    }
+    CHECK(same, "nb_train with extras differs from the hand-written loop");
+
+    /* nb_evaluate feeds the extras too: its loss is one full forward's. */
+    nb_metrics mt;
+    rc = nb_evaluate(a.g, &model, &ds, 0, &mt);
+    nb_feed_rows(b.g, b.x, x, NULL, n);
+    nb_feed_rows(b.g, b.y1, y1, NULL, n);
+    nb_feed_rows(b.g, b.y2, y2, NULL, n);
+    nb_feed_rows(b.g, b.w, w, NULL, n);
+    nb_forward(b.g, b.loss);
+    CHECK(rc == NB_OK && mt.loss == nb_tensor_get(nb_node_value(b.loss), 0),
+          "evaluate with extras: %.17g vs %.17g (%s)", mt.loss,
+          nb_tensor_get(nb_node_value(b.loss), 0), nb_graph_error(a.g));
+    CHECK(fabs(r.val.loss - mt.loss) < 1e-15,
+          "the loop's validation loss %.17g, evaluate's %.17g", r.val.loss,
+          mt.loss);
+
+    /* Mismatches are named. */
+    nb_dataset short_ds = {.x = x, .y = y1, .n_extra = 1, .extra = extra};
+    CHECK(nb_train(a.g, &model, a.opt, &short_ds, NULL, &cfg, NULL) != NB_OK,
+          "one extra tensor for two extra inputs accepted");
+    CHECK_ERROR(a.g, "train", "1 extra tensors", "2 extra inputs");
+    nb_tensor *w_short = nb_tensor_new(NB_F64, 2, SHAPE(n - 1, 1));
+    nb_tensor *bad[2] = {y2, w_short};
+    nb_dataset rows_ds = {.x = x, .y = y1, .n_extra = 2, .extra = bad};
+    CHECK(nb_evaluate(a.g, &model, &rows_ds, 0, &mt) != NB_OK,
+          "an extra tensor with too few rows accepted");
+    CHECK_ERROR(a.g, "evaluate", "extra[1]");
+    nb_tensor *wide = nb_tensor_new(NB_F64, 2, SHAPE(n, 3));
+    nb_tensor *bad2[2] = {wide, w};
+    rows_ds.extra = bad2;
+    CHECK(nb_evaluate(a.g, &model, &rows_ds, 0, &mt) != NB_OK,
+          "an extra tensor of the wrong shape accepted");
+    CHECK_ERROR(a.g, "extra[0]", "y2");
+    nb_node *not_input[2] = {a.y2, a.loss};
+    nb_model bad_model = model;
+    bad_model.extra = not_input;
+    CHECK(nb_evaluate(a.g, &bad_model, &ds, 0, &mt) != NB_OK,
+          "an op node as an extra input accepted");
+    CHECK_ERROR(a.g, "extra[1]", "not an input");
+    nb_tensor_free(w_short);
+    nb_tensor_free(wide);
+
+    nb_optimizer_free(a.opt);
+    nb_optimizer_free(b.opt);
+    nb_graph_free(a.g);
+    nb_graph_free(b.g);
+    nb_dataset_free(&ds); /* x and y; the extras are borrowed */
+    nb_tensor_free(y2);
+    nb_tensor_free(w);
+}
+
 int main(void)
 {
     nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
@@ -1195,6 +1345,7 @@ int main(void)
     test_batching();
     test_errors();
     test_no_allocation_per_epoch();
+    test_extra_inputs();
     nb_set_allocator(NULL);
     return tu_finish("train");
 }

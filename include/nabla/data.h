@@ -142,6 +142,14 @@ NB_API void nb_argmax_rows(const nb_tensor *x, int64_t *out);
 typedef struct nb_dataset {
     nb_tensor *x; /**< examples, one per row of dimension 0 */
     nb_tensor *y; /**< class indices [n] or target rows [n, k]; may be NULL */
+    /** Further per-row tensors for models with more inputs or targets (a
+     * mask, a second head's target): nb_train and nb_evaluate feed
+     * extra[i]'s rows to nb_model.extra[i]. Each has n rows. Borrowed, not
+     * owned: nb_dataset_free leaves them to the caller, and the helpers
+     * that make datasets (slice, split, filter, load) neither read nor
+     * set them. Zero-initialised (n_extra 0) means none. */
+    int n_extra;
+    nb_tensor *const *extra; /**< n_extra tensors */
 } nb_dataset;
 
 /** Frees x and y and sets them to NULL; safe on a zeroed or half-filled

@@ -24,14 +24,35 @@
 extern "C" {
 #endif
 
+/** The most extra inputs of a model (nb_model.n_extra). */
+#define NB_MODEL_MAX_EXTRA 16
+
 /** The model the loop drives: inputs to feed, the loss to minimise and the
- * prediction to score. */
+ * prediction to score.
+ *
+ * x and y are fed from a dataset's x and y; a model with more inputs or
+ * more targets (a sequence model's ids, targets and mask; a two-headed
+ * model's second target) lists the others in `extra`, fed from the
+ * dataset's `extra` tensors in the same order, row for row. The loop
+ * treats an extra input or target alike: it only feeds it; the loss says
+ * what it means. Accuracy is scored against y. A model written before
+ * `extra` existed (n_extra 0) trains as it did: its source compiles
+ * unchanged, though a positional initialiser {x, y, loss, output} makes
+ * gcc's -Wmissing-field-initializers (part of -Wextra) name the new
+ * fields; designated initialisers ({.x = x, ...}) do not. The same holds
+ * for nb_dataset. */
 typedef struct nb_model {
     nb_node *x;      /**< input, shape [NB_DYNAMIC, ...] */
     nb_node *y;      /**< target input: class indices [NB_DYNAMIC] or target
-                          rows [NB_DYNAMIC, k] */
+                          rows [NB_DYNAMIC, k] (any shape [NB_DYNAMIC, ...]
+                          when output is NULL) */
     nb_node *loss;   /**< scalar: the mean loss of a batch, plus any penalty */
     nb_node *output; /**< prediction [batch, k], for accuracy; may be NULL */
+    /** Number of extra inputs, 0 to NB_MODEL_MAX_EXTRA. */
+    int n_extra;
+    /** n_extra further inputs, each [NB_DYNAMIC, ...], fed from the
+     * dataset's extra[i]. */
+    nb_node *const *extra;
 } nb_model;
 
 /** Metrics over a dataset. Accuracy: with class-index targets, the argmax of
@@ -58,7 +79,8 @@ typedef struct nb_metrics {
 /** Forward over ds in batches of batch_size (0 = the whole set) in
  * inference mode (dropout off), restoring the graph's training flag
  * afterwards. The rows of ds->x and ds->y must match model->x and model->y
- * in shape (after the batch dimension) and dtype. Consecutive rows are fed
+ * in shape (after the batch dimension) and dtype, and ds->extra[i] those
+ * of model->extra[i] (as many of them as the model has). Consecutive rows are fed
  * straight from ds: nothing is allocated but the check of which node to
  * score. Returns NB_OK or a negative code, with the error on the graph:
  * NB_ERR_NONFINITE when a batch's loss is NaN or infinite (the message

@@ -141,6 +141,25 @@ int nb_train_check_model(nb_graph *g, const nb_model *m, const char *who,
             nb_node_name(nb_node_get_kind(m->x) != NB_NODE_INPUT ? m->x : m->y),
             nb_node_op_name(nb_node_get_kind(m->x) != NB_NODE_INPUT ? m->x
                                                                     : m->y));
+    if (m->n_extra < 0 || m->n_extra > NB_MODEL_MAX_EXTRA ||
+        (m->n_extra > 0 && !m->extra))
+        return nb_graph_set_error(g, NB_ERR_ARG,
+                                  "%s: model->n_extra is %d; it must be in "
+                                  "[0, %d] with as many nodes in extra",
+                                  who, m->n_extra, NB_MODEL_MAX_EXTRA);
+    for (int i = 0; i < m->n_extra; i++) {
+        char part[32];
+        snprintf(part, sizeof part, "extra[%d]", i);
+        nb_node *e = m->extra[i];
+        if (!e)
+            return null_node(g, who, part);
+        if (nb_node_graph(e) != g)
+            return foreign(g, who, part, e);
+        if (nb_node_get_kind(e) != NB_NODE_INPUT)
+            return nb_graph_set_error(
+                g, NB_ERR_ARG, "%s: model->%s ('%s') is a %s node, not an input",
+                who, part, nb_node_name(e), nb_node_op_name(e));
+    }
     char buf[128];
     const nb_tensor *lv = nb_node_value(m->loss);
     if (nb_tensor_size(lv) != 1)
@@ -219,7 +238,28 @@ int nb_train_check_dataset(nb_graph *g, const nb_model *m, const nb_dataset *ds,
         return nb_graph_set_error(g, NB_ERR_ARG, "%s: %s set has no rows", who,
                                   which);
     int rc = check_part(g, ds->x, m->x, who, which, "x");
-    return rc != NB_OK ? rc : check_part(g, ds->y, m->y, who, which, "y");
+    rc = rc != NB_OK ? rc : check_part(g, ds->y, m->y, who, which, "y");
+    if (rc != NB_OK)
+        return rc;
+    if (ds->n_extra != m->n_extra || (ds->n_extra > 0 && !ds->extra))
+        return nb_graph_set_error(g, NB_ERR_ARG,
+                                  "%s: %s set has %d extra tensors but the "
+                                  "model has %d extra inputs",
+                                  who, which, ds->extra ? ds->n_extra : 0,
+                                  m->n_extra);
+    for (int i = 0; i < m->n_extra && rc == NB_OK; i++) {
+        char part[32];
+        snprintf(part, sizeof part, "extra[%d]", i);
+        const nb_tensor *t = ds->extra[i];
+        int64_t erows = t && nb_tensor_rank(t) > 0 ? nb_tensor_dim(t, 0) : -1;
+        if (erows != rows)
+            return nb_graph_set_error(
+                g, NB_ERR_ARG, "%s: %s set has %lld rows in x but %s in %s",
+                who, which, (long long)rows, t ? "another count" : "none",
+                part);
+        rc = check_part(g, t, m->extra[i], who, which, part);
+    }
+    return rc;
 }
 
 static inline double elem(const void *p, bool f64, int64_t i)
@@ -302,6 +342,8 @@ int nb_train_evaluate_run(nb_graph *g, const nb_model *m, const nb_scorer *s,
         int64_t count = n - first < b ? n - first : b;
         int rc = feed_block(g, m->x, ds->x, first, count);
         rc = rc ? rc : feed_block(g, m->y, ds->y, first, count);
+        for (int i = 0; i < m->n_extra && rc == NB_OK; i++)
+            rc = feed_block(g, m->extra[i], ds->extra[i], first, count);
         rc = rc ? rc : nb_forward(g, m->loss);
         if (rc == NB_OK && s->node && s->forward)
             rc = nb_forward(g, s->node);

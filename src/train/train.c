@@ -1,6 +1,7 @@
 /* The training loop: epochs of shuffled mini-batches, each one
  *
- *   feed x, y -> forward(loss) -> backward(loss) -> optimiser step,
+ *   feed x, y (and the extra inputs) -> forward(loss) -> backward(loss)
+ *   -> optimiser step,
  *
  * with the validation set scored after every epoch, early stopping on the
  * validation loss, a learning-rate schedule per epoch, progress output and
@@ -177,6 +178,8 @@ static int step(loop *L, int64_t epoch, int64_t batch, const int64_t *idx,
     const nb_model *m = L->m;
     int rc = nb_feed_rows(g, m->x, L->train->x, idx, count);
     rc = rc ? rc : nb_feed_rows(g, m->y, L->train->y, idx, count);
+    for (int i = 0; i < m->n_extra && rc == NB_OK; i++)
+        rc = nb_feed_rows(g, m->extra[i], L->train->extra[i], idx, count);
     rc = rc ? rc : nb_forward(g, m->loss);
     if (rc != NB_OK)
         return rc;
