@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # zlib reads gzipped IDX files; the Fashion-MNIST files and numpy serve the
 # examples and the safetensors interoperability test; graphviz renders the
 # graph drawings; cairo draws the examples' charts (the library itself does
-# not link it).
+# not link it); the fortune files are char_lm's default text.
 packages="build-essential meson ninja-build pkg-config libsleef-dev zlib1g-dev
-libcairo2-dev dataset-fashion-mnist python3 python3-numpy graphviz doxygen"
+libcairo2-dev dataset-fashion-mnist python3 python3-numpy graphviz doxygen
+fortunes"
 missing=""
 for p in $packages; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
