@@ -743,6 +743,16 @@ static void test_embedding(nb_dtype dt, double tol)
     nb_node *v3 = param_of(g, dt, 1, SHAPE(3));
     CHECK(nb_embedding(g, v3, ids) == NULL, "a rank-1 table accepted");
     CHECK_ERROR(g, "embedding", "[3]", "[V, E]");
+    /* f32 names rows exactly only below 2^24 (E = 0 keeps it cheap). */
+    if (dt == NB_F32) {
+        nb_node *huge = param_of(g, dt, 2, SHAPE(16777217, 0));
+        CHECK(huge && nb_embedding(g, huge, ids) == NULL,
+              "an f32 table of 2^24 + 1 rows accepted");
+        CHECK_ERROR(g, "embedding", "2^24", "f64");
+        nb_node *edge = param_of(g, dt, 2, SHAPE(16777216, 0));
+        CHECK(nb_embedding(g, edge, ids) != NULL,
+              "an f32 table of 2^24 rows refused: %s", nb_graph_error(g));
+    }
     nb_graph_free(g);
 }
 
