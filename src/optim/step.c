@@ -315,6 +315,35 @@ static void step_body(void *ctx, int64_t s0, int64_t s1, int t, int q)
 
 static nb_parallel_site step_site = NB_PARALLEL_SITE("optim.step", GRAIN);
 
+/* step_body for a step under NB_OPTIM_SLOT_ALIGN elements, which one
+ * thread runs: every slot bound but the last is 0, so the norm is one sum
+ * over the items and each pass one call per item, the same work in the
+ * same order without the slots, the region or its barriers. */
+static void step_small(struct step_ctx *c)
+{
+    bool bad = false;
+    if (c->early_check)
+        for (int i = 0; i < c->n_items; i++)
+            bad |= rule_piece(c, c->hyp, &c->items[i], 0, c->items[i].n, 0);
+    double norm = nb_optim_norm_small_items(c->items, c->n_items);
+    double clip = c->opt->cfg.clip_norm;
+    struct hyper hyp[4];
+    for (int i = 0; i < 4; i++) {
+        hyp[i] = c->hyp[i];
+        hyp[i].cs = clip > 0 && norm > clip ? clip / norm : 1;
+    }
+    bool ok = isfinite(norm);
+    if (ok && !c->early_check)
+        for (int i = 0; i < c->n_items; i++)
+            bad |= rule_piece(c, hyp, &c->items[i], 0, c->items[i].n, 0);
+    if (ok && !bad)
+        for (int i = 0; i < c->n_items; i++)
+            rule_piece(c, hyp, &c->items[i], 0, c->items[i].n, 1);
+    c->norm = norm;
+    c->refuse_norm = !ok;
+    c->refuse_result = ok && bad;
+}
+
 int nb_optimizer_step(nb_optimizer *opt)
 {
     if (!opt)
@@ -342,8 +371,11 @@ int nb_optimizer_step(nb_optimizer *opt)
         c.hyp[i].eps = c.hyp[i].eps > FLT_MIN ? c.hyp[i].eps : FLT_MIN;
     }
     /* The work is the elements the passes read, in every array. */
-    nb_parallel_for(&step_site, NSLOT, c.total * (2 + opt->per_param), NSLOT,
-                    step_body, &c);
+    if (c.total < NB_OPTIM_SLOT_ALIGN)
+        step_small(&c);
+    else
+        nb_parallel_for(&step_site, NSLOT, c.total * (2 + opt->per_param),
+                        NSLOT, step_body, &c);
     opt->grad_norm = c.norm;
     if (c.refuse_norm)
         return nb_graph_set_error(opt->g, NB_ERR_NONFINITE,
