@@ -315,13 +315,60 @@ static void step_body(void *ctx, int64_t s0, int64_t s1, int t, int q)
 
 static nb_parallel_site step_site = NB_PARALLEL_SITE("optim.step", GRAIN);
 
+/* Plain SGD's update w - lr dw (sgd's REG_RAW body, the same operations)
+ * over every item, storing or checking (true if a result would be
+ * non-finite): for a step without momentum, regularisation or clipping. */
+static bool sgd_raw_items(const struct step_ctx *c, int store)
+{
+    const double lr = c->opt->cfg.lr;
+    int bad = 0;
+    for (int i = 0; i < c->n_items; i++) {
+        const struct item *it = &c->items[i];
+        if (it->f32) {
+            float *w = it->w;
+            const float *dw = it->dw, r = (float)lr;
+            for (int64_t j = 0; j < it->n; j++) {
+                float wj = w[j] - r * dw[j];
+                if (store)
+                    w[j] = wj;
+                else
+                    bad |= OPT_NONFINITE(wj);
+            }
+        } else {
+            double *w = it->w;
+            const double *dw = it->dw;
+            for (int64_t j = 0; j < it->n; j++) {
+                double wj = w[j] - lr * dw[j];
+                if (store)
+                    w[j] = wj;
+                else
+                    bad |= OPT_NONFINITE(wj);
+            }
+        }
+    }
+    return bad;
+}
+
 /* step_body for a step under NB_OPTIM_SLOT_ALIGN elements, which one
  * thread runs: every slot bound but the last is 0, so the norm is one sum
  * over the items and each pass one call per item, the same work in the
  * same order without the slots, the region or its barriers. */
 static void step_small(struct step_ctx *c)
 {
+    const nb_optim_config *cfg = &c->opt->cfg;
     bool bad = false;
+    if (c->early_check && cfg->kind == NB_OPTIM_SGD && c->opt->per_param == 0 &&
+        cfg->weight_decay == 0 && cfg->l1 == 0) {
+        bad = sgd_raw_items(c, 0);
+        double norm = nb_optim_norm_small_items(c->items, c->n_items);
+        bool ok = isfinite(norm);
+        if (ok && !bad)
+            sgd_raw_items(c, 1);
+        c->norm = norm;
+        c->refuse_norm = !ok;
+        c->refuse_result = ok && bad;
+        return;
+    }
     if (c->early_check)
         for (int i = 0; i < c->n_items; i++)
             bad |= rule_piece(c, c->hyp, &c->items[i], 0, c->items[i].n, 0);
