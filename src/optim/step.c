@@ -322,30 +322,26 @@ static bool sgd_raw_items(const struct step_ctx *c, int store)
 {
     const double lr = c->opt->cfg.lr;
     int bad = 0;
+#define SGD_RAW(T)                                                             \
+    do {                                                                       \
+        T *w = it->w;                                                          \
+        const T *dw = it->dw, r = (T)lr;                                       \
+        for (int64_t j = 0; j < it->n; j++) {                                  \
+            T wj = w[j] - r * dw[j];                                           \
+            if (store)                                                         \
+                w[j] = wj;                                                     \
+            else                                                               \
+                bad |= OPT_NONFINITE(wj);                                      \
+        }                                                                      \
+    } while (0)
     for (int i = 0; i < c->n_items; i++) {
         const struct item *it = &c->items[i];
-        if (it->f32) {
-            float *w = it->w;
-            const float *dw = it->dw, r = (float)lr;
-            for (int64_t j = 0; j < it->n; j++) {
-                float wj = w[j] - r * dw[j];
-                if (store)
-                    w[j] = wj;
-                else
-                    bad |= OPT_NONFINITE(wj);
-            }
-        } else {
-            double *w = it->w;
-            const double *dw = it->dw;
-            for (int64_t j = 0; j < it->n; j++) {
-                double wj = w[j] - lr * dw[j];
-                if (store)
-                    w[j] = wj;
-                else
-                    bad |= OPT_NONFINITE(wj);
-            }
-        }
+        if (it->f32)
+            SGD_RAW(float);
+        else
+            SGD_RAW(double);
     }
+#undef SGD_RAW
     return bad;
 }
 
