@@ -233,6 +233,137 @@ static void test_steady_state(void)
     nb_graph_free(t.g);
 }
 
+/* A custom op for test_fast_lists: doubles its input, and fails its
+ * forward or its backward when told to, without a message of its own. */
+static int flaky_fail;
+static int flaky_infer(nb_op_call *c)
+{
+    c->out_dtype = nb_tensor_dtype(c->in[0]);
+    c->out_rank = nb_tensor_rank(c->in[0]);
+    for (int i = 0; i < c->out_rank; i++)
+        c->out_shape[i] = nb_tensor_dim(c->in[0], i);
+    return 0;
+}
+static int flaky_forward(nb_op_call *c)
+{
+    if (flaky_fail == 1)
+        return -1;
+    for (int64_t i = 0; i < nb_tensor_size(c->out); i++)
+        nb_tensor_set(c->out, i, 2 * nb_tensor_get(c->in[0], i));
+    return 0;
+}
+static int flaky_backward(nb_op_call *c)
+{
+    if (flaky_fail == 2)
+        return -1;
+    if (c->in_grad[0])
+        for (int64_t i = 0; i < nb_tensor_size(c->out); i++)
+            nb_tensor_set(c->in_grad[0], i,
+                          nb_tensor_get(c->in_grad[0], i) +
+                              2 * nb_tensor_get(c->out_grad, i));
+    return 0;
+}
+
+/* Steps that repeat the order at the same shapes run from the compiled
+ * lists (docs/design.md, "Small graphs"); what those lists do not capture
+ * must still take effect between two such steps: the training flag, the
+ * checking mode, another target in between, a custom op's failure in
+ * either pass. */
+static void test_fast_lists(void)
+{
+    /* The training flag, read by the op at each call. */
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 8));
+    nb_node *w = nb_param(g, "w", NB_F32, 1, SHAPE(8));
+    for (int i = 0; i < 8; i++)
+        nb_tensor_set(nb_node_value(w), i, 0.5 + i);
+    nb_node *prod = nb_mul(g, x, w);
+    nb_node *y = nb_sum(g, nb_dropout(g, prod, 0.5));
+    float ones[16];
+    for (int i = 0; i < 16; i++)
+        ones[i] = 1;
+    double plain = 0;
+    for (int i = 0; i < 8; i++)
+        plain += 2 * (0.5 + i);
+    for (int step = 0; step < 3; step++) {
+        CHECK(nb_feed(g, x, 2, SHAPE(2, 8), ones) == NB_OK &&
+                  nb_forward(g, y) == NB_OK && nb_backward(g, y) == NB_OK,
+              "dropout step %d: %s", step, nb_graph_error(g));
+        CHECK(nb_tensor_get(nb_node_value(y), 0) != plain,
+              "training: dropout kept every element at step %d", step);
+    }
+    nb_graph_set_training(g, false);
+    CHECK(nb_forward(g, y) == NB_OK && nb_backward(g, y) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK(nb_tensor_get(nb_node_value(y), 0) == plain,
+          "inference: %.9g, expected %.9g", nb_tensor_get(nb_node_value(y), 0),
+          plain);
+    CHECK(nb_tensor_get(nb_node_grad(w), 3) == 2, "inference gradient %.9g",
+          nb_tensor_get(nb_node_grad(w), 3));
+    nb_graph_set_training(g, true);
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_tensor_get(nb_node_value(y), 0) != plain, "training again");
+
+    /* Checking turned on between steps finds a NaN fed at the same shape. */
+    nb_graph_set_checking(g, true);
+    ones[5] = NAN;
+    CHECK(nb_feed(g, x, 2, SHAPE(2, 8), ones) == NB_OK, "feed");
+    CHECK(nb_forward(g, y) == NB_ERR_NONFINITE, "checking: NaN not reported");
+    CHECK_ERROR(g, "'x'", "not finite");
+    nb_graph_clear_error(g);
+    nb_graph_set_checking(g, false);
+    nb_graph_free(g);
+
+    /* Another target between steps, and a custom op that fails. */
+    static const nb_op flaky = {
+        .struct_size = sizeof(nb_op),
+        .name = "flaky",
+        .min_inputs = 1,
+        .max_inputs = 1,
+        .doc = "y = 2x; dy/dx = 2",
+        .infer = flaky_infer,
+        .forward = flaky_forward,
+        .backward = flaky_backward,
+    };
+    tiny_net t = tiny_net_new();
+    nb_node *pre = nb_add(t.g, nb_matmul(t.g, t.x, t.w), t.b);
+    nb_node *twice = nb_apply(t.g, &flaky, 1, &pre, NULL);
+    nb_node *loss2 = nb_mean(t.g, nb_tanh(t.g, twice));
+    CHECK(loss2 != NULL, "%s", nb_graph_error(t.g));
+    for (int step = 0; step < 3; step++) {
+        CHECK(nb_feed(t.g, t.x, 2, SHAPE(2, 2), tiny_rows) == NB_OK &&
+                  nb_forward(t.g, pre) == NB_OK,
+              "%s", nb_graph_error(t.g));
+        tiny_step_matches_fresh(&t, 2, "another target in between");
+    }
+    CHECK(nb_feed(t.g, t.x, 2, SHAPE(2, 2), tiny_rows) == NB_OK, "feed");
+    for (int step = 0; step < 2; step++)
+        CHECK(nb_forward(t.g, loss2) == NB_OK && nb_backward(t.g, loss2) == NB_OK,
+              "flaky step %d: %s", step, nb_graph_error(t.g));
+    double gb = nb_tensor_get(nb_node_grad(t.b), 1);
+    flaky_fail = 1;
+    CHECK(nb_forward(t.g, loss2) < 0, "a failing forward must fail");
+    CHECK_ERROR(t.g, "flaky", "forward failed");
+    nb_graph_clear_error(t.g);
+    CHECK(nb_backward(t.g, loss2) == NB_ERR_STATE,
+          "backward after a failed forward must be refused");
+    nb_graph_clear_error(t.g);
+    flaky_fail = 2;
+    CHECK(nb_forward(t.g, loss2) == NB_OK, "%s", nb_graph_error(t.g));
+    CHECK(nb_backward(t.g, loss2) < 0, "a failing backward must fail");
+    CHECK_ERROR(t.g, "flaky", "backward failed");
+    nb_graph_clear_error(t.g);
+    CHECK(nb_tensor_get(nb_node_grad(t.b), 1) == 0,
+          "a failed backward leaves zeros, not %.9g",
+          nb_tensor_get(nb_node_grad(t.b), 1));
+    flaky_fail = 0;
+    CHECK(nb_forward(t.g, loss2) == NB_OK && nb_backward(t.g, loss2) == NB_OK,
+          "%s", nb_graph_error(t.g));
+    CHECK(nb_tensor_get(nb_node_grad(t.b), 1) == gb, "after the failures: "
+          "%.9g, expected %.9g", nb_tensor_get(nb_node_grad(t.b), 1), gb);
+    nb_graph_free(t.g);
+}
+
 static void test_errors(void)
 {
     nb_graph *g = nb_graph_new();
@@ -560,6 +691,7 @@ int main(void)
     test_frozen();
     test_dynamic_batch();
     test_steady_state();
+    test_fast_lists();
     test_errors();
     test_node_built_after_feed();
     test_gradient_lifetime();

@@ -1537,6 +1537,67 @@ static void test_convergence(void)
     }
 }
 
+/* A step over fewer than 64 elements runs on the calling thread without
+ * slots, and plain SGD's there as one loop over every parameter: its
+ * update must be w - lr dw to the bit in either dtype, its norm that of
+ * the gradient, and an update past the range refused with nothing
+ * changed. */
+static void test_small_sgd(nb_dtype dt)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *w = nb_param(g, "w", dt, 1, SHAPE(5));
+    nb_node *b = nb_param(g, "b", dt, 1, SHAPE(2));
+    for (int i = 0; i < 5; i++)
+        nb_tensor_set(nb_node_value(w), i, 0.3 * i - 0.7);
+    nb_tensor_set(nb_node_value(b), 0, 1.5);
+    nb_tensor_set(nb_node_value(b), 1, -0.25);
+    /* d/dw sum(w w) = 2w and d/db sum(b) = 1, both exact. */
+    nb_node *loss = nb_add(g, nb_sum(g, nb_mul(g, w, w)), nb_sum(g, b));
+    nb_optimizer *o = nb_optimizer_new(
+        g, &(nb_optim_config){.kind = NB_OPTIM_SGD, .lr = 0.1}, 0, NULL);
+    CHECK(o != NULL, "%s", nb_graph_error(g));
+    double before[5], sq = 0;
+    for (int i = 0; i < 5; i++) {
+        before[i] = nb_tensor_get(nb_node_value(w), i);
+        sq += 4 * before[i] * before[i];
+    }
+    CHECK(run_step(g, loss, o) == NB_OK, "%s", nb_graph_error(g));
+    for (int i = 0; i < 5; i++) {
+        double got = nb_tensor_get(nb_node_value(w), i), want;
+        if (dt == NB_F32) {
+            float wi = (float)before[i];
+            want = wi - (float)0.1 * (2 * wi);
+        } else {
+            want = before[i] - 0.1 * (2 * before[i]);
+        }
+        CHECK(got == want, "%s w[%d] = %.17g, expected %.17g", dt_name(dt), i,
+              got, want);
+    }
+    double bw = dt == NB_F32 ? (double)(1.5f - (float)0.1) : 1.5 - 0.1;
+    CHECK(nb_tensor_get(nb_node_value(b), 0) == bw, "%s b[0] = %.17g",
+          dt_name(dt), nb_tensor_get(nb_node_value(b), 0));
+    CHECK_NEAR(nb_optimizer_grad_norm(o), sqrt(sq + 2), 1e-6);
+    /* One weight far out under a huge rate: refused, nothing moves. */
+    nb_tensor_set(nb_node_value(w), 3, dt == NB_F32 ? 1e20 : 1e160);
+    nb_optimizer_set_lr(o, dt == NB_F32 ? 1e30 : 1e300);
+    CHECK(nb_forward(g, loss) == NB_OK && nb_backward(g, loss) == NB_OK, "%s",
+          nb_graph_error(g));
+    double held[5];
+    for (int i = 0; i < 5; i++)
+        held[i] = nb_tensor_get(nb_node_value(w), i);
+    double b0 = nb_tensor_get(nb_node_value(b), 0);
+    CHECK(nb_optimizer_step(o) == NB_ERR_NONFINITE, "%s: overflow stepped",
+          dt_name(dt));
+    nb_graph_clear_error(g);
+    for (int i = 0; i < 5; i++)
+        CHECK(nb_tensor_get(nb_node_value(w), i) == held[i],
+              "%s: the refused step moved w[%d]", dt_name(dt), i);
+    CHECK(nb_tensor_get(nb_node_value(b), 0) == b0,
+          "%s: the refused step moved b", dt_name(dt));
+    nb_optimizer_free(o);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     /* Before any graph exists, as nb_set_allocator requires. */
@@ -1563,6 +1624,7 @@ int main(void)
         test_nonfinite_big(dts[d]);
         test_clip_big(dts[d]);
         test_result_overflow(dts[d]);
+        test_small_sgd(dts[d]);
     }
     test_defaults();
     test_mixed_dtypes();

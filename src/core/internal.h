@@ -157,6 +157,42 @@ static inline void *nb_node_attrs(const nb_node *n)
 
 typedef struct nb_arena_chunk nb_arena_chunk;
 
+/* One op node of a compiled order (see struct nb_fast). The arrays point
+ * into nb_fast's flat ones; they hold tensor headers, which live in their
+ * nodes and never move, so no reallocation of a buffer invalidates them. */
+struct nb_fast_step {
+    nb_node *node;
+    const nb_tensor **in; /* the inputs' values */
+    nb_tensor **grad;     /* the inputs' gradients, NULL where none is needed */
+    /* Per input: how its first message of a pass is received: 0 none
+     * needed, 1 cleared then added to, 2 written fresh (the op honours
+     * NB_OP_FRESH_GRADS and the input holds no other slot of the call). */
+    uint8_t *mode;
+    const void *attrs;
+};
+
+/* The steady-state form of one cached order, for graphs of at most
+ * NB_FAST_MAX_OPS op nodes (see "Small graphs" in docs/design.md): what
+ * nb_make_call, prepare and give_grad work out for every node at every
+ * step, worked out once. Compiled for (target, version); runnable while
+ * `ready` and the shape epoch is the one a full forward prepared every
+ * buffer at. */
+struct nb_fast {
+    nb_node *target;
+    uint64_t version;
+    bool ready;
+    nb_epoch shape_epoch;
+    struct nb_fast_step *steps;
+    int64_t n_steps, cap_steps;
+    const nb_tensor **in;
+    nb_tensor **grad;
+    uint8_t *mode;
+    int64_t cap_in, cap_grad, cap_mode;
+    nb_node **leaves; /* the order's leaves that need a gradient */
+    int64_t n_leaves, cap_leaves;
+};
+#define NB_FAST_MAX_OPS 4096
+
 struct nb_graph {
     struct nb_node_block **blocks;
     int64_t n_blocks, cap_blocks;
@@ -206,6 +242,8 @@ struct nb_graph {
     int args_capacity;
 
     struct nb_trace *trace; /* recording backward messages, or NULL */
+
+    struct nb_fast fast; /* the cached order compiled for steady steps */
 
     /* Shared shape rows, looked up by a hash of the shape (see nb_tensor). */
     int64_t *shape_rows[16];
@@ -261,6 +299,9 @@ static inline nb_node *nb_graph_node_at(const nb_graph *g, int64_t id)
     return &g->blocks[i / NB_NODES_PER_BLOCK]->nodes[i % NB_NODES_PER_BLOCK];
 }
 
+/* Grows an array of `elem`-byte entries to hold at least `need`, keeping
+ * its contents (zeros after them); unchanged on NB_ERR_NOMEM. */
+int nb_grow_array(void **array, int64_t *capacity, int64_t need, size_t elem);
 /* Runs an op node's shape rule on its current input shapes and updates its
  * value tensor's shape and scratch size (no data allocation). */
 int nb_infer_node(nb_graph *g, nb_node *n);

@@ -239,6 +239,12 @@ int nb_parallel_for(nb_parallel_site *site, int64_t n, int64_t work,
 {
     if (n <= 0 || !body)
         return 0;
+    /* Less than two threads' floor of work: one thread, whatever the team
+     * (the cap below would say so), without asking OpenMP for it. */
+    if (site && site->grain > 0 && work / site->grain < 2) {
+        run_one(n, body, ctx);
+        return 1;
+    }
 #ifdef _OPENMP
     int64_t p = nb_parallel_threads();
     if (p > max_threads)

@@ -165,11 +165,136 @@ static void *scratch_of(const nb_node *n)
     return c ? c->scratch : NULL;
 }
 
+/* ---- the steady-state lists of small graphs ----
+ *
+ * A training step repeats the same order at the same shapes, so what the
+ * general passes work out per node per step (the call record's inputs,
+ * whether shapes and buffers are current, which gradients are written
+ * fresh) is worked out once per order and kept in g->fast. The lists hold
+ * node and tensor-header pointers only (headers live in their nodes, which
+ * never move); buffers, scratch and workspace are read at each call, so a
+ * buffer that grows does not invalidate them. Everything that can change
+ * what they say either moves the graph's version (a node added, a
+ * parameter frozen or thawed, a gradient required of an input), moves the
+ * shape epoch (a new batch size, and its wrap clears `ready`), or is
+ * checked at each call (checking mode, a trace, accumulation, the target). */
+
+/* Compiles g->order, the order of target, into g->fast. Without memory
+ * (or for a large order) it compiles nothing: the general passes serve. */
+static void fast_compile(nb_graph *g, nb_node *target)
+{
+    struct nb_fast *f = &g->fast;
+    f->target = NULL;
+    f->ready = false;
+    int64_t n_ops = 0, n_args = 0, n_leaves = 0;
+    for (int64_t k = 0; k < g->order_len; k++) {
+        nb_node *n = g->order[k];
+        if (n->kind == NB_NODE_OP) {
+            n_ops++;
+            n_args += n->n_inputs;
+        } else if (n->needs_grad) {
+            n_leaves++;
+        }
+    }
+    if (n_ops > NB_FAST_MAX_OPS)
+        return;
+    bool ok =
+        nb_grow_array((void **)&f->steps, &f->cap_steps, n_ops,
+                      sizeof *f->steps) == NB_OK &&
+        nb_grow_array((void **)&f->in, &f->cap_in, n_args, sizeof *f->in) ==
+            NB_OK &&
+        nb_grow_array((void **)&f->grad, &f->cap_grad, n_args,
+                      sizeof *f->grad) == NB_OK &&
+        nb_grow_array((void **)&f->mode, &f->cap_mode, n_args,
+                      sizeof *f->mode) == NB_OK &&
+        nb_grow_array((void **)&f->leaves, &f->cap_leaves, n_leaves,
+                      sizeof *f->leaves) == NB_OK;
+    if (!ok)
+        return;
+    int64_t s = 0, a = 0, l = 0;
+    for (int64_t k = 0; k < g->order_len; k++) {
+        nb_node *n = g->order[k];
+        if (n->kind != NB_NODE_OP) {
+            if (n->needs_grad)
+                f->leaves[l++] = n;
+            continue;
+        }
+        struct nb_fast_step *st = &f->steps[s++];
+        nb_node *const *inputs = nb_node_inputs(n);
+        bool overwrite = n->op->flags & NB_OP_FRESH_GRADS;
+        st->node = n;
+        st->in = f->in + a;
+        st->grad = f->grad + a;
+        st->mode = f->mode + a;
+        st->attrs = nb_node_attrs(n);
+        for (int i = 0; i < n->n_inputs; i++, a++) {
+            nb_node *in = inputs[i];
+            bool repeated = false;
+            for (int j = 0; j < n->n_inputs; j++)
+                repeated |= j != i && inputs[j] == in;
+            f->in[a] = &in->value;
+            f->grad[a] = in->needs_grad ? &in->grad : NULL;
+            f->mode[a] = !in->needs_grad            ? 0
+                         : overwrite && !repeated ? 2
+                                                  : 1;
+        }
+    }
+    f->n_steps = s;
+    f->n_leaves = l;
+    f->target = target;
+    f->version = g->version;
+}
+
+/* The compiled lists serve target now: compiled for its order, and every
+ * shape and buffer prepared at the current shape epoch. */
+static bool fast_runnable(const nb_graph *g, const nb_node *target)
+{
+    const struct nb_fast *f = &g->fast;
+    return f->target == target && f->version == g->version && f->ready &&
+           f->shape_epoch == g->shape_epoch && !g->checking;
+}
+
+/* Forward over the compiled list: the general pass minus the leaves (fed,
+ * as the full forward that made the list ready saw, and an input stays
+ * fed), the shape and buffer checks and the call's assembly. */
+static int forward_fast(nb_graph *g)
+{
+    const struct nb_fast *f = &g->fast;
+    nb_op_call call;
+    memset(&call, 0, sizeof call);
+    call.graph = g;
+    const nb_epoch stamp = g->value_epoch;
+    g->value_epoch_held = true;
+    for (int64_t k = 0; k < f->n_steps; k++) {
+        const struct nb_fast_step *st = &f->steps[k];
+        nb_node *n = st->node;
+        if (n->value.size != 0) {
+            call.op = n->op;
+            call.n_inputs = n->n_inputs;
+            call.in = st->in;
+            call.attrs = st->attrs;
+            call.out = &n->value;
+            call.scratch = scratch_of(n);
+            call.workspace = g->workspace;
+            int rc = n->op->forward(&call);
+            if (rc != NB_OK) {
+                for (int64_t j = k; j < f->n_steps; j++)
+                    f->steps[j].node->evaluated = 0;
+                return op_failed(g, n, "forward", rc);
+            }
+        }
+        n->evaluated = stamp;
+    }
+    return NB_OK;
+}
+
 int nb_forward(nb_graph *g, nb_node *target)
 {
     int rc = check_target(g, target, "forward");
     if (rc != NB_OK)
         return rc;
+    if (fast_runnable(g, target))
+        return forward_fast(g);
     nb_plan(g, target);
     /* One call record serves every node: only the per-node fields change. */
     nb_op_call call;
@@ -208,6 +333,14 @@ int nb_forward(nb_graph *g, nb_node *target)
         n->evaluated = stamp;
         if (g->checking && !all_finite(&n->value))
             return forward_failed(g, k + 1, report_nonfinite(g, n, "value"));
+    }
+    /* Every shape and buffer of the order is now current: later steps at
+     * this shape epoch may take the compiled list. */
+    if (g->fast.target != target || g->fast.version != g->version)
+        fast_compile(g, target);
+    if (g->fast.target == target) {
+        g->fast.ready = true;
+        g->fast.shape_epoch = g->shape_epoch;
     }
     return NB_OK;
 }
@@ -260,6 +393,83 @@ static nb_tensor *give_grad(nb_node *n, int i, bool overwrite, nb_epoch epoch,
     return &in->grad;
 }
 
+/* Adds the seed (1 without one) into the output's gradient. */
+static void add_seed(nb_tensor *og, const nb_tensor *seed)
+{
+    if (!seed && og->dtype == NB_F32) {
+        *(float *)og->data += 1.0f; /* the common case: a scalar f32 loss */
+    } else {
+        for (int64_t i = 0; i < og->size; i++) {
+            double s = seed ? nb_tensor_get(seed, i) : 1.0;
+            nb_tensor_set(og, i, nb_tensor_get(og, i) + s);
+        }
+    }
+}
+
+/* A plain backward over the compiled list, at the order, output and
+ * shapes whose gradients the last general pass sized: the lazy pass of
+ * nb_backward_ex with the call's assembly and each input's treatment of
+ * its first message read from the list. */
+static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
+{
+    const struct nb_fast *f = &g->fast;
+    const nb_epoch epoch = nb_epoch_next(g, &g->grad_epoch);
+    memset(output->grad.data, 0, nb_tensor_bytes(&output->grad));
+    output->grad_epoch = epoch;
+    add_seed(&output->grad, seed);
+
+    nb_op_call call;
+    memset(&call, 0, sizeof call);
+    call.graph = g;
+    bool *fresh = g->grad_fresh;
+    int rc = NB_OK;
+    int64_t k = f->n_steps - 1;
+    for (; k >= 0; k--) {
+        const struct nb_fast_step *st = &f->steps[k];
+        nb_node *n = st->node;
+        if (!n->needs_grad)
+            continue;
+        settle_grad(n, epoch); /* no message reached it: zero */
+        if (!n->op->backward || n->value.size == 0)
+            continue;
+        nb_node *const *inputs = nb_node_inputs(n);
+        for (int i = 0; i < n->n_inputs; i++) {
+            nb_node *in = inputs[i];
+            fresh[i] = false;
+            if (st->mode[i] == 0 || in->grad_epoch == epoch)
+                continue;
+            if (st->mode[i] == 2) {
+                fresh[i] = true;
+                in->grad_epoch = epoch;
+            } else {
+                settle_grad(in, epoch);
+            }
+        }
+        call.op = n->op;
+        call.n_inputs = n->n_inputs;
+        call.in = st->in;
+        call.attrs = st->attrs;
+        call.in_grad = st->grad;
+        call.in_grad_fresh = n->op->flags & NB_OP_FRESH_GRADS ? fresh : NULL;
+        call.out = &n->value;
+        call.out_grad = &n->grad;
+        call.scratch = scratch_of(n);
+        call.workspace = g->workspace;
+        if ((rc = n->op->backward(&call)) != NB_OK) {
+            rc = op_failed(g, n, "backward", rc);
+            break;
+        }
+    }
+    /* Gradients no message reached (every one, after a failure) are zero,
+     * so that every gradient of the pass is defined. */
+    for (; k >= 0; k--)
+        if (f->steps[k].node->needs_grad)
+            settle_grad(f->steps[k].node, epoch);
+    for (int64_t l = 0; l < f->n_leaves; l++)
+        settle_grad(f->leaves[l], epoch);
+    return rc;
+}
+
 int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                    unsigned flags)
 {
@@ -296,8 +506,12 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                             "backward: '%s' has not been evaluated since the "
                             "graph last changed; call nb_forward on it first",
                             nb_node_name(output));
-    nb_plan(g, output);
     bool accumulate = flags & NB_BACKWARD_ACCUMULATE;
+    if (!accumulate && !g->trace && output->needs_grad &&
+        g->grads_sized == output && g->grads_shape_epoch == g->shape_epoch &&
+        fast_runnable(g, output))
+        return backward_fast(g, output, seed);
+    nb_plan(g, output);
     if (!output->needs_grad) {
         /* Nothing trainable upstream: no gradient to compute, and none
          * from an earlier backward may pass for this one's. */
@@ -379,15 +593,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     g->grads_shape_epoch = g->shape_epoch;
     /* The seed is added, like every other message, so accumulation works
      * for the output too. */
-    nb_tensor *og = &output->grad;
-    if (!seed && og->dtype == NB_F32) {
-        *(float *)og->data += 1.0f; /* the common case: a scalar f32 loss */
-    } else {
-        for (int64_t i = 0; i < og->size; i++) {
-            double s = seed ? nb_tensor_get(seed, i) : 1.0;
-            nb_tensor_set(og, i, nb_tensor_get(og, i) + s);
-        }
-    }
+    add_seed(&output->grad, seed);
 
     nb_op_call call;
     memset(&call, 0, sizeof call);

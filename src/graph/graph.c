@@ -72,6 +72,11 @@ void nb_graph_free(nb_graph *g)
     nb_free(g->blocks);
     nb_free(g->order);
     nb_free(g->marks);
+    nb_free(g->fast.steps);
+    nb_free(g->fast.in);
+    nb_free(g->fast.grad);
+    nb_free(g->fast.mode);
+    nb_free(g->fast.leaves);
     nb_free(g->grad_args);
     nb_free(g->value_args);
     nb_free(g->workspace);
@@ -129,8 +134,7 @@ nb_node *nb_graph_find(const nb_graph *g, const char *name)
     return NULL;
 }
 
-/* Grows a pointer array to hold at least `need` entries. */
-static int grow(void **array, int64_t *capacity, int64_t need, size_t elem)
+int nb_grow_array(void **array, int64_t *capacity, int64_t need, size_t elem)
 {
     if (need <= *capacity)
         return NB_OK;
@@ -163,8 +167,11 @@ nb_epoch nb_epoch_next(nb_graph *g, nb_epoch *counter)
                 n->grad_epoch = 0;
         }
         *counter = 0;
-        if (counter == &g->shape_epoch)
-            g->grads_sized = NULL; /* an old epoch value may come back */
+        if (counter == &g->shape_epoch) {
+            /* an old epoch value may come back */
+            g->grads_sized = NULL;
+            g->fast.ready = false;
+        }
     }
     return ++*counter;
 }
@@ -220,7 +227,7 @@ static nb_node *next_slot(nb_graph *g, const char *what)
         return NULL;
     }
     if (id % NB_NODES_PER_BLOCK == 0 && id / NB_NODES_PER_BLOCK == g->n_blocks) {
-        if (grow((void **)&g->blocks, &g->cap_blocks, g->n_blocks + 1,
+        if (nb_grow_array((void **)&g->blocks, &g->cap_blocks, g->n_blocks + 1,
                  sizeof *g->blocks) != NB_OK)
             goto nomem;
         struct nb_node_block *block = nb_alloc(
@@ -233,8 +240,8 @@ static nb_node *next_slot(nb_graph *g, const char *what)
     }
     /* The planner's marks and order are sized with the graph, so that
      * planning never allocates. */
-    if (grow((void **)&g->marks, &g->marks_capacity, id + 1, 1) != NB_OK ||
-        grow((void **)&g->order, &g->order_capacity, id + 1,
+    if (nb_grow_array((void **)&g->marks, &g->marks_capacity, id + 1, 1) != NB_OK ||
+        nb_grow_array((void **)&g->order, &g->order_capacity, id + 1,
              sizeof(nb_node *)) != NB_OK)
         goto nomem;
     nb_node *n = nb_graph_node_at(g, id);
@@ -406,16 +413,27 @@ void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
 {
     if (!owned(g, input, "feed"))
         return NULL;
-    const char *name = nb_node_name(input);
     if (input->kind != NB_NODE_INPUT) {
-        nb_set_error(g, NB_ERR_ARG, "feed: '%s' is not an input", name);
+        nb_set_error(g, NB_ERR_ARG, "feed: '%s' is not an input",
+                     nb_node_name(input));
         return NULL;
     }
     if (rank > 0 && !shape) {
-        nb_set_error(g, NB_ERR_ARG, "feed '%s': shape is NULL", name);
+        nb_set_error(g, NB_ERR_ARG, "feed '%s': shape is NULL",
+                     nb_node_name(input));
         return NULL;
     }
+    const char *name = "";
     nb_tensor *v = &input->value;
+    /* The steady case, the rank and every extent as held (held extents
+     * are valid) with room for them: nothing to check, resize or reserve. */
+    bool same = rank == v->rank && v->data &&
+                nb_tensor_bytes(v) <= nb_tensor_capacity(v);
+    for (int i = 0; same && i < rank; i++)
+        same = shape[i] == v->shape[i];
+    if (same)
+        goto fed;
+    name = nb_node_name(input);
     bool ok = rank == v->rank && nb_shape_valid(rank, shape);
     for (int i = 0; ok && i < rank; i++)
         if (shape[i] != v->shape[i] && !(i == 0 && input->dynamic_batch))
@@ -446,6 +464,7 @@ void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
         nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory", name);
         return NULL;
     }
+fed:
     input->fed = true;
     input->holds_value = true;
     nb_values_stale(g);

@@ -231,6 +231,22 @@ double nb_optim_finish_norm_items(const struct item *items, int n_items,
     return finish_norm(&l, part);
 }
 
+double nb_optim_norm_small_items(const struct item *items, int n_items)
+{
+    /* norm_slots puts the whole of a total under SLOT_ALIGN in the last
+     * slot, in item order, and finish_norm adds the 63 zero slots before
+     * it: the same sum, without the slots. */
+    double s = 0;
+    for (int i = 0; i < n_items; i++)
+        s += items[i].f32 ? sum_squares_f32(items[i].n, items[i].dw)
+                          : sum_squares_f64(items[i].n, items[i].dw);
+    if (!isinf(s))
+        return sqrt(s);
+    double part[NSLOT] = {0};
+    part[NSLOT - 1] = s;
+    return nb_optim_finish_norm_items(items, n_items, part);
+}
+
 /* A pass of the norm or of the scaling over a parameter list. */
 struct pass {
     const struct glist *l;

@@ -21,6 +21,13 @@
 OPT_CLONES
 static double OPT_FN(sum_squares)(int64_t n, const REAL *restrict x)
 {
+    double s = 0;
+    if (n < 32) {
+        /* No block: the tail loop alone, as below after 32 zero lanes. */
+        for (int64_t i = 0; i < n; i++)
+            s += (double)x[i] * (double)x[i];
+        return s;
+    }
     double dacc[32] = {0};
     int64_t i = 0;
     while (n - i >= 32) {
@@ -33,7 +40,6 @@ static double OPT_FN(sum_squares)(int64_t n, const REAL *restrict x)
             dacc[j] += (double)acc[j];
         i += m;
     }
-    double s = 0;
     for (int j = 0; j < 32; j++)
         s += dacc[j];
     for (; i < n; i++)

@@ -101,6 +101,9 @@ nb_tensor *nb_optim_active_grad(nb_node *p);
  * slots s0..s1-1. */
 void nb_optim_norm_slots_items(const struct item *items, int n_items,
                                int64_t total, int s0, int s1, double *part);
+/* ||dL/dw||_2 of items whose elements total less than NB_OPTIM_SLOT_ALIGN,
+ * the same bits as the slot sums and their finish give, without them. */
+double nb_optim_norm_small_items(const struct item *items, int n_items);
 /* ||dL/dw||_2 from the slot sums of nb_optim_norm_slots_items: NaN if a
  * gradient holds a NaN, infinity if one holds an infinity. */
 double nb_optim_finish_norm_items(const struct item *items, int n_items,

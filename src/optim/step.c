@@ -315,6 +315,78 @@ static void step_body(void *ctx, int64_t s0, int64_t s1, int t, int q)
 
 static nb_parallel_site step_site = NB_PARALLEL_SITE("optim.step", GRAIN);
 
+/* Plain SGD's update w - lr dw (sgd's REG_RAW body, the same operations)
+ * over every item, storing or checking (true if a result would be
+ * non-finite): for a step without momentum, regularisation or clipping. */
+static bool sgd_raw_items(const struct step_ctx *c, int store)
+{
+    const double lr = c->opt->cfg.lr;
+    int bad = 0;
+#define SGD_RAW(T)                                                             \
+    do {                                                                       \
+        T *w = it->w;                                                          \
+        const T *dw = it->dw, r = (T)lr;                                       \
+        for (int64_t j = 0; j < it->n; j++) {                                  \
+            T wj = w[j] - r * dw[j];                                           \
+            if (store)                                                         \
+                w[j] = wj;                                                     \
+            else                                                               \
+                bad |= OPT_NONFINITE(wj);                                      \
+        }                                                                      \
+    } while (0)
+    for (int i = 0; i < c->n_items; i++) {
+        const struct item *it = &c->items[i];
+        if (it->f32)
+            SGD_RAW(float);
+        else
+            SGD_RAW(double);
+    }
+#undef SGD_RAW
+    return bad;
+}
+
+/* step_body for a step under NB_OPTIM_SLOT_ALIGN elements, which one
+ * thread runs: every slot bound but the last is 0, so the norm is one sum
+ * over the items and each pass one call per item, the same work in the
+ * same order without the slots, the region or its barriers. */
+static void step_small(struct step_ctx *c)
+{
+    const nb_optim_config *cfg = &c->opt->cfg;
+    bool bad = false;
+    if (c->early_check && cfg->kind == NB_OPTIM_SGD && c->opt->per_param == 0 &&
+        cfg->weight_decay == 0 && cfg->l1 == 0) {
+        bad = sgd_raw_items(c, 0);
+        double norm = nb_optim_norm_small_items(c->items, c->n_items);
+        bool ok = isfinite(norm);
+        if (ok && !bad)
+            sgd_raw_items(c, 1);
+        c->norm = norm;
+        c->refuse_norm = !ok;
+        c->refuse_result = ok && bad;
+        return;
+    }
+    if (c->early_check)
+        for (int i = 0; i < c->n_items; i++)
+            bad |= rule_piece(c, c->hyp, &c->items[i], 0, c->items[i].n, 0);
+    double norm = nb_optim_norm_small_items(c->items, c->n_items);
+    double clip = c->opt->cfg.clip_norm;
+    struct hyper hyp[4];
+    for (int i = 0; i < 4; i++) {
+        hyp[i] = c->hyp[i];
+        hyp[i].cs = clip > 0 && norm > clip ? clip / norm : 1;
+    }
+    bool ok = isfinite(norm);
+    if (ok && !c->early_check)
+        for (int i = 0; i < c->n_items; i++)
+            bad |= rule_piece(c, hyp, &c->items[i], 0, c->items[i].n, 0);
+    if (ok && !bad)
+        for (int i = 0; i < c->n_items; i++)
+            rule_piece(c, hyp, &c->items[i], 0, c->items[i].n, 1);
+    c->norm = norm;
+    c->refuse_norm = !ok;
+    c->refuse_result = ok && bad;
+}
+
 int nb_optimizer_step(nb_optimizer *opt)
 {
     if (!opt)
@@ -342,8 +414,11 @@ int nb_optimizer_step(nb_optimizer *opt)
         c.hyp[i].eps = c.hyp[i].eps > FLT_MIN ? c.hyp[i].eps : FLT_MIN;
     }
     /* The work is the elements the passes read, in every array. */
-    nb_parallel_for(&step_site, NSLOT, c.total * (2 + opt->per_param), NSLOT,
-                    step_body, &c);
+    if (c.total < NB_OPTIM_SLOT_ALIGN)
+        step_small(&c);
+    else
+        nb_parallel_for(&step_site, NSLOT, c.total * (2 + opt->per_param),
+                        NSLOT, step_body, &c);
     opt->grad_norm = c.norm;
     if (c.refuse_norm)
         return nb_graph_set_error(opt->g, NB_ERR_NONFINITE,
