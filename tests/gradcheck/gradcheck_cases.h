@@ -64,5 +64,6 @@ extern const gc_case gc_cases_shape[];
 extern const gc_case gc_cases_loss[];
 extern const gc_case gc_cases_conv[];
 extern const gc_case gc_cases_norm[];
+extern const gc_case gc_cases_rnn[];
 
 #endif
