@@ -46,7 +46,7 @@ static size_t SUFFIX(rnn_gemm_ws)(const nb_rnn_dims *d)
 size_t SUFFIX(nb_rnn_workspace)(const nb_rnn_dims *d)
 {
     int64_t gh = d->cell * d->h, rows = d->n * d->t;
-    int64_t fwd = SUFFIX(rnn_round)(d->h * gh) +
+    int64_t fwd = SUFFIX(rnn_round)(d->h * gh) + SUFFIX(rnn_round)(gh) +
                   (d->cell == NB_RNN_GRU ? SUFFIX(rnn_round)(d->n * gh) : 0);
     int64_t back = SUFFIX(rnn_round)(rows * gh) * (d->cell == NB_RNN_GRU ? 2 : 1) +
                    SUFFIX(rnn_round)(rows * d->h) +
@@ -64,22 +64,26 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
     int64_t H = d->h, T = d->t, t = c->t, TY = T + (d->final_cell ? 1 : 0);
     for (int64_t n = lo; n < hi; n++) {
         int64_t row = n * T + t;
-        REAL *h = c->y + (n * TY + t) * H;
-        const REAL *hp = t ? h - H : c->h0 + n * H;
+        REAL *restrict h = c->y + (n * TY + t) * H;
+        const REAL *restrict hp = t ? c->y + (n * TY + t - 1) * H
+                                    : c->h0 + n * H;
         if (d->cell == NB_RNN_ELMAN) {
             SUFFIX(nb_vm_tanh)(H, h, h);
         } else if (d->cell == NB_RNN_LSTM) {
             REAL *a = c->gates + row * 4 * H;
-            REAL *cc = c->aux + row * H, *tc = c->aux + (T * d->n + row) * H;
-            const REAL *cp = t ? cc - H : c->c0 + n * H;
+            REAL *restrict cc = c->aux + row * H;
+            REAL *restrict tc = c->aux + (T * d->n + row) * H;
+            const REAL *restrict cp = t ? c->aux + (row - 1) * H
+                                        : c->c0 + n * H;
             SUFFIX(nb_vm_sigmoid)(2 * H, a, a);
             SUFFIX(nb_vm_tanh)(H, a + 2 * H, a + 2 * H);
             SUFFIX(nb_vm_sigmoid)(H, a + 3 * H, a + 3 * H);
-            const REAL *gi = a, *gf = a + H, *gg = a + 2 * H;
+            const REAL *restrict gi = a, *restrict gf = a + H;
+            const REAL *restrict gg = a + 2 * H;
             for (int64_t j = 0; j < H; j++)
                 cc[j] = gf[j] * cp[j] + gi[j] * gg[j];
             SUFFIX(nb_vm_tanh)(H, cc, tc);
-            const REAL *go = a + 3 * H;
+            const REAL *restrict go = a + 3 * H;
             for (int64_t j = 0; j < H; j++)
                 h[j] = go[j] * tc[j];
             if (d->final_cell && t == T - 1)
@@ -111,19 +115,20 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
     int64_t gh = d->cell * H;
     for (int64_t n = lo; n < hi; n++) {
         int64_t row = n * T + t;
-        const REAL *dyr = c->dy + (n * TY + t) * H;
-        const REAL *h = c->y + (n * TY + t) * H;
-        REAL *dhn = c->dhn + n * H, *da = c->dax + row * gh;
+        const REAL *restrict dyr = c->dy + (n * TY + t) * H;
+        const REAL *restrict h = c->y + (n * TY + t) * H;
+        REAL *restrict dhn = c->dhn + n * H, *restrict da = c->dax + row * gh;
         if (d->cell == NB_RNN_ELMAN) {
             for (int64_t j = 0; j < H; j++)
                 da[j] = (dyr[j] + dhn[j]) * (1 - h[j] * h[j]);
         } else if (d->cell == NB_RNN_LSTM) {
             const REAL *a = c->gates + row * 4 * H;
-            const REAL *gi = a, *gf = a + H, *gg = a + 2 * H, *go = a + 3 * H;
+            const REAL *restrict gi = a, *restrict gf = a + H;
+            const REAL *restrict gg = a + 2 * H, *restrict go = a + 3 * H;
             const REAL *cc = c->aux + row * H;
-            const REAL *tc = c->aux + (T * d->n + row) * H;
-            const REAL *cp = t ? cc - H : c->c0 + n * H;
-            REAL *dc = c->dc + n * H;
+            const REAL *restrict tc = c->aux + (T * d->n + row) * H;
+            const REAL *restrict cp = t ? cc - H : c->c0 + n * H;
+            REAL *restrict dc = c->dc + n * H;
             for (int64_t j = 0; j < H; j++) {
                 REAL dh = dyr[j] + dhn[j];
                 REAL dcj = dc[j] + dh * go[j] * (1 - tc[j] * tc[j]);
@@ -135,9 +140,10 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             }
         } else {
             const REAL *a = c->gates + row * 3 * H, *hn = c->aux + row * H;
-            const REAL *r = a, *z = a + H, *nn = a + 2 * H;
-            const REAL *hp = t ? h - H : c->h0 + n * H;
-            REAL *dh_ = c->dah + row * gh;
+            const REAL *restrict r = a, *restrict z = a + H;
+            const REAL *restrict nn = a + 2 * H;
+            const REAL *restrict hp = t ? h - H : c->h0 + n * H;
+            REAL *restrict dh_ = c->dah + row * gh;
             for (int64_t j = 0; j < H; j++) {
                 REAL dh = dyr[j] + dhn[j];
                 REAL dn = dh * (1 - z[j]);
@@ -179,7 +185,8 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     char *ws = workspace;
     void *gemm_ws = ws;
     REAL *wt = (REAL *)(ws + SUFFIX(rnn_gemm_ws)(d));
-    REAL *rec = wt + SUFFIX(rnn_round)(H * gh);
+    REAL *bias = wt + SUFFIX(rnn_round)(H * gh);
+    REAL *rec = bias + SUFFIX(rnn_round)(gh);
     /* Elman's pre-activations are its outputs (y is [N, T, H]); the gated
      * cells keep theirs in the scratch, activated in place. */
     REAL *gates = d->cell == NB_RNN_ELMAN ? y : scratch;
@@ -192,18 +199,20 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     /* GRU's b_hn sits inside r * (W_hn h + b_hn), so its b_hh joins the
      * recurrent product; the others add both biases to the projection. */
     bool hh_in_proj = d->cell != NB_RNN_GRU;
-    for (int64_t r = 0; r < rows; r++) {
-        REAL *p = gates + r * gh;
-        for (int64_t j = 0; j < gh; j++)
-            p[j] = (b_ih ? b_ih[j] : 0) + (b_hh && hh_in_proj ? b_hh[j] : 0);
-    }
+    for (int64_t j = 0; j < gh; j++)
+        bias[j] = (b_ih ? b_ih[j] : 0) + (b_hh && hh_in_proj ? b_hh[j] : 0);
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(gates + r * gh, bias, (size_t)gh * sizeof(REAL));
     SUFFIX(nb_gemm)(false, true, rows, gh, E, 1, x, E, w_ih, E, 1, gates, gh,
                     gemm_ws);
     /* w_hh^T [H, G H], so each step's product reads its rows in place
-     * (the GEMM's unpacked path for a few rows of A). */
-    for (int64_t j = 0; j < gh; j++)
-        for (int64_t k = 0; k < H; k++)
-            wt[k * gh + j] = w_hh[j * H + k];
+     * (the GEMM's unpacked path for a few rows of A); in tiles, so that
+     * neither side is walked across rows one element at a time. */
+    for (int64_t j0 = 0; j0 < gh; j0 += 16)
+        for (int64_t k0 = 0; k0 < H; k0 += 16)
+            for (int64_t j = j0; j < j0 + 16 && j < gh; j++)
+                for (int64_t k = k0; k < k0 + 16 && k < H; k++)
+                    wt[k * gh + j] = w_hh[j * H + k];
 
     static nb_parallel_site site = NB_PARALLEL_SITE("rnn.forward_" DTYPE,
                                                     RNN_GRAIN);
@@ -214,9 +223,12 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
         const REAL *hp = t ? y + (t - 1) * H : h0;
         int64_t ldh = t ? TY * H : H;
         if (d->cell == NB_RNN_GRU) {
-            for (int64_t n = 0; n < N; n++)
-                for (int64_t j = 0; j < gh; j++)
-                    rec[n * gh + j] = b_hh ? b_hh[j] : 0;
+            for (int64_t n = 0; n < N; n++) {
+                if (b_hh)
+                    memcpy(rec + n * gh, b_hh, (size_t)gh * sizeof(REAL));
+                else
+                    memset(rec + n * gh, 0, (size_t)gh * sizeof(REAL));
+            }
             SUFFIX(nb_gemm)(false, false, N, gh, H, 1, hp, ldh, wt, gh, 1,
                             rec, gh, gemm_ws);
         } else {
