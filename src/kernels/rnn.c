@@ -15,8 +15,8 @@ enum { RNN_FORWARD_STEP, RNN_BACKWARD_STEP };
 
 size_t nb_rnn_scratch_bytes(const nb_rnn_dims *d, size_t elem)
 {
-    int64_t per_row = d->cell == NB_RNN_LSTM  ? 6 * d->h
-                      : d->cell == NB_RNN_GRU ? 4 * d->h
+    int64_t per_row = d->cell == NB_SEQ_LSTM  ? 6 * d->h
+                      : d->cell == NB_SEQ_GRU ? 4 * d->h
                                               : 0;
     return (size_t)(d->n * d->t * per_row) * elem;
 }

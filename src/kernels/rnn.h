@@ -27,10 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { NB_RNN_ELMAN = 1, NB_RNN_LSTM = 4, NB_RNN_GRU = 3 };
+enum { NB_SEQ_ELMAN = 1, NB_SEQ_LSTM = 4, NB_SEQ_GRU = 3 };
 
 typedef struct nb_rnn_dims {
-    int cell;        /* NB_RNN_*: also the number of gates G */
+    int cell;        /* NB_SEQ_*: also the number of gates G */
     int64_t n, t, e, h;
     bool final_cell; /* LSTM: y holds c_T after the T hidden states */
 } nb_rnn_dims;

@@ -47,8 +47,8 @@ size_t SUFFIX(nb_rnn_workspace)(const nb_rnn_dims *d)
 {
     int64_t gh = d->cell * d->h, rows = d->n * d->t;
     int64_t fwd = SUFFIX(rnn_round)(d->h * gh) + SUFFIX(rnn_round)(gh) +
-                  (d->cell == NB_RNN_GRU ? SUFFIX(rnn_round)(d->n * gh) : 0);
-    int64_t back = SUFFIX(rnn_round)(rows * gh) * (d->cell == NB_RNN_GRU ? 2 : 1) +
+                  (d->cell == NB_SEQ_GRU ? SUFFIX(rnn_round)(d->n * gh) : 0);
+    int64_t back = SUFFIX(rnn_round)(rows * gh) * (d->cell == NB_SEQ_GRU ? 2 : 1) +
                    SUFFIX(rnn_round)(rows * d->h) +
                    2 * SUFFIX(rnn_round)(d->n * d->h);
     int64_t arrays = fwd > back ? fwd : back;
@@ -67,9 +67,9 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
         REAL *restrict h = c->y + (n * TY + t) * H;
         const REAL *restrict hp = t ? c->y + (n * TY + t - 1) * H
                                     : c->h0 + n * H;
-        if (d->cell == NB_RNN_ELMAN) {
+        if (d->cell == NB_SEQ_ELMAN) {
             SUFFIX(nb_vm_tanh)(H, h, h);
-        } else if (d->cell == NB_RNN_LSTM) {
+        } else if (d->cell == NB_SEQ_LSTM) {
             REAL *a = c->gates + row * 4 * H;
             REAL *restrict cc = c->aux + row * H;
             REAL *restrict tc = c->aux + (T * d->n + row) * H;
@@ -118,10 +118,10 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
         const REAL *restrict dyr = c->dy + (n * TY + t) * H;
         const REAL *restrict h = c->y + (n * TY + t) * H;
         REAL *restrict dhn = c->dhn + n * H, *restrict da = c->dax + row * gh;
-        if (d->cell == NB_RNN_ELMAN) {
+        if (d->cell == NB_SEQ_ELMAN) {
             for (int64_t j = 0; j < H; j++)
                 da[j] = (dyr[j] + dhn[j]) * (1 - h[j] * h[j]);
-        } else if (d->cell == NB_RNN_LSTM) {
+        } else if (d->cell == NB_SEQ_LSTM) {
             const REAL *a = c->gates + row * 4 * H;
             const REAL *restrict gi = a, *restrict gf = a + H;
             const REAL *restrict gg = a + 2 * H, *restrict go = a + 3 * H;
@@ -189,7 +189,7 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     REAL *rec = bias + SUFFIX(rnn_round)(gh);
     /* Elman's pre-activations are its outputs (y is [N, T, H]); the gated
      * cells keep theirs in the scratch, activated in place. */
-    REAL *gates = d->cell == NB_RNN_ELMAN ? y : scratch;
+    REAL *gates = d->cell == NB_SEQ_ELMAN ? y : scratch;
     REAL *aux = gates + rows * gh;
     if (d->final_cell && T == 0)
         for (int64_t n = 0; n < N; n++)
@@ -198,7 +198,7 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
         return;
     /* GRU's b_hn sits inside r * (W_hn h + b_hn), so its b_hh joins the
      * recurrent product; the others add both biases to the projection. */
-    bool hh_in_proj = d->cell != NB_RNN_GRU;
+    bool hh_in_proj = d->cell != NB_SEQ_GRU;
     for (int64_t j = 0; j < gh; j++)
         bias[j] = (b_ih ? b_ih[j] : 0) + (b_hh && hh_in_proj ? b_hh[j] : 0);
     for (int64_t r = 0; r < rows; r++)
@@ -222,7 +222,7 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     for (int64_t t = 0; t < T; t++) {
         const REAL *hp = t ? y + (t - 1) * H : h0;
         int64_t ldh = t ? TY * H : H;
-        if (d->cell == NB_RNN_GRU) {
+        if (d->cell == NB_SEQ_GRU) {
             for (int64_t n = 0; n < N; n++) {
                 if (b_hh)
                     memcpy(rec + n * gh, b_hh, (size_t)gh * sizeof(REAL));
@@ -259,7 +259,7 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
 {
     int64_t N = d->n, T = d->t, E = d->e, H = d->h, gh = d->cell * H;
     int64_t rows = N * T, TY = T + (d->final_cell ? 1 : 0);
-    bool gru = d->cell == NB_RNN_GRU;
+    bool gru = d->cell == NB_SEQ_GRU;
     char *ws = workspace;
     void *gemm_ws = ws;
     REAL *dax = (REAL *)(ws + SUFFIX(rnn_gemm_ws)(d));
@@ -293,7 +293,7 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
     if (grad->h0)
         for (int64_t i = 0; i < N * H; i++)
             grad->h0[i] += dhn[i];
-    if (grad->c0 && d->cell == NB_RNN_LSTM)
+    if (grad->c0 && d->cell == NB_SEQ_LSTM)
         for (int64_t i = 0; i < N * H; i++)
             grad->c0[i] += dc[i];
     if (rows == 0 || H == 0)

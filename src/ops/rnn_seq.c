@@ -67,10 +67,10 @@ static int cell_of(const nb_op_call *c)
 {
     const char *name = c->op->name;
     if (strcmp(name, "lstm_seq") == 0)
-        return NB_RNN_LSTM;
+        return NB_SEQ_LSTM;
     if (strcmp(name, "gru_seq") == 0)
-        return NB_RNN_GRU;
-    return NB_RNN_ELMAN;
+        return NB_SEQ_GRU;
+    return NB_SEQ_ELMAN;
 }
 
 static nb_rnn_dims dims_of(const nb_op_call *c)
@@ -81,9 +81,9 @@ static nb_rnn_dims dims_of(const nb_op_call *c)
     d.n = c->in[0]->shape[0];
     d.t = c->in[0]->shape[1];
     d.e = c->in[0]->shape[2];
-    int w = d.cell == NB_RNN_LSTM ? 4 : 3; /* index of w_hh */
+    int w = d.cell == NB_SEQ_LSTM ? 4 : 3; /* index of w_hh */
     d.h = c->in[w]->shape[1];
-    d.final_cell = d.cell == NB_RNN_LSTM && at && at->final_cell;
+    d.final_cell = d.cell == NB_SEQ_LSTM && at && at->final_cell;
     return d;
 }
 
@@ -91,7 +91,7 @@ static int rnn_infer(nb_op_call *c)
 {
     const rnn_attrs *at = c->attrs;
     int cell = cell_of(c);
-    bool lstm = cell == NB_RNN_LSTM;
+    bool lstm = cell == NB_SEQ_LSTM;
     int states = lstm ? 2 : 1, w = 1 + states;
     char xs[128], s1[128], s2[128];
     if (c->n_inputs != w + 2 && c->n_inputs != w + 4)
@@ -157,7 +157,7 @@ typedef struct roles {
 
 static roles roles_of(const nb_op_call *c)
 {
-    bool lstm = cell_of(c) == NB_RNN_LSTM;
+    bool lstm = cell_of(c) == NB_SEQ_LSTM;
     int w = lstm ? 3 : 2;
     bool bias = c->n_inputs == w + 4;
     roles r = {1, lstm ? 2 : -1, w, w + 1, bias ? w + 2 : -1,
