@@ -1,7 +1,8 @@
 /* The fused recurrent ops (elman_seq, lstm_seq, gru_seq) against the same
  * cells written here from public ops (matmul, transpose, add, sigmoid,
  * tanh, mul, slice, concat) and unrolled over several steps, in f64:
- * values and every gradient to 1e-12 relative to the largest element.
+ * values and every gradient to 1e-12 relative to the largest element,
+ * with per-sample initial states and with one [1, H] state for the batch.
  * Also: a sequence split into two windows that carry h and c (the
  * final_cell row) gives the values of the whole; 1, 2 and 3 threads give
  * the same bits in f32 and f64; each shape rule's message names the op
@@ -33,13 +34,15 @@ typedef struct leaves {
     nb_node *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh;
 } leaves;
 
-static leaves make_leaves(nb_graph *g, nb_dtype dt, cell k, int64_t n,
-                          int64_t t, int64_t e, int64_t h)
+/* shared: h0 and c0 are [1, H], one state for the whole batch */
+static leaves make_leaves_ex(nb_graph *g, nb_dtype dt, cell k, int64_t n,
+                             int64_t t, int64_t e, int64_t h, bool shared)
 {
     leaves l;
+    int64_t rows = shared ? 1 : n;
     l.x = nb_param(g, "x", dt, 3, SHAPE(n, t, e));
-    l.h0 = nb_param(g, "h0", dt, 2, SHAPE(n, h));
-    l.c0 = k == LSTM ? nb_param(g, "c0", dt, 2, SHAPE(n, h)) : NULL;
+    l.h0 = nb_param(g, "h0", dt, 2, SHAPE(rows, h));
+    l.c0 = k == LSTM ? nb_param(g, "c0", dt, 2, SHAPE(rows, h)) : NULL;
     l.w_ih = nb_param(g, "w_ih", dt, 2, SHAPE(k * h, e));
     l.w_hh = nb_param(g, "w_hh", dt, 2, SHAPE(k * h, h));
     l.b_ih = nb_param(g, "b_ih", dt, 1, SHAPE(k * h));
@@ -54,6 +57,12 @@ static leaves make_leaves(nb_graph *g, nb_dtype dt, cell k, int64_t n,
     fill(l.b_ih, -s, s);
     fill(l.b_hh, -s, s);
     return l;
+}
+
+static leaves make_leaves(nb_graph *g, nb_dtype dt, cell k, int64_t n,
+                          int64_t t, int64_t e, int64_t h)
+{
+    return make_leaves_ex(g, dt, k, n, t, e, h, false);
 }
 
 static nb_node *fused(nb_graph *g, cell k, const leaves *l, bool final_cell)
@@ -131,12 +140,12 @@ static double rel_diff(const nb_tensor *a, const nb_tensor *b)
 }
 
 static void compare_with_composite(cell k, int64_t n, int64_t t, int64_t e,
-                                   int64_t h, bool final_cell)
+                                   int64_t h, bool final_cell, bool shared)
 {
     const char *name = k == LSTM ? "lstm_seq" : k == GRU ? "gru_seq"
                                                          : "elman_seq";
     nb_graph *g = nb_graph_new();
-    leaves l = make_leaves(g, NB_F64, k, n, t, e, h);
+    leaves l = make_leaves_ex(g, NB_F64, k, n, t, e, h, shared);
     nb_node *yf = fused(g, k, &l, final_cell);
     nb_node *yc = composite(g, k, &l, n, t, e, h, final_cell);
     int64_t ty = t + (final_cell ? 1 : 0);
@@ -334,10 +343,12 @@ int main(void)
         cell k = kc == 0 ? ELMAN : kc == 1 ? LSTM : GRU;
         for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
             compare_with_composite(k, sizes[i][0], sizes[i][1], sizes[i][2],
-                                   sizes[i][3], false);
+                                   sizes[i][3], false, false);
+        /* one initial state broadcast over the batch */
+        compare_with_composite(k, 3, 4, 2, 3, k == LSTM, true);
     }
-    compare_with_composite(LSTM, 2, 5, 3, 4, true);
-    compare_with_composite(LSTM, 1, 3, 2, 2, true);
+    compare_with_composite(LSTM, 2, 5, 3, 4, true, false);
+    compare_with_composite(LSTM, 1, 3, 2, 2, true, false);
     test_windows_carry_state();
     test_thread_counts(NB_F32);
     test_thread_counts(NB_F64);

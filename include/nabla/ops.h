@@ -334,7 +334,9 @@ NB_API nb_node *nb_layer_norm(nb_graph *g, nb_node *x, int axes,
 
 /** @name Recurrent layers over a sequence (fused)
  * Batch first: x is [N, T, E], the initial states h0 and c0 are [N, H]
- * (inputs, constants or parameters: zeros for PyTorch's default). Weights
+ * (inputs, constants or parameters: zeros for PyTorch's default), or
+ * [1, H] for one state shared by every sample (a zero state that need
+ * not know the batch size; its gradient is the sum of the rows'). Weights
  * use PyTorch's layout and gate order, so a state_dict's
  * weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0 load unchanged:
  * w_ih [G H, E], w_hh [G H, H], b_ih and b_hh [G H], the biases both

@@ -2,7 +2,8 @@
  * f64: Elman (tanh), LSTM and GRU with PyTorch's weight layout and gate
  * order, batch first.
  *
- *   x [N, T, E], h0 [N, H], c0 [N, H] (LSTM only),
+ *   x [N, T, E], h0 [N, H], c0 [N, H] (LSTM only; either may be [1, H],
+ *   one state shared by the batch),
  *   w_ih [G H, E], w_hh [G H, H], b_ih [G H], b_hh [G H] (NULL: no bias),
  *   G = 1 (Elman), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n);
  *   y [N, T + final_cell, H]: h_1..h_T, then c_T when final_cell (LSTM).
@@ -33,6 +34,7 @@ typedef struct nb_rnn_dims {
     int cell;        /* NB_SEQ_*: also the number of gates G */
     int64_t n, t, e, h;
     bool final_cell; /* LSTM: y holds c_T after the T hidden states */
+    bool h0_rows, c0_rows; /* false: [1, H], one state for every sample */
 } nb_rnn_dims;
 
 /* Bytes of the scratch and of the workspace (forward and backward alike)

@@ -46,7 +46,7 @@ static size_t SUFFIX(rnn_gemm_ws)(const nb_rnn_dims *d)
 size_t SUFFIX(nb_rnn_workspace)(const nb_rnn_dims *d)
 {
     int64_t gh = d->cell * d->h, rows = d->n * d->t;
-    int64_t fwd = SUFFIX(rnn_round)(d->h * gh) + SUFFIX(rnn_round)(gh) +
+    int64_t fwd = SUFFIX(rnn_round)(d->h * gh) + 2 * SUFFIX(rnn_round)(gh) +
                   (d->cell == NB_SEQ_GRU ? SUFFIX(rnn_round)(d->n * gh) : 0);
     int64_t back = SUFFIX(rnn_round)(rows * gh) * (d->cell == NB_SEQ_GRU ? 2 : 1) +
                    SUFFIX(rnn_round)(rows * d->h) +
@@ -66,7 +66,7 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
         int64_t row = n * T + t;
         REAL *restrict h = c->y + (n * TY + t) * H;
         const REAL *restrict hp = t ? c->y + (n * TY + t - 1) * H
-                                    : c->h0 + n * H;
+                                    : c->h0 + (d->h0_rows ? n : 0) * H;
         if (d->cell == NB_SEQ_ELMAN) {
             SUFFIX(nb_vm_tanh)(H, h, h);
         } else if (d->cell == NB_SEQ_LSTM) {
@@ -74,7 +74,7 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             REAL *restrict cc = c->aux + row * H;
             REAL *restrict tc = c->aux + (T * d->n + row) * H;
             const REAL *restrict cp = t ? c->aux + (row - 1) * H
-                                        : c->c0 + n * H;
+                                        : c->c0 + (d->c0_rows ? n : 0) * H;
             SUFFIX(nb_vm_sigmoid)(2 * H, a, a);
             SUFFIX(nb_vm_tanh)(H, a + 2 * H, a + 2 * H);
             SUFFIX(nb_vm_sigmoid)(H, a + 3 * H, a + 3 * H);
@@ -127,7 +127,7 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             const REAL *restrict gg = a + 2 * H, *restrict go = a + 3 * H;
             const REAL *cc = c->aux + row * H;
             const REAL *restrict tc = c->aux + (T * d->n + row) * H;
-            const REAL *restrict cp = t ? cc - H : c->c0 + n * H;
+            const REAL *restrict cp = t ? cc - H : c->c0 + (d->c0_rows ? n : 0) * H;
             REAL *restrict dc = c->dc + n * H;
             for (int64_t j = 0; j < H; j++) {
                 REAL dh = dyr[j] + dhn[j];
@@ -142,7 +142,7 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             const REAL *a = c->gates + row * 3 * H, *hn = c->aux + row * H;
             const REAL *restrict r = a, *restrict z = a + H;
             const REAL *restrict nn = a + 2 * H;
-            const REAL *restrict hp = t ? h - H : c->h0 + n * H;
+            const REAL *restrict hp = t ? h - H : c->h0 + (d->h0_rows ? n : 0) * H;
             REAL *restrict dh_ = c->dah + row * gh;
             for (int64_t j = 0; j < H; j++) {
                 REAL dh = dyr[j] + dhn[j];
@@ -186,14 +186,15 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     void *gemm_ws = ws;
     REAL *wt = (REAL *)(ws + SUFFIX(rnn_gemm_ws)(d));
     REAL *bias = wt + SUFFIX(rnn_round)(H * gh);
-    REAL *rec = bias + SUFFIX(rnn_round)(gh);
+    REAL *row0 = bias + SUFFIX(rnn_round)(gh);
+    REAL *rec = row0 + SUFFIX(rnn_round)(gh);
     /* Elman's pre-activations are its outputs (y is [N, T, H]); the gated
      * cells keep theirs in the scratch, activated in place. */
     REAL *gates = d->cell == NB_SEQ_ELMAN ? y : scratch;
     REAL *aux = gates + rows * gh;
     if (d->final_cell && T == 0)
         for (int64_t n = 0; n < N; n++)
-            memcpy(y + n * TY * H, c0 + n * H, (size_t)H * sizeof(REAL));
+            memcpy(y + n * TY * H, c0 + (d->c0_rows ? n : 0) * H, (size_t)H * sizeof(REAL));
     if (rows == 0 || H == 0)
         return;
     /* GRU's b_hn sits inside r * (W_hn h + b_hn), so its b_hh joins the
@@ -222,7 +223,25 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     for (int64_t t = 0; t < T; t++) {
         const REAL *hp = t ? y + (t - 1) * H : h0;
         int64_t ldh = t ? TY * H : H;
-        if (d->cell == NB_SEQ_GRU) {
+        if (t == 0 && !d->h0_rows) {
+            /* h0 shared by the batch: its product once, added to each
+             * row (GRU's rows of the recurrent product, the others' gate
+             * rows). */
+            SUFFIX(nb_gemm)(false, false, 1, gh, H, 1, h0, H, wt, gh, 0, row0,
+                            gh, gemm_ws);
+            for (int64_t n = 0; n < N; n++) {
+                REAL *dst = d->cell == NB_SEQ_GRU ? rec + n * gh
+                                                  : gates + n * T * gh;
+                if (d->cell == NB_SEQ_GRU) {
+                    if (b_hh)
+                        memcpy(dst, b_hh, (size_t)gh * sizeof(REAL));
+                    else
+                        memset(dst, 0, (size_t)gh * sizeof(REAL));
+                }
+                for (int64_t j = 0; j < gh; j++)
+                    dst[j] += row0[j];
+            }
+        } else if (d->cell == NB_SEQ_GRU) {
             for (int64_t n = 0; n < N; n++) {
                 if (b_hh)
                     memcpy(rec + n * gh, b_hh, (size_t)gh * sizeof(REAL));
@@ -290,12 +309,15 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
             SUFFIX(nb_gemm)(false, false, N, H, gh, 1, dah + t * gh, T * gh,
                             w_hh, H, gru ? 1 : 0, dhn, H, gemm_ws);
     }
+    /* A state shared by the batch ([1, H]) sums its rows' messages. */
     if (grad->h0)
-        for (int64_t i = 0; i < N * H; i++)
-            grad->h0[i] += dhn[i];
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t j = 0; j < H; j++)
+                grad->h0[(d->h0_rows ? n : 0) * H + j] += dhn[n * H + j];
     if (grad->c0 && d->cell == NB_SEQ_LSTM)
-        for (int64_t i = 0; i < N * H; i++)
-            grad->c0[i] += dc[i];
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t j = 0; j < H; j++)
+                grad->c0[(d->c0_rows ? n : 0) * H + j] += dc[n * H + j];
     if (rows == 0 || H == 0)
         return;
     if (grad->x)
@@ -307,7 +329,7 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
     if (grad->w_hh) {
         /* The state each step's recurrent product read: h0, then h_1.. */
         for (int64_t n = 0; n < N; n++) {
-            memcpy(hprev + n * T * H, h0 + n * H, (size_t)H * sizeof(REAL));
+            memcpy(hprev + n * T * H, h0 + (d->h0_rows ? n : 0) * H, (size_t)H * sizeof(REAL));
             memcpy(hprev + (n * T + 1) * H, y + n * TY * H,
                    (size_t)((T - 1) * H) * sizeof(REAL));
         }

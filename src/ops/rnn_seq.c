@@ -1,6 +1,8 @@
 /* Fused recurrent layers over a whole sequence, batch first, with
  * PyTorch's weight layout and gate order (so weights load from a
- * state_dict unchanged). x is [N, T, E], h0 (and c0) [N, H]; weights are
+ * state_dict unchanged). x is [N, T, E], h0 (and c0) [N, H], or [1, H]
+ * for one state shared by the batch (a zero state that need not know the
+ * batch size; its gradient sums the rows'); weights are
  * w_ih [G H, E], w_hh [G H, H], optional biases b_ih, b_hh [G H]; row
  * blocks of G H are the gates in the order below. With
  * a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh split into the gates:
@@ -84,6 +86,8 @@ static nb_rnn_dims dims_of(const nb_op_call *c)
     int w = d.cell == NB_SEQ_LSTM ? 4 : 3; /* index of w_hh */
     d.h = c->in[w]->shape[1];
     d.final_cell = d.cell == NB_SEQ_LSTM && at && at->final_cell;
+    d.h0_rows = c->in[1]->shape[0] == d.n;
+    d.c0_rows = d.cell == NB_SEQ_LSTM && c->in[2]->shape[0] == d.n;
     return d;
 }
 
@@ -121,13 +125,16 @@ static int rnn_infer(nb_op_call *c)
                           (long long)gh, (long long)h, cell, (long long)h);
     for (int i = 1; i <= states; i++) {
         const nb_tensor *s = c->in[i];
-        if (s->rank != 2 || s->shape[0] != x->shape[0] || s->shape[1] != h)
+        if (s->rank != 2 ||
+            (s->shape[0] != x->shape[0] && s->shape[0] != 1) ||
+            s->shape[1] != h)
             return nb_op_fail(c,
                               "%s is %s, x is %s: expected [%lld, %lld] "
-                              "([N, H] with H = %lld from w_hh %s)",
+                              "or [1, %lld] ([N, H] or one state for the "
+                              "batch, with H = %lld from w_hh %s)",
                               i == 1 ? "h0" : "c0", NB_SHAPE(s, s1), xs,
                               (long long)x->shape[0], (long long)h,
-                              (long long)h, NB_SHAPE(w_hh, s2));
+                              (long long)h, (long long)h, NB_SHAPE(w_hh, s2));
     }
     for (int i = w + 2; i < c->n_inputs; i++) {
         const nb_tensor *b = c->in[i];
@@ -138,7 +145,9 @@ static int rnn_infer(nb_op_call *c)
     }
     nb_rnn_dims d = {.cell = cell, .n = x->shape[0], .t = x->shape[1],
                      .e = x->shape[2], .h = h,
-                     .final_cell = lstm && at && at->final_cell};
+                     .final_cell = lstm && at && at->final_cell,
+                     .h0_rows = c->in[1]->shape[0] == x->shape[0],
+                     .c0_rows = lstm && c->in[2]->shape[0] == x->shape[0]};
     c->out_dtype = x->dtype;
     c->out_rank = 3;
     c->out_shape[0] = d.n;
