@@ -300,7 +300,8 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
                                                     RNN_GRAIN);
     SUFFIX(rnn_call) call = {.kernel = RNN_BACKWARD_STEP, .d = d, .h0 = h0,
                              .c0 = c0, .dy = dy, .y = (REAL *)y,
-                             .gates = gates, .aux = gates + rows * gh,
+                             .gates = gates,
+                             .aux = gates ? gates + rows * gh : NULL,
                              .dax = dax, .dah = dah, .dhn = dhn, .dc = dc};
     for (int64_t t = T - 1; t >= 0 && H > 0; t--) {
         call.t = t;
