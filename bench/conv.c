@@ -22,49 +22,6 @@
 #include "kernels/conv.h"
 #include "nabla/base.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-
-/* Twelve independent chains of 16-lane FMAs: enough in flight to cover
- * the FMA latency on every core these machines have had. */
-__attribute__((target("avx512f,fma"))) static double fma_peak_avx512(long iters)
-{
-    __m512 acc[12];
-    const __m512 a = _mm512_set1_ps(1.0000001f), b = _mm512_set1_ps(1e-7f);
-    for (int i = 0; i < 12; i++)
-        acc[i] = _mm512_set1_ps((float)i);
-    double t0 = bench_now();
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < 12; i++)
-            acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    double t = bench_now() - t0;
-    float sink = 0;
-    for (int i = 0; i < 12; i++)
-        sink += _mm512_reduce_add_ps(acc[i]);
-    if (sink == 12345.0f)
-        fprintf(stderr, " ");
-    return 2.0 * 16 * 12 * (double)iters / t / 1e9;
-}
-#endif
-
-static double fma_peak(int reps)
-{
-    double best = 0;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (!__builtin_cpu_supports("avx512f"))
-        return 0;
-    /* Many short runs (about 1 ms each): on a shared machine the best of
-     * them is one that kept the core to itself throughout. */
-    for (int r = 0; r < reps; r++) {
-        double g = fma_peak_avx512(500 * 1000);
-        best = g > best ? g : best;
-    }
-#else
-    (void)reps;
-#endif
-    return best;
-}
-
 typedef struct layer {
     const char *name;
     nb_conv_geom g;
@@ -91,7 +48,7 @@ int main(int argc, char **argv)
 #ifdef _OPENMP
     omp_set_num_threads(threads);
 #endif
-    double peak = fma_peak(200);
+    double peak = bench_fma_peak(200);
     printf("{\"what\":\"fma_peak\",\"gflops_per_core_f32\":%.1f}\n", peak);
     const layer layers[] = {
         {"conv1 1->32 3x3 pad 1, 28x28",

@@ -27,6 +27,12 @@ static void fill(nb_graph *g, nb_node *n, double scale)
         nb_tensor_set(t, i, scale * nb_rng_normal(g));
 }
 
+static void normal_floats(nb_graph *g, float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)nb_rng_normal(g);
+}
+
 /* w -= lr dw for every parameter. */
 static void sgd(nb_node *const *params, int n_params, float lr)
 {
@@ -108,8 +114,7 @@ static void cnn_parts_steady(void)
     nb_node *params[] = {gam, bet, lw, lb};
     enum { B = 16 };
     static float xs[B * 3 * 8 * 8];
-    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++)
-        xs[i] = (float)nb_rng_normal(g);
+    normal_floats(g, xs, sizeof xs / sizeof *xs);
     long before = 0;
     for (int i = 0; i < 12; i++) {
         if (i == 2)
@@ -193,11 +198,68 @@ static void check_conv_step(void)
     nb_graph_free(g);
 }
 
+/* The fused recurrent ops: an LSTM (with its final cell row), a GRU and
+ * an Elman layer stacked on a dynamic batch with fed initial states,
+ * forward, backward and an update in steady state. Their saved gates are
+ * node scratch and their step buffers the graph's workspace, so only the
+ * first steps plan memory. */
+static void recurrent_steady(void)
+{
+    enum { B = 4, T = 6, E = 5, H = 7 };
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 3, SHAPE(NB_DYNAMIC, T, E));
+    nb_node *h0 = nb_input(g, "h0", NB_F32, 2, SHAPE(NB_DYNAMIC, H));
+    nb_node *w[6], *b[6];
+    const int64_t rows[3] = {4 * H, 3 * H, H}, cols[3] = {E, H, H};
+    for (int i = 0; i < 6; i++) {
+        int layer = i / 2;
+        w[i] = nb_param(g, NULL, NB_F32, 2,
+                        SHAPE(rows[layer], i % 2 ? H : cols[layer]));
+        b[i] = nb_param(g, NULL, NB_F32, 1, SHAPE(rows[layer]));
+        fill(g, w[i], 0.3);
+    }
+    nb_node *y = nb_lstm_seq(g, x, h0, h0, w[0], w[1], b[0], b[1], true);
+    y = nb_slice(g, y, 1, 0, T);
+    y = nb_gru_seq(g, y, h0, w[2], w[3], b[2], b[3]);
+    y = nb_elman_seq(g, y, h0, w[4], w[5], b[4], b[5]);
+    nb_node *loss = nb_sum(g, nb_square(g, y));
+    CHECK(loss != NULL, "build: %s", nb_graph_error(g));
+    if (!loss) {
+        nb_graph_free(g);
+        return;
+    }
+    nb_node *params[12];
+    for (int i = 0; i < 6; i++) {
+        params[i] = w[i];
+        params[6 + i] = b[i];
+    }
+    static float xs[B * T * E], hs[B * H];
+    normal_floats(g, xs, sizeof xs / sizeof *xs);
+    normal_floats(g, hs, sizeof hs / sizeof *hs);
+    long before = 0;
+    for (int i = 0; i < 12; i++) {
+        if (i == 2)
+            before = allocations;
+        int rc = nb_feed(g, x, 3, SHAPE(B, T, E), xs);
+        rc = rc ? rc : nb_feed(g, h0, 2, SHAPE(B, H), hs);
+        rc = rc ? rc : nb_forward(g, loss);
+        rc = rc ? rc : nb_backward(g, loss);
+        CHECK(rc == NB_OK, "%s", nb_graph_error(g));
+        if (rc == NB_OK)
+            sgd(params, 12, 0.01f);
+    }
+    CHECK(allocations == before,
+          "%ld allocations in 10 steady-state recurrent steps",
+          allocations - before);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
     check_conv_step();
     cnn_parts_steady();
+    recurrent_steady();
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 20));
     nb_node *labels = nb_input(g, "labels", NB_F32, 1, SHAPE(NB_DYNAMIC));

@@ -349,6 +349,43 @@ NB_API nb_node *nb_layer_norm(nb_graph *g, nb_node *x, int axes,
                               nb_node *weight, nb_node *bias, double eps);
 /** @} */
 
+/** @name Recurrent layers over a sequence (fused)
+ * Batch first: x is [N, T, E], the initial states h0 and c0 are [N, H]
+ * (inputs, constants or parameters: zeros for PyTorch's default), or
+ * [1, H] for one state shared by every sample (a zero state that need
+ * not know the batch size; its gradient is the sum of the rows'). Weights
+ * use PyTorch's layout and gate order, so a state_dict's
+ * weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0 load unchanged:
+ * w_ih [G H, E], w_hh [G H, H], b_ih and b_hh [G H], the biases both
+ * given or both NULL (bias=False). The output holds every hidden state,
+ * [N, T, H]; the last one, h_T, is nb_slice(y, 1, T - 1, T). Each op
+ * projects the inputs of all T steps with one matrix product, runs the
+ * recurrent product and the gates step by step, and differentiates
+ * through time in reverse (the weights' gradients sum every step's
+ * message), the same function as the cell written from the elementwise
+ * ops and matmul, in one node. */
+/** @{ */
+/** Elman recurrence h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+ * (PyTorch's nn.RNN, tanh): G = 1. */
+NB_API nb_node *nb_elman_seq(nb_graph *g, nb_node *x, nb_node *h0,
+                             nb_node *w_ih, nb_node *w_hh, nb_node *b_ih,
+                             nb_node *b_hh);
+/** LSTM (PyTorch's nn.LSTM): G = 4, gates i, f, g, o. With final_cell the
+ * output is [N, T + 1, H] and its row T is the final cell state c_T
+ * (nb_slice(y, 1, T, T + 1)), rows 0..T-1 the hidden states: what
+ * truncated backpropagation through time carries to the next window as
+ * h0 and c0. */
+NB_API nb_node *nb_lstm_seq(nb_graph *g, nb_node *x, nb_node *h0,
+                            nb_node *c0, nb_node *w_ih, nb_node *w_hh,
+                            nb_node *b_ih, nb_node *b_hh, bool final_cell);
+/** GRU (PyTorch's nn.GRU): G = 3, gates r, z, n with
+ * n = tanh(W_in x_t + b_in + r (W_hn h_{t-1} + b_hn)) and
+ * h_t = (1 - z) n + z h_{t-1}. */
+NB_API nb_node *nb_gru_seq(nb_graph *g, nb_node *x, nb_node *h0,
+                           nb_node *w_ih, nb_node *w_hh, nb_node *b_ih,
+                           nb_node *b_hh);
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

@@ -65,5 +65,6 @@ extern const gc_case gc_cases_loss[];
 extern const gc_case gc_cases_conv[];
 extern const gc_case gc_cases_norm[];
 extern const gc_case gc_cases_sequence[];
+extern const gc_case gc_cases_rnn[];
 
 #endif

@@ -12,6 +12,7 @@ static const gc_case *const families[] = {
     gc_cases_matmul,      gc_cases_reduce,     gc_cases_shape,
     gc_cases_loss,        gc_cases_conv,  gc_cases_norm,
     gc_cases_sequence,
+    gc_cases_rnn,
 };
 
 int main(void)

@@ -511,6 +511,30 @@ FUZZ_CALL(concat)
     return nb_concat(f->g, n, xs, hostile_axis());
 }
 
+/* The recurrent ops take every one of their inputs from a and b: the
+ * shapes rarely fit, which is the point; biases come in pairs, one alone
+ * sometimes, which the constructor must refuse by the op's name. */
+static nb_node *fuzz_bias(nb_node *n)
+{
+    return chance(0.4) ? NULL : n;
+}
+FUZZ_CALL(elman_seq)
+{
+    (void)alt, (void)null_given, (void)foreign_given;
+    return nb_elman_seq(f->g, a, b, b, b, fuzz_bias(a), fuzz_bias(a));
+}
+FUZZ_CALL(lstm_seq)
+{
+    (void)alt, (void)null_given, (void)foreign_given;
+    return nb_lstm_seq(f->g, a, b, b, a, b, fuzz_bias(a), fuzz_bias(b),
+                       chance(0.5));
+}
+FUZZ_CALL(gru_seq)
+{
+    (void)alt, (void)null_given, (void)foreign_given;
+    return nb_gru_seq(f->g, a, b, a, b, fuzz_bias(b), fuzz_bias(b));
+}
+
 static const struct {
     const char *name; /* the op its fresh failures must name */
     fuzz_call call;
@@ -548,6 +572,8 @@ static const struct {
     {"batch_norm", fuzz_batch_norm}, {"layer_norm", fuzz_layer_norm},
     {"concat", fuzz_concat},
     {"concat", fuzz_concat},
+    {"elman_seq", fuzz_elman_seq}, {"lstm_seq", fuzz_lstm_seq},
+    {"gru_seq", fuzz_gru_seq},
 };
 enum { N_CONSTRUCTORS = sizeof fuzz_calls / sizeof *fuzz_calls };
 

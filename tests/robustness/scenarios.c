@@ -524,6 +524,63 @@ static nb_node *w_broadcast_to(nb_graph *g, nb_node *a, nb_node *b)
     return nb_broadcast_to(g, a, 3, SHAPE(2, 2, 2));
 }
 
+/* The recurrent ops on a [2,2] node seen as x [1,2,2] (N 1, T 2, E 2)
+ * with H 2: the states and weights are constants made once per graph by
+ * the first (valid) call, so a NULL or foreign x is the only thing wrong
+ * with later calls and no failed call leaves a node. */
+static nb_node *rnn_const(nb_graph *g, const char *name, int64_t rows,
+                          int64_t cols, double v)
+{
+    nb_node *n = nb_graph_find(g, name);
+    if (!n) {
+        n = nb_constant(g, name, NB_F64, 2, SHAPE(rows, cols));
+        nb_tensor *t = nb_node_value(n);
+        for (int64_t i = 0; i < nb_tensor_size(t); i++)
+            nb_tensor_set(t, i, v * (double)(i % 5 - 2));
+    }
+    return n;
+}
+static nb_node *as_seq(nb_graph *g, nb_node *a)
+{
+    if (!a || nb_node_graph(a) != g)
+        return a;
+    return nb_reshape(g, a, 3, SHAPE(1, 2, 2));
+}
+/* Elman and GRU: one state, G = 1 or 3 */
+typedef nb_node *(*one_state_seq)(nb_graph *, nb_node *, nb_node *, nb_node *,
+                                  nb_node *, nb_node *, nb_node *);
+static nb_node *one_state(nb_graph *g, nb_node *a, one_state_seq fn,
+                          const char *w_name, int64_t gates)
+{
+    if (!g)
+        return fn(g, a, a, a, a, NULL, NULL);
+    nb_node *w = rnn_const(g, w_name, 2 * gates, 2, 0.25);
+    return fn(g, as_seq(g, a), rnn_const(g, "w_rnn.h0", 1, 2, 0.5), w, w,
+              NULL, NULL);
+}
+static nb_node *w_elman_seq(nb_graph *g, nb_node *a, nb_node *b)
+{
+    (void)b;
+    return one_state(g, a, nb_elman_seq, "w_rnn.w1", 1);
+}
+static nb_node *w_gru_seq(nb_graph *g, nb_node *a, nb_node *b)
+{
+    (void)b;
+    return one_state(g, a, nb_gru_seq, "w_rnn.w3", 3);
+}
+static nb_node *w_lstm_seq(nb_graph *g, nb_node *a, nb_node *b)
+{
+    (void)b;
+    if (!g)
+        return nb_lstm_seq(g, a, a, a, a, a, NULL, NULL, true);
+    nb_node *h0 = rnn_const(g, "w_rnn.h0", 1, 2, 0.5);
+    nb_node *w = rnn_const(g, "w_rnn.w4", 8, 2, 0.25);
+    nb_node *bias = nb_graph_find(g, "w_rnn.b4");
+    if (!bias)
+        bias = nb_constant(g, "w_rnn.b4", NB_F64, 1, SHAPE(8));
+    return nb_lstm_seq(g, as_seq(g, a), h0, h0, w, w, bias, bias, true);
+}
+
 static const struct {
     const char *name; /* the op name its messages must carry */
     any_op fn;
@@ -554,6 +611,7 @@ static const struct {
     E2(cce_loss), E2(softmax_ce_loss), E2(softmax_ce_index_loss),
     E2(nll_loss), E1(l1_penalty), E1(l2_penalty), E1(dropout),
     E2(embedding), E1(stop_gradient),
+    E1(elman_seq), E1(lstm_seq), E1(gru_seq),
 #undef E1
 #undef E2
 };

@@ -1,0 +1,344 @@
+/* Body of the fused recurrent kernels (rnn.h), included once per REAL
+ * (float, double) by rnn.c.
+ *
+ * Scratch, per (sample, step) row, in REAL elements:
+ *   LSTM: the activated gates i, f, g, o (4H), then the cell states c (H),
+ *         then tanh(c) (H), each as one [N, T, .] block;
+ *   GRU:  the activated r, z, n (3H), then W_hn h + b_hn (H);
+ *   Elman: nothing (the output h is all backward needs).
+ * Workspace: the GEMM's packing space first (it wants 64-byte alignment),
+ * then forward's transposed w_hh (and GRU's recurrent product of one step)
+ * or backward's pre-activation messages, previous hidden states and the
+ * [N, H] messages carried from step to step. */
+
+typedef struct {
+    int kernel; /* RNN_FORWARD_STEP or RNN_BACKWARD_STEP */
+    const nb_rnn_dims *d;
+    int64_t t;
+    const REAL *h0, *c0, *dy;
+    REAL *y, *gates, *aux, *rec; /* aux: C (LSTM) or HN (GRU) */
+    REAL *dax, *dah, *dhn, *dc;
+} SUFFIX(rnn_call);
+
+static int64_t SUFFIX(rnn_round)(int64_t elems)
+{
+    int64_t per = 64 / (int64_t)sizeof(REAL);
+    return (elems + per - 1) / per * per;
+}
+
+static size_t SUFFIX(rnn_gemm_ws)(const nb_rnn_dims *d)
+{
+    int64_t gh = d->cell * d->h, rows = d->n * d->t;
+    size_t s[6] = {
+        SUFFIX(nb_gemm_workspace)(rows, gh, d->e),
+        SUFFIX(nb_gemm_workspace)(d->n, gh, d->h),
+        SUFFIX(nb_gemm_workspace)(d->n, d->h, gh),
+        SUFFIX(nb_gemm_workspace)(rows, d->e, gh),
+        SUFFIX(nb_gemm_workspace)(gh, d->e, rows),
+        SUFFIX(nb_gemm_workspace)(gh, d->h, rows),
+    };
+    size_t m = 0;
+    for (int i = 0; i < 6; i++)
+        m = s[i] > m ? s[i] : m;
+    return (m + 63) / 64 * 64;
+}
+
+size_t SUFFIX(nb_rnn_workspace)(const nb_rnn_dims *d)
+{
+    int64_t gh = d->cell * d->h, rows = d->n * d->t;
+    int64_t fwd = SUFFIX(rnn_round)(d->h * gh) + 2 * SUFFIX(rnn_round)(gh) +
+                  (d->cell == NB_SEQ_GRU ? SUFFIX(rnn_round)(d->n * gh) : 0);
+    int64_t back = SUFFIX(rnn_round)(rows * gh) * (d->cell == NB_SEQ_GRU ? 2 : 1) +
+                   SUFFIX(rnn_round)(rows * d->h) +
+                   2 * SUFFIX(rnn_round)(d->n * d->h);
+    int64_t arrays = fwd > back ? fwd : back;
+    return SUFFIX(rnn_gemm_ws)(d) + (size_t)arrays * sizeof(REAL);
+}
+
+/* ---- one step's gate loops, rows [lo, hi) of the batch ---- */
+
+static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
+                                     int64_t hi)
+{
+    const nb_rnn_dims *d = c->d;
+    int64_t H = d->h, T = d->t, t = c->t, TY = T + (d->final_cell ? 1 : 0);
+    for (int64_t n = lo; n < hi; n++) {
+        int64_t row = n * T + t;
+        REAL *restrict h = c->y + (n * TY + t) * H;
+        const REAL *restrict hp = t ? c->y + (n * TY + t - 1) * H
+                                    : c->h0 + (d->h0_rows ? n : 0) * H;
+        if (d->cell == NB_SEQ_ELMAN) {
+            SUFFIX(nb_vm_tanh)(H, h, h);
+        } else if (d->cell == NB_SEQ_LSTM) {
+            REAL *a = c->gates + row * 4 * H;
+            REAL *restrict cc = c->aux + row * H;
+            REAL *restrict tc = c->aux + (T * d->n + row) * H;
+            const REAL *restrict cp = t ? c->aux + (row - 1) * H
+                                        : c->c0 + (d->c0_rows ? n : 0) * H;
+            SUFFIX(nb_vm_sigmoid)(2 * H, a, a);
+            SUFFIX(nb_vm_tanh)(H, a + 2 * H, a + 2 * H);
+            SUFFIX(nb_vm_sigmoid)(H, a + 3 * H, a + 3 * H);
+            const REAL *restrict gi = a, *restrict gf = a + H;
+            const REAL *restrict gg = a + 2 * H;
+            for (int64_t j = 0; j < H; j++)
+                cc[j] = gf[j] * cp[j] + gi[j] * gg[j];
+            SUFFIX(nb_vm_tanh)(H, cc, tc);
+            const REAL *restrict go = a + 3 * H;
+            for (int64_t j = 0; j < H; j++)
+                h[j] = go[j] * tc[j];
+            if (d->final_cell && t == T - 1)
+                memcpy(h + H, cc, (size_t)H * sizeof(REAL));
+        } else {
+            REAL *a = c->gates + row * 3 * H, *hn = c->aux + row * H;
+            const REAL *gh = c->rec + n * 3 * H;
+            for (int64_t j = 0; j < 2 * H; j++)
+                a[j] += gh[j];
+            SUFFIX(nb_vm_sigmoid)(2 * H, a, a);
+            REAL *an = a + 2 * H;
+            for (int64_t j = 0; j < H; j++) {
+                hn[j] = gh[2 * H + j];
+                an[j] += a[j] * hn[j];
+            }
+            SUFFIX(nb_vm_tanh)(H, an, an);
+            const REAL *z = a + H;
+            for (int64_t j = 0; j < H; j++)
+                h[j] = (1 - z[j]) * an[j] + z[j] * hp[j];
+        }
+    }
+}
+
+static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
+                                      int64_t hi)
+{
+    const nb_rnn_dims *d = c->d;
+    int64_t H = d->h, T = d->t, t = c->t, TY = T + (d->final_cell ? 1 : 0);
+    int64_t gh = d->cell * H;
+    for (int64_t n = lo; n < hi; n++) {
+        int64_t row = n * T + t;
+        const REAL *restrict dyr = c->dy + (n * TY + t) * H;
+        const REAL *restrict h = c->y + (n * TY + t) * H;
+        REAL *restrict dhn = c->dhn + n * H, *restrict da = c->dax + row * gh;
+        if (d->cell == NB_SEQ_ELMAN) {
+            for (int64_t j = 0; j < H; j++)
+                da[j] = (dyr[j] + dhn[j]) * (1 - h[j] * h[j]);
+        } else if (d->cell == NB_SEQ_LSTM) {
+            const REAL *a = c->gates + row * 4 * H;
+            const REAL *restrict gi = a, *restrict gf = a + H;
+            const REAL *restrict gg = a + 2 * H, *restrict go = a + 3 * H;
+            const REAL *cc = c->aux + row * H;
+            const REAL *restrict tc = c->aux + (T * d->n + row) * H;
+            const REAL *restrict cp = t ? cc - H : c->c0 + (d->c0_rows ? n : 0) * H;
+            REAL *restrict dc = c->dc + n * H;
+            for (int64_t j = 0; j < H; j++) {
+                REAL dh = dyr[j] + dhn[j];
+                REAL dcj = dc[j] + dh * go[j] * (1 - tc[j] * tc[j]);
+                da[j] = dcj * gg[j] * gi[j] * (1 - gi[j]);
+                da[H + j] = dcj * cp[j] * gf[j] * (1 - gf[j]);
+                da[2 * H + j] = dcj * gi[j] * (1 - gg[j] * gg[j]);
+                da[3 * H + j] = dh * tc[j] * go[j] * (1 - go[j]);
+                dc[j] = dcj * gf[j];
+            }
+        } else {
+            const REAL *a = c->gates + row * 3 * H, *hn = c->aux + row * H;
+            const REAL *restrict r = a, *restrict z = a + H;
+            const REAL *restrict nn = a + 2 * H;
+            const REAL *restrict hp = t ? h - H : c->h0 + (d->h0_rows ? n : 0) * H;
+            REAL *restrict dh_ = c->dah + row * gh;
+            for (int64_t j = 0; j < H; j++) {
+                REAL dh = dyr[j] + dhn[j];
+                REAL dn = dh * (1 - z[j]);
+                REAL dz = dh * (hp[j] - nn[j]);
+                REAL dan = dn * (1 - nn[j] * nn[j]);
+                REAL dar = dan * hn[j] * r[j] * (1 - r[j]);
+                REAL daz = dz * z[j] * (1 - z[j]);
+                da[j] = dh_[j] = dar;
+                da[H + j] = dh_[H + j] = daz;
+                da[2 * H + j] = dan;
+                dh_[2 * H + j] = dan * r[j];
+                dhn[j] = dh * z[j];
+            }
+        }
+    }
+}
+
+static void SUFFIX(rnn_body)(void *ctx, int64_t lo, int64_t hi, int thread,
+                             int threads)
+{
+    (void)thread, (void)threads;
+    const SUFFIX(rnn_call) *c = ctx;
+    if (c->kernel == RNN_FORWARD_STEP)
+        SUFFIX(rnn_forward_rows)(c, lo, hi);
+    else
+        SUFFIX(rnn_backward_rows)(c, lo, hi);
+}
+
+/* ---- forward ---- */
+
+void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
+                            const REAL *h0, const REAL *c0, const REAL *w_ih,
+                            const REAL *w_hh, const REAL *b_ih,
+                            const REAL *b_hh, REAL *y, void *scratch,
+                            void *workspace)
+{
+    int64_t N = d->n, T = d->t, E = d->e, H = d->h, gh = d->cell * H;
+    int64_t rows = N * T, TY = T + (d->final_cell ? 1 : 0);
+    char *ws = workspace;
+    void *gemm_ws = ws;
+    REAL *wt = (REAL *)(ws + SUFFIX(rnn_gemm_ws)(d));
+    REAL *bias = wt + SUFFIX(rnn_round)(H * gh);
+    REAL *row0 = bias + SUFFIX(rnn_round)(gh);
+    REAL *rec = row0 + SUFFIX(rnn_round)(gh);
+    /* Elman's pre-activations are its outputs (y is [N, T, H]); the gated
+     * cells keep theirs in the scratch, activated in place. */
+    REAL *gates = d->cell == NB_SEQ_ELMAN ? y : scratch;
+    REAL *aux = gates + rows * gh;
+    if (d->final_cell && T == 0)
+        for (int64_t n = 0; n < N; n++)
+            memcpy(y + n * TY * H, c0 + (d->c0_rows ? n : 0) * H, (size_t)H * sizeof(REAL));
+    if (rows == 0 || H == 0)
+        return;
+    /* GRU's b_hn sits inside r * (W_hn h + b_hn), so its b_hh joins the
+     * recurrent product; the others add both biases to the projection. */
+    bool hh_in_proj = d->cell != NB_SEQ_GRU;
+    for (int64_t j = 0; j < gh; j++)
+        bias[j] = (b_ih ? b_ih[j] : 0) + (b_hh && hh_in_proj ? b_hh[j] : 0);
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(gates + r * gh, bias, (size_t)gh * sizeof(REAL));
+    SUFFIX(nb_gemm)(false, true, rows, gh, E, 1, x, E, w_ih, E, 1, gates, gh,
+                    gemm_ws);
+    /* w_hh^T [H, G H], so each step's product reads its rows in place
+     * (the GEMM's unpacked path for a few rows of A); in tiles, so that
+     * neither side is walked across rows one element at a time. */
+    for (int64_t j0 = 0; j0 < gh; j0 += 16)
+        for (int64_t k0 = 0; k0 < H; k0 += 16)
+            for (int64_t j = j0; j < j0 + 16 && j < gh; j++)
+                for (int64_t k = k0; k < k0 + 16 && k < H; k++)
+                    wt[k * gh + j] = w_hh[j * H + k];
+
+    static nb_parallel_site site = NB_PARALLEL_SITE("rnn.forward_" DTYPE,
+                                                    RNN_GRAIN);
+    SUFFIX(rnn_call) call = {.kernel = RNN_FORWARD_STEP, .d = d, .h0 = h0,
+                             .c0 = c0, .y = y, .gates = gates, .aux = aux,
+                             .rec = rec};
+    for (int64_t t = 0; t < T; t++) {
+        const REAL *hp = t ? y + (t - 1) * H : h0;
+        int64_t ldh = t ? TY * H : H;
+        if (t == 0 && !d->h0_rows) {
+            /* h0 shared by the batch: its product once, added to each
+             * row (GRU's rows of the recurrent product, the others' gate
+             * rows). */
+            SUFFIX(nb_gemm)(false, false, 1, gh, H, 1, h0, H, wt, gh, 0, row0,
+                            gh, gemm_ws);
+            for (int64_t n = 0; n < N; n++) {
+                REAL *dst = d->cell == NB_SEQ_GRU ? rec + n * gh
+                                                  : gates + n * T * gh;
+                if (d->cell == NB_SEQ_GRU) {
+                    if (b_hh)
+                        memcpy(dst, b_hh, (size_t)gh * sizeof(REAL));
+                    else
+                        memset(dst, 0, (size_t)gh * sizeof(REAL));
+                }
+                for (int64_t j = 0; j < gh; j++)
+                    dst[j] += row0[j];
+            }
+        } else if (d->cell == NB_SEQ_GRU) {
+            for (int64_t n = 0; n < N; n++) {
+                if (b_hh)
+                    memcpy(rec + n * gh, b_hh, (size_t)gh * sizeof(REAL));
+                else
+                    memset(rec + n * gh, 0, (size_t)gh * sizeof(REAL));
+            }
+            SUFFIX(nb_gemm)(false, false, N, gh, H, 1, hp, ldh, wt, gh, 1,
+                            rec, gh, gemm_ws);
+        } else {
+            SUFFIX(nb_gemm)(false, false, N, gh, H, 1, hp, ldh, wt, gh, 1,
+                            gates + t * gh, T * gh, gemm_ws);
+        }
+        call.t = t;
+        nb_parallel_for(&site, N, N * gh, INT32_MAX, SUFFIX(rnn_body), &call);
+    }
+}
+
+/* ---- backward ---- */
+
+static void SUFFIX(rnn_colsum)(int64_t rows, int64_t cols, const REAL *a,
+                               REAL *acc)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < cols; j++)
+            acc[j] += a[r * cols + j];
+}
+
+void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
+                             const REAL *h0, const REAL *c0,
+                             const REAL *w_ih, const REAL *w_hh,
+                             const REAL *y, const REAL *dy,
+                             const void *scratch, void *workspace,
+                             const SUFFIX(nb_rnn_grads) *grad)
+{
+    int64_t N = d->n, T = d->t, E = d->e, H = d->h, gh = d->cell * H;
+    int64_t rows = N * T, TY = T + (d->final_cell ? 1 : 0);
+    bool gru = d->cell == NB_SEQ_GRU;
+    char *ws = workspace;
+    void *gemm_ws = ws;
+    REAL *dax = (REAL *)(ws + SUFFIX(rnn_gemm_ws)(d));
+    REAL *dah = gru ? dax + SUFFIX(rnn_round)(rows * gh) : dax;
+    REAL *hprev = dah + SUFFIX(rnn_round)(rows * gh);
+    REAL *dhn = hprev + SUFFIX(rnn_round)(rows * H);
+    REAL *dc = dhn + SUFFIX(rnn_round)(N * H);
+    REAL *gates = (REAL *)scratch;
+
+    memset(dhn, 0, (size_t)(N * H) * sizeof(REAL));
+    for (int64_t n = 0; n < N; n++) {
+        if (d->final_cell)
+            memcpy(dc + n * H, dy + (n * TY + T) * H,
+                   (size_t)H * sizeof(REAL));
+        else
+            memset(dc + n * H, 0, (size_t)H * sizeof(REAL));
+    }
+    static nb_parallel_site site = NB_PARALLEL_SITE("rnn.backward_" DTYPE,
+                                                    RNN_GRAIN);
+    SUFFIX(rnn_call) call = {.kernel = RNN_BACKWARD_STEP, .d = d, .h0 = h0,
+                             .c0 = c0, .dy = dy, .y = (REAL *)y,
+                             .gates = gates,
+                             .aux = gates ? gates + rows * gh : NULL,
+                             .dax = dax, .dah = dah, .dhn = dhn, .dc = dc};
+    for (int64_t t = T - 1; t >= 0 && H > 0; t--) {
+        call.t = t;
+        nb_parallel_for(&site, N, N * gh, INT32_MAX, SUFFIX(rnn_body), &call);
+        if (t > 0 || grad->h0)
+            SUFFIX(nb_gemm)(false, false, N, H, gh, 1, dah + t * gh, T * gh,
+                            w_hh, H, gru ? 1 : 0, dhn, H, gemm_ws);
+    }
+    /* A state shared by the batch ([1, H]) sums its rows' messages. */
+    if (grad->h0)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t j = 0; j < H; j++)
+                grad->h0[(d->h0_rows ? n : 0) * H + j] += dhn[n * H + j];
+    if (grad->c0 && d->cell == NB_SEQ_LSTM)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t j = 0; j < H; j++)
+                grad->c0[(d->c0_rows ? n : 0) * H + j] += dc[n * H + j];
+    if (rows == 0 || H == 0)
+        return;
+    if (grad->x)
+        SUFFIX(nb_gemm)(false, false, rows, E, gh, 1, dax, gh, w_ih, E, 1,
+                        grad->x, E, gemm_ws);
+    if (grad->w_ih)
+        SUFFIX(nb_gemm)(true, false, gh, E, rows, 1, dax, gh, x, E, 1,
+                        grad->w_ih, E, gemm_ws);
+    if (grad->w_hh) {
+        /* The state each step's recurrent product read: h0, then h_1.. */
+        for (int64_t n = 0; n < N; n++) {
+            memcpy(hprev + n * T * H, h0 + (d->h0_rows ? n : 0) * H, (size_t)H * sizeof(REAL));
+            memcpy(hprev + (n * T + 1) * H, y + n * TY * H,
+                   (size_t)((T - 1) * H) * sizeof(REAL));
+        }
+        SUFFIX(nb_gemm)(true, false, gh, H, rows, 1, dah, gh, hprev, H, 1,
+                        grad->w_hh, H, gemm_ws);
+    }
+    if (grad->b_ih)
+        SUFFIX(rnn_colsum)(rows, gh, dax, grad->b_ih);
+    if (grad->b_hh)
+        SUFFIX(rnn_colsum)(rows, gh, dah, grad->b_hh);
+}
