@@ -5,13 +5,20 @@
  *
  *   bench/conv [--reps R] [--threads T]
  *
- * Each figure is the batch times the best per-sample time over R passes
- * through the batch (after one warm-up pass): on a shared machine the best
- * is the call least disturbed by other processes, so the figures are what
- * the kernels do on a core of their own.
+ * Two timings of each product, each the best over R passes (after one
+ * warm-up pass): on a shared machine the best is the call least disturbed
+ * by other processes.
+ * - per sample: the batch times the best time of a one-sample call. A
+ *   call of a few hundred microseconds is far more often left alone than
+ *   the whole batch's milliseconds, so this is what the kernels do on a
+ *   core of their own.
+ * - batch: the best whole-batch call, as a training step makes it.
+ * The shares of peak use the per-sample figure; "total" is both layers'
+ * flops over their summed times, which is what the step spends.
  * Prints one JSON object per line. A product of m x n x k multiply-adds
  * counts 2 m n k flops; each of the three products of a convolution has
  * 2 N O OH OW (C/groups) KH KW. */
+#include <math.h>
 #include <stdio.h>
 
 #ifdef _OPENMP
@@ -92,7 +99,8 @@ int main(int argc, char **argv)
     omp_set_num_threads(threads);
 #endif
     double peak = fma_peak(200);
-    printf("{\"what\":\"fma_peak\",\"gflops_per_core_f32\":%.1f}\n", peak);
+    printf("{\"kind\": \"fma_peak\", \"gflops_per_core_f32\": %.1f}\n",
+           peak);
     const layer layers[] = {
         {"conv1 1->32 3x3 pad 1, 28x28",
          {.batch = 64, .groups = 1, .c = 1, .h = 28, .w = 28, .o = 32,
@@ -103,6 +111,7 @@ int main(int argc, char **argv)
           .oh = 14, .ow = 14, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
           .pw = 1, .dh = 1, .dw = 1}},
     };
+    double total_flops = 0, total_s = 0, total_batch_s = 0;
     for (size_t l = 0; l < sizeof layers / sizeof *layers; l++) {
         const nb_conv_geom *g = &layers[l].g;
         size_t xs = (size_t)(g->batch * g->c * g->h * g->w);
@@ -125,8 +134,8 @@ int main(int argc, char **argv)
         one.batch = 1;
         size_t xo = (size_t)(g->c * g->h * g->w),
                yo = (size_t)(g->o * g->oh * g->ow);
-        double best[3] = {1e30, 1e30, 1e30};
-        for (int r = 0; r <= reps; r++)
+        double best[3] = {1e30, 1e30, 1e30}, whole[3] = {1e30, 1e30, 1e30};
+        for (int r = 0; r <= reps; r++) {
             for (int64_t n = 0; n < g->batch; n++) {
                 double t0 = bench_now();
                 nb_conv_forward_f32(&one, x + n * xo, w, 0, y + n * yo, work);
@@ -143,16 +152,41 @@ int main(int argc, char **argv)
                 for (int i = 0; i < 3; i++)
                     best[i] = t[i] < best[i] ? t[i] : best[i];
             }
-        for (int i = 0; i < 3; i++)
-            best[i] *= (double)g->batch;
+            double t0 = bench_now();
+            nb_conv_forward_f32(g, x, w, 0, y, work);
+            double t1 = bench_now();
+            nb_conv_backward_data_f32(g, w, dy, 0, dx, work);
+            double t2 = bench_now();
+            nb_conv_backward_weight_f32(g, x, dy, 0, dw, work);
+            double t3 = bench_now();
+            double t[3] = {t1 - t0, t2 - t1, t3 - t2};
+            for (int i = 0; i < 3 && r > 0; i++)
+                whole[i] = t[i] < whole[i] ? t[i] : whole[i];
+        }
         const char *part[3] = {"forward", "input gradient", "weight gradient"};
-        for (int i = 0; i < 3; i++)
-            printf("{\"layer\":\"%s\",\"product\":\"%s\",\"threads\":%d,"
-                   "\"mflop\":%.1f,\"batch_us\":%.1f,\"gflops\":%.1f,"
-                   "\"share_of_peak\":%.2f}\n",
-                   layers[l].name, part[i], threads, flops / 1e6,
-                   best[i] * 1e6, flops / best[i] / 1e9,
-                   peak > 0 ? flops / best[i] / 1e9 / (peak * threads) : 0);
+        for (int i = 0; i < 3; i++) {
+            best[i] *= (double)g->batch;
+            /* conv1's input needs no gradient in a model (it is the data),
+             * so the step never makes that product. */
+            bool in_step = !(l == 0 && i == 1);
+            total_flops += in_step ? flops : 0;
+            total_s += in_step ? best[i] : 0;
+            total_batch_s += in_step ? whole[i] : 0;
+            bench_json j;
+            bench_json_begin(&j, "conv");
+            bench_json_str(&j, "layer", layers[l].name);
+            bench_json_str(&j, "product", part[i]);
+            bench_json_num(&j, "threads", threads);
+            bench_json_num(&j, "in_step", in_step);
+            bench_json_num(&j, "mflop", flops / 1e6);
+            bench_json_num(&j, "batch_us", best[i] * 1e6);
+            bench_json_num(&j, "gflops", flops / best[i] / 1e9);
+            bench_json_num(&j, "batch_call_gflops", flops / whole[i] / 1e9);
+            bench_json_num(&j, "share_of_peak",
+                           peak > 0 ? flops / best[i] / 1e9 / (peak * threads)
+                                    : NAN);
+            bench_json_end(&j);
+        }
         nb_free(x);
         nb_free(dx);
         nb_free(w);
@@ -161,5 +195,15 @@ int main(int argc, char **argv)
         nb_free(dy);
         nb_free(work);
     }
+    bench_json j;
+    bench_json_begin(&j, "conv_total");
+    bench_json_num(&j, "threads", threads);
+    bench_json_num(&j, "mflop", total_flops / 1e6);
+    bench_json_num(&j, "gflops", total_flops / total_s / 1e9);
+    bench_json_num(&j, "batch_call_gflops", total_flops / total_batch_s / 1e9);
+    bench_json_num(&j, "share_of_peak",
+                   peak > 0 ? total_flops / total_s / 1e9 / (peak * threads)
+                            : NAN);
+    bench_json_end(&j);
     return 0;
 }
