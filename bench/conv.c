@@ -3,17 +3,19 @@
  * layers at batch 64, f32, through the kernel entry points of
  * src/kernels/conv.h, beside the machine's FMA peak measured here.
  *
- *   bench/conv [--reps R] [--threads T]
+ *   bench/conv [--reps R] [--threads T] [--piece P]
  *
  * Two timings of each product, each the best over R passes (after one
  * warm-up pass): on a shared machine the best is the call least disturbed
  * by other processes.
- * - per sample: the batch times the best time of a one-sample call. A
- *   call of a few hundred microseconds is far more often left alone than
- *   the whole batch's milliseconds, so this is what the kernels do on a
- *   core of their own.
+ * - per piece: the batch over P times the best call on P samples (P = 1
+ *   unless --piece says otherwise). A call of a few hundred microseconds
+ *   is far more often left alone than the whole batch's milliseconds, so
+ *   this is what the kernels do on a core of their own (the kernels take
+ *   one sample per product, so P changes only how often a call is
+ *   disturbed).
  * - batch: the best whole-batch call, as a training step makes it.
- * The shares of peak use the per-sample figure; "total" is both layers'
+ * The shares of peak use the per-piece figure; "total" is both layers'
  * flops over their summed times, which is what the step spends.
  * Prints one JSON object per line. A product of m x n x k multiply-adds
  * counts 2 m n k flops; each of the three products of a convolution has
@@ -88,12 +90,18 @@ static void fill(float *p, size_t n)
 
 int main(int argc, char **argv)
 {
-    int reps = 20, threads = 1;
+    int reps = 20, threads = 1, piece = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--piece") && i + 1 < argc)
+            piece = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
+    }
+    if (piece < 1 || 64 % piece != 0) {
+        fprintf(stderr, "conv: --piece must divide the batch, 64\n");
+        return 2;
     }
 #ifdef _OPENMP
     omp_set_num_threads(threads);
@@ -120,23 +128,22 @@ int main(int argc, char **argv)
         float *x = nb_alloc(xs * sizeof *x), *dx = nb_alloc(xs * sizeof *x);
         float *w = nb_alloc(ws * sizeof *w), *dw = nb_alloc(ws * sizeof *w);
         float *y = nb_alloc(ys * sizeof *y), *dy = nb_alloc(ys * sizeof *y);
-        void *work = nb_alloc(nb_conv_workspace_f32(g));
+        nb_conv_geom one = *g;
+        one.batch = piece;
+        size_t wb = nb_conv_workspace_f32(g), wp = nb_conv_workspace_f32(&one);
+        void *work = nb_alloc(wb > wp ? wb : wp);
         fill(x, xs);
         fill(w, ws);
         fill(dy, ys);
         double flops = 2.0 * (double)ys * (double)(g->c / g->groups) *
                        (double)(g->kh * g->kw);
-        /* Timed one sample at a time: a call of a few hundred
-         * microseconds is far more often left alone by other processes
-         * than the whole batch's milliseconds. The weight gradient of
-         * each sample adds into dw (beta 1), as the batch's do. */
-        nb_conv_geom one = *g;
-        one.batch = 1;
+        /* Timed a piece at a time (see the top); the weight gradient of
+         * each piece adds into dw (beta 1), as the batch's do. */
         size_t xo = (size_t)(g->c * g->h * g->w),
                yo = (size_t)(g->o * g->oh * g->ow);
         double best[3] = {1e30, 1e30, 1e30}, whole[3] = {1e30, 1e30, 1e30};
         for (int r = 0; r <= reps; r++) {
-            for (int64_t n = 0; n < g->batch; n++) {
+            for (int64_t n = 0; n + piece <= g->batch; n += piece) {
                 double t0 = bench_now();
                 nb_conv_forward_f32(&one, x + n * xo, w, 0, y + n * yo, work);
                 double t1 = bench_now();
@@ -165,7 +172,7 @@ int main(int argc, char **argv)
         }
         const char *part[3] = {"forward", "input gradient", "weight gradient"};
         for (int i = 0; i < 3; i++) {
-            best[i] *= (double)g->batch;
+            best[i] *= (double)g->batch / (double)piece;
             /* conv1's input needs no gradient in a model (it is the data),
              * so the step never makes that product. */
             bool in_step = !(l == 0 && i == 1);
