@@ -254,10 +254,87 @@ static void recurrent_steady(void)
     nb_graph_free(g);
 }
 
+/* The CNN of bench/cnn.c and the Fashion-MNIST example, at its real sizes
+ * (28x28 images, 32 and 64 channels, 3136 -> 128 -> 10) and a small batch:
+ * two conv3x3 + bias + relu + 2x2 max-pool blocks on a reshaped row input,
+ * two linear layers, softmax cross-entropy, and the library's momentum
+ * SGD, fed rows with nb_feed_rows as a training loop does. */
+static void check_cnn_model_step(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 784));
+    nb_node *labels = nb_input(g, "labels", NB_F32, 1, SHAPE(NB_DYNAMIC));
+    nb_node *h = nb_reshape(g, x, 4, SHAPE(-1, 1, 28, 28));
+    nb_conv_params same = nb_conv_params_of(1, 1, 1, 1);
+    nb_pool2d_params pool = {.kernel = {2, 2}, .stride = {2, 2}};
+    const int64_t chans[3] = {1, 32, 64};
+    for (int b = 0; b < 2; b++) {
+        nb_node *w = nb_param(g, b ? "K2" : "K1", NB_F32, 4,
+                              SHAPE(chans[b + 1], chans[b], 3, 3));
+        nb_node *bias = nb_param(g, b ? "c2" : "c1", NB_F32, 3,
+                                 SHAPE(chans[b + 1], 1, 1));
+        if (w)
+            fill(g, w, 0.3);
+        h = nb_relu(g, nb_add(g, nb_conv2d(g, h, w, &same), bias));
+        h = nb_max_pool2d(g, h, &pool);
+    }
+    h = nb_reshape(g, h, 2, SHAPE(-1, 3136));
+    nb_node *W1 = nb_param(g, "W1", NB_F32, 2, SHAPE(3136, 128));
+    nb_node *b1 = nb_param(g, "b1", NB_F32, 1, SHAPE(128));
+    nb_node *W2 = nb_param(g, "W2", NB_F32, 2, SHAPE(128, 10));
+    nb_node *b2 = nb_param(g, "b2", NB_F32, 1, SHAPE(10));
+    h = nb_relu(g, nb_add(g, nb_matmul(g, h, W1), b1));
+    nb_node *loss = nb_softmax_ce_index_loss(
+        g, nb_add(g, nb_matmul(g, h, W2), b2), labels);
+    nb_optimizer *opt =
+        loss ? nb_optimizer_new(g,
+                                &(nb_optim_config){.kind = NB_OPTIM_SGD,
+                                                   .lr = 0.01,
+                                                   .momentum = 0.9},
+                                0, NULL)
+             : NULL;
+    CHECK(opt != NULL, "build: %s", nb_graph_error(g));
+    if (!opt) {
+        nb_graph_free(g);
+        return;
+    }
+    fill(g, W1, 0.02);
+    fill(g, W2, 0.1);
+    enum { N = 8, B = 4 };
+    nb_tensor *xs = nb_tensor_new(NB_F32, 2, SHAPE(N, 784));
+    nb_tensor *ys = nb_tensor_new(NB_F32, 1, SHAPE(N));
+    for (int64_t i = 0; i < N * 784; i++)
+        nb_tensor_set(xs, i, nb_rng_uniform(g));
+    for (int64_t i = 0; i < N; i++)
+        nb_tensor_set(ys, i, (double)(i % 10));
+    const int64_t rows[2][B] = {{0, 5, 2, 7}, {4, 1, 6, 3}};
+    long before = 0;
+    for (int i = 0; i < 10; i++) {
+        if (i == 2)
+            before = allocations;
+        int rc = nb_feed_rows(g, x, xs, rows[i % 2], B);
+        rc = rc ? rc : nb_feed_rows(g, labels, ys, rows[i % 2], B);
+        rc = rc ? rc : nb_forward(g, loss);
+        rc = rc ? rc : nb_backward(g, loss);
+        rc = rc ? rc : nb_optimizer_step(opt);
+        CHECK(rc == NB_OK, "CNN step %d: %s", i, nb_graph_error(g));
+        if (rc != NB_OK)
+            break;
+    }
+    CHECK(allocations == before,
+          "%ld allocations in 8 steady-state steps of the CNN",
+          allocations - before);
+    nb_tensor_free(xs);
+    nb_tensor_free(ys);
+    nb_optimizer_free(opt);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
     check_conv_step();
+    check_cnn_model_step();
     cnn_parts_steady();
     recurrent_steady();
     nb_graph *g = nb_graph_new();

@@ -95,6 +95,9 @@ static const cfg configs[] = {
     {3, 5, 4, 6, 7, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},  /* 1x1 */
     {2, 2, 10, 9, 3, 2, 3, 1, 3, 2, 2, 0, 0, 2, 3, 2}, /* dilation, stride */
     {1, 3, 5, 5, 2, 5, 5, 1, 1, 1, 0, 0, 0, 0, 1, 1},  /* kernel = image */
+    /* more samples than the others, each with 360 outputs, in two groups:
+     * every product runs many times over, accumulating where it adds */
+    {5, 4, 20, 18, 6, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1},
 };
 
 static void check_conv2d_reference(const cfg *k, nb_dtype dt)
@@ -176,6 +179,36 @@ static double dot_of(const nb_tensor *a, const nb_tensor *b)
     for (int64_t i = 0; i < nb_tensor_size(a); i++)
         s += nb_tensor_get(a, i) * nb_tensor_get(b, i);
     return s;
+}
+
+/* L = <conv2d(x, w), r> is linear in w and in x, so <dL/dw, w> = L and
+ * <dL/dx, x> = L: both backward products against the forward, whatever
+ * the geometry (and however the kernels split the batch). */
+static void check_backward_identity(const cfg *k)
+{
+    int64_t oh = out_extent(k->h, k->pt, k->pb, k->dh, k->kh, k->sh);
+    int64_t ow = out_extent(k->w, k->pl, k->pr, k->dw, k->kw, k->sw);
+    nb_graph *g = nb_graph_new();
+    nb_node *x = random_param(g, NB_F64, 4, SHAPE(k->n, k->c, k->h, k->w),
+                              NULL);
+    nb_node *w = random_param(
+        g, NB_F64, 4, SHAPE(k->o, k->c / k->groups, k->kh, k->kw), NULL);
+    nb_node *r = random_param(g, NB_F64, 4, SHAPE(k->n, k->o, oh, ow), NULL);
+    nb_conv_params p = params_of(k);
+    nb_node *L = nb_sum(g, nb_mul(g, nb_conv2d(g, x, w, &p), r));
+    CHECK(L != NULL, "rejected: %s", nb_graph_error(g));
+    if (L && nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK) {
+        double l = nb_tensor_get(nb_node_value(L), 0);
+        double lw = dot_of(nb_node_grad(w), nb_node_value(w));
+        double lx = dot_of(nb_node_grad(x), nb_node_value(x));
+        CHECK(fabs(lw - l) <= 1e-12 * (1 + fabs(l)) &&
+                  fabs(lx - l) <= 1e-12 * (1 + fabs(l)),
+              "n%lld %lldx%lld g%lld: L = %.17g, <dw, w> = %.17g, <dx, x> = "
+              "%.17g",
+              (long long)k->n, (long long)k->kh, (long long)k->kw,
+              (long long)k->groups, l, lw, lx);
+    }
+    nb_graph_free(g);
 }
 
 /* <conv2d(z, w), x> = <z, conv_transpose2d(x, w)>, with z shaped like the
@@ -477,6 +510,7 @@ int main(void)
         check_conv2d_reference(&configs[i], NB_F64);
         check_conv2d_reference(&configs[i], NB_F32);
         check_adjoint(&configs[i]);
+        check_backward_identity(&configs[i]);
     }
     check_conv1d();
     check_errors();
