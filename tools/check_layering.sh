@@ -1,6 +1,6 @@
 #!/bin/sh
 # Checks the layering of docs/design.md ("Layers"): the layers built on the
-# public API (nn, optim, data, io, train) and the examples include only
+# public API (nn, optim, data, io, train, dist) and the examples include only
 # headers from include/nabla (plus system headers), and kernels never reach
 # up into ops or graphs. Prints every offending line; exits 1 if any.
 cd "${1:-$(dirname "$0")/..}" || exit 2
@@ -15,7 +15,8 @@ report() {
 # examples also reach their own libraries by a path under examples/
 # ("plot/plot.h"), which are held to the same rule.
 offending=$(for f in src/nn/*.c src/optim/*.c src/data/*.c src/io/*.c src/train/*.c \
-         src/nn/*.h src/optim/*.h src/data/*.h src/io/*.h src/train/*.h \
+         src/dist/*.c src/nn/*.h src/optim/*.h src/data/*.h src/io/*.h \
+         src/train/*.h src/dist/*.h \
          examples/*.c examples/*.h examples/*/*.c examples/*/*.h; do
     [ -e "$f" ] || continue
     dir=$(dirname "$f")

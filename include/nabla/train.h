@@ -106,6 +106,35 @@ typedef enum nb_progress_mode {
     NB_PROGRESS_OFF    /**< nothing */
 } nb_progress_mode;
 
+/** Data-parallel training, for nb_train_config.dist. The core library knows
+ * nothing of the transport: include/nabla/dist.h (the separate library
+ * nabla_dist, built when MPI is found) fills this from an MPI communicator
+ * with nb_dist_train. Every hook is a collective call: all ranks call it
+ * in the same order. */
+typedef struct nb_train_dist {
+    int rank;  /**< this process, 0 <= rank < size; rank 0 alone prints
+                    progress and writes the CSV log */
+    int size;  /**< processes taking part */
+    void *ctx; /**< passed to the hooks */
+    /** Makes every rank's parameters, state tensors, optimiser state, step
+     * count and learning rate equal to rank 0's (ranks but 0 then reseed
+     * the graph's RNG apart); a failed `status` on any rank makes every
+     * rank return an error. */
+    int (*start)(void *ctx, nb_graph *g, nb_optimizer *opt, int status);
+    /** After each epoch's shuffle: order[0..n) becomes rank 0's, so that
+     * every rank shards the same permutation. */
+    int (*epoch)(void *ctx, nb_graph *g, int64_t *order, int64_t n);
+    /** Agreement and reduction: sums[0..n) are added across ranks in an
+     * order fixed by the rank count (every rank gets the same bits); when
+     * opt is not NULL and every rank passed status NB_OK, the gradient of
+     * each of opt's parameters becomes the sum over ranks of weight times
+     * that rank's gradient. Returns NB_OK when every rank passed NB_OK,
+     * otherwise a negative code with the error on the graph (this rank's
+     * own, or one that names the first failing rank). */
+    int (*reduce)(void *ctx, nb_graph *g, nb_optimizer *opt, double weight,
+                  int status, double *sums, int n);
+} nb_train_dist;
+
 /** How nb_train trains. Epochs are numbered from 1 everywhere the loop
  * reports them: progress, CSV rows, on_epoch, best_epoch and error
  * messages. */
@@ -147,6 +176,15 @@ typedef struct nb_train_config {
     bool (*on_epoch)(int64_t epoch, const nb_metrics *train,
                      const nb_metrics *val, void *user);
     void *user; /**< passed to on_epoch */
+    /** Data-parallel training (NULL: this process alone). batch_size is
+     * then per rank: each global batch of size * batch_size rows of the
+     * shared shuffle is split into contiguous shards, one per rank, and
+     * the gradients are averaged weighted by shard rows, so the run equals
+     * one process with batch size * batch_size up to rounding. Train and
+     * validation metrics are reduced across ranks; only rank 0 prints and
+     * logs; on_epoch runs on every rank and any rank returning false stops
+     * them all; an error on any rank is returned by every rank. */
+    const nb_train_dist *dist;
 } nb_train_config;
 
 /** What nb_train did. */

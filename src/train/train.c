@@ -19,6 +19,17 @@
  * Every buffer (permutation, best-parameter copies) is
  * allocated before the first step, so that once the graph's own buffers
  * have been planned by the first epoch, later epochs allocate nothing.
+ *
+ * Data parallel (config->dist): with R ranks of per-rank batch B, global
+ * batch b is rows [b RB, (b + 1) RB) of rank 0's shuffle (rank 0 draws it
+ * as one process would, and sends it to the others); rank r takes the contiguous shard [c r / R, c (r + 1) / R) of its
+ * c rows. The loss being a mean, the global batch's gradient is
+ * sum_r (c_r / c) grad_r, which the reduce hook forms; the step, the
+ * schedule and early stopping then see what one process with batch RB
+ * would see. Every collective (start, each step's reduce, the
+ * validation sums, the epoch's stop vote) carries each rank's status, so
+ * an error on one rank is returned by all instead of leaving the others
+ * waiting.
  */
 #include <math.h>
 #include <string.h>
@@ -27,10 +38,22 @@
 
 static const char who[] = "train";
 
+static bool dist_ok(const nb_train_dist *d)
+{
+    return d->size >= 1 && d->rank >= 0 && d->rank < d->size && d->start &&
+           d->epoch && d->reduce;
+}
+
 static int check_config(nb_graph *g, const nb_train_config *c,
                         const nb_optimizer *opt, const nb_dataset *val,
                         int64_t rows)
 {
+    int64_t ranks = c && c->dist ? c->dist->size : 1;
+    if (c && c->dist && !dist_ok(c->dist))
+        return nb_graph_set_error(g, NB_ERR_ARG,
+                                  "%s: dist has rank %d of size %d or a NULL "
+                                  "hook; fill it with nb_dist_train",
+                                  who, c->dist->rank, c->dist->size);
     if (!c)
         return nb_graph_set_error(g, NB_ERR_ARG, "%s: config is NULL", who);
     if (!opt)
@@ -56,12 +79,18 @@ static int check_config(nb_graph *g, const nb_train_config *c,
                                   "%s: batch_size is %lld; it must be >= 0 "
                                   "(0 means the whole set)",
                                   who, (long long)c->batch_size);
-    if (c->drop_last && c->batch_size > rows)
+    if (c->drop_last && c->batch_size * ranks > rows)
         return nb_graph_set_error(g, NB_ERR_ARG,
-                                  "%s: drop_last with batch_size %lld and "
-                                  "%lld training rows leaves no batch",
+                                  "%s: drop_last with batch_size %lld on %lld "
+                                  "ranks and %lld training rows leaves no "
+                                  "batch",
                                   who, (long long)c->batch_size,
-                                  (long long)rows);
+                                  (long long)ranks, (long long)rows);
+    if (rows < ranks)
+        return nb_graph_set_error(g, NB_ERR_ARG,
+                                  "%s: %lld training rows for %lld ranks; "
+                                  "every rank needs a row",
+                                  who, (long long)rows, (long long)ranks);
     if (c->patience < 0)
         return nb_graph_set_error(g, NB_ERR_ARG,
                                   "%s: patience is %lld; it must be >= 0 "
@@ -166,13 +195,34 @@ typedef struct loop {
     nb_scorer scorer;
     int64_t rows, batch, batches;
     int64_t *idx;
+    const nb_train_dist *dist; /* NULL: this process alone */
+    nb_train_config quiet;     /* config without output, for ranks > 0 */
+    nb_dataset val_shard;      /* this rank's validation rows */
     snapshot best;
     nb_progress progress;
 } loop;
 
-/* One step on rows idx[0..count); adds to the running sums. */
-static int step(loop *L, int64_t epoch, int64_t batch, const int64_t *idx,
-                int64_t count, double *loss_sum, int64_t *right)
+static int not_finite(loop *L, double loss, int64_t epoch, int64_t batch)
+{
+    return nb_graph_set_error(
+        L->g, NB_ERR_NONFINITE,
+        "%s: the loss is %s at epoch %lld, batch %lld (learning rate %g); "
+        "lower the rate, or turn on nb_graph_set_checking to find the "
+        "first node that is not finite",
+        who,
+        isnan(loss) ? "NaN"
+        : loss > 0  ? "+inf"
+                    : "-inf",
+        (long long)epoch, (long long)batch, nb_optimizer_lr(L->opt));
+}
+
+/* Feed, forward, score and backward on rows idx[0..count); adds
+ * loss * count to *loss_sum. A loss that is not finite is an error before
+ * backward, or with `defer` (data parallel, where the reduced loss
+ * decides) skips backward. */
+static int forward_backward(loop *L, int64_t epoch, int64_t batch,
+                            const int64_t *idx, int64_t count, bool defer,
+                            double *loss_sum, int64_t *right)
 {
     nb_graph *g = L->g;
     const nb_model *m = L->m;
@@ -184,18 +234,9 @@ static int step(loop *L, int64_t epoch, int64_t batch, const int64_t *idx,
     if (rc != NB_OK)
         return rc;
     double loss = nb_tensor_get(nb_node_value(m->loss), 0);
-    if (!isfinite(loss))
-        return nb_graph_set_error(
-            g, NB_ERR_NONFINITE,
-            "%s: the loss is %s at epoch %lld, batch %lld (learning rate %g); "
-            "lower the rate, or turn on nb_graph_set_checking to find the "
-            "first node that is not finite",
-            who,
-            isnan(loss) ? "NaN"
-            : loss > 0  ? "+inf"
-                        : "-inf",
-            (long long)epoch, (long long)batch, nb_optimizer_lr(L->opt));
     *loss_sum += loss * (double)count;
+    if (!isfinite(loss))
+        return defer ? NB_OK : not_finite(L, loss, epoch, batch);
     if (L->scorer.node && !L->scorer.forward)
         *right += nb_train_score(&L->scorer, m, count, NULL, 0);
     if ((rc = nb_backward(g, m->loss)) != NB_OK)
@@ -207,6 +248,42 @@ static int step(loop *L, int64_t epoch, int64_t batch, const int64_t *idx,
             return rc;
         *right += nb_train_score(&L->scorer, m, count, NULL, 0);
     }
+    return NB_OK;
+}
+
+/* One step on rows idx[0..count); adds to the running sums. */
+static int step(loop *L, int64_t epoch, int64_t batch, const int64_t *idx,
+                int64_t count, double *loss_sum, int64_t *right)
+{
+    int rc = forward_backward(L, epoch, batch, idx, count, false, loss_sum,
+                              right);
+    return rc ? rc : nb_optimizer_step(L->opt);
+}
+
+/* One data-parallel step: global batch rows idx[0..count), of which this
+ * rank runs its shard; the sums and gradients are reduced across ranks. */
+static int dist_step(loop *L, int64_t epoch, int64_t batch,
+                     const int64_t *idx, int64_t count, double *loss_sum,
+                     int64_t *right)
+{
+    const nb_train_dist *D = L->dist;
+    int64_t lo = count * D->rank / D->size;
+    int64_t hi = count * (D->rank + 1) / D->size;
+    double sums[2] = {0, 0};
+    int64_t r = 0;
+    int rc = NB_OK;
+    if (hi > lo)
+        rc = forward_backward(L, epoch, batch, idx + lo, hi - lo, true,
+                              &sums[0], &r);
+    sums[1] = (double)r;
+    rc = D->reduce(D->ctx, L->g, L->opt, (double)(hi - lo) / (double)count,
+                   rc, sums, 2);
+    if (rc != NB_OK)
+        return rc;
+    if (!isfinite(sums[0]))
+        return not_finite(L, sums[0], epoch, batch);
+    *loss_sum += sums[0];
+    *right += (int64_t)sums[1];
     return nb_optimizer_step(L->opt);
 }
 
@@ -216,14 +293,18 @@ static int run_epoch(loop *L, int64_t epoch, nb_metrics *out)
     nb_iota(L->idx, L->rows);
     if (!L->c->no_shuffle)
         nb_shuffle(g, L->idx, L->rows);
+    int rc = L->dist ? L->dist->epoch(L->dist->ctx, g, L->idx, L->rows)
+                     : NB_OK;
+    if (rc != NB_OK)
+        return rc;
     nb_graph_set_training(g, true);
     double loss_sum = 0;
     int64_t right = 0, seen = 0;
     for (int64_t b = 0; b < L->batches; b++) {
         int64_t first = b * L->batch;
         int64_t count = L->rows - first < L->batch ? L->rows - first : L->batch;
-        int rc =
-            step(L, epoch, b + 1, L->idx + first, count, &loss_sum, &right);
+        rc = (L->dist ? dist_step : step)(L, epoch, b + 1, L->idx + first,
+                                          count, &loss_sum, &right);
         if (rc != NB_OK)
             return rc;
         seen += count;
@@ -235,6 +316,37 @@ static int run_epoch(loop *L, int64_t epoch, nb_metrics *out)
         .loss = loss_sum / (double)seen,
         .accuracy = L->scorer.node ? (double)right / (double)seen : NAN,
         .count = seen,
+        .classes = L->scorer.node ? L->scorer.classes : 0,
+    };
+    return NB_OK;
+}
+
+/* Scores the validation set: this rank's shard, summed across ranks, when
+ * data parallel. */
+static int validate(loop *L, nb_metrics *out)
+{
+    const nb_train_dist *D = L->dist;
+    if (!D)
+        return nb_train_evaluate_run(L->g, L->m, &L->scorer, L->val,
+                                     L->c->batch_size, out, who);
+    double sums[3] = {0, 0, 0};
+    int rc = NB_OK;
+    if (nb_dataset_size(&L->val_shard) > 0) {
+        nb_metrics m = {0};
+        rc = nb_train_evaluate_run(L->g, L->m, &L->scorer, &L->val_shard,
+                                   L->c->batch_size, &m, who);
+        if (rc == NB_OK) {
+            sums[0] = m.loss * (double)m.count;
+            sums[1] = L->scorer.node ? round(m.accuracy * (double)m.count) : 0;
+            sums[2] = (double)m.count;
+        }
+    }
+    if ((rc = D->reduce(D->ctx, L->g, NULL, 0, rc, sums, 3)) != NB_OK)
+        return rc;
+    *out = (nb_metrics){
+        .loss = sums[0] / sums[2],
+        .accuracy = L->scorer.node ? sums[1] / sums[2] : NAN,
+        .count = (int64_t)sums[2],
         .classes = L->scorer.node ? L->scorer.classes : 0,
     };
     return NB_OK;
@@ -253,14 +365,32 @@ static int setup(loop *L)
     L->rows = nb_tensor_dim(L->train->x, 0);
     if ((rc = check_config(g, c, L->opt, L->val, L->rows)) != NB_OK)
         return rc;
-    L->batch =
-        c->batch_size == 0 || c->batch_size > L->rows ? L->rows : c->batch_size;
+    /* Data parallel: the global batch, of batch_size rows per rank. */
+    int64_t ranks = L->dist ? L->dist->size : 1;
+    L->batch = c->batch_size == 0 || c->batch_size * ranks > L->rows
+                   ? L->rows
+                   : c->batch_size * ranks;
     L->batches =
         c->drop_last ? L->rows / L->batch : (L->rows + L->batch - 1) / L->batch;
     L->idx = nb_alloc((size_t)L->rows * sizeof *L->idx);
     if (!L->idx ||
         (c->patience > 0 && snapshot_alloc(&L->best, L->opt) != NB_OK))
         return nb_graph_set_error(g, NB_ERR_NOMEM, "%s: out of memory", who);
+    if (L->dist && L->val) {
+        int64_t n = nb_dataset_size(L->val);
+        int64_t lo = n * L->dist->rank / L->dist->size;
+        int64_t hi = n * (L->dist->rank + 1) / L->dist->size;
+        nb_status st;
+        if (hi > lo &&
+            nb_dataset_slice(&L->val_shard, L->val, lo, hi - lo, &st) != NB_OK)
+            return nb_graph_set_error(g, st.code, "%s: %s", who, st.message);
+    }
+    if (L->dist && L->dist->rank != 0) {
+        L->quiet = *c;
+        L->quiet.progress = NB_PROGRESS_OFF;
+        L->quiet.csv_path = NULL;
+        c = &L->quiet;
+    }
     return nb_progress_begin(g, &L->progress, c, L->batches,
                              c->drop_last ? L->batches * L->batch : L->rows,
                              L->scorer.node != NULL, L->val != NULL);
@@ -271,6 +401,7 @@ static void teardown(loop *L)
     nb_progress_finish(&L->progress);
     snapshot_free(&L->best);
     nb_free(L->idx);
+    nb_dataset_free(&L->val_shard);
 }
 
 int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
@@ -291,7 +422,13 @@ int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
     nb_metrics best_val = no_metrics();
     double best_loss = INFINITY;
     int64_t since_best = 0;
+    /* Without valid hooks no collective can be made; check_config says so
+     * on every rank, since all were handed the same setting. */
+    L.dist = config && config->dist && dist_ok(config->dist) ? config->dist
+                                                             : NULL;
     int rc = setup(&L);
+    if (L.dist)
+        rc = L.dist->start(L.dist->ctx, g, opt, rc);
     /* config may be NULL when setup failed. */
     int64_t first = rc == NB_OK ? config->first_epoch + 1 : 0;
     for (int64_t epoch = first; rc == NB_OK && epoch <= config->epochs;
@@ -301,9 +438,7 @@ int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
         if ((rc = set_rate(g, opt, config->schedule, epoch)) != NB_OK ||
             (rc = run_epoch(&L, epoch, &r.train)) != NB_OK)
             break;
-        if (val && (rc = nb_train_evaluate_run(g, model, &L.scorer, val,
-                                               config->batch_size, &r.val,
-                                               who)) != NB_OK)
+        if (val && (rc = validate(&L, &r.val)) != NB_OK)
             break;
         r.epochs_run = epoch;
         if (val) {
@@ -323,11 +458,18 @@ int nb_train(nb_graph *g, const nb_model *model, nb_optimizer *opt,
         rc = nb_progress_epoch_end(g, &L.progress, epoch, nb_optimizer_lr(opt),
                                    &r.train, val ? &r.val : NULL,
                                    nb_train_now() - t0);
+        bool stop = rc == NB_OK && config->on_epoch &&
+                    !config->on_epoch(epoch, &r.train, val ? &r.val : NULL,
+                                      config->user);
+        if (L.dist) {
+            /* Any rank's stop stops them all. */
+            double vote = stop;
+            rc = L.dist->reduce(L.dist->ctx, g, NULL, 0, rc, &vote, 1);
+            stop = vote > 0;
+        }
         if (rc != NB_OK)
             break;
-        if (config->on_epoch &&
-            !config->on_epoch(epoch, &r.train, val ? &r.val : NULL,
-                              config->user)) {
+        if (stop) {
             r.stopped_early = epoch < config->epochs;
             break;
         }

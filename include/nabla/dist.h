@@ -1,0 +1,97 @@
+/** @file
+ * Data-parallel training over MPI: the separate library nabla_dist, built
+ * when Meson finds MPI (feature option `mpi`), on top of the public API.
+ * libnabla itself never links MPI; link this one with pkg-config's
+ * `nabla-dist`, which brings nabla and MPI.
+ *
+ * The caller owns MPI: it calls MPI_Init and MPI_Finalize, and nabla never
+ * calls MPI_Init, MPI_Finalize or MPI_Abort. nb_dist_new duplicates the
+ * communicator it is given, so nabla's messages never meet the caller's,
+ * and makes MPI errors on it return (they become NB_ERR_IO) instead of
+ * ending the process.
+ *
+ * Every call below except nb_dist_rank, nb_dist_size and nb_dist_train is
+ * collective: every rank of the communicator makes it, in the same order.
+ * Each one first agrees on every rank's status, so that a rank that failed
+ * (a bad file, a shape error) makes every rank return an error rather than
+ * leave them waiting. See docs/distributed.md.
+ */
+#ifndef NABLA_DIST_H
+#define NABLA_DIST_H
+
+#include <stddef.h>
+
+#include <mpi.h>
+
+#include "base.h"
+#include "graph.h"
+#include "optim.h"
+#include "train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A data-parallel context on a duplicate of a caller's communicator
+ * (opaque). */
+typedef struct nb_dist nb_dist;
+
+/** The bucket size nb_dist_new uses for bucket_bytes 0. */
+#define NB_DIST_BUCKET_BYTES ((size_t)4 << 20)
+
+/** Collective: a context on a duplicate of comm. Gradients are reduced in
+ * buckets of at most bucket_bytes (0: NB_DIST_BUCKET_BYTES). NULL with a
+ * message in status when MPI is not initialised or an MPI call fails. */
+NB_API nb_dist *nb_dist_new(MPI_Comm comm, size_t bucket_bytes,
+                            nb_status *status);
+/** Collective: frees the context and its communicator (call it before
+ * MPI_Finalize). NULL is a no-op, and then not collective. */
+NB_API void nb_dist_free(nb_dist *d);
+/** This process's rank, from 0; -1 for NULL. */
+NB_API int nb_dist_rank(const nb_dist *d);
+/** The number of ranks; 0 for NULL. */
+NB_API int nb_dist_size(const nb_dist *d);
+
+/** Collective agreement: every rank passes its own status (NB_OK or a
+ * negative code). Returns NB_OK when all passed NB_OK; otherwise this
+ * rank's own code if it failed, else the code of the first rank that did,
+ * with a message naming it in `status`. Call it after every step that may
+ * fail on one rank only (reading a file) and before the next collective. */
+NB_API int nb_dist_agree(nb_dist *d, int own, nb_status *status);
+
+/** Collective: v[0..n) becomes the sum over ranks of every rank's v, added
+ * in an order that depends on the number of ranks only, never on timing,
+ * so every rank gets the same bits and a rerun gets them again. `own` is
+ * agreed on first, as by nb_dist_agree; on failure v is unchanged. */
+NB_API int nb_dist_sum(nb_dist *d, double *v, int n, int own,
+                       nb_status *status);
+
+/** Collective: every parameter and state tensor of g (all of the graph's,
+ * in node order), the graph's RNG state and, with an optimiser, its state
+ * tensors, step count and learning rate become rank 0's; then every rank
+ * but 0 reseeds the graph's RNG from rank 0's state and its rank (dropout
+ * masks differ between ranks). Ranks whose models differ in size are an
+ * NB_ERR_ARG on every rank. `own` is agreed on first. Errors go to the
+ * graph. */
+NB_API int nb_dist_broadcast(nb_dist *d, nb_graph *g, nb_optimizer *opt,
+                             int own);
+
+/** Collective: the gradient of each of opt's parameters becomes the sum
+ * over ranks of weight times that rank's gradient (a parameter without a
+ * gradient counts as zeros and is left without one), reduced in the fixed
+ * order of nb_dist_sum, the gradients packed into buckets of at most the
+ * context's bucket size. For the mean over a global batch of which this
+ * rank holds `rows` of `total`, weight is rows / total. `own` is agreed on
+ * first; on failure the gradients are unchanged. Errors go to the graph. */
+NB_API int nb_dist_average_grads(nb_dist *d, nb_optimizer *opt, double weight,
+                                 int own);
+
+/** The hooks that make nb_train data parallel: set nb_train_config.dist to
+ * this (valid while d lives); NULL for NULL. */
+NB_API const nb_train_dist *nb_dist_train(nb_dist *d);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
