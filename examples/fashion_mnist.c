@@ -22,6 +22,10 @@
  *   build/examples/fashion_mnist --evaluate      load the saved model, test
  *   build/examples/fashion_mnist --test-size     a seconds-long smoke test
  *   build/examples/fashion_mnist --help          every option
+ *   mpirun -np 2 build/examples/fashion_mnist --dist
+ *                                data parallel over MPI (docs/distributed.md):
+ *                                --batch is then per rank; rank 0 prints,
+ *                                tests and saves (built when MPI is found)
  *
  * The model is saved as safetensors (fashion_mnist.safetensors in the
  * current directory by default), readable from Python with the
@@ -33,6 +37,11 @@
 
 #include "example_util.h"
 #include "nabla/nabla.h"
+#ifdef EX_MPI
+#include <mpi.h>
+
+#include "nabla/dist.h"
+#endif
 
 #define CLASSES 10
 
@@ -112,7 +121,10 @@ static int64_t test_report(net *n, const nb_dataset *test, bool confusion,
     return right;
 }
 
-int main(int argc, char **argv)
+/* With --dist: the data-parallel context, else NULL. */
+static const nb_train_dist *dist;
+
+static int run(int argc, char **argv)
 {
     bool test_size = ex_has_flag(argc, argv, "--test-size");
     /* The smoke test trains on a few thousand examples for two epochs. */
@@ -122,6 +134,7 @@ int main(int argc, char **argv)
     const char *save = "fashion_mnist.safetensors", *log = NULL;
     const char *schedule_name = "cosine";
     bool evaluate = false, quiet = false;
+    bool use_dist = false; /* main has acted on it already */
     const ex_flag flags[] = {
         {"--epochs", EX_INT, &epochs, "training epochs"},
         {"--batch", EX_INT, &batch, "mini-batch size"},
@@ -139,12 +152,15 @@ int main(int argc, char **argv)
         {"--quiet", EX_BOOL, &quiet, "no per-epoch progress"},
         {"--test-size", EX_BOOL, &test_size,
          "small, fast run that checks itself"},
+        {"--dist", EX_BOOL, &use_dist,
+         "data parallel under mpirun (--batch per rank)"},
     };
     int rc = ex_parse_flags(argc, argv,
                             "Trains a 784-256-128-10 MLP on Fashion-MNIST.",
                             flags, (int)(sizeof flags / sizeof flags[0]));
     if (rc >= 0)
         return rc;
+    (void)use_dist;
     if (epochs < 1 || batch < 1 || !(lr > 0) || !(wd >= 0)) {
         fprintf(stderr, "fashion_mnist: --epochs, --batch and --lr must be "
                         "positive\n");
@@ -170,6 +186,19 @@ int main(int argc, char **argv)
 
     nb_dataset all, test;
     rc = ex_load_fashion("fashion_mnist", &all, &test, evaluate ? 1 : limit, 0);
+#ifdef EX_MPI
+    /* A rank that could not read the files stops every rank here, not in
+     * nb_train's first collective. */
+    if (dist) {
+        nb_dist *d = dist->ctx;
+        nb_status st;
+        if (nb_dist_agree(d, rc ? NB_ERR_IO : NB_OK, &st) != NB_OK) {
+            if (!rc)
+                fprintf(stderr, "fashion_mnist: %s\n", st.message);
+            return rc ? rc : 1;
+        }
+    }
+#endif
     if (rc)
         return rc;
 
@@ -252,6 +281,7 @@ int main(int argc, char **argv)
             .progress = quiet ? NB_PROGRESS_OFF : NB_PROGRESS_AUTO,
             .stream = stdout,
             .csv_path = log,
+            .dist = dist,
         };
         nb_train_result res;
         double t0 = ex_now();
@@ -269,6 +299,15 @@ int main(int argc, char **argv)
     }
     double loss = 0;
     int64_t right = -1;
+    /* Every rank holds the same weights: rank 0 alone tests and saves. */
+    if (!rc && dist && dist->rank != 0) {
+        nb_optimizer_free(opt);
+        net_free(&n);
+        nb_dataset_free(&train);
+        nb_dataset_free(&val);
+        nb_dataset_free(&test);
+        return 0;
+    }
     if (!rc) {
         right = test_report(&n, &test, true, &loss);
         rc = right < 0;
@@ -322,4 +361,37 @@ int main(int argc, char **argv)
     nb_dataset_free(&val);
     nb_dataset_free(&test);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (!ex_has_flag(argc, argv, "--dist"))
+        return run(argc, argv);
+#ifdef EX_MPI
+    MPI_Init(&argc, &argv);
+    nb_status st;
+    nb_dist *d = nb_dist_new(MPI_COMM_WORLD, 0, &st);
+    if (!d) {
+        fprintf(stderr, "fashion_mnist: %s\n", st.message);
+        MPI_Finalize();
+        return 1;
+    }
+    dist = nb_dist_train(d);
+    /* Ranks other than 0 keep quiet (nb_train already prints on rank 0
+     * only); their errors still reach stderr. */
+    if (nb_dist_rank(d) != 0 && !freopen("/dev/null", "w", stdout))
+        fprintf(stderr, "fashion_mnist: cannot silence rank %d\n",
+                nb_dist_rank(d));
+    int rc = run(argc, argv);
+    /* The job's outcome is every rank's: rank 0's test can fail alone. */
+    if (nb_dist_agree(d, rc ? NB_ERR_STATE : NB_OK, &st) != NB_OK && !rc)
+        rc = 1;
+    nb_dist_free(d);
+    MPI_Finalize();
+    return rc;
+#else
+    fprintf(stderr, "fashion_mnist: --dist needs a build with MPI (meson "
+                    "setup -Dmpi=enabled, with libopenmpi-dev installed)\n");
+    return 2;
+#endif
 }
