@@ -269,6 +269,26 @@ static int grads_reduce(nb_dist *d, nb_graph *g, nb_optimizer *opt,
                         double weight)
 {
     int np = nb_optimizer_param_count(opt);
+    if (d->size == 1) {
+        /* Nothing to add: the weighted gradient in place, as packing and
+         * unpacking would leave it. */
+        for (int i = 0; weight != 1 && i < np; i++) {
+            int64_t n;
+            nb_tensor *gr;
+            for (int t = 0; t < 2; t++)
+                if (param_in(opt, i, t, &n, &gr) && gr) {
+                    float *f = nb_tensor_f32(gr);
+                    double *x = nb_tensor_f64(gr);
+                    for (int64_t k = 0; k < n; k++) {
+                        if (f)
+                            f[k] = (float)((double)f[k] * weight);
+                        else
+                            x[k] *= weight;
+                    }
+                }
+        }
+        return NB_OK;
+    }
     size_t elems[2] = {0, 0};
     for (int i = 0; i < np; i++) {
         nb_tensor *v = nb_node_value(nb_optimizer_param(opt, i));
