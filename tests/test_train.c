@@ -1333,6 +1333,166 @@ static void test_extra_inputs(void)
     nb_tensor_free(w);
 }
 
+/* ---- the data-parallel hooks (nb_train_config.dist) ----
+ *
+ * Without MPI: a hook table of one process that counts its calls, or that
+ * plays a rank of a larger job whose other ranks are absent, or whose
+ * reduce reports another rank's failure. The MPI side is tests/dist. */
+
+typedef struct fake_dist {
+    int starts, epochs, reduces, grad_reduces;
+    int fail_at;    /* reduce call that reports a failed rank; 0 = none */
+    double weight;  /* the last weight given with gradients */
+} fake_dist;
+
+static int fake_start(void *ctx, nb_graph *g, nb_optimizer *opt, int status)
+{
+    (void)g;
+    (void)opt;
+    ((fake_dist *)ctx)->starts++;
+    return status;
+}
+
+static int fake_epoch(void *ctx, nb_graph *g, int64_t *order, int64_t n)
+{
+    (void)g;
+    (void)order;
+    (void)n;
+    ((fake_dist *)ctx)->epochs++;
+    return NB_OK;
+}
+
+static int fake_reduce(void *ctx, nb_graph *g, nb_optimizer *opt,
+                       double weight, int status, double *sums, int n)
+{
+    (void)sums;
+    (void)n;
+    fake_dist *f = ctx;
+    f->reduces++;
+    if (opt) {
+        f->grad_reduces++;
+        f->weight = weight;
+    }
+    if (status == NB_OK && f->reduces == f->fail_at)
+        return nb_graph_set_error(g, NB_ERR_IO, "fake: rank 1 failed");
+    return status;
+}
+
+static void test_dist_hooks(void)
+{
+    nb_dataset tr = blobs(21, 90, 0.8, 0.1, NB_F32);
+    nb_dataset va = blobs(22, 30, 0.8, 0.1, NB_F32);
+    unsigned char *w[2] = {NULL, NULL};
+    size_t len = 0;
+    fake_dist f = {0};
+    /* One rank through the hooks trains to the bits of no hooks: 90 rows
+     * in batches of 16 are 6 steps an epoch, each with one reduce, plus
+     * the validation sums and the epoch's stop vote. */
+    for (int k = 0; k < 2; k++) {
+        nb_graph *g = nb_graph_new();
+        nb_graph_seed(g, 3);
+        net n = build_net(g, NB_F32, 1, 8, 0, OUT_SOFTMAX);
+        nb_optimizer *opt = make_opt(g, NB_OPTIM_SGD, 0.1);
+        nb_train_dist d = {.rank = 0, .size = 1, .ctx = &f,
+                           .start = fake_start, .epoch = fake_epoch,
+                           .reduce = fake_reduce};
+        nb_train_config c = quiet(3, 16);
+        c.dist = k ? &d : NULL;
+        nb_train_result r;
+        int rc = nb_train(g, &n.model, opt, &tr, &va, &c, &r);
+        CHECK(rc == NB_OK, "%s", nb_graph_error(g));
+        CHECK(r.train.count == 90 && r.val.count == 30,
+              "counts %lld %lld", (long long)r.train.count,
+              (long long)r.val.count);
+        len = params_size(opt);
+        w[k] = malloc(len);
+        params_copy(opt, w[k]);
+        nb_optimizer_free(opt);
+        nb_graph_free(g);
+    }
+    CHECK(memcmp(w[0], w[1], len) == 0, "one rank differs from no hooks");
+    CHECK(f.starts == 1 && f.epochs == 3 && f.grad_reduces == 18 &&
+              f.reduces == 18 + 3 + 3 && f.weight == 1,
+          "hooks called: start %d, epoch %d, reduce %d (%d with gradients), "
+          "weight %g",
+          f.starts, f.epochs, f.reduces, f.grad_reduces, f.weight);
+    free(w[0]);
+    free(w[1]);
+
+    /* Rank 1 of 2: its shard is half of each global batch of 32, and it
+     * neither prints nor writes the log. */
+    const char *csv = "test_train_dist_rank1.csv";
+    remove(csv);
+    char out[64] = "";
+    FILE *stream = fmemopen(out, sizeof out, "w");
+    nb_graph *g = nb_graph_new();
+    net n = build_net(g, NB_F32, 1, 8, 0, OUT_SOFTMAX);
+    nb_optimizer *opt = make_opt(g, NB_OPTIM_SGD, 0.1);
+    f = (fake_dist){0};
+    nb_train_dist d = {.rank = 1, .size = 2, .ctx = &f, .start = fake_start,
+                       .epoch = fake_epoch, .reduce = fake_reduce};
+    nb_train_config c = quiet(1, 16);
+    c.dist = &d;
+    c.progress = NB_PROGRESS_LINES;
+    c.stream = stream;
+    c.csv_path = csv;
+    int rc = nb_train(g, &n.model, opt, &tr, NULL, &c, NULL);
+    if (stream)
+        fclose(stream);
+    CHECK(rc == NB_OK, "%s", nb_graph_error(g));
+    /* ceil(90 / 32) = 3 global batches; the last has 26 rows, 13 here. */
+    CHECK(f.grad_reduces == 3 && f.weight == 0.5,
+          "%d reduces, last weight %g", f.grad_reduces, f.weight);
+    CHECK(out[0] == '\0', "rank 1 printed '%s'", out);
+    FILE *log = fopen(csv, "r");
+    CHECK(!log, "rank 1 wrote the CSV log");
+    if (log)
+        fclose(log);
+
+    /* Another rank's failure at the second step: nb_train returns it,
+     * after one step. */
+    f = (fake_dist){.fail_at = 2};
+    c = quiet(2, 16);
+    c.dist = &d;
+    rc = nb_train(g, &n.model, opt, &tr, NULL, &c, NULL);
+    CHECK(rc == NB_ERR_IO && strstr(nb_graph_error(g), "rank 1 failed"),
+          "rc %d: %s", rc, nb_graph_error(g));
+    CHECK(f.reduces == 2 && nb_optimizer_steps(opt) == 3 + 1,
+          "%d reduces, %lld steps", f.reduces,
+          (long long)nb_optimizer_steps(opt));
+    nb_graph_clear_error(g);
+
+    /* A table nb_dist_train would never make is refused before any hook
+     * runs (a collective on it could not be matched). */
+    f = (fake_dist){0};
+    nb_train_dist bad = d;
+    bad.rank = 2;
+    c.dist = &bad;
+    rc = nb_train(g, &n.model, opt, &tr, NULL, &c, NULL);
+    CHECK(rc == NB_ERR_ARG && f.starts == 0, "rc %d, %d starts", rc,
+          f.starts);
+    nb_graph_clear_error(g);
+    bad = d;
+    bad.reduce = NULL;
+    c.dist = &bad;
+    rc = nb_train(g, &n.model, opt, &tr, NULL, &c, NULL);
+    CHECK(rc == NB_ERR_ARG && f.starts == 0, "rc %d, %d starts", rc,
+          f.starts);
+    nb_graph_clear_error(g);
+    /* Every rank needs a row. */
+    nb_dataset one = blobs(23, 1, 0.8, 0.1, NB_F32);
+    c.dist = &d;
+    rc = nb_train(g, &n.model, opt, &one, NULL, &c, NULL);
+    CHECK(rc == NB_ERR_ARG && f.starts == 1 &&
+              strstr(nb_graph_error(g), "every rank needs a row"),
+          "rc %d: %s", rc, nb_graph_error(g));
+    free_set(&one);
+    nb_optimizer_free(opt);
+    nb_graph_free(g);
+    free_set(&tr);
+    free_set(&va);
+}
+
 int main(void)
 {
     nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
@@ -1346,6 +1506,7 @@ int main(void)
     test_errors();
     test_no_allocation_per_epoch();
     test_extra_inputs();
+    test_dist_hooks();
     nb_set_allocator(NULL);
     return tu_finish("train");
 }
