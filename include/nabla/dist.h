@@ -12,9 +12,10 @@
  *
  * Every call below except nb_dist_rank, nb_dist_size and nb_dist_train is
  * collective: every rank of the communicator makes it, in the same order.
- * Each one first agrees on every rank's status, so that a rank that failed
- * (a bad file, a shape error) makes every rank return an error rather than
- * leave them waiting. See docs/distributed.md.
+ * Each one that can fail first agrees on every rank's status (its `own`
+ * argument), so that a rank that failed (a bad file, a shape error) makes
+ * every rank return an error rather than leave them waiting. See
+ * docs/distributed.md.
  */
 #ifndef NABLA_DIST_H
 #define NABLA_DIST_H
