@@ -22,8 +22,8 @@
  *
  * Data parallel (config->dist): with R ranks of per-rank batch B, global
  * batch b is rows [b RB, (b + 1) RB) of rank 0's shuffle (rank 0 draws it
- * as one process would, and sends it to the others); rank r takes the contiguous shard [c r / R, c (r + 1) / R) of its
- * c rows. The loss being a mean, the global batch's gradient is
+ * as one process would, and sends it to the others); rank r takes the
+ * contiguous shard [c r / R, c (r + 1) / R) of its c rows. The loss being a mean, the global batch's gradient is
  * sum_r (c_r / c) grad_r, which the reduce hook forms; the step, the
  * schedule and early stopping then see what one process with batch RB
  * would see. Every collective (start, each step's reduce, the
