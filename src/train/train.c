@@ -331,6 +331,14 @@ static int validate(loop *L, nb_metrics *out)
                                      L->c->batch_size, out, who);
     double sums[3] = {0, 0, 0};
     int rc = NB_OK;
+    if (L->val->n_extra > 0) {
+        /* nb_dataset_slice leaves borrowed extras behind, so every rank
+         * scores the whole set (the same bits on each), and only the
+         * statuses are agreed on. */
+        rc = nb_train_evaluate_run(L->g, L->m, &L->scorer, L->val,
+                                   L->c->batch_size, out, who);
+        return D->reduce(D->ctx, L->g, NULL, 0, rc, NULL, 0);
+    }
     if (nb_dataset_size(&L->val_shard) > 0) {
         nb_metrics m = {0};
         rc = nb_train_evaluate_run(L->g, L->m, &L->scorer, &L->val_shard,
@@ -376,7 +384,7 @@ static int setup(loop *L)
     if (!L->idx ||
         (c->patience > 0 && snapshot_alloc(&L->best, L->opt) != NB_OK))
         return nb_graph_set_error(g, NB_ERR_NOMEM, "%s: out of memory", who);
-    if (L->dist && L->val) {
+    if (L->dist && L->val && L->val->n_extra == 0) {
         int64_t n = nb_dataset_size(L->val);
         int64_t lo = n * L->dist->rank / L->dist->size;
         int64_t hi = n * (L->dist->rank + 1) / L->dist->size;
