@@ -1118,6 +1118,47 @@ static void test_norm_layers(void)
     nb_graph_free(g);
 }
 
+/* The layers' parameters get the gradients central differences give, the
+ * bias through its reshape and broadcast included: a small f64 CNN of
+ * conv2d, batch norm (training mode), relu, max pooling, a transposed
+ * convolution, layer norm, a conv1d and a linear layer. */
+static void test_layer_gradcheck(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_graph_seed(g, 21);
+    nb_node *x = nb_input(g, "x", NB_F64, 4, SHAPE(NB_DYNAMIC, 2, 6, 6));
+    nb_node *labels = nb_input(g, "labels", NB_F64, 1, SHAPE(NB_DYNAMIC));
+    nb_conv_params same = nb_conv_params_of(1, 1, 1, 1);
+    nb_conv_params up = nb_conv_params_of(2, 0, 1, 1);
+    nb_node *h = nb_conv2d_layer(g, x, 3, 3, 3, &same, true, "conv1",
+                                 NB_INIT_TORCH, NB_ACT_RELU, NULL);
+    h = nb_batch_norm_layer(g, h, true, 0.1, 1e-5, "bn1", NULL);
+    h = nb_max_pool2d_layer(g, nb_relu(g, h), 2, 0, 0, "pool1");
+    h = nb_conv_transpose2d_layer(g, h, 2, 2, 2, &up, true, "up",
+                                  NB_INIT_TORCH, NB_ACT_LINEAR, NULL);
+    h = nb_layer_norm_layer(g, h, 2, true, 1e-5, "ln1", NULL);
+    h = nb_reshape(g, h, 3, SHAPE(-1, 2, 36));
+    h = nb_conv1d_layer(g, h, 2, 5, 3, 1, 1, 1, true, "c1", NB_INIT_TORCH,
+                        NB_ACT_TANH, NULL);
+    h = nb_reshape(g, nb_tanh(g, h), 2, SHAPE(-1, 24));
+    h = nb_linear_layer(g, h, 3, true, "fc", NB_INIT_TORCH, NB_ACT_LINEAR,
+                        NULL);
+    nb_node *loss = nb_softmax_ce_index_loss(g, h, labels);
+    CHECK(loss != NULL, "%s", nb_graph_error(g));
+    feed_wave(g, x, 4, SHAPE(3, 2, 6, 6));
+    nb_feed(g, labels, 1, SHAPE(3), (const double[]){0, 2, 1});
+    /* Nudge the gains and shifts off 1 and 0 so that their gradients are
+     * not checked at a special point only. */
+    SET(nb_graph_find(g, "bn1.weight"), 1.2, 0.7, 1.1);
+    nb_tensor *lb = nb_node_value(nb_graph_find(g, "ln1.bias"));
+    for (int64_t i = 0; i < nb_tensor_size(lb); i++)
+        nb_tensor_set(lb, i, 0.3 * cos((double)i));
+    nb_gradcheck_result r;
+    CHECK(loss && nb_gradcheck(g, loss, NULL, &r) == NB_OK && r.passed,
+          "CNN of layers: %s", loss ? r.message : nb_graph_error(g));
+    nb_graph_free(g);
+}
+
 static void test_layer_errors(void)
 {
     nb_graph *g = nb_graph_new(), *other = nb_graph_new();
@@ -1231,6 +1272,7 @@ int main(void)
     test_conv_layer_values();
     test_pool_layers();
     test_norm_layers();
+    test_layer_gradcheck();
     test_layer_errors();
     return tu_finish("nn");
 }
