@@ -346,7 +346,7 @@ int main(int argc, char **argv)
     int64_t epochs = test_size ? 4 : 10, batch = 64, seed = 1;
     int64_t limit = test_size ? 700 : 0, val_count = test_size ? 100 : 5000;
     int64_t test_limit = test_size ? 500 : 0, shift = 0, patience = 0;
-    double lr = 0.05, momentum = 0.9, wd = 5e-4, dropout = 0.5;
+    double lr = 0.05, momentum = 0.9, wd = 5e-4, dropout = 0.2;
     const char *save = "fashion_cnn.safetensors", *log = NULL;
     const char *picture = "fashion_cnn", *schedule_name = "cosine";
     bool evaluate = false, quiet = false, bn = true, no_bn = false;
