@@ -8,6 +8,10 @@
  * nonlinear cousin of PCA (Hinton & Salakhutdinov, 2006): 32 numbers per
  * image instead of 784, learned without labels.
  *
+ * With --conv the encoder is convolutional and the decoder is made of
+ * transposed convolutions (build_conv): the same 32-number code, reached
+ * through layers that share their weights over the image's positions.
+ *
  * It reports the test set's reconstruction error, mean (x - x')^2 per
  * pixel, beside a trivial baseline that "reconstructs" every image as the
  * mean training image, and draws one test image of each class (top row)
@@ -15,6 +19,7 @@
  * .pdf.
  *
  *   build/examples/autoencoder [--epochs N] [--out autoencoder]
+ *   build/examples/autoencoder --conv           the convolutional variant
  *   build/examples/autoencoder --test-size      seconds-long self-check
  */
 #include <stdio.h>
@@ -91,9 +96,57 @@ static int draw_pairs(const char *prefix, const float *top,
     return pl_save(&fig, prefix);
 }
 
+/* The MLP's logits: x W1 + b1, the code's activation, then W2, b2. */
+static nb_node *build_mlp(nb_graph *g, nb_node *x, int64_t code,
+                          nb_activation hidden)
+{
+    const int64_t sizes[] = {PIX, code, PIX};
+    nb_mlp_spec spec = {.n_layers = 2,
+                        .sizes = sizes,
+                        .hidden = hidden,
+                        .output = NB_ACT_SIGMOID,
+                        .name = "ae"};
+    nb_mlp mlp;
+    return nb_mlp_build(g, x, &spec, &mlp) == NB_OK ? mlp.logits : NULL;
+}
+
+/* The convolutional autoencoder's logits. Two stride-2 convolutions halve
+ * the image twice (28 -> 14 -> 7) while widening the channels, a linear
+ * layer squeezes the 32x7x7 maps into the code and another spreads it back,
+ * and two stride-2 transposed convolutions undo the halvings: with kernel
+ * 3, padding 1 and output padding 1, (H - 1) 2 - 2 + 3 + 1 = 2 H. Each
+ * transposed convolution is the gradient of a convolution with respect to
+ * its input, so the decoder mirrors the encoder's geometry exactly. */
+static nb_node *build_conv(nb_graph *g, nb_node *x, int64_t code,
+                           nb_activation hidden)
+{
+    nb_conv_params down = nb_conv_params_of(2, 1, 1, 1);
+    nb_conv_params up = down;
+    up.output_padding[0] = up.output_padding[1] = 1;
+    nb_node *h = nb_reshape(g, x, 4, (int64_t[]){-1, 1, SIDE, SIDE});
+    h = nb_relu(g, nb_conv2d_layer(g, h, 16, 3, 3, &down, true, "enc1",
+                                   NB_INIT_DEFAULT, NB_ACT_RELU, NULL));
+    h = nb_relu(g, nb_conv2d_layer(g, h, 32, 3, 3, &down, true, "enc2",
+                                   NB_INIT_DEFAULT, NB_ACT_RELU, NULL));
+    h = nb_reshape(g, h, 2, (int64_t[]){-1, 32 * 7 * 7});
+    h = nb_activate(g, nb_linear_layer(g, h, code, true, "code",
+                                       NB_INIT_DEFAULT, hidden, NULL),
+                    hidden, 0);
+    h = nb_relu(g, nb_linear_layer(g, h, 32 * 7 * 7, true, "dec0",
+                                   NB_INIT_DEFAULT, NB_ACT_RELU, NULL));
+    h = nb_reshape(g, h, 4, (int64_t[]){-1, 32, 7, 7});
+    h = nb_relu(g, nb_conv_transpose2d_layer(g, h, 16, 3, 3, &up, true,
+                                             "dec1", NB_INIT_DEFAULT,
+                                             NB_ACT_RELU, NULL));
+    h = nb_conv_transpose2d_layer(g, h, 1, 3, 3, &up, true, "dec2",
+                                  NB_INIT_DEFAULT, NB_ACT_SIGMOID, NULL);
+    return nb_reshape(g, h, 2, (int64_t[]){-1, PIX});
+}
+
 int main(int argc, char **argv)
 {
     bool test_size = ex_has_flag(argc, argv, "--test-size");
+    bool conv = false;
     int64_t epochs = test_size ? 4 : 20, batch = 64, seed = 1;
     int64_t limit = test_size ? 5000 : 0, bottleneck = 32;
     double lr = 0.002;
@@ -105,6 +158,8 @@ int main(int argc, char **argv)
         {"--code", EX_INT, &bottleneck, "bottleneck width"},
         {"--hidden", EX_STRING, &hidden_name,
          "bottleneck activation (relu, sigmoid, tanh, ...)"},
+        {"--conv", EX_BOOL, &conv,
+         "convolutional encoder and transposed-convolution decoder"},
         {"--seed", EX_INT, &seed, "seed"},
         {"--limit", EX_INT, &limit, "training images to read, 0 = all"},
         {"--out", EX_STRING, &out, "prefix of the PNG, SVG and PDF of originals and reconstructions"},
@@ -137,8 +192,7 @@ int main(int argc, char **argv)
     double *mean = malloc(PIX * sizeof *mean), *sd = malloc(PIX * sizeof *sd);
     nb_graph *g = nb_graph_new();
     nb_optimizer *opt = NULL;
-    nb_mlp mlp;
-    nb_node *x = NULL, *t = NULL, *bce = NULL, *mse = NULL;
+    nb_node *x = NULL, *t = NULL, *bce = NULL, *mse = NULL, *output = NULL;
     if (!train.y || !test.y || !mean || !sd || !g) {
         fprintf(stderr, "autoencoder: out of memory\n");
         rc = 1;
@@ -148,16 +202,11 @@ int main(int argc, char **argv)
     nb_graph_seed(g, (uint64_t)seed);
     x = nb_input(g, "x", NB_F32, 2, (int64_t[]){NB_DYNAMIC, PIX});
     t = nb_input(g, "target", NB_F32, 2, (int64_t[]){NB_DYNAMIC, PIX});
-    const int64_t sizes[] = {PIX, bottleneck, PIX};
-    nb_mlp_spec spec = {.n_layers = 2,
-                        .sizes = sizes,
-                        .hidden = (nb_activation)hidden,
-                        .output = NB_ACT_SIGMOID,
-                        .name = "ae"};
-    if (nb_mlp_build(g, x, &spec, &mlp) == NB_OK) {
-        bce = nb_mlp_loss(g, &mlp, t);
-        mse = nb_mse_loss(g, mlp.output, t);
-    }
+    nb_node *z = conv ? build_conv(g, x, bottleneck, (nb_activation)hidden)
+                      : build_mlp(g, x, bottleneck, (nb_activation)hidden);
+    output = nb_sigmoid(g, z);
+    bce = nb_bce_logits_loss(g, z, t);
+    mse = nb_mse_loss(g, output, t);
     nb_optim_config oc = {.kind = NB_OPTIM_ADAM, .lr = lr};
     opt = mse ? nb_optimizer_new(g, &oc, 0, NULL) : NULL;
     if (!opt) {
@@ -165,9 +214,15 @@ int main(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    printf("autoencoder %d-%lld-%d, %s code, sigmoid output, binary "
-           "cross-entropy\n",
-           PIX, (long long)bottleneck, PIX, hidden_name);
+    if (conv)
+        printf("convolutional autoencoder 1x28x28 -conv-> 16x14x14 -conv-> "
+               "32x7x7 -fc-> %lld -fc-> 32x7x7 -convT-> 16x14x14 -convT-> "
+               "1x28x28, %s code, sigmoid output, binary cross-entropy\n",
+               (long long)bottleneck, hidden_name);
+    else
+        printf("autoencoder %d-%lld-%d, %s code, sigmoid output, binary "
+               "cross-entropy\n",
+               PIX, (long long)bottleneck, PIX, hidden_name);
     printf("train %lld images, Adam lr %g, batch %lld, %lld epochs\n\n",
            (long long)nb_dataset_size(&train), lr, (long long)batch,
            (long long)epochs);
@@ -231,12 +286,12 @@ int main(int argc, char **argv)
     }
     nb_graph_set_training(g, false);
     if (nb_feed(g, x, 2, (int64_t[]){10, PIX}, originals) != NB_OK ||
-        nb_forward(g, mlp.output) != NB_OK) {
+        nb_forward(g, output) != NB_OK) {
         fprintf(stderr, "autoencoder: %s\n", ex_graph_error(g));
         rc = 1;
         goto done;
     }
-    if (draw_pairs(out, originals, nb_tensor_cdata(nb_node_value(mlp.output)),
+    if (draw_pairs(out, originals, nb_tensor_cdata(nb_node_value(output)),
                    bottleneck) != 0) {
         rc = 1;
         goto done;

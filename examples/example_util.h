@@ -198,6 +198,66 @@ static inline int ex_parse_flags(int argc, char **argv, const char *synopsis,
     return -1;
 }
 
+/* ---- training settings shared by the Fashion-MNIST classifiers ---- */
+
+/* The learning-rate schedule called `name`: "cosine" (to 0 over `epochs`),
+ * "step" (divided by 10 for the last third) or "constant". Returns 0, or 2
+ * with a message for an unknown name. */
+static inline int ex_schedule(const char *prog, const char *name, double lr,
+                              int64_t epochs, nb_schedule *out)
+{
+    memset(out, 0, sizeof *out);
+    out->lr0 = lr;
+    if (!strcmp(name, "cosine")) {
+        out->kind = NB_SCHEDULE_COSINE;
+        out->period = epochs;
+        out->min_lr = 0;
+    } else if (!strcmp(name, "step")) {
+        out->kind = NB_SCHEDULE_STEP;
+        out->gamma = 0.1;
+        out->step_size = epochs - epochs / 3;
+    } else if (!strcmp(name, "constant")) {
+        out->kind = NB_SCHEDULE_CONSTANT;
+    } else {
+        fprintf(stderr, "%s: unknown schedule '%s'\n", prog, name);
+        return 2;
+    }
+    return 0;
+}
+
+/* Moves `all` into *train and *val, the last val_count rows (none when 0)
+ * held out for validation: the file's order is already mixed, so its tail
+ * is a fair sample. `all` is emptied either way. Returns 0, 2 when nothing
+ * would be left to train on, or 1 on an error; the message is printed. */
+static inline int ex_hold_out(const char *prog, nb_dataset *all,
+                              int64_t val_count, nb_dataset *train,
+                              nb_dataset *val)
+{
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    int64_t total = nb_dataset_size(all);
+    if (val_count >= total) {
+        fprintf(stderr, "%s: --val %lld leaves nothing to train on\n", prog,
+                (long long)val_count);
+        nb_dataset_free(all);
+        return 2;
+    }
+    if (val_count == 0) {
+        *train = *all;
+        memset(all, 0, sizeof *all);
+        return 0;
+    }
+    nb_status st;
+    int rc = 0;
+    if (nb_dataset_split(all, (double)val_count / (double)total, train, val,
+                         &st) != NB_OK) {
+        fprintf(stderr, "%s: %s\n", prog, st.message);
+        rc = 1;
+    }
+    nb_dataset_free(all);
+    return rc;
+}
+
 /* ---- small utilities ---- */
 
 /* The graph's error message, never NULL (for printing). */

@@ -166,23 +166,9 @@ static int run(int argc, char **argv)
                         "positive\n");
         return 2;
     }
-    nb_schedule schedule = {.lr0 = lr};
-    if (!strcmp(schedule_name, "cosine")) {
-        schedule.kind = NB_SCHEDULE_COSINE;
-        schedule.period = epochs;
-        schedule.min_lr = 0;
-    } else if (!strcmp(schedule_name, "step")) {
-        /* Divide by 10 for the last third. */
-        schedule.kind = NB_SCHEDULE_STEP;
-        schedule.gamma = 0.1;
-        schedule.step_size = epochs - epochs / 3;
-    } else if (!strcmp(schedule_name, "constant")) {
-        schedule.kind = NB_SCHEDULE_CONSTANT;
-    } else {
-        fprintf(stderr, "fashion_mnist: unknown schedule '%s'\n",
-                schedule_name);
+    nb_schedule schedule;
+    if (ex_schedule("fashion_mnist", schedule_name, lr, epochs, &schedule))
         return 2;
-    }
 
     nb_dataset all, test;
     rc = ex_load_fashion("fashion_mnist", &all, &test, evaluate ? 1 : limit, 0);
@@ -222,31 +208,11 @@ static int run(int argc, char **argv)
         return rc;
     }
 
-    nb_dataset train = {0}, val = {0};
-    nb_status st;
-    int64_t total = nb_dataset_size(&all);
-    if (val_count >= total) {
-        fprintf(stderr,
-                "fashion_mnist: --val %lld leaves nothing to train "
-                "on\n",
-                (long long)val_count);
-        nb_dataset_free(&all);
+    nb_dataset train, val;
+    rc = ex_hold_out("fashion_mnist", &all, val_count, &train, &val);
+    if (rc) {
         nb_dataset_free(&test);
-        return 2;
-    }
-    if (val_count > 0) {
-        /* The file's order is already mixed, so its tail is a fair
-         * sample. */
-        if (nb_dataset_split(&all, (double)val_count / (double)total, &train,
-                             &val, &st) != NB_OK) {
-            fprintf(stderr, "fashion_mnist: %s\n", st.message);
-            nb_dataset_free(&all);
-            nb_dataset_free(&test);
-            return 1;
-        }
-        nb_dataset_free(&all);
-    } else {
-        train = all;
+        return rc;
     }
 
     rc = net_build(&n, (uint64_t)seed);

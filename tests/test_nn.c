@@ -10,7 +10,11 @@
  *   against numbers worked out by hand (python float64, listed below);
  * - nb_gradcheck of small f64 MLPs through nb_mlp_loss for every output
  *   unit, with dropout and with the weight penalty;
- * - freezing layers; every error message; the graph staying usable.
+ * - freezing layers; every error message; the graph staying usable;
+ * - the convolution, pooling and normalisation layers: PyTorch's parameter
+ *   names and shapes, the bounds and variance of each initialisation
+ *   against its formula (fans as PyTorch computes them), values worked out
+ *   by hand, output shapes, and every error naming the layer.
  */
 #include "test_util.h"
 
@@ -863,6 +867,395 @@ static void test_errors(void)
     nb_graph_free(g);
 }
 
+/* ---- convolution, pooling and normalisation layers ---- */
+
+/* A parameter's name and shape. */
+static void check_param_node(nb_node *p, const char *name, int rank,
+                             const int64_t *shape)
+{
+    CHECK(p != NULL, "%s missing", name);
+    if (!p)
+        return;
+    CHECK(strcmp(nb_node_name(p), name) == 0, "name '%s', expected '%s'",
+          nb_node_name(p), name);
+    const nb_tensor *t = nb_node_value(p);
+    CHECK(nb_tensor_rank(t) == rank, "%s: rank %d, expected %d", name,
+          nb_tensor_rank(t), rank);
+    for (int i = 0; i < rank && i < nb_tensor_rank(t); i++)
+        CHECK(nb_tensor_dim(t, i) == shape[i], "%s: extent %d is %lld, "
+              "expected %lld", name, i, (long long)nb_tensor_dim(t, i),
+              (long long)shape[i]);
+}
+
+/* Checks that every element lies in [-a, a) and that the sample variance
+ * is a^2/3, the variance of U(-a, a). */
+static void check_uniform(const char *what, nb_node *p, double a)
+{
+    stats s = stats_of(nb_node_value(p));
+    double n = (double)nb_tensor_size(nb_node_value(p));
+    CHECK(s.min >= -a && s.max < a, "%s: range [%g, %g] outside +-%g", what,
+          s.min, s.max, a);
+    CHECK(s.max > 0.9 * a && s.min < -0.9 * a, "%s: range [%g, %g] too "
+          "narrow for +-%g", what, s.min, s.max, a);
+    check_moments(what, &s, n, 0, a * a / 3);
+}
+
+/* Feeds x a batch of the given shape holding sin(i), i the element index. */
+static void feed_wave(nb_graph *g, nb_node *x, int rank, const int64_t *shape)
+{
+    void *buf = nb_feed_buffer(g, x, rank, shape);
+    const nb_tensor *t = nb_node_value(x);
+    CHECK(buf != NULL, "feed: %s", nb_graph_error(g));
+    for (int64_t i = 0; buf && i < nb_tensor_size(t); i++) {
+        if (nb_tensor_dtype(t) == NB_F32)
+            ((float *)buf)[i] = (float)sin((double)i);
+        else
+            ((double *)buf)[i] = sin((double)i);
+    }
+}
+
+static void test_conv_layers(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_graph_seed(g, 11);
+    nb_node *x = nb_input(g, "x", NB_F32, 4, SHAPE(NB_DYNAMIC, 32, 12, 10));
+    nb_conv_params same = nb_conv_params_of(1, 1, 1, 1);
+    nb_conv c;
+
+    /* PyTorch's Conv2d(32, 64, 3, padding=1): fan_in 32 * 9. */
+    nb_node *y = nb_conv2d_layer(g, x, 64, 3, 3, &same, true, "conv1",
+                                 NB_INIT_TORCH, NB_ACT_RELU, &c);
+    CHECK(y != NULL && c.out == y, "%s", nb_graph_error(g));
+    check_param_node(c.weight, "conv1.weight", 4, SHAPE(64, 32, 3, 3));
+    check_param_node(c.bias, "conv1.bias", 1, SHAPE(64));
+    CHECK(nb_graph_find(g, "conv1.weight") == c.weight, "findable by name");
+    double k = 1 / sqrt(32.0 * 9);
+    check_uniform("conv2d torch weight", c.weight, k);
+    stats sb = stats_of(nb_node_value(c.bias));
+    CHECK(sb.min >= -k && sb.max < k && sb.max > sb.min,
+          "conv2d torch bias in [%g, %g], bound %g", sb.min, sb.max, k);
+    feed_wave(g, x, 4, SHAPE(2, 32, 12, 10));
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    const nb_tensor *yv = nb_node_value(y);
+    CHECK(nb_tensor_rank(yv) == 4 && nb_tensor_dim(yv, 0) == 2 &&
+              nb_tensor_dim(yv, 1) == 64 && nb_tensor_dim(yv, 2) == 12 &&
+              nb_tensor_dim(yv, 3) == 10,
+          "conv2d output shape");
+
+    /* He (default before a ReLU) and Xavier on the same shape; no bias,
+     * stride 2, a rectangular kernel: (12 - 3) / 2 + 1 by (10 - 5) / 2 + 1. */
+    nb_conv_params s2 = nb_conv_params_of(2, 0, 1, 1);
+    y = nb_conv2d_layer(g, x, 64, 3, 5, &s2, false, "he", NB_INIT_DEFAULT,
+                        NB_ACT_RELU, &c);
+    CHECK(y && c.bias == NULL && nb_graph_find(g, "he.bias") == NULL,
+          "no bias: %s", nb_graph_error(g));
+    check_uniform("conv2d he weight", c.weight, sqrt(6 / (32.0 * 15)));
+    CHECK(y && nb_forward(g, y) == NB_OK &&
+              nb_tensor_dim(nb_node_value(y), 2) == 5 &&
+              nb_tensor_dim(nb_node_value(y), 3) == 3,
+          "strided output shape");
+    y = nb_conv2d_layer(g, x, 64, 3, 3, NULL, true, "xa", NB_INIT_DEFAULT,
+                        NB_ACT_TANH, &c);
+    check_uniform("conv2d xavier weight", c.weight,
+                  sqrt(6 / (32.0 * 9 + 64.0 * 9)));
+    CHECK(nb_tensor_get(nb_node_value(c.bias), 0) == 0 &&
+              stats_of(nb_node_value(c.bias)).max == 0,
+          "bias 0 outside NB_INIT_TORCH");
+    y = nb_conv2d_layer(g, x, 64, 3, 3, NULL, true, NULL, NB_INIT_HE_NORMAL,
+                        NB_ACT_LINEAR, &c);
+    CHECK(y && nb_graph_find(g, "conv2d.weight") == c.weight, "default name");
+    stats sn = stats_of(nb_node_value(c.weight));
+    check_moments("conv2d he normal", &sn,
+                  (double)nb_tensor_size(nb_node_value(c.weight)), 0,
+                  2 / (32.0 * 9));
+
+    /* Depthwise: groups = C, weight [C * 2, 1, 3, 3], fan_in 9. */
+    nb_conv_params dw = nb_conv_params_of(1, 1, 1, 32);
+    y = nb_conv2d_layer(g, x, 64, 3, 3, &dw, true, "dw", NB_INIT_TORCH,
+                        NB_ACT_RELU, &c);
+    CHECK(y != NULL, "%s", nb_graph_error(g));
+    check_param_node(c.weight, "dw.weight", 4, SHAPE(64, 1, 3, 3));
+    check_uniform("depthwise torch weight", c.weight, 1 / 3.0);
+
+    /* conv_transpose2d: weight [C, O/groups, KH, KW], fan_in O KH KW; a
+     * stride-2, padding-1, output-padding-1 layer doubles H and W. */
+    nb_conv_params up = nb_conv_params_of(2, 1, 1, 1);
+    up.output_padding[0] = up.output_padding[1] = 1;
+    y = nb_conv_transpose2d_layer(g, x, 16, 3, 3, &up, true, "up",
+                                  NB_INIT_TORCH, NB_ACT_LINEAR, &c);
+    CHECK(y != NULL, "%s", nb_graph_error(g));
+    check_param_node(c.weight, "up.weight", 4, SHAPE(32, 16, 3, 3));
+    check_param_node(c.bias, "up.bias", 1, SHAPE(16));
+    check_uniform("conv_transpose2d torch weight", c.weight,
+                  1 / sqrt(16.0 * 9));
+    CHECK(y && nb_forward(g, y) == NB_OK &&
+              nb_tensor_dim(nb_node_value(y), 1) == 16 &&
+              nb_tensor_dim(nb_node_value(y), 2) == 24 &&
+              nb_tensor_dim(nb_node_value(y), 3) == 20,
+          "transposed output shape: %s", nb_graph_error(g));
+
+    /* conv1d on [N, C, L]: weight [O, C, K], padding on both ends. */
+    nb_node *s = nb_input(g, "s", NB_F64, 3, SHAPE(NB_DYNAMIC, 4, 9));
+    y = nb_conv1d_layer(g, s, 6, 3, 2, 1, 1, 2, true, "c1", NB_INIT_TORCH,
+                        NB_ACT_RELU, &c);
+    CHECK(y != NULL, "%s", nb_graph_error(g));
+    check_param_node(c.weight, "c1.weight", 3, SHAPE(6, 2, 3));
+    check_param_node(c.bias, "c1.bias", 1, SHAPE(6));
+    feed_wave(g, s, 3, SHAPE(1, 4, 9));
+    CHECK(y && nb_forward(g, y) == NB_OK &&
+              nb_tensor_dim(nb_node_value(y), 1) == 6 &&
+              nb_tensor_dim(nb_node_value(y), 2) == 5,
+          "conv1d output shape: %s", nb_graph_error(g));
+    nb_graph_free(g);
+}
+
+/* Values worked out by hand: a 1x1 convolution is a per-pixel mix of the
+ * channels plus the bias. */
+static void test_conv_layer_values(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 4, SHAPE(1, 2, 1, 2));
+    nb_conv c;
+    nb_node *y = nb_conv2d_layer(g, x, 1, 1, 1, NULL, true, "mix",
+                                 NB_INIT_ZEROS, NB_ACT_LINEAR, &c);
+    SET(c.weight, 2, -1);
+    SET(c.bias, 0.5);
+    nb_feed(g, x, 4, SHAPE(1, 2, 1, 2), (const double[]){1, 2, 3, 5});
+    CHECK(y && nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    /* 2 * 1 - 3 + 0.5 and 2 * 2 - 5 + 0.5 */
+    CHECK_NEAR(nb_tensor_get(nb_node_value(y), 0), -0.5, 1e-15);
+    CHECK_NEAR(nb_tensor_get(nb_node_value(y), 1), -0.5, 1e-15);
+    /* The bias gradient sums over the positions: dL/db = 2 for L = sum y. */
+    nb_node *loss = nb_sum(g, y);
+    CHECK(loss && nb_forward(g, loss) == NB_OK &&
+              nb_backward(g, loss) == NB_OK,
+          "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(c.bias), 0), 2.0, 1e-15);
+    CHECK_NEAR(nb_tensor_get(nb_node_grad(c.weight), 1), 8.0, 1e-15);
+    nb_graph_free(g);
+}
+
+static void test_pool_layers(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 4, SHAPE(1, 1, 2, 4));
+    nb_feed(g, x, 4, SHAPE(1, 1, 2, 4),
+            (const double[]){1, 2, 5, 0, 3, 4, -1, -2});
+    nb_node *m = nb_max_pool2d_layer(g, x, 2, 0, 0, "pool1");
+    nb_node *a = nb_avg_pool2d_layer(g, x, 2, 0, 0, NULL);
+    /* Padding 1 at stride 2 with the zeros counted: the window at the top
+     * left holds only the 1. */
+    nb_node *p = nb_avg_pool2d_layer(g, x, 2, 2, 1, "padded");
+    CHECK(m && a && p && nb_forward(g, m) == NB_OK &&
+              nb_forward(g, a) == NB_OK && nb_forward(g, p) == NB_OK,
+          "%s", nb_graph_error(g));
+    const nb_tensor *mv = nb_node_value(m), *av = nb_node_value(a);
+    CHECK(nb_tensor_dim(mv, 2) == 1 && nb_tensor_dim(mv, 3) == 2,
+          "stride defaults to the kernel");
+    CHECK(nb_tensor_get(mv, 0) == 4 && nb_tensor_get(mv, 1) == 5, "max");
+    CHECK(nb_tensor_get(av, 0) == 2.5 && nb_tensor_get(av, 1) == 0.5, "avg");
+    CHECK(nb_tensor_dim(nb_node_value(p), 3) == 3 &&
+              nb_tensor_get(nb_node_value(p), 0) == 0.25,
+          "count_include_pad");
+    nb_graph_free(g);
+}
+
+static void test_norm_layers(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 4, SHAPE(NB_DYNAMIC, 2, 1, 2));
+    nb_norm bn;
+    nb_node *y = nb_batch_norm_layer(g, x, true, NB_BN_MOMENTUM, NB_NORM_EPS,
+                                     "bn1", &bn);
+    CHECK(y != NULL && bn.out == y, "%s", nb_graph_error(g));
+    check_param_node(bn.weight, "bn1.weight", 1, SHAPE(2));
+    check_param_node(bn.bias, "bn1.bias", 1, SHAPE(2));
+    check_param_node(bn.running_mean, "bn1.running_mean", 1, SHAPE(2));
+    check_param_node(bn.running_var, "bn1.running_var", 1, SHAPE(2));
+    CHECK(nb_node_get_kind(bn.running_mean) == NB_NODE_STATE &&
+              nb_node_get_kind(bn.running_var) == NB_NODE_STATE &&
+              nb_node_get_kind(bn.weight) == NB_NODE_PARAM,
+          "running statistics are state, gain and shift parameters");
+    for (int i = 0; i < 2; i++) {
+        CHECK(nb_tensor_get(nb_node_value(bn.weight), i) == 1, "gain 1");
+        CHECK(nb_tensor_get(nb_node_value(bn.bias), i) == 0, "shift 0");
+        CHECK(nb_tensor_get(nb_node_value(bn.running_mean), i) == 0, "mean 0");
+        CHECK(nb_tensor_get(nb_node_value(bn.running_var), i) == 1, "var 1");
+    }
+    /* Inference before any training: x / sqrt(1 + eps). */
+    nb_feed(g, x, 4, SHAPE(2, 2, 1, 2),
+            (const double[]){1, 3, 10, 20, 5, 7, 30, 40});
+    nb_graph_set_training(g, false);
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_value(y), 2), 10 / sqrt(1 + 1e-5),
+               1e-12);
+    /* Training: channel 0 holds 1, 3, 5, 7 (mean 4, biased variance 5),
+     * and the running mean moves a tenth of the way to 4. */
+    nb_graph_set_training(g, true);
+    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    CHECK_NEAR(nb_tensor_get(nb_node_value(y), 0), -3 / sqrt(5 + 1e-5),
+               1e-12);
+    CHECK_NEAR(nb_tensor_get(nb_node_value(bn.running_mean), 0), 0.4, 1e-12);
+
+    /* Without the affine part only the state is made. */
+    nb_node *h = nb_input(g, "h", NB_F32, 2, SHAPE(NB_DYNAMIC, 3));
+    y = nb_batch_norm_layer(g, h, false, 0.5, 1e-3, NULL, &bn);
+    CHECK(y && !bn.weight && !bn.bias && bn.running_var &&
+              nb_graph_find(g, "bn.running_var") == bn.running_var &&
+              nb_graph_find(g, "bn.weight") == NULL,
+          "plain batch norm: %s", nb_graph_error(g));
+
+    /* Layer norm over the last two axes: gain and shift [1, 2]. */
+    nb_norm ln;
+    y = nb_layer_norm_layer(g, x, 2, true, NB_NORM_EPS, "ln1", &ln);
+    CHECK(y && !ln.running_mean, "%s", nb_graph_error(g));
+    check_param_node(ln.weight, "ln1.weight", 2, SHAPE(1, 2));
+    check_param_node(ln.bias, "ln1.bias", 2, SHAPE(1, 2));
+    CHECK(y && nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+    /* The pair 1, 3: mean 2, variance 1. */
+    CHECK_NEAR(nb_tensor_get(nb_node_value(y), 0), -1 / sqrt(1 + 1e-5),
+               1e-12);
+    nb_graph_free(g);
+}
+
+/* The layers' parameters get the gradients central differences give, the
+ * bias through its reshape and broadcast included: a small f64 CNN of
+ * conv2d, batch norm (training mode), relu, max pooling, a transposed
+ * convolution, layer norm, a conv1d and a linear layer. */
+static void test_layer_gradcheck(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_graph_seed(g, 21);
+    nb_node *x = nb_input(g, "x", NB_F64, 4, SHAPE(NB_DYNAMIC, 2, 6, 6));
+    nb_node *labels = nb_input(g, "labels", NB_F64, 1, SHAPE(NB_DYNAMIC));
+    nb_conv_params same = nb_conv_params_of(1, 1, 1, 1);
+    nb_conv_params up = nb_conv_params_of(2, 0, 1, 1);
+    nb_node *h = nb_conv2d_layer(g, x, 3, 3, 3, &same, true, "conv1",
+                                 NB_INIT_TORCH, NB_ACT_RELU, NULL);
+    h = nb_batch_norm_layer(g, h, true, 0.1, 1e-5, "bn1", NULL);
+    h = nb_max_pool2d_layer(g, nb_relu(g, h), 2, 0, 0, "pool1");
+    h = nb_conv_transpose2d_layer(g, h, 2, 2, 2, &up, true, "up",
+                                  NB_INIT_TORCH, NB_ACT_LINEAR, NULL);
+    h = nb_layer_norm_layer(g, h, 2, true, 1e-5, "ln1", NULL);
+    h = nb_reshape(g, h, 3, SHAPE(-1, 2, 36));
+    h = nb_conv1d_layer(g, h, 2, 5, 3, 1, 1, 1, true, "c1", NB_INIT_TORCH,
+                        NB_ACT_TANH, NULL);
+    h = nb_reshape(g, nb_tanh(g, h), 2, SHAPE(-1, 24));
+    h = nb_linear_layer(g, h, 3, true, "fc", NB_INIT_TORCH, NB_ACT_LINEAR,
+                        NULL);
+    nb_node *loss = nb_softmax_ce_index_loss(g, h, labels);
+    CHECK(loss != NULL, "%s", nb_graph_error(g));
+    feed_wave(g, x, 4, SHAPE(3, 2, 6, 6));
+    nb_feed(g, labels, 1, SHAPE(3), (const double[]){0, 2, 1});
+    /* Nudge the gains and shifts off 1 and 0 so that their gradients are
+     * not checked at a special point only. */
+    SET(nb_graph_find(g, "bn1.weight"), 1.2, 0.7, 1.1);
+    nb_tensor *lb = nb_node_value(nb_graph_find(g, "ln1.bias"));
+    for (int64_t i = 0; i < nb_tensor_size(lb); i++)
+        nb_tensor_set(lb, i, 0.3 * cos((double)i));
+    nb_gradcheck_result r;
+    CHECK(loss && nb_gradcheck(g, loss, NULL, &r) == NB_OK && r.passed,
+          "CNN of layers: %s", loss ? r.message : nb_graph_error(g));
+    nb_graph_free(g);
+}
+
+static void test_layer_errors(void)
+{
+    nb_graph *g = nb_graph_new(), *other = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 4, SHAPE(NB_DYNAMIC, 3, 8, 8));
+    nb_node *v = nb_input(g, "v", NB_F32, 2, SHAPE(NB_DYNAMIC, 3));
+    nb_node *foreign = nb_input(other, "f", NB_F32, 4, SHAPE(1, 3, 8, 8));
+    nb_conv_params p = nb_conv_params_of(1, 0, 1, 1);
+    nb_conv c;
+    int64_t before = nb_graph_node_count(g);
+
+    CHECK(!nb_conv2d_layer(g, v, 4, 3, 3, &p, true, "conv1", NB_INIT_TORCH,
+                           NB_ACT_RELU, &c) && c.weight == NULL, "rank");
+    CHECK_ERROR(g, "conv2d 'conv1'", "x ('v') has rank 2", "[N, C, H, W]");
+    CHECK(!nb_conv1d_layer(g, x, 4, 3, 1, 0, 1, 1, true, "c1", NB_INIT_TORCH,
+                           NB_ACT_RELU, NULL), "conv1d rank");
+    CHECK_ERROR(g, "conv1d 'c1'", "rank 4", "[N, C, L]");
+    CHECK(!nb_conv2d_layer(g, x, 0, 3, 3, &p, true, "conv1", NB_INIT_TORCH,
+                           NB_ACT_RELU, NULL), "out 0");
+    CHECK_ERROR(g, "conv2d 'conv1'", "out_channels = 0 must be positive");
+    CHECK(!nb_conv2d_layer(g, x, 4, 3, 0, &p, true, "conv1", NB_INIT_TORCH,
+                           NB_ACT_RELU, NULL), "kernel 0");
+    CHECK_ERROR(g, "conv2d 'conv1'", "kernel size 0");
+    p.groups = 2;
+    CHECK(!nb_conv2d_layer(g, x, 4, 3, 3, &p, true, "conv1", NB_INIT_TORCH,
+                           NB_ACT_RELU, NULL), "groups");
+    CHECK_ERROR(g, "conv2d 'conv1'", "groups = 2", "3 input", "4 output");
+    p.groups = 1;
+    CHECK(!nb_conv_transpose2d_layer(g, x, 4, 3, 3, &p, true, "up",
+                                     (nb_init_kind)42, NB_ACT_RELU, NULL),
+          "init");
+    CHECK_ERROR(g, "conv_transpose2d 'up'", "unknown init kind 42");
+    CHECK(!nb_conv2d_layer(g, x, 4, 3, 3, &p, true, "conv1", NB_INIT_TORCH,
+                           (nb_activation)-3, NULL), "act");
+    CHECK_ERROR(g, "conv2d 'conv1'", "unknown activation -3");
+    CHECK(!nb_conv2d_layer(g, NULL, 4, 3, 3, &p, true, "conv1", NB_INIT_TORCH,
+                           NB_ACT_RELU, NULL), "NULL x");
+    CHECK_ERROR(g, "conv2d 'conv1'", "x is NULL");
+    CHECK(!nb_conv2d_layer(g, foreign, 4, 3, 3, &p, true, "conv1",
+                           NB_INIT_TORCH, NB_ACT_RELU, NULL), "foreign");
+    CHECK_ERROR(g, "conv2d 'conv1'", "belongs to another graph");
+    CHECK(nb_graph_node_count(g) == before,
+          "a rejected layer made %lld nodes",
+          (long long)(nb_graph_node_count(g) - before));
+    /* The op's own checks, under the layer's name. */
+    p.stride[0] = 0;
+    CHECK(!nb_conv2d_layer(g, x, 4, 3, 3, &p, true, "conv1", NB_INIT_TORCH,
+                           NB_ACT_RELU, NULL), "stride 0");
+    CHECK_ERROR(g, "conv2d 'conv1'", "stride of the rows is 0");
+    p.stride[0] = 1;
+    CHECK(!nb_conv2d_layer(g, x, 4, 9, 9, &p, true, "big", NB_INIT_TORCH,
+                           NB_ACT_RELU, NULL), "kernel > input");
+    CHECK_ERROR(g, "conv2d 'big'");
+
+    CHECK(!nb_max_pool2d_layer(g, x, 0, 0, 0, "pool1"), "pool kernel 0");
+    CHECK_ERROR(g, "max_pool2d 'pool1'", "kernel = 0");
+    CHECK(!nb_avg_pool2d_layer(g, x, 2, 0, 2, "pool2"), "pool padding");
+    CHECK_ERROR(g, "avg_pool2d 'pool2'", "padding");
+    CHECK(!nb_max_pool2d_layer(g, v, 2, 0, 0, NULL), "pool rank");
+    CHECK_ERROR(g, "max_pool2d 'max_pool2d'");
+
+    CHECK(!nb_batch_norm_layer(g, x, true, 1.5, NB_NORM_EPS, "bn1", NULL),
+          "momentum");
+    CHECK_ERROR(g, "batch_norm 'bn1'", "momentum = 1.5");
+    CHECK(!nb_batch_norm_layer(g, x, true, 0.1, 0, "bn1", NULL), "eps");
+    CHECK_ERROR(g, "batch_norm 'bn1'", "eps = 0 must be positive");
+    nb_node *r5 = nb_input(g, "r5", NB_F32, 5, SHAPE(1, 2, 2, 2, 2));
+    CHECK(!nb_batch_norm_layer(g, r5, true, 0.1, 1e-5, "bn1", NULL), "rank 5");
+    CHECK_ERROR(g, "batch_norm 'bn1'", "rank 5");
+    CHECK(!nb_layer_norm_layer(g, x, 5, true, 1e-5, "ln1", NULL), "axes");
+    CHECK_ERROR(g, "layer_norm 'ln1'", "axes = 5 is outside 1..4");
+    CHECK(nb_graph_find(g, "bn1.weight") == NULL &&
+              nb_graph_find(g, "ln1.weight") == NULL,
+          "a rejected norm layer made parameters");
+
+    /* Chained construction: one message, from the first failure. */
+    nb_node *h = nb_conv2d_layer(g, x, 0, 3, 3, NULL, true, "a",
+                                 NB_INIT_TORCH, NB_ACT_RELU, NULL);
+    h = nb_max_pool2d_layer(g, h, 2, 0, 0, "p");
+    h = nb_batch_norm_layer(g, h, true, 0.1, 1e-5, "b", NULL);
+    CHECK(h == NULL, "chain");
+    CHECK_ERROR(g, "conv2d 'a'", "out_channels = 0");
+
+    /* The graph still works. */
+    CHECK(nb_graph_error(g) == NULL, "error left: %s", nb_graph_error(g));
+    h = nb_conv2d_layer(g, x, 4, 3, 3, NULL, true, "ok", NB_INIT_TORCH,
+                        NB_ACT_RELU, &c);
+    h = nb_batch_norm_layer(g, h, true, 0.1, 1e-5, "okbn", NULL);
+    h = nb_max_pool2d_layer(g, nb_relu(g, h), 2, 0, 0, NULL);
+    nb_node *loss = nb_sum(g, h);
+    feed_wave(g, x, 4, SHAPE(2, 3, 8, 8));
+    CHECK(loss && nb_forward(g, loss) == NB_OK &&
+              nb_backward(g, loss) == NB_OK && nb_node_grad(c.weight),
+          "training step after the errors: %s", nb_graph_error(g));
+    nb_graph_free(other);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     test_initialisers(NB_F64);
@@ -875,5 +1268,11 @@ int main(void)
     test_gradcheck();
     test_freezing();
     test_errors();
+    test_conv_layers();
+    test_conv_layer_values();
+    test_pool_layers();
+    test_norm_layers();
+    test_layer_gradcheck();
+    test_layer_errors();
     return tu_finish("nn");
 }

@@ -1,5 +1,6 @@
 /** @file
- * Layers, initialisers and the multilayer perceptron builder.
+ * Layers (linear, convolution, pooling, normalisation), initialisers and
+ * the multilayer perceptron builder.
  *
  * Everything here is built from the public op constructors (ops.h): an MLP
  * is an ordinary graph a user could have written by hand, and its nodes are
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "graph.h"
+#include "ops.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -111,6 +113,116 @@ typedef struct nb_linear {
 NB_API nb_node *nb_linear_layer(nb_graph *g, nb_node *x, int64_t out_features,
                          bool bias, const char *name, nb_init_kind init,
                          nb_activation act, nb_linear *layer);
+/** @} */
+
+/** @name Convolution layers
+ * Layouts are PyTorch's (ops.h, "Convolution"), and so are the parameters'
+ * names and shapes: `"<name>.weight"` [O, C/groups, KH, KW] (conv1d
+ * [O, C/groups, K]; conv_transpose2d [C, O/groups, KH, KW]) and
+ * `"<name>.bias"` [O], so a PyTorch state_dict's tensors load unchanged.
+ * The bias is added through a free reshape to [O, 1, 1] ([O, 1]).
+ *
+ * Initialisation, with the receptive field r = KH KW (K) and fan_in =
+ * weight.shape[1] r, fan_out = weight.shape[0] r as PyTorch computes them:
+ * NB_INIT_TORCH is PyTorch's default for nn.Conv1d/2d/ConvTranspose2d
+ * (kaiming_uniform with a = sqrt(5): weight and bias U(-1/sqrt(fan_in),
+ * 1/sqrt(fan_in))); the other kinds act on the weight as in
+ * nb_linear_layer (NB_INIT_DEFAULT: He uniform before a ReLU-family unit,
+ * Xavier uniform otherwise) and leave the bias 0.
+ *
+ * Errors name the layer ("conv2d 'conv1': ..."). The layer checks its own
+ * arguments (input rank, positive channel counts and kernel, groups that
+ * divide both channel counts) before creating anything; stride, padding,
+ * dilation and a kernel larger than the padded input are the op's checks,
+ * made after the parameters exist: on such an error they stay in the graph,
+ * unused, and the graph stays usable. */
+/** @{ */
+/** The nodes a convolution layer made. */
+typedef struct nb_conv {
+    nb_node *weight; /**< parameter `"<name>.weight"` */
+    nb_node *bias;   /**< parameter `"<name>.bias"` [O]; NULL without bias */
+    nb_node *out;    /**< the layer's output, bias added */
+} nb_conv;
+
+/** conv2d(x, weight) + bias for x [N, C, H, W]: PyTorch's nn.Conv2d(C,
+ * out_channels, (kernel_h, kernel_w), ...) with the geometry of p (NULL:
+ * stride 1, no padding, dilation 1, one group; see nb_conv_params_of).
+ * `name` NULL means "conv2d"; `act` only guides NB_INIT_DEFAULT; `layer`,
+ * if not NULL, receives the nodes made. */
+NB_API nb_node *nb_conv2d_layer(nb_graph *g, nb_node *x, int64_t out_channels,
+                                int64_t kernel_h, int64_t kernel_w,
+                                const nb_conv_params *p, bool bias,
+                                const char *name, nb_init_kind init,
+                                nb_activation act, nb_conv *layer);
+/** conv1d(x, weight) + bias for x [N, C, L]: PyTorch's nn.Conv1d(C,
+ * out_channels, kernel, stride, padding, dilation, groups) with `padding`
+ * zeros on both ends. `name` NULL means "conv1d"; the rest as for
+ * nb_conv2d_layer. */
+NB_API nb_node *nb_conv1d_layer(nb_graph *g, nb_node *x, int64_t out_channels,
+                                int64_t kernel, int64_t stride,
+                                int64_t padding, int64_t dilation,
+                                int64_t groups, bool bias, const char *name,
+                                nb_init_kind init, nb_activation act,
+                                nb_conv *layer);
+/** conv_transpose2d(x, weight) + bias for x [N, C, H, W]: PyTorch's
+ * nn.ConvTranspose2d(C, out_channels, (kernel_h, kernel_w), ...), the
+ * geometry (output_padding included) in p as for nb_conv2d_layer. The
+ * weight is [C, O/groups, KH, KW], so PyTorch's fan_in is O/groups KH KW.
+ * `name` NULL means "conv_transpose2d". */
+NB_API nb_node *nb_conv_transpose2d_layer(nb_graph *g, nb_node *x,
+                                          int64_t out_channels,
+                                          int64_t kernel_h, int64_t kernel_w,
+                                          const nb_conv_params *p, bool bias,
+                                          const char *name, nb_init_kind init,
+                                          nb_activation act, nb_conv *layer);
+/** @} */
+
+/** @name Pooling layers
+ * The pooling ops with PyTorch's nn.MaxPool2d / nn.AvgPool2d defaults
+ * filled in: a square window, stride = kernel when `stride` is 0, and
+ * (average pooling) padded zeros counted. They make no parameters; the
+ * ops' own checks (ops.h, "Pooling") apply, and errors name the layer. */
+/** @{ */
+/** max_pool2d of x [N, C, H, W] with a kernel x kernel window. */
+NB_API nb_node *nb_max_pool2d_layer(nb_graph *g, nb_node *x, int64_t kernel,
+                                    int64_t stride, int64_t padding,
+                                    const char *name);
+/** avg_pool2d of x [N, C, H, W] with a kernel x kernel window. */
+NB_API nb_node *nb_avg_pool2d_layer(nb_graph *g, nb_node *x, int64_t kernel,
+                                    int64_t stride, int64_t padding,
+                                    const char *name);
+/** @} */
+
+/** @name Normalisation layers
+ * Parameters and state named as PyTorch's nn.BatchNorm1d/2d and
+ * nn.LayerNorm name them: `"<name>.weight"` (gain, starts at 1),
+ * `"<name>.bias"` (starts at 0), and for batch norm the state tensors
+ * `"<name>.running_mean"` (starts at 0) and `"<name>.running_var"` (starts
+ * at 1), which are saved and loaded with the parameters but not trained.
+ * PyTorch's defaults are momentum NB_BN_MOMENTUM and eps NB_NORM_EPS. */
+/** @{ */
+/** The nodes a normalisation layer made. */
+typedef struct nb_norm {
+    nb_node *weight;       /**< gain; NULL when not affine */
+    nb_node *bias;         /**< shift; NULL when not affine */
+    nb_node *running_mean; /**< batch norm only: state [C] */
+    nb_node *running_var;  /**< batch norm only: state [C] */
+    nb_node *out;          /**< the normalised output */
+} nb_norm;
+
+/** Batch normalisation over channel axis 1 of x ([N, F], [N, C, L] or
+ * [N, C, H, W]; nb_batch_norm says how training and inference differ),
+ * with a [C] gain and shift when `affine`. 0 <= momentum <= 1, eps > 0.
+ * `name` NULL means "bn". */
+NB_API nb_node *nb_batch_norm_layer(nb_graph *g, nb_node *x, bool affine,
+                                    double momentum, double eps,
+                                    const char *name, nb_norm *layer);
+/** Layer normalisation over the last `axes` axes of x (1 <= axes <= rank),
+ * with gain and shift of that trailing shape when `affine`. eps > 0.
+ * `name` NULL means "ln". */
+NB_API nb_node *nb_layer_norm_layer(nb_graph *g, nb_node *x, int axes,
+                                    bool affine, double eps, const char *name,
+                                    nb_norm *layer);
 /** @} */
 
 /** The most weight layers an MLP may have. */

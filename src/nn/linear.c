@@ -22,41 +22,7 @@
 #include "nabla/nn.h"
 #include "nabla/ops.h"
 
-#define NAME_CAP 512
-
-static bool relu_family(nb_activation act)
-{
-    return act == NB_ACT_RELU || act == NB_ACT_LEAKY_RELU ||
-           act == NB_ACT_ELU || act == NB_ACT_GELU || act == NB_ACT_SILU;
-}
-
-static int init_layer(nb_graph *g, nb_node *W, nb_node *b, double in,
-                      double out, nb_init_kind init, nb_activation act)
-{
-    switch (init) {
-    case NB_INIT_DEFAULT:
-        return relu_family(act) ? nb_init_he_uniform(g, W, in)
-                                : nb_init_xavier_uniform(g, W, in, out, 1.0);
-    case NB_INIT_XAVIER_UNIFORM:
-        return nb_init_xavier_uniform(g, W, in, out, 1.0);
-    case NB_INIT_XAVIER_NORMAL:
-        return nb_init_xavier_normal(g, W, in, out, 1.0);
-    case NB_INIT_HE_UNIFORM:
-        return nb_init_he_uniform(g, W, in);
-    case NB_INIT_HE_NORMAL:
-        return nb_init_he_normal(g, W, in);
-    case NB_INIT_TORCH: {
-        double k = 1.0 / sqrt(in);
-        int rc = nb_init_uniform(g, W, -k, k);
-        if (rc == NB_OK && b)
-            rc = nb_init_uniform(g, b, -k, k);
-        return rc;
-    }
-    case NB_INIT_ZEROS:
-        return NB_OK; /* parameters are born zero-filled */
-    }
-    return NB_ERR_ARG; /* unreachable: the kind was checked by the caller */
-}
+#include "layer_util.h"
 
 /* x W for x of any rank >= 1 (see the top of the file). */
 static nb_node *product(nb_graph *g, nb_node *x, nb_node *W, int rank,
@@ -126,12 +92,12 @@ nb_node *nb_linear_layer(nb_graph *g, nb_node *x, int64_t out_features,
     int64_t in = nb_tensor_dim(xv, -1);
     nb_dtype dtype = nb_tensor_dtype(xv);
 
-    char wname[NAME_CAP], bname[NAME_CAP];
+    char wname[NB_LAYER_NAME_CAP], bname[NB_LAYER_NAME_CAP];
     if (snprintf(wname, sizeof wname, "%s.W", name) >= (int)sizeof wname ||
         snprintf(bname, sizeof bname, "%s.b", name) >= (int)sizeof bname) {
         nb_graph_set_error(g, NB_ERR_ARG,
                            "linear: name '%.40s...' is longer than %d bytes",
-                           name, NAME_CAP - 3);
+                           name, NB_LAYER_NAME_CAP - 3);
         return NULL;
     }
     nb_node *W =
@@ -141,7 +107,7 @@ nb_node *nb_linear_layer(nb_graph *g, nb_node *x, int64_t out_features,
              : NULL;
     if (!W || (bias && !b))
         return NULL;
-    if (init_layer(g, W, b, (double)in, (double)out_features, init, act) !=
+    if (nb_layer_init(g, W, b, (double)in, (double)out_features, init, act) !=
         NB_OK)
         return NULL;
 
