@@ -71,7 +71,13 @@ def exported_names(nm, library):
         fields = line.split()
         if len(fields) < 3:
             continue
-        name = fields[2].split("@", 1)[0]
+        kind, name = fields[1], fields[2].split("@", 1)[0]
+        # A local symbol in the dynamic table (nm's lower-case letters,
+        # except u, v and w, which are global) binds nothing outside the
+        # library. The linker puts the __start_/__stop_ bounds of clang's
+        # coverage sections there in a fuzzing build.
+        if kind.islower() and kind not in "uvw":
+            continue
         # Clang exports the resolver of every target_clones function (the
         # optimiser's update loops) whatever the function's visibility. A
         # name with a dot cannot be a C identifier, so it cannot collide
