@@ -20,6 +20,9 @@
  * --sample "Q: " continues the prompt at --temperature from the reloaded
  * model. --load FILE skips training and samples from a saved model.
  *
+ * The layer is the fused sequence op (nb_lstm_seq and its kin); --composite
+ * builds it from the public ops instead, one cell per step, for comparison.
+ *
  * --test-size trains a small model on part of the text for a few seconds
  * and fails unless the validation loss ends well below the uniform
  * log2(V) bits per character.
@@ -42,7 +45,7 @@ typedef struct options {
     int layers;
     int64_t emb, hidden, batch, seq, steps, eval_every, sample_len;
     double lr, clip, minutes, temperature;
-    bool streams, test_size;
+    bool streams, test_size, composite;
     uint64_t seed;
 } options;
 
@@ -155,7 +158,8 @@ static int model_build(model *m, const options *o, int64_t V, int64_t T)
     nb_rnn_spec spec = {.cell = o->cell,
                         .hidden = H,
                         .n_layers = o->layers,
-                        .name = "rnn"};
+                        .name = "rnn",
+                        .composite = o->composite};
     if (!x || nb_rnn_build(g, x, NULL, m->h0,
                            o->cell == NB_RNN_LSTM ? m->c0 : NULL, &spec,
                            &m->rnn) != NB_OK)
@@ -190,7 +194,18 @@ static int feed_state(model *m, int64_t rows, bool carry)
         for (int which = 0; which < kinds; which++) {
             nb_node *from = which ? m->rnn.c_n[l] : m->rnn.h_n[l];
             nb_node *to = which ? m->c0[l] : m->h0[l];
-            if (carry && from) {
+            nb_node *seq = m->rnn.seq[l];
+            if (carry && seq) {
+                /* The fused layer: a forward of the loss computed the op's
+                 * output, not the h_n and c_n slices of it. h_T is at row
+                 * T - 1 of each sequence, LSTM's c_T at row T. */
+                const float *y = nb_tensor_cdata(nb_node_value(seq));
+                int64_t steps = nb_tensor_dim(nb_node_value(seq), 1);
+                int64_t t = which ? m->T : m->T - 1;
+                for (int64_t r = 0; r < rows; r++)
+                    memcpy(m->state + r * H, y + (r * steps + t) * H,
+                           (size_t)H * sizeof *m->state);
+            } else if (carry && from) {
                 memcpy(m->state, nb_tensor_cdata(nb_node_value(from)),
                        (size_t)(rows * H) * sizeof *m->state);
             } else {
@@ -523,7 +538,8 @@ static void usage(void)
             "               [--seed S] [--save FILE] [--load FILE] [--csv "
             "FILE] [--plot PREFIX]\n"
             "               [--sample PROMPT] [--temperature t] "
-            "[--sample-len n] [--test-size]\n");
+            "[--sample-len n] [--test-size]\n"
+            "               [--composite]\n");
 }
 
 static bool parse(int argc, char **argv, options *o)
@@ -535,6 +551,8 @@ static bool parse(int argc, char **argv, options *o)
             o->streams = true, takes = false;
         else if (!strcmp(a, "--test-size"))
             o->test_size = true, takes = false;
+        else if (!strcmp(a, "--composite"))
+            o->composite = true, takes = false;
         else if (!v)
             return false;
         else if (!strcmp(a, "--text"))

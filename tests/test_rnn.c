@@ -2,8 +2,9 @@
  * public API: each cell's step against the equations evaluated here in
  * plain C from the same weights (PyTorch's gate order and layout),
  * gradient checks in f64 of each cell over several steps sharing one set
- * of weights and of the sequence layer (stacked, reversed, masked), and
- * the mask's promise: padding changes neither the loss nor a gradient. */
+ * of weights and of the sequence layer (stacked, reversed, masked, fused
+ * and composite), the fused layer against the composite one, and the
+ * mask's promise: padding changes neither the loss nor a gradient. */
 #include "test_util.h"
 
 static double sigm(double v)
@@ -172,8 +173,10 @@ static void test_cell_gradcheck(nb_rnn_cell cell)
 }
 
 /* The sequence layer: two stacked layers, reversed or not, masked or not,
- * all outputs and the final states in the loss. */
-static void test_layer_gradcheck(nb_rnn_cell cell, bool reverse, bool masked)
+ * all outputs and the final states in the loss. Unmasked and forward it
+ * is the fused op unless `composite`. */
+static void test_layer_gradcheck(nb_rnn_cell cell, bool reverse, bool masked,
+                                 bool composite)
 {
     const int64_t N = 2, T = 4, E = 2, H = 3;
     nb_graph *g = nb_graph_new();
@@ -187,7 +190,8 @@ static void test_layer_gradcheck(nb_rnn_cell cell, bool reverse, bool masked)
     }
     nb_node *h0[2] = {fed(g, "h0", 2, (int64_t[]){N, H}, -1, 1, true), NULL};
     nb_rnn_spec spec = {.cell = cell, .hidden = H, .n_layers = 2,
-                        .reverse = reverse, .forget_bias = 1};
+                        .reverse = reverse, .forget_bias = 1,
+                        .composite = composite};
     nb_rnn rnn;
     int rc = nb_rnn_build(g, x, mask, h0, NULL, &spec, &rnn);
     CHECK(rc == NB_OK, "build: %s", nb_graph_error(g));
@@ -195,15 +199,114 @@ static void test_layer_gradcheck(nb_rnn_cell cell, bool reverse, bool masked)
         nb_graph_free(g);
         return;
     }
+    bool fused = !composite && !masked && !reverse;
+    CHECK((rnn.seq[0] != NULL) == fused && (rnn.seq[1] != NULL) == fused,
+          "%s: the layer took the %s path", nb_rnn_cell_name(cell),
+          rnn.seq[0] ? "fused" : "composite");
     nb_node *loss = nb_add(g, nb_sum(g, nb_square(g, rnn.outputs)),
                            nb_sum(g, rnn.h_n[0]));
     if (cell == NB_RNN_LSTM)
         loss = nb_add(g, loss, nb_sum(g, rnn.c_n[1]));
     char what[96];
-    snprintf(what, sizeof what, "%s layer x2%s%s", nb_rnn_cell_name(cell),
-             reverse ? ", reversed" : "", masked ? ", masked" : "");
+    snprintf(what, sizeof what, "%s layer x2%s%s%s", nb_rnn_cell_name(cell),
+             reverse ? ", reversed" : "", masked ? ", masked" : "",
+             fused ? ", fused" : "");
     expect_gradcheck(g, loss, what);
     nb_graph_free(g);
+}
+
+/* One build of the layer for test_paths: every value it compares, in a
+ * fixed order (outputs, final states, then the gradients of x, h0, c0 and
+ * every parameter). Parameters and inputs come from the same seed, so the
+ * two paths see the same numbers. */
+static int64_t path_run(nb_rnn_cell cell, int layers, bool composite,
+                        double *vals, int64_t cap)
+{
+    const int64_t N = 3, T = 5, E = 4, H = 3;
+    nb_graph *g = nb_graph_new();
+    nb_graph_seed(g, 21);
+    nb_node *x = fed(g, "x", 3, (int64_t[]){N, T, E}, -1.5, 1.5, true);
+    /* Layer 0 starts from a fed state of N rows, layer 1 from zeros. */
+    nb_node *h0[2] = {fed(g, "h0", 2, (int64_t[]){N, H}, -1, 1, true), NULL};
+    nb_node *c0[2] = {fed(g, "c0", 2, (int64_t[]){N, H}, -1, 1, true), NULL};
+    nb_node *wy = fed(g, "wy", 3, (int64_t[]){N, T, H}, -1, 1, false);
+    nb_rnn_spec spec = {.cell = cell, .hidden = H, .n_layers = layers,
+                        .forget_bias = 1, .composite = composite};
+    nb_rnn rnn;
+    int64_t n = 0;
+    if (nb_rnn_build(g, x, NULL, h0, c0, &spec, &rnn) != NB_OK) {
+        CHECK(false, "build: %s", nb_graph_error(g));
+        nb_graph_free(g);
+        return 0;
+    }
+    CHECK((rnn.seq[0] == NULL) == composite, "%s: wrong path taken",
+          nb_rnn_cell_name(cell));
+    /* Every output and final state reaches the loss with its own weight. */
+    nb_node *loss = nb_sum(g, nb_mul(g, rnn.outputs, wy));
+    for (int l = 0; l < layers; l++) {
+        loss = nb_add(g, loss, nb_sum(g, nb_square(g, rnn.h_n[l])));
+        if (rnn.c_n[l])
+            loss = nb_add(g, loss, nb_sum(g, nb_tanh(g, rnn.c_n[l])));
+    }
+    if (!loss || nb_forward(g, loss) != NB_OK ||
+        nb_backward(g, loss) != NB_OK) {
+        CHECK(false, "run: %s", nb_graph_error(g));
+        nb_graph_free(g);
+        return 0;
+    }
+    nb_node *show[4 + 2 * NB_RNN_MAX_LAYERS];
+    int k = 0;
+    show[k++] = rnn.outputs;
+    for (int l = 0; l < layers; l++) {
+        show[k++] = rnn.h_n[l];
+        if (rnn.c_n[l])
+            show[k++] = rnn.c_n[l];
+    }
+    for (int i = 0; i < k; i++) {
+        const nb_tensor *v = nb_node_value(show[i]);
+        for (int64_t j = 0; j < nb_tensor_size(v) && n < cap; j++)
+            vals[n++] = nb_tensor_get(v, j);
+    }
+    nb_node *wrt[3 + 4 * NB_RNN_MAX_LAYERS];
+    int m = 0;
+    wrt[m++] = x;
+    wrt[m++] = h0[0];
+    if (cell == NB_RNN_LSTM)
+        wrt[m++] = c0[0];
+    for (int l = 0; l < layers; l++) {
+        wrt[m++] = rnn.layer[l].w_ih;
+        wrt[m++] = rnn.layer[l].w_hh;
+        wrt[m++] = rnn.layer[l].b_ih;
+        wrt[m++] = rnn.layer[l].b_hh;
+    }
+    for (int i = 0; i < m; i++) {
+        const nb_tensor *gr = nb_node_grad(wrt[i]);
+        CHECK(gr != NULL, "no gradient for '%s'", nb_node_name(wrt[i]));
+        for (int64_t j = 0; gr && j < nb_tensor_size(gr) && n < cap; j++)
+            vals[n++] = nb_tensor_get(gr, j);
+    }
+    nb_graph_free(g);
+    return n;
+}
+
+/* The fused layer and the composite one agree to rounding: outputs, final
+ * states and gradients, single and stacked. */
+static void test_paths(nb_rnn_cell cell, int layers)
+{
+    enum { CAP = 1024 };
+    static double a[CAP], b[CAP];
+    int64_t na = path_run(cell, layers, false, a, CAP);
+    int64_t nb = path_run(cell, layers, true, b, CAP);
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < na && na == nb; i++) {
+        worst = fmax(worst, fabs(a[i] - b[i]) / fmax(fabs(b[i]), 1e-3));
+        scale = fmax(scale, fabs(b[i]));
+    }
+    CHECK(na == nb && na > 100 && na < CAP && scale > 0.1 && worst < 1e-12,
+          "%s x%d: fused and composite differ by %g relative (%lld and "
+          "%lld values)",
+          nb_rnn_cell_name(cell), layers, worst, (long long)na,
+          (long long)nb);
 }
 
 /* The same weights over a row padded with P steps and over the row alone:
@@ -317,12 +420,16 @@ int main(void)
     for (int i = 0; i < 3; i++) {
         test_cell_values(cells[i]);
         test_cell_gradcheck(cells[i]);
-        test_layer_gradcheck(cells[i], false, false);
-        test_layer_gradcheck(cells[i], true, true);
+        test_layer_gradcheck(cells[i], false, false, false);
+        test_layer_gradcheck(cells[i], false, false, true);
+        test_layer_gradcheck(cells[i], true, true, false);
+        test_layer_gradcheck(cells[i], true, false, false);
+        test_paths(cells[i], 1);
+        test_paths(cells[i], 2);
         test_mask(cells[i], false);
         test_mask(cells[i], true);
     }
-    test_layer_gradcheck(NB_RNN_LSTM, false, true);
+    test_layer_gradcheck(NB_RNN_LSTM, false, true, false);
     test_errors();
     return tu_finish("rnn");
 }

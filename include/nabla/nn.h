@@ -364,6 +364,10 @@ typedef struct nb_rnn_spec {
     bool no_bias;       /**< leave b_ih and b_hh out */
     double forget_bias; /**< see nb_rnn_params_make (LSTM only) */
     const char *name;   /**< parameter prefix; NULL means the cell's name */
+    bool composite;     /**< build every layer from the public ops, one
+                             cell per step, even where the fused op
+                             (nb_elman_seq, nb_lstm_seq, nb_gru_seq)
+                             applies: without a mask and forward in time */
 } nb_rnn_spec;
 
 /** Every node nb_rnn_build made. */
@@ -379,11 +383,21 @@ typedef struct nb_rnn {
      * through nb_stop_gradient). */
     nb_node *h_n[NB_RNN_MAX_LAYERS];
     nb_node *c_n[NB_RNN_MAX_LAYERS]; /**< the final c of each LSTM layer */
+    /** Each layer's fused op node, or NULL where the layer was unrolled
+     * from the public ops. Its value holds h_t of row n at [n, t, :] and,
+     * for an LSTM, c_T at [n, T, :] ([N, T+1, H]); a forward of anything
+     * built on `outputs` computes it. h_n and c_n are then slices of it,
+     * nodes that a forward computes only when its target needs them: to
+     * carry the state after a forward of the loss alone, read it here. */
+    nb_node *seq[NB_RNN_MAX_LAYERS];
 } nb_rnn;
 
 /** Unrolls the layers over x [N, T, E] (batch first; N may be dynamic, T
  * is fixed by x's shape). Every step of a layer uses the same parameter
- * nodes, so a weight's gradient sums the messages of all T steps.
+ * nodes, so a weight's gradient sums the messages of all T steps. Without
+ * a mask, forward in time and unless spec->composite is set, each layer is
+ * one fused sequence op (the same values to rounding, and faster); the
+ * parameters are the same nodes either way.
  * @param g     the graph
  * @param x     the sequence [N, T, E]
  * @param mask  [N, T], 1 for a real step and 0 for padding, or NULL: a

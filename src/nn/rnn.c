@@ -42,8 +42,13 @@
  *
  * The sequence layer keeps the per-layer unrolling in one function
  * (unroll_layer) whose contract is the fused sequence op's: [N, T, E] in,
- * [N, T, H] out and the final states, for the weights of nb_rnn_params; a
- * fused LSTM or GRU op with PyTorch's layout replaces its body.
+ * [N, T, H] out and the final states, for the weights of nb_rnn_params.
+ * Where a fused op computes the same layer (no mask, forward in time) the
+ * layer is that op instead (fused_layer), unless the spec asks for the
+ * composite. The fused ops walk time forward only and know no mask; a
+ * reversed layer would need x flipped along T and the outputs flipped
+ * back, and the slices take no negative step, so reverse and mask keep
+ * the unrolled graph.
  */
 #include <math.h>
 #include <stdio.h>
@@ -276,6 +281,42 @@ static nb_node *unroll_layer(nb_graph *g, const nb_rnn_params *p, nb_node *x,
     return nb_concat(g, (int)T, outs, 1);
 }
 
+/* The same layer as one fused op (no mask, forward direction). The op's
+ * output holds every h_t, and for an LSTM c_T as row T, so the final
+ * states are slices of it; *seq receives the op's node. */
+static nb_node *fused_layer(nb_graph *g, const nb_rnn_params *p, nb_node *x,
+                            nb_node *h0, nb_node *c0,
+                            nb_node **h_n, nb_node **c_n, nb_node **seq)
+{
+    int64_t H = p->hidden;
+    nb_dtype dtype = nb_tensor_dtype(nb_node_value(x));
+    nb_node *h = h0 ? h0 : zero_state(g, dtype, H);
+    nb_node *y;
+    switch (p->cell) {
+    case NB_RNN_LSTM:
+        y = nb_lstm_seq(g, x, h, c0 ? c0 : zero_state(g, dtype, H), p->w_ih,
+                        p->w_hh, p->b_ih, p->b_hh, true);
+        break;
+    case NB_RNN_GRU:
+        y = nb_gru_seq(g, x, h, p->w_ih, p->w_hh, p->b_ih, p->b_hh);
+        break;
+    default:
+        y = nb_elman_seq(g, x, h, p->w_ih, p->w_hh, p->b_ih, p->b_hh);
+        break;
+    }
+    *seq = y;
+    /* Bounds counted from the end, so the slices need not know T. */
+    const int64_t row[2] = {-1, H};
+    bool lstm = p->cell == NB_RNN_LSTM;
+    *h_n = nb_reshape(g,
+                      nb_slice(g, y, 1, lstm ? -2 : -1,
+                               lstm ? -1 : NB_SLICE_END),
+                      2, row);
+    *c_n = lstm ? nb_reshape(g, nb_slice(g, y, 1, -1, NB_SLICE_END), 2, row)
+                : NULL;
+    return lstm ? nb_slice(g, y, 1, 0, -1) : y;
+}
+
 static int spec_error(nb_graph *g, const char *name, const char *fmt,
                       long long a, long long b)
 {
@@ -347,6 +388,10 @@ int nb_rnn_build(nb_graph *g, nb_node *x, nb_node *mask, nb_node *const *h0,
         return nb_graph_set_error(g, NB_ERR_NOMEM, "rnn '%s': out of memory",
                                   name);
     nb_dtype dtype = nb_tensor_dtype(nb_node_value(x));
+    /* The fused ops run forward over every step: a mask or the reverse
+     * direction takes the composite path (see "Recurrent networks" in
+     * docs/design.md). */
+    bool fused = !spec->composite && !mask && !spec->reverse;
     nb_node *in = x;
     for (int l = 0; l < layers && rc == NB_OK; l++) {
         nb_rnn_params *p = &rnn->layer[l];
@@ -355,8 +400,13 @@ int nb_rnn_build(nb_graph *g, nb_node *x, nb_node *mask, nb_node *const *h0,
                                 !spec->no_bias, spec->forget_bias, name, l, p);
         if (rc != NB_OK)
             break;
-        in = unroll_layer(g, p, in, T, mask, spec->reverse, h0 ? h0[l] : NULL,
-                          c0 ? c0[l] : NULL, &rnn->h_n[l], &rnn->c_n[l], outs);
+        nb_node *h0l = h0 ? h0[l] : NULL, *c0l = c0 ? c0[l] : NULL;
+        if (fused)
+            in = fused_layer(g, p, in, h0l, c0l, &rnn->h_n[l],
+                             &rnn->c_n[l], &rnn->seq[l]);
+        else
+            in = unroll_layer(g, p, in, T, mask, spec->reverse, h0l, c0l,
+                              &rnn->h_n[l], &rnn->c_n[l], outs);
         if (!in)
             rc = nb_graph_status(g) != NB_OK ? nb_graph_status(g) : NB_ERR_ARG;
     }
