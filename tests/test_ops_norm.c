@@ -134,69 +134,99 @@ static nb_pool2d_params params_of(const pool_case *q)
 
 enum { MAX_POOL, AVG_EXCL, AVG_INCL };
 
+/* The graph still works after a refused pool (a 1x1 window fits any x). */
+static void check_usable_1x1(nb_graph *g, nb_node *x)
+{
+    nb_node *y = nb_max_pool2d(g, x, &(nb_pool2d_params){.kernel = {1, 1},
+                                                          .stride = {1, 1}});
+    CHECK(y && nb_forward(g, y) == NB_OK, "graph unusable after an error: %s",
+          nb_graph_error(g));
+}
+
+#define POOL_FMT                                                               \
+    "%s %s [%lld,%lld,%lld,%lld] k %lldx%lld s %lldx%lld p %lldx%lld d "       \
+    "%lldx%lld"
+#define POOL_ARGS(mode, dt, q)                                                 \
+    (mode) == MAX_POOL   ? "max_pool2d"                                        \
+    : (mode) == AVG_INCL ? "avg_pool2d (count_include_pad)"                    \
+                         : "avg_pool2d",                                       \
+        nb_dtype_name(dt), (long long)(q)->n, (long long)(q)->c,               \
+        (long long)(q)->h, (long long)(q)->w, (long long)(q)->k[0],            \
+        (long long)(q)->k[1], (long long)(q)->s[0], (long long)(q)->s[1],      \
+        (long long)(q)->p[0], (long long)(q)->p[1], (long long)(q)->d[0],      \
+        (long long)(q)->d[1]
+
 /* Forward and backward (seeded with random dy) of one pooling op against
- * the reference. */
-static void check_pool(nb_dtype dt, const pool_case *q, int mode,
+ * the reference. A max pool whose reference has a window of padding only
+ * (a -inf output) must be refused by the shape rule instead; returns
+ * whether the op was built. */
+static bool check_pool(nb_dtype dt, const pool_case *q, int mode,
                        const double *xv)
 {
-    nb_graph *g = nb_graph_new();
-    int64_t shape[4] = {q->n, q->c, q->h, q->w};
     int64_t size = q->n * q->c * q->h * q->w;
-    nb_node *x = nb_param(g, "x", dt, 4, shape);
-    nb_tensor_copy_from_f64(nb_node_value(x), xv, size);
-    nb_pool2d_params p = params_of(q);
-    p.count_include_pad = mode == AVG_INCL;
-    nb_node *y = mode == MAX_POOL ? nb_max_pool2d(g, x, &p)
-                                  : nb_avg_pool2d(g, x, &p);
-    CHECK(y != NULL, "pooling: %s", nb_graph_error(g));
-    if (!y) {
-        nb_graph_free(g);
-        return;
-    }
-    int64_t ny = nb_tensor_size(nb_node_value(y));
+    int64_t oh = out_extent(q->h, q->k[0], q->s[0], q->p[0], q->d[0]);
+    int64_t ow = out_extent(q->w, q->k[1], q->s[1], q->p[1], q->d[1]);
+    int64_t ny = q->n * q->c * oh * ow;
     double *ry = malloc((size_t)ny * sizeof *ry);
     double *dy = malloc((size_t)ny * sizeof *dy);
     double *rdx = calloc((size_t)size, sizeof *rdx);
     int64_t *win = malloc((size_t)ny * sizeof *win);
-    nb_tensor *seed = nb_tensor_new(dt, 4, nb_tensor_shape(nb_node_value(y)));
-    for (int64_t o = 0; o < ny; o++) {
+    for (int64_t o = 0; o < ny; o++)
         dy[o] = urand(-1, 1);
-        nb_tensor_set(seed, o, dy[o]);
-    }
+    bool empty_window = false;
     if (mode == MAX_POOL) {
         ref_max_pool(q, xv, ry, win);
         for (int64_t o = 0; o < ny; o++)
             if (win[o] >= 0)
                 rdx[win[o]] += dy[o];
+            else
+                empty_window = true;
     } else {
         ref_avg_pool(q, mode == AVG_INCL, xv, dy, ry, rdx);
     }
-    CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
-    CHECK(nb_backward_ex(g, y, seed, 0) == NB_OK, "%s", nb_graph_error(g));
-    /* a maximum is exact; an average rounds */
-    double tol = dt == NB_F64 ? (mode == MAX_POOL ? 0 : 1e-13) : 1e-5;
-    int bad = 0;
-    for (int64_t o = 0; o < ny; o++)
-        bad += fabs(nb_tensor_get(nb_node_value(y), o) - ry[o]) > tol;
-    for (int64_t i = 0; i < size; i++)
-        bad += fabs(nb_tensor_get(nb_node_grad(x), i) - rdx[i]) > tol;
-    CHECK(bad == 0,
-          "%s %s [%lld,%lld,%lld,%lld] k %lldx%lld s %lldx%lld p %lldx%lld "
-          "d %lldx%lld: %d elements differ from the reference",
-          mode == MAX_POOL ? "max_pool2d"
-          : mode == AVG_INCL ? "avg_pool2d (count_include_pad)"
-                             : "avg_pool2d",
-          nb_dtype_name(dt), (long long)q->n, (long long)q->c,
-          (long long)q->h, (long long)q->w, (long long)q->k[0],
-          (long long)q->k[1], (long long)q->s[0], (long long)q->s[1],
-          (long long)q->p[0], (long long)q->p[1], (long long)q->d[0],
-          (long long)q->d[1], bad);
-    nb_tensor_free(seed);
+
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", dt, 4, SHAPE(q->n, q->c, q->h, q->w));
+    nb_tensor_copy_from_f64(nb_node_value(x), xv, size);
+    nb_pool2d_params p = params_of(q);
+    p.count_include_pad = mode == AVG_INCL;
+    nb_node *y = mode == MAX_POOL ? nb_max_pool2d(g, x, &p)
+                                  : nb_avg_pool2d(g, x, &p);
+    if (empty_window) {
+        CHECK(y == NULL, POOL_FMT ": a window holds only padding but the op "
+              "was built", POOL_ARGS(mode, dt, q));
+        if (!y) {
+            CHECK_ERROR(g, "max_pool2d", "holds only padding");
+            check_usable_1x1(g, x);
+        }
+    } else {
+        CHECK(y != NULL, POOL_FMT ": %s", POOL_ARGS(mode, dt, q),
+              nb_graph_error(g));
+    }
+    if (y && !empty_window) {
+        nb_tensor *seed = nb_tensor_new(dt, 4, SHAPE(q->n, q->c, oh, ow));
+        for (int64_t o = 0; o < ny; o++)
+            nb_tensor_set(seed, o, dy[o]);
+        CHECK(nb_forward(g, y) == NB_OK, "%s", nb_graph_error(g));
+        CHECK(nb_backward_ex(g, y, seed, 0) == NB_OK, "%s", nb_graph_error(g));
+        /* a maximum is exact; an average rounds. Written as !(d <= tol) so
+         * that an infinite or NaN element counts as a difference. */
+        double tol = dt == NB_F64 ? (mode == MAX_POOL ? 0 : 1e-13) : 1e-5;
+        int bad = nb_tensor_size(nb_node_value(y)) != ny;
+        for (int64_t o = 0; o < ny && !bad; o++)
+            bad += !(fabs(nb_tensor_get(nb_node_value(y), o) - ry[o]) <= tol);
+        for (int64_t i = 0; i < size; i++)
+            bad += !(fabs(nb_tensor_get(nb_node_grad(x), i) - rdx[i]) <= tol);
+        CHECK(bad == 0, POOL_FMT ": %d elements differ from the reference",
+              POOL_ARGS(mode, dt, q), bad);
+        nb_tensor_free(seed);
+    }
     free(ry);
     free(dy);
     free(rdx);
     free(win);
     nb_graph_free(g);
+    return y != NULL;
 }
 
 static void check_max_pool(nb_dtype dt, const pool_case *q, const double *xv)
@@ -204,15 +234,19 @@ static void check_max_pool(nb_dtype dt, const pool_case *q, const double *xv)
     check_pool(dt, q, MAX_POOL, xv);
 }
 
+/* Many small random geometries (dilation up to 3, so some windows step
+ * over a small input), so that no configuration hides behind one seed as
+ * the gradient check's draws once hid a window of padding only. */
 static void test_pool_references(void)
 {
-    for (int t = 0; t < 40; t++) {
+    int refused = 0;
+    for (int t = 0; t < 1500; t++) {
         pool_case q = random_pool_case(true);
         int64_t size = q.n * q.c * q.h * q.w;
         double *xv = malloc((size_t)size * sizeof *xv);
         for (int64_t i = 0; i < size; i++)
             xv[i] = urand(-3, 3);
-        check_max_pool(NB_F64, &q, xv);
+        refused += !check_pool(NB_F64, &q, MAX_POOL, xv);
         /* values exact in f32 too, so both dtypes pick the same winner */
         for (int64_t i = 0; i < size; i++)
             xv[i] = (double)(float)xv[i];
@@ -230,6 +264,35 @@ static void test_pool_references(void)
         }
         free(xv);
     }
+    /* the sweep must reach both sides of the rule to test it */
+    CHECK(refused > 0 && refused < 1500,
+          "%d of 1500 random max pools had a window of padding only", refused);
+}
+
+/* The gradient check's draw that found it: kernel 2, padding 1, dilation 2
+ * over an extent of 1 has taps -1 and 1, both padding, so the output was
+ * -inf and the gradient of x all zeros. Refused, by name; an extent of 2
+ * reaches x at 1 and is pooled as the reference does. */
+static void test_max_pool_padding_only_window(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", NB_F64, 4, SHAPE(1, 1, 3, 1));
+    nb_pool2d_params p = {.kernel = {1, 2}, .stride = {1, 1},
+                          .padding = {0, 1}, .dilation = {1, 2}};
+    CHECK(!nb_max_pool2d(g, x, &p), "a window of padding only was accepted");
+    CHECK_ERROR(g, "max_pool2d", "window 0 of the width holds only padding",
+                "kernel [1,2]", "padding [0,1]", "dilation [1,2]", "[1,1,3,1]");
+    check_usable_1x1(g, x);
+    nb_graph_free(g);
+
+    pool_case q = {.n = 1, .c = 1, .h = 3, .w = 2,
+                   .k = {1, 2}, .s = {1, 1}, .p = {0, 1}, .d = {1, 2}};
+    double xv[6] = {-1.5, -0.5, -2, -3, 0.75, -0.25};
+    CHECK(check_pool(NB_F64, &q, MAX_POOL, xv), "extent 2 refused");
+    /* the same on the height, with dilation 3 over an extent of 2 */
+    q = (pool_case){.n = 1, .c = 1, .h = 2, .w = 3,
+                    .k = {2, 1}, .s = {2, 1}, .p = {1, 0}, .d = {3, 1}};
+    CHECK(!check_pool(NB_F64, &q, MAX_POOL, xv), "height: window accepted");
 }
 
 /* Ties: every window's gradient goes to its first maximum. */
@@ -768,6 +831,7 @@ int main(void)
     test_thread_counts();
     test_pool_references();
     test_max_pool_ties();
+    test_max_pool_padding_only_window();
     test_global_pool();
     test_batch_norm_values(NB_F64);
     test_batch_norm_values(NB_F32);

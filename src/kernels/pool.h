@@ -19,7 +19,8 @@ typedef struct nb_pool2d_geom {
 } nb_pool2d_geom;
 
 /* y[p,i,j] = the first maximum of the window; arg[p,i,j] its index in the
- * plane (i*w + j of x), -1 when the window holds no input element. */
+ * plane (i*w + j of x), -1 when the window holds no input element (which
+ * max_pool2d's shape rule refuses, so only a direct caller sees it). */
 void nb_max_pool2d_f32(const nb_pool2d_geom *g, const float *x, float *y,
                        int64_t *arg);
 void nb_max_pool2d_f64(const nb_pool2d_geom *g, const double *x, double *y,

@@ -22,7 +22,12 @@
  *
  * Every shape rule rejects a rank other than 4, stride 0, negative
  * padding, padding above half the kernel (as PyTorch) and a (dilated)
- * kernel larger than the padded input, naming the shapes.
+ * kernel larger than the padded input, naming the shapes. max_pool2d also
+ * rejects a geometry where a window holds only padding: the half-kernel
+ * rule exists so that every window reaches the input, but a dilated
+ * window can step over it (kernel 2, padding 1, dilation 2 on an extent
+ * of 1 has taps -1 and 1), and its output would be -inf with no gradient,
+ * which no loss can use (PyTorch returns -inf there, pytorch#114216).
  *
  * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
  * test fails if one is missing here):
@@ -104,6 +109,29 @@ static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p, bool dilated,
                               NB_SHAPE(x, xs), (long long)p->padding[0],
                               (long long)p->padding[1]);
         o[a] = (n - span) / s[a] + 1;
+        /* Only a window that starts in the leading padding can miss the
+         * input: one starting at 0 or later has its first tap inside
+         * (the last start is at most H + p - span < H). The first tap at
+         * or after 0 of a window starting at st < 0 is at st mod d. An
+         * average has no dilation, so its windows always reach the input
+         * (or average nothing, to 0, when the input is empty). */
+        for (int64_t i = 0; dilated && i < o[a] && i * s[a] < pd[a]; i++) {
+            int64_t st = i * s[a] - pd[a];
+            int64_t first = ((st % d[a]) + d[a]) % d[a];
+            if (first >= x->shape[2 + a])
+                return nb_op_fail(
+                    c,
+                    "window %lld of the %s holds only padding: kernel "
+                    "[%lld,%lld], stride [%lld,%lld], padding [%lld,%lld], "
+                    "dilation [%lld,%lld] on input %s step over the input "
+                    "(its maximum would be -inf)",
+                    (long long)i, axis[a], (long long)p->kernel[0],
+                    (long long)p->kernel[1], (long long)p->stride[0],
+                    (long long)p->stride[1], (long long)p->padding[0],
+                    (long long)p->padding[1],
+                    (long long)dilation_of(p->dilation[0]),
+                    (long long)dilation_of(p->dilation[1]), NB_SHAPE(x, xs));
+        }
     }
     *g = (nb_pool2d_geom){.planes = x->shape[0] * x->shape[1],
                           .h = x->shape[2],

@@ -96,7 +96,15 @@ static nb_node *conv_transpose2d_random(nb_graph *g, gc_ctx *c)
         int64_t most = p.stride[a] > p.dilation[a] ? p.stride[a]
                                                    : p.dilation[a];
         p.output_padding[a] = gc_dim(c, 0, most - 1);
-        in[a] = gc_dim(c, 2, 4);
+        /* The output extent, (in - 1) s + d (k - 1) + 1 + output padding
+         * - padding, must be at least 1: a 1-tap kernel at stride 1 over
+         * 2 rows with padding 1 and 1 leaves none, and is refused. */
+        int64_t least = 2;
+        while ((least - 1) * p.stride[a] + p.dilation[a] * (k[a] - 1) +
+                   p.output_padding[a] <
+               p.padding[2 * a] + p.padding[2 * a + 1])
+            least++;
+        in[a] = gc_dim(c, least, least + 2);
     }
     nb_node *x = gc_input(g, c, 4, (int64_t[]){N, G * Cg, in[0], in[1]}, -1, 1);
     nb_node *w = gc_param(g, c, 4, (int64_t[]){G * Cg, Og, k[0], k[1]}, -1, 1);

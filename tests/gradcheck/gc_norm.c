@@ -19,6 +19,11 @@ static nb_node *pooled_input(nb_graph *g, gc_ctx *c, int64_t n,
         p->dilation[a] = dilated ? gc_dim(c, 1, 2) : 1;
         int64_t span = p->dilation[a] * (p->kernel[a] - 1) + 1;
         int64_t lo = span - 2 * p->padding[a];
+        /* A padded window's first tap inside is below the dilation, so an
+         * extent of at least the dilation leaves no window of padding only
+         * (max_pool2d refuses one: its output would be -inf). */
+        if (p->padding[a] > 0 && lo < p->dilation[a])
+            lo = p->dilation[a];
         ext[a] = gc_dim(c, lo > 1 ? lo : 1, lo + 4);
     }
     int64_t ch = gc_dim(c, 1, 3);
