@@ -295,6 +295,172 @@ static void test_max_pool_padding_only_window(void)
     CHECK(!check_pool(NB_F64, &q, MAX_POOL, xv), "height: window accepted");
 }
 
+/* The pooling kernels' order in the tensor's own precision: the first
+ * strict maximum of each window in row-major order; an average's sum
+ * starting from 0 in row-major window order times 1/D; dx taking each
+ * output's share in output order. The kernels' fast interior paths must
+ * give these bits exactly, as their clipped path does. */
+#define DEFINE_BITS_REF(T, NAME)                                              \
+    static void NAME(const pool_case *q, int mode, const T *x, const T *dy,   \
+                     T *y, T *dx)                                             \
+    {                                                                         \
+        int64_t oh = out_extent(q->h, q->k[0], q->s[0], q->p[0], q->d[0]);    \
+        int64_t ow = out_extent(q->w, q->k[1], q->s[1], q->p[1], q->d[1]);    \
+        int64_t o = 0, idx[64];                                               \
+        for (int64_t pl = 0; pl < q->n * q->c; pl++)                          \
+            for (int64_t i = 0; i < oh; i++)                                  \
+                for (int64_t j = 0; j < ow; j++, o++) {                       \
+                    int m = 0;                                                \
+                    for (int64_t a = 0; a < q->k[0]; a++)                     \
+                        for (int64_t b = 0; b < q->k[1]; b++) {               \
+                            int64_t r = i * q->s[0] - q->p[0] + a * q->d[0];  \
+                            int64_t cc =                                      \
+                                j * q->s[1] - q->p[1] + b * q->d[1];          \
+                            if (r >= 0 && r < q->h && cc >= 0 && cc < q->w)   \
+                                idx[m++] = (pl * q->h + r) * q->w + cc;       \
+                        }                                                     \
+                    if (mode == MAX_POOL && m == 0) {                         \
+                        y[o] = (T)-INFINITY;                                  \
+                        continue;                                             \
+                    }                                                         \
+                    if (mode == MAX_POOL) {                                   \
+                        int64_t at = idx[0];                                  \
+                        for (int t = 1; t < m; t++)                           \
+                            if (x[idx[t]] > x[at])                            \
+                                at = idx[t];                                  \
+                        y[o] = x[at];                                         \
+                        dx[at] += dy[o];                                      \
+                        continue;                                             \
+                    }                                                         \
+                    T sum = 0;                                                \
+                    for (int t = 0; t < m; t++)                               \
+                        sum += x[idx[t]];                                     \
+                    int64_t count =                                           \
+                        mode == AVG_INCL ? q->k[0] * q->k[1] : m;             \
+                    T scale = count > 0 ? (T)1 / (T)count : (T)0;             \
+                    y[o] = sum * scale;                                       \
+                    T share = dy[o] * scale;                                  \
+                    for (int t = 0; t < m; t++)                               \
+                        dx[idx[t]] += share;                                  \
+                }                                                             \
+    }
+DEFINE_BITS_REF(float, bits_ref_f32)
+DEFINE_BITS_REF(double, bits_ref_f64)
+
+/* One case in one dtype: the op's y and dx against the reference, bit for
+ * bit. */
+#define DEFINE_CHECK_BITS(T, DT, REF, NAME)                                   \
+    static int NAME(const pool_case *q, int mode, const double *xv)           \
+    {                                                                         \
+        nb_graph *g = nb_graph_new();                                         \
+        int64_t shape[4] = {q->n, q->c, q->h, q->w};                          \
+        int64_t size = q->n * q->c * q->h * q->w;                             \
+        nb_node *x = nb_param(g, "x", DT, 4, shape);                          \
+        nb_tensor_copy_from_f64(nb_node_value(x), xv, size);                  \
+        nb_pool2d_params p = params_of(q);                                    \
+        p.count_include_pad = mode == AVG_INCL;                               \
+        nb_node *y = mode == MAX_POOL ? nb_max_pool2d(g, x, &p)               \
+                                      : nb_avg_pool2d(g, x, &p);              \
+        int64_t ny = y ? nb_tensor_size(nb_node_value(y)) : 0;                \
+        nb_tensor *seed =                                                     \
+            y ? nb_tensor_new(DT, 4, nb_tensor_shape(nb_node_value(y)))       \
+              : NULL;                                                         \
+        T *dy = malloc((size_t)(ny + 1) * sizeof *dy);                        \
+        T *ry = malloc((size_t)(ny + 1) * sizeof *ry);                        \
+        T *rdx = calloc((size_t)size, sizeof *rdx);                           \
+        for (int64_t o = 0; o < ny; o++) {                                    \
+            dy[o] = (T)urand(-1, 1);                                          \
+            nb_tensor_set(seed, o, dy[o]);                                    \
+        }                                                                     \
+        int bad = y == NULL;                                                  \
+        if (y && nb_forward(g, y) == NB_OK &&                                 \
+            nb_backward_ex(g, y, seed, 0) == NB_OK) {                         \
+            REF(q, mode, nb_tensor_data(nb_node_value(x)), dy, ry, rdx);      \
+            bad += memcmp(nb_tensor_data(nb_node_value(y)), ry,               \
+                          (size_t)ny * sizeof *ry) != 0;                      \
+            bad += memcmp(nb_tensor_data(nb_node_grad(x)), rdx,               \
+                          (size_t)size * sizeof *rdx) != 0;                   \
+        } else {                                                              \
+            bad++;                                                            \
+        }                                                                     \
+        nb_tensor_free(seed);                                                 \
+        free(dy);                                                             \
+        free(ry);                                                             \
+        free(rdx);                                                            \
+        nb_graph_free(g);                                                     \
+        return bad;                                                           \
+    }
+DEFINE_CHECK_BITS(float, NB_F32, bits_ref_f32, check_bits_f32)
+DEFINE_CHECK_BITS(double, NB_F64, bits_ref_f64, check_bits_f64)
+
+/* Whether some window along one axis (extent n) takes only padding. */
+static bool axis_has_empty_window(int64_t n, int64_t k, int64_t s, int64_t p,
+                                  int64_t d)
+{
+    int64_t out = out_extent(n, k, s, p, d);
+    for (int64_t i = 0; i < out; i++) {
+        bool inside = false;
+        for (int64_t a = 0; a < k; a++) {
+            int64_t at = i * s - p + a * d;
+            inside = inside || (at >= 0 && at < n);
+        }
+        if (!inside)
+            return true;
+    }
+    return false;
+}
+
+/* Random geometries, half of them the common 2x2 window with stride 2
+ * (the kernels' unrolled interior path), on values with many ties and
+ * signed zeros, and on random values. */
+static void test_pool_bits(void)
+{
+    for (int t = 0; t < 60; t++) {
+        bool dilated = t % 3 == 0;
+        pool_case q = random_pool_case(dilated);
+        if (t % 2 == 0) {
+            q.k[0] = q.k[1] = 2;
+            q.s[1] = 2;
+            q.s[0] = t % 4 == 0 ? 2 : irand(1, 3);
+            q.d[0] = q.d[1] = 1;
+            q.p[0] = irand(0, 1);
+            q.p[1] = irand(0, 1);
+            q.h = irand(2, 12);
+            q.w = irand(2, 40);
+        }
+        int64_t size = q.n * q.c * q.h * q.w;
+        double *xv = malloc((size_t)size * sizeof *xv);
+        for (int64_t i = 0; i < size; i++) {
+            int v = (int)irand(-2, 2);
+            /* some planes of -0 alone: a sum from 0 makes +0 of them */
+            xv[i] = t % 8 == 6 && i < size / 2 ? -0.0
+                    : t % 3 == 1             ? (double)(float)urand(-3, 3)
+                    : v == 0   ? (irand(0, 1) ? -0.0 : 0.0)
+                               : (double)v;
+        }
+        /* max_pool2d refuses a window of padding only (the rule has its
+         * own sweep in test_pool_references): no bits to compare then */
+        bool refused =
+            axis_has_empty_window(q.h, q.k[0], q.s[0], q.p[0], q.d[0]) ||
+            axis_has_empty_window(q.w, q.k[1], q.s[1], q.p[1], q.d[1]);
+        for (int mode = refused ? MAX_POOL + 1 : MAX_POOL;
+             mode <= (q.d[0] * q.d[1] == 1 ? AVG_INCL
+                                                                : MAX_POOL);
+             mode++) {
+            int bad = check_bits_f32(&q, mode, xv) + check_bits_f64(&q, mode, xv);
+            CHECK(bad == 0,
+                  "pooling mode %d [%lld,%lld,%lld,%lld] k %lldx%lld s "
+                  "%lldx%lld p %lldx%lld d %lldx%lld: not the reference's "
+                  "bits",
+                  mode, (long long)q.n, (long long)q.c, (long long)q.h,
+                  (long long)q.w, (long long)q.k[0], (long long)q.k[1],
+                  (long long)q.s[0], (long long)q.s[1], (long long)q.p[0],
+                  (long long)q.p[1], (long long)q.d[0], (long long)q.d[1]);
+        }
+        free(xv);
+    }
+}
+
 /* Ties: every window's gradient goes to its first maximum. */
 static void test_max_pool_ties(void)
 {
@@ -832,6 +998,7 @@ int main(void)
     test_pool_references();
     test_max_pool_ties();
     test_max_pool_padding_only_window();
+    test_pool_bits();
     test_global_pool();
     test_batch_norm_values(NB_F64);
     test_batch_norm_values(NB_F32);

@@ -37,39 +37,144 @@ static int64_t SUFFIX(pool_work)(const nb_pool2d_geom *g)
 static void SUFFIX(pool_planes)(void *ctx, int64_t lo, int64_t hi, int thread,
                                 int threads);
 
+/* Outputs [*o0, *o1) of an axis whose windows lie wholly inside the
+ * input (o*s - p >= 0 and o*s - p + (k-1)*d <= n-1), which need no
+ * clipping: the interior, where the fast paths below run; an empty range
+ * when there is none. */
+static inline void SUFFIX(inside)(int64_t s, int64_t p, int64_t d, int64_t k,
+                                  int64_t n, int64_t on, int64_t *o0,
+                                  int64_t *o1)
+{
+    int64_t lo = (p + s - 1) / s, last = n - 1 - (k - 1) * d + p;
+    int64_t hi = last < 0 ? 0 : last / s + 1;
+    if (hi > on)
+        hi = on;
+    *o0 = lo < hi ? lo : 0;
+    *o1 = lo < hi ? hi : 0;
+}
+
+/* The interior of a call: rows [i0, i1) by columns [j0, j1). */
+typedef struct {
+    int64_t i0, i1, j0, j1;
+} SUFFIX(pool_inside);
+
+static inline SUFFIX(pool_inside) SUFFIX(inside_of)(const nb_pool2d_geom *g)
+{
+    SUFFIX(pool_inside) in;
+    SUFFIX(inside)(g->sh, g->ph, g->dh, g->kh, g->h, g->oh, &in.i0, &in.i1);
+    SUFFIX(inside)(g->sw, g->pw, g->dw, g->kw, g->w, g->ow, &in.j0, &in.j1);
+    return in;
+}
+
+/* The columns [*j0, *j1) of output row i that take an interior path; the
+ * others take the clipped one. */
+static inline void SUFFIX(row_inside)(const nb_pool2d_geom *g,
+                                      const SUFFIX(pool_inside) *in, int64_t i,
+                                      int64_t *j0, int64_t *j1)
+{
+    bool row = i >= in->i0 && i < in->i1;
+    *j0 = row ? in->j0 : g->ow;
+    *j1 = row ? in->j1 : g->ow;
+}
+
+/* The common window (2x2, stride 2 along rows, no dilation): the
+ * interior paths below unroll it so gcc vectorises across outputs. */
+static inline bool SUFFIX(is_2x2)(const nb_pool2d_geom *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sw == 2 && g->dh == 1 &&
+           g->dw == 1;
+}
+
+/* Output (i, j) of a plane with its window clipped to the input. */
+static inline void SUFFIX(max_clipped)(const nb_pool2d_geom *g,
+                                       const REAL *xp, int64_t i, int64_t j,
+                                       REAL *y, int64_t *arg)
+{
+    int64_t r0, r1, c0, c1;
+    SUFFIX(taps)(i, g->sh, g->ph, g->dh, g->kh, g->h, &r0, &r1);
+    SUFFIX(taps)(j, g->sw, g->pw, g->dw, g->kw, g->w, &c0, &c1);
+    int64_t row0 = i * g->sh - g->ph, col0 = j * g->sw - g->pw;
+    REAL best = (REAL)-INFINITY;
+    int64_t at = -1;
+    for (int64_t a = r0; a < r1; a++) {
+        int64_t off = (row0 + a * g->dh) * g->w + col0;
+        for (int64_t b = c0; b < c1; b++) {
+            int64_t k = off + b * g->dw;
+            /* strict: a later equal value does not take over */
+            if (at < 0 || xp[k] > best) {
+                best = xp[k];
+                at = k;
+            }
+        }
+    }
+    *y = best;
+    *arg = at;
+}
+
+/* Outputs [j0, j1) of row i, all inside: the first tap starts the
+ * maximum, as the clipped path's at < 0 does, and the strict comparisons
+ * in window order keep the first maximum. */
+static void SUFFIX(max_inside)(const nb_pool2d_geom *g, const REAL *xp,
+                               int64_t i, int64_t j0, int64_t j1, REAL *yr,
+                               int64_t *ar)
+{
+    int64_t w = g->w, pw = g->pw, row0 = i * g->sh - g->ph;
+    if (SUFFIX(is_2x2)(g)) {
+        const REAL *top = xp + row0 * w, *bot = top + w;
+        for (int64_t j = j0; j < j1; j++) {
+            int64_t c = 2 * j - pw, k = row0 * w + c;
+            REAL v0 = top[c], v1 = top[c + 1], v2 = bot[c], v3 = bot[c + 1];
+            REAL best = v0;
+            int64_t at = k;
+            bool t1 = v1 > best;
+            best = t1 ? v1 : best;
+            at = t1 ? k + 1 : at;
+            bool t2 = v2 > best;
+            best = t2 ? v2 : best;
+            at = t2 ? k + w : at;
+            bool t3 = v3 > best;
+            best = t3 ? v3 : best;
+            at = t3 ? k + w + 1 : at;
+            yr[j] = best;
+            ar[j] = at;
+        }
+        return;
+    }
+    for (int64_t j = j0; j < j1; j++) {
+        int64_t col0 = j * g->sw - g->pw, at = row0 * w + col0;
+        REAL best = xp[at];
+        for (int64_t a = 0; a < g->kh; a++) {
+            int64_t off = (row0 + a * g->dh) * w + col0;
+            for (int64_t b = 0; b < g->kw; b++) {
+                int64_t k = off + b * g->dw;
+                if (xp[k] > best) {
+                    best = xp[k];
+                    at = k;
+                }
+            }
+        }
+        yr[j] = best;
+        ar[j] = at;
+    }
+}
+
 static void SUFFIX(max_pool2d_planes)(const nb_pool2d_geom *g, const REAL *x,
                                       REAL *y, int64_t *arg, int64_t lo,
                                       int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    SUFFIX(pool_inside) in = SUFFIX(inside_of)(g);
     for (int64_t p = lo; p < hi; p++) {
         const REAL *xp = x + p * in_plane;
-        REAL *yp = y + p * out_plane;
-        int64_t *ap = arg + p * out_plane;
         for (int64_t i = 0; i < g->oh; i++) {
-            int64_t r0, r1;
-            SUFFIX(taps)(i, g->sh, g->ph, g->dh, g->kh, g->h, &r0, &r1);
-            int64_t row0 = i * g->sh - g->ph;
-            for (int64_t j = 0; j < g->ow; j++) {
-                int64_t c0, c1;
-                SUFFIX(taps)(j, g->sw, g->pw, g->dw, g->kw, g->w, &c0, &c1);
-                int64_t col0 = j * g->sw - g->pw;
-                REAL best = (REAL)-INFINITY;
-                int64_t at = -1;
-                for (int64_t a = r0; a < r1; a++) {
-                    int64_t off = (row0 + a * g->dh) * g->w + col0;
-                    for (int64_t b = c0; b < c1; b++) {
-                        int64_t k = off + b * g->dw;
-                        /* strict: a later equal value does not take over */
-                        if (at < 0 || xp[k] > best) {
-                            best = xp[k];
-                            at = k;
-                        }
-                    }
-                }
-                yp[i * g->ow + j] = best;
-                ap[i * g->ow + j] = at;
-            }
+            REAL *yr = y + p * out_plane + i * g->ow;
+            int64_t *ar = arg + p * out_plane + i * g->ow, j0, j1;
+            SUFFIX(row_inside)(g, &in, i, &j0, &j1);
+            for (int64_t j = 0; j < j0; j++)
+                SUFFIX(max_clipped)(g, xp, i, j, &yr[j], &ar[j]);
+            SUFFIX(max_inside)(g, xp, i, j0, j1, yr, ar);
+            for (int64_t j = j1; j < g->ow; j++)
+                SUFFIX(max_clipped)(g, xp, i, j, &yr[j], &ar[j]);
         }
     }
 }
@@ -117,27 +222,61 @@ static inline REAL SUFFIX(avg_window)(const nb_pool2d_geom *g, bool include,
     return count > 0 ? (REAL)1 / (REAL)count : (REAL)0;
 }
 
+/* The divisor of an interior output, and its whole window. */
+static inline REAL SUFFIX(avg_whole)(const nb_pool2d_geom *g, REAL inner,
+                                     int64_t *r0, int64_t *r1, int64_t *c0,
+                                     int64_t *c1)
+{
+    *r0 = *c0 = 0;
+    *r1 = g->kh;
+    *c1 = g->kw;
+    return inner;
+}
+
+/* The sums start from 0 and add the window in row-major order on every
+ * path, so the interior paths give the clipped path's bits (0 + x is not
+ * x for x = -0). */
 static void SUFFIX(avg_pool2d_planes)(const nb_pool2d_geom *g,
                                       bool count_include_pad, const REAL *x,
                                       REAL *y, int64_t lo, int64_t hi)
 {
-    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, w = g->w;
+    REAL inner = (REAL)1 / (REAL)(g->kh * g->kw);
+    SUFFIX(pool_inside) in = SUFFIX(inside_of)(g);
     for (int64_t p = lo; p < hi; p++) {
         const REAL *xp = x + p * in_plane;
-        REAL *yp = y + p * out_plane;
         for (int64_t i = 0; i < g->oh; i++) {
-            int64_t row0 = i * g->sh - g->ph;
+            int64_t row0 = i * g->sh - g->ph, j0, j1;
+            REAL *yr = y + p * out_plane + i * g->ow;
+            SUFFIX(row_inside)(g, &in, i, &j0, &j1);
             for (int64_t j = 0; j < g->ow; j++) {
+                if (j == j0 && SUFFIX(is_2x2)(g)) {
+                    const REAL *top = xp + row0 * w, *bot = top + w;
+                    for (; j < j1; j++) {
+                        int64_t c = 2 * j - g->pw;
+                        REAL s = 0;
+                        s += top[c];
+                        s += top[c + 1];
+                        s += bot[c];
+                        s += bot[c + 1];
+                        yr[j] = s * inner;
+                    }
+                    if (j == g->ow)
+                        break;
+                }
                 int64_t r0, r1, c0, c1, col0 = j * g->sw - g->pw;
-                REAL scale = SUFFIX(avg_window)(g, count_include_pad, i, j, &r0,
-                                                &r1, &c0, &c1);
+                REAL scale = j >= j0 && j < j1
+                                 ? SUFFIX(avg_whole)(g, inner, &r0, &r1, &c0,
+                                                     &c1)
+                                 : SUFFIX(avg_window)(g, count_include_pad, i,
+                                                      j, &r0, &r1, &c0, &c1);
                 REAL s = 0;
                 for (int64_t a = r0; a < r1; a++) {
-                    const REAL *row = xp + (row0 + a) * g->w + col0;
+                    const REAL *row = xp + (row0 + a) * w + col0;
                     for (int64_t b = c0; b < c1; b++)
                         s += row[b];
                 }
-                yp[i * g->ow + j] = s * scale;
+                yr[j] = s * scale;
             }
         }
     }
@@ -155,24 +294,45 @@ void SUFFIX(nb_avg_pool2d)(const nb_pool2d_geom *g, bool count_include_pad,
               SUFFIX(pool_planes), &c);
 }
 
+/* Each dx element takes its outputs' shares in output order on every
+ * path, as the clipped path alone would. */
 static void SUFFIX(avg_pool2d_back_planes)(const nb_pool2d_geom *g,
                                            bool count_include_pad,
                                            const REAL *dy, REAL *dx, int64_t lo,
                                            int64_t hi)
 {
-    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow, w = g->w;
+    REAL inner = (REAL)1 / (REAL)(g->kh * g->kw);
+    SUFFIX(pool_inside) in = SUFFIX(inside_of)(g);
     for (int64_t p = lo; p < hi; p++) {
-        const REAL *dyp = dy + p * out_plane;
         REAL *dxp = dx + p * in_plane;
         for (int64_t i = 0; i < g->oh; i++) {
-            int64_t row0 = i * g->sh - g->ph;
+            int64_t row0 = i * g->sh - g->ph, j0, j1;
+            const REAL *dyr = dy + p * out_plane + i * g->ow;
+            SUFFIX(row_inside)(g, &in, i, &j0, &j1);
             for (int64_t j = 0; j < g->ow; j++) {
+                if (j == j0 && SUFFIX(is_2x2)(g)) {
+                    REAL *top = dxp + row0 * w, *bot = top + w;
+                    for (; j < j1; j++) {
+                        int64_t c = 2 * j - g->pw;
+                        REAL v = dyr[j] * inner;
+                        top[c] += v;
+                        top[c + 1] += v;
+                        bot[c] += v;
+                        bot[c + 1] += v;
+                    }
+                    if (j == g->ow)
+                        break;
+                }
                 int64_t r0, r1, c0, c1, col0 = j * g->sw - g->pw;
-                REAL v = dyp[i * g->ow + j] *
-                         SUFFIX(avg_window)(g, count_include_pad, i, j, &r0,
-                                            &r1, &c0, &c1);
+                REAL scale = j >= j0 && j < j1
+                                 ? SUFFIX(avg_whole)(g, inner, &r0, &r1, &c0,
+                                                     &c1)
+                                 : SUFFIX(avg_window)(g, count_include_pad, i,
+                                                      j, &r0, &r1, &c0, &c1);
+                REAL v = dyr[j] * scale;
                 for (int64_t a = r0; a < r1; a++) {
-                    REAL *row = dxp + (row0 + a) * g->w + col0;
+                    REAL *row = dxp + (row0 + a) * w + col0;
                     for (int64_t b = c0; b < c1; b++)
                         row[b] += v;
                 }

@@ -43,7 +43,38 @@ static int binary_infer(nb_op_call *c)
 #define SAME_SIZE(c)                                                          \
     ((c)->in[0]->size == (c)->out->size && (c)->in[1]->size == (c)->out->size)
 
-#define DEFINE_BINARY(NAME, FWD, DA, DB, DOC)                                 \
+
+/* The gradient of an operand repeated along a whole inner run (a bias
+ * [O,1,1] against [N,O,H,W] gives runs of H*W) when the op passes dy to it
+ * unchanged: the run's sum, taken as RUN_LANES interleaved partial sums
+ * (lane l adds elements l, l + RUN_LANES, ...) folded pairwise (lane l +=
+ * lane l + half, halving), plus the leftover tail summed in order, then
+ * added to the gradient element once per run. The order is fixed by n
+ * alone, so the bits do not depend on threads or alignment; the lanes let
+ * gcc vectorise what one running total would make a serial chain. */
+#define RUN_LANES 16
+#define DEFINE_RUN_SUM(T, NAME)                                               \
+    static T NAME(const T *v, int64_t n)                                      \
+    {                                                                         \
+        T lane[RUN_LANES] = {0}, tail = 0;                                    \
+        int64_t j = 0;                                                        \
+        for (; j + RUN_LANES <= n; j += RUN_LANES)                            \
+            for (int l = 0; l < RUN_LANES; l++)                               \
+                lane[l] += v[j + l];                                          \
+        for (; j < n; j++)                                                    \
+            tail += v[j];                                                     \
+        for (int half = RUN_LANES / 2; half > 0; half /= 2)                   \
+            for (int l = 0; l < half; l++)                                    \
+                lane[l] += lane[l + half];                                    \
+        return lane[0] + tail;                                                \
+    }
+DEFINE_RUN_SUM(float, run_sum_f32)
+DEFINE_RUN_SUM(double, run_sum_f64)
+
+/* SIGN_A, SIGN_B: da = SIGN_A dy (db = SIGN_B dy) for every a and b, so a
+ * repeated operand's run reduces by run_sum; 0 when the derivative
+ * depends on the values. */
+#define DEFINE_BINARY(NAME, FWD, DA, DB, SIGN_A, SIGN_B, DOC)                 \
     static int NAME##_forward(nb_op_call *c)                                  \
     {                                                                         \
         if (SAME_SIZE(c)) {                                                   \
@@ -115,7 +146,10 @@ static int binary_infer(nb_op_call *c)
                 const T *pa = (const T *)c->in[0]->data + oa;                 \
                 const T *pb = (const T *)c->in[1]->data + ob;                 \
                 const T *pdy = (const T *)c->out_grad->data + row * n;        \
-                if (ga_t) {                                                   \
+                if (ga_t && sa == 0 && (SIGN_A) != 0) {                       \
+                    ((T *)ga_t->data)[oa] +=                                  \
+                        (T)(SIGN_A) * NB_KERNEL(run_sum, T)(pdy, n);          \
+                } else if (ga_t) {                                            \
                     T *ga = (T *)ga_t->data + oa;                             \
                     for (int64_t j = 0; j < n; j++) {                         \
                         T a = pa[j * sa], b = pb[j * sb], dy = pdy[j];        \
@@ -124,7 +158,10 @@ static int binary_infer(nb_op_call *c)
                         ga[j * sa] += (DA);                                   \
                     }                                                         \
                 }                                                             \
-                if (gb_t) {                                                   \
+                if (gb_t && sb == 0 && (SIGN_B) != 0) {                       \
+                    ((T *)gb_t->data)[ob] +=                                  \
+                        (T)(SIGN_B) * NB_KERNEL(run_sum, T)(pdy, n);          \
+                } else if (gb_t) {                                            \
                     T *gb = (T *)gb_t->data + ob;                             \
                     for (int64_t j = 0; j < n; j++) {                         \
                         T a = pa[j * sa], b = pb[j * sb], dy = pdy[j];        \
@@ -148,21 +185,21 @@ static int binary_infer(nb_op_call *c)
         .backward = NAME##_backward,                                          \
     };
 
-DEFINE_BINARY(add, a + b, dy, dy,
+DEFINE_BINARY(add, a + b, dy, dy, 1, 1,
               "y = a + b; da = dy, db = dy (broadcast dims summed)")
-DEFINE_BINARY(sub, a - b, dy, -dy,
+DEFINE_BINARY(sub, a - b, dy, -dy, 1, -1,
               "y = a - b; da = dy, db = -dy (broadcast dims summed)")
-DEFINE_BINARY(mul, a * b, dy * b, dy * a,
+DEFINE_BINARY(mul, a * b, dy * b, dy * a, 0, 0,
               "y = a * b; da = dy * b, db = dy * a (broadcast dims summed)")
-DEFINE_BINARY(div, a / b, dy / b, -dy * a / (b * b),
+DEFINE_BINARY(div, a / b, dy / b, -dy * a / (b * b), 0, 0,
               "y = a / b; da = dy / b, db = -dy * a / b^2 (broadcast dims summed)")
 /* "a wins" includes a NaN a, and a NaN b beats a number a, so a NaN
  * propagates from either side. */
 #define A_WINS_MAX (a >= b || a != a)
 #define A_WINS_MIN (a <= b || a != a)
 DEFINE_BINARY(maximum, A_WINS_MAX ? a : b, A_WINS_MAX ? dy : (T)0,
-              A_WINS_MAX ? (T)0 : dy,
+              A_WINS_MAX ? (T)0 : dy, 0, 0,
               "y = max(a, b); da = dy [a >= b], db = dy [b > a] (tie: all to a)")
 DEFINE_BINARY(minimum, A_WINS_MIN ? a : b, A_WINS_MIN ? dy : (T)0,
-              A_WINS_MIN ? (T)0 : dy,
+              A_WINS_MIN ? (T)0 : dy, 0, 0,
               "y = min(a, b); da = dy [a <= b], db = dy [b < a] (tie: all to a)")
