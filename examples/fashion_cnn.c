@@ -343,7 +343,7 @@ static int draw(net *n, const nb_dataset *test, int64_t index,
 int main(int argc, char **argv)
 {
     bool test_size = ex_has_flag(argc, argv, "--test-size");
-    int64_t epochs = test_size ? 4 : 10, batch = 64, seed = 1;
+    int64_t epochs = test_size ? 4 : 20, batch = 64, seed = 1;
     int64_t limit = test_size ? 700 : 0, val_count = test_size ? 100 : 5000;
     int64_t test_limit = test_size ? 500 : 0, shift = 0, patience = 0;
     double lr = 0.05, momentum = 0.9, wd = 5e-4, dropout = 0.2;
