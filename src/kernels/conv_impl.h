@@ -199,24 +199,47 @@ static void SUFFIX(col2im)(const nb_conv_geom *g, REAL *col, REAL *x)
     }
 }
 
+/* Whether the weight gradient is made transposed, dw^T = col dy^T (k rows,
+ * og columns), with dy transposed for the GEMM instead of the patch
+ * matrix: when dy is the smaller of the two (og <= k: conv2 of the CNN
+ * transposes 64 x 196 per sample instead of 288 x 196), or when k is so
+ * small (conv1's 9) that k columns would leave most of a tile of two
+ * vectors idle (16 floats on AVX2, 32 on AVX-512) while og fills it. */
+static bool SUFFIX(weight_transposed)(int64_t og, int64_t k)
+{
+    return og <= k || k < 16;
+}
+
+/* Bytes of dw^T for every group (whole cache lines), where
+ * weight_transposed. */
+static size_t SUFFIX(dwt_bytes)(const nb_conv_geom *g)
+{
+    const int64_t og = g->o / g->groups, k = g->c / g->groups * g->kh * g->kw;
+    if (!SUFFIX(weight_transposed)(og, k))
+        return 0;
+    return ((size_t)(g->o * k) * sizeof(REAL) + 63) / 64 * 64;
+}
+
 size_t SUFFIX(nb_conv_workspace)(const nb_conv_geom *g)
 {
     const int64_t og = g->o / g->groups;
     const int64_t k = g->c / g->groups * g->kh * g->kw, ohw = g->oh * g->ow;
     size_t fwd = GEMM_WORKSPACE(og, ohw, k), data = GEMM_WORKSPACE(k, ohw, og),
-           weight = GEMM_WORKSPACE(og, k, ohw);
+           weight = SUFFIX(weight_transposed)(og, k)
+                        ? GEMM_WORKSPACE(k, og, ohw)
+                        : GEMM_WORKSPACE(og, k, ohw);
     size_t gemm = fwd > data ? fwd : data;
     if (weight > gemm)
         gemm = weight;
-    return nb_conv_col_bytes(g, sizeof(REAL)) + gemm;
+    return nb_conv_col_bytes(g, sizeof(REAL)) + SUFFIX(dwt_bytes)(g) + gemm;
 }
 
 /* The patch matrix's place in the workspace (NULL when x serves as it),
- * and the GEMM's packing space after it. */
+ * then dw^T's (dwt_bytes), then the GEMM's packing space. */
 static REAL *SUFFIX(col_of)(const nb_conv_geom *g, void *ws, void **gemm_ws)
 {
     size_t bytes = nb_conv_col_bytes(g, sizeof(REAL));
-    *gemm_ws = (char *)ws + bytes;
+    *gemm_ws = (char *)ws + bytes + SUFFIX(dwt_bytes)(g);
     return bytes ? (REAL *)ws : NULL;
 }
 
@@ -265,23 +288,47 @@ void SUFFIX(nb_conv_backward_data)(const nb_conv_geom *g, const REAL *w,
         }
 }
 
+/* dw = dwt^T + beta dw for each group's og x k block (dwt is k x og). */
+static void SUFFIX(add_transposed)(const nb_conv_geom *g, const REAL *dwt,
+                                   REAL beta, REAL *dw)
+{
+    const int64_t og = g->o / g->groups, k = g->c / g->groups * g->kh * g->kw;
+    for (int64_t gi = 0; gi < g->groups; gi++) {
+        const REAL *t = dwt + gi * k * og;
+        REAL *d = dw + gi * og * k;
+        for (int64_t o = 0; o < og; o++)
+            for (int64_t p = 0; p < k; p++)
+                d[o * k + p] = beta == 0 ? t[p * og + o]
+                                         : beta * d[o * k + p] + t[p * og + o];
+    }
+}
+
 void SUFFIX(nb_conv_backward_weight)(const nb_conv_geom *g, const REAL *x,
                                      const REAL *dy, REAL beta, REAL *dw,
                                      void *ws)
 {
     const int64_t og = g->o / g->groups, cg = g->c / g->groups;
     const int64_t k = cg * g->kh * g->kw, ohw = g->oh * g->ow;
+    const bool transposed = SUFFIX(weight_transposed)(og, k);
     void *gemm_ws;
     REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
+    /* dw^T sits between the patch matrix and the GEMM's space */
+    REAL *dwt = (REAL *)((char *)gemm_ws - SUFFIX(dwt_bytes)(g));
     if (g->batch == 0 && beta == 0)
         memset(dw, 0, (size_t)(g->o * k) * sizeof *dw);
     for (int64_t n = 0; n < g->batch; n++)
         for (int64_t gi = 0; gi < g->groups; gi++) {
             const REAL *xg = x + (n * g->c + gi * cg) * g->h * g->w;
+            const REAL *dyg = dy + (n * g->o + gi * og) * ohw;
             if (col)
                 SUFFIX(im2col)(g, xg, col);
-            GEMM(false, true, og, k, ohw, 1, dy + (n * g->o + gi * og) * ohw,
-                 ohw, col ? col : xg, ohw, n == 0 ? beta : 1, dw + gi * og * k,
-                 k, gemm_ws);
+            if (transposed)
+                GEMM(false, true, k, og, ohw, 1, col ? col : xg, ohw, dyg,
+                     ohw, n == 0 ? 0 : 1, dwt + gi * k * og, og, gemm_ws);
+            else
+                GEMM(false, true, og, k, ohw, 1, dyg, ohw, col ? col : xg,
+                     ohw, n == 0 ? beta : 1, dw + gi * og * k, k, gemm_ws);
         }
+    if (transposed && g->batch > 0)
+        SUFFIX(add_transposed)(g, dwt, beta, dw);
 }
