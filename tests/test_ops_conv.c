@@ -95,6 +95,10 @@ static const cfg configs[] = {
     {3, 5, 4, 6, 7, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},  /* 1x1 */
     {2, 2, 10, 9, 3, 2, 3, 1, 3, 2, 2, 0, 0, 2, 3, 2}, /* dilation, stride */
     {1, 3, 5, 5, 2, 5, 5, 1, 1, 1, 0, 0, 0, 0, 1, 1},  /* kernel = image */
+    /* rows as wide as the input's, which the patch copies take as blocks */
+    {2, 3, 6, 7, 4, 3, 3, 1, 1, 1, 2, 2, 2, 2, 2, 2},  /* dilated "same" */
+    {1, 2, 5, 6, 3, 3, 3, 1, 1, 1, 0, 2, 2, 0, 1, 1},  /* one-sided "same" */
+    {2, 2, 2, 3, 3, 5, 5, 1, 1, 1, 2, 2, 2, 2, 1, 1},  /* taps off the image */
     /* more samples than the others, each with 360 outputs, in two groups:
      * every product runs many times over, accumulating where it adds */
     {5, 4, 20, 18, 6, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1},

@@ -18,6 +18,9 @@
  *   input gradient   dx_g = col2im(w_g^T dy_g)             (GEMM, col2im)
  *   weight gradient  dw_g = sum_n dy_g col^T               (im2col, GEMM)
  *
+ * (the weight gradient made as dw_g^T = sum_n col dy_g^T in the workspace
+ * where that transposes less or fills the GEMM's tiles better, and added
+ * to dw once at the end; see weight_transposed in conv_impl.h).
  * A 1x1 kernel of stride 1 without padding needs no patch matrix (col is x
  * itself). The patch matrix lives in the caller's workspace beside the
  * GEMM's packing space, so nothing is allocated per call. Samples are

@@ -14,10 +14,98 @@ static void SUFFIX(inside)(int64_t off, int64_t stride, int64_t w, int64_t ow,
         *hi = *lo;
 }
 
+/* With stride 1 on both axes and an output row as wide as an input row
+ * (a "same" convolution, as in the CNN), the patch row of one (c, i, j)
+ * is, over the output rows oy that read inside the image, the plane's
+ * rows shifted by one constant offset: block copies instead of one copy
+ * per output row. */
+static bool SUFFIX(same_rows)(const nb_conv_geom *g)
+{
+    return g->sh == 1 && g->sw == 1 && g->ow == g->w;
+}
+
+/* The output rows [*a, *b) whose input row oy - ph + i dh (stride 1) lies
+ * in the image. */
+static void SUFFIX(rows_inside)(const nb_conv_geom *g, int64_t i, int64_t *a,
+                                int64_t *b)
+{
+    const int64_t shift = i * g->dh - g->ph;
+    int64_t lo = -shift > 0 ? -shift : 0, hi = g->h - shift;
+    if (hi > g->oh)
+        hi = g->oh;
+    if (lo > g->oh)
+        lo = g->oh;
+    if (hi < lo)
+        hi = lo;
+    *a = lo;
+    *b = hi;
+}
+
+/* Sets the columns ox < lo and ox >= hi of rows [a, b) of one patch row to
+ * zero: where the padding lies in a block copy. */
+static void SUFFIX(zero_edges)(const nb_conv_geom *g, REAL *row, int64_t a,
+                               int64_t b, int64_t lo, int64_t hi)
+{
+    /* by columns: a tap's edge is a column or two, its rows many */
+    for (int64_t ox = 0; ox < lo; ox++)
+        for (int64_t oy = a; oy < b; oy++)
+            row[oy * g->ow + ox] = 0;
+    for (int64_t ox = hi; ox < g->ow; ox++)
+        for (int64_t oy = a; oy < b; oy++)
+            row[oy * g->ow + ox] = 0;
+}
+
+/* The first and last element t of a block of `len` whose source t + off
+ * also lies in the block. */
+static void SUFFIX(block_span)(int64_t len, int64_t off, int64_t *t0,
+                               int64_t *t1)
+{
+    *t0 = off < 0 ? -off : 0;
+    *t1 = off > 0 ? len - off : len;
+    if (*t1 < *t0)
+        *t1 = *t0;
+}
+
+/* im2col for same_rows(g): per (c, i, j) the rows above and below the image
+ * are cleared in one go, the rows inside copied as one block from the
+ * plane shifted by the tap's column offset (an element's neighbour row
+ * lands in the edge columns), and the edge columns cleared. */
+static void SUFFIX(im2col_same)(const nb_conv_geom *g, const REAL *x, REAL *col)
+{
+    const int64_t cg = g->c / g->groups, ohw = g->oh * g->ow, w = g->w;
+    for (int64_t c = 0; c < cg; c++) {
+        const REAL *plane = x + c * g->h * w;
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t a, b;
+            SUFFIX(rows_inside)(g, i, &a, &b);
+            const REAL *src = plane + (a < b ? a + i * g->dh - g->ph : 0) * w;
+            for (int64_t j = 0; j < g->kw; j++) {
+                REAL *row = col + ((c * g->kh + i) * g->kw + j) * ohw;
+                const int64_t off = j * g->dw - g->pw;
+                int64_t lo, hi, t0, t1;
+                SUFFIX(inside)(off, 1, w, g->ow, &lo, &hi);
+                if (a > 0)
+                    memset(row, 0, (size_t)(a * g->ow) * sizeof *row);
+                if (b < g->oh)
+                    memset(row + b * g->ow, 0,
+                           (size_t)((g->oh - b) * g->ow) * sizeof *row);
+                REAL *dst = row + a * g->ow;
+                SUFFIX(block_span)((b - a) * w, off, &t0, &t1);
+                memcpy(dst + t0, src + t0 + off, (size_t)(t1 - t0) * sizeof *dst);
+                SUFFIX(zero_edges)(g, row, a, b, lo, hi);
+            }
+        }
+    }
+}
+
 /* col = the patch matrix of one sample's group of channels x (cg planes). */
 static void SUFFIX(im2col)(const nb_conv_geom *g, const REAL *x, REAL *col)
 {
     const int64_t cg = g->c / g->groups, ohw = g->oh * g->ow;
+    if (SUFFIX(same_rows)(g)) {
+        SUFFIX(im2col_same)(g, x, col);
+        return;
+    }
     for (int64_t c = 0; c < cg; c++) {
         const REAL *plane = x + c * g->h * g->w;
         for (int64_t i = 0; i < g->kh; i++)
@@ -49,10 +137,42 @@ static void SUFFIX(im2col)(const nb_conv_geom *g, const REAL *x, REAL *col)
     }
 }
 
+/* col2im for same_rows(g): the edge columns of col (the GEMM's scratch
+ * output) are cleared, then each (c, i, j)'s rows inside the image add
+ * into the plane as one shifted block. Each pixel takes its taps in the
+ * order of the general loop; the cleared entries add zeros. */
+static void SUFFIX(col2im_same)(const nb_conv_geom *g, REAL *col, REAL *x)
+{
+    const int64_t cg = g->c / g->groups, ohw = g->oh * g->ow, w = g->w;
+    for (int64_t c = 0; c < cg; c++) {
+        REAL *plane = x + c * g->h * w;
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t a, b;
+            SUFFIX(rows_inside)(g, i, &a, &b);
+            REAL *dst = plane + (a < b ? a + i * g->dh - g->ph : 0) * w;
+            for (int64_t j = 0; j < g->kw; j++) {
+                REAL *row = col + ((c * g->kh + i) * g->kw + j) * ohw;
+                const int64_t off = j * g->dw - g->pw;
+                int64_t lo, hi, t0, t1;
+                SUFFIX(inside)(off, 1, w, g->ow, &lo, &hi);
+                SUFFIX(zero_edges)(g, row, a, b, lo, hi);
+                const REAL *r = row + a * g->ow;
+                SUFFIX(block_span)((b - a) * w, off, &t0, &t1);
+                for (int64_t t = t0; t < t1; t++)
+                    dst[t + off] += r[t];
+            }
+        }
+    }
+}
+
 /* x += the patch matrix col folded back onto the image: every patch
  * element adds into the pixel it was read from (nothing for the padding). */
-static void SUFFIX(col2im)(const nb_conv_geom *g, const REAL *col, REAL *x)
+static void SUFFIX(col2im)(const nb_conv_geom *g, REAL *col, REAL *x)
 {
+    if (SUFFIX(same_rows)(g)) {
+        SUFFIX(col2im_same)(g, col, x);
+        return;
+    }
     const int64_t cg = g->c / g->groups, ohw = g->oh * g->ow;
     for (int64_t c = 0; c < cg; c++) {
         REAL *plane = x + c * g->h * g->w;
@@ -79,24 +199,47 @@ static void SUFFIX(col2im)(const nb_conv_geom *g, const REAL *col, REAL *x)
     }
 }
 
+/* Whether the weight gradient is made transposed, dw^T = col dy^T (k rows,
+ * og columns), with dy transposed for the GEMM instead of the patch
+ * matrix: when dy is the smaller of the two (og <= k: conv2 of the CNN
+ * transposes 64 x 196 per sample instead of 288 x 196), or when k is so
+ * small (conv1's 9) that k columns would leave most of a tile of two
+ * vectors idle (16 floats on AVX2, 32 on AVX-512) while og fills it. */
+static bool SUFFIX(weight_transposed)(int64_t og, int64_t k)
+{
+    return og <= k || k < 16;
+}
+
+/* Bytes of dw^T for every group (whole cache lines), where
+ * weight_transposed. */
+static size_t SUFFIX(dwt_bytes)(const nb_conv_geom *g)
+{
+    const int64_t og = g->o / g->groups, k = g->c / g->groups * g->kh * g->kw;
+    if (!SUFFIX(weight_transposed)(og, k))
+        return 0;
+    return ((size_t)(g->o * k) * sizeof(REAL) + 63) / 64 * 64;
+}
+
 size_t SUFFIX(nb_conv_workspace)(const nb_conv_geom *g)
 {
     const int64_t og = g->o / g->groups;
     const int64_t k = g->c / g->groups * g->kh * g->kw, ohw = g->oh * g->ow;
     size_t fwd = GEMM_WORKSPACE(og, ohw, k), data = GEMM_WORKSPACE(k, ohw, og),
-           weight = GEMM_WORKSPACE(og, k, ohw);
+           weight = SUFFIX(weight_transposed)(og, k)
+                        ? GEMM_WORKSPACE(k, og, ohw)
+                        : GEMM_WORKSPACE(og, k, ohw);
     size_t gemm = fwd > data ? fwd : data;
     if (weight > gemm)
         gemm = weight;
-    return nb_conv_col_bytes(g, sizeof(REAL)) + gemm;
+    return nb_conv_col_bytes(g, sizeof(REAL)) + SUFFIX(dwt_bytes)(g) + gemm;
 }
 
 /* The patch matrix's place in the workspace (NULL when x serves as it),
- * and the GEMM's packing space after it. */
+ * then dw^T's (dwt_bytes), then the GEMM's packing space. */
 static REAL *SUFFIX(col_of)(const nb_conv_geom *g, void *ws, void **gemm_ws)
 {
     size_t bytes = nb_conv_col_bytes(g, sizeof(REAL));
-    *gemm_ws = (char *)ws + bytes;
+    *gemm_ws = (char *)ws + bytes + SUFFIX(dwt_bytes)(g);
     return bytes ? (REAL *)ws : NULL;
 }
 
@@ -145,23 +288,47 @@ void SUFFIX(nb_conv_backward_data)(const nb_conv_geom *g, const REAL *w,
         }
 }
 
+/* dw = dwt^T + beta dw for each group's og x k block (dwt is k x og). */
+static void SUFFIX(add_transposed)(const nb_conv_geom *g, const REAL *dwt,
+                                   REAL beta, REAL *dw)
+{
+    const int64_t og = g->o / g->groups, k = g->c / g->groups * g->kh * g->kw;
+    for (int64_t gi = 0; gi < g->groups; gi++) {
+        const REAL *t = dwt + gi * k * og;
+        REAL *d = dw + gi * og * k;
+        for (int64_t o = 0; o < og; o++)
+            for (int64_t p = 0; p < k; p++)
+                d[o * k + p] = beta == 0 ? t[p * og + o]
+                                         : beta * d[o * k + p] + t[p * og + o];
+    }
+}
+
 void SUFFIX(nb_conv_backward_weight)(const nb_conv_geom *g, const REAL *x,
                                      const REAL *dy, REAL beta, REAL *dw,
                                      void *ws)
 {
     const int64_t og = g->o / g->groups, cg = g->c / g->groups;
     const int64_t k = cg * g->kh * g->kw, ohw = g->oh * g->ow;
+    const bool transposed = SUFFIX(weight_transposed)(og, k);
     void *gemm_ws;
     REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
+    /* dw^T sits between the patch matrix and the GEMM's space */
+    REAL *dwt = (REAL *)((char *)gemm_ws - SUFFIX(dwt_bytes)(g));
     if (g->batch == 0 && beta == 0)
         memset(dw, 0, (size_t)(g->o * k) * sizeof *dw);
     for (int64_t n = 0; n < g->batch; n++)
         for (int64_t gi = 0; gi < g->groups; gi++) {
             const REAL *xg = x + (n * g->c + gi * cg) * g->h * g->w;
+            const REAL *dyg = dy + (n * g->o + gi * og) * ohw;
             if (col)
                 SUFFIX(im2col)(g, xg, col);
-            GEMM(false, true, og, k, ohw, 1, dy + (n * g->o + gi * og) * ohw,
-                 ohw, col ? col : xg, ohw, n == 0 ? beta : 1, dw + gi * og * k,
-                 k, gemm_ws);
+            if (transposed)
+                GEMM(false, true, k, og, ohw, 1, col ? col : xg, ohw, dyg,
+                     ohw, n == 0 ? 0 : 1, dwt + gi * k * og, og, gemm_ws);
+            else
+                GEMM(false, true, og, k, ohw, 1, dyg, ohw, col ? col : xg,
+                     ohw, n == 0 ? beta : 1, dw + gi * og * k, k, gemm_ws);
         }
+    if (transposed && g->batch > 0)
+        SUFFIX(add_transposed)(g, dwt, beta, dw);
 }
