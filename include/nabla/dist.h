@@ -118,7 +118,11 @@ typedef struct nb_dist_stats {
     int64_t steps;      /**< successful gradient averages */
     double bytes;       /**< bytes of packed gradients they reduced */
     double bytes_early; /**< of which in buckets whose ring started during
-                             backward */
+                             backward, before its last gradient was
+                             reported (so with backward work left to
+                             overlap) */
+    double bytes_done_early; /**< of which in buckets whose ring had ended
+                                  when nb_dist_average_grads was called */
 } nb_dist_stats;
 
 /** Copies the context's figures into *stats: NB_OK, or NB_ERR_ARG for a

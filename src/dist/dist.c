@@ -113,6 +113,8 @@ struct nb_dist {
     bool began;   /* nb_dist_begin_grads hooked the graph for this step */
     double weight;
     int n_fired, active; /* reports so far; rings in flight */
+    double started_early, started_before; /* bytes whose rings reports
+                              started: all, and all before the latest */
     int step_err;        /* a misuse seen by the hook */
     int mpi_err;         /* the first MPI error of this step's rings */
     nb_dist_stats stats;
@@ -503,6 +505,7 @@ static void step_reset(nb_dist *d)
     d->active = 0;
     d->step_err = 0;
     d->mpi_err = MPI_SUCCESS;
+    d->started_early = d->started_before = 0;
 }
 
 /* Parameter p's gradient times weight into its place in the packed
@@ -555,7 +558,7 @@ static int bucket_start(nb_dist *d, int b, bool early)
     q->step = 0;
     d->active++;
     if (early)
-        d->stats.bytes_early += (double)q->len * (double)esize_of(q->t);
+        d->started_early += (double)q->len * (double)esize_of(q->t);
     return bucket_post(d, b);
 }
 
@@ -649,6 +652,9 @@ static void grad_ready(void *user, nb_node *leaf)
     d->fired[d->n_fired++] = p;
     if (!d->armed || !d->overlap || d->mpi_err != MPI_SUCCESS)
         return;
+    /* What earlier reports started had backward work still to overlap;
+     * what the pass's last report starts has none. */
+    d->started_before = d->started_early;
     pack_param(d, p, d->weight);
     int err = MPI_SUCCESS;
     for (int b = d->bfirst[p]; b <= d->blast[p] && err == MPI_SUCCESS; b++)
@@ -766,6 +772,11 @@ static int grads_finish(nb_dist *d, nb_graph *g, nb_optimizer *opt,
          * and layout were agreed on. A rank that failed runs them too. */
         if (!began)
             step_reset(d);
+        d->stats.bytes_early += d->started_before;
+        for (int b = 0; b < d->nb; b++)
+            if (d->buckets[b].step == 2 * (d->size - 1))
+                d->stats.bytes_done_early += (double)d->buckets[b].len *
+                                             (double)esize_of(d->buckets[b].t);
         int err = rings_finish(d, weight);
         if (err != MPI_SUCCESS && own == NB_OK)
             own = ring_failed(g, err);
