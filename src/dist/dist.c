@@ -4,7 +4,8 @@
  * additions to the implementation, which picks an algorithm by message
  * size, rank count and transport (and may change it between versions), so
  * the bits it returns are not promised to be the same from run to run or
- * from rank to rank. Here every sum is a ring written with MPI_Sendrecv to
+ * from rank to rank. Here every sum is a ring of point-to-point steps
+ * (MPI_Sendrecv, or MPI_Isend and MPI_Irecv for the gradient buckets) to
  * fixed neighbours: the vector is cut into R chunks; in R - 1 reduce-
  * scatter steps, rank r sends chunk (r - s) mod R to rank r + 1 and adds
  * chunk (r - s - 1) mod R from rank r - 1 to its own, so that chunk c is
