@@ -1,21 +1,30 @@
 /* Data-parallel scaling: the Fashion-MNIST MLP 784-256-128-10 (ReLU,
  * softmax cross-entropy, SGD lr 0.05 momentum 0.9) with a per-rank batch,
  * trained with the loop a user would write on nabla_dist:
- * nb_dist_broadcast once, then per step nb_feed_rows, nb_forward,
- * nb_backward, nb_dist_average_grads, nb_optimizer_step. Run it under
- * mpirun with 1 and with 2 ranks (one OpenMP thread each): weak scaling,
- * the work per rank fixed.
+ * nb_dist_broadcast once, then per step nb_dist_begin_grads, nb_feed_rows,
+ * nb_forward, nb_backward, nb_dist_average_grads, nb_optimizer_step. Run
+ * it under mpirun with 1 and with 2 ranks (one OpenMP thread each): weak
+ * scaling, the work per rank fixed.
  *
- * Figures, one JSON line from rank 0 (medians over the timed epochs):
+ * Figures, one JSON line from rank 0 (medians over the timed epochs, the
+ * overlap over all of them):
  *   samples/s  = ranks * batch * steps / wall seconds of the epoch's steps
- *   compute_ms = feed + forward + backward per step (rank 0)
- *   reduce_ms  = nb_dist_average_grads per step (rank 0): the agreement,
- *                packing and the ring over the buckets, including the wait
- *                for the slower rank
- *   overlap    = 0: the public backward gives no per-parameter completion,
- *                so the reduction starts after backward (docs/distributed.md)
+ *   compute_ms = feed + forward + backward per step (rank 0), which
+ *                includes the packing and ring progress done in backward's
+ *                gradient-ready calls
+ *   reduce_ms  = nb_dist_average_grads per step (rank 0): the reduction's
+ *                wait after backward: the rest of the rings, the
+ *                agreement, unpacking, and the wait for the slower rank
+ *   overlap    = the fraction of the reduced bytes whose ring started
+ *                during backward; overlap_done: of those whose ring had
+ *                ended when backward returned
  *
  *   mpirun -np R dist_mlp [--batch B] [--epochs E] [--limit N] [--data DIR]
+ *                         [--bucket-kib K] [--no-overlap]
+ *
+ * --bucket-kib: nb_dist_new's bucket size (default 0: NB_DIST_BUCKET_BYTES,
+ * which holds the whole MLP in one bucket); --no-overlap: the same layout
+ * with every ring left to nb_dist_average_grads (nb_dist_set_overlap).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +39,20 @@
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
-    int64_t batch = 64, epochs = 3, limit = 19200;
+    int64_t batch = 64, epochs = 3, limit = 19200, bucket_kib = 0;
+    bool overlap = true;
     const char *dir = "/usr/share/datasets/fashion-mnist";
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--no-overlap")) {
+            overlap = false;
+            for (int j = i; j + 1 < argc; j++)
+                argv[j] = argv[j + 1];
+            argc--;
+        }
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--batch"))
+        if (!strcmp(argv[i], "--bucket-kib"))
+            bucket_kib = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch"))
             batch = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--epochs"))
             epochs = atoll(argv[i + 1]);
@@ -43,13 +62,14 @@ int main(int argc, char **argv)
             dir = argv[i + 1];
     }
     nb_status st;
-    nb_dist *d = nb_dist_new(MPI_COMM_WORLD, 0, &st);
+    nb_dist *d = nb_dist_new(MPI_COMM_WORLD, (size_t)bucket_kib << 10, &st);
     if (!d) {
         fprintf(stderr, "dist_mlp: %s\n", st.message);
         MPI_Finalize();
         return 1;
     }
     int rank = nb_dist_rank(d), ranks = nb_dist_size(d);
+    nb_dist_set_overlap(d, overlap);
     char images[512], labels[512];
     snprintf(images, sizeof images, "%s/train-images-idx3-ubyte.gz", dir);
     snprintf(labels, sizeof labels, "%s/train-labels-idx1-ubyte.gz", dir);
@@ -100,11 +120,14 @@ int main(int argc, char **argv)
         nb_shuffle(g, order, n);
         MPI_Bcast(order, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD);
         MPI_Barrier(MPI_COMM_WORLD);
+        if (e == 1)
+            nb_dist_reset_stats(d);
         double t0 = bench_now(), tc = 0, tr = 0;
         for (int64_t s = 0; rc == NB_OK && s < steps; s++) {
             double a = bench_now();
             const int64_t *rows = order + s * global + rank * batch;
-            rc = nb_feed_rows(g, x, train.x, rows, batch);
+            rc = nb_dist_begin_grads(d, opt, 1.0 / ranks);
+            rc = rc ? rc : nb_feed_rows(g, x, train.x, rows, batch);
             rc = rc ? rc : nb_feed_rows(g, y, train.y, rows, batch);
             rc = rc ? rc : nb_forward(g, loss);
             rc = rc ? rc : nb_backward(g, loss);
@@ -123,15 +146,23 @@ int main(int argc, char **argv)
             red[e - 1] = 1e3 * tr / (double)steps;
         }
     }
+    nb_dist_stats ds = {0};
+    nb_dist_get_stats(d, &ds);
+    double bytes = ds.bytes > 0 ? ds.bytes : 1;
     if (rc != NB_OK)
         fprintf(stderr, "dist_mlp: rank %d: %s\n", rank, nb_graph_error(g));
     else if (rank == 0)
         printf("{\"bench\":\"dist_mlp\",\"ranks\":%d,\"batch_per_rank\":%lld,"
                "\"samples_per_s\":%.0f,\"compute_ms_per_step\":%.3f,"
-               "\"reduce_ms_per_step\":%.3f,\"overlap\":0,"
-               "\"rows\":%lld,\"epochs\":%lld}\n",
+               "\"reduce_ms_per_step\":%.3f,\"overlap\":%.3f,"
+               "\"overlap_done\":%.3f,\"overlap_on\":%s,"
+               "\"bucket_bytes\":%lld,\"rows\":%lld,\"epochs\":%lld}\n",
                ranks, (long long)batch, bench_median(rate, (int)epochs),
                bench_median(comp, (int)epochs), bench_median(red, (int)epochs),
+               ds.bytes_early / bytes, ds.bytes_done_early / bytes,
+               overlap ? "true" : "false",
+               (long long)(bucket_kib ? bucket_kib << 10
+                                      : (int64_t)NB_DIST_BUCKET_BYTES),
                (long long)n, (long long)epochs);
     free(order);
     free(rate);

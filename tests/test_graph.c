@@ -712,6 +712,108 @@ static void test_feed_forms(void)
     nb_graph_free(g);
 }
 
+/* The gradient-ready hook: each leaf that gets a gradient is reported once
+ * per pass, after its last consumer in backward order, holding its final
+ * gradient; frozen parameters are not reported; the order is fixed. */
+typedef struct ready_log {
+    int n;
+    nb_node *leaf[8];
+    double first[8]; /* the gradient's elements 0 and last at the call */
+    double last[8];
+} ready_log;
+
+static void log_ready(void *user, nb_node *leaf)
+{
+    ready_log *r = user;
+    if (r->n < 8) {
+        nb_tensor *gr = nb_node_grad(leaf);
+        r->leaf[r->n] = leaf;
+        r->first[r->n] = gr ? nb_tensor_get(gr, 0) : NAN;
+        r->last[r->n] = gr ? nb_tensor_get(gr, nb_tensor_size(gr) - 1) : NAN;
+    }
+    r->n++;
+}
+
+static void check_ready_log(const ready_log *r, nb_node *const *want,
+                            const char *pass)
+{
+    CHECK(r->n == 4, "%s: %d calls, not 4", pass, r->n);
+    for (int i = 0; i < 4 && i < r->n; i++) {
+        CHECK(r->leaf[i] == want[i], "%s: call %d reported '%s', not '%s'",
+              pass, i, nb_node_name(r->leaf[i]), nb_node_name(want[i]));
+        nb_tensor *gr = nb_node_grad(r->leaf[i]);
+        CHECK(gr && r->first[i] == nb_tensor_get(gr, 0) &&
+                  r->last[i] == nb_tensor_get(gr, nb_tensor_size(gr) - 1),
+              "%s: '%s' was reported before its gradient was final", pass,
+              nb_node_name(r->leaf[i]));
+    }
+}
+
+static void test_grad_ready(void)
+{
+    CHECK(nb_graph_set_grad_ready(NULL, log_ready, NULL) == NB_ERR_ARG,
+          "a NULL graph is refused");
+    nb_graph *g = nb_graph_new();
+    nb_graph_seed(g, 3);
+    nb_node *x = nb_input(g, "x", NB_F64, 2, (const int64_t[]){2, 3});
+    nb_node *W1 = nb_param(g, "W1", NB_F64, 2, (const int64_t[]){3, 4});
+    nb_node *b1 = nb_param(g, "b1", NB_F64, 1, (const int64_t[]){4});
+    nb_node *W2 = nb_param(g, "W2", NB_F64, 2, (const int64_t[]){4, 1});
+    nb_node *F = nb_param(g, "F", NB_F64, 1, (const int64_t[]){4});
+    nb_node *leaves[] = {W1, b1, W2, F};
+    for (int i = 0; i < 4; i++) {
+        nb_tensor *t = nb_node_value(leaves[i]);
+        for (int64_t k = 0; k < nb_tensor_size(t); k++)
+            nb_tensor_set(t, k, nb_rng_normal(g));
+    }
+    double xs[6];
+    for (int i = 0; i < 6; i++)
+        xs[i] = nb_rng_normal(g);
+    CHECK(nb_feed_data(g, x, xs) == NB_OK, "%s", nb_graph_error(g));
+    nb_input_set_requires_grad(g, x, true);
+    nb_param_set_trainable(g, F, false);
+    nb_node *h = nb_tanh(g, nb_add(g, nb_matmul(g, x, W1), b1));
+    nb_node *out = nb_sum(g, nb_matmul(g, nb_mul(g, h, F), W2));
+    /* W1 fans out: the regulariser's product, later in forward order, sends
+     * its message first; the matmul's comes last. */
+    nb_node *L = nb_add(g, out, nb_sum(g, nb_mul(g, W1, W1)));
+    CHECK(L != NULL, "build: %s", nb_graph_error(g));
+    ready_log r = {0};
+    CHECK(nb_graph_set_grad_ready(g, log_ready, &r) == NB_OK, "set");
+    nb_node *const want[] = {W2, b1, x, W1};
+    for (int pass = 0; pass < 3; pass++) {
+        /* The first pass is the general one, the next ones the compiled
+         * list's. */
+        r.n = 0;
+        CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
+              nb_graph_error(g));
+        check_ready_log(&r, want, pass ? "steady pass" : "first pass");
+    }
+    r.n = 0;
+    CHECK(nb_backward_ex(g, L, NULL, NB_BACKWARD_ACCUMULATE) == NB_OK, "%s",
+          nb_graph_error(g));
+    check_ready_log(&r, want, "accumulating pass");
+    nb_trace *t = nb_trace_begin(g);
+    r.n = 0;
+    CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
+          nb_graph_error(g));
+    check_ready_log(&r, want, "traced pass");
+    nb_trace_end(t);
+    nb_trace_free(t);
+    /* A leaf that is the output is reported at the end of its pass. */
+    nb_node *const only[] = {W1};
+    r.n = 0;
+    CHECK(nb_backward_ex(g, W1, nb_node_value(W1), 0) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK(r.n == 1 && r.leaf[0] == only[0], "the output leaf: %d calls", r.n);
+    CHECK(nb_graph_set_grad_ready(g, NULL, NULL) == NB_OK, "removed");
+    r.n = 0;
+    CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
+          nb_graph_error(g));
+    CHECK(r.n == 0, "no call once removed (%d)", r.n);
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     test_feed_forms();
@@ -727,5 +829,6 @@ int main(void)
     test_node_storage();
     test_failed_constructor();
     test_order_survives_failed_refresh();
+    test_grad_ready();
     return tu_finish("graph");
 }

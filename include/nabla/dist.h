@@ -20,7 +20,9 @@
 #ifndef NABLA_DIST_H
 #define NABLA_DIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <mpi.h>
 
@@ -86,6 +88,48 @@ NB_API int nb_dist_broadcast(nb_dist *d, nb_graph *g, nb_optimizer *opt,
  * first; on failure the gradients are unchanged. Errors go to the graph. */
 NB_API int nb_dist_average_grads(nb_dist *d, nb_optimizer *opt, double weight,
                                  int own);
+
+/** Not collective: the gradients of the next backward on opt's graph may
+ * be reduced while that backward runs. Call it on every rank before the
+ * step's backward (before its forward is as good), with the weight the
+ * step's nb_dist_average_grads will pass, and follow that backward with
+ * nb_dist_average_grads, whose result it does not change: the same bits
+ * with or without it, whatever the timing. It sets the graph's
+ * gradient-ready hook (nb_graph_set_grad_ready) until
+ * nb_dist_average_grads, which removes it. From the second such step on,
+ * the buckets are laid out in the order backward finishes the gradients,
+ * each parameter is packed when backward reports it final, and a bucket
+ * whose parameters are all packed starts its non-blocking ring at once
+ * (unless nb_dist_set_overlap turned that off). Only one backward may run
+ * between the two calls (for gradient accumulation, begin before the last
+ * one). NB_OK, or a negative code with the error on the graph, which the
+ * caller passes as `own` to nb_dist_average_grads. */
+NB_API int nb_dist_begin_grads(nb_dist *d, nb_optimizer *opt, double weight);
+
+/** Whether nb_dist_begin_grads starts buckets during backward (the
+ * default) or leaves every ring to nb_dist_average_grads, with the same
+ * layout and so the same bits: for measuring what overlap gains. Call it
+ * with the same value on every rank. NB_ERR_ARG for NULL. */
+NB_API int nb_dist_set_overlap(nb_dist *d, bool overlap);
+
+/** What the gradient reductions of a context did, since it was made or
+ * last reset (this rank's view). */
+typedef struct nb_dist_stats {
+    int64_t steps;      /**< successful gradient averages */
+    double bytes;       /**< bytes of packed gradients they reduced */
+    double bytes_early; /**< of which in buckets whose ring started during
+                             backward, before its last gradient was
+                             reported (so with backward work left to
+                             overlap) */
+    double bytes_done_early; /**< of which in buckets whose ring had ended
+                                  when nb_dist_average_grads was called */
+} nb_dist_stats;
+
+/** Copies the context's figures into *stats: NB_OK, or NB_ERR_ARG for a
+ * NULL argument. */
+NB_API int nb_dist_get_stats(const nb_dist *d, nb_dist_stats *stats);
+/** Sets the figures to zero; NULL is a no-op. */
+NB_API void nb_dist_reset_stats(nb_dist *d);
 
 /** The hooks that make nb_train data parallel: set nb_train_config.dist to
  * this (valid while d lives); NULL for NULL. */

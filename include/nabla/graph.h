@@ -247,6 +247,38 @@ NB_API int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                    unsigned flags);
 /** @} */
 
+/** A gradient-ready hook (see nb_graph_set_grad_ready): `leaf` is a
+ * trainable parameter or an input that asks for a gradient, whose gradient
+ * (nb_node_grad) backward has just finished. */
+typedef void (*nb_grad_ready_fn)(void *user, nb_node *leaf);
+
+/** @name Running */
+/** @{ */
+/** Sets the graph's gradient-ready hook, or removes it (fn NULL). While it
+ * is set, every backward calls fn(user, leaf) once for each leaf of the
+ * pass that gets a gradient (trainable parameters, grad-requiring inputs),
+ * as soon as the leaf's gradient is final: right after the backward of its
+ * last consumer in backward order, when every message to it has been added
+ * (with NB_BACKWARD_ACCUMULATE, the sum including this pass's). The calls
+ * come in an order fixed by the graph: the reverse of the forward order of
+ * those last consumers, the leaves of one consumer in its input order; a
+ * leaf that is the output itself comes last. So a reducer may start
+ * sending a parameter's gradient while backward goes on with the rest.
+ *
+ * The hook runs on the thread that called backward, between two ops'
+ * backward calls. It may read any node's value and the gradients it has
+ * been handed, but must not change the graph or any gradient (no new
+ * nodes, feeds, forward or backward; no writes to a gradient before
+ * backward returns). A pass that fails (an op error, checking mode's
+ * report of a non-finite gradient, which checks leaves after the pass)
+ * stops calling it: the leaves not yet reported get no call for that pass.
+ * The list of calls is worked out once per order, so the hook adds no
+ * allocation to a steady training step. Returns NB_OK, or NB_ERR_ARG for a
+ * NULL graph. */
+NB_API int nb_graph_set_grad_ready(nb_graph *g, nb_grad_ready_fn fn,
+                                   void *user);
+/** @} */
+
 
 #ifdef __cplusplus
 }

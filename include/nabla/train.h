@@ -133,6 +133,12 @@ typedef struct nb_train_dist {
      * own, or one that names the first failing rank). */
     int (*reduce)(void *ctx, nb_graph *g, nb_optimizer *opt, double weight,
                   int status, double *sums, int n);
+    /** Optional (NULL: none), not collective: called on every rank before
+     * each step's forward and backward with the weight that step's reduce
+     * will pass, so that the reduction of the gradients can start while
+     * backward still runs (nabla_dist sets the graph's gradient-ready
+     * hook). A negative return is that rank's failure of the step. */
+    int (*begin)(void *ctx, nb_graph *g, nb_optimizer *opt, double weight);
 } nb_train_dist;
 
 /** How nb_train trains. Epochs are numbered from 1 everywhere the loop

@@ -193,6 +193,18 @@ struct nb_fast {
 };
 #define NB_FAST_MAX_OPS 4096
 
+/* The gradient-ready hook and its calls for one order: leaf[j] is reported
+ * right after the backward of after[j] (NULL: after the whole pass), and a
+ * pass walks j from n - 1 down to 0 (see ready_compile in exec.c). */
+struct nb_ready {
+    nb_grad_ready_fn fn;
+    void *user;
+    nb_node *target; /* compiled for (target, version); NULL: not compiled */
+    uint64_t version;
+    nb_node **leaf, **after;
+    int64_t n, cap_leaf, cap_after;
+};
+
 struct nb_graph {
     struct nb_node_block **blocks;
     int64_t n_blocks, cap_blocks;
@@ -244,6 +256,7 @@ struct nb_graph {
     struct nb_trace *trace; /* recording backward messages, or NULL */
 
     struct nb_fast fast; /* the cached order compiled for steady steps */
+    struct nb_ready ready; /* nb_graph_set_grad_ready */
 
     /* Shared shape rows, looked up by a hash of the shape (see nb_tensor). */
     int64_t *shape_rows[16];

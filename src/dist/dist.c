@@ -4,7 +4,8 @@
  * additions to the implementation, which picks an algorithm by message
  * size, rank count and transport (and may change it between versions), so
  * the bits it returns are not promised to be the same from run to run or
- * from rank to rank. Here every sum is a ring written with MPI_Sendrecv to
+ * from rank to rank. Here every sum is a ring of point-to-point steps
+ * (MPI_Sendrecv, or MPI_Isend and MPI_Irecv for the gradient buckets) to
  * fixed neighbours: the vector is cut into R chunks; in R - 1 reduce-
  * scatter steps, rank r sends chunk (r - s) mod R to rank r + 1 and adds
  * chunk (r - s - 1) mod R from rank r - 1 to its own, so that chunk c is
@@ -21,12 +22,29 @@
  * every rank learns of the failure at the same collective and returns an
  * error instead of waiting for a message that will never come.
  *
- * Buckets. The gradients of the optimiser's parameters are packed, in
- * parameter order, into one buffer per dtype (scaled by the rank's weight
- * on the way), and each buffer is reduced in buckets of at most
- * bucket_bytes. nabla's backward is one call with no per-node callback in
- * the public API, so a bucket cannot be started while backward is still
- * running: the buckets are reduced one after the other once it returns.
+ * Buckets. The gradients of the optimiser's parameters are packed into one
+ * buffer per dtype (scaled by the rank's weight on the way), each buffer
+ * cut into buckets of at most bucket_bytes, and every bucket is reduced by
+ * its own ring of MPI_Isend / MPI_Irecv steps on a communicator of their
+ * own, tagged with the bucket's number, so that any number of rings can be
+ * in flight in any order. Which operands each addition takes depends only
+ * on the rank count and the layout (where each element sits in its
+ * bucket), never on when a ring ran.
+ *
+ * Overlap. The layout is the order in which backward finishes the
+ * parameters' gradients (libnabla's gradient-ready hook), learnt from a
+ * step's backward and agreed on by every rank at the end of the step
+ * before it is used. Once a layout is agreed (armed), nb_dist_begin_grads
+ * hooks the graph: each parameter reported final is packed at once, a
+ * bucket whose parameters are all packed starts its ring, and each report
+ * moves the rings in flight on with MPI_Testsome; nb_dist_average_grads
+ * starts what is left, waits for every ring, then agrees on the statuses.
+ * A rank that failed still runs the rings (the others are in them) and
+ * only its agreement carries the failure; the gradients are written back
+ * only when every rank passed. Before a layout is armed (the first step,
+ * or a loop without nb_dist_begin_grads) the agreement comes first and
+ * the rings after it, in the optimiser's parameter order until a layout
+ * is learnt.
  */
 #include <limits.h>
 #include <math.h>
@@ -39,21 +57,68 @@
 static const char who[] = "dist";
 
 /* Slots of the small agreement vector kept allocated for the hooks, after
- * one per rank. */
+ * two per rank (its status and its layout's signature). */
 enum { SMALL_SUMS = 8 };
+
+/* One bucket: elements [lo, lo + len) of the packed buffer of dtype t. */
+typedef struct bucket {
+    int t;
+    int64_t lo, len;
+    int need;      /* parameters with elements in it */
+    int pending;   /* of which not yet packed this step */
+    int step;      /* the ring step in flight; -1 not started; done at
+                      2 (R - 1) */
+    size_t tmp_at; /* its received chunk's place in gtmp, bytes */
+} bucket;
 
 struct nb_dist {
     MPI_Comm comm;
+    MPI_Comm gcomm; /* the gradient rings' */
     int rank, size;
     size_t bucket_bytes;
+    int max_tag;
     nb_train_dist hooks;
-    double *small; /* size + SMALL_SUMS */
+    double *small; /* 2 size + SMALL_SUMS */
     void *pack[2]; /* packed gradients by dtype, with their capacities */
     size_t pack_cap[2];
-    void *tmp; /* one received chunk */
+    void *tmp; /* one received chunk of a blocking sum */
     size_t tmp_cap;
     unsigned char *bytes; /* broadcast staging */
     size_t bytes_cap;
+
+    /* The plan for one optimiser, all in one block (plan_mem). */
+    nb_optimizer *opt; /* NULL: no plan */
+    int np, nb;        /* parameters, buckets */
+    int64_t nodes;     /* entries of param_of */
+    int *param_of;     /* node id -> parameter index, or -1 */
+    int *pt;           /* per parameter: dtype index */
+    int64_t *pn;       /* per parameter: elements */
+    int64_t *offset;   /* per parameter: place in pack[pt] (the layout) */
+    int *bfirst, *blast; /* per parameter: the buckets it falls in */
+    int *layout;       /* parameter indices in packing order */
+    int *fired;        /* this step's reports, in order */
+    int *next;         /* the layout they make, for the next step */
+    unsigned char *done, *packed; /* per parameter, this step */
+    bucket *buckets;
+    MPI_Request *req;  /* 2 per bucket: receive, send */
+    int *idx;          /* 2 per bucket, for MPI_Testsome */
+    void *plan_mem;
+    size_t plan_cap;
+    void *gtmp; /* the buckets' received chunks */
+    size_t gtmp_cap;
+    int64_t per[2];        /* elements per bucket by dtype */
+    int64_t pack_elems[2]; /* elements of each packed buffer */
+
+    bool armed;   /* the layout is agreed: rings run before the agreement */
+    bool overlap; /* start rings during backward (nb_dist_set_overlap) */
+    bool began;   /* nb_dist_begin_grads hooked the graph for this step */
+    double weight;
+    int n_fired, active; /* reports so far; rings in flight */
+    double started_early, started_before; /* bytes whose rings reports
+                              started: all, and all before the latest */
+    int step_err;        /* a misuse seen by the hook */
+    int mpi_err;         /* the first MPI error of this step's rings */
+    nb_dist_stats stats;
 };
 
 /* A message for an MPI error code. */
@@ -87,9 +152,42 @@ static int64_t chunk_lo(int64_t count, int size, int c)
     return count * c / size;
 }
 
+/* Step s of the ring over count elements on rank r of R: it sends chunk
+ * [*slo, *slo + *slen) to the right and receives chunk [*rlo, *rlo +
+ * *rlen) from the left, which it adds to its own (the reduce-scatter's
+ * R - 1 steps) or takes as it is (the allgather's R - 1 after them). */
+static bool ring_step(int64_t count, int R, int r, int s, int64_t *slo,
+                      int *slen, int64_t *rlo, int *rlen)
+{
+    bool add = s < R - 1;
+    int a = add ? s : s - (R - 1);
+    int sc = (r - a + (add ? 0 : 1) + 2 * R) % R;
+    int rc = (r - a - (add ? 1 : 0) + 2 * R) % R;
+    *slo = chunk_lo(count, R, sc);
+    *rlo = chunk_lo(count, R, rc);
+    *slen = (int)(chunk_lo(count, R, sc + 1) - *slo);
+    *rlen = (int)(chunk_lo(count, R, rc + 1) - *rlo);
+    return add;
+}
+
+static void add_into(void *dst, const void *src, int n, size_t esize)
+{
+    if (esize == sizeof(float)) {
+        float *d = dst;
+        const float *x = src;
+        for (int i = 0; i < n; i++)
+            d[i] += x[i];
+    } else {
+        double *d = dst;
+        const double *x = src;
+        for (int i = 0; i < n; i++)
+            d[i] += x[i];
+    }
+}
+
 /* In-place sum over ranks of buf[0..count) of `type` (MPI_FLOAT or
- * MPI_DOUBLE, esize bytes each). Returns MPI_SUCCESS or an MPI code
- * (NB_ERR_NOMEM when the chunk buffer cannot be had). */
+ * MPI_DOUBLE, esize bytes each), blocking. Returns MPI_SUCCESS or an MPI
+ * code (NB_ERR_NOMEM when the chunk buffer cannot be had). */
 static int ring_sum(nb_dist *d, void *buf, int64_t count, MPI_Datatype type,
                     size_t esize)
 {
@@ -100,50 +198,33 @@ static int ring_sum(nb_dist *d, void *buf, int64_t count, MPI_Datatype type,
         return NB_ERR_NOMEM;
     unsigned char *b = buf;
     int right = (r + 1) % R, left = (r + R - 1) % R;
-    for (int s = 0; s < R - 1; s++) {
-        int sc = (r - s + 2 * R) % R, rc = (r - s - 1 + 2 * R) % R;
-        int64_t slo = chunk_lo(count, R, sc), rlo = chunk_lo(count, R, rc);
-        int slen = (int)(chunk_lo(count, R, sc + 1) - slo);
-        int rlen = (int)(chunk_lo(count, R, rc + 1) - rlo);
+    for (int s = 0; s < 2 * (R - 1); s++) {
+        int64_t slo, rlo;
+        int slen, rlen;
+        bool add = ring_step(count, R, r, s, &slo, &slen, &rlo, &rlen);
+        void *into = add ? d->tmp : b + (size_t)rlo * esize;
         int err = MPI_Sendrecv(b + (size_t)slo * esize, slen, type, right, 1,
-                               d->tmp, rlen, type, left, 1, d->comm,
+                               into, rlen, type, left, 1, d->comm,
                                MPI_STATUS_IGNORE);
         if (err != MPI_SUCCESS)
             return err;
-        if (esize == sizeof(float)) {
-            float *dst = (float *)(void *)(b + (size_t)rlo * esize);
-            const float *src = d->tmp;
-            for (int i = 0; i < rlen; i++)
-                dst[i] += src[i];
-        } else {
-            double *dst = (double *)(void *)(b + (size_t)rlo * esize);
-            const double *src = d->tmp;
-            for (int i = 0; i < rlen; i++)
-                dst[i] += src[i];
-        }
-    }
-    /* Rank r now holds chunk r + 1 complete. */
-    for (int s = 0; s < R - 1; s++) {
-        int sc = (r + 1 - s + 2 * R) % R, rc = (r - s + 2 * R) % R;
-        int64_t slo = chunk_lo(count, R, sc), rlo = chunk_lo(count, R, rc);
-        int slen = (int)(chunk_lo(count, R, sc + 1) - slo);
-        int rlen = (int)(chunk_lo(count, R, rc + 1) - rlo);
-        int err = MPI_Sendrecv(b + (size_t)slo * esize, slen, type, right, 2,
-                               b + (size_t)rlo * esize, rlen, type, left, 2,
-                               d->comm, MPI_STATUS_IGNORE);
-        if (err != MPI_SUCCESS)
-            return err;
+        if (add)
+            add_into(b + (size_t)rlo * esize, d->tmp, rlen, esize);
     }
     return MPI_SUCCESS;
 }
 
 /* ---- agreement ---- */
 
-/* The ring sum of the statuses and sums[0..n). Returns NB_OK when every
- * rank passed NB_OK; otherwise the own code, or the first failing rank's
- * code, with a message in msg. On a rank's failure sums is unchanged. */
-static int agree_sum(nb_dist *d, int own, double *sums, int n, char *msg,
-                     size_t msglen)
+/* The ring sum of the statuses, the layout signatures and sums[0..n).
+ * Returns NB_OK when every rank passed NB_OK; otherwise the own code, or
+ * the first failing rank's code, with a message in msg. On a rank's failure
+ * sums is unchanged. sig is this rank's signature of the gradient layout
+ * its backward reported (0: none); *same (when not NULL) says every rank
+ * reported the same one, and ranks that reported different ones are an
+ * error. */
+static int agree_sum(nb_dist *d, int own, double sig, double *sums, int n,
+                     char *msg, size_t msglen, bool *same)
 {
     int R = d->size;
     double *v = d->small;
@@ -155,11 +236,12 @@ static int agree_sum(nb_dist *d, int own, double *sums, int n, char *msg,
                 ((size_t)n / (size_t)R + 1) * sizeof(double)) != NB_OK)
         own = NB_ERR_NOMEM;
     int m = apart ? 0 : n;
-    memset(v, 0, (size_t)R * sizeof *v);
+    memset(v, 0, 2 * (size_t)R * sizeof *v);
     v[d->rank] = own < 0 ? (double)own : 0;
+    v[R + d->rank] = sig;
     if (m)
-        memcpy(v + R, sums, (size_t)m * sizeof *v);
-    int err = ring_sum(d, v, R + m, MPI_DOUBLE, sizeof(double));
+        memcpy(v + 2 * R, sums, (size_t)m * sizeof *v);
+    int err = ring_sum(d, v, 2 * R + m, MPI_DOUBLE, sizeof(double));
     int rc = NB_OK;
     if (err == MPI_SUCCESS && own != NB_OK) {
         rc = own;
@@ -175,9 +257,23 @@ static int agree_sum(nb_dist *d, int own, double *sums, int n, char *msg,
                 break;
             }
     }
+    bool all = true;
+    for (int i = 0; i < R && err == MPI_SUCCESS; i++) {
+        all = all && v[R + i] == v[R] && v[R] != 0;
+        if (rc == NB_OK && v[R + i] != 0 && v[R] != 0 && v[R + i] != v[R]) {
+            rc = NB_ERR_ARG;
+            snprintf(msg, msglen,
+                     "%s: ranks 0 and %d report their gradients in different "
+                     "orders or sizes; build the same graph and optimiser "
+                     "on every rank",
+                     who, i);
+        }
+    }
+    if (same)
+        *same = all && rc == NB_OK;
     if (err == MPI_SUCCESS && rc == NB_OK) {
         if (m)
-            memcpy(sums, v + R, (size_t)m * sizeof *v);
+            memcpy(sums, v + 2 * R, (size_t)m * sizeof *v);
         else if (apart)
             err = ring_sum(d, sums, n, MPI_DOUBLE, sizeof(double));
     }
@@ -192,10 +288,11 @@ static int agree_sum(nb_dist *d, int own, double *sums, int n, char *msg,
 
 /* agree_sum with the message on the graph, unless this rank's own failure
  * already put one there. */
-static int agree_graph(nb_dist *d, nb_graph *g, int own, double *sums, int n)
+static int agree_graph(nb_dist *d, nb_graph *g, int own, double sig,
+                       double *sums, int n, bool *same)
 {
     char msg[256];
-    int rc = agree_sum(d, own, sums, n, msg, sizeof msg);
+    int rc = agree_sum(d, own, sig, sums, n, msg, sizeof msg, same);
     if (rc != NB_OK && own == NB_OK)
         nb_graph_set_error(g, rc, "%s", msg);
     return rc;
@@ -213,8 +310,8 @@ int nb_dist_sum(nb_dist *d, double *v, int n, int own, nb_status *status)
     if (n < 0 || (n > 0 && !v))
         own = own ? own : NB_ERR_ARG;
     char msg[256];
-    int rc = agree_sum(d, own, n > 0 && v ? v : NULL, n > 0 && v ? n : 0, msg,
-                       sizeof msg);
+    int rc = agree_sum(d, own, 0, n > 0 && v ? v : NULL, n > 0 && v ? n : 0,
+                       msg, sizeof msg, NULL);
     if (rc != NB_OK)
         return nb_status_set(status, rc, "%s", msg);
     return NB_OK;
@@ -227,24 +324,9 @@ static int dtype_index(nb_dtype t)
     return t == NB_F64;
 }
 
-/* Reserves what grads_reduce needs, so that it cannot fail on one rank for
- * want of memory once the others are in the ring. */
-static int grads_reserve(nb_dist *d, nb_optimizer *opt)
+static size_t esize_of(int t)
 {
-    size_t elems[2] = {0, 0};
-    for (int i = 0; i < nb_optimizer_param_count(opt); i++) {
-        nb_tensor *v = nb_node_value(nb_optimizer_param(opt, i));
-        elems[dtype_index(nb_tensor_dtype(v))] += (size_t)nb_tensor_size(v);
-    }
-    for (int t = 0; t < 2; t++) {
-        size_t es = t ? sizeof(double) : sizeof(float);
-        size_t per = d->bucket_bytes / es;
-        size_t count = elems[t] < per ? elems[t] : per;
-        if (reserve(&d->pack[t], &d->pack_cap[t], elems[t] * es) ||
-            reserve(&d->tmp, &d->tmp_cap, (count / (size_t)d->size + 1) * es))
-            return NB_ERR_NOMEM;
-    }
-    return NB_OK;
+    return t ? sizeof(double) : sizeof(float);
 }
 
 /* Whether parameter i is of dtype index t; then *n is its element count and
@@ -265,103 +347,477 @@ static bool param_in(nb_optimizer *opt, int i, int t, int64_t *n,
     return true;
 }
 
-static int grads_reduce(nb_dist *d, nb_graph *g, nb_optimizer *opt,
-                        double weight)
+/* The plan is d's for opt as it is now: the same parameter nodes, sizes
+ * and dtypes (an optimiser freed and another made at its address is not
+ * taken for it). */
+static bool plan_fits(const nb_dist *d, nb_optimizer *opt)
 {
-    int np = nb_optimizer_param_count(opt);
-    if (d->size == 1) {
-        /* Nothing to add: the weighted gradient in place, as packing and
-         * unpacking would leave it. */
-        for (int i = 0; weight != 1 && i < np; i++) {
-            int64_t n;
-            nb_tensor *gr;
-            for (int t = 0; t < 2; t++)
-                if (param_in(opt, i, t, &n, &gr) && gr) {
-                    float *f = nb_tensor_f32(gr);
-                    double *x = nb_tensor_f64(gr);
-                    for (int64_t k = 0; k < n; k++) {
-                        if (f)
-                            f[k] = (float)((double)f[k] * weight);
-                        else
-                            x[k] *= weight;
-                    }
-                }
-        }
+    if (!d->opt || d->opt != opt || d->np != nb_optimizer_param_count(opt))
+        return false;
+    for (int p = 0; p < d->np; p++) {
+        nb_node *n = nb_optimizer_param(opt, p);
+        nb_tensor *v = nb_node_value(n);
+        int64_t id = nb_node_id(n);
+        if (id < 0 || id >= d->nodes || d->param_of[id] != p ||
+            d->pn[p] != nb_tensor_size(v) ||
+            d->pt[p] != dtype_index(nb_tensor_dtype(v)))
+            return false;
+    }
+    return true;
+}
+
+/* Places the parameters in the order order[0..np): each one's offset in
+ * its dtype's buffer, the buckets it falls in and each bucket's count of
+ * parameters. */
+static void lay_out(nb_dist *d, const int *order)
+{
+    int64_t at[2] = {0, 0};
+    int base[2] = {0, (int)((d->pack_elems[0] + d->per[0] - 1) / d->per[0])};
+    for (int b = 0; b < d->nb; b++)
+        d->buckets[b].need = 0;
+    for (int i = 0; i < d->np; i++) {
+        int p = order[i], t = d->pt[p];
+        d->layout[i] = p;
+        d->offset[p] = at[t];
+        d->bfirst[p] = base[t] + (int)(at[t] / d->per[t]);
+        d->blast[p] = base[t] + (int)((at[t] + d->pn[p] - 1) / d->per[t]);
+        if (d->pn[p] == 0)
+            d->blast[p] = d->bfirst[p] - 1;
+        for (int b = d->bfirst[p]; b <= d->blast[p]; b++)
+            d->buckets[b].need++;
+        at[t] += d->pn[p];
+    }
+}
+
+/* Carves n bytes from *at, keeping 16-byte alignment. */
+static void *carve(unsigned char **at, size_t n)
+{
+    void *p = *at;
+    *at += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+/* Makes the plan for opt (its maps, buckets, buffers, in the optimiser's
+ * parameter order) unless d has it: memory the rings need, reserved before
+ * any ring starts. A new plan is not armed. */
+static int plan_reserve(nb_dist *d, nb_optimizer *opt)
+{
+    if (plan_fits(d, opt))
         return NB_OK;
+    d->opt = NULL;
+    d->armed = false;
+    int np = nb_optimizer_param_count(opt), R = d->size;
+    int64_t elems[2] = {0, 0}, nodes = 0;
+    for (int p = 0; p < np; p++) {
+        nb_node *n = nb_optimizer_param(opt, p);
+        nb_tensor *v = nb_node_value(n);
+        elems[dtype_index(nb_tensor_dtype(v))] += nb_tensor_size(v);
+        if (nb_node_id(n) + 1 > nodes)
+            nodes = nb_node_id(n) + 1;
     }
-    size_t elems[2] = {0, 0};
-    for (int i = 0; i < np; i++) {
-        nb_tensor *v = nb_node_value(nb_optimizer_param(opt, i));
-        elems[dtype_index(nb_tensor_dtype(v))] += (size_t)nb_tensor_size(v);
-    }
+    int nbt[2];
+    size_t gneed = 0;
     for (int t = 0; t < 2; t++) {
-        if (elems[t] == 0)
-            continue;
-        size_t es = t ? sizeof(double) : sizeof(float);
-        if (reserve(&d->pack[t], &d->pack_cap[t], elems[t] * es))
-            return NB_ERR_NOMEM;
-        size_t at = 0;
-        int64_t n;
-        nb_tensor *gr;
-        for (int i = 0; i < np; i++) {
-            if (!param_in(opt, i, t, &n, &gr))
-                continue;
-            bool has = gr != NULL;
-            if (t) {
-                double *dst = (double *)d->pack[t] + at;
-                const double *src = has ? nb_tensor_f64(gr) : NULL;
-                for (int64_t k = 0; k < n; k++)
-                    dst[k] = src ? src[k] * weight : 0;
-            } else {
-                float *dst = (float *)d->pack[t] + at;
-                const float *src = has ? nb_tensor_f32(gr) : NULL;
-                for (int64_t k = 0; k < n; k++)
-                    dst[k] = src ? (float)((double)src[k] * weight) : 0;
-            }
-            at += (size_t)n;
-        }
-        size_t per = d->bucket_bytes / es;
-        if (per > (size_t)INT_MAX)
-            per = (size_t)INT_MAX;
-        if (per < 1)
-            per = 1;
-        unsigned char *base = d->pack[t];
-        for (size_t lo = 0; lo < elems[t]; lo += per) {
-            size_t len = elems[t] - lo < per ? elems[t] - lo : per;
-            int err = ring_sum(d, base + lo * es, (int64_t)len,
-                               t ? MPI_DOUBLE : MPI_FLOAT, es);
-            if (err != MPI_SUCCESS) {
-                char s[MPI_MAX_ERROR_STRING + 1];
-                if (err == NB_ERR_NOMEM)
-                    return nb_graph_set_error(g, NB_ERR_NOMEM,
-                                              "%s: out of memory", who);
-                mpi_message(err, s, sizeof s);
-                return nb_graph_set_error(
-                    g, NB_ERR_IO, "%s: the gradient sum failed: %s", who, s);
-            }
-        }
-        at = 0;
-        for (int i = 0; i < np; i++) {
-            if (!param_in(opt, i, t, &n, &gr))
-                continue;
-            if (gr)
-                memcpy(nb_tensor_data(gr), base + at * es, (size_t)n * es);
-            at += (size_t)n;
+        size_t per = d->bucket_bytes / esize_of(t);
+        per = per > (size_t)INT_MAX ? (size_t)INT_MAX : per < 1 ? 1 : per;
+        /* Each bucket's ring has a tag of its own. */
+        int64_t most = d->max_tag / 2;
+        if (elems[t] / (int64_t)per >= most)
+            per = (size_t)(elems[t] / most + 1);
+        d->per[t] = (int64_t)per;
+        nbt[t] = (int)((elems[t] + d->per[t] - 1) / d->per[t]);
+        for (int k = 0; k < nbt[t]; k++) {
+            int64_t len = elems[t] - k * d->per[t];
+            len = len < d->per[t] ? len : d->per[t];
+            gneed += (((size_t)(len / R + 1) * esize_of(t)) + 15) & ~(size_t)15;
         }
     }
+    int nb = nbt[0] + nbt[1];
+    size_t in = (size_t)np * sizeof(int), i64 = (size_t)np * sizeof(int64_t);
+    size_t need = 16 * 16 + (size_t)nodes * sizeof(int) + 7 * in + 2 * i64 +
+                  2 * (size_t)np + (size_t)nb * sizeof(bucket) +
+                  2 * (size_t)nb * (sizeof(MPI_Request) + sizeof(int));
+    if (reserve(&d->plan_mem, &d->plan_cap, need) ||
+        reserve(&d->gtmp, &d->gtmp_cap, gneed ? gneed : 1) ||
+        reserve(&d->pack[0], &d->pack_cap[0],
+                (size_t)elems[0] * sizeof(float) + 1) ||
+        reserve(&d->pack[1], &d->pack_cap[1],
+                (size_t)elems[1] * sizeof(double) + 1))
+        return NB_ERR_NOMEM;
+    unsigned char *at = d->plan_mem;
+    d->param_of = carve(&at, (size_t)nodes * sizeof(int));
+    d->pt = carve(&at, in);
+    d->bfirst = carve(&at, in);
+    d->blast = carve(&at, in);
+    d->layout = carve(&at, in);
+    d->fired = carve(&at, in);
+    d->next = carve(&at, in);
+    d->idx = carve(&at, 2 * (size_t)nb * sizeof(int));
+    d->pn = carve(&at, i64);
+    d->offset = carve(&at, i64);
+    d->done = carve(&at, (size_t)np);
+    d->packed = carve(&at, (size_t)np);
+    d->buckets = carve(&at, (size_t)nb * sizeof(bucket));
+    d->req = carve(&at, 2 * (size_t)nb * sizeof(MPI_Request));
+    for (int64_t i = 0; i < nodes; i++)
+        d->param_of[i] = -1;
+    for (int p = 0; p < np; p++) {
+        nb_node *n = nb_optimizer_param(opt, p);
+        nb_tensor *v = nb_node_value(n);
+        d->param_of[nb_node_id(n)] = p;
+        d->pt[p] = dtype_index(nb_tensor_dtype(v));
+        d->pn[p] = nb_tensor_size(v);
+        d->next[p] = p;
+    }
+    size_t tat = 0;
+    for (int t = 0, b = 0; t < 2; t++)
+        for (int k = 0; k < nbt[t]; k++, b++) {
+            bucket *q = &d->buckets[b];
+            q->t = t;
+            q->lo = k * d->per[t];
+            q->len = elems[t] - q->lo < d->per[t] ? elems[t] - q->lo
+                                                  : d->per[t];
+            q->tmp_at = tat;
+            tat += (((size_t)(q->len / R + 1) * esize_of(t)) + 15) &
+                   ~(size_t)15;
+        }
+    for (int i = 0; i < 2 * nb; i++)
+        d->req[i] = MPI_REQUEST_NULL;
+    d->np = np;
+    d->nb = nb;
+    d->nodes = nodes;
+    d->pack_elems[0] = elems[0];
+    d->pack_elems[1] = elems[1];
+    lay_out(d, d->next);
+    d->opt = opt;
     return NB_OK;
 }
 
-/* Packing needs memory that a rank may not get: reserved and agreed on
- * before the first bucket, so that no rank is left in a ring the others
- * skip. */
-static int reduce_with_grads(nb_dist *d, nb_graph *g, nb_optimizer *opt,
-                             double weight, int own, double *sums, int n)
+/* Forgets this step's reports, packing and rings (none is in flight). */
+static void step_reset(nb_dist *d)
 {
-    if (own == NB_OK && grads_reserve(d, opt) != NB_OK)
+    memset(d->done, 0, (size_t)d->np);
+    memset(d->packed, 0, (size_t)d->np);
+    for (int b = 0; b < d->nb; b++) {
+        d->buckets[b].pending = d->buckets[b].need;
+        d->buckets[b].step = -1;
+    }
+    d->n_fired = 0;
+    d->active = 0;
+    d->step_err = 0;
+    d->mpi_err = MPI_SUCCESS;
+    d->started_early = d->started_before = 0;
+}
+
+/* Parameter p's gradient times weight into its place in the packed
+ * buffer (zeros for a parameter without a gradient). */
+static void pack_param(nb_dist *d, int p, double weight)
+{
+    int t = d->pt[p];
+    int64_t n;
+    nb_tensor *gr;
+    param_in(d->opt, p, t, &n, &gr);
+    if (t) {
+        double *dst = (double *)d->pack[1] + d->offset[p];
+        const double *src = gr ? nb_tensor_f64(gr) : NULL;
+        for (int64_t k = 0; k < n; k++)
+            dst[k] = src ? src[k] * weight : 0;
+    } else {
+        float *dst = (float *)d->pack[0] + d->offset[p];
+        const float *src = gr ? nb_tensor_f32(gr) : NULL;
+        for (int64_t k = 0; k < n; k++)
+            dst[k] = src ? (float)((double)src[k] * weight) : 0;
+    }
+    d->packed[p] = 1;
+}
+
+/* Posts bucket b's ring step in flight: receive from the left, send to the
+ * right, tagged with the bucket. */
+static int bucket_post(nb_dist *d, int b)
+{
+    bucket *q = &d->buckets[b];
+    int R = d->size, r = d->rank;
+    size_t es = esize_of(q->t);
+    MPI_Datatype type = q->t ? MPI_DOUBLE : MPI_FLOAT;
+    unsigned char *base = (unsigned char *)d->pack[q->t] + (size_t)q->lo * es;
+    int64_t slo, rlo;
+    int slen, rlen;
+    bool add = ring_step(q->len, R, r, q->step, &slo, &slen, &rlo, &rlen);
+    void *into = add ? (unsigned char *)d->gtmp + q->tmp_at
+                     : base + (size_t)rlo * es;
+    int err = MPI_Irecv(into, rlen, type, (r + R - 1) % R, b, d->gcomm,
+                        &d->req[2 * b]);
+    return err != MPI_SUCCESS
+               ? err
+               : MPI_Isend(base + (size_t)slo * es, slen, type, (r + 1) % R,
+                           b, d->gcomm, &d->req[2 * b + 1]);
+}
+
+static int bucket_start(nb_dist *d, int b, bool early)
+{
+    bucket *q = &d->buckets[b];
+    q->step = 0;
+    d->active++;
+    if (early)
+        d->started_early += (double)q->len * (double)esize_of(q->t);
+    return bucket_post(d, b);
+}
+
+/* Bucket b's step in flight has completed: adds what it received (in the
+ * reduce-scatter), then posts the next step. */
+static int bucket_advance(nb_dist *d, int b)
+{
+    bucket *q = &d->buckets[b];
+    int R = d->size;
+    int64_t slo, rlo;
+    int slen, rlen;
+    if (ring_step(q->len, R, d->rank, q->step, &slo, &slen, &rlo, &rlen)) {
+        size_t es = esize_of(q->t);
+        add_into((unsigned char *)d->pack[q->t] + (size_t)(q->lo + rlo) * es,
+                 (unsigned char *)d->gtmp + q->tmp_at, rlen, es);
+    }
+    if (++q->step == 2 * (R - 1)) {
+        d->active--;
+        return MPI_SUCCESS;
+    }
+    return bucket_post(d, b);
+}
+
+/* Moves the rings in flight on: as far as they go without blocking, or
+ * (wait) until every one is done. */
+static int rings_progress(nb_dist *d, bool wait)
+{
+    while (d->active > 0) {
+        int out = 0;
+        int err = wait ? MPI_Waitsome(2 * d->nb, d->req, &out, d->idx,
+                                      MPI_STATUSES_IGNORE)
+                       : MPI_Testsome(2 * d->nb, d->req, &out, d->idx,
+                                      MPI_STATUSES_IGNORE);
+        if (err != MPI_SUCCESS)
+            return err;
+        if (out == MPI_UNDEFINED || out == 0)
+            return wait ? MPI_ERR_INTERN : MPI_SUCCESS;
+        for (int i = 0; i < out; i++) {
+            int b = d->idx[i] / 2;
+            bucket *q = &d->buckets[b];
+            if (q->step >= 0 && q->step < 2 * (d->size - 1) &&
+                d->req[2 * b] == MPI_REQUEST_NULL &&
+                d->req[2 * b + 1] == MPI_REQUEST_NULL &&
+                (err = bucket_advance(d, b)) != MPI_SUCCESS)
+                return err;
+        }
+    }
+    return MPI_SUCCESS;
+}
+
+/* Packs every parameter not packed yet, starts every bucket not started
+ * and waits for all the rings. */
+static int rings_finish(nb_dist *d, double weight)
+{
+    for (int p = 0; p < d->np; p++)
+        if (!d->packed[p])
+            pack_param(d, p, weight);
+    int err = d->mpi_err;
+    for (int b = 0; b < d->nb && err == MPI_SUCCESS; b++)
+        if (d->buckets[b].step < 0)
+            err = bucket_start(d, b, false);
+    return err == MPI_SUCCESS ? rings_progress(d, true) : err;
+}
+
+static int ring_failed(nb_graph *g, int err)
+{
+    char s[MPI_MAX_ERROR_STRING + 1];
+    mpi_message(err, s, sizeof s);
+    return nb_graph_set_error(g, NB_ERR_IO, "%s: the gradient sum failed: %s",
+                              who, s);
+}
+
+/* libnabla's gradient-ready hook: parameter p's gradient is final. */
+static void grad_ready(void *user, nb_node *leaf)
+{
+    nb_dist *d = user;
+    int64_t id = nb_node_id(leaf);
+    int p = id >= 0 && id < d->nodes ? d->param_of[id] : -1;
+    if (p < 0)
+        return; /* an input asking for a gradient, or not opt's */
+    if (d->done[p]) {
+        if (!d->step_err)
+            d->step_err = nb_graph_set_error(
+                nb_node_graph(leaf), NB_ERR_STATE,
+                "%s: two backward passes between nb_dist_begin_grads and "
+                "nb_dist_average_grads (begin before the last one only)",
+                who);
+        return;
+    }
+    d->done[p] = 1;
+    d->fired[d->n_fired++] = p;
+    if (!d->armed || !d->overlap || d->mpi_err != MPI_SUCCESS)
+        return;
+    /* What earlier reports started had backward work still to overlap;
+     * what the pass's last report starts has none. */
+    d->started_before = d->started_early;
+    pack_param(d, p, d->weight);
+    int err = MPI_SUCCESS;
+    for (int b = d->bfirst[p]; b <= d->blast[p] && err == MPI_SUCCESS; b++)
+        if (--d->buckets[b].pending == 0)
+            err = bucket_start(d, b, true);
+    if (err == MPI_SUCCESS)
+        err = rings_progress(d, false);
+    d->mpi_err = err;
+}
+
+static void hash_mix(uint32_t *h, int64_t x)
+{
+    for (int i = 0; i < 8; i++)
+        *h = (*h ^ (uint32_t)((uint64_t)x >> (8 * i) & 0xff)) * 16777619u;
+}
+
+/* The layout this step's reports make (the reported parameters in their
+ * order, then the others in the optimiser's) into d->next, and its
+ * signature, a whole number in [1, 2^31]; 0 when nothing was reported. */
+static double next_layout(nb_dist *d)
+{
+    if (d->n_fired == 0)
+        return 0;
+    int i = 0;
+    for (; i < d->n_fired; i++)
+        d->next[i] = d->fired[i];
+    for (int p = 0; p < d->np; p++)
+        if (!d->done[p])
+            d->next[i++] = p;
+    uint32_t h = 2166136261u;
+    hash_mix(&h, d->size);
+    hash_mix(&h, d->per[0]);
+    hash_mix(&h, d->per[1]);
+    for (i = 0; i < d->np; i++) {
+        hash_mix(&h, d->next[i]);
+        hash_mix(&h, d->pn[d->next[i]] * 2 + d->pt[d->next[i]]);
+    }
+    return (double)(h >> 1) + 1;
+}
+
+int nb_dist_begin_grads(nb_dist *d, nb_optimizer *opt, double weight)
+{
+    if (!d || !opt)
+        return NB_ERR_ARG;
+    nb_graph *g = nb_node_graph(nb_optimizer_param(opt, 0));
+    if (!g)
+        return NB_ERR_ARG;
+    if (d->began)
+        return nb_graph_set_error(g, NB_ERR_STATE,
+                                  "%s: nb_dist_begin_grads twice without "
+                                  "nb_dist_average_grads",
+                                  who);
+    if (!(weight >= 0 && weight <= 1))
+        return nb_graph_set_error(g, NB_ERR_ARG,
+                                  "%s: weight %g is not in [0, 1]", who,
+                                  weight);
+    if (d->size == 1)
+        return NB_OK; /* nothing to send */
+    if (plan_reserve(d, opt) != NB_OK)
+        return nb_graph_set_error(g, NB_ERR_NOMEM, "%s: out of memory", who);
+    step_reset(d);
+    d->began = true;
+    d->weight = weight;
+    return nb_graph_set_grad_ready(g, grad_ready, d);
+}
+
+/* One rank: the weighted gradient in place, as packing, summing over one
+ * rank and unpacking would leave it. */
+static void scale_grads(nb_optimizer *opt, double weight)
+{
+    for (int i = 0; weight != 1 && i < nb_optimizer_param_count(opt); i++) {
+        int64_t n;
+        nb_tensor *gr;
+        for (int t = 0; t < 2; t++)
+            if (param_in(opt, i, t, &n, &gr) && gr) {
+                float *f = nb_tensor_f32(gr);
+                double *x = nb_tensor_f64(gr);
+                for (int64_t k = 0; k < n; k++) {
+                    if (f)
+                        f[k] = (float)((double)f[k] * weight);
+                    else
+                        x[k] *= weight;
+                }
+            }
+    }
+}
+
+/* The step's end: the rings (before the agreement when a layout is armed,
+ * after it otherwise), the agreement with the layout this step's backward
+ * reported, the gradients written back when every rank passed. */
+static int grads_finish(nb_dist *d, nb_graph *g, nb_optimizer *opt,
+                        double weight, int own, double *sums, int n)
+{
+    bool began = d->began;
+    d->began = false;
+    if (began)
+        nb_graph_set_grad_ready(g, NULL, NULL);
+    if (d->size == 1) {
+        int rc = agree_graph(d, g, own, 0, sums, n, NULL);
+        if (rc == NB_OK)
+            scale_grads(opt, weight);
+        return rc;
+    }
+    if (own == NB_OK && began && (opt != d->opt || weight != d->weight))
+        own = nb_graph_set_error(g, NB_ERR_ARG,
+                                 "%s: nb_dist_average_grads's optimiser or "
+                                 "weight (%g) differs from "
+                                 "nb_dist_begin_grads' (%g)",
+                                 who, weight, d->weight);
+    if (own == NB_OK && began && d->step_err)
+        own = d->step_err;
+    bool armed = d->armed && plan_fits(d, opt);
+    if (armed) {
+        /* Every rank is in the rings already or can enter them: memory
+         * and layout were agreed on. A rank that failed runs them too. */
+        if (!began)
+            step_reset(d);
+        d->stats.bytes_early += d->started_before;
+        for (int b = 0; b < d->nb; b++)
+            if (d->buckets[b].step == 2 * (d->size - 1))
+                d->stats.bytes_done_early += (double)d->buckets[b].len *
+                                             (double)esize_of(d->buckets[b].t);
+        int err = rings_finish(d, weight);
+        if (err != MPI_SUCCESS && own == NB_OK)
+            own = ring_failed(g, err);
+    } else if (own == NB_OK && plan_reserve(d, opt) != NB_OK) {
         own = nb_graph_set_error(g, NB_ERR_NOMEM, "%s: out of memory", who);
-    int rc = agree_graph(d, g, own, sums, n);
-    return rc ? rc : grads_reduce(d, g, opt, weight);
+    } else if (!began && d->opt) {
+        step_reset(d);
+    }
+    double sig = d->opt && began ? next_layout(d) : 0;
+    bool same = false;
+    int rc = agree_graph(d, g, own, sig, sums, n, &same);
+    if (rc == NB_OK && !armed) {
+        if (same)
+            lay_out(d, d->next); /* learnt: this step already uses it */
+        int err = rings_finish(d, weight);
+        if (err != MPI_SUCCESS)
+            rc = ring_failed(g, err);
+    }
+    if (rc == NB_OK) {
+        for (int p = 0; p < d->np; p++) {
+            int64_t cnt;
+            nb_tensor *gr;
+            size_t es = esize_of(d->pt[p]);
+            if (param_in(opt, p, d->pt[p], &cnt, &gr) && gr)
+                memcpy(nb_tensor_data(gr),
+                       (unsigned char *)d->pack[d->pt[p]] + d->offset[p] * es,
+                       (size_t)cnt * es);
+        }
+        d->stats.steps++;
+        d->stats.bytes += (double)d->pack_elems[0] * sizeof(float) +
+                          (double)d->pack_elems[1] * sizeof(double);
+    }
+    if (same) {
+        if (armed && memcmp(d->next, d->layout, (size_t)d->np * sizeof(int)))
+            lay_out(d, d->next);
+        d->armed = true;
+    }
+    if (d->opt)
+        step_reset(d);
+    return rc;
 }
 
 int nb_dist_average_grads(nb_dist *d, nb_optimizer *opt, double weight,
@@ -376,7 +832,29 @@ int nb_dist_average_grads(nb_dist *d, nb_optimizer *opt, double weight,
         own = nb_graph_set_error(g, NB_ERR_ARG,
                                  "%s: weight %g is not in [0, 1]", who,
                                  weight);
-    return reduce_with_grads(d, g, opt, weight, own, NULL, 0);
+    return grads_finish(d, g, opt, weight, own, NULL, 0);
+}
+
+int nb_dist_set_overlap(nb_dist *d, bool overlap)
+{
+    if (!d)
+        return NB_ERR_ARG;
+    d->overlap = overlap;
+    return NB_OK;
+}
+
+int nb_dist_get_stats(const nb_dist *d, nb_dist_stats *stats)
+{
+    if (!d || !stats)
+        return NB_ERR_ARG;
+    *stats = d->stats;
+    return NB_OK;
+}
+
+void nb_dist_reset_stats(nb_dist *d)
+{
+    if (d)
+        memset(&d->stats, 0, sizeof d->stats);
 }
 
 /* ---- broadcast ---- */
@@ -452,7 +930,7 @@ int nb_dist_broadcast(nb_dist *d, nb_graph *g, nb_optimizer *opt, int own)
     if (own == NB_OK &&
         reserve((void **)&d->bytes, &d->bytes_cap, total) != NB_OK)
         own = nb_graph_set_error(g, NB_ERR_NOMEM, "%s: out of memory", who);
-    int rc = agree_graph(d, g, own, NULL, 0);
+    int rc = agree_graph(d, g, own, 0, NULL, 0, NULL);
     if (rc != NB_OK)
         return rc;
     /* Models that differ are found before any byte moves: the largest and
@@ -533,8 +1011,15 @@ static int hook_epoch(void *ctx, nb_graph *g, int64_t *order, int64_t n)
 static int hook_reduce(void *ctx, nb_graph *g, nb_optimizer *opt,
                        double weight, int status, double *sums, int n)
 {
-    return opt ? reduce_with_grads(ctx, g, opt, weight, status, sums, n)
-               : agree_graph(ctx, g, status, sums, n);
+    return opt ? grads_finish(ctx, g, opt, weight, status, sums, n)
+               : agree_graph(ctx, g, status, 0, sums, n, NULL);
+}
+
+static int hook_begin(void *ctx, nb_graph *g, nb_optimizer *opt,
+                      double weight)
+{
+    (void)g;
+    return nb_dist_begin_grads(ctx, opt, weight);
 }
 
 /* ---- the context ---- */
@@ -564,12 +1049,15 @@ nb_dist *nb_dist_new(MPI_Comm comm, size_t bucket_bytes, nb_status *status)
     int size = 0;
     MPI_Comm_size(dup, &size);
     double *small =
-        nb_alloc_zeroed(((size_t)size + SMALL_SUMS) * sizeof *small);
+        nb_alloc_zeroed((2 * (size_t)size + SMALL_SUMS) * sizeof *small);
     /* Whether every rank got its memory is itself agreed on, with MPI's
      * own reduction: a count of 0 or 1 sums exactly in any order. */
     int ok = d && small, all = 0;
     if (ok && reserve(&d->tmp, &d->tmp_cap,
-                      ((size_t)SMALL_SUMS / (size_t)size + 2) * sizeof(double)))
+                      ((size_t)SMALL_SUMS / (size_t)size + 3) * sizeof(double)))
+        ok = 0;
+    MPI_Comm gdup = MPI_COMM_NULL;
+    if (ok && MPI_Comm_dup(dup, &gdup) != MPI_SUCCESS)
         ok = 0;
     err = MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, dup);
     if (err != MPI_SUCCESS || !all) {
@@ -577,6 +1065,8 @@ nb_dist *nb_dist_new(MPI_Comm comm, size_t bucket_bytes, nb_status *status)
             nb_free(d->tmp);
         nb_free(small);
         nb_free(d);
+        if (gdup != MPI_COMM_NULL)
+            MPI_Comm_free(&gdup);
         MPI_Comm_free(&dup);
         nb_status_set(status, err != MPI_SUCCESS ? NB_ERR_IO : NB_ERR_NOMEM,
                       "%s: %s", who,
@@ -584,7 +1074,13 @@ nb_dist *nb_dist_new(MPI_Comm comm, size_t bucket_bytes, nb_status *status)
                                          : "out of memory on some rank");
         return NULL;
     }
+    MPI_Comm_set_errhandler(gdup, MPI_ERRORS_RETURN);
+    int *tag_ub = NULL, flag = 0;
+    MPI_Comm_get_attr(gdup, MPI_TAG_UB, &tag_ub, &flag);
+    d->max_tag = flag && tag_ub ? *tag_ub : 32767;
     d->comm = dup;
+    d->gcomm = gdup;
+    d->overlap = true;
     d->size = size;
     MPI_Comm_rank(dup, &d->rank);
     d->small = small;
@@ -594,7 +1090,8 @@ nb_dist *nb_dist_new(MPI_Comm comm, size_t bucket_bytes, nb_status *status)
                                .ctx = d,
                                .start = hook_start,
                                .epoch = hook_epoch,
-                               .reduce = hook_reduce};
+                               .reduce = hook_reduce,
+                               .begin = hook_begin};
     return d;
 }
 
@@ -602,8 +1099,11 @@ void nb_dist_free(nb_dist *d)
 {
     if (!d)
         return;
+    MPI_Comm_free(&d->gcomm);
     MPI_Comm_free(&d->comm);
     nb_free(d->small);
+    nb_free(d->plan_mem);
+    nb_free(d->gtmp);
     nb_free(d->pack[0]);
     nb_free(d->pack[1]);
     nb_free(d->tmp);

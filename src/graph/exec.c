@@ -406,6 +406,87 @@ static void add_seed(nb_tensor *og, const nb_tensor *seed)
     }
 }
 
+/* ---- the gradient-ready hook ----
+ *
+ * A leaf's gradient is final once its last consumer in backward order has
+ * sent its message: the first op node of the forward order that takes it
+ * as an input (every consumer of a leaf that needs a gradient needs one
+ * too, so that node runs in the pass). The calls are worked out once per
+ * order, in g->ready: walking the forward order, each op node appends the
+ * leaves it is the first to consume, its inputs last to first, so that a
+ * pass walking the list from the end reports them after that node in
+ * input order. */
+
+int nb_graph_set_grad_ready(nb_graph *g, nb_grad_ready_fn fn, void *user)
+{
+    if (!g)
+        return NB_ERR_ARG;
+    g->ready.fn = fn;
+    g->ready.user = fn ? user : NULL;
+    return NB_OK;
+}
+
+/* Compiles g->ready for the order of output (planning it if another is
+ * cached). Allocates only when the order has more leaves than any before. */
+static int ready_compile(nb_graph *g, nb_node *output)
+{
+    struct nb_ready *r = &g->ready;
+    if (r->target == output && r->version == g->version)
+        return NB_OK;
+    r->target = NULL;
+    nb_plan(g, output);
+    int64_t leaves = 0;
+    for (int64_t k = 0; k < g->order_len; k++)
+        leaves += g->order[k]->needs_grad && g->order[k]->kind != NB_NODE_OP;
+    if (nb_grow_array((void **)&r->leaf, &r->cap_leaf, leaves,
+                      sizeof *r->leaf) != NB_OK ||
+        nb_grow_array((void **)&r->after, &r->cap_after, leaves,
+                      sizeof *r->after) != NB_OK)
+        return nb_set_error(g, NB_ERR_NOMEM,
+                            "backward: out of memory for the gradient-ready "
+                            "list of '%s'",
+                            nb_node_name(output));
+    uint8_t *seen = g->marks; /* free between plans */
+    memset(seen, 0, (size_t)output->id + 1);
+    int64_t j = 0;
+    if (output->kind != NB_NODE_OP && output->needs_grad) {
+        r->leaf[j] = output;
+        r->after[j++] = NULL;
+        seen[output->id] = 1;
+    }
+    for (int64_t k = 0; k < g->order_len; k++) {
+        nb_node *n = g->order[k];
+        if (n->kind != NB_NODE_OP || !n->needs_grad)
+            continue;
+        nb_node *const *in = nb_node_inputs(n);
+        for (int i = n->n_inputs - 1; i >= 0; i--) {
+            nb_node *l = in[i];
+            if (l->kind == NB_NODE_OP || !l->needs_grad || seen[l->id])
+                continue;
+            seen[l->id] = 1;
+            r->leaf[j] = l;
+            r->after[j++] = n;
+        }
+    }
+    r->n = j;
+    r->target = output;
+    r->version = g->version;
+    return NB_OK;
+}
+
+/* Reports the leaves whose last consumer is n (NULL: the end of the pass),
+ * from the list's position *j down. */
+static void ready_fire(nb_graph *g, const nb_node *n, int64_t *j,
+                       nb_epoch epoch)
+{
+    const struct nb_ready *r = &g->ready;
+    while (*j >= 0 && r->after[*j] == n) {
+        nb_node *l = r->leaf[(*j)--];
+        settle_grad(l, epoch); /* a leaf no message reached: zero */
+        r->fn(r->user, l);
+    }
+}
+
 /* A plain backward over the compiled list, at the order, output and
  * shapes whose gradients the last general pass sized: the lazy pass of
  * nb_backward_ex with the call's assembly and each input's treatment of
@@ -423,6 +504,8 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
     call.graph = g;
     bool *fresh = g->grad_fresh;
     int rc = NB_OK;
+    /* The next leaf to report, or -1 (none, or no hook). */
+    int64_t rj = g->ready.fn ? g->ready.n - 1 : -1;
     int64_t k = f->n_steps - 1;
     for (; k >= 0; k--) {
         const struct nb_fast_step *st = &f->steps[k];
@@ -430,8 +513,11 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
         if (!n->needs_grad)
             continue;
         settle_grad(n, epoch); /* no message reached it: zero */
-        if (!n->op->backward || n->value.size == 0)
+        if (!n->op->backward || n->value.size == 0) {
+            if (rj >= 0)
+                ready_fire(g, n, &rj, epoch);
             continue;
+        }
         nb_node *const *inputs = nb_node_inputs(n);
         for (int i = 0; i < n->n_inputs; i++) {
             nb_node *in = inputs[i];
@@ -459,6 +545,8 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
             rc = op_failed(g, n, "backward", rc);
             break;
         }
+        if (rj >= 0)
+            ready_fire(g, n, &rj, epoch);
     }
     /* Gradients no message reached (every one, after a failure) are zero,
      * so that every gradient of the pass is defined. */
@@ -467,6 +555,8 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
             settle_grad(f->steps[k].node, epoch);
     for (int64_t l = 0; l < f->n_leaves; l++)
         settle_grad(f->leaves[l], epoch);
+    if (rc == NB_OK && rj >= 0)
+        ready_fire(g, NULL, &rj, epoch);
     return rc;
 }
 
@@ -509,8 +599,11 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     bool accumulate = flags & NB_BACKWARD_ACCUMULATE;
     if (!accumulate && !g->trace && output->needs_grad &&
         g->grads_sized == output && g->grads_shape_epoch == g->shape_epoch &&
-        fast_runnable(g, output))
+        fast_runnable(g, output) &&
+        (!g->ready.fn || (rc = ready_compile(g, output)) == NB_OK))
         return backward_fast(g, output, seed);
+    if (rc != NB_OK)
+        return rc;
     nb_plan(g, output);
     if (!output->needs_grad) {
         /* Nothing trainable upstream: no gradient to compute, and none
@@ -601,7 +694,9 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     bool *fresh = g->grad_fresh;
     call.in_grad = grad_args;
     const bool checking = g->checking;
-    rc = NB_OK;
+    rc = g->ready.fn ? ready_compile(g, output) : NB_OK;
+    /* The next leaf to report, or -1 (none, or no hook). */
+    int64_t rj = g->ready.fn && rc == NB_OK ? g->ready.n - 1 : -1;
     for (int64_t k = g->order_len - 1; k >= 0 && rc == NB_OK; k--) {
         nb_node *n = order[k];
         if (!n->needs_grad || n->kind != NB_NODE_OP)
@@ -611,8 +706,12 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
             rc = report_nonfinite(g, n, "gradient");
             break;
         }
-        if (!n->op->backward || n->value.size == 0)
-            continue; /* zero gradient everywhere (step, sign), or none */
+        if (!n->op->backward || n->value.size == 0) {
+            /* zero gradient everywhere (step, sign), or none */
+            if (rj >= 0)
+                ready_fire(g, n, &rj, epoch);
+            continue;
+        }
         nb_make_call(g, n, &call);
         bool overwrite = n->op->flags & NB_OP_FRESH_GRADS;
         for (int i = 0; i < n->n_inputs; i++)
@@ -626,7 +725,11 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                       : n->op->backward(&call);
         if (rc != NB_OK)
             rc = op_failed(g, n, "backward", rc);
+        else if (rj >= 0)
+            ready_fire(g, n, &rj, epoch);
     }
+    if (rc == NB_OK && rj >= 0)
+        ready_fire(g, NULL, &rj, epoch);
     /* Gradients no message reached (or all of them, after a failure) are
      * zero, so that every gradient of the pass is defined. */
     for (int64_t k = 0; k < g->order_len && lazy; k++)

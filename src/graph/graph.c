@@ -77,6 +77,8 @@ void nb_graph_free(nb_graph *g)
     nb_free(g->fast.grad);
     nb_free(g->fast.mode);
     nb_free(g->fast.leaves);
+    nb_free(g->ready.leaf);
+    nb_free(g->ready.after);
     nb_free(g->grad_args);
     nb_free(g->value_args);
     nb_free(g->workspace);

@@ -271,13 +271,13 @@ static int dist_step(loop *L, int64_t epoch, int64_t batch,
     int64_t hi = count * (D->rank + 1) / D->size;
     double sums[2] = {0, 0};
     int64_t r = 0;
-    int rc = NB_OK;
-    if (hi > lo)
+    double weight = (double)(hi - lo) / (double)count;
+    int rc = D->begin ? D->begin(D->ctx, L->g, L->opt, weight) : NB_OK;
+    if (rc == NB_OK && hi > lo)
         rc = forward_backward(L, epoch, batch, idx + lo, hi - lo, true,
                               &sums[0], &r);
     sums[1] = (double)r;
-    rc = D->reduce(D->ctx, L->g, L->opt, (double)(hi - lo) / (double)count,
-                   rc, sums, 2);
+    rc = D->reduce(D->ctx, L->g, L->opt, weight, rc, sums, 2);
     if (rc != NB_OK)
         return rc;
     if (!isfinite(sums[0]))

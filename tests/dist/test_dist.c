@@ -12,6 +12,16 @@
  *                            rank learns of it and exits 1
  *   test_dist badshape       the last rank's dataset has the wrong width:
  *                            nb_train fails on every rank
+ *   test_dist overlap f32|f64  nb_train with the reduction overlapping
+ *                            backward (the default) gives the same bits as
+ *                            with the overlap turned off, and some buckets
+ *                            did start during backward
+ *   test_dist failstep       a hand-written loop on nb_dist_begin_grads:
+ *                            the last rank fails one step before its
+ *                            backward while the others' buckets are in
+ *                            flight; every rank reports it with its
+ *                            gradients unchanged, and the steps after it
+ *                            run on to the same weights on every rank
  *
  * Each rank starts from a different seed, so equal weights show that rank
  * 0's were broadcast. Every rank prints "rank R: <outcome>" as its last
@@ -95,6 +105,17 @@ static int net_build(net *n, nb_dtype dt, uint64_t seed, nb_optim_kind kind,
     return n->opt ? NB_OK : nb_graph_status(g);
 }
 
+/* The training set (from data_seed) and two nets a, b of the same kind
+ * from their own seeds. */
+static int data_and_nets(nb_dataset *train, nb_dtype dt, unsigned data_seed,
+                         net *a, uint64_t seed_a, net *b, uint64_t seed_b,
+                         nb_optim_kind kind, double lr)
+{
+    int rc = make_data(train, ROWS, WIDTH, dt, data_seed);
+    rc = rc ? rc : net_build(a, dt, seed_a, kind, lr);
+    return rc ? rc : net_build(b, dt, seed_b, kind, lr);
+}
+
 static void net_free(net *n)
 {
     nb_optimizer_free(n->opt);
@@ -145,6 +166,28 @@ static int finish(nb_dist *d, int own, const char *what)
     nb_dist_free(d);
     MPI_Finalize();
     return rc == NB_OK ? 0 : 1;
+}
+
+/* Whether every rank holds the same weights as rank 0: a weighted sum of
+ * them, summed over the ranks, is R times this rank's. */
+static int same_as_all(nb_dist *d, const net *a, int rc)
+{
+    double sum[1] = {0};
+    if (rc == NB_OK) {
+        for (int i = 0; i < nb_optimizer_param_count(a->opt); i++) {
+            nb_tensor *t = nb_node_value(nb_optimizer_param(a->opt, i));
+            for (int64_t k = 0; k < nb_tensor_size(t); k++)
+                sum[0] += nb_tensor_get(t, k) * (double)(k + 1 + i);
+        }
+    }
+    double mine = sum[0];
+    nb_status st;
+    int arc = nb_dist_sum(d, sum, 1, rc, &st);
+    if (arc == NB_OK && sum[0] != mine * size_) {
+        fprintf(stderr, "rank %d: the ranks' weights differ\n", rank_);
+        return NB_ERR_STATE;
+    }
+    return rc ? rc : arc;
 }
 
 static nb_train_config config(nb_dist *d, int64_t epochs, int64_t batch)
@@ -203,27 +246,108 @@ static int equiv(nb_dist *d, const char *dtype)
         }
     }
     /* Every rank checks that it holds the same bits as rank 0. */
-    double sum[1] = {0};
-    if (rc == NB_OK) {
-        for (int i = 0; i < nb_optimizer_param_count(a.opt); i++) {
-            nb_tensor *t = nb_node_value(nb_optimizer_param(a.opt, i));
-            for (int64_t k = 0; k < nb_tensor_size(t); k++)
-                sum[0] += nb_tensor_get(t, k) * (double)(k + 1 + i);
-        }
-    }
-    double mine = sum[0];
-    nb_status st;
-    int arc = nb_dist_sum(d, sum, 1, rc, &st);
-    if (arc == NB_OK && sum[0] != mine * size_) {
-        fprintf(stderr, "rank %d: the ranks' weights differ\n", rank_);
-        rc = NB_ERR_STATE;
-    }
+    rc = same_as_all(d, &a, rc);
     net_free(&a);
     net_free(&b);
     net_free(&ref);
     nb_dataset_free(&train);
     nb_dataset_free(&val);
-    return finish(d, rc ? rc : arc, "equivalence");
+    return finish(d, rc, "equivalence");
+}
+
+static int overlap(nb_dist *d, const char *dtype)
+{
+    nb_dtype dt = strcmp(dtype, "f64") == 0 ? NB_F64 : NB_F32;
+    nb_dataset train = {0};
+    net a = {0}, b = {0};
+    int rc = data_and_nets(&train, dt, 7, &a, 1000 + (uint64_t)rank_, &b,
+                           1000 + (uint64_t)rank_, NB_OPTIM_SGD, 0.1);
+    nb_train_config c = config(d, 3, BATCH);
+    nb_dist_stats on = {0}, off = {0};
+    nb_dist_reset_stats(d);
+    if (rc == NB_OK)
+        rc = nb_train(a.g, &a.model, a.opt, &train, NULL, &c, NULL);
+    nb_dist_get_stats(d, &on);
+    nb_dist_reset_stats(d);
+    nb_dist_set_overlap(d, false);
+    if (rc == NB_OK)
+        rc = nb_train(b.g, &b.model, b.opt, &train, NULL, &c, NULL);
+    nb_dist_get_stats(d, &off);
+    nb_dist_set_overlap(d, true);
+    if (rc != NB_OK)
+        fprintf(stderr, "rank %d: %s\n", rank_,
+                nb_graph_error(nb_graph_status(a.g) ? a.g : b.g));
+    if (rc == NB_OK && !same_bits(&a, &b)) {
+        fprintf(stderr, "rank %d: overlapped and not: other weights\n",
+                rank_);
+        rc = NB_ERR_STATE;
+    }
+    printf("rank %d: %s: %lld steps, %.0f of %.0f bytes started during "
+           "backward (overlap off: %.0f)\n",
+           rank_, dtype, (long long)on.steps, on.bytes_early, on.bytes,
+           off.bytes_early);
+    if (rc == NB_OK && size_ > 1 &&
+        !(on.bytes_early > 0 && on.bytes_early < on.bytes &&
+          off.bytes_early == 0 && on.steps == off.steps && on.steps > 0)) {
+        fprintf(stderr, "rank %d: no bucket started during backward\n",
+                rank_);
+        rc = NB_ERR_STATE;
+    }
+    rc = same_as_all(d, &a, rc);
+    net_free(&a);
+    net_free(&b);
+    nb_dataset_free(&train);
+    return finish(d, rc, "overlap");
+}
+
+static int failstep(nb_dist *d)
+{
+    enum { STEPS = 7, FAIL = 3 };
+    nb_dataset train = {0};
+    int rc = make_data(&train, ROWS, WIDTH, NB_F32, 7);
+    net a = {0};
+    rc = rc ? rc
+            : net_build(&a, NB_F32, 1000 + (uint64_t)rank_, NB_OPTIM_SGD,
+                        0.1);
+    rc = nb_dist_broadcast(d, a.g, a.opt, rc);
+    nb_graph *g = a.g;
+    double w = 1.0 / size_;
+    for (int s = 0; s < STEPS && rc == NB_OK; s++) {
+        int64_t idx[BATCH];
+        for (int i = 0; i < BATCH; i++)
+            idx[i] = ((s * size_ + rank_) * BATCH + i) % ROWS;
+        int own = nb_dist_begin_grads(d, a.opt, w);
+        bool fails = s == FAIL && rank_ == size_ - 1;
+        if (own == NB_OK && !fails) {
+            own = nb_feed_rows(g, a.model.x, train.x, idx, BATCH);
+            own = own ? own : nb_feed_rows(g, a.model.y, train.y, idx, BATCH);
+            own = own ? own : nb_forward(g, a.model.loss);
+            own = own ? own : nb_backward(g, a.model.loss);
+        }
+        if (fails)
+            own = NB_ERR_ARG;
+        nb_tensor *g0 = nb_node_grad(nb_optimizer_param(a.opt, 0));
+        float before = g0 ? nb_tensor_f32(g0)[0] : 0;
+        int got = nb_dist_average_grads(d, a.opt, w, own);
+        if (s != FAIL) {
+            rc = got ? got : nb_optimizer_step(a.opt);
+            continue;
+        }
+        if (got == NB_OK || (g0 && nb_tensor_f32(g0)[0] != before)) {
+            fprintf(stderr, "rank %d: the failed step %s\n", rank_,
+                    got == NB_OK ? "passed" : "changed the gradients");
+            rc = NB_ERR_STATE;
+        }
+        printf("rank %d: step %d failed as it should: %s\n", rank_, s,
+               nb_graph_error(g));
+        nb_graph_clear_error(g);
+    }
+    if (rc != NB_OK && nb_graph_error(g))
+        fprintf(stderr, "rank %d: %s\n", rank_, nb_graph_error(g));
+    rc = same_as_all(d, &a, rc);
+    net_free(&a);
+    nb_dataset_free(&train);
+    return finish(d, rc, "failstep");
 }
 
 typedef struct saver {
@@ -246,12 +370,9 @@ static bool save_at_2(int64_t epoch, const nb_metrics *t, const nb_metrics *v,
 static int resume(nb_dist *d, const char *path)
 {
     nb_dataset train = {0};
-    int rc = make_data(&train, ROWS, WIDTH, NB_F32, 9);
     net a = {0}, b = {0};
-    rc = rc ? rc
-            : net_build(&a, NB_F32, 10 + (uint64_t)rank_, NB_OPTIM_ADAM, 0.01);
-    rc = rc ? rc
-            : net_build(&b, NB_F32, 99 + (uint64_t)rank_, NB_OPTIM_ADAM, 0.01);
+    int rc = data_and_nets(&train, NB_F32, 9, &a, 10 + (uint64_t)rank_, &b,
+                           99 + (uint64_t)rank_, NB_OPTIM_ADAM, 0.01);
     saver s = {&a, path, NB_OK};
     nb_train_config c = config(d, 4, BATCH);
     c.on_epoch = save_at_2;
@@ -346,7 +467,12 @@ int main(int argc, char **argv)
         return badfile(d, argv[2]);
     if (strcmp(mode, "badshape") == 0)
         return badshape(d);
+    if (strcmp(mode, "overlap") == 0 && argc > 2)
+        return overlap(d, argv[2]);
+    if (strcmp(mode, "failstep") == 0)
+        return failstep(d);
     fprintf(stderr, "usage: test_dist equiv f32|f64 | resume PATH | "
-                    "badfile PATH | badshape\n");
+                    "badfile PATH | badshape | overlap f32|f64 | "
+                    "failstep\n");
     return finish(d, NB_ERR_ARG, "usage");
 }
