@@ -92,21 +92,11 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             SUFFIX(nb_vm_tanh)(H, h, h);
         } else if (d->cell == NB_SEQ_LSTM) {
             REAL *a = c->gates + row * 4 * H;
-            REAL *restrict cc = c->aux + row * H;
-            REAL *restrict tc = c->aux + (T * d->n + row) * H;
-            const REAL *restrict cp = t ? c->aux + (row - 1) * H
-                                        : c->c0 + (d->c0_rows ? n : 0) * H;
-            SUFFIX(nb_vm_sigmoid)(2 * H, a, a);
-            SUFFIX(nb_vm_tanh)(H, a + 2 * H, a + 2 * H);
-            SUFFIX(nb_vm_sigmoid)(H, a + 3 * H, a + 3 * H);
-            const REAL *restrict gi = a, *restrict gf = a + H;
-            const REAL *restrict gg = a + 2 * H;
-            for (int64_t j = 0; j < H; j++)
-                cc[j] = gf[j] * cp[j] + gi[j] * gg[j];
-            SUFFIX(nb_vm_tanh)(H, cc, tc);
-            const REAL *restrict go = a + 3 * H;
-            for (int64_t j = 0; j < H; j++)
-                h[j] = go[j] * tc[j];
+            REAL *cc = c->aux + row * H;
+            REAL *tc = c->aux + (T * d->n + row) * H;
+            const REAL *cp = t ? c->aux + (row - 1) * H
+                               : c->c0 + (d->c0_rows ? n : 0) * H;
+            SUFFIX(nb_vm_lstm_cell)(H, a, cp, cc, tc, h);
             if (d->final_cell && t == T - 1)
                 memcpy(h + H, cc, (size_t)H * sizeof(REAL));
         } else {
