@@ -1400,11 +1400,58 @@ static void test_parallel_policy(void)
 #endif
 }
 
+/* The fused LSTM cell gives, element for element, what the separate
+ * sigmoid and tanh kernels and the two products give, on every ISA, with
+ * lengths that leave a tail. */
+#define LSTM_CELL_CHECK(REAL, SFX)                                             \
+    static void lstm_cell_check_##SFX(const char *isa, int64_t n)             \
+    {                                                                          \
+        REAL a[4 * 70], ref[4 * 70], cp[70] = {0}, c[70], tc[70], h[70];      \
+        REAL rc[70], rtc[70], rh[70];                                          \
+        for (int64_t j = 0; j < 4 * n; j++)                                    \
+            a[j] = ref[j] = (REAL)(8 * rng_uniform() - 4);                     \
+        for (int64_t j = 0; j < n; j++)                                        \
+            cp[j] = (REAL)(6 * rng_uniform() - 3);                             \
+        nb_vm_lstm_cell_##SFX(n, a, cp, c, tc, h);                             \
+        nb_vm_sigmoid_##SFX(2 * n, ref, ref);                                  \
+        nb_vm_tanh_##SFX(n, ref + 2 * n, ref + 2 * n);                         \
+        nb_vm_sigmoid_##SFX(n, ref + 3 * n, ref + 3 * n);                      \
+        for (int64_t j = 0; j < n; j++)                                        \
+            rc[j] = ref[n + j] * cp[j] + ref[j] * ref[2 * n + j];              \
+        nb_vm_tanh_##SFX(n, rc, rtc);                                          \
+        for (int64_t j = 0; j < n; j++)                                        \
+            rh[j] = ref[3 * n + j] * rtc[j];                                   \
+        size_t b = (size_t)n * sizeof(REAL);                                   \
+        CHECK(memcmp(a, ref, 4 * b) == 0 && memcmp(c, rc, b) == 0 &&           \
+                  memcmp(tc, rtc, b) == 0 && memcmp(h, rh, b) == 0,            \
+              "lstm_cell " #SFX " on %s, n %lld: differs from the separate "  \
+              "kernels",                                                       \
+              isa, (long long)n);                                              \
+    }
+LSTM_CELL_CHECK(float, f32)
+LSTM_CELL_CHECK(double, f64)
+#undef LSTM_CELL_CHECK
+
+static void test_lstm_cell(void)
+{
+    const int64_t lengths[] = {1, 7, 16, 37, 70};
+    for (size_t s = 0; s < sizeof all_isas / sizeof *all_isas; s++) {
+        if (!nb_vm_force_isa(all_isas[s]))
+            continue;
+        for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+            lstm_cell_check_f32(all_isas[s], lengths[i]);
+            lstm_cell_check_f64(all_isas[s], lengths[i]);
+        }
+    }
+    nb_vm_force_isa(NULL);
+}
+
 int main(void)
 {
     ld_wide = long_double_is_wide();
     test_env_choice();
     test_elementwise();
+    test_lstm_cell();
     test_gemm();
     test_gemm_direct();
     test_threads();

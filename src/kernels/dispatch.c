@@ -201,6 +201,10 @@ typedef struct {
     NB_VM_GRAD(GRAD_FIELDS)
     void (*elu_f32)(int64_t, float, const float *, float *);
     void (*elu_f64)(int64_t, double, const double *, double *);
+    void (*lstm_cell_f32)(int64_t, float *, const float *, float *, float *,
+                          float *);
+    void (*lstm_cell_f64)(int64_t, double *, const double *, double *,
+                          double *, double *);
 } vm_table;
 #undef UNARY_FIELDS
 #undef GRAD_FIELDS
@@ -219,7 +223,9 @@ typedef struct {
 #define TABLE                                                                 \
     {NB_VM_UNARY(UNARY_ENTRY) NB_VM_GRAD(GRAD_ENTRY)                          \
      .elu_f32 = PASTE(nb_vm_elu, _f32_, ISA),                                 \
-     .elu_f64 = PASTE(nb_vm_elu, _f64_, ISA)}
+     .elu_f64 = PASTE(nb_vm_elu, _f64_, ISA),                                 \
+     .lstm_cell_f32 = PASTE(nb_vm_lstm_cell, _f32_, ISA),                     \
+     .lstm_cell_f64 = PASTE(nb_vm_lstm_cell, _f64_, ISA)}
 /* clang-format on */
 
 static const vm_table tables[NB_ISA_COUNT] = {
@@ -341,4 +347,20 @@ void nb_vm_elu_f64(int64_t n, double alpha, const double *x, double *y)
                  .fn.elu64 = active_table()->elu_f64, .n = n, .x = x, .y = y,
                  .alpha = alpha};
     vm_run(&site_elu_f64, &c);
+}
+
+/* No nb_parallel_for: a cell is one batch row of a recurrent step, and
+ * the recurrent kernels already share the rows among threads. */
+void nb_vm_lstm_cell_f32(int64_t n, float *a, const float *cp, float *c,
+                         float *tc, float *h)
+{
+    if (n > 0)
+        active_table()->lstm_cell_f32(n, a, cp, c, tc, h);
+}
+
+void nb_vm_lstm_cell_f64(int64_t n, double *a, const double *cp, double *c,
+                         double *tc, double *h)
+{
+    if (n > 0)
+        active_table()->lstm_cell_f64(n, a, cp, c, tc, h);
 }

@@ -55,6 +55,7 @@
  */
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "kernels/gemm.h"
 #include "kernels/isa.h"

@@ -75,11 +75,29 @@ static void NAME(pack_transposed)(const REAL *src, int64_t ld, int64_t kc,
             dst[p * stride + w] = 0;
 }
 
+/* A full sliver of W_ elements a row: a copy of constant size, which
+ * the compiler makes a few vector moves. */
+#define PACK_ROWS_FULL(W_)                                                     \
+    if (width == (W_) && stride == (W_)) {                                     \
+        for (int64_t p = 0; p < kc; p++)                                       \
+            memcpy(dst + p * (W_), src + p * ld, (W_) * sizeof(REAL));         \
+        return;                                                                \
+    }
+
 /* Copies a kc x width block stored row by row (element (p, w) at
- * src[p * ld + w]) into rows of `stride` elements, zero-filled. */
+ * src[p * ld + w]) into rows of `stride` elements, zero-filled. A sliver
+ * row is 16 to 256 bytes; the plain loop below compiles to a memcpy call
+ * per row, which costs more than the copy (a tenth of an LSTM step's
+ * time went to those calls when packing A^T for dW), so the tile widths
+ * of the kernels (gemm_*.c) get constant-size copies. */
 static void NAME(pack_rows)(const REAL *src, int64_t ld, int64_t kc, int width,
                             int stride, REAL *restrict dst)
 {
+    PACK_ROWS_FULL(4)
+    PACK_ROWS_FULL(6)
+    PACK_ROWS_FULL(8)
+    PACK_ROWS_FULL(16)
+    PACK_ROWS_FULL(32)
     for (int64_t p = 0; p < kc; p++) {
         REAL *d = dst + p * stride;
         const REAL *s = src + p * ld;
@@ -89,6 +107,7 @@ static void NAME(pack_rows)(const REAL *src, int64_t ld, int64_t kc, int width,
             d[w] = 0;
     }
 }
+#undef PACK_ROWS_FULL
 
 /* rows [i0, i0 + mc) and columns [p0, p0 + kc) of op(A), in slivers of mr
  * rows: sliver s holds op(A)[i0 + s mr + r, p0 + p] at [s mr kc + p mr + r] */

@@ -37,6 +37,18 @@ NB_VM_UNARY(NB_VM_DECLARE)
 void nb_vm_elu_f32(int64_t n, float alpha, const float *x, float *y);
 void nb_vm_elu_f64(int64_t n, double alpha, const double *x, double *y);
 
+/* One LSTM cell of n units in one pass: a holds the pre-activations of
+ * the gates i, f, g, o (blocks of n), activated in place (sigmoid,
+ * sigmoid, tanh, sigmoid); then c = f cp + i g, tc = tanh(c), h = o tc.
+ * Element for element the values of nb_vm_sigmoid and nb_vm_tanh followed
+ * by those products; the arrays must not overlap. Runs on the calling
+ * thread: the recurrent kernels call it per batch row from their own
+ * nb_parallel_for. */
+void nb_vm_lstm_cell_f32(int64_t n, float *a, const float *cp, float *c,
+                         float *tc, float *h);
+void nb_vm_lstm_cell_f64(int64_t n, double *a, const double *cp, double *c,
+                         double *tc, double *h);
+
 /* ---- elementwise derivatives that need transcendental math:
  * dx += dy * f'(x) ---- */
 #define NB_VM_GRAD(X)                                                          \

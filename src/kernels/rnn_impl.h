@@ -7,9 +7,17 @@
  *   GRU:  the activated r, z, n (3H), then W_hn h + b_hn (H);
  *   Elman: nothing (the output h is all backward needs).
  * Workspace: the GEMM's packing space first (it wants 64-byte alignment),
- * then forward's transposed w_hh (and GRU's recurrent product of one step)
- * or backward's pre-activation messages, previous hidden states and the
- * [N, H] messages carried from step to step. */
+ * then forward's transposed w_hh, the previous hidden states of one step
+ * (and GRU's recurrent product of one step) or backward's pre-activation
+ * messages, previous hidden states, the [N, H] messages carried from step
+ * to step, a copy of w_hh and one step's recurrent messages.
+ *
+ * The per-step products read their operands from copies whose rows are
+ * contiguous and one cache line longer than a power of two. Read in place
+ * (h_{t-1} every T H elements of y, one step's messages every T G H, w_hh
+ * every H and its transpose every G H), the rows of a direct GEMM tile sit
+ * a multiple of 4 KiB apart and fall into the same L1 (and L2) sets: the
+ * tile's broadcasts and its sliver of B evict each other at every k. */
 
 typedef struct {
     int kernel; /* RNN_FORWARD_STEP or RNN_BACKWARD_STEP */
@@ -18,12 +26,21 @@ typedef struct {
     const REAL *h0, *c0, *dy;
     REAL *y, *gates, *aux, *rec; /* aux: C (LSTM) or HN (GRU) */
     REAL *dax, *dah, *dhn, *dc;
+    REAL *step; /* forward: h_t by rows of H; backward: da_h of step t */
+    int64_t ld_step;
 } SUFFIX(rnn_call);
 
 static int64_t SUFFIX(rnn_round)(int64_t elems)
 {
     int64_t per = 64 / (int64_t)sizeof(REAL);
     return (elems + per - 1) / per * per;
+}
+
+/* A leading dimension for rows of `elems`: one cache line more, so that
+ * rows a power of two long do not alias in the caches. */
+static int64_t SUFFIX(rnn_ld)(int64_t elems)
+{
+    return elems + 64 / (int64_t)sizeof(REAL);
 }
 
 static size_t SUFFIX(rnn_gemm_ws)(const nb_rnn_dims *d)
@@ -46,11 +63,15 @@ static size_t SUFFIX(rnn_gemm_ws)(const nb_rnn_dims *d)
 size_t SUFFIX(nb_rnn_workspace)(const nb_rnn_dims *d)
 {
     int64_t gh = d->cell * d->h, rows = d->n * d->t;
-    int64_t fwd = SUFFIX(rnn_round)(d->h * gh) + 2 * SUFFIX(rnn_round)(gh) +
+    int64_t fwd = SUFFIX(rnn_round)(d->h * SUFFIX(rnn_ld)(gh)) +
+                  2 * SUFFIX(rnn_round)(gh) +
+                  SUFFIX(rnn_round)(d->n * d->h) +
                   (d->cell == NB_SEQ_GRU ? SUFFIX(rnn_round)(d->n * gh) : 0);
     int64_t back = SUFFIX(rnn_round)(rows * gh) * (d->cell == NB_SEQ_GRU ? 2 : 1) +
                    SUFFIX(rnn_round)(rows * d->h) +
-                   2 * SUFFIX(rnn_round)(d->n * d->h);
+                   2 * SUFFIX(rnn_round)(d->n * d->h) +
+                   SUFFIX(rnn_round)(gh * SUFFIX(rnn_ld)(d->h)) +
+                   SUFFIX(rnn_round)(d->n * SUFFIX(rnn_ld)(gh));
     int64_t arrays = fwd > back ? fwd : back;
     return SUFFIX(rnn_gemm_ws)(d) + (size_t)arrays * sizeof(REAL);
 }
@@ -71,21 +92,11 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             SUFFIX(nb_vm_tanh)(H, h, h);
         } else if (d->cell == NB_SEQ_LSTM) {
             REAL *a = c->gates + row * 4 * H;
-            REAL *restrict cc = c->aux + row * H;
-            REAL *restrict tc = c->aux + (T * d->n + row) * H;
-            const REAL *restrict cp = t ? c->aux + (row - 1) * H
-                                        : c->c0 + (d->c0_rows ? n : 0) * H;
-            SUFFIX(nb_vm_sigmoid)(2 * H, a, a);
-            SUFFIX(nb_vm_tanh)(H, a + 2 * H, a + 2 * H);
-            SUFFIX(nb_vm_sigmoid)(H, a + 3 * H, a + 3 * H);
-            const REAL *restrict gi = a, *restrict gf = a + H;
-            const REAL *restrict gg = a + 2 * H;
-            for (int64_t j = 0; j < H; j++)
-                cc[j] = gf[j] * cp[j] + gi[j] * gg[j];
-            SUFFIX(nb_vm_tanh)(H, cc, tc);
-            const REAL *restrict go = a + 3 * H;
-            for (int64_t j = 0; j < H; j++)
-                h[j] = go[j] * tc[j];
+            REAL *cc = c->aux + row * H;
+            REAL *tc = c->aux + (T * d->n + row) * H;
+            const REAL *cp = t ? c->aux + (row - 1) * H
+                               : c->c0 + (d->c0_rows ? n : 0) * H;
+            SUFFIX(nb_vm_lstm_cell)(H, a, cp, cc, tc, h);
             if (d->final_cell && t == T - 1)
                 memcpy(h + H, cc, (size_t)H * sizeof(REAL));
         } else {
@@ -104,6 +115,7 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             for (int64_t j = 0; j < H; j++)
                 h[j] = (1 - z[j]) * an[j] + z[j] * hp[j];
         }
+        memcpy(c->step + n * H, h, (size_t)H * sizeof(REAL));
     }
 }
 
@@ -113,6 +125,7 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
     const nb_rnn_dims *d = c->d;
     int64_t H = d->h, T = d->t, t = c->t, TY = T + (d->final_cell ? 1 : 0);
     int64_t gh = d->cell * H;
+    bool gru = d->cell == NB_SEQ_GRU;
     for (int64_t n = lo; n < hi; n++) {
         int64_t row = n * T + t;
         const REAL *restrict dyr = c->dy + (n * TY + t) * H;
@@ -158,6 +171,8 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
                 dhn[j] = dh * z[j];
             }
         }
+        memcpy(c->step + n * c->ld_step, gru ? c->dah + row * gh : da,
+               (size_t)gh * sizeof(REAL));
     }
 }
 
@@ -184,10 +199,12 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     int64_t rows = N * T, TY = T + (d->final_cell ? 1 : 0);
     char *ws = workspace;
     void *gemm_ws = ws;
+    int64_t ldw = SUFFIX(rnn_ld)(gh);
     REAL *wt = (REAL *)(ws + SUFFIX(rnn_gemm_ws)(d));
-    REAL *bias = wt + SUFFIX(rnn_round)(H * gh);
+    REAL *bias = wt + SUFFIX(rnn_round)(H * ldw);
     REAL *row0 = bias + SUFFIX(rnn_round)(gh);
-    REAL *rec = row0 + SUFFIX(rnn_round)(gh);
+    REAL *hstep = row0 + SUFFIX(rnn_round)(gh);
+    REAL *rec = hstep + SUFFIX(rnn_round)(N * H);
     /* Elman's pre-activations are its outputs (y is [N, T, H]); the gated
      * cells keep theirs in the scratch, activated in place. */
     REAL *gates = d->cell == NB_SEQ_ELMAN ? y : scratch;
@@ -213,21 +230,21 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
         for (int64_t k0 = 0; k0 < H; k0 += 16)
             for (int64_t j = j0; j < j0 + 16 && j < gh; j++)
                 for (int64_t k = k0; k < k0 + 16 && k < H; k++)
-                    wt[k * gh + j] = w_hh[j * H + k];
+                    wt[k * ldw + j] = w_hh[j * H + k];
 
     static nb_parallel_site site = NB_PARALLEL_SITE("rnn.forward_" DTYPE,
                                                     RNN_GRAIN);
     SUFFIX(rnn_call) call = {.kernel = RNN_FORWARD_STEP, .d = d, .h0 = h0,
                              .c0 = c0, .y = y, .gates = gates, .aux = aux,
-                             .rec = rec};
+                             .rec = rec, .step = hstep};
     for (int64_t t = 0; t < T; t++) {
-        const REAL *hp = t ? y + (t - 1) * H : h0;
-        int64_t ldh = t ? TY * H : H;
+        /* h_{t-1}: the rows step t-1 left in hstep, or h0 */
+        const REAL *hp = t ? hstep : h0;
         if (t == 0 && !d->h0_rows) {
             /* h0 shared by the batch: its product once, added to each
              * row (GRU's rows of the recurrent product, the others' gate
              * rows). */
-            SUFFIX(nb_gemm)(false, false, 1, gh, H, 1, h0, H, wt, gh, 0, row0,
+            SUFFIX(nb_gemm)(false, false, 1, gh, H, 1, h0, H, wt, ldw, 0, row0,
                             gh, gemm_ws);
             for (int64_t n = 0; n < N; n++) {
                 REAL *dst = d->cell == NB_SEQ_GRU ? rec + n * gh
@@ -248,10 +265,10 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
                 else
                     memset(rec + n * gh, 0, (size_t)gh * sizeof(REAL));
             }
-            SUFFIX(nb_gemm)(false, false, N, gh, H, 1, hp, ldh, wt, gh, 1,
+            SUFFIX(nb_gemm)(false, false, N, gh, H, 1, hp, H, wt, ldw, 1,
                             rec, gh, gemm_ws);
         } else {
-            SUFFIX(nb_gemm)(false, false, N, gh, H, 1, hp, ldh, wt, gh, 1,
+            SUFFIX(nb_gemm)(false, false, N, gh, H, 1, hp, H, wt, ldw, 1,
                             gates + t * gh, T * gh, gemm_ws);
         }
         call.t = t;
@@ -286,7 +303,13 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
     REAL *hprev = dah + SUFFIX(rnn_round)(rows * gh);
     REAL *dhn = hprev + SUFFIX(rnn_round)(rows * H);
     REAL *dc = dhn + SUFFIX(rnn_round)(N * H);
+    int64_t ldr = SUFFIX(rnn_ld)(H), lds = SUFFIX(rnn_ld)(gh);
+    REAL *whh = dc + SUFFIX(rnn_round)(N * H);
+    REAL *dstep = whh + SUFFIX(rnn_round)(gh * ldr);
     REAL *gates = (REAL *)scratch;
+    if (T > 1 || grad->h0)
+        for (int64_t j = 0; j < gh; j++)
+            memcpy(whh + j * ldr, w_hh + j * H, (size_t)H * sizeof(REAL));
 
     memset(dhn, 0, (size_t)(N * H) * sizeof(REAL));
     for (int64_t n = 0; n < N; n++) {
@@ -302,13 +325,14 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
                              .c0 = c0, .dy = dy, .y = (REAL *)y,
                              .gates = gates,
                              .aux = gates ? gates + rows * gh : NULL,
-                             .dax = dax, .dah = dah, .dhn = dhn, .dc = dc};
+                             .dax = dax, .dah = dah, .dhn = dhn, .dc = dc,
+                             .step = dstep, .ld_step = lds};
     for (int64_t t = T - 1; t >= 0 && H > 0; t--) {
         call.t = t;
         nb_parallel_for(&site, N, N * gh, INT32_MAX, SUFFIX(rnn_body), &call);
         if (t > 0 || grad->h0)
-            SUFFIX(nb_gemm)(false, false, N, H, gh, 1, dah + t * gh, T * gh,
-                            w_hh, H, gru ? 1 : 0, dhn, H, gemm_ws);
+            SUFFIX(nb_gemm)(false, false, N, H, gh, 1, dstep, lds, whh, ldr,
+                            gru ? 1 : 0, dhn, H, gemm_ws);
     }
     /* A state shared by the batch ([1, H]) sums its rows' messages. */
     if (grad->h0)

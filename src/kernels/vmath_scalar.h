@@ -20,12 +20,18 @@
                              float *y);                                        \
     void nb_vm_elu_f64_##isa(int64_t n, double alpha, const double *x,         \
                              double *y);
+#define NB_VM_DECLARE_LSTM_ISA(isa)                                            \
+    void nb_vm_lstm_cell_f32_##isa(int64_t n, float *a, const float *cp,      \
+                                   float *c, float *tc, float *h);            \
+    void nb_vm_lstm_cell_f64_##isa(int64_t n, double *a, const double *cp,    \
+                                   double *c, double *tc, double *h);
 
 #define NB_VM_SCALAR_DECL(name) NB_VM_DECLARE_ISA(name, scalar)
 #define NB_VM_SCALAR_GRAD_DECL(name) NB_VM_DECLARE_GRAD_ISA(name, scalar)
 NB_VM_UNARY(NB_VM_SCALAR_DECL)
 NB_VM_GRAD(NB_VM_SCALAR_GRAD_DECL)
 NB_VM_DECLARE_ELU_ISA(scalar)
+NB_VM_DECLARE_LSTM_ISA(scalar)
 #undef NB_VM_SCALAR_DECL
 #undef NB_VM_SCALAR_GRAD_DECL
 

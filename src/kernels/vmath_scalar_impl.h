@@ -66,6 +66,21 @@ void SUFFIX(nb_vm_sigmoid)(int64_t n, const REAL *x, REAL *y)
         y[i] = SUFFIX(sigmoid1)(x[i]);
 }
 
+void SUFFIX(nb_vm_lstm_cell)(int64_t n, REAL *a, const REAL *cp, REAL *c,
+                             REAL *tc, REAL *h)
+{
+    REAL *gi = a, *gf = a + n, *gg = a + 2 * n, *go = a + 3 * n;
+    for (int64_t j = 0; j < n; j++) {
+        gi[j] = SUFFIX(sigmoid1)(gi[j]);
+        gf[j] = SUFFIX(sigmoid1)(gf[j]);
+        gg[j] = TANH(gg[j]);
+        go[j] = SUFFIX(sigmoid1)(go[j]);
+        c[j] = gf[j] * cp[j] + gi[j] * gg[j];
+        tc[j] = TANH(c[j]);
+        h[j] = go[j] * tc[j];
+    }
+}
+
 void SUFFIX(nb_vm_softplus)(int64_t n, const REAL *x, REAL *y)
 {
     for (int64_t i = 0; i < n; i++) {

@@ -9,7 +9,8 @@
 #define NB_VM_SIMD_DECL(isa)                                                   \
     NB_VM_UNARY(NB_VM_SIMD_DECL_##isa)                                         \
     NB_VM_GRAD(NB_VM_SIMD_GRAD_DECL_##isa)                                     \
-    NB_VM_DECLARE_ELU_ISA(isa)
+    NB_VM_DECLARE_ELU_ISA(isa)                                                 \
+    NB_VM_DECLARE_LSTM_ISA(isa)
 #define NB_VM_SIMD_DECL_avx512(name) NB_VM_DECLARE_ISA(name, avx512)
 #define NB_VM_SIMD_GRAD_DECL_avx512(name) NB_VM_DECLARE_GRAD_ISA(name, avx512)
 #define NB_VM_SIMD_DECL_avx2(name) NB_VM_DECLARE_ISA(name, avx2)

@@ -255,6 +255,47 @@ void NAME(nb_vm_elu)(int64_t n, REAL alpha, const REAL *x, REAL *y)
     }
 }
 
+/* One vector of LSTM units: gates at a + q ld (q = i, f, g, o). The sum
+ * is a product plus a product, not a fused multiply-add, as in the
+ * composite cell built from the mul and add ops. */
+static inline void K(lstm_cell)(REAL *a, int64_t ld, const REAL *cp, REAL *c,
+                                REAL *tc, REAL *h)
+{
+    VEC i = K(sigmoid)(V_LOAD(a)), f = K(sigmoid)(V_LOAD(a + ld));
+    VEC g = K(tanh)(V_LOAD(a + 2 * ld)), o = K(sigmoid)(V_LOAD(a + 3 * ld));
+    V_STORE(a, i);
+    V_STORE(a + ld, f);
+    V_STORE(a + 2 * ld, g);
+    V_STORE(a + 3 * ld, o);
+    VEC cv = V_ADD(V_MUL(f, V_LOAD(cp)), V_MUL(i, g));
+    VEC t = K(tanh)(cv);
+    V_STORE(c, cv);
+    V_STORE(tc, t);
+    V_STORE(h, V_MUL(o, t));
+}
+
+void NAME(nb_vm_lstm_cell)(int64_t n, REAL *a, const REAL *cp, REAL *c,
+                           REAL *tc, REAL *h)
+{
+    int64_t j = 0;
+    for (; j + WIDTH <= n; j += WIDTH)
+        K(lstm_cell)(a + j, n, cp + j, c + j, tc + j, h + j);
+    if (j < n) {
+        REAL ba[4 * WIDTH] = {0}, bcp[WIDTH] = {0};
+        REAL bc[WIDTH], btc[WIDTH], bh[WIDTH];
+        size_t bytes = (size_t)(n - j) * sizeof(REAL);
+        for (int q = 0; q < 4; q++)
+            memcpy(ba + q * WIDTH, a + q * n + j, bytes);
+        memcpy(bcp, cp + j, bytes);
+        K(lstm_cell)(ba, WIDTH, bcp, bc, btc, bh);
+        for (int q = 0; q < 4; q++)
+            memcpy(a + q * n + j, ba + q * WIDTH, bytes);
+        memcpy(c + j, bc, bytes);
+        memcpy(tc + j, btc, bytes);
+        memcpy(h + j, bh, bytes);
+    }
+}
+
 /* dx += dy * f'(x) */
 #define GRAD_KERNEL(name)                                                      \
     void NAME(nb_vm_##name##_grad)(int64_t n, const REAL *x, const REAL *dy,   \
