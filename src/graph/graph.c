@@ -76,6 +76,7 @@ void nb_graph_free(nb_graph *g)
     nb_free(g->fast.in);
     nb_free(g->fast.grad);
     nb_free(g->fast.mode);
+    nb_free(g->fast.fresh);
     nb_free(g->fast.leaves);
     nb_free(g->grad_args);
     nb_free(g->value_args);
