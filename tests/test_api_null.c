@@ -42,6 +42,7 @@ struct fixture {
     nb_gradcheck_result gc_result;
     nb_mlp_spec mlp_spec;
     nb_optim_config optim_config;
+    nb_param_view param_view;
     nb_schedule schedule;
     nb_metrics metrics;
     nb_train_config train_config;

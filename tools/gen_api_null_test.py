@@ -45,6 +45,7 @@ VALID = {
     'nb_metrics *': '&f->metrics',
     'nb_train_config *': '&f->train_config',
     'nb_train_result *': '&f->train_result',
+    'nb_param_view *': '&f->param_view',
 }
 
 SCALAR = {

@@ -220,6 +220,24 @@ NB_API nb_tensor *nb_node_value(nb_node *n);
  * gave it none (not on a path from a trainable parameter or grad-requiring
  * input to the output). Its shape is the one it was computed at. */
 NB_API nb_tensor *nb_node_grad(nb_node *n);
+
+/** A trainable parameter's value and current gradient in one look-up, for
+ * loops that visit every parameter at every step (an optimiser): what
+ * nb_node_value, nb_node_grad and the tensor accessors would answer. */
+typedef struct nb_param_view {
+    void *value;         /**< the value's data */
+    void *grad;          /**< the gradient's data */
+    int64_t size;        /**< the value's element count */
+    int64_t grad_size;   /**< the gradient's element count */
+    nb_dtype dtype;      /**< the value's element type */
+    nb_dtype grad_dtype; /**< the gradient's element type */
+    int rank;            /**< the value's rank */
+} nb_param_view;
+
+/** Fills *v and returns true when n is a trainable parameter that the
+ * latest backward gave a gradient (nb_node_is_trainable(n) and
+ * nb_node_grad(n) != NULL); returns false, leaving *v alone, otherwise. */
+NB_API bool nb_node_param_view(nb_node *n, nb_param_view *v);
 /** @} */
 
 /** @name Running */

@@ -164,11 +164,19 @@ struct nb_fast_step {
     nb_node *node;
     const nb_tensor **in; /* the inputs' values */
     nb_tensor **grad;     /* the inputs' gradients, NULL where none is needed */
-    /* Per input: how its first message of a pass is received: 0 none
-     * needed, 1 cleared then added to, 2 written fresh (the op honours
-     * NB_OP_FRESH_GRADS and the input holds no other slot of the call). */
+    /* Per input, how this call's message is received, worked out from
+     * the order at the shape epoch the list is ready for (see
+     * fast_plan_messages in exec.c): 0 none sent, 1 the input's first
+     * message of the pass, cleared then added to, 2 its first, written
+     * fresh (the op honours NB_OP_FRESH_GRADS and the input holds no other
+     * slot of the call), 3 added to what an earlier call of the pass wrote. */
     uint8_t *mode;
+    /* The call's in_grad_fresh (mode 2 per input), NULL for an op without
+     * NB_OP_FRESH_GRADS. */
+    bool *fresh;
     const void *attrs;
+    int first;      /* inputs of mode 1 or 2, stamped by the call */
+    bool unreached; /* needs a gradient that no call of the pass writes */
 };
 
 /* The steady-state form of one cached order, for graphs of at most
@@ -187,7 +195,8 @@ struct nb_fast {
     const nb_tensor **in;
     nb_tensor **grad;
     uint8_t *mode;
-    int64_t cap_in, cap_grad, cap_mode;
+    bool *fresh;
+    int64_t cap_in, cap_grad, cap_mode, cap_fresh;
     nb_node **leaves; /* the order's leaves that need a gradient */
     int64_t n_leaves, cap_leaves;
 };

@@ -207,6 +207,8 @@ static void fast_compile(nb_graph *g, nb_node *target)
                       sizeof *f->grad) == NB_OK &&
         nb_grow_array((void **)&f->mode, &f->cap_mode, n_args,
                       sizeof *f->mode) == NB_OK &&
+        nb_grow_array((void **)&f->fresh, &f->cap_fresh, n_args,
+                      sizeof *f->fresh) == NB_OK &&
         nb_grow_array((void **)&f->leaves, &f->cap_leaves, n_leaves,
                       sizeof *f->leaves) == NB_OK;
     if (!ok)
@@ -221,28 +223,69 @@ static void fast_compile(nb_graph *g, nb_node *target)
         }
         struct nb_fast_step *st = &f->steps[s++];
         nb_node *const *inputs = nb_node_inputs(n);
-        bool overwrite = n->op->flags & NB_OP_FRESH_GRADS;
         st->node = n;
+        st->unreached = false;
         st->in = f->in + a;
         st->grad = f->grad + a;
         st->mode = f->mode + a;
+        st->fresh = n->op->flags & NB_OP_FRESH_GRADS ? f->fresh + a : NULL;
         st->attrs = nb_node_attrs(n);
         for (int i = 0; i < n->n_inputs; i++, a++) {
             nb_node *in = inputs[i];
-            bool repeated = false;
-            for (int j = 0; j < n->n_inputs; j++)
-                repeated |= j != i && inputs[j] == in;
             f->in[a] = &in->value;
             f->grad[a] = in->needs_grad ? &in->grad : NULL;
-            f->mode[a] = !in->needs_grad            ? 0
-                         : overwrite && !repeated ? 2
-                                                  : 1;
+            f->mode[a] = 0; /* fast_plan_messages sets it and fresh */
+            f->fresh[a] = false;
         }
     }
     f->n_steps = s;
     f->n_leaves = l;
     f->target = target;
     f->version = g->version;
+}
+
+/* Works out, for the shapes a full forward has just prepared, which call
+ * of a backward pass sends each gradient its first message: walking the
+ * list in the pass's order, the first call that sends one to an input
+ * clears it (mode 1) or writes it fresh (mode 2) and every later one adds
+ * (mode 3); an op node no call sends one to is `unreached` and is zeroed
+ * at its turn. A call sends nothing when its node needs no gradient, its
+ * op has no backward or its value is empty (which only a new shape epoch,
+ * and so a new plan, changes). So the pass makes no per-input test of a
+ * gradient's stamp, and still stamps every gradient it gives a value. */
+static void fast_plan_messages(nb_graph *g, nb_node *target)
+{
+    struct nb_fast *f = &g->fast;
+    uint8_t *reached = g->marks; /* the planner's, free outside nb_plan */
+    memset(reached, 0, (size_t)target->id + 1);
+    reached[target->id] = 1; /* the seed writes the output's */
+    for (int64_t k = f->n_steps - 1; k >= 0; k--) {
+        struct nb_fast_step *st = &f->steps[k];
+        nb_node *n = st->node;
+        st->unreached = n->needs_grad && !reached[n->id];
+        st->first = 0;
+        bool sends =
+            n->needs_grad && n->op->backward && n->value.size != 0;
+        nb_node *const *inputs = nb_node_inputs(n);
+        for (int i = 0; i < n->n_inputs; i++) {
+            nb_node *in = inputs[i];
+            bool repeated = false;
+            for (int j = 0; j < n->n_inputs; j++)
+                repeated |= j != i && inputs[j] == in;
+            bool overwrite =
+                (n->op->flags & NB_OP_FRESH_GRADS) && !repeated;
+            if (!sends || !in->needs_grad)
+                st->mode[i] = 0;
+            else if (reached[in->id])
+                st->mode[i] = 3;
+            else
+                st->mode[i] = overwrite ? 2 : 1;
+            reached[in->id] |= st->mode[i] != 0;
+            st->first += st->mode[i] == 1 || st->mode[i] == 2;
+            if (st->fresh)
+                st->fresh[i] = st->mode[i] == 2;
+        }
+    }
 }
 
 /* The compiled lists serve target now: compiled for its order, and every
@@ -341,6 +384,7 @@ int nb_forward(nb_graph *g, nb_node *target)
     if (g->fast.target == target) {
         g->fast.ready = true;
         g->fast.shape_epoch = g->shape_epoch;
+        fast_plan_messages(g, target);
     }
     return NB_OK;
 }
@@ -502,7 +546,6 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
     nb_op_call call;
     memset(&call, 0, sizeof call);
     call.graph = g;
-    bool *fresh = g->grad_fresh;
     int rc = NB_OK;
     /* The next leaf to report, or -1 (none, or no hook). */
     int64_t rj = g->ready.fn ? g->ready.n - 1 : -1;
@@ -512,31 +555,29 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
         nb_node *n = st->node;
         if (!n->needs_grad)
             continue;
-        settle_grad(n, epoch); /* no message reached it: zero */
+        if (st->unreached)
+            settle_grad(n, epoch); /* no message reached it: zero */
         if (!n->op->backward || n->value.size == 0) {
             if (rj >= 0)
                 ready_fire(g, n, &rj, epoch);
             continue;
         }
         nb_node *const *inputs = nb_node_inputs(n);
-        for (int i = 0; i < n->n_inputs; i++) {
-            nb_node *in = inputs[i];
-            fresh[i] = false;
-            if (st->mode[i] == 0 || in->grad_epoch == epoch)
-                continue;
-            if (st->mode[i] == 2) {
-                fresh[i] = true;
-                in->grad_epoch = epoch;
-            } else {
-                settle_grad(in, epoch);
+        for (int i = 0, left = st->first; left > 0; i++) {
+            const uint8_t mode = st->mode[i];
+            if (mode == 1 || mode == 2) {
+                inputs[i]->grad_epoch = epoch;
+                left--;
             }
+            if (mode == 1)
+                memset(st->grad[i]->data, 0, nb_tensor_bytes(st->grad[i]));
         }
         call.op = n->op;
         call.n_inputs = n->n_inputs;
         call.in = st->in;
         call.attrs = st->attrs;
         call.in_grad = st->grad;
-        call.in_grad_fresh = n->op->flags & NB_OP_FRESH_GRADS ? fresh : NULL;
+        call.in_grad_fresh = st->fresh;
         call.out = &n->value;
         call.out_grad = &n->grad;
         call.scratch = scratch_of(n);

@@ -76,6 +76,7 @@ void nb_graph_free(nb_graph *g)
     nb_free(g->fast.in);
     nb_free(g->fast.grad);
     nb_free(g->fast.mode);
+    nb_free(g->fast.fresh);
     nb_free(g->fast.leaves);
     nb_free(g->ready.leaf);
     nb_free(g->ready.after);
@@ -884,4 +885,20 @@ nb_tensor *nb_node_grad(nb_node *n)
     return n && n->grad.data && n->grad_epoch == nb_node_owner(n)->grad_epoch
                ? &n->grad
                : NULL;
+}
+
+bool nb_node_param_view(nb_node *n, nb_param_view *v)
+{
+    /* nb_node_is_trainable and nb_node_grad, read in place. */
+    if (!v || !n || n->kind != NB_NODE_PARAM || !n->trainable ||
+        !n->grad.data || n->grad_epoch != nb_node_owner(n)->grad_epoch)
+        return false;
+    v->value = n->value.data;
+    v->grad = n->grad.data;
+    v->size = n->value.size;
+    v->grad_size = n->grad.size;
+    v->dtype = (nb_dtype)n->value.dtype;
+    v->grad_dtype = (nb_dtype)n->grad.dtype;
+    v->rank = n->value.rank;
+    return true;
 }

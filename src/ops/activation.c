@@ -64,6 +64,7 @@ static int alpha_infer(nb_op_call *c)
     {                                                                         \
         if (!c->in_grad[0])                                                   \
             return NB_OK;                                                     \
+        nb_grad_clear_fresh(c, 0);                                            \
         int64_t n = c->out->size;                                             \
         double alpha_attr = nb_pointwise_param(c, 0);                            \
         NB_TYPED(c->out->dtype, {                                             \
@@ -90,6 +91,7 @@ static int alpha_infer(nb_op_call *c)
     {                                                                         \
         if (!c->in_grad[0])                                                   \
             return NB_OK;                                                     \
+        nb_grad_clear_fresh(c, 0);                                            \
         NB_TYPED(c->out->dtype, {                                             \
             const T *px = c->in[0]->data;                                     \
             VM(NAME##_grad)(c->out->size, px,                             \

@@ -44,6 +44,16 @@ static int binary_infer(nb_op_call *c)
     ((c)->in[0]->size == (c)->out->size && (c)->in[1]->size == (c)->out->size)
 
 
+/* One operand's message over a same-size call: written (OP =) into a
+ * fresh gradient, added (OP +=) otherwise. */
+#define FLAT_GRAD(g, OP, D)                                                   \
+    for (int64_t j = 0; j < n; j++) {                                         \
+        T a = pa[j], b = pb[j], dy = pdy[j];                                  \
+        (void)a;                                                              \
+        (void)b;                                                              \
+        g[j] OP(D);                                                           \
+    }
+
 /* The gradient of an operand repeated along a whole inner run (a bias
  * [O,1,1] against [N,O,H,W] gives runs of H*W) when the op passes dy to it
  * unchanged: the run's sum, taken as RUN_LANES interleaved partial sums
@@ -119,21 +129,19 @@ DEFINE_RUN_SUM(double, run_sum_f64)
                 const T *pdy = c->out_grad->data;                             \
                 T *ga = c->in_grad[0] ? (T *)c->in_grad[0]->data : NULL;      \
                 T *gb = c->in_grad[1] ? (T *)c->in_grad[1]->data : NULL;      \
-                for (int64_t j = 0; ga && j < n; j++) {                       \
-                    T a = pa[j], b = pb[j], dy = pdy[j];                      \
-                    (void)a;                                                  \
-                    (void)b;                                                  \
-                    ga[j] += (DA);                                            \
-                }                                                             \
-                for (int64_t j = 0; gb && j < n; j++) {                       \
-                    T a = pa[j], b = pb[j], dy = pdy[j];                      \
-                    (void)a;                                                  \
-                    (void)b;                                                  \
-                    gb[j] += (DB);                                            \
-                }                                                             \
+                if (ga && nb_grad_fresh(c, 0))                                \
+                    FLAT_GRAD(ga, =, DA)                                      \
+                else if (ga)                                                  \
+                    FLAT_GRAD(ga, +=, DA)                                     \
+                if (gb && nb_grad_fresh(c, 1))                                \
+                    FLAT_GRAD(gb, =, DB)                                      \
+                else if (gb)                                                  \
+                    FLAT_GRAD(gb, +=, DB)                                     \
             });                                                               \
             return NB_OK;                                                     \
         }                                                                     \
+        nb_grad_clear_fresh(c, 0); /* a broadcast operand sums messages */  \
+        nb_grad_clear_fresh(c, 1);                                            \
         nb_bcast p;                                                           \
         nb_bcast_plan(&p, c->out, c->in[0], c->in[1]);                        \
         int64_t n = p.shape[p.rank - 1];                                      \
@@ -183,6 +191,7 @@ DEFINE_RUN_SUM(double, run_sum_f64)
         .infer = binary_infer,                                                \
         .forward = NAME##_forward,                                            \
         .backward = NAME##_backward,                                          \
+        .flags = NB_OP_FRESH_GRADS,                                           \
     };
 
 DEFINE_BINARY(add, a + b, dy, dy, 1, 1,

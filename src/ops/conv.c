@@ -249,11 +249,11 @@ static int conv_backward(nb_op_call *c)
         const T *dy = c->out_grad->data;
         if (gx)
             NB_KERNEL(nb_conv_backward_data, T)(&g, w->data, dy,
-                                   c->graph->grad_fresh[0] ? 0 : 1, gx->data,
+                                   nb_grad_fresh(c, 0) ? 0 : 1, gx->data,
                                    c->workspace);
         if (gw)
             NB_KERNEL(nb_conv_backward_weight, T)(&g, x->data, dy,
-                                     c->graph->grad_fresh[1] ? 0 : 1, gw->data,
+                                     nb_grad_fresh(c, 1) ? 0 : 1, gw->data,
                                      c->workspace);
     });
     return NB_OK;

@@ -104,11 +104,11 @@ static int conv_transpose2d_backward(nb_op_call *c)
     NB_TYPED(x->dtype, {
         const T *dy = c->out_grad->data;
         if (gx)
-            NB_KERNEL(nb_conv_forward, T)(&g, dy, w->data, c->graph->grad_fresh[0] ? 0 : 1,
+            NB_KERNEL(nb_conv_forward, T)(&g, dy, w->data, nb_grad_fresh(c, 0) ? 0 : 1,
                              gx->data, c->workspace);
         if (gw)
             NB_KERNEL(nb_conv_backward_weight, T)(&g, dy, x->data,
-                                     c->graph->grad_fresh[1] ? 0 : 1, gw->data,
+                                     nb_grad_fresh(c, 1) ? 0 : 1, gw->data,
                                      c->workspace);
     });
     return NB_OK;

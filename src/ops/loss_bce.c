@@ -82,6 +82,7 @@ static int bce_backward(nb_op_call *c)
 {
     int64_t n = c->in[0]->size;
     nb_tensor *gp = c->in_grad[0], *gt = c->in_grad[1];
+    const bool fresh_p = nb_grad_fresh(c, 0);
     NB_TYPED(c->out->dtype, {
         const T *p = c->in[0]->data, *t = c->in[1]->data;
         const T *log_p = c->scratch, *log_q = log_p + n;
@@ -99,11 +100,15 @@ static int bce_backward(nb_op_call *c)
                     if (t[i] != 1)
                         d += ((T)1 - t[i]) / ((T)1 - p[i]);
                 }
-                dp[i] += s * d;
+                if (fresh_p)
+                    dp[i] = s * d;
+                else
+                    dp[i] += s * d;
             }
         }
         if (gt) {
             T *dt = gt->data;
+            nb_grad_clear_fresh(c, 1);
             for (int64_t i = 0; i < n; i++)
                 dt[i] += s * (log_q[i] - log_p[i]);
         }
@@ -167,6 +172,7 @@ const nb_op nb_op_bce_loss = {
     .infer = bce_infer,
     .forward = bce_forward,
     .backward = bce_backward,
+    .flags = NB_OP_FRESH_GRADS,
 };
 
 const nb_op nb_op_bce_logits_loss = {

@@ -32,6 +32,21 @@ static inline void nb_same_as_input(nb_op_call *c, int i)
     memcpy(c->out_shape, c->in[i]->shape, sizeof c->out_shape);
 }
 
+/* For an op with NB_OP_FRESH_GRADS: no message has reached input i's
+ * gradient yet in this pass, so its buffer holds garbage and the op's
+ * message is written rather than added. */
+static inline bool nb_grad_fresh(const nb_op_call *c, int i)
+{
+    return c->in_grad_fresh && c->in_grad_fresh[i];
+}
+
+/* Gives a fresh gradient its zeros, for a loop that can only add. */
+static inline void nb_grad_clear_fresh(const nb_op_call *c, int i)
+{
+    if (nb_grad_fresh(c, i))
+        memset(c->in_grad[i]->data, 0, nb_tensor_bytes(c->in_grad[i]));
+}
+
 /* Fails unless every input has the dtype of input 0. */
 int nb_require_same_dtype(nb_op_call *c);
 /* Normalises a possibly negative axis against rank; fails if out of range. */

@@ -52,7 +52,8 @@ static inline double nb_pointwise_param(const nb_op_call *c, int i)
 }
 
 /* The table of an elementwise op of the list: one input; the parameter
- * block when it has parameters. */
+ * block when it has parameters. Every backward of these files honours
+ * in_grad_fresh (writes a fresh gradient, or clears it first). */
 #define POINTWISE_TABLE(NAME, ATTR_SIZE, INFER, BACKWARD, DOC)                \
     const nb_op nb_op_##NAME = {                                              \
         .struct_size = sizeof(nb_op),                                         \
@@ -64,6 +65,7 @@ static inline double nb_pointwise_param(const nb_op_call *c, int i)
         .infer = INFER,                                                       \
         .forward = NAME##_forward,                                            \
         .backward = BACKWARD,                                                 \
+        .flags = NB_OP_FRESH_GRADS,                                           \
     };
 
 /* One plain loop per op and dtype, written so gcc vectorises it. Inside
@@ -118,11 +120,20 @@ static inline double nb_pointwise_param(const nb_op_call *c, int i)
             const T POINTWISE_PARAM2 = (T)param2_value;                       \
             (void)POINTWISE_PARAM;                                            \
             (void)POINTWISE_PARAM2;                                           \
-            for (int64_t i = 0; i < n; i++) {                                 \
-                const T x = px[i], y = py[i], dy = pdy[i];                    \
-                (void)x;                                                      \
-                (void)y;                                                      \
-                pdx[i] += (DX);                                               \
+            if (nb_grad_fresh(c, 0)) {                                        \
+                for (int64_t i = 0; i < n; i++) {                             \
+                    const T x = px[i], y = py[i], dy = pdy[i];                \
+                    (void)x;                                                  \
+                    (void)y;                                                  \
+                    pdx[i] = (DX);                                            \
+                }                                                             \
+            } else {                                                          \
+                for (int64_t i = 0; i < n; i++) {                             \
+                    const T x = px[i], y = py[i], dy = pdy[i];                \
+                    (void)x;                                                  \
+                    (void)y;                                                  \
+                    pdx[i] += (DX);                                           \
+                }                                                             \
             }                                                                 \
         });                                                                   \
         return NB_OK;                                                         \

@@ -14,7 +14,7 @@
  * executor to skip reshape's buffer, to re-aim it whenever x's buffer
  * moves, and to keep a stale view from outliving x's old buffer. What is
  * left is one memcpy each way: backward copies dy into a gradient that no
- * message has reached yet (graph->grad_fresh) and adds it otherwise.
+ * message has reached yet (call->in_grad_fresh) and adds it otherwise.
  *
  * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
  * test fails if one is missing here):
@@ -84,7 +84,7 @@ static int reshape_backward(nb_op_call *c)
     nb_tensor *gx = c->in_grad[0];
     if (!gx)
         return NB_OK;
-    if (c->graph->grad_fresh[0]) {
+    if (nb_grad_fresh(c, 0)) {
         size_t bytes = nb_tensor_bytes(gx);
         if (bytes > 0)
             memcpy(gx->data, c->out_grad->data, bytes);

@@ -113,28 +113,24 @@ static int check_step(nb_optimizer *opt, int *n_items, int64_t *total)
     *total = 0;
     for (int i = 0; i < opt->n_params; i++) {
         nb_node *p = opt->params[i];
-        nb_tensor *dw = nb_optim_active_grad(p);
-        if (!dw)
+        nb_param_view v;
+        if (!nb_node_param_view(p, &v))
             continue;
-        nb_tensor *w = nb_node_value(p);
-        if (nb_tensor_dtype(dw) != nb_tensor_dtype(w) ||
-            nb_tensor_size(dw) != nb_tensor_size(w))
+        if (v.grad_dtype != v.dtype || v.grad_size != v.size)
             return nb_graph_set_error(
                 opt->g, NB_ERR_STATE,
                 "optimizer_step: the gradient of '%s' (%s, %lld elements) "
                 "does not match the parameter (%s, %lld elements)",
-                nb_node_name(p), nb_dtype_name(nb_tensor_dtype(dw)),
-                (long long)nb_tensor_size(dw),
-                nb_dtype_name(nb_tensor_dtype(w)),
-                (long long)nb_tensor_size(w));
+                nb_node_name(p), nb_dtype_name(v.grad_dtype),
+                (long long)v.grad_size, nb_dtype_name(v.dtype),
+                (long long)v.size);
         /* Plain SGD has no state array at all: no pointer is formed
          * into it (NULL plus an offset is undefined even when 0). */
         nb_tensor *const *st =
             opt->per_param > 0 ? opt->state + i * opt->per_param : NULL;
         for (int j = 0; j < opt->per_param; j++) {
             const nb_tensor *s = st[j];
-            if (nb_tensor_dtype(s) != nb_tensor_dtype(w) ||
-                nb_tensor_size(s) != nb_tensor_size(w))
+            if (nb_tensor_dtype(s) != v.dtype || nb_tensor_size(s) != v.size)
                 return nb_graph_set_error(
                     opt->g, NB_ERR_STATE,
                     "optimizer_step: the state '%s' no longer matches its "
@@ -142,14 +138,14 @@ static int check_step(nb_optimizer *opt, int *n_items, int64_t *total)
                     opt->names[i * opt->per_param + j]);
         }
         struct item *it = &opt->items[k++];
-        it->w = nb_tensor_data(w);
-        it->dw = nb_tensor_data(dw);
+        it->w = v.value;
+        it->dw = v.grad;
         it->s0 = opt->per_param > 0 ? nb_tensor_data(st[0]) : NULL;
         it->s1 = opt->per_param > 1 ? nb_tensor_data(st[1]) : NULL;
-        it->n = nb_tensor_size(w);
+        it->n = v.size;
         it->off = off;
-        it->f32 = nb_tensor_dtype(w) == NB_F32;
-        it->reg = c->decay_biases || nb_tensor_rank(w) >= 2;
+        it->f32 = v.dtype == NB_F32;
+        it->reg = c->decay_biases || v.rank >= 2;
         off += it->n;
     }
     *n_items = k;
@@ -315,34 +311,64 @@ static void step_body(void *ctx, int64_t s0, int64_t s1, int t, int q)
 
 static nb_parallel_site step_site = NB_PARALLEL_SITE("optim.step", GRAIN);
 
-/* Plain SGD's update w - lr dw (sgd's REG_RAW body, the same operations)
- * over every item, storing or checking (true if a result would be
- * non-finite): for a step without momentum, regularisation or clipping. */
-static bool sgd_raw_items(const struct step_ctx *c, int store)
+/* Plain SGD (no momentum, regularisation or clipping) over fewer than
+ * NB_OPTIM_SLOT_ALIGN elements, in one pass over each item: its sum of
+ * squares as the norm's small sum takes it (items of 32 elements or more
+ * are left to that sum, whose lanes start at 32), and w - lr dw as sgd's
+ * REG_RAW body computes it, kept aside and checked. The results are stored
+ * only when the norm and every result are finite, so a refused step
+ * changes nothing. */
+static void sgd_raw_small(struct step_ctx *c)
 {
+    float kf[NB_OPTIM_SLOT_ALIGN];
+    double kd[NB_OPTIM_SLOT_ALIGN];
     const double lr = c->opt->cfg.lr;
+    double s = 0;
+    bool lanes = false;
     int bad = 0;
-#define SGD_RAW(T)                                                             \
+#define SGD_RAW(T, keep)                                                       \
     do {                                                                       \
-        T *w = it->w;                                                          \
-        const T *dw = it->dw, r = (T)lr;                                       \
+        const T *w = it->w, *dw = it->dw, r = (T)lr;                           \
+        T *o = keep + it->off;                                                 \
+        double si = 0;                                                         \
+        T z = 0; /* wj - wj is 0, or NaN for a non-finite wj, which sticks */ \
         for (int64_t j = 0; j < it->n; j++) {                                  \
-            T wj = w[j] - r * dw[j];                                           \
-            if (store)                                                         \
-                w[j] = wj;                                                     \
-            else                                                               \
-                bad |= OPT_NONFINITE(wj);                                      \
+            const T d = dw[j], wj = w[j] - r * d;                              \
+            si += (double)d * (double)d;                                       \
+            o[j] = wj;                                                         \
+            z += wj - wj;                                                      \
         }                                                                      \
+        s += si;                                                               \
+        bad |= z != 0;                                                         \
     } while (0)
     for (int i = 0; i < c->n_items; i++) {
         const struct item *it = &c->items[i];
+        lanes |= it->n >= 32;
         if (it->f32)
-            SGD_RAW(float);
+            SGD_RAW(float, kf);
         else
-            SGD_RAW(double);
+            SGD_RAW(double, kd);
     }
 #undef SGD_RAW
-    return bad;
+    /* An overflowing sum is rescaled there. */
+    double norm = lanes || isinf(s)
+                      ? nb_optim_norm_small_items(c->items, c->n_items)
+                      : sqrt(s);
+    bool ok = isfinite(norm);
+    if (ok && !bad) {
+        for (int i = 0; i < c->n_items; i++) {
+            const struct item *it = &c->items[i];
+            if (it->f32)
+                for (int64_t j = 0; j < it->n; j++)
+                    ((float *)it->w)[j] = kf[it->off + j];
+            else
+                for (int64_t j = 0; j < it->n; j++)
+                    ((double *)it->w)[j] = kd[it->off + j];
+        }
+    }
+    c->norm = norm;
+    c->refuse_norm = !ok;
+    c->refuse_result = ok && bad;
 }
 
 /* step_body for a step under NB_OPTIM_SLOT_ALIGN elements, which one
@@ -351,20 +377,7 @@ static bool sgd_raw_items(const struct step_ctx *c, int store)
  * same order without the slots, the region or its barriers. */
 static void step_small(struct step_ctx *c)
 {
-    const nb_optim_config *cfg = &c->opt->cfg;
     bool bad = false;
-    if (c->early_check && cfg->kind == NB_OPTIM_SGD && c->opt->per_param == 0 &&
-        cfg->weight_decay == 0 && cfg->l1 == 0) {
-        bad = sgd_raw_items(c, 0);
-        double norm = nb_optim_norm_small_items(c->items, c->n_items);
-        bool ok = isfinite(norm);
-        if (ok && !bad)
-            sgd_raw_items(c, 1);
-        c->norm = norm;
-        c->refuse_norm = !ok;
-        c->refuse_result = ok && bad;
-        return;
-    }
     if (c->early_check)
         for (int i = 0; i < c->n_items; i++)
             bad |= rule_piece(c, c->hyp, &c->items[i], 0, c->items[i].n, 0);
@@ -387,6 +400,34 @@ static void step_small(struct step_ctx *c)
     c->refuse_result = ok && bad;
 }
 
+/* A step's hyper-parameters for each kind of item, and its passes: one
+ * call per item for a step under NB_OPTIM_SLOT_ALIGN elements, the slotted
+ * parallel passes otherwise. */
+static void step_general(nb_optimizer *opt, struct step_ctx *c)
+{
+    const nb_optim_config *cfg = &opt->cfg;
+    /* Weights: L2 enters g, except for AdamW, whose decay is decoupled. */
+    struct hyper plain = step_hyper(opt), reg = plain;
+    reg.l1 = cfg->l1;
+    if (cfg->kind == NB_OPTIM_ADAMW)
+        reg.decay = 1 - cfg->lr * cfg->weight_decay;
+    else
+        reg.l2 = cfg->weight_decay;
+    c->hyp[0] = plain;
+    c->hyp[1] = reg;
+    /* An eps that rounds to 0 in float would turn 0/0 into NaN. */
+    for (int i = 2; i < 4; i++) {
+        c->hyp[i] = c->hyp[i - 2];
+        c->hyp[i].eps = c->hyp[i].eps > FLT_MIN ? c->hyp[i].eps : FLT_MIN;
+    }
+    /* The work is the elements the passes read, in every array. */
+    if (c->total < NB_OPTIM_SLOT_ALIGN)
+        step_small(c);
+    else
+        nb_parallel_for(&step_site, NSLOT, c->total * (2 + opt->per_param),
+                        NSLOT, step_body, c);
+}
+
 int nb_optimizer_step(nb_optimizer *opt)
 {
     if (!opt)
@@ -399,26 +440,12 @@ int nb_optimizer_step(nb_optimizer *opt)
     c.opt = opt;
     c.items = opt->items;
     c.early_check = !(cfg->clip_norm > 0);
-    /* Weights: L2 enters g, except for AdamW, whose decay is decoupled. */
-    struct hyper plain = step_hyper(opt), reg = plain;
-    reg.l1 = cfg->l1;
-    if (cfg->kind == NB_OPTIM_ADAMW)
-        reg.decay = 1 - cfg->lr * cfg->weight_decay;
+    if (c.total < NB_OPTIM_SLOT_ALIGN && c.early_check &&
+        cfg->kind == NB_OPTIM_SGD && opt->per_param == 0 &&
+        cfg->weight_decay == 0 && cfg->l1 == 0)
+        sgd_raw_small(&c); /* needs none of the hyper-parameters */
     else
-        reg.l2 = cfg->weight_decay;
-    c.hyp[0] = plain;
-    c.hyp[1] = reg;
-    /* An eps that rounds to 0 in float would turn 0/0 into NaN. */
-    for (int i = 2; i < 4; i++) {
-        c.hyp[i] = c.hyp[i - 2];
-        c.hyp[i].eps = c.hyp[i].eps > FLT_MIN ? c.hyp[i].eps : FLT_MIN;
-    }
-    /* The work is the elements the passes read, in every array. */
-    if (c.total < NB_OPTIM_SLOT_ALIGN)
-        step_small(&c);
-    else
-        nb_parallel_for(&step_site, NSLOT, c.total * (2 + opt->per_param),
-                        NSLOT, step_body, &c);
+        step_general(opt, &c);
     opt->grad_norm = c.norm;
     if (c.refuse_norm)
         return nb_graph_set_error(opt->g, NB_ERR_NONFINITE,
