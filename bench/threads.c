@@ -8,7 +8,8 @@
  * the momentum-SGD step), on random data (the timing does not depend on
  * the values), and the GEMM shapes of that step plus 1024^3. Columns: the
  * median microseconds at 1 thread, at 2 threads under nabla's policy
- * (nabla/parallel.h: the team only where it measured faster), and at 2
+ * (nabla/parallel.h: the team only where it measured faster, region by
+ * region and step by step), and at 2
  * threads with the team forced wherever the caps allow it
  * (NB_PARALLEL_TEAM), which shows what the policy chose against; then the
  * ratio policy / 1 thread, which should never exceed 1 by more than the

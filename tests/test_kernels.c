@@ -1308,18 +1308,29 @@ static void pf_clock_body(void *ctx, int64_t lo, int64_t hi, int t, int q)
         pf_clock += q == 1 ? 1.0 : pf_team_seconds;
 }
 
+#ifdef _OPENMP
+/* Two threads, no back-off left from earlier tests, the test's clock, and
+ * a team region that takes 0.6 of one thread's time. Returns the thread
+ * count to restore. */
+static int pf_clock_begin(void)
+{
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    const struct timespec lift = {0, 250 * 1000 * 1000};
+    nanosleep(&lift, NULL);
+    nb_parallel_set_clock(pf_now);
+    pf_team_seconds = 0.6;
+    return saved;
+}
+#endif
+
 static void test_parallel_for_adapts(void)
 {
 #ifdef _OPENMP
     if (omp_get_num_procs() < 2)
         return;
     static nb_parallel_site site = NB_PARALLEL_SITE("test.clock", 1);
-    int saved = omp_get_max_threads();
-    omp_set_num_threads(2);
-    const struct timespec lift = {0, 250 * 1000 * 1000};
-    nanosleep(&lift, NULL); /* outlast any back-off of earlier tests */
-    nb_parallel_set_clock(pf_now);
-    pf_team_seconds = 0.6;
+    int saved = pf_clock_begin();
     int team = 0;
     for (int i = 0; i < 40; i++)
         team += nb_parallel_for(&site, 64, 64, 8, pf_clock_body, NULL) == 2;
@@ -1353,6 +1364,76 @@ static void test_parallel_for_adapts(void)
     CHECK(pref, "fast team not preferred again: %g alone, %g team", one, tm);
     CHECK(nb_parallel_site_stats(NULL, 1, NULL, NULL, NULL) == NB_ERR_ARG,
           "NULL site");
+    nb_parallel_set_clock(NULL);
+    omp_set_num_threads(saved);
+#endif
+}
+
+/* One simulated training step for the whole-step policy: a mark, then a
+ * region that takes 1 s alone and 0.6 s on the team, then `moving` seconds
+ * more if the team ran (what a team costs outside its regions: data that
+ * the other core must fetch). Returns whether the team ran. */
+static bool cycle_step(nb_parallel_cycle *c, nb_parallel_site *site,
+                       double moving)
+{
+    nb_parallel_cycle_mark(c);
+    bool team = nb_parallel_for(site, 64, 64, 8, pf_clock_body, NULL) == 2;
+    if (team)
+        pf_clock += moving;
+    return team;
+}
+
+/* Whole steps (core/parallel_internal.h): a team that wins its regions but
+ * loses the step is dropped after a few steps, comes back when it wins the
+ * step again, and the cap it leaves ends with its owner or when no step
+ * follows. */
+static void test_parallel_cycle(void)
+{
+#ifdef _OPENMP
+    if (omp_get_num_procs() < 2)
+        return;
+    static nb_parallel_site site = NB_PARALLEL_SITE("test.cycle", 1);
+    int saved = pf_clock_begin();
+    nb_parallel_cycle c;
+    memset(&c, 0, sizeof c);
+    int team = 0;
+    for (int i = 0; i < 60; i++)
+        team += cycle_step(&c, &site, 2.0); /* steps: 2.6 s team, 1 s alone */
+    /* the first steps and a trial of the team at gaps of 8, 16, 32 */
+    CHECK(team <= 14, "losing team: %d of 60 steps on 2 threads", team);
+    CHECK(c.single && c.cost[0] > c.cost[1],
+          "losing team kept: %g s a step with it, %g alone", c.cost[0],
+          c.cost[1]);
+    int back = -1;
+    for (int i = 0; i < 200 && back < 0; i++)
+        if (cycle_step(&c, &site, 0.0))
+            back = i;
+    CHECK(back >= 0 && back <= 80, "the winning team came back after %d",
+          back);
+    team = 0;
+    for (int i = 0; i < 40; i++)
+        team += cycle_step(&c, &site, 0.0);
+    /* trials of one thread (3 steps each) at gaps of 8 and 16 */
+    CHECK(team >= 30, "winning team: %d of 40 steps on 2 threads", team);
+
+    /* Held to one thread: the cap lasts until twice a step's cost passed
+     * without a mark, or until its owner ends. */
+    for (int i = 0; i < 200 && !(c.single && !c.trial); i++)
+        cycle_step(&c, &site, 5.0);
+    CHECK(c.single && !c.trial, "a team losing by 5 s a step still in use");
+    CHECK(nb_parallel_threads() == 1, "in a one-thread step: %d threads",
+          nb_parallel_threads());
+    pf_clock += 2.5 * (c.cost[0] > c.cost[1] ? c.cost[0] : c.cost[1]);
+    CHECK(nb_parallel_threads() == 2, "no step for long: %d threads",
+          nb_parallel_threads());
+    cycle_step(&c, &site, 5.0);
+    for (int i = 0; i < 200 && !(c.single && !c.trial); i++)
+        cycle_step(&c, &site, 5.0);
+    CHECK(nb_parallel_threads() == 1, "held again: %d threads",
+          nb_parallel_threads());
+    nb_parallel_cycle_end(&c);
+    CHECK(nb_parallel_threads() == 2, "after its end: %d threads",
+          nb_parallel_threads());
     nb_parallel_set_clock(NULL);
     omp_set_num_threads(saved);
 #endif
@@ -1456,6 +1537,7 @@ int main(void)
     test_gemm_direct();
     test_threads();
     test_parallel_policy();
+    test_parallel_cycle();
     test_parallel_for_cover();
     test_parallel_for_adapts();
     return tu_finish("kernels");

@@ -5,7 +5,7 @@
  * pooling and normalisation, the optimisers' norm, step and clipping, the
  * batch feed) runs through
  * nb_parallel_for, and so can code built on nabla that wants the same
- * policy. It owns three decisions:
+ * policy. It owns four decisions:
  *
  * - **Team size.** 1 in a build without OpenMP and inside a parallel
  *   region (its threads are already busy); otherwise OpenMP's
@@ -22,6 +22,10 @@
  *   to a CPU: the caller states only a floor of work per thread below which
  *   no machine gains from a second thread (a region costs a microsecond or
  *   more), and everything above it is measured where it runs.
+ * - **Whole steps.** A graph also times its training steps (backward to
+ *   backward) with the team allowed and all on one thread, and runs the
+ *   faster: a team also moves data between the cores' caches, a cost no
+ *   single region's timing shows (docs/design.md, "Threading").
  * - **Back-off.** A team whose calling thread waited for the others far
  *   longer than its own share took (a machine busier than its cores) counts
  *   as late; several late teams in a row, at any call sites, send every

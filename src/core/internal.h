@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/parallel_internal.h"
 #include "nabla/graph.h"
 #include "nabla/op.h"
 #include "nabla/ops.h"
@@ -266,6 +267,7 @@ struct nb_graph {
 
     struct nb_fast fast; /* the cached order compiled for steady steps */
     struct nb_ready ready; /* nb_graph_set_grad_ready */
+    nb_parallel_cycle cycle; /* its steps, one thread against the team */
 
     /* Shared shape rows, looked up by a hash of the shape (see nb_tensor). */
     int64_t *shape_rows[16];

@@ -94,6 +94,16 @@ static _Thread_local int body_team = 1;
 static _Thread_local double barrier_wait = 0;
 
 #ifdef _OPENMP
+/* The step (nb_parallel_cycle) that holds the calling thread to one thread,
+ * or NULL, and until when (the measuring clock, seconds); and the team
+ * regions the calling thread has opened, so a step that opened none is not
+ * timed (nothing in it could have run otherwise). */
+static _Thread_local const nb_parallel_cycle *cap_owner = NULL;
+static _Thread_local double cap_until = 0;
+static _Thread_local unsigned teams_opened = 0;
+#endif
+
+#ifdef _OPENMP
 static double wall_clock(void)
 {
     return omp_get_wtime();
@@ -166,6 +176,8 @@ int nb_parallel_threads(void)
         atomic_load_explicit(&single_until_us, memory_order_relaxed);
     if (until != 0 && (int64_t)(omp_get_wtime() * 1e6) < until)
         return 1;
+    if (cap_owner && now() < cap_until)
+        return 1;
     int want = omp_get_max_threads(), most = nb_parallel_threads_max();
     return want < 1 ? 1 : want < most ? want : most;
 #else
@@ -204,6 +216,7 @@ static double run_team(int p, int64_t n, nb_parallel_body body, void *ctx)
 {
     double saved_wait = barrier_wait;
     barrier_wait = 0;
+    teams_opened++;
     double start = now(), own = start;
 #pragma omp parallel num_threads(p)
     {
@@ -326,4 +339,123 @@ int nb_parallel_site_stats(const nb_parallel_site *site, int64_t work,
     if (team_preferred)
         *team_preferred = one != 0 && tm != 0 && tm < one;
     return NB_OK;
+}
+
+/* ---- whole steps: one thread against the team (parallel_internal.h) ---- */
+
+/* Steps a trial runs in the way not preferred: the first, after the
+ * switch, is dropped; the others are its measurement. */
+#define TRIAL_STEPS 3
+
+#ifdef _OPENMP
+/* Holds the calling thread to one thread for c's current step, or lets it
+ * go, from time t. */
+static void cycle_apply(const nb_parallel_cycle *c, double t)
+{
+    if (c->single) {
+        double span = c->cost[0] > c->cost[1] ? c->cost[0] : c->cost[1];
+        cap_owner = c;
+        cap_until = t + 2 * span;
+    } else if (cap_owner == c) {
+        cap_owner = NULL;
+    }
+}
+
+static void cycle_switch(nb_parallel_cycle *c, int single, int trial)
+{
+    c->single = single;
+    c->trial = trial;
+    c->run = 0;
+}
+
+/* Whether way a's steps beat way b's by more than noise: 3%, so that two
+ * ways of equal cost do not trade places at every measurement (each
+ * switch costs a step of moving data between the cores' caches). */
+static bool cycle_beats(const nb_parallel_cycle *c, int a, int b)
+{
+    return c->cost[a] < 0.97 * c->cost[b];
+}
+
+/* After a measured step: ends a trial, follows a changed estimate, or
+ * starts the next trial. */
+static void cycle_decide(nb_parallel_cycle *c)
+{
+    int way = c->single, other = !way;
+    if (c->cost[other] == 0) {
+        /* The other way was never measured: measure it now. */
+        if (c->run >= 2)
+            cycle_switch(c, other, 1);
+        return;
+    }
+    if (c->trial) {
+        if (c->run < TRIAL_STEPS)
+            return;
+        bool won = cycle_beats(c, way, other);
+        c->gap = won || c->gap < GAP_MIN ? GAP_MIN
+                 : c->gap < GAP_MAX      ? 2 * c->gap
+                                         : GAP_MAX;
+        c->left = c->gap;
+        if (won)
+            c->trial = 0;
+        else
+            cycle_switch(c, other, 0);
+        return;
+    }
+    if (c->run < 2)
+        return;
+    if (cycle_beats(c, other, way)) {
+        cycle_switch(c, other, 0);
+        c->gap = c->left = GAP_MIN;
+    } else if (--c->left <= 0) {
+        cycle_switch(c, other, 1);
+    }
+}
+#endif
+
+void nb_parallel_cycle_mark(nb_parallel_cycle *c)
+{
+#ifdef _OPENMP
+    if (omp_in_parallel() || omp_get_max_threads() < 2 ||
+        nb_parallel_threads_max() < 2 ||
+        atomic_load_explicit(&forced_team, memory_order_relaxed)) {
+        nb_parallel_cycle_end(c);
+        c->last = 0;
+        return;
+    }
+    /* A step with the team that opened no team region would have run the
+     * same on one thread: nothing to time (and no clock to read, which
+     * matters to steps of a microsecond). */
+    if (!c->single && !c->trial && c->last != 0 && teams_opened == c->teams) {
+        c->last = 0;
+        return;
+    }
+    double t = now(), last = c->last;
+    c->last = t;
+    c->teams = teams_opened;
+    if (last != 0 && c->run++ > 0) {
+        /* The first step after a switch is dropped: its caches still hold
+         * the other way's layout. A step far longer than usual also did
+         * something else (validation, a checkpoint): it counts as 3. */
+        double dt = t - last, *cost = &c->cost[c->single];
+        if (*cost > 0 && dt > 3 * *cost)
+            dt = 3 * *cost;
+        *cost = *cost == 0 || (c->trial && c->run == 2)
+                    ? dt
+                    : *cost + (dt - *cost) / 4;
+        cycle_decide(c);
+    }
+    cycle_apply(c, t);
+#else
+    (void)c;
+#endif
+}
+
+void nb_parallel_cycle_end(nb_parallel_cycle *c)
+{
+#ifdef _OPENMP
+    if (cap_owner == c)
+        cap_owner = NULL;
+#else
+    (void)c;
+#endif
 }

@@ -637,6 +637,9 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
                             "backward: '%s' has not been evaluated since the "
                             "graph last changed; call nb_forward on it first",
                             nb_node_name(output));
+    /* A backward starts a training step: the thread policy times whole
+     * steps, one thread against the team (core/parallel_internal.h). */
+    nb_parallel_cycle_mark(&g->cycle);
     bool accumulate = flags & NB_BACKWARD_ACCUMULATE;
     if (!accumulate && !g->trace && output->needs_grad &&
         g->grads_sized == output && g->grads_shape_epoch == g->shape_epoch &&

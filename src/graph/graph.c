@@ -55,6 +55,7 @@ void nb_graph_free(nb_graph *g)
 {
     if (!g)
         return;
+    nb_parallel_cycle_end(&g->cycle);
     if (g->trace)
         nb_trace_detach(g->trace);
     for (int64_t id = 0; id < g->n_nodes; id++) {
