@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "kernels/kernels.h"
+#include "kernels/pool.h"
 #include "kernels/vmath_scalar.h"
 #include "core/parallel_internal.h"
 #include "nabla/parallel.h"
@@ -1513,6 +1514,91 @@ LSTM_CELL_CHECK(float, f32)
 LSTM_CELL_CHECK(double, f64)
 #undef LSTM_CELL_CHECK
 
+/* Max pooling with a 2x2 window at stride 2, on every instruction set
+ * (AVX-512 has a kernel of its own for it), against the definition: the
+ * first maximum of each window in row-major order under strict
+ * comparison, padding skipped. Values repeat (ties), include -0 and +0,
+ * and now and then a NaN (which, as the first tap, stays the maximum, and
+ * elsewhere never wins). Row lengths cover full vectors and masked tails. */
+static void max_pool_reference(const nb_pool2d_geom *g, const float *x,
+                               float *y, int32_t *arg)
+{
+    for (int64_t p = 0; p < g->planes; p++)
+        for (int64_t i = 0; i < g->oh; i++)
+            for (int64_t j = 0; j < g->ow; j++) {
+                float best = 0;
+                int32_t at = -1;
+                for (int64_t a = 0; a < g->kh; a++)
+                    for (int64_t b = 0; b < g->kw; b++) {
+                        int64_t r = i * g->sh - g->ph + a;
+                        int64_t c = j * g->sw - g->pw + b;
+                        if (r < 0 || r >= g->h || c < 0 || c >= g->w)
+                            continue;
+                        float v = x[(p * g->h + r) * g->w + c];
+                        if (at < 0 || v > best) {
+                            best = v;
+                            at = (int32_t)(r * g->w + c);
+                        }
+                    }
+                y[(p * g->oh + i) * g->ow + j] = best;
+                arg[(p * g->oh + i) * g->ow + j] = at;
+            }
+}
+
+static void test_max_pool_2x2(void)
+{
+    enum { CAP = 2 * 9 * 70 };
+    static float x[CAP], y[CAP], ry[CAP], dy[CAP], dx[CAP], rdx[CAP];
+    static int32_t arg[CAP], rarg[CAP];
+    const float values[] = {-1.0f, 0.0f, -0.0f, 1.0f, 2.0f, 0.5f};
+    int cases = 0;
+    for (size_t s = 0; s < sizeof all_isas / sizeof *all_isas; s++) {
+        if (!nb_vm_force_isa(all_isas[s]))
+            continue;
+        for (int64_t h = 2; h <= 9; h += 3)
+            for (int64_t w = 2; w <= 70; w += w < 20 ? 1 : 17)
+                for (int64_t pad = 0; pad <= 1; pad++) {
+                    nb_pool2d_geom g = {.planes = 2, .h = h, .w = w,
+                                        .kh = 2, .kw = 2, .sh = 2, .sw = 2,
+                                        .ph = pad, .pw = pad, .dh = 1,
+                                        .dw = 1};
+                    g.oh = (h + 2 * pad - 2) / 2 + 1;
+                    g.ow = (w + 2 * pad - 2) / 2 + 1;
+                    for (int64_t k = 0; k < 2 * h * w; k++) {
+                        double u = rng_uniform();
+                        x[k] = u < 0.02 ? NAN
+                                        : values[(int)(u * 6) % 6];
+                    }
+                    max_pool_reference(&g, x, ry, rarg);
+                    nb_max_pool2d_f32(&g, x, y, arg);
+                    int64_t n = 2 * g.oh * g.ow;
+                    CHECK(memcmp(y, ry, (size_t)n * sizeof *y) == 0 &&
+                              memcmp(arg, rarg, (size_t)n * sizeof *arg) == 0,
+                          "max_pool2d 2x2 on %s, %lldx%lld pad %lld: differs "
+                          "from the definition",
+                          all_isas[s], (long long)h, (long long)w,
+                          (long long)pad);
+                    /* backward: dx[arg] += dy with the 32-bit indices */
+                    for (int64_t k = 0; k < n; k++)
+                        dy[k] = (float)(rng_uniform() - 0.5);
+                    for (int64_t k = 0; k < 2 * h * w; k++)
+                        rdx[k] = dx[k] = (float)k;
+                    for (int64_t k = 0; k < n; k++)
+                        rdx[(k / (g.oh * g.ow)) * h * w + rarg[k]] += dy[k];
+                    nb_max_pool2d_back_f32(&g, dy, arg, dx);
+                    CHECK(memcmp(dx, rdx, (size_t)(2 * h * w) * sizeof *dx) ==
+                              0,
+                          "max_pool2d 2x2 backward on %s, %lldx%lld pad %lld: "
+                          "differs from dx[arg] += dy",
+                          all_isas[s], (long long)h, (long long)w,
+                          (long long)pad);
+                    cases++;
+                }
+    }
+    nb_vm_force_isa(NULL);
+    CHECK(cases > 0, "no max_pool2d case ran");
+}
+
 static void test_lstm_cell(void)
 {
     const int64_t lengths[] = {1, 7, 16, 37, 70};
@@ -1533,6 +1619,7 @@ int main(void)
     test_env_choice();
     test_elementwise();
     test_lstm_cell();
+    test_max_pool_2x2();
     test_gemm();
     test_gemm_direct();
     test_threads();

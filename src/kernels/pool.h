@@ -20,16 +20,27 @@ typedef struct nb_pool2d_geom {
 
 /* y[p,i,j] = the first maximum of the window; arg[p,i,j] its index in the
  * plane (i*w + j of x), -1 when the window holds no input element (which
- * max_pool2d's shape rule refuses, so only a direct caller sees it). */
+ * max_pool2d's shape rule refuses, so only a direct caller sees it). The
+ * index is 32-bit (a plane must hold fewer than 2^31 elements: the shape
+ * rule says so): half the bytes of a 64-bit one to write and read back,
+ * and lanes as wide as a float's, so the common 2x2 window vectorises. */
 void nb_max_pool2d_f32(const nb_pool2d_geom *g, const float *x, float *y,
-                       int64_t *arg);
+                       int32_t *arg);
 void nb_max_pool2d_f64(const nb_pool2d_geom *g, const double *x, double *y,
-                       int64_t *arg);
+                       int32_t *arg);
+/* n outputs of a row of 2x2, stride-2 max pooling whose windows lie
+ * inside the input: top and bot point at the first window's two rows, k0
+ * is the plane index of top[0] and w the plane's width; the same values
+ * and indices as the portable path. x86-64 builds only; the caller checks
+ * that the CPU runs AVX-512. */
+void nb_max_pool2x2_row_f32_avx512(int64_t n, const float *top,
+                                   const float *bot, int32_t k0, int32_t w,
+                                   float *y, int32_t *arg);
 /* dx[arg] += dy, plane by plane. */
 void nb_max_pool2d_back_f32(const nb_pool2d_geom *g, const float *dy,
-                            const int64_t *arg, float *dx);
+                            const int32_t *arg, float *dx);
 void nb_max_pool2d_back_f64(const nb_pool2d_geom *g, const double *dy,
-                            const int64_t *arg, double *dx);
+                            const int32_t *arg, double *dx);
 
 /* y = (sum of the window's input elements) / divisor, the divisor kh*kw
  * when count_include_pad, else the number of input elements in the

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "kernels/isa.h"
 #include "kernels/norm.h"
 #include "kernels/pool.h"
 #include "nabla/parallel.h"
@@ -46,18 +47,36 @@ enum {
         nb_parallel_for(&site_, (items), (work), INT32_MAX, (body), (call));   \
     } while (0)
 
+/* A row of 2x2, stride-2 max pooling on the CPU's vector unit, if a
+ * kernel for it exists (AVX-512, f32): true when it ran. */
+static bool max2x2_row_f32(int64_t n, const float *top, const float *bot,
+                           int32_t k0, int32_t w, float *y, int32_t *arg)
+{
+#if NB_X86_KERNELS
+    if (nb_isa_active() == NB_ISA_AVX512) {
+        nb_max_pool2x2_row_f32_avx512(n, top, bot, k0, w, y, arg);
+        return true;
+    }
+#endif
+    (void)n, (void)top, (void)bot, (void)k0, (void)w, (void)y, (void)arg;
+    return false;
+}
+
 #define REAL float
 #define SUFFIX(name) name##_f32
 #define DTYPE "f32"
+#define MAX2X2_ROW max2x2_row_f32
 #include "kernels/norm_impl.h"
 #include "kernels/pool_impl.h"
 #undef REAL
 #undef SUFFIX
 #undef DTYPE
+#undef MAX2X2_ROW
 
 #define REAL double
 #define SUFFIX(name) name##_f64
 #define DTYPE "f64"
+#define MAX2X2_ROW(n, top, bot, k0, w, y, arg) false
 #include "kernels/norm_impl.h"
 #include "kernels/pool_impl.h"
 #undef REAL

@@ -6,8 +6,9 @@
  *              dx[first argmax] += dy
  *   The whole gradient of a window goes to its FIRST maximum in row-major
  *   window order, the tie rule of the max node; a later equal element gets
- *   none. Forward keeps each output's winner (an index into its plane) in
- *   the node's scratch for backward.
+ *   none. Forward keeps each output's winner (a 32-bit index into its
+ *   plane, so a plane holds fewer than 2^31 elements) in the node's
+ *   scratch for backward.
  *
  * avg_pool2d   y = (sum over the window of x) / D
  *              dx[window] += dy / D
@@ -172,7 +173,13 @@ static int max_pool2d_infer(nb_op_call *c)
     int rc = pool_geometry(c, c->attrs, true, &g);
     if (rc != NB_OK)
         return rc;
-    c->scratch_bytes = (size_t)(g.planes * g.oh * g.ow) * sizeof(int64_t);
+    /* The winners are kept as 32-bit indices into their plane. */
+    if (g.h * g.w > INT32_MAX)
+        return nb_op_fail(c,
+                          "planes of %lld x %lld elements: max_pool2d takes "
+                          "planes of fewer than 2^31 elements",
+                          (long long)g.h, (long long)g.w);
+    c->scratch_bytes = (size_t)(g.planes * g.oh * g.ow) * sizeof(int32_t);
     return NB_OK;
 }
 
