@@ -295,6 +295,21 @@ static void test_max_pool_padding_only_window(void)
     CHECK(!check_pool(NB_F64, &q, MAX_POOL, xv), "height: window accepted");
 }
 
+/* Winners are kept as 32-bit plane indices: a plane of 2^31 elements is
+ * refused by name (an input that is never fed allocates nothing), and the
+ * graph stays usable. */
+static void test_max_pool_plane_limit(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *big = nb_input(g, "big", NB_F32, 4, SHAPE(1, 1, 65536, 32768));
+    nb_pool2d_params p = {.kernel = {2, 2}, .stride = {2, 2}};
+    CHECK(big && !nb_max_pool2d(g, big, &p), "a 2^31-element plane accepted");
+    CHECK_ERROR(g, "max_pool2d", "65536 x 32768", "fewer than 2^31");
+    nb_node *x = nb_param(g, "x", NB_F64, 4, SHAPE(1, 1, 3, 1));
+    check_usable_1x1(g, x);
+    nb_graph_free(g);
+}
+
 /* The pooling kernels' order in the tensor's own precision: the first
  * strict maximum of each window in row-major order; an average's sum
  * starting from 0 in row-major window order times 1/D; dx taking each
@@ -998,6 +1013,7 @@ int main(void)
     test_pool_references();
     test_max_pool_ties();
     test_max_pool_padding_only_window();
+    test_max_pool_plane_limit();
     test_pool_bits();
     test_global_pool();
     test_batch_norm_values(NB_F64);
