@@ -600,25 +600,32 @@ static void ref_transpose(int r, int c, const double *a, double *t)
  * adding. Every way that could go wrong, checked against plain loops:
  * h = x W feeds both an add and a matmul (fan-out), q = s s takes the same
  * node twice, U reaches the loss only through step (its gradient must be
- * zero), and before the second pass every gradient is poisoned with NaN,
- * so a message added to an uncleared gradient would show. Accumulation
- * must still double the leaves' gradients. */
+ * zero), h + b and b + h broadcast a bias over h's rows (h, full-size,
+ * takes its message written where it is the first, added where not; b
+ * sums its messages), and before the second
+ * pass every gradient is poisoned with NaN, so a message added to an
+ * uncleared gradient would show. Accumulation must still double the
+ * leaves' gradients. */
 static void test_fresh_gradients(nb_dtype dtype)
 {
     const double xv[6] = {0.5, -1, 2, 1.5, 0.25, -0.75};
     const double wv[6] = {1, -0.5, 0.25, 2, -1.5, 0.75};
     const double vv[4] = {0.3, -0.2, 0.6, 1.1};
     const double uv[2] = {-1, 2};
+    const double bv[2] = {0.5, -0.25};
     nb_graph *g = nb_graph_new();
     const int64_t sx[2] = {2, 3}, sw[2] = {3, 2}, sv[2] = {2, 2}, su[1] = {2};
     nb_node *x = values(g, dtype, 2, sx, xv);
     nb_node *w = values(g, dtype, 2, sw, wv);
     nb_node *v = values(g, dtype, 2, sv, vv);
     nb_node *u = values(g, dtype, 1, su, uv);
+    nb_node *b = values(g, dtype, 1, su, bv);
     nb_node *h = nb_matmul(g, x, w);
     nb_node *s = nb_add(g, nb_matmul(g, h, v), h);
     nb_node *q = nb_matmul(g, s, s);
     nb_node *loss = nb_add(g, nb_sum(g, q), nb_sum(g, nb_step(g, u)));
+    loss = nb_add(g, loss, nb_sum(g, nb_add(g, h, b)));
+    loss = nb_add(g, loss, nb_sum(g, nb_add(g, b, h)));
     CHECK(loss != NULL, "fresh gradients: build: %s", nb_graph_error(g));
     if (!loss) {
         nb_graph_free(g);
@@ -641,7 +648,7 @@ static void test_fresh_gradients(nb_dtype dtype)
     ref_transpose(2, 2, vv, vt);
     ref_matmul(2, 2, 2, ds, vt, dh);
     for (int i = 0; i < 4; i++)
-        dh[i] += ds[i];
+        dh[i] += ds[i] + 2; /* 1 from sum(h + b), 1 from sum(b + h) */
     ref_transpose(2, 2, hh, ht);
     ref_matmul(2, 2, 2, ht, ds, dv);
     ref_transpose(2, 3, xv, xt);
@@ -650,9 +657,10 @@ static void test_fresh_gradients(nb_dtype dtype)
     ref_matmul(2, 2, 3, dh, wt, dx);
 
     const double tol = dtype == NB_F32 ? 1e-5 : 1e-12;
-    nb_node *nodes[4] = {x, w, v, u};
-    const double *want[4] = {dx, dw, dv, NULL};
-    const char *names[4] = {"x", "W", "V", "U"};
+    const double db[2] = {4, 4}; /* each b[j] feeds both rows, twice */
+    nb_node *nodes[5] = {x, w, v, u, b};
+    const double *want[5] = {dx, dw, dv, NULL, db};
+    const char *names[5] = {"x", "W", "V", "U", "b"};
     for (int pass = 0; pass < 3; pass++) {
         /* pass 1 poisons every gradient first; pass 2 accumulates */
         if (pass == 1)
@@ -668,7 +676,7 @@ static void test_fresh_gradients(nb_dtype dtype)
         CHECK(rc == NB_OK, "fresh gradients pass %d: %s", pass,
               nb_graph_error(g));
         double factor = pass == 2 ? 2 : 1;
-        for (int m = 0; m < 4; m++) {
+        for (int m = 0; m < 5; m++) {
             nb_tensor *gr = nb_node_grad(nodes[m]);
             CHECK(gr != NULL, "fresh gradients: no gradient for %s", names[m]);
             for (int64_t i = 0; gr && i < nb_tensor_size(gr); i++) {

@@ -54,6 +54,16 @@ static int binary_infer(nb_op_call *c)
         g[j] OP(D);                                                           \
     }
 
+/* One operand's message along a row of a broadcast call, its gradient
+ * element j at g[j * s]: written (OP =) or added (OP +=). */
+#define BCAST_GRAD(g, s, OP, D)                                               \
+    for (int64_t j = 0; j < n; j++) {                                         \
+        T a = pa[j * sa], b = pb[j * sb], dy = pdy[j];                        \
+        (void)a;                                                              \
+        (void)b;                                                              \
+        g[j * (s)] OP(D);                                                     \
+    }
+
 /* The gradient of an operand repeated along a whole inner run (a bias
  * [O,1,1] against [N,O,H,W] gives runs of H*W) when the op passes dy to it
  * unchanged: the run's sum, taken as RUN_LANES interleaved partial sums
@@ -140,8 +150,15 @@ DEFINE_RUN_SUM(double, run_sum_f64)
             });                                                               \
             return NB_OK;                                                     \
         }                                                                     \
-        nb_grad_clear_fresh(c, 0); /* a broadcast operand sums messages */  \
-        nb_grad_clear_fresh(c, 1);                                            \
+        /* A broadcast operand sums messages, so its fresh gradient needs  \
+         * zeros; a full-size one (a conv's output beside its bias) gets   \
+         * each element once, written outright. */                         \
+        bool write_a = nb_grad_fresh(c, 0) && c->in[0]->size == c->out->size; \
+        bool write_b = nb_grad_fresh(c, 1) && c->in[1]->size == c->out->size; \
+        if (!write_a)                                                         \
+            nb_grad_clear_fresh(c, 0);                                        \
+        if (!write_b)                                                         \
+            nb_grad_clear_fresh(c, 1);                                        \
         nb_bcast p;                                                           \
         nb_bcast_plan(&p, c->out, c->in[0], c->in[1]);                        \
         int64_t n = p.shape[p.rank - 1];                                      \
@@ -154,29 +171,25 @@ DEFINE_RUN_SUM(double, run_sum_f64)
                 const T *pa = (const T *)c->in[0]->data + oa;                 \
                 const T *pb = (const T *)c->in[1]->data + ob;                 \
                 const T *pdy = (const T *)c->out_grad->data + row * n;        \
-                if (ga_t && sa == 0 && (SIGN_A) != 0) {                       \
+                if (ga_t && sa == 0 && (SIGN_A) != 0 && !write_a) {                       \
                     ((T *)ga_t->data)[oa] +=                                  \
                         (T)(SIGN_A) * NB_KERNEL(run_sum, T)(pdy, n);          \
                 } else if (ga_t) {                                            \
                     T *ga = (T *)ga_t->data + oa;                             \
-                    for (int64_t j = 0; j < n; j++) {                         \
-                        T a = pa[j * sa], b = pb[j * sb], dy = pdy[j];        \
-                        (void)a;                                              \
-                        (void)b;                                              \
-                        ga[j * sa] += (DA);                                   \
-                    }                                                         \
+                    if (write_a)                                              \
+                        BCAST_GRAD(ga, sa, =, DA)                             \
+                    else                                                      \
+                        BCAST_GRAD(ga, sa, +=, DA)                            \
                 }                                                             \
-                if (gb_t && sb == 0 && (SIGN_B) != 0) {                       \
+                if (gb_t && sb == 0 && (SIGN_B) != 0 && !write_b) {                       \
                     ((T *)gb_t->data)[ob] +=                                  \
                         (T)(SIGN_B) * NB_KERNEL(run_sum, T)(pdy, n);          \
                 } else if (gb_t) {                                            \
                     T *gb = (T *)gb_t->data + ob;                             \
-                    for (int64_t j = 0; j < n; j++) {                         \
-                        T a = pa[j * sa], b = pb[j * sb], dy = pdy[j];        \
-                        (void)a;                                              \
-                        (void)b;                                              \
-                        gb[j * sb] += (DB);                                   \
-                    }                                                         \
+                    if (write_b)                                              \
+                        BCAST_GRAD(gb, sb, =, DB)                             \
+                    else                                                      \
+                        BCAST_GRAD(gb, sb, +=, DB)                            \
                 }                                                             \
             }                                                                 \
         });                                                                   \

@@ -92,7 +92,14 @@ static void spread_rows(const nb_tensor *dyt, nb_tensor *dxt,
         const T *dy = dyt->data;
         T *dx = dxt->data;
         T s = (T)scale;
-        for (int64_t o = 0; o < l.outer; o++)
+        for (int64_t o = 0; l.inner == 1 && o < l.outer; o++) {
+            /* One long run: one value spread along it (a loop over runs of
+             * one element each would not vectorise). */
+            T *dxr = dx + o * l.n, v = s * dy[o];
+            for (int64_t j = 0; j < l.n; j++)
+                dxr[j] += v;
+        }
+        for (int64_t o = 0; l.inner > 1 && o < l.outer; o++)
             for (int64_t j = 0; j < l.n; j++) {
                 T *dxr = dx + (o * l.n + j) * l.inner;
                 const T *dyr = dy + o * l.inner;
