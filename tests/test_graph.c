@@ -814,9 +814,34 @@ static void test_grad_ready(void)
     nb_graph_free(g);
 }
 
+/* nb_prefault is advice about pages: memory it is given keeps its
+ * contents, whatever its size and alignment, and NULL or a short range is
+ * a no-op. */
+static void test_prefault_keeps_contents(void)
+{
+    const size_t sizes[] = {0, 100, 64 * 1024, 1000 * 1000 + 3};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        size_t n = sizes[s];
+        unsigned char *p = nb_alloc(n + 1);
+        CHECK(p != NULL, "nb_alloc(%zu)", n + 1);
+        if (!p)
+            continue;
+        for (size_t i = 0; i <= n; i++)
+            p[i] = (unsigned char)(i * 7 + 3);
+        nb_prefault(p + 1, n); /* an unaligned start */
+        size_t bad = 0;
+        for (size_t i = 0; i <= n; i++)
+            bad += p[i] != (unsigned char)(i * 7 + 3);
+        CHECK(bad == 0, "nb_prefault changed %zu of %zu bytes", bad, n + 1);
+        nb_free(p);
+    }
+    nb_prefault(NULL, 1 << 20);
+}
+
 int main(void)
 {
     test_feed_forms();
+    test_prefault_keeps_contents();
     test_checking_mode();
     test_regularised_logistic(NB_F64, 1e-14);
     test_regularised_logistic(NB_F32, 1e-6);

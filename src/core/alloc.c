@@ -2,10 +2,43 @@
  * bump arena that holds small construction-time data (names, attribute
  * blocks, input lists, tiny tensors) so a million-node graph does not make
  * millions of heap calls. */
+/* madvise is Linux's (and the BSDs'), not POSIX's. */
+#define _DEFAULT_SOURCE
+
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 #include "core/internal.h"
+
+/* Below this, prefaulting is not worth a system call. */
+#define PREFAULT_MIN (64u * 1024u)
+
+void nb_prefault(void *p, size_t bytes)
+{
+#if defined(__linux__)
+/* Linux 5.14; the value is the kernel's, for C libraries that predate it. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    if (!p || bytes < PREFAULT_MIN)
+        return;
+    const uintptr_t page = 4096;
+    uintptr_t first = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)p + bytes) & ~(page - 1);
+    /* Advice only: an older kernel refuses it (EINVAL) and the pages then
+     * fault in one by one, as without it. */
+    if (end > first)
+        (void)madvise((void *)first, end - first, MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
 
 static void *default_alloc(size_t size, size_t align, void *user)
 {
@@ -41,8 +74,10 @@ void *nb_alloc(size_t size)
 void *nb_alloc_zeroed(size_t size)
 {
     void *p = nb_alloc(size);
-    if (p)
+    if (p) {
+        nb_prefault(p, size);
         memset(p, 0, size);
+    }
     return p;
 }
 
@@ -56,6 +91,7 @@ void *nb_realloc(void *ptr, size_t old_size, size_t new_size)
 {
     void *p = nb_alloc(new_size);
     if (p && ptr) {
+        nb_prefault(p, old_size < new_size ? old_size : new_size);
         memcpy(p, ptr, old_size < new_size ? old_size : new_size);
         nb_free(ptr);
     }
@@ -96,6 +132,8 @@ void *nb_arena_alloc_aligned(nb_graph *g, size_t size, size_t align)
     nb_arena_chunk *fresh = nb_alloc(CHUNK_HEADER + capacity);
     if (!fresh)
         return NULL;
+    /* A big chunk serves a big graph, whose construction fills it. */
+    nb_prefault(fresh, CHUNK_HEADER + capacity);
     fresh->next = c;
     fresh->used = size;
     fresh->capacity = capacity;

@@ -238,6 +238,8 @@ static nb_node *next_slot(nb_graph *g, const char *what)
             sizeof *block + NB_NODES_PER_BLOCK * sizeof block->nodes[0]);
         if (!block)
             goto nomem;
+        nb_prefault(block, sizeof *block +
+                               NB_NODES_PER_BLOCK * sizeof block->nodes[0]);
         block->graph = g;
         block->cold = NULL;
         g->blocks[g->n_blocks++] = block;
