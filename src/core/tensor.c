@@ -62,12 +62,13 @@ static int64_t *shared_row(nb_graph *g, int rank, const int64_t *shape)
         h = (h ^ (uint64_t)shape[i]) * UINT64_C(0x100000001b3);
     int64_t **slot = &g->shape_rows[(h ^ (h >> 29)) % 16];
     int64_t *row = *slot;
-    if (row) {
+    if (row && row[NB_MAX_RANK] == rank) {
+        /* A row holds zeros past its rank (made so below), so the rank
+         * and the extents within it decide. */
         int i = 0;
-        while (i < NB_MAX_RANK && row[i] == (i < rank ? shape[i] : 0))
+        while (i < rank && row[i] == shape[i])
             i++;
-        /* A zero extent inside the rank is told apart by the stored rank. */
-        if (i == NB_MAX_RANK && row[NB_MAX_RANK] == rank)
+        if (i == rank)
             return row;
     }
     /* One extra entry holds the rank. A collision replaces the slot: the
@@ -90,6 +91,12 @@ int nb_tensor_set_shape(nb_tensor *t, nb_graph *g, nb_dtype dtype, int rank,
     bool same = t->rank == rank;
     for (int i = 0; same && i < rank; i++)
         same = t->shape[i] == shape[i];
+    if (same && (rank == 0 || t->shape != zero_row)) {
+        /* Already this shape (every step sets it again): nothing moves. */
+        t->dtype = (uint8_t)dtype;
+        t->size = nb_shape_size(rank, shape);
+        return NB_OK;
+    }
     if (t->shape_shared && !same) {
         /* A shared row is read-only: this tensor takes one of its own. */
         size_t bytes = NB_MAX_RANK * sizeof(int64_t);
