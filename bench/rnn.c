@@ -10,10 +10,8 @@
  * layer E -> H (lstm_seq, gru_seq or elman_seq, zero initial state),
  * linear H -> V, softmax cross-entropy at every step (mean), Adam lr 2e-3
  * with global-norm clipping at 5, windows of T + 1 characters drawn at
- * random from the first 95% of the fortunes text. The embedding is a
- * matmul of one-hot rows [B, T, V] with the [V, E] table (no embedding op
- * on this branch): the same function and gradient, at 2 B T V E extra
- * flops each way (a few per cent of the LSTM's). Timing starts after 10
+ * random from the first 95% of the fortunes text; the embedding is the
+ * embedding op (a row lookup, as nn.Embedding). Timing starts after 10
  * warm-up steps, as the peer's does.
  *
  * Figures (one JSON object per line on stdout):
@@ -171,7 +169,7 @@ int main(int argc, char **argv)
     int64_t train_len = tx.len * 95 / 100;
 
     nb_graph *g = nb_graph_new();
-    nb_node *onehot = nb_input(g, "onehot", NB_F32, 3, (int64_t[]){B, T, V});
+    nb_node *ids = nb_input(g, "ids", NB_F32, 2, (int64_t[]){B, T});
     nb_node *labels = nb_input(g, "labels", NB_F32, 1, (int64_t[]){B * T});
     nb_node *emb = nb_param(g, "emb.weight", NB_F32, 2, (int64_t[]){V, E});
     nb_node *w_ih = nb_param(g, "rnn.weight_ih_l0", NB_F32, 2,
@@ -196,7 +194,7 @@ int main(int argc, char **argv)
     fill_uniform(b_hh, k);
     fill_uniform(w_out, k);
     fill_uniform(b_out, k);
-    nb_node *x = nb_matmul(g, onehot, emb);
+    nb_node *x = nb_embedding(g, emb, ids);
     nb_node *hs = gates == 4   ? nb_lstm_seq(g, x, h0, c0, w_ih, w_hh, b_ih,
                                              b_hh, false)
                   : gates == 3 ? nb_gru_seq(g, x, h0, w_ih, w_hh, b_ih, b_hh)
@@ -224,17 +222,16 @@ int main(int argc, char **argv)
             allocs0 = bench_alloc_counts.allocs;
             libc0 = bench_libc_calls();
         }
-        float *oh = nb_feed_buffer(g, onehot, 3, (int64_t[]){B, T, V});
+        float *id = nb_feed_buffer(g, ids, 2, (int64_t[]){B, T});
         float *lb = nb_feed_buffer(g, labels, 1, (int64_t[]){B * T});
-        if (!oh || !lb) {
+        if (!id || !lb) {
             fprintf(stderr, "rnn: feed: %s\n", nb_graph_error(g));
             return 1;
         }
-        memset(oh, 0, (size_t)(B * T * V) * sizeof *oh);
         for (int64_t b = 0; b < B; b++) {
             const unsigned char *w = tx.bytes + rand_below(train_len - T - 1);
             for (int64_t t = 0; t < T; t++) {
-                oh[(b * T + t) * V + lut[w[t]]] = 1;
+                id[b * T + t] = (float)lut[w[t]];
                 lb[b * T + t] = (float)lut[w[t + 1]];
             }
         }
