@@ -127,6 +127,7 @@ typedef struct gemm_ctx {
 #endif
 } gemm_ctx;
 
+#if defined(BENCH_HAVE_OPENBLAS) || defined(BENCH_HAVE_BLIS)
 /* The shared object that defines a symbol as the program resolves it (the
  * peers export clashing names, so each figure names where its code came
  * from). */
@@ -138,6 +139,7 @@ static const char *lib_of_symbol(const char *name)
         return d.dli_fname;
     return "";
 }
+#endif
 
 static void run_nabla_gemm(void *p)
 {
@@ -219,6 +221,8 @@ static void run_xsmm_gemm(void *p)
 }
 #endif
 
+#if defined(BENCH_HAVE_OPENBLAS) || defined(BENCH_HAVE_BLIS) ||               \
+    defined(BENCH_HAVE_LIBXSMM)
 /* Runs one library once on C = c0 and returns max |C - ref| / max(1,
  * max |ref|): every peer must compute the same product as nabla (the
  * transposes and the beta included) before its time counts. */
@@ -258,6 +262,7 @@ static double gemm_peer(const char *lib, work_fn fn, gemm_ctx *x,
     memset(x->cm, 0, (size_t)(x->c->m * x->c->n) * sizeof(float));
     return time_call(fn, x);
 }
+#endif
 
 static void bench_gemm(void)
 {
