@@ -329,6 +329,35 @@ int nb_grow_array(void **array, int64_t *capacity, int64_t need, size_t elem);
 int nb_infer_node(nb_graph *g, nb_node *n);
 /* Fills the fields of `call` shared by infer, forward and backward. */
 void nb_make_call(nb_graph *g, nb_node *n, nb_op_call *call);
+/* A call record of graph g with every other field 0 (NULL), as a memset
+ * of the whole record would leave it. Field by field because gcc makes
+ * that memset (168 bytes) a rep stos, whose start-up alone costs more than
+ * a tiny op's arithmetic, where these stores are a dozen vector moves; a
+ * forward or backward pass starts from one. The assertion fails when the
+ * record grows, so that a new field is cleared here too. */
+static inline void nb_call_blank(nb_op_call *c, nb_graph *g)
+{
+    _Static_assert(sizeof(nb_op_call) ==
+                       offsetof(nb_op_call, in_grad_fresh) + sizeof(void *),
+                   "nb_call_blank must clear every field of nb_op_call");
+    c->graph = g;
+    c->op = NULL;
+    c->n_inputs = 0;
+    c->in = NULL;
+    c->out = NULL;
+    c->out_grad = NULL;
+    c->in_grad = NULL;
+    c->attrs = NULL;
+    c->scratch = NULL;
+    c->workspace = NULL;
+    c->out_dtype = (nb_dtype)0;
+    c->out_rank = 0;
+    for (int i = 0; i < NB_MAX_RANK; i++)
+        c->out_shape[i] = 0;
+    c->scratch_bytes = 0;
+    c->workspace_bytes = 0;
+    c->in_grad_fresh = NULL;
+}
 /* Bumps one of the graph's epoch counters; on wrap-around resets the stamps
  * of every node so none matches a reused value. */
 nb_epoch nb_epoch_next(nb_graph *g, nb_epoch *counter);

@@ -304,8 +304,7 @@ static int forward_fast(nb_graph *g)
 {
     const struct nb_fast *f = &g->fast;
     nb_op_call call;
-    memset(&call, 0, sizeof call);
-    call.graph = g;
+    nb_call_blank(&call, g);
     const nb_epoch stamp = g->value_epoch;
     g->value_epoch_held = true;
     for (int64_t k = 0; k < f->n_steps; k++) {
@@ -341,7 +340,7 @@ int nb_forward(nb_graph *g, nb_node *target)
     nb_plan(g, target);
     /* One call record serves every node: only the per-node fields change. */
     nb_op_call call;
-    memset(&call, 0, sizeof call);
+    nb_call_blank(&call, g);
     const nb_epoch stamp = g->value_epoch;
     g->value_epoch_held = true; /* the next feed or plan change must move it */
     nb_node *const *order = g->order;
@@ -544,8 +543,7 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
     add_seed(&output->grad, seed);
 
     nb_op_call call;
-    memset(&call, 0, sizeof call);
-    call.graph = g;
+    nb_call_blank(&call, g);
     int rc = NB_OK;
     /* The next leaf to report, or -1 (none, or no hook). */
     int64_t rj = g->ready.fn ? g->ready.n - 1 : -1;
@@ -730,7 +728,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     add_seed(&output->grad, seed);
 
     nb_op_call call;
-    memset(&call, 0, sizeof call);
+    nb_call_blank(&call, g);
     nb_tensor **grad_args = g->grad_args;
     bool *fresh = g->grad_fresh;
     call.in_grad = grad_args;
