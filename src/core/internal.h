@@ -164,18 +164,21 @@ struct nb_fast_step {
     nb_node *node;
     const nb_tensor **in; /* the inputs' values */
     nb_tensor **grad;     /* the inputs' gradients, NULL where none is needed */
-    /* Per input, how this call's message is received, worked out from
-     * the order at the shape epoch the list is ready for (see
-     * fast_plan_messages in exec.c): 0 none sent, 1 the input's first
-     * message of the pass, cleared then added to, 2 its first, written
-     * fresh (the op honours NB_OP_FRESH_GRADS and the input holds no other
-     * slot of the call), 3 added to what an earlier call of the pass wrote. */
-    uint8_t *mode;
-    /* The call's in_grad_fresh (mode 2 per input), NULL for an op without
-     * NB_OP_FRESH_GRADS. */
+    /* The inputs this call sends their first message of the pass, worked
+     * out from the order at the shape epoch the list is ready for (see
+     * fast_plan_messages in exec.c), in a slice of one slot per input:
+     * [0, n_clear) are cleared, then added to; [fresh_from, n_slots) are
+     * written fresh (the op honours NB_OP_FRESH_GRADS and the input holds
+     * no other slot of the call). The call stamps both. Every other input
+     * gets no message or is added to what an earlier call wrote. */
+    nb_node **firsts;
+    int n_clear, fresh_from, n_slots;
+    /* The call's in_grad_fresh (true for the inputs written fresh), NULL
+     * for an op without NB_OP_FRESH_GRADS. */
     bool *fresh;
     const void *attrs;
-    int first;      /* inputs of mode 1 or 2, stamped by the call */
+    bool sends;     /* backward runs: the node needs a gradient, its op has
+                       a backward and its value is not empty */
     bool unreached; /* needs a gradient that no call of the pass writes */
 };
 
@@ -194,9 +197,9 @@ struct nb_fast {
     int64_t n_steps, cap_steps;
     const nb_tensor **in;
     nb_tensor **grad;
-    uint8_t *mode;
+    nb_node **firsts;
     bool *fresh;
-    int64_t cap_in, cap_grad, cap_mode, cap_fresh;
+    int64_t cap_in, cap_grad, cap_firsts, cap_fresh;
     nb_node **leaves; /* the order's leaves that need a gradient */
     int64_t n_leaves, cap_leaves;
 };

@@ -75,7 +75,7 @@ void nb_graph_free(nb_graph *g)
     nb_free(g->fast.steps);
     nb_free(g->fast.in);
     nb_free(g->fast.grad);
-    nb_free(g->fast.mode);
+    nb_free(g->fast.firsts);
     nb_free(g->fast.fresh);
     nb_free(g->fast.leaves);
     nb_free(g->ready.leaf);
