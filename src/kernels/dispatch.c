@@ -77,6 +77,10 @@ static int choose_isa(void)
  * compute the same choice, so relaxed atomics suffice. */
 static _Atomic int chosen_isa = -1;
 static _Atomic int forced_isa = -1;
+/* The elementwise kernels' table for the active ISA (active_table), NULL
+ * until the first call after a choice or a forcing: one load per call
+ * instead of working out the ISA again. */
+static _Atomic(const void *) active_kernels = NULL;
 
 nb_isa nb_isa_active(void)
 {
@@ -100,12 +104,14 @@ bool nb_vm_force_isa(const char *isa)
 {
     if (isa == NULL) {
         atomic_store_explicit(&forced_isa, -1, memory_order_relaxed);
+        atomic_store_explicit(&active_kernels, NULL, memory_order_relaxed);
         return true;
     }
     int wanted = isa_by_name(isa);
     if (wanted < 0 || !cpu_has((nb_isa)wanted))
         return false;
     atomic_store_explicit(&forced_isa, wanted, memory_order_relaxed);
+    atomic_store_explicit(&active_kernels, NULL, memory_order_relaxed);
     return true;
 }
 
@@ -255,7 +261,13 @@ static const vm_table tables[NB_ISA_COUNT] = {
 
 static const vm_table *active_table(void)
 {
-    return &tables[nb_isa_active()];
+    const vm_table *t =
+        atomic_load_explicit(&active_kernels, memory_order_relaxed);
+    if (!t) {
+        t = &tables[nb_isa_active()];
+        atomic_store_explicit(&active_kernels, t, memory_order_relaxed);
+    }
+    return t;
 }
 
 #define SITE(name)                                                             \
