@@ -29,6 +29,14 @@
         int64_t m, int64_t n, int64_t k, REAL alpha, const REAL *a,            \
         const REAL *b, REAL beta, REAL *c, int64_t ldc)                        \
     {                                                                          \
+        if (k == 1) { /* an outer product: each chain is one term */           \
+            for (int64_t i = 0; i < m; i++, a += sa_i, c += ldc) {             \
+                const REAL ai = *a, *bj = b;                                   \
+                for (int64_t j = 0; j < n; j++, bj += sb_j)                    \
+                    TINY_STORE(c[j], (REAL)0 + ai * *bj);                      \
+            }                                                                  \
+            return;                                                            \
+        }                                                                      \
         for (int64_t i = 0; i < m; i++, a += sa_i, c += ldc) {                 \
             const REAL *bj = b;                                                \
             for (int64_t j = 0; j < n; j++, bj += sb_j) {                      \
