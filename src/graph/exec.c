@@ -538,9 +538,14 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
 {
     const struct nb_fast *f = &g->fast;
     const nb_epoch epoch = nb_epoch_next(g, &g->grad_epoch);
-    memset(output->grad.data, 0, nb_tensor_bytes(&output->grad));
+    nb_tensor *og = &output->grad;
+    if (!seed && og->dtype == NB_F32 && og->size == 1) {
+        *(float *)og->data = 1.0f; /* 0 + 1: a scalar f32 loss, no memset */
+    } else {
+        memset(og->data, 0, nb_tensor_bytes(og));
+        add_seed(og, seed);
+    }
     output->grad_epoch = epoch;
-    add_seed(&output->grad, seed);
 
     nb_op_call call;
     nb_call_blank(&call, g);
