@@ -445,14 +445,19 @@ static bool same_value(double a, double b)
 }
 
 /* Tails, offsets and in-place: every length and start must reproduce the
- * full-array results bit for bit and write nothing past the end. */
+ * full-array results bit for bit and write nothing past the end. Every
+ * length up to 17 is a different tail mask for some ISA (AVX-512 f32 has
+ * 16 lanes): a tiny graph's tensors are all tail. */
+static const int tail_lengths[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,
+                                   10, 11, 12, 13, 14, 15, 16, 17, 33, 1000};
+
 static void check_lengths_f32(const kernel_case *c, const char *isa,
                               const float *x, const float *full)
 {
-    static const int lengths[] = {0, 1, 3, 15, 17, 33, 1000};
     float out[1100], buf[1100];
-    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
-        int len = lengths[li];
+    for (size_t li = 0; li < sizeof tail_lengths / sizeof *tail_lengths;
+         li++) {
+        int len = tail_lengths[li];
         for (int start = 0; start < 2; start++) {
             for (int i = 0; i < 1100; i++)
                 out[i] = 12345.0f;
@@ -488,10 +493,10 @@ static void check_lengths_f32(const kernel_case *c, const char *isa,
 static void check_lengths_f64(const kernel_case *c, const char *isa,
                               const double *x, const double *full)
 {
-    static const int lengths[] = {0, 1, 3, 15, 17, 33, 1000};
     double out[1100], buf[1100];
-    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
-        int len = lengths[li];
+    for (size_t li = 0; li < sizeof tail_lengths / sizeof *tail_lengths;
+         li++) {
+        int len = tail_lengths[li];
         for (int start = 0; start < 2; start++) {
             if (c->grad) {
                 double dy[1100];
@@ -964,6 +969,83 @@ static void test_gemm_direct(void)
                isa, count, worst);
     }
     nb_vm_force_isa(NULL);
+}
+
+/* The tiny products (at most 64 multiply-adds, gemm_tiny.c), bit for bit
+ * against their stated order: each element the chain 0 + a_0 b_0 + a_1 b_1
+ * + ... in order, one rounding per operation, then alpha (skipped when 1),
+ * then + beta C (skipped when beta is 0, so NaN in C is overwritten). Every
+ * m, n, k with m n k <= 64 (n and m run to 17 and beyond), every transpose
+ * pair, NaN in the padding of A, B and C, the plain form (alpha 1, beta 0)
+ * and the scaled ones, in f32 and f64. The loops are compiled without
+ * vectorisation, so no ISA changes them. */
+#define TINY_REFERENCE(T, SFX)                                                 \
+    static bool tiny_case_##SFX(bool ta, bool tb, int64_t m, int64_t n,        \
+                                int64_t k, T alpha, T beta)                    \
+    {                                                                          \
+        enum { PAD = 2, MAX = 64 + PAD };                                      \
+        T a[64 * MAX], b[64 * MAX], c[64 * MAX], want[64 * MAX];               \
+        int64_t lda = (ta ? m : k) + PAD, ldb = (tb ? k : n) + PAD;            \
+        int64_t ldc = n + PAD;                                                 \
+        for (int i = 0; i < 64 * MAX; i++) {                                   \
+            a[i] = (T)(2 * rng_uniform() - 1);                                 \
+            b[i] = (T)(2 * rng_uniform() - 1);                                 \
+            c[i] = beta == 0 && i % 3 == 0 ? (T)NAN : (T)rng_uniform();        \
+        }                                                                      \
+        for (int64_t r = 0; r < 64; r++)                                       \
+            for (int64_t j = (ta ? m : k); j < lda; j++)                       \
+                a[r * lda + j] = (T)NAN;                                       \
+        for (int64_t r = 0; r < 64; r++)                                       \
+            for (int64_t j = (tb ? k : n); j < ldb; j++)                       \
+                b[r * ldb + j] = (T)NAN;                                       \
+        memcpy(want, c, sizeof want);                                          \
+        for (int64_t i = 0; i < m; i++)                                        \
+            for (int64_t j = 0; j < n; j++) {                                  \
+                volatile T sum = 0; /* one rounding per operation */           \
+                for (int64_t p = 0; p < k; p++) {                              \
+                    volatile T prod = (ta ? a[p * lda + i] : a[i * lda + p]) * \
+                                      (tb ? b[j * ldb + p] : b[p * ldb + j]);  \
+                    sum = sum + prod;                                          \
+                }                                                              \
+                T r = alpha == 1 ? sum : alpha * sum;                          \
+                if (beta != 0) {                                               \
+                    volatile T scaled = alpha * sum, old = beta * c[i * ldc + j]; \
+                    r = scaled + old;                                          \
+                }                                                              \
+                want[i * ldc + j] = r;                                         \
+            }                                                                  \
+        nb_gemm_##SFX(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,    \
+                      NULL);                                                   \
+        return memcmp(c, want, sizeof c) == 0;                                 \
+    }
+TINY_REFERENCE(float, f32)
+TINY_REFERENCE(double, f64)
+#undef TINY_REFERENCE
+
+static void test_gemm_tiny(void)
+{
+    static const double alpha_beta[][2] = {{1, 0}, {1, 1}, {-0.5, 2},
+                                           {0.7, -1.3}, {2, 0}};
+    int count = 0, wrong = 0;
+    for (int64_t m = 1; m <= 64; m++)
+        for (int64_t n = 1; m * n <= 64; n++)
+            for (int64_t k = 1; m * n * k <= 64; k++)
+                for (int t = 0; t < 4; t++) {
+                    const double *ab = alpha_beta[(m + n + k + t) % 5];
+                    bool ok32 = tiny_case_f32(t & 1, t & 2, m, n, k,
+                                              (float)ab[0], (float)ab[1]);
+                    bool ok64 = tiny_case_f64(t & 1, t & 2, m, n, k, ab[0],
+                                              ab[1]);
+                    CHECK(ok32 && ok64,
+                          "tiny gemm ta=%d tb=%d m=%lld n=%lld k=%lld "
+                          "alpha=%g beta=%g:%s%s differs from the chain",
+                          t & 1, (t & 2) != 0, (long long)m, (long long)n,
+                          (long long)k, ab[0], ab[1], ok32 ? "" : " f32",
+                          ok64 ? "" : " f64");
+                    wrong += !(ok32 && ok64);
+                    count++;
+                }
+    printf("gemm tiny: %d cases bit for bit, %d differ\n", count, wrong);
 }
 
 /* NABLA_ISA is read when the kernels are first used */
@@ -1622,6 +1704,7 @@ int main(void)
     test_max_pool_2x2();
     test_gemm();
     test_gemm_direct();
+    test_gemm_tiny();
     test_threads();
     test_parallel_policy();
     test_parallel_cycle();

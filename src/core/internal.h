@@ -165,18 +165,21 @@ struct nb_fast_step {
     nb_node *node;
     const nb_tensor **in; /* the inputs' values */
     nb_tensor **grad;     /* the inputs' gradients, NULL where none is needed */
-    /* Per input, how this call's message is received, worked out from
-     * the order at the shape epoch the list is ready for (see
-     * fast_plan_messages in exec.c): 0 none sent, 1 the input's first
-     * message of the pass, cleared then added to, 2 its first, written
-     * fresh (the op honours NB_OP_FRESH_GRADS and the input holds no other
-     * slot of the call), 3 added to what an earlier call of the pass wrote. */
-    uint8_t *mode;
-    /* The call's in_grad_fresh (mode 2 per input), NULL for an op without
-     * NB_OP_FRESH_GRADS. */
+    /* The inputs this call sends their first message of the pass, worked
+     * out from the order at the shape epoch the list is ready for (see
+     * fast_plan_messages in exec.c), in a slice of one slot per input:
+     * [0, n_clear) are cleared, then added to; [fresh_from, n_slots) are
+     * written fresh (the op honours NB_OP_FRESH_GRADS and the input holds
+     * no other slot of the call). The call stamps both. Every other input
+     * gets no message or is added to what an earlier call wrote. */
+    nb_node **firsts;
+    int n_clear, fresh_from, n_slots;
+    /* The call's in_grad_fresh (true for the inputs written fresh), NULL
+     * for an op without NB_OP_FRESH_GRADS. */
     bool *fresh;
     const void *attrs;
-    int first;      /* inputs of mode 1 or 2, stamped by the call */
+    bool sends;     /* backward runs: the node needs a gradient, its op has
+                       a backward and its value is not empty */
     bool unreached; /* needs a gradient that no call of the pass writes */
 };
 
@@ -195,9 +198,9 @@ struct nb_fast {
     int64_t n_steps, cap_steps;
     const nb_tensor **in;
     nb_tensor **grad;
-    uint8_t *mode;
+    nb_node **firsts;
     bool *fresh;
-    int64_t cap_in, cap_grad, cap_mode, cap_fresh;
+    int64_t cap_in, cap_grad, cap_firsts, cap_fresh;
     nb_node **leaves; /* the order's leaves that need a gradient */
     int64_t n_leaves, cap_leaves;
 };
@@ -338,6 +341,35 @@ int nb_grow_array(void **array, int64_t *capacity, int64_t need, size_t elem);
 int nb_infer_node(nb_graph *g, nb_node *n);
 /* Fills the fields of `call` shared by infer, forward and backward. */
 void nb_make_call(nb_graph *g, nb_node *n, nb_op_call *call);
+/* A call record of graph g with every other field 0 (NULL), as a memset
+ * of the whole record would leave it. Field by field because gcc makes
+ * that memset (168 bytes) a rep stos, whose start-up alone costs more than
+ * a tiny op's arithmetic, where these stores are a dozen vector moves; a
+ * forward or backward pass starts from one. The assertion fails when the
+ * record grows, so that a new field is cleared here too. */
+static inline void nb_call_blank(nb_op_call *c, nb_graph *g)
+{
+    _Static_assert(sizeof(nb_op_call) ==
+                       offsetof(nb_op_call, in_grad_fresh) + sizeof(void *),
+                   "nb_call_blank must clear every field of nb_op_call");
+    c->graph = g;
+    c->op = NULL;
+    c->n_inputs = 0;
+    c->in = NULL;
+    c->out = NULL;
+    c->out_grad = NULL;
+    c->in_grad = NULL;
+    c->attrs = NULL;
+    c->scratch = NULL;
+    c->workspace = NULL;
+    c->out_dtype = (nb_dtype)0;
+    c->out_rank = 0;
+    for (int i = 0; i < NB_MAX_RANK; i++)
+        c->out_shape[i] = 0;
+    c->scratch_bytes = 0;
+    c->workspace_bytes = 0;
+    c->in_grad_fresh = NULL;
+}
 /* Bumps one of the graph's epoch counters; on wrap-around resets the stamps
  * of every node so none matches a reused value. */
 nb_epoch nb_epoch_next(nb_graph *g, nb_epoch *counter);

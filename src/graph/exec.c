@@ -205,8 +205,8 @@ static void fast_compile(nb_graph *g, nb_node *target)
             NB_OK &&
         nb_grow_array((void **)&f->grad, &f->cap_grad, n_args,
                       sizeof *f->grad) == NB_OK &&
-        nb_grow_array((void **)&f->mode, &f->cap_mode, n_args,
-                      sizeof *f->mode) == NB_OK &&
+        nb_grow_array((void **)&f->firsts, &f->cap_firsts, n_args,
+                      sizeof *f->firsts) == NB_OK &&
         nb_grow_array((void **)&f->fresh, &f->cap_fresh, n_args,
                       sizeof *f->fresh) == NB_OK &&
         nb_grow_array((void **)&f->leaves, &f->cap_leaves, n_leaves,
@@ -227,15 +227,17 @@ static void fast_compile(nb_graph *g, nb_node *target)
         st->unreached = false;
         st->in = f->in + a;
         st->grad = f->grad + a;
-        st->mode = f->mode + a;
+        st->firsts = f->firsts + a; /* fast_plan_messages fills them */
+        st->n_clear = 0;
+        st->fresh_from = st->n_slots = n->n_inputs;
+        st->sends = false;
         st->fresh = n->op->flags & NB_OP_FRESH_GRADS ? f->fresh + a : NULL;
         st->attrs = nb_node_attrs(n);
         for (int i = 0; i < n->n_inputs; i++, a++) {
             nb_node *in = inputs[i];
             f->in[a] = &in->value;
             f->grad[a] = in->needs_grad ? &in->grad : NULL;
-            f->mode[a] = 0; /* fast_plan_messages sets it and fresh */
-            f->fresh[a] = false;
+            f->fresh[a] = false; /* and fresh */
         }
     }
     f->n_steps = s;
@@ -247,9 +249,9 @@ static void fast_compile(nb_graph *g, nb_node *target)
 /* Works out, for the shapes a full forward has just prepared, which call
  * of a backward pass sends each gradient its first message: walking the
  * list in the pass's order, the first call that sends one to an input
- * clears it (mode 1) or writes it fresh (mode 2) and every later one adds
- * (mode 3); an op node no call sends one to is `unreached` and is zeroed
- * at its turn. A call sends nothing when its node needs no gradient, its
+ * clears it or writes it fresh (the step's `firsts`) and every later one
+ * adds; an op node no call sends one to is `unreached` and is zeroed at
+ * its turn. A call sends nothing when its node needs no gradient, its
  * op has no backward or its value is empty (which only a new shape epoch,
  * and so a new plan, changes). So the pass makes no per-input test of a
  * gradient's stamp, and still stamps every gradient it gives a value. */
@@ -263,9 +265,9 @@ static void fast_plan_messages(nb_graph *g, nb_node *target)
         struct nb_fast_step *st = &f->steps[k];
         nb_node *n = st->node;
         st->unreached = n->needs_grad && !reached[n->id];
-        st->first = 0;
-        bool sends =
-            n->needs_grad && n->op->backward && n->value.size != 0;
+        st->sends = n->needs_grad && n->op->backward && n->value.size != 0;
+        st->n_clear = 0;
+        st->fresh_from = st->n_slots;
         nb_node *const *inputs = nb_node_inputs(n);
         for (int i = 0; i < n->n_inputs; i++) {
             nb_node *in = inputs[i];
@@ -274,16 +276,14 @@ static void fast_plan_messages(nb_graph *g, nb_node *target)
                 repeated |= j != i && inputs[j] == in;
             bool overwrite =
                 (n->op->flags & NB_OP_FRESH_GRADS) && !repeated;
-            if (!sends || !in->needs_grad)
-                st->mode[i] = 0;
-            else if (reached[in->id])
-                st->mode[i] = 3;
-            else
-                st->mode[i] = overwrite ? 2 : 1;
-            reached[in->id] |= st->mode[i] != 0;
-            st->first += st->mode[i] == 1 || st->mode[i] == 2;
+            bool first = st->sends && in->needs_grad && !reached[in->id];
+            if (first && overwrite)
+                st->firsts[--st->fresh_from] = in;
+            else if (first)
+                st->firsts[st->n_clear++] = in;
+            reached[in->id] |= st->sends && in->needs_grad;
             if (st->fresh)
-                st->fresh[i] = st->mode[i] == 2;
+                st->fresh[i] = first && overwrite;
         }
     }
 }
@@ -304,8 +304,7 @@ static int forward_fast(nb_graph *g)
 {
     const struct nb_fast *f = &g->fast;
     nb_op_call call;
-    memset(&call, 0, sizeof call);
-    call.graph = g;
+    nb_call_blank(&call, g);
     const nb_epoch stamp = g->value_epoch;
     g->value_epoch_held = true;
     for (int64_t k = 0; k < f->n_steps; k++) {
@@ -341,7 +340,7 @@ int nb_forward(nb_graph *g, nb_node *target)
     nb_plan(g, target);
     /* One call record serves every node: only the per-node fields change. */
     nb_op_call call;
-    memset(&call, 0, sizeof call);
+    nb_call_blank(&call, g);
     const nb_epoch stamp = g->value_epoch;
     g->value_epoch_held = true; /* the next feed or plan change must move it */
     nb_node *const *order = g->order;
@@ -539,13 +538,17 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
 {
     const struct nb_fast *f = &g->fast;
     const nb_epoch epoch = nb_epoch_next(g, &g->grad_epoch);
-    memset(output->grad.data, 0, nb_tensor_bytes(&output->grad));
+    nb_tensor *og = &output->grad;
+    if (!seed && og->dtype == NB_F32 && og->size == 1) {
+        *(float *)og->data = 1.0f; /* 0 + 1: a scalar f32 loss, no memset */
+    } else {
+        memset(og->data, 0, nb_tensor_bytes(og));
+        add_seed(og, seed);
+    }
     output->grad_epoch = epoch;
-    add_seed(&output->grad, seed);
 
     nb_op_call call;
-    memset(&call, 0, sizeof call);
-    call.graph = g;
+    nb_call_blank(&call, g);
     int rc = NB_OK;
     /* The next leaf to report, or -1 (none, or no hook). */
     int64_t rj = g->ready.fn ? g->ready.n - 1 : -1;
@@ -557,21 +560,18 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
             continue;
         if (st->unreached)
             settle_grad(n, epoch); /* no message reached it: zero */
-        if (!n->op->backward || n->value.size == 0) {
+        if (!st->sends) {
             if (rj >= 0)
                 ready_fire(g, n, &rj, epoch);
             continue;
         }
-        nb_node *const *inputs = nb_node_inputs(n);
-        for (int i = 0, left = st->first; left > 0; i++) {
-            const uint8_t mode = st->mode[i];
-            if (mode == 1 || mode == 2) {
-                inputs[i]->grad_epoch = epoch;
-                left--;
-            }
-            if (mode == 1)
-                memset(st->grad[i]->data, 0, nb_tensor_bytes(st->grad[i]));
+        for (int j = 0; j < st->n_clear; j++) {
+            nb_node *in = st->firsts[j];
+            in->grad_epoch = epoch;
+            memset(in->grad.data, 0, nb_tensor_bytes(&in->grad));
         }
+        for (int j = st->fresh_from; j < st->n_slots; j++)
+            st->firsts[j]->grad_epoch = epoch;
         call.op = n->op;
         call.n_inputs = n->n_inputs;
         call.in = st->in;
@@ -733,7 +733,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     add_seed(&output->grad, seed);
 
     nb_op_call call;
-    memset(&call, 0, sizeof call);
+    nb_call_blank(&call, g);
     nb_tensor **grad_args = g->grad_args;
     bool *fresh = g->grad_fresh;
     call.in_grad = grad_args;

@@ -76,7 +76,7 @@ void nb_graph_free(nb_graph *g)
     nb_free(g->fast.steps);
     nb_free(g->fast.in);
     nb_free(g->fast.grad);
-    nb_free(g->fast.mode);
+    nb_free(g->fast.firsts);
     nb_free(g->fast.fresh);
     nb_free(g->fast.leaves);
     nb_free(g->ready.leaf);
@@ -414,11 +414,11 @@ int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires)
     return NB_OK;
 }
 
-void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
-                     const int64_t *shape)
+/* nb_feed_buffer for an input already known to be owned by g; inlined
+ * into the feeds, which check that themselves. */
+static inline void *feed_buffer(nb_graph *g, nb_node *input, int rank,
+                                const int64_t *shape)
 {
-    if (!owned(g, input, "feed"))
-        return NULL;
     if (input->kind != NB_NODE_INPUT) {
         nb_set_error(g, NB_ERR_ARG, "feed: '%s' is not an input",
                      nb_node_name(input));
@@ -477,21 +477,26 @@ fed:
     return v->data;
 }
 
+void *nb_feed_buffer(nb_graph *g, nb_node *input, int rank,
+                     const int64_t *shape)
+{
+    return owned(g, input, "feed") ? feed_buffer(g, input, rank, shape) : NULL;
+}
+
 /* nb_feed of data in `from`, converted element by element to the input's
- * dtype. */
+ * dtype, into an input owned by g. */
 static int feed_converted(nb_graph *g, nb_node *input, int rank,
                           const int64_t *shape, const void *data, nb_dtype from)
 {
-    if (g && input && !data)
+    if (!data)
         return nb_set_error(g, NB_ERR_ARG, "feed '%s': data is NULL",
                             nb_node_name(input));
-    void *buffer = nb_feed_buffer(g, input, rank, shape);
+    void *buffer = feed_buffer(g, input, rank, shape);
     if (!buffer)
-        return g && nb_graph_status(g) != NB_OK ? nb_graph_status(g)
-                                                : NB_ERR_ARG;
-    int64_t n = nb_tensor_size(&input->value);
+        return nb_graph_status(g) != NB_OK ? nb_graph_status(g) : NB_ERR_ARG;
+    int64_t n = input->value.size;
     if ((nb_dtype)input->value.dtype == from) {
-        memcpy(buffer, data, (size_t)n * nb_dtype_size(from));
+        memcpy(buffer, data, nb_tensor_bytes(&input->value));
     } else if (from == NB_F64) {
         const double *src = data;
         float *dst = buffer;
@@ -532,12 +537,16 @@ int nb_feed_data(nb_graph *g, nb_node *input, const void *data)
 int nb_feed_f64(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
                 const double *data)
 {
+    if (!owned(g, input, "feed"))
+        return NB_ERR_ARG;
     return feed_converted(g, input, rank, shape, data, NB_F64);
 }
 
 int nb_feed_f32(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
                 const float *data)
 {
+    if (!owned(g, input, "feed"))
+        return NB_ERR_ARG;
     return feed_converted(g, input, rank, shape, data, NB_F32);
 }
 

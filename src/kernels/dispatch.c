@@ -77,6 +77,10 @@ static int choose_isa(void)
  * compute the same choice, so relaxed atomics suffice. */
 static _Atomic int chosen_isa = -1;
 static _Atomic int forced_isa = -1;
+/* The elementwise kernels' table for the active ISA (active_table), NULL
+ * until the first call after a choice or a forcing: one load per call
+ * instead of working out the ISA again. */
+static _Atomic(const void *) active_kernels = NULL;
 
 nb_isa nb_isa_active(void)
 {
@@ -100,12 +104,14 @@ bool nb_vm_force_isa(const char *isa)
 {
     if (isa == NULL) {
         atomic_store_explicit(&forced_isa, -1, memory_order_relaxed);
+        atomic_store_explicit(&active_kernels, NULL, memory_order_relaxed);
         return true;
     }
     int wanted = isa_by_name(isa);
     if (wanted < 0 || !cpu_has((nb_isa)wanted))
         return false;
     atomic_store_explicit(&forced_isa, wanted, memory_order_relaxed);
+    atomic_store_explicit(&active_kernels, NULL, memory_order_relaxed);
     return true;
 }
 
@@ -172,15 +178,21 @@ static void vm_body(void *ctx, int64_t lo, int64_t hi, int thread,
     }
 }
 
-/* A call of one chunk is far under any team's floor (VM_GRAIN): it runs
- * its body directly, as the one-thread path would, without the trip
- * through nb_parallel_for (the same kernel on the same elements). */
+/* A call of one chunk is far under any team's floor (VM_GRAIN): VM_DIRECT
+ * calls the kernel straight away, as the one-thread path would (the same
+ * kernel on the same elements), before a vm_call is even assembled, which
+ * costs more than a tiny graph's arithmetic; larger calls go through
+ * nb_parallel_for. */
+#define VM_DIRECT(n, call)                                                     \
+    do {                                                                       \
+        if ((n) <= VM_CHUNK) {                                                 \
+            call;                                                              \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
+
 static void vm_run(nb_parallel_site *site, vm_call *c)
 {
-    if (c->n <= VM_CHUNK) {
-        vm_body(c, 0, 1, 0, 1);
-        return;
-    }
     nb_parallel_for(site, (c->n + VM_CHUNK - 1) / VM_CHUNK, c->n, INT32_MAX,
                     vm_body, c);
 }
@@ -249,7 +261,13 @@ static const vm_table tables[NB_ISA_COUNT] = {
 
 static const vm_table *active_table(void)
 {
-    return &tables[nb_isa_active()];
+    const vm_table *t =
+        atomic_load_explicit(&active_kernels, memory_order_relaxed);
+    if (!t) {
+        t = &tables[nb_isa_active()];
+        atomic_store_explicit(&active_kernels, t, memory_order_relaxed);
+    }
+    return t;
 }
 
 #define SITE(name)                                                             \
@@ -263,6 +281,7 @@ static const vm_table *active_table(void)
     {                                                                          \
         if (n <= 0)                                                            \
             return;                                                            \
+        VM_DIRECT(n, active_table()->name##_f32(n, x, y));                     \
         vm_call c = {.form = VM_UNARY, .fn.unary32 = active_table()->name##_f32, \
                      .n = n, .x = x, .y = y};                                  \
         vm_run(&site_##name##_f32, &c);                                        \
@@ -271,6 +290,7 @@ static const vm_table *active_table(void)
     {                                                                          \
         if (n <= 0)                                                            \
             return;                                                            \
+        VM_DIRECT(n, active_table()->name##_f64(n, x, y));                     \
         vm_call c = {.form = VM_UNARY, .f64 = true,                            \
                      .fn.unary64 = active_table()->name##_f64, .n = n,         \
                      .x = x, .y = y};                                          \
@@ -287,6 +307,7 @@ NB_VM_UNARY(FORWARD)
     {                                                                          \
         if (n <= 0)                                                            \
             return;                                                            \
+        VM_DIRECT(n, active_table()->name##_grad_f32(n, x, dy, dx));           \
         vm_call c = {.form = VM_GRAD,                                          \
                      .fn.grad32 = active_table()->name##_grad_f32, .n = n,     \
                      .x = x, .dy = dy, .y = dx};                               \
@@ -297,6 +318,7 @@ NB_VM_UNARY(FORWARD)
     {                                                                          \
         if (n <= 0)                                                            \
             return;                                                            \
+        VM_DIRECT(n, active_table()->name##_grad_f64(n, x, dy, dx));           \
         vm_call c = {.form = VM_GRAD, .f64 = true,                             \
                      .fn.grad64 = active_table()->name##_grad_f64, .n = n,     \
                      .x = x, .dy = dy, .y = dx};                               \
@@ -312,6 +334,7 @@ void nb_vm_elu_f32(int64_t n, float alpha, const float *x, float *y)
 {
     if (n <= 0)
         return;
+    VM_DIRECT(n, active_table()->elu_f32(n, alpha, x, y));
     vm_call c = {.form = VM_ELU, .fn.elu32 = active_table()->elu_f32,
                  .n = n, .x = x, .y = y, .alpha = alpha};
     vm_run(&site_elu_f32, &c);
@@ -321,6 +344,7 @@ void nb_vm_elu_f64(int64_t n, double alpha, const double *x, double *y)
 {
     if (n <= 0)
         return;
+    VM_DIRECT(n, active_table()->elu_f64(n, alpha, x, y));
     vm_call c = {.form = VM_ELU, .f64 = true,
                  .fn.elu64 = active_table()->elu_f64, .n = n, .x = x, .y = y,
                  .alpha = alpha};

@@ -62,10 +62,6 @@
 #include "kernels/kernels.h"
 #include "nabla/parallel.h"
 
-/* Multiply-adds (m n k) up to which plain loops beat any tiled path: on
- * products as small as the XOR net's 1x2x4 the narrow path's transposes
- * and masks cost more than the arithmetic. */
-#define GEMM_TINY 64
 #define GEMM_KC 256
 #define GEMM_A_BYTES (192 * 1024)
 #define GEMM_B_BYTES (1024 * 1024)
@@ -258,7 +254,6 @@ size_t nb_gemm_workspace_f64(int64_t m, int64_t n, int64_t k)
 #endif
 
 #define REAL float
-#define GEMM nb_gemm_f32
 #define NAME(x) x##_f32
 #define KDESC_TYPE nb_gemm_kernel_f32
 #define GEN_MR 4
@@ -268,7 +263,6 @@ size_t nb_gemm_workspace_f64(int64_t m, int64_t n, int64_t k)
 #include "kernels/gemm_impl.h"
 
 #define REAL double
-#define GEMM nb_gemm_f64
 #define NAME(x) x##_f64
 #define KDESC_TYPE nb_gemm_kernel_f64
 #define GEN_MR 4

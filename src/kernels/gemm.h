@@ -60,5 +60,19 @@ extern const nb_gemm_kernel_f32 nb_gemm_kernel_f32_avx2;
 extern const nb_gemm_kernel_f64 nb_gemm_kernel_f64_avx2;
 #endif
 
+/* Multiply-adds (m n k) up to which plain loops beat any tiled path: on
+ * products as small as the XOR net's 1x2x4 the narrow path's transposes
+ * and masks cost more than the arithmetic. nb_gemm_f32/f64 (gemm_tiny.c)
+ * run those loops themselves and hand every other product to the paths of
+ * gemm.c. */
+#define NB_GEMM_TINY 64
+void nb_gemm_general_f32(bool trans_a, bool trans_b, int64_t m, int64_t n,
+                         int64_t k, float alpha, const float *a, int64_t lda,
+                         const float *b, int64_t ldb, float beta, float *c,
+                         int64_t ldc, void *workspace);
+void nb_gemm_general_f64(bool trans_a, bool trans_b, int64_t m, int64_t n,
+                         int64_t k, double alpha, const double *a,
+                         int64_t lda, const double *b, int64_t ldb,
+                         double beta, double *c, int64_t ldc, void *workspace);
 
 #endif

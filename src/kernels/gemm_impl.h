@@ -1,5 +1,5 @@
 /* Body of the built-in GEMM, included once per REAL by gemm.c, which
- * defines REAL, GEMM (the public name), NAME(x) (a per-type private name),
+ * defines REAL, NAME(x) (a per-type name),
  * KDESC_TYPE, GEN_MR, GEN_NR (the portable micro-kernel's tile) and
  * PICK_SIMD_KERNEL(isa) (the SIMD kernels for an instruction set, or
  * NULL). gemm.c chooses among the three paths (path_for) and says why.
@@ -321,70 +321,13 @@ static void NAME(body)(void *ctx, int64_t lo, int64_t hi, int t, int q)
 static nb_parallel_site NAME(site) =
     NB_PARALLEL_SITE("gemm." GEMM_TYPE_NAME, GEMM_GRAIN);
 
-/* One element of C from its sum: alpha 1 skips a multiplication by 1,
- * which changes no bit. */
-#define TINY_STORE(cij, sum)                                                  \
-    ((cij) = beta == 0 ? (alpha == 1 ? (sum) : alpha * (sum))                 \
-                       : alpha * (sum) + beta * (cij))
 
-/* A product of a few dozen multiply-adds (a neuron, the 2-4-1 XOR net):
- * plain loops, since setting up tiles, transposes and masks costs more
- * than the arithmetic. Each element is one multiply-add chain over k in
- * order starting from 0, then alpha, then beta C. Where op(B)'s rows lie
- * contiguous (no trans_b) and C has more than one column, a row of C is
- * accumulated at a time (p outside, j inside), so the inner loop runs
- * along those rows, with the same chain in the same order per element;
- * the first step is written 0 + a b rather than a cleared row (a loop
- * that only clears or copies becomes a library call, dearer than the
- * arithmetic here). */
-static void NAME(tiny)(bool trans_a, bool trans_b, int64_t m, int64_t n,
-                       int64_t k, REAL alpha, const REAL *a, int64_t lda,
-                       const REAL *b, int64_t ldb, REAL beta, REAL *c,
-                       int64_t ldc)
-{
-    const int64_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
-    if (trans_b || n == 1) {
-        const int64_t sb_p = trans_b ? 1 : ldb, sb_j = trans_b ? ldb : 1;
-        for (int64_t i = 0; i < m; i++) {
-            const REAL *ai = a + i * sa_i;
-            REAL *ci = c + i * ldc;
-            for (int64_t j = 0; j < n; j++) {
-                const REAL *bj = b + j * sb_j;
-                REAL sum = 0;
-                for (int64_t p = 0; p < k; p++)
-                    sum += ai[p * sa_p] * bj[p * sb_p];
-                TINY_STORE(ci[j], sum);
-            }
-        }
-        return;
-    }
-    /* C's row itself holds the sums when it is written outright */
-    REAL acc[GEMM_TINY];
-    const bool in_place = beta == 0 && alpha == 1;
-    for (int64_t i = 0; i < m; i++) {
-        const REAL *ai = a + i * sa_i;
-        REAL *ci = c + i * ldc, *row = in_place ? ci : acc;
-        const REAL a0 = ai[0];
-        for (int64_t j = 0; j < n; j++)
-            row[j] = (REAL)0 + a0 * b[j];
-        for (int64_t p = 1; p < k; p++) {
-            const REAL aip = ai[p * sa_p], *bp = b + p * ldb;
-            for (int64_t j = 0; j < n; j++)
-                row[j] += aip * bp[j];
-        }
-        if (!in_place)
-            for (int64_t j = 0; j < n; j++)
-                TINY_STORE(ci[j], acc[j]);
-    }
-}
-#undef TINY_STORE
-
-/* Every product but the tiny ones, apart so that a tiny one's call does
- * not pay for this frame. */
-static __attribute__((noinline)) void
-NAME(general)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-              REAL alpha, const REAL *a, int64_t lda, const REAL *b,
-              int64_t ldb, REAL beta, REAL *c, int64_t ldc, void *workspace)
+/* Every product but the tiny ones, which nb_gemm_f32/f64 (gemm_tiny.c)
+ * compute themselves before handing the rest over to this. */
+void NAME(nb_gemm_general)(bool trans_a, bool trans_b, int64_t m, int64_t n,
+                           int64_t k, REAL alpha, const REAL *a, int64_t lda,
+                           const REAL *b, int64_t ldb, REAL beta, REAL *c,
+                           int64_t ldc, void *workspace)
 {
     if (m <= 0 || n <= 0)
         return;
@@ -428,21 +371,7 @@ NAME(general)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                     NAME(body), &job);
 }
 
-void GEMM(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-          REAL alpha, const REAL *a, int64_t lda, const REAL *b, int64_t ldb,
-          REAL beta, REAL *c, int64_t ldc, void *workspace)
-{
-    if (m > 0 && n > 0 && k > 0 && m <= GEMM_TINY && n <= GEMM_TINY &&
-        k <= GEMM_TINY && m * n * k <= GEMM_TINY && alpha != 0)
-        NAME(tiny)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                   ldc);
-    else
-        NAME(general)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                      c, ldc, workspace);
-}
-
 #undef REAL
-#undef GEMM
 #undef NAME
 #undef KDESC_TYPE
 #undef GEN_MR

@@ -7,6 +7,19 @@
 
 #include "kernels/vmath_simd.h"
 
+/* Lanes below len: all bits set in the lanes a masked move takes. */
+static inline __m256i mask_f32(int64_t len)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)len),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __m256i mask_f64(int64_t len)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(len),
+                              _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
 #define REAL float
 #define VEC __m256
 #define MASK __m256
@@ -14,6 +27,8 @@
 #define NAME(name) name##_f32_avx2
 #define V_LOAD _mm256_loadu_ps
 #define V_STORE _mm256_storeu_ps
+#define V_LOAD_PART(p, len) _mm256_maskload_ps(p, mask_f32(len))
+#define V_STORE_PART(p, v, len) _mm256_maskstore_ps(p, mask_f32(len), v)
 #define V_SET1 _mm256_set1_ps
 #define V_ADD _mm256_add_ps
 #define V_SUB _mm256_sub_ps
@@ -46,6 +61,8 @@
 #define NAME(name) name##_f64_avx2
 #define V_LOAD _mm256_loadu_pd
 #define V_STORE _mm256_storeu_pd
+#define V_LOAD_PART(p, len) _mm256_maskload_pd(p, mask_f64(len))
+#define V_STORE_PART(p, v, len) _mm256_maskstore_pd(p, mask_f64(len), v)
 #define V_SET1 _mm256_set1_pd
 #define V_ADD _mm256_add_pd
 #define V_SUB _mm256_sub_pd

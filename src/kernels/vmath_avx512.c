@@ -10,6 +10,8 @@
 
 #define PS(v) _mm512_castps_si512(v)
 #define PD(v) _mm512_castpd_si512(v)
+/* the mask of the lanes below len (len < 16) */
+#define LANES(len) ((__mmask16)((1u << (len)) - 1u))
 
 #define REAL float
 #define VEC __m512
@@ -18,6 +20,8 @@
 #define NAME(name) name##_f32_avx512
 #define V_LOAD _mm512_loadu_ps
 #define V_STORE _mm512_storeu_ps
+#define V_LOAD_PART(p, len) _mm512_maskz_loadu_ps(LANES(len), p)
+#define V_STORE_PART(p, v, len) _mm512_mask_storeu_ps(p, LANES(len), v)
 #define V_SET1 _mm512_set1_ps
 #define V_ADD _mm512_add_ps
 #define V_SUB _mm512_sub_ps
@@ -50,6 +54,8 @@
 #define NAME(name) name##_f64_avx512
 #define V_LOAD _mm512_loadu_pd
 #define V_STORE _mm512_storeu_pd
+#define V_LOAD_PART(p, len) _mm512_maskz_loadu_pd((__mmask8)LANES(len), p)
+#define V_STORE_PART(p, v, len) _mm512_mask_storeu_pd(p, (__mmask8)LANES(len), v)
 #define V_SET1 _mm512_set1_pd
 #define V_ADD _mm512_add_pd
 #define V_SUB _mm512_sub_pd

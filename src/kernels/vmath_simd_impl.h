@@ -21,9 +21,17 @@
  * and the template undefines all of them at its end, so the next REAL can
  * be set up from scratch.
  *
+ *   V_LOAD_PART(p, len), V_STORE_PART(p, v, len)    optional: the first
+ *                                len (0 < len < WIDTH) lanes from / to
+ *                                memory, the others loaded as zero, with
+ *                                masked moves (AVX2, AVX-512)
+ *
  * Tails (n % WIDTH elements) run through the same vector code on a zero-
- * padded copy in a local buffer, so an element's result never depends on
- * its position in the array.
+ * padded vector, so an element's result never depends on its position in
+ * the array. The ISA's masked moves make that vector where it has them;
+ * otherwise it goes through a zero-padded copy in a local buffer. A tensor
+ * shorter than a vector (a tiny graph's every tensor) is all tail, and
+ * the buffer's two library copies cost more than the arithmetic.
  *
  * Formulas, arranged to stay finite and accurate at the extremes:
  *   sigmoid(x)  = 1/(1+e) for x >= 0, e/(1+e) for x < 0, e = exp(-|x|);
@@ -225,18 +233,38 @@ static inline VEC K(softplus_grad)(VEC x)
 
 /* ---- loops ---- */
 
+/* A tail of len lanes, 0 < len < WIDTH: loaded zero-padded, stored in
+ * part. */
+static inline VEC K(load_part)(const REAL *p, int64_t len)
+{
+#ifdef V_LOAD_PART
+    return V_LOAD_PART(p, len);
+#else
+    REAL buf[WIDTH] = {0};
+    memcpy(buf, p, (size_t)len * sizeof(REAL));
+    return V_LOAD(buf);
+#endif
+}
+
+static inline void K(store_part)(REAL *p, VEC v, int64_t len)
+{
+#ifdef V_STORE_PART
+    V_STORE_PART(p, v, len);
+#else
+    REAL buf[WIDTH];
+    V_STORE(buf, v);
+    memcpy(p, buf, (size_t)len * sizeof(REAL));
+#endif
+}
+
 #define UNARY_KERNEL(name)                                                     \
     void NAME(nb_vm_##name)(int64_t n, const REAL *x, REAL *y)                 \
     {                                                                          \
         int64_t i = 0;                                                         \
         for (; i + WIDTH <= n; i += WIDTH)                                     \
             V_STORE(y + i, K(name)(V_LOAD(x + i)));                            \
-        if (i < n) {                                                           \
-            REAL buf[WIDTH] = {0};                                             \
-            memcpy(buf, x + i, (size_t)(n - i) * sizeof(REAL));                \
-            V_STORE(buf, K(name)(V_LOAD(buf)));                                \
-            memcpy(y + i, buf, (size_t)(n - i) * sizeof(REAL));                \
-        }                                                                      \
+        if (i < n)                                                             \
+            K(store_part)(y + i, K(name)(K(load_part)(x + i, n - i)), n - i);  \
     }
 NB_VM_UNARY(UNARY_KERNEL)
 #undef UNARY_KERNEL
@@ -247,12 +275,9 @@ void NAME(nb_vm_elu)(int64_t n, REAL alpha, const REAL *x, REAL *y)
     int64_t i = 0;
     for (; i + WIDTH <= n; i += WIDTH)
         V_STORE(y + i, K(elu)(V_LOAD(x + i), valpha));
-    if (i < n) {
-        REAL buf[WIDTH] = {0};
-        memcpy(buf, x + i, (size_t)(n - i) * sizeof(REAL));
-        V_STORE(buf, K(elu)(V_LOAD(buf), valpha));
-        memcpy(y + i, buf, (size_t)(n - i) * sizeof(REAL));
-    }
+    if (i < n)
+        K(store_part)(y + i, K(elu)(K(load_part)(x + i, n - i), valpha),
+                      n - i);
 }
 
 /* One vector of LSTM units: gates at a + q ld (q = i, f, g, o). The sum
@@ -307,14 +332,12 @@ void NAME(nb_vm_lstm_cell)(int64_t n, REAL *a, const REAL *cp, REAL *c,
                     V_MUL_ADD(V_LOAD(dy + i), K(name##_grad)(V_LOAD(x + i)),   \
                               V_LOAD(dx + i)));                                \
         if (i < n) {                                                           \
-            REAL bx[WIDTH] = {0}, bdy[WIDTH] = {0}, bdx[WIDTH] = {0};          \
-            size_t bytes = (size_t)(n - i) * sizeof(REAL);                     \
-            memcpy(bx, x + i, bytes);                                          \
-            memcpy(bdy, dy + i, bytes);                                        \
-            memcpy(bdx, dx + i, bytes);                                        \
-            V_STORE(bdx, V_MUL_ADD(V_LOAD(bdy), K(name##_grad)(V_LOAD(bx)),    \
-                                   V_LOAD(bdx)));                              \
-            memcpy(dx + i, bdx, bytes);                                        \
+            const int64_t len = n - i;                                         \
+            VEC g = K(name##_grad)(K(load_part)(x + i, len));                  \
+            K(store_part)(dx + i,                                              \
+                          V_MUL_ADD(K(load_part)(dy + i, len), g,              \
+                                    K(load_part)(dx + i, len)),                \
+                          len);                                                \
         }                                                                      \
     }
 NB_VM_GRAD(GRAD_KERNEL)
@@ -357,3 +380,5 @@ NB_VM_GRAD(GRAD_KERNEL)
 #undef V_ERFC
 #undef V_TANH
 #undef TANH_FROM_EXP
+#undef V_LOAD_PART
+#undef V_STORE_PART

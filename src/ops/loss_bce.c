@@ -61,11 +61,15 @@ static int bce_forward(nb_op_call *c)
     int64_t n = c->in[0]->size;
     NB_TYPED(c->out->dtype, {
         const T *p = c->in[0]->data, *t = c->in[1]->data;
+        /* p and 1 - p side by side, then one call takes the log of both
+         * halves in place: an element's log does not depend on where it
+         * sits, and a call costs more than a tiny loss's arithmetic. */
         T *log_p = c->scratch, *log_q = log_p + n;
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = 0; i < n; i++) {
+            log_p[i] = p[i];
             log_q[i] = (T)1 - p[i];
-        NB_KERNEL(nb_vm_log, T)(n, p, log_p);
-        NB_KERNEL(nb_vm_log, T)(n, log_q, log_q);
+        }
+        NB_KERNEL(nb_vm_log, T)(2 * n, log_p, log_p);
         double total = 0;
         for (int64_t i = 0; i < n; i++) {
             if (t[i] != 0)

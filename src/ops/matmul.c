@@ -94,7 +94,8 @@ static int matmul_forward(nb_op_call *c)
     NB_TYPED(c->out->dtype, {
         const T *a = c->in[0]->data, *b = c->in[1]->data;
         T *y = c->out->data;
-        if (d.shared_b) {
+        /* one product (a batch of one is [1,M,K] or [M,K]): no offsets */
+        if (d.shared_b || d.batch == 1) {
             GEMM(T)(false, false, d.batch * d.m, d.n, d.k, 1, a, d.k, b, d.n, 0,
                     y, d.n, c->workspace);
         } else {
@@ -117,21 +118,26 @@ static int matmul_backward(nb_op_call *c)
     NB_TYPED(c->out->dtype, {
         const T *a = c->in[0]->data, *b = c->in[1]->data;
         const T *dy = c->out_grad->data;
+        T *da = ga ? ga->data : NULL, *db = gb ? gb->data : NULL;
         /* A fresh gradient (NB_OP_FRESH_GRADS) is written with beta 0
          * rather than added to. */
         const T beta_a = c->in_grad_fresh[0] ? 0 : 1;
         const T beta_b = c->in_grad_fresh[1] ? 0 : 1;
+        /* Each product moves every pointer by its own block; pointers
+         * stepped along spare the offsets' products, which cost more
+         * than a tiny product's arithmetic. */
         for (int64_t i = 0; i < products; i++) {
-            const T *ai = a + i * rows * d.k, *bi = b + i * d.k * d.n;
-            const T *dyi = dy + i * rows * d.n;
-            if (ga) /* dA += dC B^T */
-                GEMM(T)(false, true, rows, d.k, d.n, 1, dyi, d.n, bi, d.n,
-                        beta_a, (T *)ga->data + i * rows * d.k, d.k,
-                        c->workspace);
-            if (gb) /* dB += A^T dC */
-                GEMM(T)(true, false, d.k, d.n, rows, 1, ai, d.k, dyi, d.n,
-                        beta_b, (T *)gb->data + i * d.k * d.n, d.n,
-                        c->workspace);
+            if (da) /* dA += dC B^T */
+                GEMM(T)(false, true, rows, d.k, d.n, 1, dy, d.n, b, d.n,
+                        beta_a, da, d.k, c->workspace);
+            if (db) /* dB += A^T dC */
+                GEMM(T)(true, false, d.k, d.n, rows, 1, a, d.k, dy, d.n,
+                        beta_b, db, d.n, c->workspace);
+            a += rows * d.k;
+            b += d.k * d.n;
+            dy += rows * d.n;
+            da = da ? da + rows * d.k : NULL;
+            db = db ? db + d.k * d.n : NULL;
         }
     });
     return NB_OK;

@@ -315,9 +315,10 @@ static nb_parallel_site step_site = NB_PARALLEL_SITE("optim.step", GRAIN);
  * NB_OPTIM_SLOT_ALIGN elements, in one pass over each item: its sum of
  * squares as the norm's small sum takes it (items of 32 elements or more
  * are left to that sum, whose lanes start at 32), and w - lr dw as sgd's
- * REG_RAW body computes it, kept aside and checked. The results are stored
- * only when the norm and every result are finite, so a refused step
- * changes nothing. */
+ * REG_RAW body computes it, checked and stored in place, the old value
+ * kept aside. A refused step (a non-finite norm or result) puts every old
+ * value back, so it changes nothing; a step that passes, the common case,
+ * needs no second pass to store its results. */
 static void sgd_raw_small(struct step_ctx *c)
 {
     float kf[NB_OPTIM_SLOT_ALIGN];
@@ -328,14 +329,16 @@ static void sgd_raw_small(struct step_ctx *c)
     int bad = 0;
 #define SGD_RAW(T, keep)                                                       \
     do {                                                                       \
-        const T *w = it->w, *dw = it->dw, r = (T)lr;                           \
+        T *w = it->w, r = (T)lr;                                               \
+        const T *dw = it->dw;                                                  \
         T *o = keep + it->off;                                                 \
         double si = 0;                                                         \
         T z = 0; /* wj - wj is 0, or NaN for a non-finite wj, which sticks */ \
         for (int64_t j = 0; j < it->n; j++) {                                  \
             const T d = dw[j], wj = w[j] - r * d;                              \
             si += (double)d * (double)d;                                       \
-            o[j] = wj;                                                         \
+            o[j] = w[j];                                                       \
+            w[j] = wj;                                                         \
             z += wj - wj;                                                      \
         }                                                                      \
         s += si;                                                               \
@@ -355,7 +358,7 @@ static void sgd_raw_small(struct step_ctx *c)
                       ? nb_optim_norm_small_items(c->items, c->n_items)
                       : sqrt(s);
     bool ok = isfinite(norm);
-    if (ok && !bad) {
+    if (!ok || bad) {
         for (int i = 0; i < c->n_items; i++) {
             const struct item *it = &c->items[i];
             if (it->f32)
