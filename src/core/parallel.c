@@ -415,17 +415,17 @@ static void cycle_decide(nb_parallel_cycle *c)
 void nb_parallel_cycle_mark(nb_parallel_cycle *c)
 {
 #ifdef _OPENMP
+    /* A step with the team that opened no team region would have run the
+     * same on one thread: nothing to time, and no clock or OpenMP query to
+     * pay for, which matters to steps of a microsecond. */
+    if (!c->single && !c->trial && teams_opened == c->teams) {
+        c->last = 0;
+        return;
+    }
     if (omp_in_parallel() || omp_get_max_threads() < 2 ||
         nb_parallel_threads_max() < 2 ||
         atomic_load_explicit(&forced_team, memory_order_relaxed)) {
         nb_parallel_cycle_end(c);
-        c->last = 0;
-        return;
-    }
-    /* A step with the team that opened no team region would have run the
-     * same on one thread: nothing to time (and no clock to read, which
-     * matters to steps of a microsecond). */
-    if (!c->single && !c->trial && c->last != 0 && teams_opened == c->teams) {
         c->last = 0;
         return;
     }
