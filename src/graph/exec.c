@@ -436,18 +436,23 @@ static nb_tensor *give_grad(nb_node *n, int i, bool overwrite, nb_epoch epoch,
     return &in->grad;
 }
 
-/* Adds the seed (1 without one) into the output's gradient. */
-static void add_seed(nb_tensor *og, const nb_tensor *seed)
+/* Adds the seed (1 without one) into the output's gradient, or, when
+ * fresh, writes it there: 0 + s, the bits of clearing and then adding,
+ * without the clearing. */
+static void put_seed(nb_tensor *og, const nb_tensor *seed, bool fresh)
 {
     if (!seed && og->dtype == NB_F32) {
-        *(float *)og->data += 1.0f; /* the common case: a scalar f32 loss */
-    } else {
-        for (int64_t i = 0; i < og->size; i++) {
-            double s = seed ? nb_tensor_get(seed, i) : 1.0;
-            nb_tensor_set(og, i, nb_tensor_get(og, i) + s);
-        }
+        /* the common case: a scalar f32 loss */
+        float *d = og->data;
+        *d = (fresh ? 0.0f : *d) + 1.0f;
+        return;
+    }
+    for (int64_t i = 0; i < og->size; i++) {
+        double s = seed ? nb_tensor_get(seed, i) : 1.0;
+        nb_tensor_set(og, i, (fresh ? 0.0 : nb_tensor_get(og, i)) + s);
     }
 }
+
 
 /* ---- the gradient-ready hook ----
  *
@@ -538,13 +543,7 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
 {
     const struct nb_fast *f = &g->fast;
     const nb_epoch epoch = nb_epoch_next(g, &g->grad_epoch);
-    nb_tensor *og = &output->grad;
-    if (!seed && og->dtype == NB_F32 && og->size == 1) {
-        *(float *)og->data = 1.0f; /* 0 + 1: a scalar f32 loss, no memset */
-    } else {
-        memset(og->data, 0, nb_tensor_bytes(og));
-        add_seed(og, seed);
-    }
+    put_seed(&output->grad, seed, true);
     output->grad_epoch = epoch;
 
     nb_op_call call;
@@ -730,7 +729,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
     g->grads_shape_epoch = g->shape_epoch;
     /* The seed is added, like every other message, so accumulation works
      * for the output too. */
-    add_seed(&output->grad, seed);
+    put_seed(&output->grad, seed, false);
 
     nb_op_call call;
     nb_call_blank(&call, g);
