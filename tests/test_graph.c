@@ -170,6 +170,20 @@ static int first_forward(nb_op_call *c)
  * its missing fields read as zeros), inputs of mixed dtypes are refused
  * unless the op says it takes them, and the fresh-gradient capability is
  * a flag a custom op can set. */
+static int no_forward(nb_op_call *c)
+{
+    (void)c;
+    return 0;
+}
+/* One element more than the input: no view can hold it. */
+static int longer_infer(nb_op_call *c)
+{
+    c->out_dtype = nb_tensor_dtype(c->in[0]);
+    c->out_rank = 1;
+    c->out_shape[0] = nb_tensor_size(c->in[0]) + 1;
+    return 0;
+}
+
 static void test_op_table_contract(void)
 {
     nb_graph *g = nb_graph_new();
@@ -234,6 +248,33 @@ static void test_op_table_contract(void)
     pair.flags = NB_OP_MIXED_DTYPES;
     mixed = nb_apply(g, &pair, 2, (nb_node *[]){w, w32}, NULL);
     CHECK(mixed != NULL, "accepted with NB_OP_MIXED_DTYPES: %s",
+          nb_graph_error(g));
+
+    /* A view: its value is its input's buffer, so the shape rule must keep
+     * the element count and dtype, and there must be an input to view. */
+    nb_op view = pair; /* y = x under x's own shape */
+    view.name = "same_view";
+    view.min_inputs = 0;
+    view.max_inputs = 1;
+    view.forward = no_forward;
+    view.flags = NB_OP_VIEW;
+    CHECK(nb_apply(g, &view, 0, NULL, NULL) == NULL, "a view of nothing");
+    CHECK_ERROR(g, "same_view", "needs an input");
+    nb_node *seen = nb_apply(g, &view, 1, &w, NULL);
+    CHECK(seen && nb_forward(g, seen) == NB_OK, "a custom view: %s",
+          nb_graph_error(g));
+    CHECK(seen && nb_tensor_data(nb_node_value(seen)) ==
+                      nb_tensor_data(nb_node_value(w)),
+          "the view's value is its input's buffer");
+    CHECK_NEAR(nb_tensor_get(nb_node_value(seen), 2), 3, 0);
+    view.name = "longer_view";
+    view.infer = longer_infer;
+    CHECK(nb_apply(g, &view, 1, &w, NULL) == NULL, "a view that grows");
+    CHECK_ERROR(g, "longer_view", "NB_OP_VIEW", "'w' is f64 [3]", "f64 [4]");
+    nb_node *after = nb_sum(g, w);
+    CHECK(after && nb_forward(g, after) == NB_OK &&
+              nb_tensor_get(nb_node_value(after), 0) == 6,
+          "the graph still runs after the refused view: %s",
           nb_graph_error(g));
     nb_graph_free(g);
 }

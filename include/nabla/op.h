@@ -68,6 +68,12 @@ typedef struct nb_op_call {
 /** The inputs may have different dtypes. Without this flag nb_apply
  * rejects inputs whose dtypes differ, so an op's loops may assume one. */
 #define NB_OP_MIXED_DTYPES 0x2u
+/** The output is input 0's elements under the shape infer gives it (the
+ * same dtype and element count, checked at every shape rule): instead of
+ * a buffer of its own the output is pointed at input 0's, so forward has
+ * nothing to copy and must not write (out->data == in[0]->data). Writing
+ * into such a node's value (nb_node_value) writes into input 0's. */
+#define NB_OP_VIEW 0x4u
 /** @} */
 
 /** An op: the const table of functions and facts that nb_apply runs.
@@ -109,7 +115,8 @@ typedef struct nb_op {
     /** Adds d loss / d in[i] into every non-NULL in_grad[i]. Returns 0 or
      * nb_op_fail(...). NULL for ops whose gradient is zero everywhere. */
     int (*backward)(nb_op_call *call);
-    /** Capabilities: NB_OP_FRESH_GRADS, NB_OP_MIXED_DTYPES (0: none). */
+    /** Capabilities: NB_OP_FRESH_GRADS, NB_OP_MIXED_DTYPES, NB_OP_VIEW (0:
+     * none). */
     unsigned flags;
 } nb_op;
 

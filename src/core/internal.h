@@ -268,6 +268,11 @@ struct nb_graph {
 
     struct nb_trace *trace; /* recording backward messages, or NULL */
 
+    /* The nodes of NB_OP_VIEW ops, in creation (so topological) order: their
+     * values point into their input's buffer and follow it when it moves. */
+    nb_node **views;
+    int64_t n_views, views_capacity;
+
     struct nb_fast fast; /* the cached order compiled for steady steps */
     struct nb_ready ready; /* nb_graph_set_grad_ready */
     nb_parallel_cycle cycle; /* its steps, one thread against the team */
@@ -339,6 +344,9 @@ int nb_grow_array(void **array, int64_t *capacity, int64_t need, size_t elem);
 /* Runs an op node's shape rule on its current input shapes and updates its
  * value tensor's shape and scratch size (no data allocation). */
 int nb_infer_node(nb_graph *g, nb_node *n);
+/* Points every view's value at its input's buffer again: called after a
+ * buffer moved, so that no view is left pointing at freed memory. */
+void nb_views_follow(nb_graph *g);
 /* Fills the fields of `call` shared by infer, forward and backward. */
 void nb_make_call(nb_graph *g, nb_node *n, nb_op_call *call);
 /* A call record of graph g with every other field 0 (NULL), as a memset

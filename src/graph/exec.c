@@ -108,10 +108,18 @@ static int prepare(nb_graph *g, nb_node *n)
             return rc;
     }
     nb_tensor *v = &n->value;
-    if ((!v->data || nb_tensor_bytes(v) > nb_tensor_capacity(v)) &&
-        nb_tensor_reserve(v, g) != NB_OK)
-        return nb_set_error(g, NB_ERR_NOMEM, "forward: out of memory at '%s'",
-                            nb_node_name(n));
+    if (n->op->flags & NB_OP_VIEW) {
+        v->data = nb_node_inputs(n)[0]->value.data; /* the input's, current */
+    } else if (!v->data || nb_tensor_bytes(v) > nb_tensor_capacity(v)) {
+        void *before = v->data;
+        if (nb_tensor_reserve(v, g) != NB_OK)
+            return nb_set_error(g, NB_ERR_NOMEM,
+                                "forward: out of memory at '%s'",
+                                nb_node_name(n));
+        /* a view of n off this order must not keep the freed buffer */
+        if (before && g->n_views)
+            nb_views_follow(g);
+    }
     struct nb_node_cold *c = nb_node_cold_get(n);
     if (!c)
         return NB_OK;

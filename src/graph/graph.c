@@ -71,6 +71,7 @@ void nb_graph_free(nb_graph *g)
         nb_free(g->blocks[b]);
     }
     nb_free(g->blocks);
+    nb_free(g->views);
     nb_free(g->order);
     nb_free(g->marks);
     nb_free(g->fast.steps);
@@ -466,10 +467,13 @@ static inline void *feed_buffer(nb_graph *g, nb_node *input, int rank,
         }
         input->shape_epoch = nb_epoch_next(g, &g->shape_epoch);
     }
+    void *before = v->data;
     if (nb_tensor_reserve(v, g) != NB_OK) {
         nb_set_error(g, NB_ERR_NOMEM, "feed '%s': out of memory", name);
         return NULL;
     }
+    if (v->data != before)
+        nb_views_follow(g);
 fed:
     input->fed = true;
     input->holds_value = true;
@@ -565,6 +569,8 @@ void nb_make_call(nb_graph *g, nb_node *n, nb_op_call *call)
     call->attrs = nb_node_attrs(n);
 }
 
+static int aim_view(nb_graph *g, nb_node *n);
+
 int nb_infer_node(nb_graph *g, nb_node *n)
 {
     nb_op_call call;
@@ -605,8 +611,42 @@ int nb_infer_node(nb_graph *g, nb_node *n)
         cold->scratch_bytes = call.scratch_bytes;
         cold->workspace_bytes = call.workspace_bytes;
     }
+    if ((n->op->flags & NB_OP_VIEW) && (rc = aim_view(g, n)) != NB_OK)
+        return rc;
     n->shape_epoch = g->shape_epoch;
     return NB_OK;
+}
+
+/* A view's value is its input's buffer under the view's own shape, so the
+ * two must hold the same bytes: checked here, at each shape rule, because
+ * a new batch could break a custom op's rule where the build did not. */
+static int aim_view(nb_graph *g, nb_node *n)
+{
+    const nb_tensor *src = &nb_node_inputs(n)[0]->value;
+    nb_tensor *v = &n->value;
+    if (v->dtype != src->dtype || v->size != src->size) {
+        char sv[128], ss[128];
+        return nb_set_error(
+            g, NB_ERR_ARG,
+            "%s: a view (NB_OP_VIEW) keeps its input's dtype and element "
+            "count, but input '%s' is %s %s and the shape rule gave %s %s",
+            n->op->name, nb_node_name(nb_node_inputs(n)[0]),
+            nb_dtype_name((nb_dtype)src->dtype),
+            nb_shape_str(src->rank, src->shape, ss, sizeof ss),
+            nb_dtype_name((nb_dtype)v->dtype),
+            nb_shape_str(v->rank, v->shape, sv, sizeof sv));
+    }
+    nb_tensor_release(v); /* owns nothing: release only forgets */
+    v->data = src->data;
+    return NB_OK;
+}
+
+void nb_views_follow(nb_graph *g)
+{
+    for (int64_t i = 0; i < g->n_views; i++) {
+        nb_node *n = g->views[i];
+        n->value.data = nb_node_inputs(n)[0]->value.data;
+    }
 }
 
 int nb_op_fail(nb_op_call *call, const char *fmt, ...)
@@ -663,6 +703,24 @@ static int refresh_stale_inputs(nb_graph *g, int n_inputs,
                 return rc;
         }
     }
+    return NB_OK;
+}
+
+/* Lists a new view node, so that it follows its input's buffer. */
+static int add_view(nb_graph *g, nb_node *n)
+{
+    if (g->n_views == g->views_capacity) {
+        int64_t cap = g->views_capacity ? 2 * g->views_capacity : 8;
+        nb_node **grown =
+            nb_realloc(g->views, (size_t)g->views_capacity * sizeof *grown,
+                       (size_t)cap * sizeof *grown);
+        if (!grown)
+            return nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory",
+                                n->op->name);
+        g->views = grown;
+        g->views_capacity = cap;
+    }
+    g->views[g->n_views++] = n;
     return NB_OK;
 }
 
@@ -738,6 +796,11 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
         memcpy(whole, op, op->struct_size);
         whole->struct_size = sizeof *whole;
         op = whole;
+    }
+    if ((op->flags & NB_OP_VIEW) && n_inputs < 1) {
+        nb_set_error(g, NB_ERR_ARG,
+                     "%s: a view (NB_OP_VIEW) needs an input to view", op->name);
+        return NULL;
     }
     if (!(op->flags & NB_OP_MIXED_DTYPES))
         for (int i = 1; i < n_inputs; i++)
@@ -825,6 +888,8 @@ nb_node *nb_apply(nb_graph *g, const nb_op *op, int n_inputs,
     /* The shape rule runs before the node is committed, so a rejected op
      * leaves no node in the graph. */
     if (nb_infer_node(g, n) != NB_OK)
+        return NULL;
+    if ((op->flags & NB_OP_VIEW) && add_view(g, n) != NB_OK)
         return NULL;
     commit_node(g);
     return n;

@@ -8,13 +8,13 @@
  * inference, so when it stands for a dynamic batch the new batch flows
  * through each feed.
  *
- * Forward copies rather than aliasing x's buffer: every node owns its value
- * (the executor sizes it before forward, grows it on a feed, and the
- * public nb_node_value hands it out, writable), so a view would need the
- * executor to skip reshape's buffer, to re-aim it whenever x's buffer
- * moves, and to keep a stale view from outliving x's old buffer. What is
- * left is one memcpy each way: backward copies dy into a gradient that no
- * message has reached yet (call->in_grad_fresh) and adds it otherwise.
+ * Forward copies nothing: the op is a view (NB_OP_VIEW), so the executor
+ * points y's value at x's buffer, and again whenever that buffer moves (a
+ * feed or a forward that grows it). Writing into y's value writes into
+ * x's. The gradient is not shared: x may have other consumers whose
+ * messages add into its gradient, so backward copies dy into a gradient
+ * that no message has reached yet (call->in_grad_fresh) and adds it
+ * otherwise.
  *
  * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
  * test fails if one is missing here):
@@ -73,9 +73,7 @@ static int reshape_infer(nb_op_call *c)
 
 static int reshape_forward(nb_op_call *c)
 {
-    size_t bytes = nb_tensor_bytes(c->out);
-    if (bytes > 0) /* an empty tensor may have no buffer at all */
-        memcpy(c->out->data, c->in[0]->data, bytes);
+    (void)c; /* a view: the output is x's buffer already */
     return NB_OK;
 }
 
@@ -101,7 +99,7 @@ static int reshape_backward(nb_op_call *c)
 
 const nb_op nb_op_reshape = {
     .struct_size = sizeof(nb_op),
-    .flags = NB_OP_FRESH_GRADS,
+    .flags = NB_OP_FRESH_GRADS | NB_OP_VIEW,
     .name = "reshape",
     .min_inputs = 1,
     .max_inputs = 1,
