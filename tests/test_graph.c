@@ -879,6 +879,117 @@ static void test_prefault_keeps_contents(void)
     nb_prefault(NULL, 1 << 20);
 }
 
+/* ---- one-element forms ----
+ * A graph of one-element tensors runs, once compiled, each elementwise op's
+ * one-element form (core/internal.h): they must give the bits of the
+ * general loops and kernels. Each op runs on [1] parameters (the first
+ * pass general, later ones compiled) and on [2] parameters whose element
+ * 0 holds the same numbers (the general path's vector code); values and
+ * gradients of element 0 must agree bit for bit, a NaN matching any NaN.
+ * p0 feeds two calls, so its gradient is written fresh by one and added
+ * to by the other; a binary op's second call takes p0 twice (x * x). */
+typedef nb_node *(*binary_fn)(nb_graph *, nb_node *, nb_node *);
+typedef nb_node *(*unary_fn)(nb_graph *, nb_node *);
+static nb_node *scale_by(nb_graph *g, nb_node *x) { return nb_scale(g, x, 0.7); }
+static nb_node *shift_by(nb_graph *g, nb_node *x)
+{
+    return nb_add_scalar(g, x, -1.3);
+}
+
+static bool same_bits(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* y1 = op(p0, p1), y2 = op(p0, p0) (or op(p0) twice), L = sum((y1 + y2)
+ * k) with k = 0.7; runs `passes` forward-backward passes. */
+static nb_graph *one_element_graph(nb_dtype dt, int64_t len, binary_fn bop,
+                                   unary_fn uop, const double v[2],
+                                   nb_node **p, nb_node **y1, int passes)
+{
+    nb_graph *g = nb_graph_new();
+    p[0] = nb_param(g, "p0", dt, 1, (int64_t[]){len});
+    p[1] = nb_param(g, "p1", dt, 1, (int64_t[]){len});
+    for (int64_t i = 0; i < len; i++) {
+        nb_tensor_set(nb_node_value(p[0]), i, i ? 0.375 : v[0]);
+        nb_tensor_set(nb_node_value(p[1]), i, i ? -2.5 : v[1]);
+    }
+    nb_node *y2;
+    if (bop) {
+        *y1 = bop(g, p[0], p[1]);
+        y2 = bop(g, p[0], p[0]);
+    } else {
+        *y1 = uop(g, p[0]);
+        y2 = uop(g, p[0]);
+    }
+    nb_node *L = nb_sum(g, nb_scale(g, nb_add(g, *y1, y2), 0.7));
+    for (int pass = 0; pass < passes && L; pass++)
+        CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK,
+              "pass %d: %s", pass, nb_graph_error(g));
+    return g;
+}
+
+static void test_one_element_forms(void)
+{
+    static const struct {
+        const char *name;
+        binary_fn bop;
+        unary_fn uop;
+    } ops[] = {
+        {"add", nb_add, NULL},     {"sub", nb_sub, NULL},
+        {"mul", nb_mul, NULL},     {"div", nb_div, NULL},
+        {"maximum", nb_maximum, NULL}, {"minimum", nb_minimum, NULL},
+        {"neg", NULL, nb_neg},     {"exp", NULL, nb_exp},
+        {"log", NULL, nb_log},     {"sqrt", NULL, nb_sqrt},
+        {"square", NULL, nb_square}, {"abs", NULL, nb_abs},
+        {"scale", NULL, scale_by}, {"add_scalar", NULL, shift_by},
+        {"sigmoid", NULL, nb_sigmoid}, {"tanh", NULL, nb_tanh},
+        {"relu", NULL, nb_relu},
+    };
+    const double values[][2] = {
+        {0.5, -1.25}, {-0.0, 0.0}, {3.0, 3.0}, {NAN, 1.0}, {1.0, NAN},
+        {INFINITY, 2.0}, {1e-30, 1e30}, {-7.5, 0.3}, {1e-40, -3e-39},
+        {88.5, -100.0}, {-0.6, 0.61},
+    };
+    const nb_dtype dts[2] = {NB_F32, NB_F64};
+    int compared = 0;
+    for (int d = 0; d < 2; d++)
+        for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+            for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+                nb_node *pa[2], *pb[2], *ya, *yb;
+                nb_graph *a = one_element_graph(dts[d], 1, ops[o].bop,
+                                                ops[o].uop, values[v], pa,
+                                                &ya, 3);
+                nb_graph *b = one_element_graph(dts[d], 2, ops[o].bop,
+                                                ops[o].uop, values[v], pb,
+                                                &yb, 1);
+                nb_tensor *got[3] = {nb_node_value(ya), nb_node_grad(pa[0]),
+                                     nb_node_grad(pa[1])};
+                nb_tensor *want[3] = {nb_node_value(yb), nb_node_grad(pb[0]),
+                                      nb_node_grad(pb[1])};
+                const char *what[3] = {"value", "p0's gradient",
+                                       "p1's gradient"};
+                for (int k = 0; k < 3; k++) {
+                    if (!got[k] && !want[k])
+                        continue; /* a unary op sends p1 nothing */
+                    CHECK(got[k] && want[k], "%s: %s missing", ops[o].name,
+                          what[k]);
+                    if (!got[k] || !want[k])
+                        continue;
+                    double x = nb_tensor_get(got[k], 0);
+                    double w = nb_tensor_get(want[k], 0);
+                    compared++;
+                    CHECK(same_bits(x, w),
+                          "%s %s at (%g, %g): %s %.17g, general path %.17g",
+                          nb_dtype_name(dts[d]), ops[o].name, values[v][0],
+                          values[v][1], what[k], x, w);
+                }
+                nb_graph_free(a);
+                nb_graph_free(b);
+            }
+    CHECK(compared > 800, "compared %d results", compared);
+}
+
 int main(void)
 {
     test_feed_forms();
@@ -896,5 +1007,6 @@ int main(void)
     test_failed_constructor();
     test_order_survives_failed_refresh();
     test_grad_ready();
+    test_one_element_forms();
     return tu_finish("graph");
 }

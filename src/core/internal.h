@@ -178,6 +178,10 @@ struct nb_fast_step {
      * for an op without NB_OP_FRESH_GRADS. */
     bool *fresh;
     const void *attrs;
+    /* The op's forward and backward, or its one-element form's where every
+     * tensor of the call holds one element (see fast_plan_messages). */
+    int (*forward)(nb_op_call *call);
+    int (*backward)(nb_op_call *call);
     bool sends;     /* backward runs: the node needs a gradient, its op has
                        a backward and its value is not empty */
     bool unreached; /* needs a gradient that no call of the pass writes */
@@ -400,5 +404,20 @@ void nb_trace_detach(struct nb_trace *t);
 #define NB_OP(name) extern const nb_op nb_op_##name;
 #include "ops/ops.def"
 #undef NB_OP
+
+/* The one-element form of an elementwise op: its own formula on tensors
+ * of a single element, without the general forward's and backward's
+ * loops, broadcasting plan and dtype switch, and with the same bits. The
+ * compiled lists of small graphs call it where every tensor of a call
+ * holds one element (scalar graphs), where the general functions cost
+ * several times the arithmetic. Index 0 is f32, 1 f64; a NULL backward
+ * stands for an op without one. */
+typedef struct nb_one_element {
+    const nb_op *op;
+    int (*forward[2])(nb_op_call *call);
+    int (*backward[2])(nb_op_call *call);
+} nb_one_element;
+/* op's one-element form, or NULL (ops/registry.c). */
+const nb_one_element *nb_one_element_of(const nb_op *op);
 
 #endif

@@ -241,6 +241,8 @@ static void fast_compile(nb_graph *g, nb_node *target)
         st->sends = false;
         st->fresh = n->op->flags & NB_OP_FRESH_GRADS ? f->fresh + a : NULL;
         st->attrs = nb_node_attrs(n);
+        st->forward = n->op->forward;
+        st->backward = n->op->backward;
         for (int i = 0; i < n->n_inputs; i++, a++) {
             nb_node *in = inputs[i];
             f->in[a] = &in->value;
@@ -252,6 +254,20 @@ static void fast_compile(nb_graph *g, nb_node *target)
     f->n_leaves = l;
     f->target = target;
     f->version = g->version;
+}
+
+/* The one-element form that can run n's calls at the current shapes:
+ * its op has one, and n and each input hold one element (so no operand is
+ * broadcast and every gradient of the call is one element too). */
+static const nb_one_element *one_element_call(const nb_node *n)
+{
+    if (n->value.size != 1)
+        return NULL;
+    nb_node *const *inputs = nb_node_inputs(n);
+    for (int i = 0; i < n->n_inputs; i++)
+        if (inputs[i]->value.size != 1)
+            return NULL;
+    return nb_one_element_of(n->op);
 }
 
 /* Works out, for the shapes a full forward has just prepared, which call
@@ -274,6 +290,10 @@ static void fast_plan_messages(nb_graph *g, nb_node *target)
         nb_node *n = st->node;
         st->unreached = n->needs_grad && !reached[n->id];
         st->sends = n->needs_grad && n->op->backward && n->value.size != 0;
+        const nb_one_element *one = one_element_call(n);
+        int t = n->value.dtype == NB_F64;
+        st->forward = one ? one->forward[t] : n->op->forward;
+        st->backward = one ? one->backward[t] : n->op->backward;
         st->n_clear = 0;
         st->fresh_from = st->n_slots;
         nb_node *const *inputs = nb_node_inputs(n);
@@ -326,7 +346,7 @@ static int forward_fast(nb_graph *g)
             call.out = &n->value;
             call.scratch = scratch_of(n);
             call.workspace = g->workspace;
-            int rc = n->op->forward(&call);
+            int rc = st->forward(&call);
             if (rc != NB_OK) {
                 for (int64_t j = k; j < f->n_steps; j++)
                     f->steps[j].node->evaluated = 0;
@@ -589,7 +609,7 @@ static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
         call.out_grad = &n->grad;
         call.scratch = scratch_of(n);
         call.workspace = g->workspace;
-        if ((rc = n->op->backward(&call)) != NB_OK) {
+        if ((rc = st->backward(&call)) != NB_OK) {
             rc = op_failed(g, n, "backward", rc);
             break;
         }

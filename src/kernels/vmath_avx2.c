@@ -30,6 +30,7 @@ static inline __m256i mask_f64(int64_t len)
 #define V_LOAD_PART(p, len) _mm256_maskload_ps(p, mask_f32(len))
 #define V_STORE_PART(p, v, len) _mm256_maskstore_ps(p, mask_f32(len), v)
 #define V_SET1 _mm256_set1_ps
+#define V_FIRST _mm256_cvtss_f32
 #define V_ADD _mm256_add_ps
 #define V_SUB _mm256_sub_ps
 #define V_MUL _mm256_mul_ps
@@ -64,6 +65,7 @@ static inline __m256i mask_f64(int64_t len)
 #define V_LOAD_PART(p, len) _mm256_maskload_pd(p, mask_f64(len))
 #define V_STORE_PART(p, v, len) _mm256_maskstore_pd(p, mask_f64(len), v)
 #define V_SET1 _mm256_set1_pd
+#define V_FIRST _mm256_cvtsd_f64
 #define V_ADD _mm256_add_pd
 #define V_SUB _mm256_sub_pd
 #define V_MUL _mm256_mul_pd

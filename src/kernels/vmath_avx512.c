@@ -23,6 +23,7 @@
 #define V_LOAD_PART(p, len) _mm512_maskz_loadu_ps(LANES(len), p)
 #define V_STORE_PART(p, v, len) _mm512_mask_storeu_ps(p, LANES(len), v)
 #define V_SET1 _mm512_set1_ps
+#define V_FIRST _mm512_cvtss_f32
 #define V_ADD _mm512_add_ps
 #define V_SUB _mm512_sub_ps
 #define V_MUL _mm512_mul_ps
@@ -57,6 +58,7 @@
 #define V_LOAD_PART(p, len) _mm512_maskz_loadu_pd((__mmask8)LANES(len), p)
 #define V_STORE_PART(p, v, len) _mm512_mask_storeu_pd(p, (__mmask8)LANES(len), v)
 #define V_SET1 _mm512_set1_pd
+#define V_FIRST _mm512_cvtsd_f64
 #define V_ADD _mm512_add_pd
 #define V_SUB _mm512_sub_pd
 #define V_MUL _mm512_mul_pd

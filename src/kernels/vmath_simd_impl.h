@@ -5,6 +5,7 @@
  *                                result, lanes per vector
  *   NAME(kernel)                 public name of a kernel for this ISA/REAL
  *   V_LOAD V_STORE V_SET1        unaligned load/store, broadcast
+ *   V_FIRST                      lane 0 as a scalar
  *   V_ADD V_SUB V_MUL V_DIV      arithmetic
  *   V_MUL_ADD(a, b, c)           a * b + c (fused where the ISA has FMA)
  *   V_MUL_ERR(a, b, p)           the exact rounding error a * b - p of
@@ -257,9 +258,18 @@ static inline void K(store_part)(REAL *p, VEC v, int64_t len)
 #endif
 }
 
+/* One element goes from and to a register: a masked load cannot take its
+ * data from a store still in flight, so a chain of one-element ops (a
+ * scalar graph) would wait at every node for the last one's store to
+ * land. Lane 0 computes what it would in any other vector, so the bits
+ * are the same. */
 #define UNARY_KERNEL(name)                                                     \
     void NAME(nb_vm_##name)(int64_t n, const REAL *x, REAL *y)                 \
     {                                                                          \
+        if (n == 1) {                                                          \
+            *y = V_FIRST(K(name)(V_SET1(*x)));                                 \
+            return;                                                            \
+        }                                                                      \
         int64_t i = 0;                                                         \
         for (; i + WIDTH <= n; i += WIDTH)                                     \
             V_STORE(y + i, K(name)(V_LOAD(x + i)));                            \
@@ -358,6 +368,7 @@ NB_VM_GRAD(GRAD_KERNEL)
 #undef V_LOAD
 #undef V_STORE
 #undef V_SET1
+#undef V_FIRST
 #undef V_ADD
 #undef V_SUB
 #undef V_MUL

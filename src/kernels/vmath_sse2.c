@@ -51,6 +51,7 @@ static inline __m128d pd_mul_err(__m128d a, __m128d b, __m128d p, __m128d split)
 #define V_LOAD _mm_loadu_ps
 #define V_STORE _mm_storeu_ps
 #define V_SET1 _mm_set1_ps
+#define V_FIRST _mm_cvtss_f32
 #define V_ADD _mm_add_ps
 #define V_SUB _mm_sub_ps
 #define V_MUL _mm_mul_ps
@@ -83,6 +84,7 @@ static inline __m128d pd_mul_err(__m128d a, __m128d b, __m128d p, __m128d split)
 #define V_LOAD _mm_loadu_pd
 #define V_STORE _mm_storeu_pd
 #define V_SET1 _mm_set1_pd
+#define V_FIRST _mm_cvtsd_f64
 #define V_ADD _mm_add_pd
 #define V_SUB _mm_sub_pd
 #define V_MUL _mm_mul_pd

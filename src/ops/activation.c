@@ -120,15 +120,18 @@ PLAIN_OP(identity, "y = x; dx = dy")
 KERNEL_FORWARD(sigmoid)
 LOOP_BACKWARD(sigmoid, dy * y * (1 - y))
 PLAIN_OP(sigmoid, "y = 1 / (1 + exp(-x)); dx = dy * y (1 - y)")
+ONE_ELEMENT_OF(sigmoid)
 
 KERNEL_FORWARD(tanh)
 LOOP_BACKWARD(tanh, dy * (1 - y * y))
 PLAIN_OP(tanh, "y = tanh(x); dx = dy * (1 - y^2)")
+ONE_ELEMENT_OF(tanh)
 
 /* Written so that a NaN passes through instead of becoming 0. */
 LOOP_FORWARD(relu, x <= 0 ? (T)0 : x)
 LOOP_BACKWARD(relu, x > 0 ? dy : (T)0)
 PLAIN_OP(relu, "y = max(x, 0); dx = dy * [x > 0] (0 at x = 0)")
+ONE_ELEMENT_OF(relu)
 
 /* relu(x) - alpha relu(-x), so that no select has arithmetic in a branch
  * (see KINK_BACKWARD). */

@@ -91,6 +91,44 @@ static int binary_infer(nb_op_call *c)
 DEFINE_RUN_SUM(float, run_sum_f32)
 DEFINE_RUN_SUM(double, run_sum_f64)
 
+/* The one-element forms (nb_one_element in core/internal.h): the loops'
+ * formulas on a[0], b[0] alone, the same bits without the loops; T names
+ * REAL_T inside the formulas, as in NB_TYPED. A gradient repeated in both
+ * slots (x * x) takes a's message, then b's, as FLAT_GRAD does. */
+#define BINARY1(NAME, FWD, DA, DB, REAL_T, SUF)                               \
+    static int NAME##_forward1_##SUF(nb_op_call *c)                           \
+    {                                                                         \
+        typedef REAL_T T;                                                     \
+        const T a = *(const T *)c->in[0]->data;                               \
+        const T b = *(const T *)c->in[1]->data;                               \
+        *(T *)c->out->data = (FWD);                                           \
+        return NB_OK;                                                         \
+    }                                                                         \
+    static int NAME##_backward1_##SUF(nb_op_call *c)                          \
+    {                                                                         \
+        typedef REAL_T T;                                                     \
+        const T a = *(const T *)c->in[0]->data;                               \
+        const T b = *(const T *)c->in[1]->data;                               \
+        const T dy = *(const T *)c->out_grad->data;                           \
+        (void)a;                                                              \
+        (void)b;                                                              \
+        if (c->in_grad[0]) {                                                  \
+            T *ga = c->in_grad[0]->data;                                      \
+            if (nb_grad_fresh(c, 0))                                          \
+                *ga = (DA);                                                   \
+            else                                                              \
+                *ga += (DA);                                                  \
+        }                                                                     \
+        if (c->in_grad[1]) {                                                  \
+            T *gb = c->in_grad[1]->data;                                      \
+            if (nb_grad_fresh(c, 1))                                          \
+                *gb = (DB);                                                   \
+            else                                                              \
+                *gb += (DB);                                                  \
+        }                                                                     \
+        return NB_OK;                                                         \
+    }
+
 /* SIGN_A, SIGN_B: da = SIGN_A dy (db = SIGN_B dy) for every a and b, so a
  * repeated operand's run reduces by run_sum; 0 when the derivative
  * depends on the values. */
@@ -205,6 +243,13 @@ DEFINE_RUN_SUM(double, run_sum_f64)
         .forward = NAME##_forward,                                            \
         .backward = NAME##_backward,                                          \
         .flags = NB_OP_FRESH_GRADS,                                           \
+    };                                                                        \
+    BINARY1(NAME, FWD, DA, DB, float, f32)                                    \
+    BINARY1(NAME, FWD, DA, DB, double, f64)                                   \
+    const nb_one_element nb_one_##NAME = {                                    \
+        &nb_op_##NAME,                                                        \
+        {NAME##_forward1_f32, NAME##_forward1_f64},                           \
+        {NAME##_backward1_f32, NAME##_backward1_f64},                         \
     };
 
 DEFINE_BINARY(add, a + b, dy, dy, 1, 1,

@@ -35,6 +35,9 @@ static inline void nb_same_as_input(nb_op_call *c, int i)
 /* For an op with NB_OP_FRESH_GRADS: no message has reached input i's
  * gradient yet in this pass, so its buffer holds garbage and the op's
  * message is written rather than added. */
+/* A generated function that some ops of a family do not use. */
+#define NB_MAYBE_UNUSED __attribute__((unused))
+
 static inline bool nb_grad_fresh(const nb_op_call *c, int i)
 {
     return c->in_grad_fresh && c->in_grad_fresh[i];

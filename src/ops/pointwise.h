@@ -91,7 +91,9 @@ static inline double nb_pointwise_param(const nb_op_call *c, int i)
             }                                                                 \
         });                                                                   \
         return NB_OK;                                                         \
-    }
+    }                                                                         \
+    LOOP_FORWARD1(NAME, FWD, float, f32)                                      \
+    LOOP_FORWARD1(NAME, FWD, double, f64)
 
 #define KERNEL_FORWARD(NAME)                                                  \
     static int NAME##_forward(nb_op_call *c)                                  \
@@ -101,7 +103,9 @@ static inline double nb_pointwise_param(const nb_op_call *c, int i)
             VM(NAME)(c->out->size, px, (T *)c->out->data);                \
         });                                                                   \
         return NB_OK;                                                         \
-    }
+    }                                                                         \
+    KERNEL_FORWARD1(NAME, float, f32)                                         \
+    KERNEL_FORWARD1(NAME, double, f64)
 
 #define LOOP_BACKWARD(NAME, DX)                                               \
     static int NAME##_backward(nb_op_call *c)                                 \
@@ -137,6 +141,67 @@ static inline double nb_pointwise_param(const nb_op_call *c, int i)
             }                                                                 \
         });                                                                   \
         return NB_OK;                                                         \
+    }                                                                         \
+    LOOP_BACKWARD1(NAME, DX, float, f32)                                      \
+    LOOP_BACKWARD1(NAME, DX, double, f64)
+
+/* The one-element forms of the loops above (nb_one_element, in
+ * core/internal.h): the same formula on x[0] alone, for graphs of scalars,
+ * without the loop, the dtype switch or the kernel's tail handling (a
+ * kernel op calls its kernel on one element, so the bits are the
+ * kernel's). REAL_T is the element type, SUF its dtype's suffix; inside
+ * the formulas T names REAL_T, as in NB_TYPED. */
+#define LOOP_FORWARD1(NAME, FWD, REAL_T, SUF)                                 \
+    NB_MAYBE_UNUSED static int NAME##_forward1_##SUF(nb_op_call *c)           \
+    {                                                                         \
+        typedef REAL_T T;                                                     \
+        const T POINTWISE_PARAM = (T)nb_pointwise_param(c, 0);                \
+        const T POINTWISE_PARAM2 = (T)nb_pointwise_param(c, 1);               \
+        const T x = *(const T *)c->in[0]->data;                               \
+        (void)POINTWISE_PARAM;                                                \
+        (void)POINTWISE_PARAM2;                                               \
+        *(T *)c->out->data = (FWD);                                           \
+        return NB_OK;                                                         \
     }
+
+#define KERNEL_FORWARD1(NAME, REAL_T, SUF)                                    \
+    NB_MAYBE_UNUSED static int NAME##_forward1_##SUF(nb_op_call *c)           \
+    {                                                                         \
+        nb_vm_##NAME##_##SUF(1, c->in[0]->data, c->out->data);                \
+        return NB_OK;                                                         \
+    }
+
+#define LOOP_BACKWARD1(NAME, DX, REAL_T, SUF)                                 \
+    NB_MAYBE_UNUSED static int NAME##_backward1_##SUF(nb_op_call *c)          \
+    {                                                                         \
+        if (!c->in_grad[0])                                                   \
+            return NB_OK;                                                     \
+        typedef REAL_T T;                                                     \
+        const T POINTWISE_PARAM = (T)nb_pointwise_param(c, 0);                \
+        const T POINTWISE_PARAM2 = (T)nb_pointwise_param(c, 1);               \
+        const T x = *(const T *)c->in[0]->data, y = *(const T *)c->out->data; \
+        const T dy = *(const T *)c->out_grad->data;                           \
+        T *dx = c->in_grad[0]->data;                                          \
+        (void)POINTWISE_PARAM;                                                \
+        (void)POINTWISE_PARAM2;                                               \
+        (void)x;                                                              \
+        (void)y;                                                              \
+        if (nb_grad_fresh(c, 0))                                              \
+            *dx = (DX);                                                       \
+        else                                                                  \
+            *dx += (DX);                                                      \
+        return NB_OK;                                                         \
+    }
+
+/* The one-element form of op NAME, for ops built from the loops above
+ * with a backward of LOOP_BACKWARD (or none: BACKWARD1 NULL). */
+#define ONE_ELEMENT(NAME, BACKWARD1_F32, BACKWARD1_F64)                       \
+    const nb_one_element nb_one_##NAME = {                                    \
+        &nb_op_##NAME,                                                        \
+        {NAME##_forward1_f32, NAME##_forward1_f64},                           \
+        {BACKWARD1_F32, BACKWARD1_F64},                                       \
+    };
+#define ONE_ELEMENT_OF(NAME)                                                  \
+    ONE_ELEMENT(NAME, NAME##_backward1_f32, NAME##_backward1_f64)
 
 #endif

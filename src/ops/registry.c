@@ -29,6 +29,25 @@ const nb_op *nb_find_op(const char *name)
     return NULL;
 }
 
+/* The ops with a one-element form, each defined beside its op. */
+#define ONE_ELEMENT_OPS(X)                                                    \
+    X(add) X(sub) X(mul) X(div) X(maximum) X(minimum) X(neg) X(exp) X(log)    \
+    X(sqrt) X(square) X(abs) X(scale) X(add_scalar) X(sigmoid) X(tanh)       \
+    X(relu)
+#define DECLARE_ONE(name) extern const nb_one_element nb_one_##name;
+ONE_ELEMENT_OPS(DECLARE_ONE)
+#undef DECLARE_ONE
+
+const nb_one_element *nb_one_element_of(const nb_op *op)
+{
+#define FIND_ONE(name)                                                        \
+    if (op == &nb_op_##name)                                                  \
+        return &nb_one_##name;
+    ONE_ELEMENT_OPS(FIND_ONE)
+#undef FIND_ONE
+    return NULL;
+}
+
 /* The constructors whose signature the kind fixes (declared in ops.h, in
  * the part generated from the same list). */
 #define NB_OP_BINARY(name, lo, hi)                                            \
