@@ -990,6 +990,54 @@ static void test_one_element_forms(void)
     CHECK(compared > 800, "compared %d results", compared);
 }
 
+/* nb_graph_rollback takes back the newest nodes: their names and ids are
+ * free again, views and cached orders forget them, older nodes run as
+ * before; a count out of range is refused. */
+static void test_rollback(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *w = nb_param(g, "w", NB_F64, 1, SHAPE(3));
+    SET(w, 1, 2, 3);
+    nb_node *L = nb_sum(g, nb_square(g, w));
+    CHECK(L && nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK,
+          "%s", nb_graph_error(g));
+    int64_t mark = nb_graph_node_count(g);
+    nb_node *v = nb_param(g, "v", NB_F64, 2, SHAPE(3, 3));
+    nb_node *flat = nb_reshape(g, v, 1, SHAPE(-1));
+    nb_node *M = nb_sum(g, nb_mul(g, flat, flat));
+    CHECK(M && nb_forward(g, M) == NB_OK && nb_backward(g, M) == NB_OK,
+          "%s", nb_graph_error(g));
+    CHECK(nb_graph_rollback(g, mark + 99) == NB_ERR_ARG, "past the end");
+    CHECK_ERROR(g, "rollback", "outside");
+    CHECK(nb_graph_rollback(g, mark) == NB_OK, "%s", nb_graph_error(g));
+    CHECK(nb_graph_node_count(g) == mark, "count %lld after rollback",
+          (long long)nb_graph_node_count(g));
+    CHECK(nb_graph_find(g, "v") == NULL, "a name taken back is free");
+    /* Older nodes run, from their compiled lists or not. */
+    for (int pass = 0; pass < 3; pass++) {
+        CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK,
+              "pass %d: %s", pass, nb_graph_error(g));
+        CHECK_NEAR(nb_tensor_get(nb_node_value(L), 0), 14, 0);
+        CHECK_NEAR(nb_tensor_get(nb_node_grad(w), 2), 6, 0);
+    }
+    /* New nodes take the ids and the name; a view over them follows its
+     * new input, not the one taken back. */
+    nb_node *v2 = nb_param(g, "v", NB_F64, 1, SHAPE(4));
+    SET(v2, 1, 1, 1, 1);
+    nb_node *view = nb_reshape(g, v2, 2, SHAPE(2, 2));
+    nb_node *M2 = nb_sum(g, view);
+    CHECK(v2 && nb_node_id(v2) == mark && nb_graph_find(g, "v") == v2,
+          "the new node takes the freed id and name");
+    CHECK(M2 && nb_forward(g, M2) == NB_OK &&
+              nb_tensor_get(nb_node_value(M2), 0) == 4 &&
+              nb_tensor_data(nb_node_value(view)) ==
+                  nb_tensor_data(nb_node_value(v2)),
+          "%s", nb_graph_error(g));
+    CHECK(nb_graph_rollback(g, 0) == NB_OK && nb_graph_node_count(g) == 0,
+          "back to an empty graph");
+    nb_graph_free(g);
+}
+
 int main(void)
 {
     test_feed_forms();
@@ -1008,5 +1056,6 @@ int main(void)
     test_order_survives_failed_refresh();
     test_grad_ready();
     test_one_element_forms();
+    test_rollback();
     return tu_finish("graph");
 }

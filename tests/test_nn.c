@@ -1211,6 +1211,22 @@ static void test_layer_errors(void)
     CHECK(!nb_conv2d_layer(g, x, 4, 9, 9, &p, true, "big", NB_INIT_TORCH,
                            NB_ACT_RELU, NULL), "kernel > input");
     CHECK_ERROR(g, "conv2d 'big'");
+    /* Those refusals came after the layer made its parameters: it takes
+     * them back, so the names are free for a layer that fits. */
+    CHECK(nb_graph_node_count(g) == before && !nb_graph_find(g, "big.weight") &&
+              !nb_graph_find(g, "conv1.bias"),
+          "a layer its op refused left %lld nodes",
+          (long long)(nb_graph_node_count(g) - before));
+    nb_node *fits = nb_conv2d_layer(g, x, 4, 3, 3, &p, true, "big",
+                                    NB_INIT_TORCH, NB_ACT_RELU, NULL);
+    CHECK(fits && nb_graph_find(g, "big.weight") &&
+              nb_graph_find(g, "big.bias"),
+          "the same name after a refusal: %s", nb_graph_error(g));
+    float image[3 * 8 * 8] = {0};
+    CHECK(nb_feed(g, x, 4, SHAPE(1, 3, 8, 8), image) == NB_OK &&
+              nb_forward(g, fits) == NB_OK,
+          "the graph runs after the refusals: %s", nb_graph_error(g));
+    before = nb_graph_node_count(g);
 
     CHECK(!nb_max_pool2d_layer(g, x, 0, 0, 0, "pool1"), "pool kernel 0");
     CHECK_ERROR(g, "max_pool2d 'pool1'", "kernel = 0");

@@ -110,6 +110,20 @@ NB_API nb_node *nb_graph_node(const nb_graph *g, int64_t id);
 
 /** The first node whose name is `name`, or NULL. */
 NB_API nb_node *nb_graph_find(const nb_graph *g, const char *name);
+
+/** Takes back every node created since the graph held `count` nodes (a
+ * count read earlier with nb_graph_node_count), newest first: their values,
+ * gradients and scratch are freed, their names free again, and their ids
+ * go to the next nodes made. It is how a builder that fails halfway, such
+ * as a layer whose op rejects its arguments after the layer made its
+ * parameters, leaves the graph as it found it; the error already recorded
+ * stays. Pointers to the nodes taken back become invalid: nothing may
+ * still hold them (an optimizer made since, a grad-ready hook's own list,
+ * the caller's variables). Returns NB_OK, or NB_ERR_ARG for a count
+ * outside [0, nb_graph_node_count], or NB_ERR_STATE while a trace is
+ * recording (it may hold the nodes), recorded on the graph unless it
+ * already holds an error. */
+NB_API int nb_graph_rollback(nb_graph *g, int64_t count);
 /** @} */
 
 /** @name Leaf nodes */

@@ -269,6 +269,50 @@ static void commit_node(nb_graph *g)
     plan_changed(g);
 }
 
+int nb_graph_rollback(nb_graph *g, int64_t count)
+{
+    if (!g)
+        return NB_ERR_ARG;
+    if (count < 0 || count > g->n_nodes)
+        return nb_graph_set_error(g, NB_ERR_ARG,
+                                  "rollback: count %lld is outside [0, %lld], "
+                                  "the nodes the graph holds",
+                                  (long long)count, (long long)g->n_nodes);
+    if (count == g->n_nodes)
+        return NB_OK;
+    if (g->trace)
+        return nb_graph_set_error(g, NB_ERR_STATE,
+                                  "rollback: a trace is recording this graph "
+                                  "and may hold the nodes; detach it first");
+    for (int64_t id = g->n_nodes - 1; id >= count; id--) {
+        nb_node *n = nb_graph_node_at(g, id);
+        nb_tensor_release(&n->value); /* a view owns nothing: forgets */
+        nb_tensor_release(&n->grad);
+        struct nb_node_cold *cold = nb_node_cold_get(n);
+        if (cold) {
+            nb_free(cold->scratch);
+            cold->scratch = NULL;
+            cold->scratch_capacity = 0;
+            cold->name = NULL; /* the name's bytes stay in the arena */
+        }
+    }
+    while (g->n_views > 0 && g->views[g->n_views - 1]->id >= count)
+        g->n_views--;
+    /* Caches that may name a node taken back: the version below makes the
+     * cached order, the compiled lists and the grad-ready plan stale; these
+     * pointers are compared before the version is. */
+    if (g->order_target && g->order_target->id >= count)
+        g->order_target = NULL;
+    if (g->fast.target && g->fast.target->id >= count)
+        g->fast.target = NULL;
+    if (g->ready.target && g->ready.target->id >= count)
+        g->ready.target = NULL;
+    g->grads_sized = NULL;
+    g->n_nodes = count;
+    plan_changed(g);
+    return NB_OK;
+}
+
 static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
                          const char *name, nb_dtype dtype, int rank,
                          const int64_t *shape, bool allow_dynamic)

@@ -102,13 +102,14 @@ static nb_node *conv_layer(nb_graph *g, nb_node *x, const conv_args *a,
     int64_t wshape[4] = {rows, cols, a->kernel[0], a->kernel[1]};
     if (a->kind == CONV1D)
         wshape[2] = a->kernel[1];
+    int64_t mark = nb_graph_node_count(g);
     nb_node *w = nb_param(g, wname, dtype, wrank, wshape);
     nb_node *b = a->bias ? nb_param(g, bname, dtype, 1, (int64_t[]){o}) : NULL;
     if (!w || (a->bias && !b))
-        return NULL;
+        return nb_layer_undo(g, mark);
     if (nb_layer_init(g, w, b, (double)(cols * field), (double)(rows * field),
                       a->init, a->act) != NB_OK)
-        return NULL;
+        return nb_layer_undo(g, mark);
 
     nb_node *y;
     switch (a->kind) {
@@ -124,15 +125,15 @@ static nb_node *conv_layer(nb_graph *g, nb_node *x, const conv_args *a,
     }
     if (!y && clean) {
         nb_layer_blame(g, kind, a->name);
-        return NULL;
+        return nb_layer_undo(g, mark);
     }
     if (!y)
-        return NULL;
+        return nb_layer_undo(g, mark);
     if (b) {
         int64_t shape[3] = {o, 1, 1};
         y = nb_add(g, y, nb_reshape(g, b, wrank - 1, shape));
         if (!y)
-            return NULL;
+            return nb_layer_undo(g, mark);
     }
     if (layer) {
         layer->weight = w;

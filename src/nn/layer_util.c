@@ -92,3 +92,9 @@ void nb_layer_blame(nb_graph *g, const char *kind, const char *name)
     nb_graph_set_error(g, code < 0 ? code : NB_ERR_ARG, "%s '%s': %s", kind,
                        name, msg);
 }
+
+nb_node *nb_layer_undo(nb_graph *g, int64_t mark)
+{
+    nb_graph_rollback(g, mark);
+    return NULL;
+}

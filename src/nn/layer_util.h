@@ -29,6 +29,11 @@ int nb_layer_check(nb_graph *g, nb_node *x, const char *kind,
 bool nb_layer_name(nb_graph *g, char *buf, const char *kind,
                     const char *name, const char *suffix);
 
+/* Takes back the nodes a layer call made since the graph held `mark` nodes
+ * (nb_graph_rollback), so that a call that fails halfway leaves no
+ * parameter or node behind; returns NULL. */
+nb_node *nb_layer_undo(nb_graph *g, int64_t mark);
+
 /* After an op failed inside a layer: puts "<kind> '<name>': " in front of
  * the op's message, so the error names the layer. */
 void nb_layer_blame(nb_graph *g, const char *kind, const char *name);

@@ -100,22 +100,23 @@ nb_node *nb_linear_layer(nb_graph *g, nb_node *x, int64_t out_features,
                            name, NB_LAYER_NAME_CAP - 3);
         return NULL;
     }
+    int64_t mark = nb_graph_node_count(g);
     nb_node *W =
         nb_param(g, wname, dtype, 2, (const int64_t[]){in, out_features});
     nb_node *b =
         bias ? nb_param(g, bname, dtype, 1, (const int64_t[]){out_features})
              : NULL;
     if (!W || (bias && !b))
-        return NULL;
+        return nb_layer_undo(g, mark);
     if (nb_layer_init(g, W, b, (double)in, (double)out_features, init, act) !=
         NB_OK)
-        return NULL;
+        return nb_layer_undo(g, mark);
 
     nb_node *y = product(g, x, W, rank, nb_tensor_shape(xv), in, out_features);
     if (bias)
         y = nb_add(g, y, b);
     if (!y)
-        return NULL;
+        return nb_layer_undo(g, mark);
     if (layer) {
         layer->W = W;
         layer->b = b;

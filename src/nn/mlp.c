@@ -98,6 +98,9 @@ static int check_spec(nb_graph *g, nb_node *x, const nb_mlp_spec *s,
     return NB_OK;
 }
 
+static int build_layers(nb_graph *g, nb_node *x, const nb_mlp_spec *spec,
+                        const char *name, nb_mlp *mlp);
+
 int nb_mlp_build(nb_graph *g, nb_node *x, const nb_mlp_spec *spec, nb_mlp *mlp)
 {
     if (mlp)
@@ -122,6 +125,20 @@ int nb_mlp_build(nb_graph *g, nb_node *x, const nb_mlp_spec *spec, nb_mlp *mlp)
     if (rc != NB_OK)
         return rc;
 
+    int64_t mark = nb_graph_node_count(g);
+    rc = build_layers(g, x, spec, name, mlp);
+    if (rc != NB_OK) {
+        /* no layer of a failed build stays behind */
+        nb_graph_rollback(g, mark);
+        memset(mlp, 0, sizeof *mlp);
+    }
+    return rc;
+}
+
+/* The layers of nb_mlp_build, once spec and x are checked. */
+static int build_layers(nb_graph *g, nb_node *x, const nb_mlp_spec *spec,
+                        const char *name, nb_mlp *mlp)
+{
     int n = spec->n_layers;
     mlp->n_layers = n;
     mlp->input = x;

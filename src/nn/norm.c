@@ -99,16 +99,18 @@ nb_node *nb_batch_norm_layer(nb_graph *g, nb_node *x, bool affine,
     if (!nb_layer_name(g, mname, kind, name, "running_mean") ||
         !nb_layer_name(g, vname, kind, name, "running_var"))
         return NULL;
+    int64_t mark = nb_graph_node_count(g);
     nb_node *w = NULL, *b = NULL;
     if (affine && !make_affine(g, kind, name, dtype, 1, &c, &w, &b))
-        return NULL;
+        return nb_layer_undo(g, mark);
     nb_node *rm = nb_state(g, mname, dtype, 1, &c);
     nb_node *rv = nb_state(g, vname, dtype, 1, &c);
     if (!rm || !rv)
-        return NULL;
+        return nb_layer_undo(g, mark);
     nb_tensor_fill(nb_node_value(rv), 1.0);
     nb_node *y = nb_batch_norm(g, x, rm, rv, w, b, momentum, eps);
-    return finish(g, kind, name, clean, (nb_norm){w, b, rm, rv, y}, layer);
+    y = finish(g, kind, name, clean, (nb_norm){w, b, rm, rv, y}, layer);
+    return y ? y : nb_layer_undo(g, mark);
 }
 
 nb_node *nb_layer_norm_layer(nb_graph *g, nb_node *x, int axes, bool affine,
@@ -129,10 +131,12 @@ nb_node *nb_layer_norm_layer(nb_graph *g, nb_node *x, int axes, bool affine,
                            kind, name, axes, rank, nb_node_name(x));
         return NULL;
     }
+    int64_t mark = nb_graph_node_count(g);
     nb_node *w = NULL, *b = NULL;
     if (affine && !make_affine(g, kind, name, nb_tensor_dtype(xv), axes,
                                nb_tensor_shape(xv) + (rank - axes), &w, &b))
-        return NULL;
+        return nb_layer_undo(g, mark);
     nb_node *y = nb_layer_norm(g, x, axes, w, b, eps);
-    return finish(g, kind, name, clean, (nb_norm){w, b, NULL, NULL, y}, layer);
+    y = finish(g, kind, name, clean, (nb_norm){w, b, NULL, NULL, y}, layer);
+    return y ? y : nb_layer_undo(g, mark);
 }

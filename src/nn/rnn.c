@@ -393,6 +393,7 @@ int nb_rnn_build(nb_graph *g, nb_node *x, nb_node *mask, nb_node *const *h0,
      * docs/design.md). */
     bool fused = !spec->composite && !mask && !spec->reverse;
     nb_node *in = x;
+    int64_t mark = nb_graph_node_count(g);
     for (int l = 0; l < layers && rc == NB_OK; l++) {
         nb_rnn_params *p = &rnn->layer[l];
         int64_t width = nb_tensor_dim(nb_node_value(in), 2);
@@ -412,6 +413,7 @@ int nb_rnn_build(nb_graph *g, nb_node *x, nb_node *mask, nb_node *const *h0,
     }
     nb_free(outs);
     if (rc != NB_OK) {
+        nb_graph_rollback(g, mark); /* no layer of a failed build stays */
         memset(rnn, 0, sizeof *rnn);
         return rc;
     }
