@@ -254,6 +254,44 @@ static void recurrent_steady(void)
     nb_graph_free(g);
 }
 
+/* A window length set by each feed (x [NB_DYNAMIC, NB_DYNAMIC, E]): once
+ * the longest window has run, shorter and longer ones up to it allocate
+ * nothing, whatever their order. */
+static void recurrent_lengths(void)
+{
+    enum { B = 3, T = 8, E = 4, H = 5 };
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 3, SHAPE(NB_DYNAMIC, NB_DYNAMIC, E));
+    nb_node *h0 = nb_input(g, "h0", NB_F32, 2, SHAPE(NB_DYNAMIC, H));
+    nb_node *w_ih = nb_param(g, NULL, NB_F32, 2, SHAPE(4 * H, E));
+    nb_node *w_hh = nb_param(g, NULL, NB_F32, 2, SHAPE(4 * H, H));
+    nb_node *b = nb_param(g, NULL, NB_F32, 1, SHAPE(4 * H));
+    fill(g, w_ih, 0.3);
+    fill(g, w_hh, 0.3);
+    nb_node *y = nb_lstm_seq(g, x, h0, h0, w_ih, w_hh, b, b, false);
+    nb_node *loss = nb_sum(g, nb_square(g, y));
+    CHECK(loss != NULL, "build: %s", nb_graph_error(g));
+    static float xs[B * T * E], hs[B * H];
+    normal_floats(g, xs, sizeof xs / sizeof *xs);
+    normal_floats(g, hs, sizeof hs / sizeof *hs);
+    const int64_t lengths[12] = {T, T, 3, T, 1, 5, T, 2, 7, 4, T, 6};
+    long before = 0;
+    for (int i = 0; i < 12 && loss; i++) {
+        if (i == 2)
+            before = allocations;
+        int rc = nb_feed(g, x, 3, SHAPE(B, lengths[i], E), xs);
+        rc = rc ? rc : nb_feed(g, h0, 2, SHAPE(B, H), hs);
+        rc = rc ? rc : nb_forward(g, loss);
+        rc = rc ? rc : nb_backward(g, loss);
+        CHECK(rc == NB_OK, "T %lld: %s", (long long)lengths[i],
+              nb_graph_error(g));
+    }
+    CHECK(allocations == before,
+          "%ld allocations over 10 windows of lengths up to the longest",
+          allocations - before);
+    nb_graph_free(g);
+}
+
 /* The CNN of bench/cnn.c and the Fashion-MNIST example, at its real sizes
  * (28x28 images, 32 and 64 channels, 3136 -> 128 -> 10) and a small batch:
  * two conv3x3 + bias + relu + 2x2 max-pool blocks on a reshaped row input,
@@ -337,6 +375,7 @@ int main(void)
     check_cnn_model_step();
     cnn_parts_steady();
     recurrent_steady();
+    recurrent_lengths();
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 20));
     nb_node *labels = nb_input(g, "labels", NB_F32, 1, SHAPE(NB_DYNAMIC));

@@ -229,6 +229,96 @@ static void test_windows_carry_state(void)
     nb_graph_free(g);
 }
 
+/* ---- a sequence length set by each feed ----
+ * Token ids [N, T] with both extents NB_DYNAMIC, through an embedding, a
+ * fused LSTM layer, a linear layer and the cross-entropy: fed windows of
+ * T = 5, 9, 3 and 9 again (and another batch), each gives the loss and
+ * gradients of a graph built for that N and T, bit for bit. A fixed
+ * reshape in the same graph is refused by the feed it cannot follow. */
+static nb_graph *lm_graph(int64_t n, int64_t t, nb_node **ids,
+                          nb_node **labels, nb_node **table, nb_node **loss)
+{
+    nb_graph *g = nb_graph_new();
+    nb_graph_seed(g, 5);
+    *ids = nb_input(g, "ids", NB_F64, 2, SHAPE(n, t));
+    *labels = nb_input(g, "labels", NB_F64, 2, SHAPE(n, t));
+    *table = nb_param(g, "table", NB_F64, 2, SHAPE(7, 4));
+    nb_init_normal(g, *table, 0, 1);
+    nb_rnn_spec spec = {.cell = NB_RNN_LSTM, .hidden = 5};
+    nb_rnn rnn;
+    nb_node *x = nb_embedding(g, *table, *ids);
+    CHECK(nb_rnn_build(g, x, NULL, NULL, NULL, &spec, &rnn) == NB_OK, "%s",
+          nb_graph_error(g));
+    nb_node *logits = nb_linear_layer(g, rnn.output, 7, true, "out",
+                                      NB_INIT_TORCH, NB_ACT_LINEAR, NULL);
+    *loss = nb_softmax_ce_index_loss(g, logits, *labels);
+    CHECK(*loss != NULL, "%s", nb_graph_error(g));
+    return g;
+}
+
+static void feed_window(nb_graph *g, nb_node *ids, nb_node *labels,
+                        int64_t n, int64_t t)
+{
+    double v[4 * 16];
+    for (int64_t i = 0; i < n * t; i++)
+        v[i] = (double)((3 * i + t) % 7);
+    CHECK(nb_feed(g, ids, 2, SHAPE(n, t), v) == NB_OK, "%s",
+          nb_graph_error(g));
+    for (int64_t i = 0; i < n * t; i++)
+        v[i] = (double)((5 * i + 1) % 7);
+    CHECK(nb_feed(g, labels, 2, SHAPE(n, t), v) == NB_OK, "%s",
+          nb_graph_error(g));
+}
+
+static void test_dynamic_length(void)
+{
+    nb_node *ids, *labels, *table, *loss;
+    nb_graph *g = lm_graph(NB_DYNAMIC, NB_DYNAMIC, &ids, &labels, &table,
+                           &loss);
+    const int64_t windows[5][2] = {{2, 5}, {2, 9}, {2, 3}, {2, 9}, {4, 16}};
+    for (int w = 0; w < 5 && loss; w++) {
+        int64_t n = windows[w][0], t = windows[w][1];
+        nb_node *fids, *flabels, *ftable, *floss;
+        nb_graph *f = lm_graph(n, t, &fids, &flabels, &ftable, &floss);
+        for (int pass = 0; pass < 2; pass++) { /* general, then compiled */
+            feed_window(g, ids, labels, n, t);
+            CHECK(nb_forward(g, loss) == NB_OK &&
+                      nb_backward(g, loss) == NB_OK,
+                  "T = %lld: %s", (long long)t, nb_graph_error(g));
+        }
+        feed_window(f, fids, flabels, n, t);
+        CHECK(floss && nb_forward(f, floss) == NB_OK &&
+                  nb_backward(f, floss) == NB_OK,
+              "%s", nb_graph_error(f));
+        CHECK(nb_tensor_get(nb_node_value(loss), 0) ==
+                  nb_tensor_get(nb_node_value(floss), 0),
+              "N %lld T %lld: loss %.17g, built for it %.17g", (long long)n,
+              (long long)t, nb_tensor_get(nb_node_value(loss), 0),
+              nb_tensor_get(nb_node_value(floss), 0));
+        const nb_tensor *dg = nb_node_grad(table), *df = nb_node_grad(ftable);
+        int differ = 0;
+        for (int64_t i = 0; dg && df && i < 7 * 4; i++)
+            differ += nb_tensor_get(dg, i) != nb_tensor_get(df, i);
+        CHECK(dg && df && differ == 0,
+              "T %lld: %d gradient elements differ", (long long)t, differ);
+        nb_graph_free(f);
+    }
+    /* An op that fixes T refuses the feed it cannot follow, by name. */
+    nb_node *fixed = nb_reshape(g, ids, 1, SHAPE(4 * 16));
+    CHECK(fixed && nb_forward(g, fixed) == NB_OK, "%s", nb_graph_error(g));
+    feed_window(g, ids, labels, 4, 15);
+    CHECK(nb_forward(g, fixed) != NB_OK, "a fixed reshape followed T 15");
+    CHECK_ERROR(g, "reshape", "[4,15]", "[64]");
+    nb_graph_clear_error(g);
+    CHECK(nb_forward(g, loss) == NB_OK, "the rest runs: %s",
+          nb_graph_error(g));
+    /* Only the fed extents move. */
+    double v[3 * 7] = {0};
+    CHECK(nb_feed(g, ids, 3, SHAPE(3, 7, 1), v) == NB_ERR_ARG, "rank 3");
+    CHECK_ERROR(g, "feed 'ids'", "[-1,-1]");
+    nb_graph_free(g);
+}
+
 /* Results do not depend on how the batch rows and GEMM strips are split. */
 static void test_thread_counts(nb_dtype dt)
 {
@@ -336,6 +426,7 @@ static void test_shape_errors(void)
 
 int main(void)
 {
+    test_dynamic_length();
     static const int64_t sizes[][4] = {
         {1, 1, 1, 1}, {1, 5, 3, 4}, {3, 4, 2, 3}, {2, 7, 5, 6}, {4, 3, 6, 2},
     };

@@ -34,8 +34,9 @@ typedef struct nb_graph nb_graph;
 typedef struct nb_node nb_node;
 
 
-/** Marks the batch dimension (dimension 0 only) of an input as dynamic: its
- * extent is set by each nb_feed. */
+/** Marks an extent of an input as dynamic: it is set by each nb_feed. Most
+ * often the batch (dimension 0); any other axis may be too, such as the
+ * sequence length T of [N, T] token ids. */
 #define NB_DYNAMIC (-1)
 
 /** @name Graph */
@@ -128,9 +129,12 @@ NB_API int nb_graph_rollback(nb_graph *g, int64_t count);
 
 /** @name Leaf nodes */
 /** @{ */
-/** An input, fed before each run with nb_feed. shape[0] may be NB_DYNAMIC:
- * shape rules then see the batch last fed (1 before the first feed), and
- * every node is re-sized when a feed changes it. */
+/** An input, fed before each run with nb_feed. Any extent may be
+ * NB_DYNAMIC: shape rules then see the extent last fed (1 before the first
+ * feed), and every node is re-sized when a feed changes it. An op whose
+ * attributes fix an extent (a reshape to explicit sizes, a slice counted
+ * from the start) fails at the forward whose feed it cannot follow, with
+ * a message naming it and both shapes. */
 NB_API nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dtype, int rank,
                   const int64_t *shape);
 /** A trainable parameter, zero-filled; write its value with nb_node_value. */
@@ -165,13 +169,13 @@ NB_API int nb_param_set_trainable(nb_graph *g, nb_node *param, bool trainable);
 NB_API int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires);
 
 /** Copies `data` (of the input's dtype, row-major, with the given shape)
- * into the input. The shape must match the declared one, except a dynamic
- * batch dimension, which takes the fed extent. */
+ * into the input. The shape must match the declared one, except that
+ * dynamic extents (NB_DYNAMIC) take the fed ones. */
 NB_API int nb_feed(nb_graph *g, nb_node *input, int rank, const int64_t *shape,
             const void *data);
 /** nb_feed for an input of fixed shape: `data` (of the input's dtype)
- * holds the declared shape. An input with a dynamic batch needs nb_feed,
- * which says the batch. */
+ * holds the declared shape. An input with a dynamic extent needs nb_feed,
+ * which says the shape. */
 NB_API int nb_feed_data(nb_graph *g, nb_node *input, const void *data);
 /** nb_feed from doubles whatever the input's dtype: each element is
  * converted (rounded to nearest for an f32 input). */

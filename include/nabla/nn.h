@@ -392,8 +392,11 @@ typedef struct nb_rnn {
     nb_node *seq[NB_RNN_MAX_LAYERS];
 } nb_rnn;
 
-/** Unrolls the layers over x [N, T, E] (batch first; N may be dynamic, T
- * is fixed by x's shape). Every step of a layer uses the same parameter
+/** Unrolls the layers over x [N, T, E] (batch first). N may be dynamic; so
+ * may T on the fused path (below): ids declared [NB_DYNAMIC, NB_DYNAMIC]
+ * take a new window length at each feed. The composite path builds one
+ * node per step, so its T is the one x has here; a feed of another T then
+ * fails at the first op that cannot follow it. Every step of a layer uses the same parameter
  * nodes, so a weight's gradient sums the messages of all T steps. Without
  * a mask, forward in time and unless spec->composite is set, each layer is
  * one fused sequence op (the same values to rounding, and faster); the

@@ -46,6 +46,9 @@ struct nb_tensor {
  * so that the common node does not pay for it. */
 struct nb_node_cold {
     const char *name;
+    /* Inputs: bit i set when axis i was declared NB_DYNAMIC (its extent
+     * set by each feed); nb_node.dynamic_batch says whether any is. */
+    uint8_t dynamic_axes;
     void *scratch;
     size_t scratch_bytes, scratch_capacity;
     size_t workspace_bytes; /* transient need, from infer */
@@ -85,7 +88,9 @@ struct nb_node {
     bool requires_grad : 1;  /* inputs */
     bool needs_grad : 1;     /* set by the planner for nodes of the cached order */
     bool fed : 1;            /* inputs: fed at least once */
-    bool dynamic_batch : 1;  /* inputs: shape[0] set by each feed */
+    bool dynamic_batch : 1;  /* inputs: some axis is set by each feed (the
+                                batch, or any declared NB_DYNAMIC: the cold
+                                part's dynamic_axes says which) */
     bool holds_value : 1;    /* leaves: the value is always usable */
     bool input_inline : 1;   /* in.one holds the only input */
     bool has_cold : 1;       /* nb_node_cold_get finds a cold part */

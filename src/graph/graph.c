@@ -325,7 +325,7 @@ static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
         return NULL;
     }
     int64_t concrete[NB_MAX_RANK] = {0};
-    bool dynamic = false;
+    unsigned dynamic = 0; /* bit i: axis i is NB_DYNAMIC */
     if (rank < 0 || rank > NB_MAX_RANK) {
         nb_set_error(g, NB_ERR_ARG, "%s '%s': rank %d is outside 0..%d", what,
                      name ? name : "?", rank, NB_MAX_RANK);
@@ -338,8 +338,8 @@ static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
     }
     for (int i = 0; i < rank; i++) {
         concrete[i] = shape[i];
-        if (shape[i] == NB_DYNAMIC && i == 0 && allow_dynamic) {
-            dynamic = true;
+        if (shape[i] == NB_DYNAMIC && allow_dynamic) {
+            dynamic |= 1u << i;
             concrete[i] = 1; /* stands in until the first feed */
         }
     }
@@ -347,20 +347,25 @@ static nb_node *new_leaf(nb_graph *g, nb_node_kind kind, const char *what,
         char buf[128];
         nb_set_error(g, NB_ERR_ARG, "%s '%s': invalid shape %s%s", what,
                      name ? name : "?", nb_shape_str(rank, shape, buf, sizeof buf),
-                     allow_dynamic ? " (only dimension 0 may be NB_DYNAMIC)" : "");
+                     allow_dynamic ? " (NB_DYNAMIC marks an extent set by each "
+                                     "feed)"
+                                   : "");
         return NULL;
     }
     nb_node *n = next_slot(g, what);
     if (!n)
         return NULL;
     n->kind = (uint8_t)kind;
-    n->dynamic_batch = dynamic;
+    n->dynamic_batch = dynamic != 0;
     n->shape_epoch = g->shape_epoch;
     /* Leaves always hold a value (an input once fed); the gradient's shape
      * is set by the backward that first needs it. */
     n->holds_value = kind != NB_NODE_INPUT;
-    struct nb_node_cold *cold = name ? nb_node_cold(n) : NULL;
-    if ((name && (!cold || !(cold->name = nb_arena_strdup(g, name)))) ||
+    struct nb_node_cold *cold = name || dynamic ? nb_node_cold(n) : NULL;
+    if (cold)
+        cold->dynamic_axes = (uint8_t)dynamic;
+    if (((name || dynamic) && !cold) ||
+        (name && !(cold->name = nb_arena_strdup(g, name))) ||
         nb_tensor_set_shape(&n->value, g, dtype, rank, concrete) != NB_OK) {
         nb_set_error(g, NB_ERR_NOMEM, "%s: out of memory", what);
         return NULL;
@@ -459,6 +464,14 @@ int nb_input_set_requires_grad(nb_graph *g, nb_node *input, bool requires)
     return NB_OK;
 }
 
+/* The axes of an input that each feed sets, as a bit mask. */
+static unsigned dynamic_axes(const nb_node *input)
+{
+    const struct nb_node_cold *cold =
+        input->dynamic_batch ? nb_node_cold_get(input) : NULL;
+    return cold ? cold->dynamic_axes : 0;
+}
+
 /* nb_feed_buffer for an input already known to be owned by g; inlined
  * into the feeds, which check that themselves. */
 static inline void *feed_buffer(nb_graph *g, nb_node *input, int rank,
@@ -485,24 +498,28 @@ static inline void *feed_buffer(nb_graph *g, nb_node *input, int rank,
     if (same)
         goto fed;
     name = nb_node_name(input);
-    bool ok = rank == v->rank && nb_shape_valid(rank, shape);
+    unsigned dynamic = dynamic_axes(input);
+    bool ok = rank == v->rank && nb_shape_valid(rank, shape), resized = false;
     for (int i = 0; ok && i < rank; i++)
-        if (shape[i] != v->shape[i] && !(i == 0 && input->dynamic_batch))
-            ok = false;
+        if (shape[i] != v->shape[i]) {
+            ok = dynamic >> i & 1u;
+            resized = true;
+        }
     if (!ok) {
         char want[128], got[128];
         int64_t declared[NB_MAX_RANK];
         memcpy(declared, v->shape, sizeof declared); /* a full row */
-        if (input->dynamic_batch)
-            declared[0] = NB_DYNAMIC;
+        for (int i = 0; i < v->rank; i++)
+            if (dynamic >> i & 1u)
+                declared[i] = NB_DYNAMIC;
         nb_set_error(g, NB_ERR_ARG,
                      "feed '%s': shape %s does not match the declared %s "
-                     "(-1 marks the dynamic batch)",
+                     "(-1 marks an extent each feed sets)",
                      name, nb_shape_str(rank, shape, got, sizeof got),
                      nb_shape_str(v->rank, declared, want, sizeof want));
         return NULL;
     }
-    if (rank > 0 && shape[0] != v->shape[0]) {
+    if (resized) {
         /* The gradient keeps its shape until backward sizes it anew. */
         if (nb_tensor_set_shape(v, g, (nb_dtype)v->dtype, rank, shape) !=
             NB_OK) {
@@ -574,8 +591,8 @@ int nb_feed_data(nb_graph *g, nb_node *input, const void *data)
         return NB_ERR_ARG;
     if (input->dynamic_batch)
         return nb_set_error(g, NB_ERR_ARG,
-                            "feed '%s': the batch is dynamic, so the shape "
-                            "must be given (nb_feed)",
+                            "feed '%s': an extent is dynamic (NB_DYNAMIC), "
+                            "so the shape must be given (nb_feed)",
                             nb_node_name(input));
     int64_t shape[NB_MAX_RANK];
     memcpy(shape, input->value.shape, sizeof shape);
