@@ -95,11 +95,13 @@ int main(void)
     /* What a scalar op node costs (docs/design.md, "Node memory"): the
      * 96-byte node, its place in the planner's order (8) and its mark (1),
      * its value and gradient in the arena (2 x 8 in f64, 2 x 4 in f32):
-     * 121 and 113 bytes, and about 1.5 more of growth slack. A field or an
-     * arena block more per node fails here. */
-    CHECK(large < 125, "%.1f bytes per f64 node (expected 122.6)", large);
+     * 121 and 113 bytes, about 1.5 more of growth slack, and the node
+     * blocks a slab holds ahead (NB_SLAB_BLOCKS; 11 of them at this size,
+     * 4.3 bytes a node of address space, not of memory touched). A field
+     * or an arena block more per node fails here. */
+    CHECK(large < 128, "%.1f bytes per f64 node (expected 126.9)", large);
     double f32 = run_chain(1000000, NB_F32, true);
-    CHECK(f32 < 117, "%.1f bytes per f32 node (expected 114.2)", f32);
+    CHECK(f32 < 120, "%.1f bytes per f32 node (expected 118.5)", f32);
     nb_set_allocator(NULL);
     return tu_finish("chain");
 }

@@ -18,6 +18,21 @@
 /* Below this, prefaulting is not worth a system call. */
 #define PREFAULT_MIN (64u * 1024u)
 
+void nb_advise_huge(void *p, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    /* Transparent huge pages in "madvise" mode, a common default, serve
+     * only ranges advised so. */
+    uintptr_t first = ((uintptr_t)p + NB_HUGE_PAGE - 1) & ~(NB_HUGE_PAGE - 1);
+    uintptr_t end = ((uintptr_t)p + bytes) & ~(NB_HUGE_PAGE - 1);
+    if (p && end > first)
+        (void)madvise((void *)first, end - first, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 void nb_prefault(void *p, size_t bytes)
 {
 #if defined(__linux__)
@@ -32,6 +47,9 @@ void nb_prefault(void *p, size_t bytes)
     uintptr_t end = ((uintptr_t)p + bytes) & ~(page - 1);
     /* Advice only: an older kernel refuses it (EINVAL) and the pages then
      * fault in one by one, as without it. */
+    /* Huge pages first where the range holds whole ones: populating then
+     * takes them 2 MiB at a time. */
+    nb_advise_huge(p, bytes);
     if (end > first)
         (void)madvise((void *)first, end - first, MADV_POPULATE_WRITE);
 #else
@@ -69,6 +87,17 @@ void *nb_alloc(size_t size)
 {
     /* A hook need not handle 0; every caller still gets a pointer to free. */
     return current.alloc(size ? size : 1, NB_ALIGN, current.user);
+}
+
+void *nb_alloc_aligned(size_t size, size_t align)
+{
+    /* A hook has only ever been asked for NB_ALIGN, and one written for
+     * that (a size kept in front of the block, say) would break on more:
+     * it gets NB_ALIGN still, and the caller whatever alignment results. */
+    if (current.alloc != default_alloc)
+        return nb_alloc(size);
+    return default_alloc(size ? size : 1, align < NB_ALIGN ? NB_ALIGN : align,
+                         NULL);
 }
 
 void *nb_alloc_zeroed(size_t size)

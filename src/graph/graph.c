@@ -68,9 +68,13 @@ void nb_graph_free(nb_graph *g)
     }
     for (int64_t b = 0; b < g->n_blocks; b++) {
         nb_free(g->blocks[b]->cold);
-        nb_free(g->blocks[b]);
+        if (!g->blocks[b]->in_slab)
+            nb_free(g->blocks[b]);
     }
     nb_free(g->blocks);
+    for (int64_t s = 0; s < g->n_slabs; s++)
+        nb_free(g->slabs[s]);
+    nb_free(g->slabs);
     nb_free(g->views);
     nb_free(g->order);
     nb_free(g->marks);
@@ -222,6 +226,43 @@ struct nb_node_cold *nb_node_cold(nb_node *n)
  * counts as part of the graph only once commit_node is called, so a
  * constructor that fails after this leaves no node behind: the next one
  * takes the slot over. */
+/* Room for node block number g->n_blocks: its own allocation while the
+ * graph is small, then the next block of a slab (NB_SLAB_BLOCKS). */
+static struct nb_node_block *new_block(nb_graph *g)
+{
+    const size_t bytes =
+        sizeof(struct nb_node_block) + NB_NODES_PER_BLOCK * sizeof(nb_node);
+    const size_t stride = (bytes + NB_ALIGN - 1) & ~(size_t)(NB_ALIGN - 1);
+    struct nb_node_block *block;
+    if (g->n_blocks < NB_SLAB_AFTER) {
+        block = nb_alloc(bytes);
+        if (block) {
+            nb_prefault(block, bytes);
+            block->in_slab = false;
+        }
+        return block;
+    }
+    if (g->slab_left == 0) {
+        if (nb_grow_array((void **)&g->slabs, &g->cap_slabs, g->n_slabs + 1,
+                          sizeof *g->slabs) != NB_OK)
+            return NULL;
+        void *slab = nb_alloc_aligned(NB_SLAB_BLOCKS * stride, NB_HUGE_PAGE);
+        if (!slab)
+            return NULL;
+        nb_advise_huge(slab, NB_SLAB_BLOCKS * stride);
+        g->slabs[g->n_slabs++] = slab;
+        g->slab_left = NB_SLAB_BLOCKS;
+    }
+    char *slab = g->slabs[g->n_slabs - 1];
+    block = (struct nb_node_block *)(slab + (size_t)(NB_SLAB_BLOCKS -
+                                                     g->slab_left) *
+                                                stride);
+    g->slab_left--;
+    nb_prefault(block, bytes);
+    block->in_slab = true;
+    return block;
+}
+
 static nb_node *next_slot(nb_graph *g, const char *what)
 {
     int64_t id = g->n_nodes;
@@ -235,12 +276,9 @@ static nb_node *next_slot(nb_graph *g, const char *what)
         if (nb_grow_array((void **)&g->blocks, &g->cap_blocks, g->n_blocks + 1,
                  sizeof *g->blocks) != NB_OK)
             goto nomem;
-        struct nb_node_block *block = nb_alloc(
-            sizeof *block + NB_NODES_PER_BLOCK * sizeof block->nodes[0]);
+        struct nb_node_block *block = new_block(g);
         if (!block)
             goto nomem;
-        nb_prefault(block, sizeof *block +
-                               NB_NODES_PER_BLOCK * sizeof block->nodes[0]);
         block->graph = g;
         block->cold = NULL;
         g->blocks[g->n_blocks++] = block;
