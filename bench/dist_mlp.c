@@ -14,17 +14,25 @@
  *                gradient-ready calls
  *   reduce_ms  = nb_dist_average_grads per step (rank 0): the reduction's
  *                wait after backward: the rest of the rings, the
- *                agreement, unpacking, and the wait for the slower rank
+ *                agreement, unpacking, and the wait for the slower rank;
+ *                reduce_ms_p10: the 10th percentile of it over the timed
+ *                steps, where the ranks arrived nearly together: close to
+ *                the reduction's own cost on a loaded machine
  *   overlap    = the fraction of the reduced bytes whose ring started
  *                during backward; overlap_done: of those whose ring had
  *                ended when backward returned
+ *   shared     = the fraction summed through the shared-memory window
+ *                (every rank on one node) rather than by the ring
  *
  *   mpirun -np R dist_mlp [--batch B] [--epochs E] [--limit N] [--data DIR]
- *                         [--bucket-kib K] [--no-overlap]
+ *                         [--bucket-kib K] [--no-overlap] [--ring]
  *
  * --bucket-kib: nb_dist_new's bucket size (default 0: NB_DIST_BUCKET_BYTES,
  * which holds the whole MLP in one bucket); --no-overlap: the same layout
- * with every ring left to nb_dist_average_grads (nb_dist_set_overlap).
+ * with every ring left to nb_dist_average_grads (nb_dist_set_overlap);
+ * --ring: the ring of messages even on one node
+ * (nb_dist_set_shared_memory), the only path whose steps start during
+ * backward.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,14 +48,18 @@ int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
     int64_t batch = 64, epochs = 3, limit = 19200, bucket_kib = 0;
-    bool overlap = true;
+    bool overlap = true, ring = false;
     const char *dir = "/usr/share/datasets/fashion-mnist";
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--no-overlap")) {
-            overlap = false;
+        if (!strcmp(argv[i], "--no-overlap") || !strcmp(argv[i], "--ring")) {
+            if (!strcmp(argv[i], "--ring"))
+                ring = true;
+            else
+                overlap = false;
             for (int j = i; j + 1 < argc; j++)
                 argv[j] = argv[j + 1];
             argc--;
+            i--;
         }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--bucket-kib"))
@@ -70,6 +82,8 @@ int main(int argc, char **argv)
     }
     int rank = nb_dist_rank(d), ranks = nb_dist_size(d);
     nb_dist_set_overlap(d, overlap);
+    if (ring)
+        nb_dist_set_shared_memory(d, false);
     char images[512], labels[512];
     snprintf(images, sizeof images, "%s/train-images-idx3-ubyte.gz", dir);
     snprintf(labels, sizeof labels, "%s/train-labels-idx1-ubyte.gz", dir);
@@ -112,6 +126,8 @@ int main(int argc, char **argv)
     double *rate = malloc((size_t)epochs * sizeof *rate);
     double *comp = malloc((size_t)epochs * sizeof *comp);
     double *red = malloc((size_t)epochs * sizeof *red);
+    double *each = malloc((size_t)(steps * epochs + 1) * sizeof *each);
+    int64_t n_each = 0;
     nb_graph_set_training(g, true);
     for (int64_t e = 0; rc == NB_OK && e <= epochs; e++) {
         /* Every rank draws the same shuffle: the RNG was broadcast, then
@@ -137,6 +153,8 @@ int main(int argc, char **argv)
             rc = rc ? rc : nb_optimizer_step(opt);
             tc += b - a;
             tr += c - b;
+            if (e > 0)
+                each[n_each++] = 1e3 * (c - b);
         }
         double wall = bench_now() - t0;
         /* Epoch 0 plans the buffers and warms up: not timed. */
@@ -148,19 +166,23 @@ int main(int argc, char **argv)
     }
     nb_dist_stats ds = {0};
     nb_dist_get_stats(d, &ds);
+    qsort(each, (size_t)n_each, sizeof *each, bench_cmp_double);
+    double p10 = n_each ? each[n_each / 10] : 0;
     double bytes = ds.bytes > 0 ? ds.bytes : 1;
     if (rc != NB_OK)
         fprintf(stderr, "dist_mlp: rank %d: %s\n", rank, nb_graph_error(g));
     else if (rank == 0)
         printf("{\"bench\":\"dist_mlp\",\"ranks\":%d,\"batch_per_rank\":%lld,"
                "\"samples_per_s\":%.0f,\"compute_ms_per_step\":%.3f,"
-               "\"reduce_ms_per_step\":%.3f,\"overlap\":%.3f,"
-               "\"overlap_done\":%.3f,\"overlap_on\":%s,"
+               "\"reduce_ms_per_step\":%.3f,\"reduce_ms_p10\":%.3f,"
+               "\"overlap\":%.3f,"
+               "\"overlap_done\":%.3f,\"overlap_on\":%s,\"shared\":%.3f,"
                "\"bucket_bytes\":%lld,\"rows\":%lld,\"epochs\":%lld}\n",
                ranks, (long long)batch, bench_median(rate, (int)epochs),
                bench_median(comp, (int)epochs), bench_median(red, (int)epochs),
+               p10,
                ds.bytes_early / bytes, ds.bytes_done_early / bytes,
-               overlap ? "true" : "false",
+               overlap ? "true" : "false", ds.bytes_shared / bytes,
                (long long)(bucket_kib ? bucket_kib << 10
                                       : (int64_t)NB_DIST_BUCKET_BYTES),
                (long long)n, (long long)epochs);
@@ -168,6 +190,7 @@ int main(int argc, char **argv)
     free(rate);
     free(comp);
     free(red);
+    free(each);
     nb_optimizer_free(opt);
     nb_graph_free(g);
     nb_dataset_free(&train);

@@ -112,6 +112,18 @@ NB_API int nb_dist_begin_grads(nb_dist *d, nb_optimizer *opt, double weight);
  * with the same value on every rank. NB_ERR_ARG for NULL. */
 NB_API int nb_dist_set_overlap(nb_dist *d, bool overlap);
 
+/** Collective: whether the gradients may be summed through an MPI-3
+ * shared-memory window when every rank of the communicator shares one
+ * node (on: the default, unless the environment variable
+ * NABLA_DIST_REDUCE is `ring` on some rank when nb_dist_new runs) or always
+ * by the ring of messages (off), as across nodes. Both add the same
+ * operands in the same order, so the bits are the same either way; the
+ * window saves the copies through MPI's transport. Off wins if any rank
+ * passes it. Takes effect from the next step (its layout is agreed anew);
+ * NB_ERR_STATE between nb_dist_begin_grads and nb_dist_average_grads,
+ * NB_ERR_ARG for NULL, NB_ERR_IO when MPI fails. */
+NB_API int nb_dist_set_shared_memory(nb_dist *d, bool on);
+
 /** What the gradient reductions of a context did, since it was made or
  * last reset (this rank's view). */
 typedef struct nb_dist_stats {
@@ -123,6 +135,8 @@ typedef struct nb_dist_stats {
                              overlap) */
     double bytes_done_early; /**< of which in buckets whose ring had ended
                                   when nb_dist_average_grads was called */
+    double bytes_shared; /**< of which summed through shared memory (every
+                              rank on one node) rather than by the ring */
 } nb_dist_stats;
 
 /** Copies the context's figures into *stats: NB_OK, or NB_ERR_ARG for a

@@ -45,11 +45,38 @@
  * or a loop without nb_dist_begin_grads) the agreement comes first and
  * the rings after it, in the optimiser's parameter order until a layout
  * is learnt.
+ *
+ * One node. When every rank of the communicator shares one node (its
+ * MPI_COMM_TYPE_SHARED split is all of it), the buckets skip the ring's
+ * copies through MPI's transport: the packed buffers are the ranks'
+ * segments of an MPI-3 shared-memory window, each rank packing into its
+ * own. After a barrier (every rank has packed), rank r sums chunk r of
+ * every bucket, with the ring's chunk boundaries, reading every segment
+ * and adding g_{r+1}, ..., g_{r+R-1} onto g_r in its own segment, each
+ * addition own-gradient + sum-so-far as on the ring: the same operands in
+ * the same order, so the same bits as the ring for any rank count. After
+ * a second synchronisation every rank copies each chunk of the sums out
+ * of the segment of the rank that summed it. With an armed layout that
+ * synchronisation is the agreement itself (no rank finishes it before
+ * every rank has entered it, after its sums), which a failed rank makes
+ * too after its barrier and sums, so none is left waiting; unarmed, the
+ * agreement came first and a second barrier follows the sums. The window
+ * has two halves per rank used by alternate steps: a rank packing step
+ * k + 1 cannot overwrite what a slower rank still copies out of step k,
+ * and cannot reach step k + 2's packing before every rank has passed step
+ * k + 1's barrier, after its copying of step k. Whether to use the window
+ * is decided after an agreement that passed, from values every rank
+ * shares (the node split and the forcing of the ring, agreed on in
+ * nb_dist_new and nb_dist_set_shared_memory, and the plans' sizes, which
+ * ride on the agreement), so every rank takes the same path; the window is
+ * made there (collectively) and, if any rank cannot have it, the ring is
+ * used for good. Across nodes, the ring as above.
  */
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nabla/dist.h"
@@ -57,7 +84,8 @@
 static const char who[] = "dist";
 
 /* Slots of the small agreement vector kept allocated for the hooks, after
- * two per rank (its status and its layout's signature). */
+ * four per rank (its status, its layout's signature and its plan's f32 and
+ * f64 element counts). */
 enum { SMALL_SUMS = 8 };
 
 /* One bucket: elements [lo, lo + len) of the packed buffer of dtype t. */
@@ -78,7 +106,7 @@ struct nb_dist {
     size_t bucket_bytes;
     int max_tag;
     nb_train_dist hooks;
-    double *small; /* 2 size + SMALL_SUMS */
+    double *small; /* 4 size + SMALL_SUMS */
     void *pack[2]; /* packed gradients by dtype, with their capacities */
     size_t pack_cap[2];
     void *tmp; /* one received chunk of a blocking sum */
@@ -119,6 +147,21 @@ struct nb_dist {
     int step_err;        /* a misuse seen by the hook */
     int mpi_err;         /* the first MPI error of this step's rings */
     nb_dist_stats stats;
+
+    /* The shared-memory sum (shm_*): ncomm is comm again as a node's
+     * communicator when every rank shares one node, else MPI_COMM_NULL;
+     * the window is two halves per rank, the steps alternating between
+     * them, each half the f32 gradients then (at win_f64_at) the f64 ones
+     * of a plan of win_elems. */
+    MPI_Comm ncomm;
+    MPI_Win win;             /* MPI_WIN_NULL: none */
+    unsigned char **seg;     /* per rank: its segment, mapped here */
+    int64_t win_elems[2];
+    size_t win_half, win_f64_at;
+    bool shm;      /* the plan's gradients are summed through the window */
+    bool shm_dead; /* a window could not be had: the ring for good */
+    bool ring_forced; /* NABLA_DIST_REDUCE=ring, nb_dist_set_shared_memory */
+    int half;      /* the half this step packs into */
 };
 
 /* A message for an MPI error code. */
@@ -216,15 +259,16 @@ static int ring_sum(nb_dist *d, void *buf, int64_t count, MPI_Datatype type,
 
 /* ---- agreement ---- */
 
-/* The ring sum of the statuses, the layout signatures and sums[0..n).
- * Returns NB_OK when every rank passed NB_OK; otherwise the own code, or
- * the first failing rank's code, with a message in msg. On a rank's failure
- * sums is unchanged. sig is this rank's signature of the gradient layout
- * its backward reported (0: none); *same (when not NULL) says every rank
- * reported the same one, and ranks that reported different ones are an
- * error. */
+/* The ring sum of the statuses, the layout signatures, the plans' sizes
+ * and sums[0..n). Returns NB_OK when every rank passed NB_OK; otherwise the
+ * own code, or the first failing rank's code, with a message in msg. On a
+ * rank's failure sums is unchanged. sig is this rank's signature of the
+ * gradient layout its backward reported (0: none); *same (when not NULL)
+ * says every rank reported the same one, and ranks that reported different
+ * ones are an error. *same_plan (when not NULL) says every rank has a plan
+ * of the same element counts, which the shared-memory sum needs. */
 static int agree_sum(nb_dist *d, int own, double sig, double *sums, int n,
-                     char *msg, size_t msglen, bool *same)
+                     char *msg, size_t msglen, bool *same, bool *same_plan)
 {
     int R = d->size;
     double *v = d->small;
@@ -236,12 +280,17 @@ static int agree_sum(nb_dist *d, int own, double sig, double *sums, int n,
                 ((size_t)n / (size_t)R + 1) * sizeof(double)) != NB_OK)
         own = NB_ERR_NOMEM;
     int m = apart ? 0 : n;
-    memset(v, 0, 2 * (size_t)R * sizeof *v);
+    memset(v, 0, 4 * (size_t)R * sizeof *v);
     v[d->rank] = own < 0 ? (double)own : 0;
     v[R + d->rank] = sig;
+    if (same_plan && d->opt) {
+        /* Counts below 2^53, each in its own slot: the sums are exact. */
+        v[2 * R + d->rank] = (double)d->pack_elems[0] + 1;
+        v[3 * R + d->rank] = (double)d->pack_elems[1] + 1;
+    }
     if (m)
-        memcpy(v + 2 * R, sums, (size_t)m * sizeof *v);
-    int err = ring_sum(d, v, 2 * R + m, MPI_DOUBLE, sizeof(double));
+        memcpy(v + 4 * R, sums, (size_t)m * sizeof *v);
+    int err = ring_sum(d, v, 4 * R + m, MPI_DOUBLE, sizeof(double));
     int rc = NB_OK;
     if (err == MPI_SUCCESS && own != NB_OK) {
         rc = own;
@@ -271,9 +320,15 @@ static int agree_sum(nb_dist *d, int own, double sig, double *sums, int n,
     }
     if (same)
         *same = all && rc == NB_OK;
+    if (same_plan) {
+        *same_plan = err == MPI_SUCCESS && rc == NB_OK && v[2 * R] != 0;
+        for (int i = 1; i < R && *same_plan; i++)
+            *same_plan = v[2 * R + i] == v[2 * R] &&
+                         v[3 * R + i] == v[3 * R];
+    }
     if (err == MPI_SUCCESS && rc == NB_OK) {
         if (m)
-            memcpy(sums, v + 2 * R, (size_t)m * sizeof *v);
+            memcpy(sums, v + 4 * R, (size_t)m * sizeof *v);
         else if (apart)
             err = ring_sum(d, sums, n, MPI_DOUBLE, sizeof(double));
     }
@@ -289,10 +344,11 @@ static int agree_sum(nb_dist *d, int own, double sig, double *sums, int n,
 /* agree_sum with the message on the graph, unless this rank's own failure
  * already put one there. */
 static int agree_graph(nb_dist *d, nb_graph *g, int own, double sig,
-                       double *sums, int n, bool *same)
+                       double *sums, int n, bool *same, bool *same_plan)
 {
     char msg[256];
-    int rc = agree_sum(d, own, sig, sums, n, msg, sizeof msg, same);
+    int rc = agree_sum(d, own, sig, sums, n, msg, sizeof msg, same,
+                       same_plan);
     if (rc != NB_OK && own == NB_OK)
         nb_graph_set_error(g, rc, "%s", msg);
     return rc;
@@ -311,7 +367,7 @@ int nb_dist_sum(nb_dist *d, double *v, int n, int own, nb_status *status)
         own = own ? own : NB_ERR_ARG;
     char msg[256];
     int rc = agree_sum(d, own, 0, n > 0 && v ? v : NULL, n > 0 && v ? n : 0,
-                       msg, sizeof msg, NULL);
+                       msg, sizeof msg, NULL, NULL);
     if (rc != NB_OK)
         return nb_status_set(status, rc, "%s", msg);
     return NB_OK;
@@ -406,6 +462,7 @@ static int plan_reserve(nb_dist *d, nb_optimizer *opt)
         return NB_OK;
     d->opt = NULL;
     d->armed = false;
+    d->shm = false;
     int np = nb_optimizer_param_count(opt), R = d->size;
     int64_t elems[2] = {0, 0}, nodes = 0;
     for (int p = 0; p < np; p++) {
@@ -509,6 +566,21 @@ static void step_reset(nb_dist *d)
     d->started_early = d->started_before = 0;
 }
 
+/* Where rank r's packed gradients of dtype index t start in this step's
+ * half of the window. */
+static unsigned char *shm_at(const nb_dist *d, int r, int t)
+{
+    return d->seg[r] + (size_t)d->half * d->win_half +
+           (t ? d->win_f64_at : 0);
+}
+
+/* The packed buffer of dtype index t that this step sums: the rank's own
+ * segment of the window, or the ring's buffer. */
+static void *pack_base(const nb_dist *d, int t)
+{
+    return d->shm ? shm_at(d, d->rank, t) : d->pack[t];
+}
+
 /* Parameter p's gradient times weight into its place in the packed
  * buffer (zeros for a parameter without a gradient). */
 static void pack_param(nb_dist *d, int p, double weight)
@@ -518,12 +590,12 @@ static void pack_param(nb_dist *d, int p, double weight)
     nb_tensor *gr;
     param_in(d->opt, p, t, &n, &gr);
     if (t) {
-        double *dst = (double *)d->pack[1] + d->offset[p];
+        double *dst = (double *)pack_base(d, 1) + d->offset[p];
         const double *src = gr ? nb_tensor_f64(gr) : NULL;
         for (int64_t k = 0; k < n; k++)
             dst[k] = src ? src[k] * weight : 0;
     } else {
-        float *dst = (float *)d->pack[0] + d->offset[p];
+        float *dst = (float *)pack_base(d, 0) + d->offset[p];
         const float *src = gr ? nb_tensor_f32(gr) : NULL;
         for (int64_t k = 0; k < n; k++)
             dst[k] = src ? (float)((double)src[k] * weight) : 0;
@@ -632,6 +704,157 @@ static int ring_failed(nb_graph *g, int err)
                               who, s);
 }
 
+/* ---- the shared-memory sum ---- */
+
+/* Collective on ncomm: frees the window. */
+static void shm_detach(nb_dist *d)
+{
+    if (d->win == MPI_WIN_NULL)
+        return;
+    MPI_Win_unlock_all(d->win);
+    MPI_Win_free(&d->win);
+    d->win = MPI_WIN_NULL;
+}
+
+static size_t round64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+/* Collective, after an agreement that passed: whether the plan's
+ * gradients are summed through the window, which is made (or made again
+ * for a plan of other sizes) here. same_plan, the window's state and the
+ * plan's sizes are the same on every rank, so every rank takes the same
+ * branch. A window that some rank cannot have is the ring for good. */
+static bool shm_attach(nb_dist *d, bool same_plan)
+{
+    if (d->ncomm == MPI_COMM_NULL || d->shm_dead || d->ring_forced ||
+        !same_plan)
+        return false;
+    if (d->win != MPI_WIN_NULL && d->win_elems[0] == d->pack_elems[0] &&
+        d->win_elems[1] == d->pack_elems[1])
+        return true;
+    shm_detach(d);
+    size_t f32 = round64((size_t)d->pack_elems[0] * sizeof(float));
+    size_t f64 = round64((size_t)d->pack_elems[1] * sizeof(double));
+    if (f32 + f64 == 0)
+        return false;
+    /* Each rank's segment on pages of its own, where it first touches it. */
+    MPI_Info info = MPI_INFO_NULL;
+    if (MPI_Info_create(&info) == MPI_SUCCESS)
+        MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    void *base = NULL;
+    int ok = MPI_Win_allocate_shared((MPI_Aint)(2 * (f32 + f64)), 1, info,
+                                     d->ncomm, &base, &d->win) == MPI_SUCCESS;
+    if (info != MPI_INFO_NULL)
+        MPI_Info_free(&info);
+    if (!ok)
+        d->win = MPI_WIN_NULL;
+    if (ok)
+        ok = MPI_Win_set_errhandler(d->win, MPI_ERRORS_RETURN) ==
+                 MPI_SUCCESS &&
+             MPI_Win_lock_all(MPI_MODE_NOCHECK, d->win) == MPI_SUCCESS;
+    for (int i = 0; ok && i < d->size; i++) {
+        MPI_Aint bytes = 0;
+        int unit = 0;
+        void *at = NULL;
+        ok = MPI_Win_shared_query(d->win, i, &bytes, &unit, &at) ==
+                 MPI_SUCCESS &&
+             at && (size_t)bytes >= 2 * (f32 + f64);
+        d->seg[i] = at;
+    }
+    int all = 0;
+    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, d->ncomm) !=
+            MPI_SUCCESS ||
+        !all) {
+        shm_detach(d);
+        d->shm_dead = true;
+        return false;
+    }
+    d->win_elems[0] = d->pack_elems[0];
+    d->win_elems[1] = d->pack_elems[1];
+    d->win_half = f32 + f64;
+    d->win_f64_at = f32;
+    d->half = 0;
+    return true;
+}
+
+/* acc[i] = g[i] + acc[i]: the ring's own-plus-received addition, with the
+ * operands in the same order. */
+static void add_onto(void *restrict acc, const void *restrict g, int64_t n,
+                     size_t esize)
+{
+    if (esize == sizeof(float)) {
+        float *restrict a = acc;
+        const float *restrict x = g;
+        for (int64_t i = 0; i < n; i++)
+            a[i] = x[i] + a[i];
+    } else {
+        double *restrict a = acc;
+        const double *restrict x = g;
+        for (int64_t i = 0; i < n; i++)
+            a[i] = x[i] + a[i];
+    }
+}
+
+/* Packs what is left, then, once every rank has packed, sums chunk `rank`
+ * of every bucket (the ring's chunks) over the ranks into this rank's
+ * segment, as g_{c+R-1} + (... + (g_{c+1} + g_c)) with c the chunk: the
+ * ring's additions, operand for operand. With `fence`, waits for every
+ * rank's sums; otherwise the agreement after it is that wait. Every rank
+ * makes both barriers whatever happened before, so none is left in one. */
+static int shm_reduce(nb_dist *d, double weight, bool fence)
+{
+    for (int p = 0; p < d->np; p++)
+        if (!d->packed[p])
+            pack_param(d, p, weight);
+    int R = d->size, c = d->rank;
+    int err = MPI_Win_sync(d->win);
+    int e = MPI_Barrier(d->ncomm);
+    err = err ? err : e;
+    e = MPI_Win_sync(d->win);
+    err = err ? err : e;
+    for (int b = 0; b < d->nb && err == MPI_SUCCESS; b++) {
+        const bucket *q = &d->buckets[b];
+        size_t es = esize_of(q->t);
+        int64_t lo = chunk_lo(q->len, R, c);
+        size_t at = (size_t)(q->lo + lo) * es;
+        for (int k = 1; k < R; k++)
+            add_onto(shm_at(d, c, q->t) + at, shm_at(d, (c + k) % R, q->t) + at,
+                     chunk_lo(q->len, R, c + 1) - lo, es);
+    }
+    e = MPI_Win_sync(d->win);
+    err = err ? err : e;
+    if (fence) {
+        e = MPI_Barrier(d->ncomm);
+        err = err ? err : e;
+    }
+    return err;
+}
+
+/* Parameter p's summed gradient into dst: each piece from the segment of
+ * the rank that summed the chunk it falls in. */
+static void shm_unpack(const nb_dist *d, int p, void *dst)
+{
+    int t = d->pt[p], R = d->size;
+    size_t es = esize_of(t);
+    int first = t ? (int)((d->pack_elems[0] + d->per[0] - 1) / d->per[0]) : 0;
+    int64_t x = d->offset[p], end = x + d->pn[p];
+    unsigned char *out = dst;
+    while (x < end) {
+        const bucket *q = &d->buckets[first + x / d->per[t]];
+        int64_t o = x - q->lo;
+        int c = (int)(o * R / q->len);
+        while (c + 1 < R && chunk_lo(q->len, R, c + 1) <= o)
+            c++;
+        int64_t stop = q->lo + chunk_lo(q->len, R, c + 1);
+        stop = stop < end ? stop : end;
+        memcpy(out, shm_at(d, c, t) + (size_t)x * es, (size_t)(stop - x) * es);
+        out += (size_t)(stop - x) * es;
+        x = stop;
+    }
+}
+
 /* libnabla's gradient-ready hook: parameter p's gradient is final. */
 static void grad_ready(void *user, nb_node *leaf)
 {
@@ -657,6 +880,8 @@ static void grad_ready(void *user, nb_node *leaf)
      * what the pass's last report starts has none. */
     d->started_before = d->started_early;
     pack_param(d, p, d->weight);
+    if (d->shm)
+        return; /* summed after backward, in one go */
     int err = MPI_SUCCESS;
     for (int b = d->bfirst[p]; b <= d->blast[p] && err == MPI_SUCCESS; b++)
         if (--d->buckets[b].pending == 0)
@@ -754,7 +979,7 @@ static int grads_finish(nb_dist *d, nb_graph *g, nb_optimizer *opt,
     if (began)
         nb_graph_set_grad_ready(g, NULL, NULL);
     if (d->size == 1) {
-        int rc = agree_graph(d, g, own, 0, sums, n, NULL);
+        int rc = agree_graph(d, g, own, 0, sums, n, NULL, NULL);
         if (rc == NB_OK)
             scale_grads(opt, weight);
         return rc;
@@ -778,7 +1003,8 @@ static int grads_finish(nb_dist *d, nb_graph *g, nb_optimizer *opt,
             if (d->buckets[b].step == 2 * (d->size - 1))
                 d->stats.bytes_done_early += (double)d->buckets[b].len *
                                              (double)esize_of(d->buckets[b].t);
-        int err = rings_finish(d, weight);
+        int err = d->shm ? shm_reduce(d, weight, false)
+                         : rings_finish(d, weight);
         if (err != MPI_SUCCESS && own == NB_OK)
             own = ring_failed(g, err);
     } else if (own == NB_OK && plan_reserve(d, opt) != NB_OK) {
@@ -787,29 +1013,46 @@ static int grads_finish(nb_dist *d, nb_graph *g, nb_optimizer *opt,
         step_reset(d);
     }
     double sig = d->opt && began ? next_layout(d) : 0;
-    bool same = false;
-    int rc = agree_graph(d, g, own, sig, sums, n, &same);
+    bool same = false, same_plan = false;
+    int rc = agree_graph(d, g, own, sig, sums, n, &same, &same_plan);
+    /* Whether this step used a half of the window, which the next one
+     * leaves to the ranks still reading it. */
+    bool used = armed && d->shm;
     if (rc == NB_OK && !armed) {
         if (same)
             lay_out(d, d->next); /* learnt: this step already uses it */
-        int err = rings_finish(d, weight);
+        d->shm = shm_attach(d, same_plan);
+        used = d->shm;
+        int err = d->shm ? shm_reduce(d, weight, true)
+                         : rings_finish(d, weight);
         if (err != MPI_SUCCESS)
             rc = ring_failed(g, err);
     }
     if (rc == NB_OK) {
+        if (d->shm)
+            MPI_Win_sync(d->win);
         for (int p = 0; p < d->np; p++) {
             int64_t cnt;
             nb_tensor *gr;
             size_t es = esize_of(d->pt[p]);
-            if (param_in(opt, p, d->pt[p], &cnt, &gr) && gr)
+            if (!param_in(opt, p, d->pt[p], &cnt, &gr) || !gr)
+                continue;
+            if (d->shm)
+                shm_unpack(d, p, nb_tensor_data(gr));
+            else
                 memcpy(nb_tensor_data(gr),
                        (unsigned char *)d->pack[d->pt[p]] + d->offset[p] * es,
                        (size_t)cnt * es);
         }
+        double bytes = (double)d->pack_elems[0] * sizeof(float) +
+                       (double)d->pack_elems[1] * sizeof(double);
         d->stats.steps++;
-        d->stats.bytes += (double)d->pack_elems[0] * sizeof(float) +
-                          (double)d->pack_elems[1] * sizeof(double);
+        d->stats.bytes += bytes;
+        if (d->shm)
+            d->stats.bytes_shared += bytes;
     }
+    if (used)
+        d->half ^= 1;
     if (same) {
         if (armed && memcmp(d->next, d->layout, (size_t)d->np * sizeof(int)))
             lay_out(d, d->next);
@@ -840,6 +1083,23 @@ int nb_dist_set_overlap(nb_dist *d, bool overlap)
     if (!d)
         return NB_ERR_ARG;
     d->overlap = overlap;
+    return NB_OK;
+}
+
+int nb_dist_set_shared_memory(nb_dist *d, bool on)
+{
+    if (!d)
+        return NB_ERR_ARG;
+    if (d->began)
+        return NB_ERR_STATE;
+    int want = on, all = 0;
+    if (MPI_Allreduce(&want, &all, 1, MPI_INT, MPI_MIN, d->comm) !=
+        MPI_SUCCESS)
+        return NB_ERR_IO;
+    /* The next step decides anew, on every rank alike. */
+    d->ring_forced = !all;
+    d->armed = false;
+    d->shm = false;
     return NB_OK;
 }
 
@@ -930,7 +1190,7 @@ int nb_dist_broadcast(nb_dist *d, nb_graph *g, nb_optimizer *opt, int own)
     if (own == NB_OK &&
         reserve((void **)&d->bytes, &d->bytes_cap, total) != NB_OK)
         own = nb_graph_set_error(g, NB_ERR_NOMEM, "%s: out of memory", who);
-    int rc = agree_graph(d, g, own, 0, NULL, 0, NULL);
+    int rc = agree_graph(d, g, own, 0, NULL, 0, NULL, NULL);
     if (rc != NB_OK)
         return rc;
     /* Models that differ are found before any byte moves: the largest and
@@ -1012,7 +1272,7 @@ static int hook_reduce(void *ctx, nb_graph *g, nb_optimizer *opt,
                        double weight, int status, double *sums, int n)
 {
     return opt ? grads_finish(ctx, g, opt, weight, status, sums, n)
-               : agree_graph(ctx, g, status, 0, sums, n, NULL);
+               : agree_graph(ctx, g, status, 0, sums, n, NULL, NULL);
 }
 
 static int hook_begin(void *ctx, nb_graph *g, nb_optimizer *opt,
@@ -1023,6 +1283,36 @@ static int hook_begin(void *ctx, nb_graph *g, nb_optimizer *opt,
 }
 
 /* ---- the context ---- */
+
+/* Whether the environment forces the ring (NABLA_DIST_REDUCE=ring). */
+static bool ring_env(void)
+{
+    const char *env = getenv("NABLA_DIST_REDUCE");
+    return env && strcmp(env, "ring") == 0;
+}
+
+/* Collective: comm as a shared-memory communicator (the same ranks in the
+ * same order) when every rank of it shares one node; MPI_COMM_NULL when
+ * the ranks span nodes, there is one rank, or MPI cannot tell. */
+static MPI_Comm node_comm(MPI_Comm comm, int rank, int size)
+{
+    MPI_Comm node = MPI_COMM_NULL;
+    if (size < 2)
+        return node;
+    int n = 0;
+    int ok = MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank,
+                                 MPI_INFO_NULL, &node) == MPI_SUCCESS &&
+             node != MPI_COMM_NULL && MPI_Comm_size(node, &n) == MPI_SUCCESS &&
+             n == size;
+    int all = 0;
+    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        all = 0;
+    if (!all && node != MPI_COMM_NULL)
+        MPI_Comm_free(&node);
+    if (node != MPI_COMM_NULL)
+        MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
+    return node;
+}
 
 nb_dist *nb_dist_new(MPI_Comm comm, size_t bucket_bytes, nb_status *status)
 {
@@ -1049,20 +1339,24 @@ nb_dist *nb_dist_new(MPI_Comm comm, size_t bucket_bytes, nb_status *status)
     int size = 0;
     MPI_Comm_size(dup, &size);
     double *small =
-        nb_alloc_zeroed((2 * (size_t)size + SMALL_SUMS) * sizeof *small);
+        nb_alloc_zeroed((4 * (size_t)size + SMALL_SUMS) * sizeof *small);
+    unsigned char **seg = nb_alloc_zeroed((size_t)size * sizeof *seg);
     /* Whether every rank got its memory is itself agreed on, with MPI's
-     * own reduction: a count of 0 or 1 sums exactly in any order. */
-    int ok = d && small, all = 0;
-    if (ok && reserve(&d->tmp, &d->tmp_cap,
-                      ((size_t)SMALL_SUMS / (size_t)size + 3) * sizeof(double)))
-        ok = 0;
+     * own reduction: a count of 0 or 1 sums exactly in any order. So is
+     * whether the ring is forced, which every rank must know alike. */
+    int ok[2] = {d && small && seg, !ring_env()}, all[2] = {0, 0};
+    if (ok[0] && reserve(&d->tmp, &d->tmp_cap,
+                         ((size_t)SMALL_SUMS / (size_t)size + 5) *
+                             sizeof(double)))
+        ok[0] = 0;
     MPI_Comm gdup = MPI_COMM_NULL;
-    if (ok && MPI_Comm_dup(dup, &gdup) != MPI_SUCCESS)
-        ok = 0;
-    err = MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, dup);
-    if (err != MPI_SUCCESS || !all) {
+    if (ok[0] && MPI_Comm_dup(dup, &gdup) != MPI_SUCCESS)
+        ok[0] = 0;
+    err = MPI_Allreduce(ok, all, 2, MPI_INT, MPI_MIN, dup);
+    if (err != MPI_SUCCESS || !all[0]) {
         if (d)
             nb_free(d->tmp);
+        nb_free(seg);
         nb_free(small);
         nb_free(d);
         if (gdup != MPI_COMM_NULL)
@@ -1084,6 +1378,10 @@ nb_dist *nb_dist_new(MPI_Comm comm, size_t bucket_bytes, nb_status *status)
     d->size = size;
     MPI_Comm_rank(dup, &d->rank);
     d->small = small;
+    d->seg = seg;
+    d->win = MPI_WIN_NULL;
+    d->ring_forced = !all[1];
+    d->ncomm = node_comm(dup, d->rank, size);
     d->bucket_bytes = bucket_bytes ? bucket_bytes : NB_DIST_BUCKET_BYTES;
     d->hooks = (nb_train_dist){.rank = d->rank,
                                .size = d->size,
@@ -1099,8 +1397,12 @@ void nb_dist_free(nb_dist *d)
 {
     if (!d)
         return;
+    shm_detach(d);
+    if (d->ncomm != MPI_COMM_NULL)
+        MPI_Comm_free(&d->ncomm);
     MPI_Comm_free(&d->gcomm);
     MPI_Comm_free(&d->comm);
+    nb_free(d->seg);
     nb_free(d->small);
     nb_free(d->plan_mem);
     nb_free(d->gtmp);

@@ -12,16 +12,24 @@
  *                            rank learns of it and exits 1
  *   test_dist badshape       the last rank's dataset has the wrong width:
  *                            nb_train fails on every rank
- *   test_dist overlap f32|f64  nb_train with the reduction overlapping
- *                            backward (the default) gives the same bits as
- *                            with the overlap turned off, and some buckets
- *                            did start during backward
+ *   test_dist overlap f32|f64  nb_train on the ring of messages with the
+ *                            reduction overlapping backward (the default)
+ *                            gives the same bits as with the overlap
+ *                            turned off, and some buckets did start during
+ *                            backward
+ *   test_dist shmbits f32|f64  nb_train summing through the shared-memory
+ *                            window (every rank here shares the node) gives
+ *                            the same bits as on the ring of messages, and
+ *                            each run took the path it was meant to
  *   test_dist failstep       a hand-written loop on nb_dist_begin_grads:
  *                            the last rank fails one step before its
  *                            backward while the others' buckets are in
  *                            flight; every rank reports it with its
  *                            gradients unchanged, and the steps after it
  *                            run on to the same weights on every rank
+ *
+ * With NABLA_DIST_REDUCE=ring in the environment (the TCP runs), equiv
+ * also checks that no gradient went through shared memory.
  *
  * Each rank starts from a different seed, so equal weights show that rank
  * 0's were broadcast. Every rank prints "rank R: <outcome>" as its last
@@ -213,8 +221,19 @@ static int equiv(nb_dist *d, const char *dtype)
                         NB_OPTIM_SGD, 0.1);
     nb_train_config c = config(d, 3, BATCH);
     nb_train_result ra = {0}, rb = {0};
+    nb_dist_stats ds = {0};
+    nb_dist_reset_stats(d);
     if (rc == NB_OK)
         rc = nb_train(a.g, &a.model, a.opt, &train, &val, &c, &ra);
+    nb_dist_get_stats(d, &ds);
+    const char *env = getenv("NABLA_DIST_REDUCE");
+    if (rc == NB_OK && env && strcmp(env, "ring") == 0 &&
+        ds.bytes_shared != 0) {
+        fprintf(stderr, "rank %d: NABLA_DIST_REDUCE=ring, yet %.0f bytes "
+                        "went through shared memory\n",
+                rank_, ds.bytes_shared);
+        rc = NB_ERR_STATE;
+    }
     if (rc == NB_OK)
         rc = nb_train(b.g, &b.model, b.opt, &train, &val, &c, &rb);
     if (rc != NB_OK)
@@ -235,8 +254,10 @@ static int equiv(nb_dist *d, const char *dtype)
             double e = rel_error(&a, &ref);
             double ev = fabs(ra.val.loss - rr.val.loss) / fabs(rr.val.loss);
             printf("rank 0: %s on %d ranks: weights' relative error %.3g "
-                   "(limit %g), validation loss %.17g vs %.17g\n",
-                   dtype, size_, e, tol, ra.val.loss, rr.val.loss);
+                   "(limit %g), validation loss %.17g vs %.17g; %.0f of "
+                   "%.0f gradient bytes summed through shared memory\n",
+                   dtype, size_, e, tol, ra.val.loss, rr.val.loss,
+                   ds.bytes_shared, ds.bytes);
             if (!(e <= tol) || !(ev <= 1e3 * tol) ||
                 ra.val.count != VAL_ROWS || ra.train.count != ROWS ||
                 ra.epochs_run != 3) {
@@ -255,49 +276,91 @@ static int equiv(nb_dist *d, const char *dtype)
     return finish(d, rc, "equivalence");
 }
 
-static int overlap(nb_dist *d, const char *dtype)
+/* Two nb_train runs of nets from the same seeds, with change(d, true)
+ * before the second and change(d, false) after it: each run's figures in
+ * *first and *second, and an error if the weights differ in any bit. */
+static int twice(nb_dist *d, nb_dtype dt, int (*change)(nb_dist *, bool),
+                 net *a, net *b, nb_dataset *train, nb_dist_stats *first,
+                 nb_dist_stats *second, int rc)
+{
+    rc = rc ? rc
+            : data_and_nets(train, dt, 7, a, 1000 + (uint64_t)rank_, b,
+                            1000 + (uint64_t)rank_, NB_OPTIM_SGD, 0.1);
+    nb_train_config c = config(d, 3, BATCH);
+    nb_dist_reset_stats(d);
+    if (rc == NB_OK)
+        rc = nb_train(a->g, &a->model, a->opt, train, NULL, &c, NULL);
+    nb_dist_get_stats(d, first);
+    nb_dist_reset_stats(d);
+    if (rc == NB_OK)
+        rc = change(d, true);
+    if (rc == NB_OK)
+        rc = nb_train(b->g, &b->model, b->opt, train, NULL, &c, NULL);
+    nb_dist_get_stats(d, second);
+    change(d, false);
+    if (rc != NB_OK && a->g)
+        fprintf(stderr, "rank %d: %s\n", rank_,
+                nb_graph_error(nb_graph_status(a->g) || !b->g ? a->g : b->g));
+    if (rc == NB_OK && !same_bits(a, b)) {
+        fprintf(stderr, "rank %d: the two runs: other weights\n", rank_);
+        rc = NB_ERR_STATE;
+    }
+    return rc;
+}
+
+static int overlap_off(nb_dist *d, bool on)
+{
+    return nb_dist_set_overlap(d, !on);
+}
+
+static int ring_on(nb_dist *d, bool on)
+{
+    return nb_dist_set_shared_memory(d, !on);
+}
+
+/* overlap (shm false): on the ring, with the overlap on then off;
+ * shmbits (shm true): through the window, then on the ring. */
+static int two_ways(nb_dist *d, const char *dtype, bool shm)
 {
     nb_dtype dt = strcmp(dtype, "f64") == 0 ? NB_F64 : NB_F32;
     nb_dataset train = {0};
     net a = {0}, b = {0};
-    int rc = data_and_nets(&train, dt, 7, &a, 1000 + (uint64_t)rank_, &b,
-                           1000 + (uint64_t)rank_, NB_OPTIM_SGD, 0.1);
-    nb_train_config c = config(d, 3, BATCH);
-    nb_dist_stats on = {0}, off = {0};
-    nb_dist_reset_stats(d);
-    if (rc == NB_OK)
-        rc = nb_train(a.g, &a.model, a.opt, &train, NULL, &c, NULL);
-    nb_dist_get_stats(d, &on);
-    nb_dist_reset_stats(d);
-    nb_dist_set_overlap(d, false);
-    if (rc == NB_OK)
-        rc = nb_train(b.g, &b.model, b.opt, &train, NULL, &c, NULL);
-    nb_dist_get_stats(d, &off);
-    nb_dist_set_overlap(d, true);
-    if (rc != NB_OK)
-        fprintf(stderr, "rank %d: %s\n", rank_,
-                nb_graph_error(nb_graph_status(a.g) ? a.g : b.g));
-    if (rc == NB_OK && !same_bits(&a, &b)) {
-        fprintf(stderr, "rank %d: overlapped and not: other weights\n",
-                rank_);
-        rc = NB_ERR_STATE;
+    nb_dist_stats x = {0}, y = {0};
+    /* Only the ring has steps that can start during backward. */
+    int rc = shm ? NB_OK : nb_dist_set_shared_memory(d, false);
+    rc = twice(d, dt, shm ? ring_on : overlap_off, &a, &b, &train, &x, &y,
+               rc);
+    bool fine;
+    if (shm) {
+        printf("rank %d: %s: %lld steps, %.0f of %.0f bytes summed through "
+               "shared memory (ring forced: %.0f)\n",
+               rank_, dtype, (long long)x.steps, x.bytes_shared, x.bytes,
+               y.bytes_shared);
+        /* The whole of the first run through the window (every rank of an
+         * mpirun on this machine shares it), none of the second. */
+        fine = x.bytes_shared == x.bytes && y.bytes_shared == 0;
+    } else {
+        printf("rank %d: %s: %lld steps, %.0f of %.0f bytes started during "
+               "backward (overlap off: %.0f)\n",
+               rank_, dtype, (long long)x.steps, x.bytes_early, x.bytes,
+               y.bytes_early);
+        fine = x.bytes_early > 0 && x.bytes_early < x.bytes &&
+               y.bytes_early == 0;
     }
-    printf("rank %d: %s: %lld steps, %.0f of %.0f bytes started during "
-           "backward (overlap off: %.0f)\n",
-           rank_, dtype, (long long)on.steps, on.bytes_early, on.bytes,
-           off.bytes_early);
-    if (rc == NB_OK && size_ > 1 &&
-        !(on.bytes_early > 0 && on.bytes_early < on.bytes &&
-          off.bytes_early == 0 && on.steps == off.steps && on.steps > 0)) {
-        fprintf(stderr, "rank %d: no bucket started during backward\n",
-                rank_);
+    /* One rank reduces nothing. */
+    fine = size_ == 1 || (fine && x.steps > 0 && x.bytes > 0 &&
+                          y.steps == x.steps && y.bytes == x.bytes);
+    if (rc == NB_OK && !fine) {
+        fprintf(stderr, "rank %d: %s\n", rank_,
+                shm ? "the runs did not take the paths asked"
+                    : "no bucket started during backward");
         rc = NB_ERR_STATE;
     }
     rc = same_as_all(d, &a, rc);
     net_free(&a);
     net_free(&b);
     nb_dataset_free(&train);
-    return finish(d, rc, "overlap");
+    return finish(d, rc, shm ? "shmbits" : "overlap");
 }
 
 static int failstep(nb_dist *d)
@@ -468,11 +531,13 @@ int main(int argc, char **argv)
     if (strcmp(mode, "badshape") == 0)
         return badshape(d);
     if (strcmp(mode, "overlap") == 0 && argc > 2)
-        return overlap(d, argv[2]);
+        return two_ways(d, argv[2], false);
+    if (strcmp(mode, "shmbits") == 0 && argc > 2)
+        return two_ways(d, argv[2], true);
     if (strcmp(mode, "failstep") == 0)
         return failstep(d);
     fprintf(stderr, "usage: test_dist equiv f32|f64 | resume PATH | "
                     "badfile PATH | badshape | overlap f32|f64 | "
-                    "failstep\n");
+                    "shmbits f32|f64 | failstep\n");
     return finish(d, NB_ERR_ARG, "usage");
 }
