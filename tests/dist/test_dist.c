@@ -27,6 +27,8 @@
  *                            flight; every rank reports it with its
  *                            gradients unchanged, and the steps after it
  *                            run on to the same weights on every rank
+ *   test_dist failstep nobegin  the same loop without nb_dist_begin_grads:
+ *                            every step agrees first, then sums
  *
  * With NABLA_DIST_REDUCE=ring in the environment (the TCP runs), equiv
  * also checks that no gradient went through shared memory.
@@ -363,7 +365,7 @@ static int two_ways(nb_dist *d, const char *dtype, bool shm)
     return finish(d, rc, shm ? "shmbits" : "overlap");
 }
 
-static int failstep(nb_dist *d)
+static int failstep(nb_dist *d, bool begin)
 {
     enum { STEPS = 7, FAIL = 3 };
     nb_dataset train = {0};
@@ -379,7 +381,7 @@ static int failstep(nb_dist *d)
         int64_t idx[BATCH];
         for (int i = 0; i < BATCH; i++)
             idx[i] = ((s * size_ + rank_) * BATCH + i) % ROWS;
-        int own = nb_dist_begin_grads(d, a.opt, w);
+        int own = begin ? nb_dist_begin_grads(d, a.opt, w) : NB_OK;
         bool fails = s == FAIL && rank_ == size_ - 1;
         if (own == NB_OK && !fails) {
             own = nb_feed_rows(g, a.model.x, train.x, idx, BATCH);
@@ -535,9 +537,9 @@ int main(int argc, char **argv)
     if (strcmp(mode, "shmbits") == 0 && argc > 2)
         return two_ways(d, argv[2], true);
     if (strcmp(mode, "failstep") == 0)
-        return failstep(d);
+        return failstep(d, !(argc > 2 && strcmp(argv[2], "nobegin") == 0));
     fprintf(stderr, "usage: test_dist equiv f32|f64 | resume PATH | "
                     "badfile PATH | badshape | overlap f32|f64 | "
-                    "shmbits f32|f64 | failstep\n");
+                    "shmbits f32|f64 | failstep [nobegin]\n");
     return finish(d, NB_ERR_ARG, "usage");
 }
