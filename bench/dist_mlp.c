@@ -25,14 +25,16 @@
  *                (every rank on one node) rather than by the ring
  *
  *   mpirun -np R dist_mlp [--batch B] [--epochs E] [--limit N] [--data DIR]
- *                         [--bucket-kib K] [--no-overlap] [--ring]
+ *                         [--bucket-kib K] [--no-overlap]
+ *                         [--window | --ring]
  *
  * --bucket-kib: nb_dist_new's bucket size (default 0: NB_DIST_BUCKET_BYTES,
  * which holds the whole MLP in one bucket); --no-overlap: the same layout
  * with every ring left to nb_dist_average_grads (nb_dist_set_overlap);
- * --ring: the ring of messages even on one node
- * (nb_dist_set_shared_memory), the only path whose steps start during
- * backward.
+ * --window: the gradients summed through the shared-memory window
+ * (nb_dist_set_shared_memory) instead of the ring of messages, the
+ * library's default and the only path whose steps start during backward
+ * (--ring says so explicitly).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,12 +50,15 @@ int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
     int64_t batch = 64, epochs = 3, limit = 19200, bucket_kib = 0;
-    bool overlap = true, ring = false;
+    bool overlap = true, window = false;
     const char *dir = "/usr/share/datasets/fashion-mnist";
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--no-overlap") || !strcmp(argv[i], "--ring")) {
-            if (!strcmp(argv[i], "--ring"))
-                ring = true;
+        if (!strcmp(argv[i], "--no-overlap") || !strcmp(argv[i], "--ring") ||
+            !strcmp(argv[i], "--window")) {
+            if (!strcmp(argv[i], "--window"))
+                window = true;
+            else if (!strcmp(argv[i], "--ring"))
+                window = false;
             else
                 overlap = false;
             for (int j = i; j + 1 < argc; j++)
@@ -82,8 +87,7 @@ int main(int argc, char **argv)
     }
     int rank = nb_dist_rank(d), ranks = nb_dist_size(d);
     nb_dist_set_overlap(d, overlap);
-    if (ring)
-        nb_dist_set_shared_memory(d, false);
+    nb_dist_set_shared_memory(d, window);
     char images[512], labels[512];
     snprintf(images, sizeof images, "%s/train-images-idx3-ubyte.gz", dir);
     snprintf(labels, sizeof labels, "%s/train-labels-idx1-ubyte.gz", dir);

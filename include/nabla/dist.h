@@ -114,11 +114,13 @@ NB_API int nb_dist_set_overlap(nb_dist *d, bool overlap);
 
 /** Collective: whether the gradients may be summed through an MPI-3
  * shared-memory window when every rank of the communicator shares one
- * node (on: the default, unless the environment variable
- * NABLA_DIST_REDUCE is `ring` on some rank when nb_dist_new runs) or always
- * by the ring of messages (off), as across nodes. Both add the same
+ * node (on; also when the environment variable NABLA_DIST_REDUCE is
+ * `window` on every rank when nb_dist_new runs) or always by the ring of
+ * messages (off: the default), as across nodes. Both add the same
  * operands in the same order, so the bits are the same either way; the
- * window saves the copies through MPI's transport. Off wins if any rank
+ * window saves the copies through MPI's transport, but on the 2-core
+ * machines it was measured on the packing into memory the other rank
+ * reads cost more than that (docs/distributed.md). Off wins if any rank
  * passes it. Takes effect from the next step (its layout is agreed anew);
  * NB_ERR_STATE between nb_dist_begin_grads and nb_dist_average_grads,
  * NB_ERR_ARG for NULL, NB_ERR_IO when MPI fails. */

@@ -328,8 +328,9 @@ static int two_ways(nb_dist *d, const char *dtype, bool shm)
     nb_dataset train = {0};
     net a = {0}, b = {0};
     nb_dist_stats x = {0}, y = {0};
-    /* Only the ring has steps that can start during backward. */
-    int rc = shm ? NB_OK : nb_dist_set_shared_memory(d, false);
+    /* Only the ring has steps that can start during backward; the window
+     * is asked for. */
+    int rc = nb_dist_set_shared_memory(d, shm);
     rc = twice(d, dt, shm ? ring_on : overlap_off, &a, &b, &train, &x, &y,
                rc);
     bool fine;
