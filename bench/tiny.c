@@ -9,7 +9,10 @@
  *          net.
  *   ops    a graph of 1,000 scalar ops (add, mul, tanh, sigmoid in turn on
  *          a [1] tensor): nanoseconds per op of forward, and of forward +
- *          backward, median of several timed batches of calls.
+ *          backward, median of several timed batches of calls; beside
+ *          it the same 1,000 ops written by hand in plain C with libm
+ *          (tanhf, expf), timed in the same rounds: what the math itself
+ *          costs on this dependent chain, the floor any engine has.
  *   chain  y = tanh(tanh(...tanh(x))) with 1,000,000 nodes: seconds to
  *          build the graph, to run forward and to run backward, and the
  *          bytes per node, counted two ways: the bytes nabla holds through
@@ -116,9 +119,47 @@ static int bench_xor(int64_t steps, int reps)
     return 0;
 }
 
+/* The graph of bench_ops written by hand, as a user would write it without
+ * a library: one array of values, one of gradients, the same four ops in
+ * turn with libm's tanhf and expf, the same backward formulas. `bump`
+ * changes the input from call to call so no call can be folded away. */
+enum { SCALAR_OPS = 1000 };
+
+static float by_hand_forward(float *v, float x0)
+{
+    const float a = 0.25f, m = 0.9f;
+    v[0] = x0;
+    for (int i = 0; i < SCALAR_OPS; i++) {
+        float x = v[i];
+        switch (i % 4) {
+        case 0: v[i + 1] = x + a; break;
+        case 1: v[i + 1] = x * m; break;
+        case 2: v[i + 1] = tanhf(x); break;
+        default: v[i + 1] = 1 / (1 + expf(-x)); break;
+        }
+    }
+    return v[SCALAR_OPS];
+}
+
+static float by_hand_backward(const float *v, float *g)
+{
+    const float m = 0.9f;
+    g[SCALAR_OPS] = 1;
+    for (int i = SCALAR_OPS - 1; i >= 0; i--) {
+        float y = v[i + 1], dy = g[i + 1];
+        switch (i % 4) {
+        case 0: g[i] = dy; break;
+        case 1: g[i] = dy * m; break;
+        case 2: g[i] = dy * (1 - y * y); break;
+        default: g[i] = dy * y * (1 - y); break;
+        }
+    }
+    return g[0];
+}
+
 static int bench_ops(int reps)
 {
-    enum { OPS = 1000 };
+    enum { OPS = SCALAR_OPS };
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_param(g, "x", NB_F32, 1, (int64_t[]){1});
     nb_node *a = nb_scalar(g, "a", NB_F32, 0.25);
@@ -142,6 +183,10 @@ static int bench_ops(int reps)
     enum { CALLS = 500 };
     double *fwd = malloc((size_t)reps * sizeof *fwd);
     double *both = malloc((size_t)reps * sizeof *both);
+    double *hand_fwd = malloc((size_t)reps * sizeof *hand_fwd);
+    double *hand_both = malloc((size_t)reps * sizeof *hand_both);
+    static float v[SCALAR_OPS + 1], gv[SCALAR_OPS + 1];
+    double hand_sink = 0;
     for (int r = 0; r < reps; r++) {
         double t0 = bench_now();
         for (int c = 0; c < CALLS; c++)
@@ -154,15 +199,39 @@ static int bench_ops(int reps)
         double t2 = bench_now();
         fwd[r] = 1e9 * (t1 - t0) / (CALLS * (double)OPS);
         both[r] = 1e9 * (t2 - t1) / (CALLS * (double)OPS);
+
+        /* The same work by hand, timed in the same round. */
+        float sink = 0;
+        t0 = bench_now();
+        for (int c = 0; c < CALLS; c++)
+            sink += by_hand_forward(v, 0.5f + 1e-7f * (float)(c & 7));
+        t1 = bench_now();
+        for (int c = 0; c < CALLS; c++) {
+            sink += by_hand_forward(v, 0.5f + 1e-7f * (float)(c & 7));
+            sink += by_hand_backward(v, gv);
+        }
+        t2 = bench_now();
+        hand_fwd[r] = 1e9 * (t1 - t0) / (CALLS * (double)OPS);
+        hand_both[r] = 1e9 * (t2 - t1) / (CALLS * (double)OPS);
+        hand_sink += sink;
     }
     bench_json j;
     bench_json_begin(&j, "scalar_ops");
     bench_json_num(&j, "ops", OPS);
     bench_json_num(&j, "forward_ns_per_op", bench_median(fwd, reps));
     bench_json_num(&j, "forward_backward_ns_per_op", bench_median(both, reps));
+    bench_json_num(&j, "by_hand_forward_ns_per_op", bench_median(hand_fwd, reps));
+    bench_json_num(&j, "by_hand_forward_backward_ns_per_op",
+                   bench_median(hand_both, reps));
+    /* nabla's output beside the hand-written one: the same function. */
+    bench_json_num(&j, "output", nb_tensor_get(nb_node_value(y), 0));
+    bench_json_num(&j, "by_hand_output", by_hand_forward(v, 0.5f));
+    bench_json_num(&j, "by_hand_sink", hand_sink);
     bench_json_end(&j);
     free(fwd);
     free(both);
+    free(hand_fwd);
+    free(hand_both);
     nb_graph_free(g);
     return 0;
 }
