@@ -292,7 +292,7 @@ struct nb_graph {
     const nb_tensor **value_args;
     int args_capacity;
 
-    struct nb_trace *trace; /* recording backward messages, or NULL */
+    struct nb_recorder *recorder; /* recording backward passes, or NULL */
 
     /* The nodes of NB_OP_VIEW ops, in creation (so topological) order: their
      * values point into their input's buffer and follow it when it moves. */
@@ -422,12 +422,20 @@ struct nb_node_cold *nb_node_cold(nb_node *n);
  * in g->order[0..order_len), and each one's needs_grad flag. */
 int nb_plan(nb_graph *g, nb_node *target);
 
-/* ---- tracing (diag/trace.c) ---- */
-/* Runs an op node's backward while g->trace records: each message goes to
- * a fresh buffer that the trace keeps, then into the input's gradient. */
-int nb_trace_backward_node(nb_graph *g, nb_node *n, nb_op_call *call);
-/* Stops a trace recording on its graph (the graph is being freed). */
-void nb_trace_detach(struct nb_trace *t);
+/* ---- recording backward passes ----
+ * A recorder (diag/trace.c's trace is the one there is) installs itself
+ * as g->recorder; while it is there the executor hands it every op node's
+ * backward call instead of making the call, and the graph tells it when
+ * the graph goes away. The engine knows a recorder by these two entries
+ * alone, so it links nothing of the diagnostics above it. */
+struct nb_recorder {
+    /* Runs n's backward as the executor would have (the same call record)
+     * and keeps what it wants of the messages; returns the op's code. */
+    int (*backward_node)(struct nb_recorder *r, nb_graph *g, nb_node *n,
+                         nb_op_call *call);
+    /* The graph is being freed: stop recording, keep what was recorded. */
+    void (*detach)(struct nb_recorder *r);
+};
 
 /* The built-in op table (ops/registry.c). */
 #define NB_OP(name) extern const nb_op nb_op_##name;

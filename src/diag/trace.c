@@ -4,8 +4,9 @@
  *     m(v -> u_i) = delta_v * d v / d u_i
  * into its inputs' gradient buffers, so that afterwards
  *     delta_u = sum over consumers v of m(v -> u).
- * While a trace records, the executor hands each op node to
- * nb_trace_backward_node instead of calling its backward directly: the op
+ * While a trace records, it is the graph's recorder (core/internal.h), so
+ * the executor hands each op node to record_backward instead of calling
+ * its backward directly: the op
  * then writes into one zeroed buffer per input slot, which is the message
  * itself (exactly, with no subtraction of before/after snapshots), and the
  * buffer is added into the input's gradient as the op would have done. Two
@@ -40,7 +41,8 @@ typedef struct trace_entry {
 } trace_entry;
 
 struct nb_trace {
-    nb_graph *graph; /* while recording; NULL once ended */
+    struct nb_recorder recorder; /* first: the graph holds &t->recorder */
+    nb_graph *graph;             /* while recording; NULL once ended */
     /* What identifies the pass being recorded: a backward that differs in
      * any of these, or that revisits a node id not below the last one
      * traced (ids fall strictly within one pass), is a new pass. */
@@ -129,9 +131,20 @@ static void add_into(nb_tensor *dst, const nb_tensor *src)
     }
 }
 
-int nb_trace_backward_node(nb_graph *g, nb_node *n, nb_op_call *call)
+/* Stops recording on the graph (ended, freed, or the graph goes away). */
+static void detach(struct nb_recorder *r)
 {
-    nb_trace *t = g->trace;
+    nb_trace *t = (nb_trace *)r;
+    if (t->graph)
+        t->graph->recorder = NULL;
+    t->graph = NULL;
+}
+
+/* The recorder's entries: `r` is the first member of its trace. */
+static int record_backward(struct nb_recorder *r, nb_graph *g, nb_node *n,
+                           nb_op_call *call)
+{
+    nb_trace *t = (nb_trace *)r;
     if (n->id >= t->last_id || g->order_target != t->output ||
         g->order_version != t->order_version ||
         g->grad_epoch != t->grad_epoch) {
@@ -178,7 +191,7 @@ nb_trace *nb_trace_begin(nb_graph *g)
 {
     if (!g)
         return NULL;
-    if (g->trace) {
+    if (g->recorder) {
         nb_set_error(g, NB_ERR_STATE,
                      "trace_begin: a trace is already recording on this "
                      "graph (end it first)");
@@ -192,15 +205,10 @@ nb_trace *nb_trace_begin(nb_graph *g)
     t->graph = g;
     t->last_id = -1;
     t->epoch_at_begin = g->grad_epoch;
-    g->trace = t;
+    t->recorder.backward_node = record_backward;
+    t->recorder.detach = detach;
+    g->recorder = &t->recorder;
     return t;
-}
-
-void nb_trace_detach(nb_trace *t)
-{
-    if (t->graph)
-        t->graph->trace = NULL;
-    t->graph = NULL;
 }
 
 static nb_tensor *copy_tensor(const nb_tensor *src)
@@ -324,7 +332,7 @@ int nb_trace_end(nb_trace *t)
     nb_graph *g = t->graph;
     if (!g)
         return NB_ERR_STATE;
-    nb_trace_detach(t);
+    detach(&t->recorder);
     int rc = snapshot(t, g);
     if (rc != NB_OK) {
         drop_entries(t);
@@ -354,7 +362,7 @@ void nb_trace_free(nb_trace *t)
 {
     if (!t)
         return;
-    nb_trace_detach(t);
+    detach(&t->recorder);
     drop_entries(t);
     drop_messages(t);
     nb_free(t->msgs);

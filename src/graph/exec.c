@@ -668,7 +668,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
      * steps, one thread against the team (core/parallel_internal.h). */
     nb_parallel_cycle_mark(&g->cycle);
     bool accumulate = flags & NB_BACKWARD_ACCUMULATE;
-    if (!accumulate && !g->trace && output->needs_grad &&
+    if (!accumulate && !g->recorder && output->needs_grad &&
         g->grads_sized == output && g->grads_shape_epoch == g->shape_epoch &&
         fast_runnable(g, output) &&
         (!g->ready.fn || (rc = ready_compile(g, output)) == NB_OK))
@@ -711,7 +711,7 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
      * stamp is older than the fresh epoch): the first message into it may
      * overwrite instead of adding to zeros (see give_grad), so it is not
      * cleared here. Accumulation and tracing clear everything up front. */
-    const bool lazy = !accumulate && !g->trace;
+    const bool lazy = !accumulate && !g->recorder;
     /* Every gradient of the order already has its value's shape and room
      * for it when the order and the shapes are those of the last pass that
      * sized them; a lazy pass then only clears the output's. */
@@ -792,8 +792,9 @@ int nb_backward_ex(nb_graph *g, nb_node *output, const nb_tensor *seed,
         call.out_grad = &n->grad;
         call.scratch = scratch_of(n);
         call.workspace = g->workspace;
-        rc = g->trace ? nb_trace_backward_node(g, n, &call)
-                      : n->op->backward(&call);
+        rc = g->recorder
+                 ? g->recorder->backward_node(g->recorder, g, n, &call)
+                 : n->op->backward(&call);
         if (rc != NB_OK)
             rc = op_failed(g, n, "backward", rc);
         else if (rj >= 0)

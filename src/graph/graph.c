@@ -56,8 +56,8 @@ void nb_graph_free(nb_graph *g)
     if (!g)
         return;
     nb_parallel_cycle_end(&g->cycle);
-    if (g->trace)
-        nb_trace_detach(g->trace);
+    if (g->recorder)
+        g->recorder->detach(g->recorder);
     for (int64_t id = 0; id < g->n_nodes; id++) {
         nb_node *n = nb_graph_node_at(g, id);
         nb_tensor_release(&n->value);
@@ -318,7 +318,7 @@ int nb_graph_rollback(nb_graph *g, int64_t count)
                                   (long long)count, (long long)g->n_nodes);
     if (count == g->n_nodes)
         return NB_OK;
-    if (g->trace)
+    if (g->recorder)
         return nb_graph_set_error(g, NB_ERR_STATE,
                                   "rollback: a trace is recording this graph "
                                   "and may hold the nodes; detach it first");
