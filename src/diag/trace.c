@@ -132,7 +132,7 @@ static void add_into(nb_tensor *dst, const nb_tensor *src)
 }
 
 /* Stops recording on the graph (ended, freed, or the graph goes away). */
-static void detach(struct nb_recorder *r)
+static void stop_recording(struct nb_recorder *r)
 {
     nb_trace *t = (nb_trace *)r;
     if (t->graph)
@@ -206,7 +206,7 @@ nb_trace *nb_trace_begin(nb_graph *g)
     t->last_id = -1;
     t->epoch_at_begin = g->grad_epoch;
     t->recorder.backward_node = record_backward;
-    t->recorder.detach = detach;
+    t->recorder.detach = stop_recording;
     g->recorder = &t->recorder;
     return t;
 }
@@ -332,7 +332,7 @@ int nb_trace_end(nb_trace *t)
     nb_graph *g = t->graph;
     if (!g)
         return NB_ERR_STATE;
-    detach(&t->recorder);
+    stop_recording(&t->recorder);
     int rc = snapshot(t, g);
     if (rc != NB_OK) {
         drop_entries(t);
@@ -362,7 +362,7 @@ void nb_trace_free(nb_trace *t)
 {
     if (!t)
         return;
-    detach(&t->recorder);
+    stop_recording(&t->recorder);
     drop_entries(t);
     drop_messages(t);
     nb_free(t->msgs);
