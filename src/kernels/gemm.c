@@ -80,10 +80,20 @@
 #define GEMM_MIN_STRIP 32
 /* The direct path reads A and B where they lie when A fits
  * GEMM_DIRECT_A_BYTES (it is swept once per 2 W columns of C, from L2) or
- * C is narrow, and k <= GEMM_DIRECT_K (a column sliver of op(B), k x 2 W,
- * is swept once per tile of rows, from L1/L2). With trans_b, op(B) is
- * transposed once into the workspace and must fit GEMM_DIRECT_BT_BYTES. */
+ * C has at most GEMM_DIRECT_TALL_N columns, and k <= GEMM_DIRECT_K (a
+ * column sliver of op(B), k x 2 W, is swept once per tile of rows, from
+ * L1/L2). With trans_b, op(B) is transposed once into the workspace and
+ * must fit GEMM_DIRECT_BT_BYTES.
+ *
+ * A tall product, many rows of A and a few dozen columns of C (the input
+ * gradient of a sequence layer's projection, [rows, 4H] x [4H, E]), sweeps
+ * a large A only a few times on the direct path, once per 2 W columns, and
+ * packs nothing; the blocked path packs all of A for a B that is one
+ * panel wide. On AVX-512 and AVX2 the direct path measured faster for
+ * every such n up to 64; beyond it the paths crossed over at an n that
+ * depended on k (bench/results/history.md). */
 #define GEMM_DIRECT_A_BYTES (256 * 1024)
+#define GEMM_DIRECT_TALL_N 64
 #define GEMM_DIRECT_K 1024
 #define GEMM_DIRECT_BT_BYTES (512 * 1024)
 /* C is narrow, built by columns (the narrow kernel), for n up to
@@ -123,9 +133,10 @@ static gemm_path path_for(size_t elem, int64_t m, int64_t n, int64_t k,
                           bool have_narrow, bool have_transpose)
 {
     double a_bytes = (double)m * (double)k * (double)elem;
-    double bt_bytes = (double)k * (double)round_up(n, GEMM_NR_UNIT) * (double)elem;
+    double bt_bytes =
+        (double)k * (double)round_up(n, GEMM_NR_UNIT) * (double)elem;
     if (!have_direct || k > GEMM_DIRECT_K ||
-        (a_bytes > GEMM_DIRECT_A_BYTES && n > GEMM_NARROW_N) ||
+        (a_bytes > GEMM_DIRECT_A_BYTES && n > GEMM_DIRECT_TALL_N) ||
         (trans_b && bt_bytes > GEMM_DIRECT_BT_BYTES))
         return PATH_BLOCKED;
     if (have_narrow && trans_a && n <= GEMM_NARROW_N)
