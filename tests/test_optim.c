@@ -1598,6 +1598,97 @@ static void test_small_sgd(nb_dtype dt)
     nb_graph_free(g);
 }
 
+/* Plain SGD's small path (one walk that checks, updates and keeps the old
+ * values) against the general passes, which a clipping threshold no norm
+ * reaches selects: the same bits in every parameter and the same norm,
+ * step after step, over parameters whose sizes take whole vectors and
+ * remainders, with a frozen parameter, one that never gets a gradient and
+ * one left out of every other loss. With a parameter of 70 elements after
+ * small ones the walk gives up past 64 elements (putting back what it had
+ * updated) and the general passes must still give the same bits. */
+struct small_net {
+    nb_graph *g;
+    nb_node *p[8];
+    int n;
+    nb_node *loss[2];
+};
+
+static struct small_net make_small_net(nb_dtype dt, const int64_t *sizes,
+                                       int n)
+{
+    struct small_net s = {.g = nb_graph_new(), .n = n};
+    nb_node *sum[2] = {NULL, NULL};
+    for (int k = 0; k < n; k++) {
+        char name[8] = {'p', (char)('0' + k), 0};
+        s.p[k] = nb_param(s.g, name, dt, 1, SHAPE(sizes[k]));
+        for (int64_t i = 0; i < sizes[k]; i++)
+            nb_tensor_set(nb_node_value(s.p[k]), i,
+                          0.37 * (double)(i + 1) - 0.21 * k - 0.9);
+        if (k == 1)
+            continue; /* never in a loss: never a gradient */
+        nb_node *p = s.p[k];
+        nb_node *term = nb_sum(s.g, nb_mul(s.g, nb_tanh(s.g, p), p));
+        for (int l = 0; l < 2; l++)
+            if (l == 0 || k != 2) /* the second loss leaves p2 out */
+                sum[l] = sum[l] ? nb_add(s.g, sum[l], term) : term;
+    }
+    s.loss[0] = sum[0];
+    s.loss[1] = sum[1];
+    CHECK(nb_param_set_trainable(s.g, s.p[n - 1], false) == NB_OK, "%s",
+          nb_graph_error(s.g));
+    return s;
+}
+
+static void test_small_sgd_paths(nb_dtype dt)
+{
+    const int64_t small[] = {5, 4, 3, 8, 1, 2, 9};
+    const int64_t big[] = {3, 2, 2, 70, 1};
+    const int64_t *sets[2] = {small, big};
+    const int ns[2] = {7, 5};
+    for (int set = 0; set < 2; set++) {
+        struct small_net a = make_small_net(dt, sets[set], ns[set]);
+        struct small_net b = make_small_net(dt, sets[set], ns[set]);
+        struct small_net fresh = make_small_net(dt, sets[set], ns[set]);
+        nb_optimizer *oa = nb_optimizer_new(
+            a.g, &(nb_optim_config){.kind = NB_OPTIM_SGD, .lr = 0.3}, 0,
+            NULL);
+        nb_optimizer *ob = nb_optimizer_new(
+            b.g,
+            &(nb_optim_config){
+                .kind = NB_OPTIM_SGD, .lr = 0.3, .clip_norm = 1e300},
+            0, NULL);
+        CHECK(oa && ob, "%s", nb_graph_error(a.g));
+        for (int step = 0; step < 6; step++) {
+            int l = step % 2;
+            CHECK(run_step(a.g, a.loss[l], oa) == NB_OK, "%s",
+                  nb_graph_error(a.g));
+            CHECK(run_step(b.g, b.loss[l], ob) == NB_OK, "%s",
+                  nb_graph_error(b.g));
+            for (int k = 0; k < a.n; k++)
+                CHECK(same_bits(nb_node_value(a.p[k]), nb_node_value(b.p[k])),
+                      "%s set %d step %d: p%d differs between the paths",
+                      dt_name(dt), set, step, k);
+            CHECK(nb_optimizer_grad_norm(oa) == nb_optimizer_grad_norm(ob),
+                  "%s set %d step %d: norm %.17g, general %.17g", dt_name(dt),
+                  set, step, nb_optimizer_grad_norm(oa),
+                  nb_optimizer_grad_norm(ob));
+        }
+        /* Not vacuous: trained parameters moved, the others did not. */
+        for (int k = 0; k < a.n; k++) {
+            bool moved = !same_bits(nb_node_value(a.p[k]),
+                                    nb_node_value(fresh.p[k]));
+            CHECK(moved == (k != 1 && k != a.n - 1),
+                  "%s set %d: p%d %s", dt_name(dt), set, k,
+                  moved ? "moved" : "did not move");
+        }
+        nb_optimizer_free(oa);
+        nb_optimizer_free(ob);
+        nb_graph_free(a.g);
+        nb_graph_free(b.g);
+        nb_graph_free(fresh.g);
+    }
+}
+
 int main(void)
 {
     /* Before any graph exists, as nb_set_allocator requires. */
@@ -1625,6 +1716,7 @@ int main(void)
         test_clip_big(dts[d]);
         test_result_overflow(dts[d]);
         test_small_sgd(dts[d]);
+        test_small_sgd_paths(dts[d]);
     }
     test_defaults();
     test_mixed_dtypes();
