@@ -977,11 +977,11 @@ static void test_gemm_direct(void)
 /* The tiny products (at most 64 multiply-adds, gemm_tiny.c), bit for bit
  * against their stated order: each element the chain 0 + a_0 b_0 + a_1 b_1
  * + ... in order, one rounding per operation, then alpha (skipped when 1),
- * then + beta C (skipped when beta is 0, so NaN in C is overwritten). Every
- * m, n, k with m n k <= 64 (n and m run to 17 and beyond), every transpose
- * pair, NaN in the padding of A, B and C, the plain form (alpha 1, beta 0)
- * and the scaled ones, in f32 and f64. The loops are compiled without
- * vectorisation, so no ISA changes them. */
+ * then + beta C (skipped when beta is 0 or -0, so NaN in C is
+ * overwritten). Every m, n, k with m n k <= 64 (n and m run to 17 and
+ * beyond), every transpose pair, NaN in the padding of A, B and C, the
+ * plain form (alpha 1, beta 0 or -0) and the scaled ones, in f32 and f64.
+ * The loops are compiled without vectorisation, so no ISA changes them. */
 #define TINY_REFERENCE(T, SFX)                                                 \
     static bool tiny_case_##SFX(bool ta, bool tb, int64_t m, int64_t n,        \
                                 int64_t k, T alpha, T beta)                    \
@@ -1027,14 +1027,15 @@ TINY_REFERENCE(double, f64)
 
 static void test_gemm_tiny(void)
 {
-    static const double alpha_beta[][2] = {{1, 0}, {1, 1}, {-0.5, 2},
-                                           {0.7, -1.3}, {2, 0}};
+    /* beta -0 is as plain as 0 (the entry tests the bits of both). */
+    static const double alpha_beta[][2] = {{1, 0},      {1, 1}, {-0.5, 2},
+                                           {0.7, -1.3}, {2, 0}, {1, -0.0}};
     int count = 0, wrong = 0;
     for (int64_t m = 1; m <= 64; m++)
         for (int64_t n = 1; m * n <= 64; n++)
             for (int64_t k = 1; m * n * k <= 64; k++)
                 for (int t = 0; t < 4; t++) {
-                    const double *ab = alpha_beta[(m + n + k + t) % 5];
+                    const double *ab = alpha_beta[(m + n + k + t) % 6];
                     bool ok32 = tiny_case_f32(t & 1, t & 2, m, n, k,
                                               (float)ab[0], (float)ab[1]);
                     bool ok64 = tiny_case_f64(t & 1, t & 2, m, n, k, ab[0],

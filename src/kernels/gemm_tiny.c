@@ -12,16 +12,42 @@
  * loops' set-up, stride checks and remainders cost several times the
  * arithmetic, while the scalar loops take a few instructions per
  * multiply-add. `plain` (alpha 1, beta 0: a forward product, a fresh
- * gradient) is a constant in each inlined copy of the loops, so they test
- * nothing per element. Entering here first spares a tiny product a second
- * call and frame. */
+ * gradient) and the transpose pair are constants in each inlined copy of
+ * the loops, so they test nothing per element and unit strides are known.
+ * Entering here first spares a tiny product a second call and frame; the
+ * entry's tests are integer ones (one for the three sizes, the bits of
+ * alpha and beta), as the product is a few dozen instructions. */
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
+
+#include <stdint.h>
+#include <string.h>
+
+_Static_assert((NB_GEMM_TINY & (NB_GEMM_TINY - 1)) == 0,
+               "the size test of nb_gemm needs a power of two");
 
 #define TINY_STORE(cij, sum)                                                   \
     ((cij) = plain       ? (sum)                                               \
              : beta == 0 ? alpha * (sum)                                       \
                          : alpha * (sum) + beta * (cij))
+
+/* alpha == 1 && beta == 0, tested on the bits (1 has one encoding, 0 two):
+ * the same answer without the floating-point compares' unordered cases. */
+static inline bool plain_f32(float alpha, float beta)
+{
+    uint32_t a, b;
+    memcpy(&a, &alpha, sizeof a);
+    memcpy(&b, &beta, sizeof b);
+    return a == UINT32_C(0x3f800000) && (b << 1) == 0;
+}
+
+static inline bool plain_f64(double alpha, double beta)
+{
+    uint64_t a, b;
+    memcpy(&a, &alpha, sizeof a);
+    memcpy(&b, &beta, sizeof b);
+    return a == UINT64_C(0x3ff0000000000000) && (b << 1) == 0;
+}
 
 #define DEFINE_GEMM(REAL, SFX)                                                 \
     static inline __attribute__((always_inline)) void tiny_loops_##SFX(        \
@@ -51,26 +77,51 @@
             }                                                                  \
         }                                                                      \
     }                                                                          \
+    /* One copy of the loops per transpose pair, so that a unit stride is a \
+     * constant there. */                                                  \
+    static inline __attribute__((always_inline)) void tiny_trans_##SFX(       \
+        bool plain, bool trans_a, bool trans_b, int64_t m, int64_t n,          \
+        int64_t k, REAL alpha, const REAL *a, int64_t lda, const REAL *b,      \
+        int64_t ldb, REAL beta, REAL *c, int64_t ldc)                          \
+    {                                                                          \
+        if (trans_a) {                                                         \
+            if (trans_b)                                                       \
+                tiny_loops_##SFX(plain, 1, lda, 1, ldb, m, n, k, alpha, a, b,  \
+                                 beta, c, ldc);                                \
+            else                                                               \
+                tiny_loops_##SFX(plain, 1, lda, ldb, 1, m, n, k, alpha, a, b,  \
+                                 beta, c, ldc);                                \
+        } else {                                                               \
+            if (trans_b)                                                       \
+                tiny_loops_##SFX(plain, lda, 1, 1, ldb, m, n, k, alpha, a, b,  \
+                                 beta, c, ldc);                                \
+            else                                                               \
+                tiny_loops_##SFX(plain, lda, 1, ldb, 1, m, n, k, alpha, a, b,  \
+                                 beta, c, ldc);                                \
+        }                                                                      \
+    }                                                                          \
     void nb_gemm_##SFX(bool trans_a, bool trans_b, int64_t m, int64_t n,       \
                        int64_t k, REAL alpha, const REAL *a, int64_t lda,      \
                        const REAL *b, int64_t ldb, REAL beta, REAL *c,         \
                        int64_t ldc, void *workspace)                           \
     {                                                                          \
-        if (!(m > 0 && n > 0 && k > 0 && m <= NB_GEMM_TINY &&                  \
-              n <= NB_GEMM_TINY && k <= NB_GEMM_TINY &&                        \
-              m * n * k <= NB_GEMM_TINY && alpha != 0)) {                      \
-            nb_gemm_general_##SFX(trans_a, trans_b, m, n, k, alpha, a, lda, b, \
-                                  ldb, beta, c, ldc, workspace);               \
-            return;                                                            \
+        /* m, n and k in [1, NB_GEMM_TINY], a power of two: one test. */      \
+        if (((uint64_t)(m - 1) | (uint64_t)(n - 1) | (uint64_t)(k - 1)) <      \
+                NB_GEMM_TINY &&                                                \
+            m * n * k <= NB_GEMM_TINY) {                                       \
+            if (plain_##SFX(alpha, beta)) {                                    \
+                tiny_trans_##SFX(true, trans_a, trans_b, m, n, k, alpha, a,    \
+                                 lda, b, ldb, beta, c, ldc);                   \
+                return;                                                        \
+            }                                                                  \
+            if (alpha != 0) {                                                  \
+                tiny_trans_##SFX(false, trans_a, trans_b, m, n, k, alpha, a,   \
+                                 lda, b, ldb, beta, c, ldc);                   \
+                return;                                                        \
+            }                                                                  \
         }                                                                      \
-        const int64_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;      \
-        const int64_t sb_p = trans_b ? 1 : ldb, sb_j = trans_b ? ldb : 1;      \
-        if (alpha == 1 && beta == 0)                                           \
-            tiny_loops_##SFX(true, sa_i, sa_p, sb_p, sb_j, m, n, k, alpha, a,  \
-                             b, beta, c, ldc);                                 \
-        else                                                                   \
-            tiny_loops_##SFX(false, sa_i, sa_p, sb_p, sb_j, m, n, k, alpha, a, \
-                             b, beta, c, ldc);                                 \
+        nb_gemm_general_##SFX(trans_a, trans_b, m, n, k, alpha, a, lda, b,     \
+                              ldb, beta, c, ldc, workspace);                   \
     }
 
 DEFINE_GEMM(float, f32)
