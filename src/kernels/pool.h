@@ -36,6 +36,11 @@ void nb_max_pool2d_f64(const nb_pool2d_geom *g, const double *x, double *y,
 void nb_max_pool2x2_row_f32_avx512(int64_t n, const float *top,
                                    const float *bot, int32_t k0, int32_t w,
                                    float *y, int32_t *arg);
+/* Whole planes of 2x2, stride-2 max pooling without padding (outputs
+ * h/2 x w/2 per plane, planes of h x w inputs): the values and indices of
+ * the row kernel. x86-64 builds only, on a CPU that runs AVX-512. */
+void nb_max_pool2x2_planes_f32_avx512(int64_t planes, int64_t h, int64_t w,
+                                      const float *x, float *y, int32_t *arg);
 /* dx[arg] += dy, plane by plane. */
 void nb_max_pool2d_back_f32(const nb_pool2d_geom *g, const float *dy,
                             const int32_t *arg, float *dx);
