@@ -1673,11 +1673,31 @@ static void test_max_pool_2x2(void)
                         rdx[k] = dx[k] = (float)k;
                     for (int64_t k = 0; k < n; k++)
                         rdx[(k / (g.oh * g.ow)) * h * w + rarg[k]] += dy[k];
-                    nb_max_pool2d_back_f32(&g, dy, arg, dx);
+                    nb_max_pool2d_back_f32(&g, false, dy, arg, dx);
                     CHECK(memcmp(dx, rdx, (size_t)(3 * h * w) * sizeof *dx) ==
                               0,
                           "max_pool2d 2x2 backward on %s, %lldx%lld pad %lld: "
                           "differs from dx[arg] += dy",
+                          all_isas[s], (long long)h, (long long)w,
+                          (long long)pad);
+                    /* a fresh gradient: whatever dx held is overwritten,
+                     * the rows and columns no window covers included, and
+                     * a -0 message gives 0 + -0 as a cleared gradient
+                     * would */
+                    for (int64_t k = 0; k < n; k += 7)
+                        dy[k] = -0.0f;
+                    for (int64_t k = 0; k < 3 * h * w; k++) {
+                        rdx[k] = 0;
+                        dx[k] = NAN;
+                    }
+                    for (int64_t k = 0; k < n; k++)
+                        rdx[(k / (g.oh * g.ow)) * h * w + rarg[k]] += dy[k];
+                    nb_max_pool2d_back_f32(&g, true, dy, arg, dx);
+                    CHECK(memcmp(dx, rdx, (size_t)(3 * h * w) * sizeof *dx) ==
+                              0,
+                          "max_pool2d 2x2 backward into a fresh gradient on "
+                          "%s, %lldx%lld pad %lld: differs from zeros, then "
+                          "dx[arg] += dy",
                           all_isas[s], (long long)h, (long long)w,
                           (long long)pad);
                     cases++;

@@ -41,11 +41,19 @@ void nb_max_pool2x2_row_f32_avx512(int64_t n, const float *top,
  * the row kernel. x86-64 builds only, on a CPU that runs AVX-512. */
 void nb_max_pool2x2_planes_f32_avx512(int64_t planes, int64_t h, int64_t w,
                                       const float *x, float *y, int32_t *arg);
-/* dx[arg] += dy, plane by plane. */
-void nb_max_pool2d_back_f32(const nb_pool2d_geom *g, const float *dy,
-                            const int32_t *arg, float *dx);
-void nb_max_pool2d_back_f64(const nb_pool2d_geom *g, const double *dy,
-                            const int32_t *arg, double *dx);
+/* The gradient of those planes into dx, every element written (dx's
+ * old contents ignored): the bits of clearing dx and then adding dy at
+ * each window's index. */
+void nb_max_pool2x2_back_planes_f32_avx512(int64_t planes, int64_t h,
+                                           int64_t w, const float *dy,
+                                           const int32_t *arg, float *dx);
+/* dx[arg] += dy, plane by plane; with overwrite, dx's old contents are
+ * ignored (a gradient no message has reached yet): dx = 0, then
+ * dx[arg] += dy. */
+void nb_max_pool2d_back_f32(const nb_pool2d_geom *g, bool overwrite,
+                            const float *dy, const int32_t *arg, float *dx);
+void nb_max_pool2d_back_f64(const nb_pool2d_geom *g, bool overwrite,
+                            const double *dy, const int32_t *arg, double *dx);
 
 /* y = (sum of the window's input elements) / divisor, the divisor kh*kw
  * when count_include_pad, else the number of input elements in the

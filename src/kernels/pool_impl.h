@@ -21,6 +21,7 @@ typedef struct {
     int kernel; /* POOL_MAX... (pool_norm.c) */
     const nb_pool2d_geom *g;
     bool count_include_pad;
+    bool overwrite; /* max backward: dx holds no message yet */
     const REAL *x, *dy;
     REAL *y, *dx;
     int32_t *arg;          /* max forward: where each maximum was */
@@ -197,11 +198,23 @@ void SUFFIX(nb_max_pool2d)(const nb_pool2d_geom *g, const REAL *x, REAL *y,
               SUFFIX(pool_planes), &c);
 }
 
+/* overwrite: dx holds no message yet (maybe garbage), so the planes are
+ * cleared before the scatter, or written window by window in one pass
+ * where a kernel can (the cleared gradient's bits either way). */
 static void SUFFIX(max_pool2d_back_planes)(const nb_pool2d_geom *g,
-                                           const REAL *dy, const int32_t *arg,
-                                           REAL *dx, int64_t lo, int64_t hi)
+                                           bool overwrite, const REAL *dy,
+                                           const int32_t *arg, REAL *dx,
+                                           int64_t lo, int64_t hi)
 {
     int64_t in_plane = g->h * g->w, out_plane = g->oh * g->ow;
+    if (overwrite && SUFFIX(is_2x2)(g) && g->sh == 2 && g->ph == 0 &&
+        g->pw == 0 &&
+        MAX2X2_BACK_PLANES(hi - lo, g->h, g->w, dy + lo * out_plane,
+                           arg + lo * out_plane, dx + lo * in_plane))
+        return;
+    if (overwrite)
+        memset(dx + lo * in_plane, 0,
+               (size_t)((hi - lo) * in_plane) * sizeof *dx);
     for (int64_t p = lo; p < hi; p++) {
         const REAL *dyp = dy + p * out_plane;
         const int32_t *ap = arg + p * out_plane;
@@ -212,11 +225,12 @@ static void SUFFIX(max_pool2d_back_planes)(const nb_pool2d_geom *g,
     }
 }
 
-void SUFFIX(nb_max_pool2d_back)(const nb_pool2d_geom *g, const REAL *dy,
-                                const int32_t *arg, REAL *dx)
+void SUFFIX(nb_max_pool2d_back)(const nb_pool2d_geom *g, bool overwrite,
+                                const REAL *dy, const int32_t *arg, REAL *dx)
 {
     POOL_CALL c = {
         .kernel = POOL_MAX_BACK, .g = g, .dy = dy, .arg_in = arg, .dx = dx};
+    c.overwrite = overwrite;
     RUN_ITEMS("pool.max_backward", g->planes, SUFFIX(pool_work)(g),
               SUFFIX(pool_planes), &c);
 }
@@ -377,7 +391,8 @@ static void SUFFIX(pool_planes)(void *ctx, int64_t lo, int64_t hi, int thread,
         SUFFIX(max_pool2d_planes)(g, c->x, c->y, c->arg, lo, hi);
         break;
     case POOL_MAX_BACK:
-        SUFFIX(max_pool2d_back_planes)(g, c->dy, c->arg_in, c->dx, lo, hi);
+        SUFFIX(max_pool2d_back_planes)(g, c->overwrite, c->dy, c->arg_in,
+                                       c->dx, lo, hi);
         break;
     case POOL_AVG:
         SUFFIX(avg_pool2d_planes)(g, inc, c->x, c->y, lo, hi);

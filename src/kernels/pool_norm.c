@@ -11,6 +11,7 @@
  * would fit them all). */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/isa.h"
 #include "kernels/norm.h"
@@ -62,26 +63,23 @@ static bool max2x2_row_f32(int64_t n, const float *top, const float *bot,
     return false;
 }
 
-/* Planes [0, planes) of 2x2, stride-2 max pooling without padding on the
- * vector unit, if a kernel for it exists: true when it ran. */
-static bool max2x2_planes_f32(int64_t planes, int64_t h, int64_t w,
-                              const float *x, float *y, int32_t *arg)
-{
+/* Whole planes of 2x2, stride-2 max pooling without padding, forward
+ * and backward into a fresh gradient, on the CPU's vector unit if a
+ * kernel for them exists (AVX-512, f32): true when it ran. */
 #if NB_X86_KERNELS
-    if (nb_isa_active() == NB_ISA_AVX512) {
-        nb_max_pool2x2_planes_f32_avx512(planes, h, w, x, y, arg);
-        return true;
-    }
+#define ON_AVX512(call) (nb_isa_active() == NB_ISA_AVX512 && ((call), true))
+#else
+#define ON_AVX512(call) false
 #endif
-    (void)planes, (void)h, (void)w, (void)x, (void)y, (void)arg;
-    return false;
-}
 
 #define REAL float
 #define SUFFIX(name) name##_f32
 #define DTYPE "f32"
 #define MAX2X2_ROW max2x2_row_f32
-#define MAX2X2_PLANES max2x2_planes_f32
+#define MAX2X2_PLANES(planes, h, w, x, y, arg)                                 \
+    ON_AVX512(nb_max_pool2x2_planes_f32_avx512(planes, h, w, x, y, arg))
+#define MAX2X2_BACK_PLANES(planes, h, w, dy, arg, dx)                          \
+    ON_AVX512(nb_max_pool2x2_back_planes_f32_avx512(planes, h, w, dy, arg, dx))
 #include "kernels/norm_impl.h"
 #include "kernels/pool_impl.h"
 #undef REAL
@@ -89,12 +87,14 @@ static bool max2x2_planes_f32(int64_t planes, int64_t h, int64_t w,
 #undef DTYPE
 #undef MAX2X2_ROW
 #undef MAX2X2_PLANES
+#undef MAX2X2_BACK_PLANES
 
 #define REAL double
 #define SUFFIX(name) name##_f64
 #define DTYPE "f64"
 #define MAX2X2_ROW(n, top, bot, k0, w, y, arg) false
 #define MAX2X2_PLANES(planes, h, w, x, y, arg) false
+#define MAX2X2_BACK_PLANES(planes, h, w, dy, arg, dx) false
 #include "kernels/norm_impl.h"
 #include "kernels/pool_impl.h"
 #undef REAL

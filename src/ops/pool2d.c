@@ -200,7 +200,8 @@ static int max_pool2d_backward(nb_op_call *c)
     nb_pool2d_geom g = geometry(c, true);
     NB_TYPED(c->out->dtype, {
         NB_KERNEL(nb_max_pool2d_back, T)
-        (&g, c->out_grad->data, c->scratch, c->in_grad[0]->data);
+        (&g, nb_grad_fresh(c, 0), c->out_grad->data, c->scratch,
+         c->in_grad[0]->data);
     });
     return NB_OK;
 }
@@ -215,6 +216,9 @@ const nb_op nb_op_max_pool2d = {
     .infer = max_pool2d_infer,
     .forward = max_pool2d_forward,
     .backward = max_pool2d_backward,
+    /* a fresh gradient is written by the kernel, where the 2x2 one writes
+     * each window whole, instead of cleared by the executor first */
+    .flags = NB_OP_FRESH_GRADS,
 };
 
 nb_node *nb_max_pool2d(nb_graph *g, nb_node *x, const nb_pool2d_params *p)
