@@ -855,6 +855,48 @@ static void test_grad_ready(void)
     nb_graph_free(g);
 }
 
+/* A leaf whose last consumer in backward order sends no message (sign has
+ * no backward) is reported at that consumer's turn, before the calls that
+ * follow it, in the compiled passes as in the general one: P's consumer
+ * sign(P) comes after tanh(Q) in forward order, so P is reported before Q
+ * whatever pass runs. */
+static void test_grad_ready_silent_consumer(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *P = nb_param(g, "P", NB_F32, 1, (const int64_t[]){3});
+    nb_node *Q = nb_param(g, "Q", NB_F32, 1, (const int64_t[]){3});
+    for (int64_t k = 0; k < 3; k++) {
+        nb_tensor_set(nb_node_value(P), k, 0.5 - 0.4 * (double)k);
+        nb_tensor_set(nb_node_value(Q), k, 0.1 * (double)k);
+    }
+    nb_node *u = nb_tanh(g, Q);
+    nb_node *s = nb_sign(g, P);
+    nb_node *L = nb_add(g, nb_sum(g, nb_mul(g, s, P)), nb_sum(g, u));
+    CHECK(L != NULL, "build: %s", nb_graph_error(g));
+    ready_log r = {0};
+    CHECK(nb_graph_set_grad_ready(g, log_ready, &r) == NB_OK, "set");
+    for (int pass = 0; pass < 3; pass++) {
+        r.n = 0;
+        CHECK(nb_forward(g, L) == NB_OK && nb_backward(g, L) == NB_OK, "%s",
+              nb_graph_error(g));
+        CHECK(r.n == 2 && r.leaf[0] == P && r.leaf[1] == Q,
+              "pass %d: %d calls, first '%s'", pass, r.n,
+              r.n ? nb_node_name(r.leaf[0]) : "none");
+        for (int i = 0; i < r.n && i < 2; i++) {
+            nb_tensor *gr = nb_node_grad(r.leaf[i]);
+            CHECK(gr && r.first[i] == nb_tensor_get(gr, 0) &&
+                      r.last[i] == nb_tensor_get(gr, 2),
+                  "pass %d: '%s' was reported before its gradient was final",
+                  pass, nb_node_name(r.leaf[i]));
+        }
+        /* d/dP sum(sign(P) * P) = sign(P) (sign sends nothing back) */
+        CHECK(nb_tensor_get(nb_node_grad(P), 0) == 1.0 &&
+                  nb_tensor_get(nb_node_grad(P), 2) == -1.0,
+              "pass %d: dP", pass);
+    }
+    nb_graph_free(g);
+}
+
 /* nb_prefault is advice about pages: memory it is given keeps its
  * contents, whatever its size and alignment, and NULL or a short range is
  * a no-op. */
@@ -1055,6 +1097,7 @@ int main(void)
     test_failed_constructor();
     test_order_survives_failed_refresh();
     test_grad_ready();
+    test_grad_ready_silent_consumer();
     test_one_element_forms();
     test_rollback();
     return tu_finish("graph");

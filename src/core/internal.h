@@ -177,33 +177,58 @@ static inline void *nb_node_attrs(const nb_node *n)
 
 typedef struct nb_arena_chunk nb_arena_chunk;
 
-/* One op node of a compiled order (see struct nb_fast). The arrays point
- * into nb_fast's flat ones; they hold tensor headers, which live in their
- * nodes and never move, so no reallocation of a buffer invalidates them. */
+/* The fields of nb_op_call from graph to attrs, in its layout, so that a
+ * compiled step's are copied into the call record as one block instead of
+ * field by field (see struct nb_fast_step). */
+struct nb_call_head {
+    nb_graph *graph;
+    const struct nb_op *op;
+    int n_inputs;
+    const nb_tensor *const *in;
+    nb_tensor *out;
+    const nb_tensor *out_grad;
+    nb_tensor *const *in_grad;
+    const void *attrs;
+};
+#define NB_CALL_HEAD_SAME(f)                                                   \
+    _Static_assert(offsetof(struct nb_call_head, f) == offsetof(nb_op_call, f), \
+                   "nb_call_head must match nb_op_call: " #f)
+NB_CALL_HEAD_SAME(graph);
+NB_CALL_HEAD_SAME(op);
+NB_CALL_HEAD_SAME(n_inputs);
+NB_CALL_HEAD_SAME(in);
+NB_CALL_HEAD_SAME(out);
+NB_CALL_HEAD_SAME(out_grad);
+NB_CALL_HEAD_SAME(in_grad);
+NB_CALL_HEAD_SAME(attrs);
+_Static_assert(offsetof(nb_op_call, attrs) + sizeof(void *) ==
+                   sizeof(struct nb_call_head),
+               "nb_call_head must end at nb_op_call.attrs");
+
+/* One op node of a compiled order (see struct nb_fast). Its pointers lead
+ * to tensor headers, which live in their nodes and never move, and into
+ * nb_fast's flat arrays, so no reallocation of a buffer invalidates them. */
 struct nb_fast_step {
-    nb_node *node;
-    const nb_tensor **in; /* the inputs' values */
-    nb_tensor **grad;     /* the inputs' gradients, NULL where none is needed */
-    /* The inputs this call sends their first message of the pass, worked
-     * out from the order at the shape epoch the list is ready for (see
-     * fast_plan_messages in exec.c), in a slice of one slot per input:
-     * [0, n_clear) are cleared, then added to; [fresh_from, n_slots) are
-     * written fresh (the op honours NB_OP_FRESH_GRADS and the input holds
-     * no other slot of the call). The call stamps both. Every other input
-     * gets no message or is added to what an earlier call wrote. */
-    nb_node **firsts;
-    int n_clear, fresh_from, n_slots;
+    /* Backward's call record from graph to attrs: the inputs' values and
+     * gradients (NULL where none is needed) point into nb_fast's arrays.
+     * Forward copies it too, and clears the two gradient fields. */
+    struct nb_call_head head;
+    /* Where the node's scratch pointer is kept (its cold part, which never
+     * moves, or a NULL of the executor's): read at each call, because the
+     * buffer moves when a new shape needs a bigger one. */
+    void *const *scratch;
     /* The call's in_grad_fresh (true for the inputs written fresh), NULL
      * for an op without NB_OP_FRESH_GRADS. */
     bool *fresh;
-    const void *attrs;
     /* The op's forward and backward, or its one-element form's where every
      * tensor of the call holds one element (see fast_plan_messages). */
     int (*forward)(nb_op_call *call);
     int (*backward)(nb_op_call *call);
-    bool sends;     /* backward runs: the node needs a gradient, its op has
-                       a backward and its value is not empty */
-    bool unreached; /* needs a gradient that no call of the pass writes */
+    nb_node *node;
+    /* The gradients this call writes fresh are nb_fast.stamp[stamp_from]
+     * up to the next sending step's stamp_from (see fast_plan_messages). */
+    int32_t stamp_from;
+    bool runs; /* its value is not empty: forward calls the op */
 };
 
 /* The steady-state form of one cached order, for graphs of at most
@@ -211,7 +236,12 @@ struct nb_fast_step {
  * nb_make_call, prepare and give_grad work out for every node at every
  * step, worked out once. Compiled for (target, version); runnable while
  * `ready` and the shape epoch is the one a full forward prepared every
- * buffer at. */
+ * buffer at. The lists of the plan (fast_plan_messages in exec.c) are
+ * filled at that epoch: `sends`, the steps whose backward runs, in the
+ * pass's order; `clear`, the gradients a pass zeroes before its first
+ * call (the first message into them is added, or none reaches them);
+ * `stamp`, the gradients that some call writes fresh, by the order of
+ * those calls. */
 struct nb_fast {
     nb_node *target;
     uint64_t version;
@@ -221,11 +251,13 @@ struct nb_fast {
     int64_t n_steps, cap_steps;
     const nb_tensor **in;
     nb_tensor **grad;
-    nb_node **firsts;
     bool *fresh;
-    int64_t cap_in, cap_grad, cap_firsts, cap_fresh;
+    int64_t cap_in, cap_grad, cap_fresh;
     nb_node **leaves; /* the order's leaves that need a gradient */
     int64_t n_leaves, cap_leaves;
+    const struct nb_fast_step **sends;
+    nb_node **clear, **stamp;
+    int64_t n_sends, n_clear, n_stamp, cap_sends, cap_clear, cap_stamp;
 };
 #define NB_FAST_MAX_OPS 4096
 

@@ -206,6 +206,8 @@ static void fast_compile(nb_graph *g, nb_node *target)
     }
     if (n_ops > NB_FAST_MAX_OPS)
         return;
+    /* Each gradient gets its first message from one call at most, so the
+     * plan's clearing and stamping lists hold each node once at most. */
     bool ok =
         nb_grow_array((void **)&f->steps, &f->cap_steps, n_ops,
                       sizeof *f->steps) == NB_OK &&
@@ -213,12 +215,16 @@ static void fast_compile(nb_graph *g, nb_node *target)
             NB_OK &&
         nb_grow_array((void **)&f->grad, &f->cap_grad, n_args,
                       sizeof *f->grad) == NB_OK &&
-        nb_grow_array((void **)&f->firsts, &f->cap_firsts, n_args,
-                      sizeof *f->firsts) == NB_OK &&
         nb_grow_array((void **)&f->fresh, &f->cap_fresh, n_args,
                       sizeof *f->fresh) == NB_OK &&
         nb_grow_array((void **)&f->leaves, &f->cap_leaves, n_leaves,
-                      sizeof *f->leaves) == NB_OK;
+                      sizeof *f->leaves) == NB_OK &&
+        nb_grow_array((void **)&f->sends, &f->cap_sends, n_ops,
+                      sizeof *f->sends) == NB_OK &&
+        nb_grow_array((void **)&f->clear, &f->cap_clear, g->order_len,
+                      sizeof *f->clear) == NB_OK &&
+        nb_grow_array((void **)&f->stamp, &f->cap_stamp, g->order_len,
+                      sizeof *f->stamp) == NB_OK;
     if (!ok)
         return;
     int64_t s = 0, a = 0, l = 0;
@@ -231,29 +237,55 @@ static void fast_compile(nb_graph *g, nb_node *target)
         }
         struct nb_fast_step *st = &f->steps[s++];
         nb_node *const *inputs = nb_node_inputs(n);
+        st->head = (struct nb_call_head){
+            .graph = g,
+            .op = n->op,
+            .n_inputs = n->n_inputs,
+            .in = f->in + a,
+            .out = &n->value,
+            .out_grad = &n->grad,
+            .in_grad = f->grad + a,
+            .attrs = nb_node_attrs(n),
+        };
         st->node = n;
-        st->unreached = false;
-        st->in = f->in + a;
-        st->grad = f->grad + a;
-        st->firsts = f->firsts + a; /* fast_plan_messages fills them */
-        st->n_clear = 0;
-        st->fresh_from = st->n_slots = n->n_inputs;
-        st->sends = false;
         st->fresh = n->op->flags & NB_OP_FRESH_GRADS ? f->fresh + a : NULL;
-        st->attrs = nb_node_attrs(n);
-        st->forward = n->op->forward;
+        st->forward = n->op->forward; /* fast_plan_messages sets the rest */
         st->backward = n->op->backward;
         for (int i = 0; i < n->n_inputs; i++, a++) {
             nb_node *in = inputs[i];
             f->in[a] = &in->value;
             f->grad[a] = in->needs_grad ? &in->grad : NULL;
-            f->fresh[a] = false; /* and fresh */
+            f->fresh[a] = false;
         }
     }
     f->n_steps = s;
     f->n_leaves = l;
+    f->n_sends = f->n_clear = f->n_stamp = 0;
     f->target = target;
     f->version = g->version;
+}
+
+/* Copies a compiled step's call head into the call record: as four
+ * 16-byte moves where the compiler has vectors, because gcc may make the
+ * memcpy a rep movs, whose start-up costs more than a tiny op (and it
+ * splits wider vectors through the stack where the target lacks them). */
+static inline void call_head_copy(nb_op_call *call,
+                                  const struct nb_call_head *h)
+{
+    _Static_assert(sizeof *h == 64, "call_head_copy moves 64 bytes");
+#if defined(__GNUC__)
+    typedef uint64_t nb_v16
+        __attribute__((vector_size(16), aligned(8), may_alias));
+    const nb_v16 *from = (const nb_v16 *)(const void *)h;
+    nb_v16 *to = (nb_v16 *)(void *)call;
+    nb_v16 a = from[0], b = from[1], c = from[2], d = from[3];
+    to[0] = a;
+    to[1] = b;
+    to[2] = c;
+    to[3] = d;
+#else
+    memcpy(call, h, sizeof *h);
+#endif
 }
 
 /* The one-element form that can run n's calls at the current shapes:
@@ -270,32 +302,45 @@ static const nb_one_element *one_element_call(const nb_node *n)
     return nb_one_element_of(n->op);
 }
 
-/* Works out, for the shapes a full forward has just prepared, which call
- * of a backward pass sends each gradient its first message: walking the
- * list in the pass's order, the first call that sends one to an input
- * clears it or writes it fresh (the step's `firsts`) and every later one
- * adds; an op node no call sends one to is `unreached` and is zeroed at
- * its turn. A call sends nothing when its node needs no gradient, its
- * op has no backward or its value is empty (which only a new shape epoch,
- * and so a new plan, changes). So the pass makes no per-input test of a
- * gradient's stamp, and still stamps every gradient it gives a value. */
+/* Works out, for the shapes a full forward has just prepared, what a
+ * backward pass does besides its calls. A call sends nothing when its node
+ * needs no gradient, its op has no backward or its value is empty (which
+ * only a new shape epoch, and so a new plan, changes); `sends` lists the
+ * others in the pass's order. Walking them so, the first call that sends
+ * an input a message either writes it fresh (the op honours
+ * NB_OP_FRESH_GRADS and the input holds no other slot of the call: the
+ * gradient goes on `stamp`, after the stamps of earlier calls) or adds to
+ * it (it goes on `clear`); every later call adds. A gradient no call
+ * reaches goes on `clear` too. The pass then zeroes and stamps `clear` and
+ * stamps `stamp` before its first call, which is the same as doing so at
+ * each gradient's first message: no call reads a gradient before that
+ * message (a node's own backward, the only reader, comes after every
+ * call into it). So the calls test no gradient's stamp, and every
+ * gradient of the pass is stamped and defined. */
 static void fast_plan_messages(nb_graph *g, nb_node *target)
 {
+    static void *const no_scratch = NULL;
     struct nb_fast *f = &g->fast;
     uint8_t *reached = g->marks; /* the planner's, free outside nb_plan */
     memset(reached, 0, (size_t)target->id + 1);
     reached[target->id] = 1; /* the seed writes the output's */
+    f->n_sends = f->n_clear = f->n_stamp = 0;
     for (int64_t k = f->n_steps - 1; k >= 0; k--) {
         struct nb_fast_step *st = &f->steps[k];
         nb_node *n = st->node;
-        st->unreached = n->needs_grad && !reached[n->id];
-        st->sends = n->needs_grad && n->op->backward && n->value.size != 0;
+        if (n->needs_grad && !reached[n->id])
+            f->clear[f->n_clear++] = n; /* no message reaches it */
+        st->runs = n->value.size != 0;
+        bool sends = n->needs_grad && n->op->backward && st->runs;
         const nb_one_element *one = one_element_call(n);
         int t = n->value.dtype == NB_F64;
         st->forward = one ? one->forward[t] : n->op->forward;
         st->backward = one ? one->backward[t] : n->op->backward;
-        st->n_clear = 0;
-        st->fresh_from = st->n_slots;
+        struct nb_node_cold *c = nb_node_cold_get(n);
+        st->scratch = c ? &c->scratch : &no_scratch;
+        st->stamp_from = (int32_t)f->n_stamp;
+        if (sends)
+            f->sends[f->n_sends++] = st;
         nb_node *const *inputs = nb_node_inputs(n);
         for (int i = 0; i < n->n_inputs; i++) {
             nb_node *in = inputs[i];
@@ -304,16 +349,19 @@ static void fast_plan_messages(nb_graph *g, nb_node *target)
                 repeated |= j != i && inputs[j] == in;
             bool overwrite =
                 (n->op->flags & NB_OP_FRESH_GRADS) && !repeated;
-            bool first = st->sends && in->needs_grad && !reached[in->id];
+            bool first = sends && in->needs_grad && !reached[in->id];
             if (first && overwrite)
-                st->firsts[--st->fresh_from] = in;
+                f->stamp[f->n_stamp++] = in;
             else if (first)
-                st->firsts[st->n_clear++] = in;
-            reached[in->id] |= st->sends && in->needs_grad;
+                f->clear[f->n_clear++] = in;
+            reached[in->id] |= sends && in->needs_grad;
             if (st->fresh)
                 st->fresh[i] = first && overwrite;
         }
     }
+    for (int64_t l = 0; l < f->n_leaves; l++)
+        if (!reached[f->leaves[l]->id])
+            f->clear[f->n_clear++] = f->leaves[l];
 }
 
 /* The compiled lists serve target now: compiled for its order, and every
@@ -337,23 +385,20 @@ static int forward_fast(nb_graph *g)
     g->value_epoch_held = true;
     for (int64_t k = 0; k < f->n_steps; k++) {
         const struct nb_fast_step *st = &f->steps[k];
-        nb_node *n = st->node;
-        if (n->value.size != 0) {
-            call.op = n->op;
-            call.n_inputs = n->n_inputs;
-            call.in = st->in;
-            call.attrs = st->attrs;
-            call.out = &n->value;
-            call.scratch = scratch_of(n);
+        if (st->runs) {
+            call_head_copy(&call, &st->head);
+            call.out_grad = NULL; /* backward's: forward gets none */
+            call.in_grad = NULL;
+            call.scratch = *st->scratch;
             call.workspace = g->workspace;
             int rc = st->forward(&call);
             if (rc != NB_OK) {
                 for (int64_t j = k; j < f->n_steps; j++)
                     f->steps[j].node->evaluated = 0;
-                return op_failed(g, n, "forward", rc);
+                return op_failed(g, st->node, "forward", rc);
             }
         }
-        n->evaluated = stamp;
+        st->node->evaluated = stamp;
     }
     return NB_OK;
 }
@@ -563,68 +608,87 @@ static void ready_fire(nb_graph *g, const nb_node *n, int64_t *j,
     }
 }
 
+/* Reports the leaves whose last consumer has an id of at least `lowest`
+ * (every op node of the order from there on has had its turn), from the
+ * list's position *j down; the leaves reported at the end of the pass
+ * (after NULL) stay. */
+static void ready_fire_down(nb_graph *g, int64_t lowest, int64_t *j,
+                            nb_epoch epoch)
+{
+    const struct nb_ready *r = &g->ready;
+    while (*j >= 0 && r->after[*j] && r->after[*j]->id >= lowest) {
+        nb_node *l = r->leaf[(*j)--];
+        settle_grad(l, epoch);
+        r->fn(r->user, l);
+    }
+}
+
+/* The calls of backward_fast. With the hook, the leaves of the op nodes
+ * that send nothing are reported when the pass passes them: before the
+ * next sending call, as the general pass does at their turn. Inlined
+ * twice, so that the loop without the hook tests nothing for it. */
+static inline int fast_calls(nb_graph *g, const struct nb_fast *f,
+                             bool hook, int64_t *rj, nb_epoch epoch)
+{
+    nb_op_call call;
+    nb_call_blank(&call, g);
+    const struct nb_fast_step *const *sends = f->sends;
+    if (hook && f->n_sends)
+        ready_fire_down(g, sends[0]->node->id + 1, rj, epoch);
+    for (int64_t i = 0; i < f->n_sends; i++) {
+        const struct nb_fast_step *st = sends[i];
+        call_head_copy(&call, &st->head);
+        call.scratch = *st->scratch;
+        call.workspace = g->workspace;
+        call.in_grad_fresh = st->fresh;
+        int rc = st->backward(&call);
+        if (rc != NB_OK) {
+            /* The gradients this call and the later ones were to write
+             * fresh hold no message: zeros, like any gradient no message
+             * reached. */
+            for (int64_t j = st->stamp_from; j < f->n_stamp; j++)
+                memset(f->stamp[j]->grad.data, 0,
+                       nb_tensor_bytes(&f->stamp[j]->grad));
+            return op_failed(g, st->node, "backward", rc);
+        }
+        if (hook)
+            ready_fire_down(g,
+                            i + 1 < f->n_sends ? sends[i + 1]->node->id + 1
+                                               : 0,
+                            rj, epoch);
+    }
+    if (hook && !f->n_sends)
+        ready_fire_down(g, 0, rj, epoch);
+    return NB_OK;
+}
+
 /* A plain backward over the compiled list, at the order, output and
  * shapes whose gradients the last general pass sized: the lazy pass of
- * nb_backward_ex with the call's assembly and each input's treatment of
- * its first message read from the list. */
+ * nb_backward_ex with the call's assembly and each gradient's first
+ * message read from the plan. */
 static int backward_fast(nb_graph *g, nb_node *output, const nb_tensor *seed)
 {
     const struct nb_fast *f = &g->fast;
     const nb_epoch epoch = nb_epoch_next(g, &g->grad_epoch);
     put_seed(&output->grad, seed, true);
     output->grad_epoch = epoch;
-
-    nb_op_call call;
-    nb_call_blank(&call, g);
-    int rc = NB_OK;
-    /* The next leaf to report, or -1 (none, or no hook). */
-    int64_t rj = g->ready.fn ? g->ready.n - 1 : -1;
-    int64_t k = f->n_steps - 1;
-    for (; k >= 0; k--) {
-        const struct nb_fast_step *st = &f->steps[k];
-        nb_node *n = st->node;
-        if (!n->needs_grad)
-            continue;
-        if (st->unreached)
-            settle_grad(n, epoch); /* no message reached it: zero */
-        if (!st->sends) {
-            if (rj >= 0)
-                ready_fire(g, n, &rj, epoch);
-            continue;
-        }
-        for (int j = 0; j < st->n_clear; j++) {
-            nb_node *in = st->firsts[j];
-            in->grad_epoch = epoch;
-            memset(in->grad.data, 0, nb_tensor_bytes(&in->grad));
-        }
-        for (int j = st->fresh_from; j < st->n_slots; j++)
-            st->firsts[j]->grad_epoch = epoch;
-        call.op = n->op;
-        call.n_inputs = n->n_inputs;
-        call.in = st->in;
-        call.attrs = st->attrs;
-        call.in_grad = st->grad;
-        call.in_grad_fresh = st->fresh;
-        call.out = &n->value;
-        call.out_grad = &n->grad;
-        call.scratch = scratch_of(n);
-        call.workspace = g->workspace;
-        if ((rc = st->backward(&call)) != NB_OK) {
-            rc = op_failed(g, n, "backward", rc);
-            break;
-        }
-        if (rj >= 0)
-            ready_fire(g, n, &rj, epoch);
+    for (int64_t j = 0; j < f->n_clear; j++) {
+        nb_node *n = f->clear[j];
+        memset(n->grad.data, 0, nb_tensor_bytes(&n->grad));
+        n->grad_epoch = epoch;
     }
-    /* Gradients no message reached (every one, after a failure) are zero,
-     * so that every gradient of the pass is defined. */
-    for (; k >= 0; k--)
-        if (f->steps[k].node->needs_grad)
-            settle_grad(f->steps[k].node, epoch);
-    for (int64_t l = 0; l < f->n_leaves; l++)
-        settle_grad(f->leaves[l], epoch);
-    if (rc == NB_OK && rj >= 0)
-        ready_fire(g, NULL, &rj, epoch);
+    for (int64_t j = 0; j < f->n_stamp; j++)
+        f->stamp[j]->grad_epoch = epoch;
+    int rc;
+    if (g->ready.fn) {
+        /* The next leaf to report. */
+        int64_t rj = g->ready.n - 1;
+        rc = fast_calls(g, f, true, &rj, epoch);
+        if (rc == NB_OK)
+            ready_fire(g, NULL, &rj, epoch);
+    } else {
+        rc = fast_calls(g, f, false, NULL, epoch);
+    }
     return rc;
 }
 

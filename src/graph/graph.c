@@ -81,9 +81,11 @@ void nb_graph_free(nb_graph *g)
     nb_free(g->fast.steps);
     nb_free(g->fast.in);
     nb_free(g->fast.grad);
-    nb_free(g->fast.firsts);
     nb_free(g->fast.fresh);
     nb_free(g->fast.leaves);
+    nb_free(g->fast.sends);
+    nb_free(g->fast.clear);
+    nb_free(g->fast.stamp);
     nb_free(g->ready.leaf);
     nb_free(g->ready.after);
     nb_free(g->grad_args);
