@@ -953,12 +953,13 @@ static void test_gemm_direct(void)
             }
             /* around the limits on k: 256 for A^T strips, 1024 for the
              * direct path; and tall products, whose A passes the direct
-             * path's 256 KiB, around its 64 columns (65: blocked) */
+             * path's 256 KiB even in f32 (m k > 65,536), around its 64
+             * columns (65: blocked) */
             static const int64_t mnk[][3] = {
-                {3, 70, 1024},   {3, 70, 1025},   {40, 10, 256},
-                {40, 10, 257},   {130, 11, 200},  {33, 5, 1024},
-                {600, 17, 300},  {601, 64, 300},  {600, 65, 300},
-                {333, 40, 1024}, {333, 40, 1025}};
+                {3, 70, 1024},  {3, 70, 1025},  {40, 10, 256},
+                {40, 10, 257},  {130, 11, 200}, {33, 5, 1024},
+                {230, 17, 300}, {231, 64, 300}, {230, 65, 300},
+                {70, 40, 1024}, {70, 40, 1025}};
             for (size_t i = 0; i < sizeof mnk / sizeof *mnk; i++) {
                 gemm_case g = {ta,        tb, mnk[i][0], mnk[i][1],
                                mnk[i][2], 0,  0,         0,
