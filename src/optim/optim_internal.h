@@ -55,7 +55,8 @@ struct nb_optimizer {
  * copies chosen when the library loads (an ifunc, hence glibc only): the
  * update loops are compute-bound with SSE2 and become memory-bound only
  * from AVX2 on. Every copy does the same operations
- * in the same order (C11 mode forbids contracting a * b + c into an FMA),
+ * in the same order (the build passes -ffp-contract=off, so no compiler
+ * contracts a * b + c into an FMA),
  * so they give the same bits. */
 #if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute) &&   \
     !defined(__AVX512F__) && !defined(NB_OPTIM_NO_CLONES)
