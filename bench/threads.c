@@ -21,6 +21,7 @@
  * kernels bench does) for the GEMM rows.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,92 @@ static double time_gemm(const gemm_shape *s, const float *a, const float *b,
     return bench_median(v, 5);
 }
 
+/* How far apart the two cores are, which decides what a team can gain: the
+ * round trip of one cache line between two threads (each waits for the
+ * other's store), and the read speed of 2 MiB that the other thread has
+ * just written against re-reading it from the reader's own caches. Every
+ * figure is the best of several tries. On one thread (no OpenMP, or one
+ * processor) the figures are 0. */
+typedef struct {
+    double round_trip_ns, remote_gbs, local_gbs;
+} core_probe;
+
+#ifdef _OPENMP
+static double sum_floats(const float *v, size_t n)
+{
+    float acc[16] = {0};
+    for (size_t i = 0; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] += v[i + l];
+    double s = 0;
+    for (int l = 0; l < 16; l++)
+        s += acc[l];
+    return s;
+}
+#endif
+
+static core_probe probe_cores(void)
+{
+    core_probe r = {0, 0, 0};
+#ifdef _OPENMP
+    if (omp_get_num_procs() < 2)
+        return r;
+    enum { TRIPS = 20000, TRIES = 15 };
+    const size_t n = (size_t)1 << 19; /* 2 MiB of floats */
+    float *buf = malloc(n * sizeof *buf);
+    if (!buf)
+        return r;
+    memset(buf, 0, n * sizeof *buf);
+    static _Atomic int turn;
+    double best_trip = 1e9, best_remote = 1e9, best_local = 1e9, sink = 0;
+    atomic_store(&turn, 0);
+#pragma omp parallel num_threads(2) reduction(+ : sink)
+    {
+        int t = omp_get_thread_num();
+        if (omp_get_num_threads() == 2) {
+            /* ping-pong: thread 0 stores odd values, thread 1 even ones */
+            for (int k = 0; k < TRIES; k++) {
+                double t0 = bench_now();
+                for (int i = 0; i < TRIPS; i++) {
+                    int mine = 2 * (k * TRIPS + i) + 1 + t;
+                    while (atomic_load_explicit(&turn, memory_order_acquire) !=
+                           mine - 1)
+                        ;
+                    atomic_store_explicit(&turn, mine, memory_order_release);
+                }
+                double dt = (bench_now() - t0) / TRIPS;
+                if (t == 0 && dt < best_trip)
+                    best_trip = dt;
+            }
+            /* thread 1 writes the buffer, then thread 0 reads it twice */
+            for (int k = 0; k < TRIES; k++) {
+#pragma omp barrier
+                if (t == 1)
+                    for (size_t i = 0; i < n; i++)
+                        buf[i] = (float)(i + (size_t)k);
+#pragma omp barrier
+                if (t == 0) {
+                    double t0 = bench_now();
+                    sink += sum_floats(buf, n);
+                    double t1 = bench_now();
+                    sink += sum_floats(buf, n);
+                    double t2 = bench_now();
+                    best_remote = t1 - t0 < best_remote ? t1 - t0 : best_remote;
+                    best_local = t2 - t1 < best_local ? t2 - t1 : best_local;
+                }
+            }
+        }
+    }
+    free(buf);
+    if (best_trip < 1e9 && sink == sink) {
+        r.round_trip_ns = best_trip * 1e9;
+        r.remote_gbs = (double)(n * sizeof(float)) / best_remote / 1e9;
+        r.local_gbs = (double)(n * sizeof(float)) / best_local / 1e9;
+    }
+#endif
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     int rounds = 9, steps = 40;
@@ -240,6 +327,13 @@ int main(int argc, char **argv)
     }
     use_config(0);
 
+    core_probe cores = probe_cores();
+    if (cores.round_trip_ns > 0)
+        printf("The two cores: a cache line's round trip between them takes "
+               "%.0f ns; 2 MiB that one core has just written reads on the "
+               "other at %.1f GB/s, and again from the reader's own caches "
+               "at %.1f GB/s.\n\n",
+               cores.round_trip_ns, cores.remote_gbs, cores.local_gbs);
     printf("| per call, us (median of %d rounds) | %s | %s | %s | policy / 1 "
            "|\n| --- | ---: | ---: | ---: | ---: |\n",
            rounds, config_names[0], config_names[1], config_names[2]);
