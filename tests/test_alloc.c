@@ -296,8 +296,10 @@ static void recurrent_lengths(void)
  * (28x28 images, 32 and 64 channels, 3136 -> 128 -> 10) and a small batch:
  * two conv3x3 + bias + relu + 2x2 max-pool blocks on a reshaped row input,
  * two linear layers, softmax cross-entropy, and the library's momentum
- * SGD, fed rows with nb_feed_rows as a training loop does. */
-static void check_cnn_model_step(void)
+ * SGD, fed rows with nb_feed_rows as a training loop does. The blocks are
+ * composed (conv2d, add, relu) or, as bench/cnn.c builds them, fused
+ * (conv2d_bias_act). */
+static void check_cnn_model_step(bool fused)
 {
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 784));
@@ -309,11 +311,14 @@ static void check_cnn_model_step(void)
     for (int b = 0; b < 2; b++) {
         nb_node *w = nb_param(g, b ? "K2" : "K1", NB_F32, 4,
                               SHAPE(chans[b + 1], chans[b], 3, 3));
-        nb_node *bias = nb_param(g, b ? "c2" : "c1", NB_F32, 3,
+        nb_node *bias = nb_param(g, b ? "c2" : "c1", NB_F32, fused ? 1 : 3,
                                  SHAPE(chans[b + 1], 1, 1));
         if (w)
             fill(g, w, 0.3);
-        h = nb_relu(g, nb_add(g, nb_conv2d(g, h, w, &same), bias));
+        if (fused)
+            h = nb_conv2d_bias_act(g, h, w, bias, &same, NB_CONV_ACT_RELU);
+        else
+            h = nb_relu(g, nb_add(g, nb_conv2d(g, h, w, &same), bias));
         h = nb_max_pool2d(g, h, &pool);
     }
     h = nb_reshape(g, h, 2, SHAPE(-1, 3136));
@@ -360,8 +365,8 @@ static void check_cnn_model_step(void)
             break;
     }
     CHECK(allocations == before,
-          "%ld allocations in 8 steady-state steps of the CNN",
-          allocations - before);
+          "%ld allocations in 8 steady-state steps of the CNN (%s)",
+          allocations - before, fused ? "fused" : "composed");
     nb_tensor_free(xs);
     nb_tensor_free(ys);
     nb_optimizer_free(opt);
@@ -372,7 +377,8 @@ int main(void)
 {
     nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
     check_conv_step();
-    check_cnn_model_step();
+    check_cnn_model_step(false);
+    check_cnn_model_step(true);
     cnn_parts_steady();
     recurrent_steady();
     recurrent_lengths();

@@ -1,7 +1,8 @@
 /* The convolution family, pad and the slice step: conv2d and conv1d
  * against a direct-loop reference written here in f64; conv_transpose2d
  * against the adjoint identity <conv2d(z, w), x> = <z, conv_transpose2d(x,
- * w)>; every rejected shape with its message and the graph usable after;
+ * w)>; conv2d_bias_act bit for bit against conv2d, add and relu composed;
+ * every rejected shape with its message and the graph usable after;
  * bitwise identical results for 1 and 2 threads; a conv node in the DOT
  * export and the trace. */
 #include <stdint.h>
@@ -392,8 +393,136 @@ static void check_errors(void)
     nb_graph_free(g);
 }
 
+/* Whether two tensors hold the same bits (same dtype and size). */
+static bool same_bits(const nb_tensor *a, const nb_tensor *b)
+{
+    if (!a || !b || nb_tensor_size(a) != nb_tensor_size(b) ||
+        nb_tensor_dtype(a) != nb_tensor_dtype(b))
+        return false;
+    size_t bytes = (size_t)nb_tensor_size(a) * nb_dtype_size(nb_tensor_dtype(a));
+    return memcmp(nb_tensor_data((nb_tensor *)a),
+                  nb_tensor_data((nb_tensor *)b), bytes) == 0;
+}
+
+/* Copies a tensor's elements (NULL for NULL). */
+static void *copy_of(const nb_tensor *t)
+{
+    if (!t)
+        return NULL;
+    size_t bytes = (size_t)nb_tensor_size(t) * nb_dtype_size(nb_tensor_dtype(t));
+    void *c = malloc(bytes ? bytes : 1);
+    memcpy(c, nb_tensor_data((nb_tensor *)t), bytes);
+    return c;
+}
+
+/* conv2d_bias_act against conv2d, a broadcast add of the bias reshaped to
+ * [O,1,1] and relu, composed from the separate ops on the same x, w and b:
+ * the same arithmetic in the same order (the GEMMs, z = conv + b, relu's
+ * select, dz's select, the bias sums of nb_run_sum per sample and plane),
+ * so the value and the gradients of x, w and b must agree bit for bit,
+ * for each geometry, dtype, bias present or absent and relu on or off.
+ * The loss <y, r> with r random sends a different message to each output
+ * element. Gradients are read after each loss's own backward. */
+static void check_fused_matches_composed(const cfg *k, nb_dtype dt,
+                                         bool bias, bool relu)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = random_param(g, dt, 4, SHAPE(k->n, k->c, k->h, k->w), NULL);
+    nb_node *w = random_param(
+        g, dt, 4, SHAPE(k->o, k->c / k->groups, k->kh, k->kw), NULL);
+    nb_node *b = bias ? random_param(g, dt, 1, SHAPE(k->o), NULL) : NULL;
+    nb_conv_params p = params_of(k);
+    nb_node *z = nb_conv2d(g, x, w, &p);
+    if (b)
+        z = nb_add(g, z, nb_reshape(g, b, 3, SHAPE(k->o, 1, 1)));
+    if (relu)
+        z = nb_relu(g, z);
+    nb_node *y = nb_conv2d_bias_act(g, x, w, b, &p,
+                                    relu ? NB_CONV_ACT_RELU : NB_CONV_ACT_NONE);
+    nb_node *r = z ? random_param(g, dt, 4, nb_tensor_shape(nb_node_value(z)),
+                                  NULL)
+                   : NULL;
+    nb_node *lz = nb_sum(g, nb_mul(g, z, r)), *ly = nb_sum(g, nb_mul(g, y, r));
+    CHECK(lz && ly, "build: %s", nb_graph_error(g));
+    if (!lz || !ly) {
+        nb_graph_free(g);
+        return;
+    }
+    nb_node *of[3] = {x, w, b};
+    void *composed[3] = {NULL, NULL, NULL};
+    int rc = nb_forward(g, lz);
+    rc = rc ? rc : nb_forward(g, ly);
+    rc = rc ? rc : nb_backward(g, lz);
+    for (int i = 0; i < 3 && rc == NB_OK; i++)
+        composed[i] = of[i] ? copy_of(nb_node_grad(of[i])) : NULL;
+    rc = rc ? rc : nb_backward(g, ly);
+    CHECK(rc == NB_OK, "run: %s", nb_graph_error(g));
+    if (rc == NB_OK) {
+        const char *what = relu ? (bias ? "bias+relu" : "relu")
+                                : (bias ? "bias" : "plain");
+        CHECK(same_bits(nb_node_value(y), nb_node_value(z)),
+              "%s %s %lldx%lld g%lld: fused value differs from composed",
+              nb_dtype_name(dt), what, (long long)k->kh, (long long)k->kw,
+              (long long)k->groups);
+        for (int i = 0; i < 3; i++) {
+            if (!of[i])
+                continue;
+            const nb_tensor *t = nb_node_grad(of[i]);
+            size_t bytes = (size_t)nb_tensor_size(t) * nb_dtype_size(dt);
+            CHECK(memcmp(composed[i], nb_tensor_data((nb_tensor *)t), bytes) ==
+                      0,
+                  "%s %s %lldx%lld g%lld: fused gradient of %s differs from "
+                  "composed",
+                  nb_dtype_name(dt), what, (long long)k->kh, (long long)k->kw,
+                  (long long)k->groups, (const char *[]){"x", "w", "b"}[i]);
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        free(composed[i]);
+    nb_graph_free(g);
+}
+
+/* The fused op's own errors, each leaving the graph usable. */
+static void check_fused_errors(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", NB_F32, 4, SHAPE(2, 3, 5, 5));
+    nb_node *w = nb_param(g, "w", NB_F32, 4, SHAPE(4, 3, 3, 3));
+    nb_node *b5 = nb_param(g, "b5", NB_F32, 1, SHAPE(5));
+    nb_node *b411 = nb_param(g, "b411", NB_F32, 3, SHAPE(4, 1, 1));
+    nb_node *bd = nb_param(g, "bd", NB_F64, 1, SHAPE(4));
+    nb_node *b = nb_param(g, "b", NB_F32, 1, SHAPE(4));
+    nb_conv_params p = nb_conv_params_of(1, 1, 1, 1);
+    expect_rejected(g, nb_conv2d_bias_act(g, x, w, b5, &p, NB_CONV_ACT_RELU),
+                    "bias of 5", "conv2d_bias_act: bias is [5], expected [4]",
+                    "weight [4,3,3,3]");
+    expect_rejected(g, nb_conv2d_bias_act(g, x, w, b411, &p, NB_CONV_ACT_RELU),
+                    "bias [4,1,1]", "conv2d_bias_act: bias is [4,1,1], "
+                    "expected [4]", NULL);
+    expect_rejected(g, nb_conv2d_bias_act(g, x, w, bd, &p, NB_CONV_ACT_RELU),
+                    "f64 bias", "conv2d_bias_act", "f64");
+    expect_rejected(g, nb_conv2d_bias_act(g, x, w, b, &p, (nb_conv_act)7),
+                    "act 7", "conv2d_bias_act: act is 7", NULL);
+    p.stride[0] = 0;
+    expect_rejected(g, nb_conv2d_bias_act(g, x, w, b, &p, NB_CONV_ACT_RELU),
+                    "stride 0", "conv2d_bias_act: stride", "at least 1");
+    expect_rejected(g, nb_conv2d_bias_act(g, b, w, b, NULL, NB_CONV_ACT_RELU),
+                    "x of rank 1", "conv2d_bias_act: x is [4]", NULL);
+    /* A failed bias (NULL after an error) fails the chain. */
+    nb_node *bad = nb_param(g, NULL, NB_F32, 1, SHAPE(-4));
+    CHECK(bad == NULL && nb_graph_error(g) != NULL, "a shape [-4] passed");
+    CHECK(nb_conv2d_bias_act(g, x, w, bad, NULL, NB_CONV_ACT_RELU) == NULL,
+          "a NULL bias after an error made a node");
+    nb_graph_clear_error(g);
+    nb_node *ok = nb_conv2d_bias_act(g, x, w, NULL, NULL, NB_CONV_ACT_RELU);
+    CHECK(ok && nb_forward(g, ok) == NB_OK, "no bias: %s",
+          nb_graph_error(g) ? nb_graph_error(g) : "");
+    nb_graph_free(g);
+}
+
 /* Bitwise the same forward and backward with 1 and 2 threads, on the
- * second Fashion-MNIST layer, where the GEMM uses threads. */
+ * second Fashion-MNIST layer, where the GEMM uses threads: conv2d alone
+ * and conv2d_bias_act with its bias and relu. */
 static void check_threads(void)
 {
 #ifdef _OPENMP
@@ -401,18 +530,23 @@ static void check_threads(void)
     nb_node *x = random_param(g, NB_F32, 4, SHAPE(4, 32, 14, 14), NULL);
     nb_node *w = random_param(g, NB_F32, 4, SHAPE(64, 32, 3, 3), NULL);
     nb_conv_params p = nb_conv_params_of(1, 1, 1, 1);
+    nb_node *b = random_param(g, NB_F32, 1, SHAPE(64), NULL);
     nb_node *y = nb_conv2d(g, x, w, &p);
-    nb_node *loss = nb_sum(g, nb_square(g, y));
-    float *keep[3] = {NULL, NULL, NULL};
-    nb_tensor *(*pick[3])(nb_node *) = {nb_node_value, nb_node_grad,
-                                        nb_node_grad};
-    nb_node *of[3] = {y, x, w};
+    nb_node *yf = nb_conv2d_bias_act(g, x, w, b, &p, NB_CONV_ACT_RELU);
+    nb_node *loss = nb_add(g, nb_sum(g, nb_square(g, y)),
+                           nb_sum(g, nb_square(g, yf)));
+    enum { KEPT = 5 };
+    float *keep[KEPT] = {NULL};
+    nb_tensor *(*pick[KEPT])(nb_node *) = {nb_node_value, nb_node_grad,
+                                           nb_node_grad, nb_node_value,
+                                           nb_node_grad};
+    nb_node *of[KEPT] = {y, x, w, yf, b};
     int saved = omp_get_max_threads();
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
         CHECK(nb_forward(g, loss) == NB_OK && nb_backward(g, loss) == NB_OK,
               "%s", nb_graph_error(g));
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < KEPT; i++) {
             const nb_tensor *t = pick[i](of[i]);
             size_t bytes = sizeof(float) * (size_t)nb_tensor_size(t);
             if (threads == 1) {
@@ -426,7 +560,7 @@ static void check_threads(void)
         }
     }
     omp_set_num_threads(saved);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < KEPT; i++)
         free(keep[i]);
     nb_graph_free(g);
 #endif
@@ -515,7 +649,11 @@ int main(void)
         check_conv2d_reference(&configs[i], NB_F32);
         check_adjoint(&configs[i]);
         check_backward_identity(&configs[i]);
+        for (int v = 0; v < 8; v++)
+            check_fused_matches_composed(&configs[i], v & 4 ? NB_F32 : NB_F64,
+                                         v & 1, v & 2);
     }
+    check_fused_errors();
     check_conv1d();
     check_errors();
     check_threads();

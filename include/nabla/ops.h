@@ -232,9 +232,27 @@ NB_API nb_conv_params nb_conv_params_of(int64_t stride, int64_t padding,
  * w [O,C/groups,KH,KW] -> [N,O,OH,OW] with
  * OH = (H + pad_top + pad_bottom - dilation (KH-1) - 1) / stride + 1
  * (rounded down; OW alike). p NULL: stride 1, no padding, dilation 1, one
- * group. Bias is a separate broadcasting nb_add of a [O,1,1] node. */
+ * group. Bias is a separate broadcasting nb_add of a [O,1,1] node, or
+ * fused with a relu in nb_conv2d_bias_act. */
 NB_API nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w,
                           const nb_conv_params *p);
+/** What nb_conv2d_bias_act applies after the bias. */
+typedef enum nb_conv_act {
+    NB_CONV_ACT_NONE = 0, /**< y = conv2d(x, w) + b */
+    NB_CONV_ACT_RELU = 1  /**< y = relu(conv2d(x, w) + b), relu'(0) = 0 */
+} nb_conv_act;
+/** Fused convolution, one node (op "conv2d_bias_act"): y = act(conv2d(x,
+ * w) + b) with b [O] broadcast over the positions (PyTorch's conv2d bias
+ * shape), or no bias when b is NULL. The same values and gradients, bit for
+ * bit, as nb_conv2d, a broadcast nb_add of b reshaped to [O,1,1] and
+ * nb_relu, but the bias and relu are applied to each sample's output
+ * while it is in cache, and the intermediate nodes do not exist: only y,
+ * the relu's output, is a node's value. x, w and p as nb_conv2d. While the
+ * graph holds an error a NULL b counts as a failed constructor's and the
+ * call returns NULL. */
+NB_API nb_node *nb_conv2d_bias_act(nb_graph *g, nb_node *x, nb_node *w,
+                                   nb_node *b, const nb_conv_params *p,
+                                   nb_conv_act act);
 /** 1-D convolution: x [N,C,L], w [O,C/groups,K] -> [N,O,OL], zero padding
  * pad_left and pad_right, the rest as nb_conv2d. */
 NB_API nb_node *nb_conv1d(nb_graph *g, nb_node *x, nb_node *w, int64_t stride,

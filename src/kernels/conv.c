@@ -5,6 +5,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/kernels.h"
+#include "kernels/run_sum.h"
 
 /* The patch matrix's bytes, rounded to whole cache lines so the GEMM's
  * packing space after it stays 64-byte aligned; 0 where x itself is the

@@ -29,6 +29,7 @@
 #ifndef NABLA_KERNELS_CONV_H
 #define NABLA_KERNELS_CONV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,5 +66,37 @@ void nb_conv_backward_weight_f32(const nb_conv_geom *g, const float *x,
 void nb_conv_backward_weight_f64(const nb_conv_geom *g, const double *x,
                                  const double *dy, double beta, double *dw,
                                  void *ws);
+
+/* The fused convolution y = act(conv(x, w) + b), act the identity or
+ * relu, b [O] or NULL. Forward applies the bias and relu to each sample's
+ * GEMM output while it is in cache, with the arithmetic of the separate
+ * add and relu ops. Backward takes one sample at a time: dz = dy [y > 0]
+ * (relu; dz = dy otherwise) into the workspace, db[o] += nb_run_sum of
+ * dz's plane o (kernels/run_sum.h, the sum a broadcast add's bias
+ * gradient takes), then the sample's weight and input gradients as in
+ * the calls above; so dz is never a whole batch and every gradient has
+ * the bits of the separate ops'. */
+size_t nb_conv_act_workspace_f32(const nb_conv_geom *g, bool relu);
+size_t nb_conv_act_workspace_f64(const nb_conv_geom *g, bool relu);
+void nb_conv_act_forward_f32(const nb_conv_geom *g, const float *x,
+                             const float *w, const float *b, bool relu,
+                             float *y, void *ws);
+void nb_conv_act_forward_f64(const nb_conv_geom *g, const double *x,
+                             const double *w, const double *b, bool relu,
+                             double *y, void *ws);
+/* The gradients a fused backward adds into, each NULL when not wanted,
+ * in the dtype of the call; a fresh one (no message yet) is written. */
+typedef struct nb_conv_act_grads {
+    void *dx, *dw, *db;
+    bool fresh_x, fresh_w, fresh_b;
+} nb_conv_act_grads;
+void nb_conv_act_backward_f32(const nb_conv_geom *g, const float *x,
+                              const float *w, const float *y, const float *dy,
+                              bool relu, const nb_conv_act_grads *d,
+                              void *ws);
+void nb_conv_act_backward_f64(const nb_conv_geom *g, const double *x,
+                              const double *w, const double *y,
+                              const double *dy, bool relu,
+                              const nb_conv_act_grads *d, void *ws);
 
 #endif

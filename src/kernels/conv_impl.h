@@ -243,8 +243,33 @@ static REAL *SUFFIX(col_of)(const nb_conv_geom *g, void *ws, void **gemm_ws)
     return bytes ? (REAL *)ws : NULL;
 }
 
-void SUFFIX(nb_conv_forward)(const nb_conv_geom *g, const REAL *x,
-                             const REAL *w, REAL beta, REAL *y, void *ws)
+/* One sample's block of one group, og x ohw, after its GEMM: y = y + b
+ * (b the group's og biases, NULL for none), then relu where asked, as
+ * relu(y + b) is computed by the separate ops (add, then x <= 0 ? 0 : x),
+ * while the block is still in cache. */
+static void SUFFIX(epilogue)(int64_t og, int64_t ohw, const REAL *b, bool relu,
+                             REAL *y)
+{
+    for (int64_t o = 0; o < og; o++) {
+        REAL *restrict r = y + o * ohw;
+        const REAL bo = b ? b[o] : 0;
+        if (b && relu)
+            for (int64_t t = 0; t < ohw; t++) {
+                REAL z = r[t] + bo;
+                r[t] = z <= 0 ? (REAL)0 : z;
+            }
+        else if (b)
+            for (int64_t t = 0; t < ohw; t++)
+                r[t] += bo;
+        else if (relu)
+            for (int64_t t = 0; t < ohw; t++)
+                r[t] = r[t] <= 0 ? (REAL)0 : r[t];
+    }
+}
+
+static void SUFFIX(forward_with)(const nb_conv_geom *g, const REAL *x,
+                                 const REAL *w, REAL beta, const REAL *b,
+                                 bool relu, REAL *y, void *ws)
 {
     const int64_t og = g->o / g->groups, cg = g->c / g->groups;
     const int64_t k = cg * g->kh * g->kw, ohw = g->oh * g->ow;
@@ -253,39 +278,66 @@ void SUFFIX(nb_conv_forward)(const nb_conv_geom *g, const REAL *x,
     for (int64_t n = 0; n < g->batch; n++)
         for (int64_t gi = 0; gi < g->groups; gi++) {
             const REAL *xg = x + (n * g->c + gi * cg) * g->h * g->w;
+            REAL *yg = y + (n * g->o + gi * og) * ohw;
             if (col)
                 SUFFIX(im2col)(g, xg, col);
             GEMM(false, false, og, ohw, k, 1, w + gi * og * k, k,
-                 col ? col : xg, ohw, beta, y + (n * g->o + gi * og) * ohw,
-                 ohw, gemm_ws);
+                 col ? col : xg, ohw, beta, yg, ohw, gemm_ws);
+            if (b || relu)
+                SUFFIX(epilogue)(og, ohw, b ? b + gi * og : NULL, relu, yg);
         }
+}
+
+void SUFFIX(nb_conv_forward)(const nb_conv_geom *g, const REAL *x,
+                             const REAL *w, REAL beta, REAL *y, void *ws)
+{
+    SUFFIX(forward_with)(g, x, w, beta, NULL, false, y, ws);
+}
+
+void SUFFIX(nb_conv_act_forward)(const nb_conv_geom *g, const REAL *x,
+                                 const REAL *w, const REAL *b, bool relu,
+                                 REAL *y, void *ws)
+{
+    SUFFIX(forward_with)(g, x, w, 0, b, relu, y, ws);
+}
+
+/* dx_n = conv^T(dy_n, w) + beta dx_n for one sample n (dx_n, dy_n its
+ * planes). With a patch matrix, a fresh dx_n is cleared here, while the
+ * sample's planes are about to be written anyway, and col2im adds into
+ * it. */
+static void SUFFIX(data_sample)(const nb_conv_geom *g, const REAL *w,
+                                const REAL *dyn, REAL beta, REAL *dxn,
+                                REAL *col, void *gemm_ws)
+{
+    const int64_t og = g->o / g->groups, cg = g->c / g->groups;
+    const int64_t k = cg * g->kh * g->kw, ohw = g->oh * g->ow;
+    const int64_t hw = g->h * g->w;
+    if (col && beta == 0)
+        memset(dxn, 0, (size_t)(g->c * hw) * sizeof *dxn);
+    for (int64_t gi = 0; gi < g->groups; gi++) {
+        REAL *dxg = dxn + gi * cg * hw;
+        const REAL *dyg = dyn + gi * og * ohw;
+        const REAL *wg = w + gi * og * k;
+        if (!col) {
+            GEMM(true, false, k, ohw, og, 1, wg, k, dyg, ohw, beta, dxg, ohw,
+                 gemm_ws);
+            continue;
+        }
+        GEMM(true, false, k, ohw, og, 1, wg, k, dyg, ohw, 0, col, ohw,
+             gemm_ws);
+        SUFFIX(col2im)(g, col, dxg);
+    }
 }
 
 void SUFFIX(nb_conv_backward_data)(const nb_conv_geom *g, const REAL *w,
                                    const REAL *dy, REAL beta, REAL *dx,
                                    void *ws)
 {
-    const int64_t og = g->o / g->groups, cg = g->c / g->groups;
-    const int64_t k = cg * g->kh * g->kw, ohw = g->oh * g->ow;
-    const int64_t hw = g->h * g->w;
     void *gemm_ws;
     REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
-    if (col && beta == 0)
-        memset(dx, 0, (size_t)(g->batch * g->c * hw) * sizeof *dx);
     for (int64_t n = 0; n < g->batch; n++)
-        for (int64_t gi = 0; gi < g->groups; gi++) {
-            REAL *dxg = dx + (n * g->c + gi * cg) * hw;
-            const REAL *dyg = dy + (n * g->o + gi * og) * ohw;
-            const REAL *wg = w + gi * og * k;
-            if (!col) {
-                GEMM(true, false, k, ohw, og, 1, wg, k, dyg, ohw, beta, dxg,
-                     ohw, gemm_ws);
-                continue;
-            }
-            GEMM(true, false, k, ohw, og, 1, wg, k, dyg, ohw, 0, col, ohw,
-                 gemm_ws);
-            SUFFIX(col2im)(g, col, dxg);
-        }
+        SUFFIX(data_sample)(g, w, dy + n * g->o * g->oh * g->ow, beta,
+                            dx + n * g->c * g->h * g->w, col, gemm_ws);
 }
 
 /* dw = dwt^T + beta dw for each group's og x k block (dwt is k x og). */
@@ -303,32 +355,116 @@ static void SUFFIX(add_transposed)(const nb_conv_geom *g, const REAL *dwt,
     }
 }
 
-void SUFFIX(nb_conv_backward_weight)(const nb_conv_geom *g, const REAL *x,
-                                     const REAL *dy, REAL beta, REAL *dw,
-                                     void *ws)
+/* Sample n's share of the weight gradient: dw (or dw^T, dwt, where
+ * weight_transposed) = sample n's products + (n == 0 ? beta : 1) dw, so
+ * the samples add in order into one buffer. */
+static void SUFFIX(weight_sample)(const nb_conv_geom *g, const REAL *xn,
+                                  const REAL *dyn, int64_t n, REAL beta,
+                                  REAL *dw, REAL *dwt, REAL *col,
+                                  void *gemm_ws)
 {
     const int64_t og = g->o / g->groups, cg = g->c / g->groups;
     const int64_t k = cg * g->kh * g->kw, ohw = g->oh * g->ow;
     const bool transposed = SUFFIX(weight_transposed)(og, k);
-    void *gemm_ws;
-    REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
-    /* dw^T sits between the patch matrix and the GEMM's space */
-    REAL *dwt = (REAL *)((char *)gemm_ws - SUFFIX(dwt_bytes)(g));
+    for (int64_t gi = 0; gi < g->groups; gi++) {
+        const REAL *xg = xn + gi * cg * g->h * g->w;
+        const REAL *dyg = dyn + gi * og * ohw;
+        if (col)
+            SUFFIX(im2col)(g, xg, col);
+        if (transposed)
+            GEMM(false, true, k, og, ohw, 1, col ? col : xg, ohw, dyg, ohw,
+                 n == 0 ? 0 : 1, dwt + gi * k * og, og, gemm_ws);
+        else
+            GEMM(false, true, og, k, ohw, 1, dyg, ohw, col ? col : xg, ohw,
+                 n == 0 ? beta : 1, dw + gi * og * k, k, gemm_ws);
+    }
+}
+
+/* dw^T's place: between the patch matrix and the GEMM's space. */
+static REAL *SUFFIX(dwt_of)(const nb_conv_geom *g, void *gemm_ws)
+{
+    return (REAL *)((char *)gemm_ws - SUFFIX(dwt_bytes)(g));
+}
+
+/* What every sample's weight gradient leaves to do once: no sample gives
+ * a fresh dw its zeros; dw^T is added to dw. */
+static void SUFFIX(weight_finish)(const nb_conv_geom *g, const REAL *dwt,
+                                  REAL beta, REAL *dw)
+{
+    const int64_t og = g->o / g->groups, k = g->c / g->groups * g->kh * g->kw;
     if (g->batch == 0 && beta == 0)
         memset(dw, 0, (size_t)(g->o * k) * sizeof *dw);
-    for (int64_t n = 0; n < g->batch; n++)
-        for (int64_t gi = 0; gi < g->groups; gi++) {
-            const REAL *xg = x + (n * g->c + gi * cg) * g->h * g->w;
-            const REAL *dyg = dy + (n * g->o + gi * og) * ohw;
-            if (col)
-                SUFFIX(im2col)(g, xg, col);
-            if (transposed)
-                GEMM(false, true, k, og, ohw, 1, col ? col : xg, ohw, dyg,
-                     ohw, n == 0 ? 0 : 1, dwt + gi * k * og, og, gemm_ws);
-            else
-                GEMM(false, true, og, k, ohw, 1, dyg, ohw, col ? col : xg,
-                     ohw, n == 0 ? beta : 1, dw + gi * og * k, k, gemm_ws);
-        }
-    if (transposed && g->batch > 0)
+    if (SUFFIX(weight_transposed)(og, k) && g->batch > 0)
         SUFFIX(add_transposed)(g, dwt, beta, dw);
+}
+
+void SUFFIX(nb_conv_backward_weight)(const nb_conv_geom *g, const REAL *x,
+                                     const REAL *dy, REAL beta, REAL *dw,
+                                     void *ws)
+{
+    void *gemm_ws;
+    REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
+    REAL *dwt = SUFFIX(dwt_of)(g, gemm_ws);
+    for (int64_t n = 0; n < g->batch; n++)
+        SUFFIX(weight_sample)(g, x + n * g->c * g->h * g->w,
+                              dy + n * g->o * g->oh * g->ow, n, beta, dw, dwt,
+                              col, gemm_ws);
+    SUFFIX(weight_finish)(g, dwt, beta, dw);
+}
+
+size_t SUFFIX(nb_conv_act_workspace)(const nb_conv_geom *g, bool relu)
+{
+    size_t dz = relu ? ((size_t)(g->o * g->oh * g->ow) * sizeof(REAL) + 63) /
+                           64 * 64
+                     : 0;
+    return dz + SUFFIX(nb_conv_workspace)(g);
+}
+
+/* dz_n = dy_n [y_n > 0] for one sample's planes: relu's derivative from
+ * its output, as y > 0 exactly where the pre-activation is (relu'(0) =
+ * 0), with the relu op's select. */
+static void SUFFIX(relu_mask)(int64_t len, const REAL *restrict y,
+                              const REAL *restrict dy, REAL *restrict dz)
+{
+    /* both loaded, then a select: gcc vectorises it */
+    for (int64_t t = 0; t < len; t++) {
+        const REAL v = y[t], d = dy[t];
+        dz[t] = v > 0 ? d : (REAL)0;
+    }
+}
+
+void SUFFIX(nb_conv_act_backward)(const nb_conv_geom *g, const REAL *x,
+                                  const REAL *w, const REAL *y,
+                                  const REAL *dy, bool relu,
+                                  const nb_conv_act_grads *d, void *ws)
+{
+    const int64_t ohw = g->oh * g->ow, len = g->o * ohw;
+    REAL *dx = d->dx, *dw = d->dw, *db = d->db;
+    REAL *dz = (REAL *)ws;
+    if (relu)
+        ws = (char *)ws + (((size_t)len * sizeof(REAL) + 63) / 64 * 64);
+    void *gemm_ws;
+    REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
+    REAL *dwt = SUFFIX(dwt_of)(g, gemm_ws);
+    const REAL beta_w = d->fresh_w ? 0 : 1, beta_x = d->fresh_x ? 0 : 1;
+    if (db && d->fresh_b)
+        memset(db, 0, (size_t)g->o * sizeof *db);
+    for (int64_t n = 0; n < g->batch; n++) {
+        const REAL *dzn = dy + n * len;
+        if (relu) {
+            SUFFIX(relu_mask)(len, y + n * len, dzn, dz);
+            dzn = dz;
+        }
+        if (db)
+            for (int64_t o = 0; o < g->o; o++)
+                db[o] += SUFFIX(nb_run_sum)(dzn + o * ohw, ohw);
+        if (dw)
+            SUFFIX(weight_sample)(g, x + n * g->c * g->h * g->w, dzn, n,
+                                  beta_w, dw, dwt, col, gemm_ws);
+        if (dx)
+            SUFFIX(data_sample)(g, w, dzn, beta_x, dx + n * g->c * g->h * g->w,
+                                col, gemm_ws);
+    }
+    if (dw)
+        SUFFIX(weight_finish)(g, dwt, beta_w, dw);
 }

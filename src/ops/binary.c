@@ -18,6 +18,7 @@
  *   minimum: y = min(a, b); da = dy [a <= b], db = dy [b < a] (tie:
  *       all to a)
  */
+#include "kernels/run_sum.h"
 #include "ops/op_util.h"
 
 static int binary_infer(nb_op_call *c)
@@ -66,30 +67,9 @@ static int binary_infer(nb_op_call *c)
 
 /* The gradient of an operand repeated along a whole inner run (a bias
  * [O,1,1] against [N,O,H,W] gives runs of H*W) when the op passes dy to it
- * unchanged: the run's sum, taken as RUN_LANES interleaved partial sums
- * (lane l adds elements l, l + RUN_LANES, ...) folded pairwise (lane l +=
- * lane l + half, halving), plus the leftover tail summed in order, then
- * added to the gradient element once per run. The order is fixed by n
- * alone, so the bits do not depend on threads or alignment; the lanes let
- * gcc vectorise what one running total would make a serial chain. */
-#define RUN_LANES 16
-#define DEFINE_RUN_SUM(T, NAME)                                               \
-    static T NAME(const T *v, int64_t n)                                      \
-    {                                                                         \
-        T lane[RUN_LANES] = {0}, tail = 0;                                    \
-        int64_t j = 0;                                                        \
-        for (; j + RUN_LANES <= n; j += RUN_LANES)                            \
-            for (int l = 0; l < RUN_LANES; l++)                               \
-                lane[l] += v[j + l];                                          \
-        for (; j < n; j++)                                                    \
-            tail += v[j];                                                     \
-        for (int half = RUN_LANES / 2; half > 0; half /= 2)                   \
-            for (int l = 0; l < half; l++)                                    \
-                lane[l] += lane[l + half];                                    \
-        return lane[0] + tail;                                                \
-    }
-DEFINE_RUN_SUM(float, run_sum_f32)
-DEFINE_RUN_SUM(double, run_sum_f64)
+ * unchanged: the run's sum (nb_run_sum, kernels/run_sum.h, whose order the
+ * fused convolution's bias gradient shares), added to the gradient element
+ * once per run. */
 
 /* The one-element forms (nb_one_element in core/internal.h): the loops'
  * formulas on a[0], b[0] alone, the same bits without the loops; T names
@@ -211,7 +191,7 @@ DEFINE_RUN_SUM(double, run_sum_f64)
                 const T *pdy = (const T *)c->out_grad->data + row * n;        \
                 if (ga_t && sa == 0 && (SIGN_A) != 0 && !write_a) {                       \
                     ((T *)ga_t->data)[oa] +=                                  \
-                        (T)(SIGN_A) * NB_KERNEL(run_sum, T)(pdy, n);          \
+                        (T)(SIGN_A) * NB_KERNEL(nb_run_sum, T)(pdy, n);          \
                 } else if (ga_t) {                                            \
                     T *ga = (T *)ga_t->data + oa;                             \
                     if (write_a)                                              \
@@ -221,7 +201,7 @@ DEFINE_RUN_SUM(double, run_sum_f64)
                 }                                                             \
                 if (gb_t && sb == 0 && (SIGN_B) != 0 && !write_b) {                       \
                     ((T *)gb_t->data)[ob] +=                                  \
-                        (T)(SIGN_B) * NB_KERNEL(run_sum, T)(pdy, n);          \
+                        (T)(SIGN_B) * NB_KERNEL(nb_run_sum, T)(pdy, n);          \
                 } else if (gb_t) {                                            \
                     T *gb = (T *)gb_t->data + ob;                             \
                     if (write_b)                                              \

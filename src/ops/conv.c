@@ -173,7 +173,7 @@ size_t nb_conv_workspace(nb_dtype dtype, const nb_conv_geom *g)
                            : nb_conv_workspace_f32(g);
 }
 
-static int conv_infer(nb_op_call *c, int spatial)
+int nb_conv_infer(nb_op_call *c, int spatial)
 {
     const nb_conv_params *p = c->attrs;
     const nb_tensor *x = c->in[0], *w = c->in[1];
@@ -227,8 +227,8 @@ static int conv_infer(nb_op_call *c, int spatial)
     return NB_OK;
 }
 
-static int conv2d_infer(nb_op_call *c) { return conv_infer(c, 2); }
-static int conv1d_infer(nb_op_call *c) { return conv_infer(c, 1); }
+static int conv2d_infer(nb_op_call *c) { return nb_conv_infer(c, 2); }
+static int conv1d_infer(nb_op_call *c) { return nb_conv_infer(c, 1); }
 
 static int conv_forward(nb_op_call *c)
 {

@@ -160,5 +160,9 @@ int nb_conv_check_geom(nb_op_call *c, const nb_conv_geom *g);
 nb_conv_geom nb_conv_geom_of(const nb_conv_params *p, const nb_tensor *image,
                              const nb_tensor *w, const nb_tensor *out);
 size_t nb_conv_workspace(nb_dtype dtype, const nb_conv_geom *g);
+/* The shape rule of conv2d (spatial 2) or conv1d (1) on in[0] and in[1],
+ * with the nb_conv_params at the start of attrs: checks, output shape,
+ * workspace. */
+int nb_conv_infer(nb_op_call *c, int spatial);
 
 #endif

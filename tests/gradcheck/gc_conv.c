@@ -1,8 +1,11 @@
 /* Gradient-check cases: the convolution family — conv.c (conv2d with a
  * random geometry: stride, padding per side, dilation, groups, batch 1 or
  * more; a depthwise conv2d; a 1x1 conv2d, which skips the patch matrix;
- * conv1d) and conv_transpose2d (random geometry with output padding) —
+ * conv1d), conv_act.c (conv2d_bias_act, its bias and relu each on or
+ * off) and conv_transpose2d (random geometry with output padding) —
  * and pad.c (rank 1 to 4, random amounts). */
+#include <math.h>
+
 #include "gradcheck_cases.h"
 
 /* A valid random geometry on one axis: kernel k, its dilation, stride, and
@@ -41,14 +44,24 @@ static nb_conv_params params_of(const axis_geom *r, const axis_geom *col,
                             .groups = groups};
 }
 
-static nb_node *conv2d_random(nb_graph *g, gc_ctx *c)
+/* The operands of a conv2d of random geometry; returns O. */
+static int64_t draw_conv2d(nb_graph *g, gc_ctx *c, nb_node **x, nb_node **w,
+                           nb_conv_params *p)
 {
     axis_geom r = draw_axis(c), col = draw_axis(c);
     int64_t G = gc_dim(c, 1, 3), Cg = gc_dim(c, 1, 2), Og = gc_dim(c, 1, 2);
     int64_t N = draw_batch(c);
-    nb_node *x = gc_input(g, c, 4, (int64_t[]){N, G * Cg, r.in, col.in}, -1, 1);
-    nb_node *w = gc_param(g, c, 4, (int64_t[]){G * Og, Cg, r.k, col.k}, -1, 1);
-    nb_conv_params p = params_of(&r, &col, G);
+    *x = gc_input(g, c, 4, (int64_t[]){N, G * Cg, r.in, col.in}, -1, 1);
+    *w = gc_param(g, c, 4, (int64_t[]){G * Og, Cg, r.k, col.k}, -1, 1);
+    *p = params_of(&r, &col, G);
+    return G * Og;
+}
+
+static nb_node *conv2d_random(nb_graph *g, gc_ctx *c)
+{
+    nb_node *x, *w;
+    nb_conv_params p;
+    draw_conv2d(g, c, &x, &w, &p);
     return nb_conv2d(g, x, w, &p);
 }
 
@@ -69,6 +82,28 @@ static nb_node *conv2d_pointwise(nb_graph *g, gc_ctx *c)
                                                gc_dim(c, 1, 4)}, -1, 1);
     nb_node *w = gc_param(g, c, 4, (int64_t[]){O, C, 1, 1}, -1, 1);
     return nb_conv2d(g, x, w, NULL);
+}
+
+/* conv2d_bias_act on a random geometry, with or without a bias and a
+ * relu. A pre-activation within 1e-3 of relu's kink would let a central
+ * difference straddle it; the draw is looked at through the same op
+ * without the relu, and such a draw (rare) is checked without it. */
+static nb_node *conv2d_bias_act_random(nb_graph *g, gc_ctx *c)
+{
+    nb_node *x, *w;
+    nb_conv_params p;
+    int64_t O = draw_conv2d(g, c, &x, &w, &p);
+    nb_node *b = gc_dim(c, 0, 2) ? gc_param(g, c, 1, (int64_t[]){O}, -0.5, 0.5)
+                                 : NULL;
+    nb_conv_act act = gc_dim(c, 0, 2) ? NB_CONV_ACT_RELU : NB_CONV_ACT_NONE;
+    nb_node *z = nb_conv2d_bias_act(g, x, w, b, &p, NB_CONV_ACT_NONE);
+    if (!z || nb_forward(g, z) != NB_OK)
+        return NULL;
+    const nb_tensor *zv = nb_node_value(z);
+    for (int64_t i = 0; i < nb_tensor_size(zv); i++)
+        if (fabs(nb_tensor_get(zv, i)) < 1e-3)
+            act = NB_CONV_ACT_NONE;
+    return nb_conv2d_bias_act(g, x, w, b, &p, act);
 }
 
 static nb_node *conv1d_random(nb_graph *g, gc_ctx *c)
@@ -127,6 +162,8 @@ const gc_case gc_cases_conv[] = {
     {"conv2d", "random stride, padding, dilation, groups", conv2d_random},
     {"conv2d", "depthwise 3x3 pad 1", conv2d_depthwise},
     {"conv2d", "1x1 (no patch matrix)", conv2d_pointwise},
+    {"conv2d_bias_act", "random geometry, bias and relu on or off",
+     conv2d_bias_act_random},
     {"conv1d", "random stride, padding, dilation, groups", conv1d_random},
     {"conv_transpose2d", "random geometry with output padding",
      conv_transpose2d_random},

@@ -415,6 +415,15 @@ FUZZ_CALL(conv2d)
     nb_conv_params p = hostile_conv();
     return nb_conv2d(f->g, a, b, chance(0.2) ? NULL : &p);
 }
+FUZZ_CALL(conv2d_bias_act)
+{
+    (void)alt, (void)null_given, (void)foreign_given;
+    nb_conv_params p = hostile_conv();
+    nb_conv_act act = chance(0.8) ? NB_CONV_ACT_RELU
+                                  : (nb_conv_act)rnd_int(-1, 3);
+    return nb_conv2d_bias_act(f->g, a, b, chance(0.5) ? NULL : a,
+                              chance(0.2) ? NULL : &p, act);
+}
 FUZZ_CALL(conv_transpose2d)
 {
     (void)alt, (void)null_given, (void)foreign_given;
@@ -567,6 +576,7 @@ static const struct {
     {"slice", fuzz_slice_small}, {"slice", fuzz_slice_step},
     {"pad", fuzz_pad}, {"conv2d", fuzz_conv2d}, {"conv1d", fuzz_conv1d},
     {"conv_transpose2d", fuzz_conv_transpose2d},
+    {"conv2d_bias_act", fuzz_conv2d_bias_act},
     {"max_pool2d", fuzz_max_pool2d}, {"avg_pool2d", fuzz_avg_pool2d},
     {"global_avg_pool2d", fuzz_global_avg_pool2d},
     {"batch_norm", fuzz_batch_norm}, {"layer_norm", fuzz_layer_norm},
