@@ -5,8 +5,8 @@
  *   conv3x3(1->32, pad 1) relu maxpool2, conv3x3(32->64, pad 1) relu
  *   maxpool2, linear 3136->128 relu, linear 128->10, softmax cross-entropy
  *
- * composed from the ops a user has in nabla/ops.h (conv2d_bias_act: the
- * convolution with its bias and relu fused, max_pool2d, matmul, a
+ * composed from the ops a user has in nabla/ops.h (conv2d_bias_act_maxpool:
+ * the convolution with its bias, relu and max pooling fused; matmul, a
  * broadcast add of the linear layers' biases, relu), with PyTorch's default
  * initialisation: weights and biases uniform in +-1/sqrt(fan_in) (its
  * kaiming_uniform with a = sqrt(5), and the bias rule of Conv2d and
@@ -37,9 +37,9 @@ static nb_node *conv_block(nb_graph *g, nb_node *x, int64_t cin, int64_t cout,
         torch_param(g, wname, 4, (int64_t[]){cout, cin, 3, 3}, 9.0 * cin);
     nb_node *b = torch_param(g, bname, 1, (int64_t[]){cout}, 9.0 * cin);
     nb_conv_params same = nb_conv_params_of(1, 1, 1, 1);
-    nb_node *h = nb_conv2d_bias_act(g, x, w, b, &same, NB_CONV_ACT_RELU);
-    return nb_max_pool2d(g, h, &(nb_pool2d_params){.kernel = {2, 2},
-                                                    .stride = {2, 2}});
+    return nb_conv2d_bias_act_maxpool(
+        g, x, w, b, &same, NB_CONV_ACT_RELU,
+        &(nb_pool2d_params){.kernel = {2, 2}, .stride = {2, 2}});
 }
 
 static nb_node *linear(nb_graph *g, nb_node *x, int64_t in, int64_t out,

@@ -297,9 +297,10 @@ static void recurrent_lengths(void)
  * two conv3x3 + bias + relu + 2x2 max-pool blocks on a reshaped row input,
  * two linear layers, softmax cross-entropy, and the library's momentum
  * SGD, fed rows with nb_feed_rows as a training loop does. The blocks are
- * composed (conv2d, add, relu) or, as bench/cnn.c builds them, fused
- * (conv2d_bias_act). */
-static void check_cnn_model_step(bool fused)
+ * composed (fused 0: conv2d, add, relu, max_pool2d), fused but for the
+ * pooling (1: conv2d_bias_act, max_pool2d) or, as bench/cnn.c builds them,
+ * one node (2: conv2d_bias_act_maxpool). */
+static void check_cnn_model_step(int fused)
 {
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 2, SHAPE(NB_DYNAMIC, 784));
@@ -315,6 +316,11 @@ static void check_cnn_model_step(bool fused)
                                  SHAPE(chans[b + 1], 1, 1));
         if (w)
             fill(g, w, 0.3);
+        if (fused == 2) {
+            h = nb_conv2d_bias_act_maxpool(g, h, w, bias, &same,
+                                           NB_CONV_ACT_RELU, &pool);
+            continue;
+        }
         if (fused)
             h = nb_conv2d_bias_act(g, h, w, bias, &same, NB_CONV_ACT_RELU);
         else
@@ -366,7 +372,8 @@ static void check_cnn_model_step(bool fused)
     }
     CHECK(allocations == before,
           "%ld allocations in 8 steady-state steps of the CNN (%s)",
-          allocations - before, fused ? "fused" : "composed");
+          allocations - before,
+          (const char *[]){"composed", "fused", "fused with pooling"}[fused]);
     nb_tensor_free(xs);
     nb_tensor_free(ys);
     nb_optimizer_free(opt);
@@ -377,8 +384,8 @@ int main(void)
 {
     nb_set_allocator(&(nb_allocator){counting_alloc, counting_free, NULL});
     check_conv_step();
-    check_cnn_model_step(false);
-    check_cnn_model_step(true);
+    for (int fused = 0; fused < 3; fused++)
+        check_cnn_model_step(fused);
     cnn_parts_steady();
     recurrent_steady();
     recurrent_lengths();

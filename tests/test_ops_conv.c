@@ -416,16 +416,29 @@ static void *copy_of(const nb_tensor *t)
 }
 
 /* conv2d_bias_act against conv2d, a broadcast add of the bias reshaped to
- * [O,1,1] and relu, composed from the separate ops on the same x, w and b:
+ * [O,1,1] and relu, composed from the separate ops on the same x, w and b,
+ * and conv2d_bias_act_maxpool against the same followed by max_pool2d:
  * the same arithmetic in the same order (the GEMMs, z = conv + b, relu's
- * select, dz's select, the bias sums of nb_run_sum per sample and plane),
- * so the value and the gradients of x, w and b must agree bit for bit,
- * for each geometry, dtype, bias present or absent and relu on or off.
+ * select, dz's select, the pooling kernel, the bias sums of nb_run_sum per
+ * sample and plane), so the value and the gradients of x, w and b must
+ * agree bit for bit, for each geometry, dtype, bias present or absent,
+ * relu on or off, no pooling, the CNN's 2x2 window or a padded 3x3 one.
  * The loss <y, r> with r random sends a different message to each output
  * element. Gradients are read after each loss's own backward. */
+static const nb_pool2d_params fused_pools[2] = {
+    {.kernel = {2, 2}, .stride = {2, 2}},                      /* the CNN's */
+    {.kernel = {3, 3}, .stride = {2, 1}, .padding = {1, 1}},   /* general */
+};
+
 static void check_fused_matches_composed(const cfg *k, nb_dtype dt,
-                                         bool bias, bool relu)
+                                         bool bias, bool relu, int pool)
 {
+    int64_t oh = out_extent(k->h, k->pt, k->pb, k->dh, k->kh, k->sh);
+    int64_t ow = out_extent(k->w, k->pl, k->pr, k->dw, k->kw, k->sw);
+    const nb_pool2d_params *pp = pool ? &fused_pools[pool - 1] : NULL;
+    if (pp && (oh + 2 * pp->padding[0] < pp->kernel[0] ||
+               ow + 2 * pp->padding[1] < pp->kernel[1]))
+        return;
     nb_graph *g = nb_graph_new();
     nb_node *x = random_param(g, dt, 4, SHAPE(k->n, k->c, k->h, k->w), NULL);
     nb_node *w = random_param(
@@ -437,8 +450,14 @@ static void check_fused_matches_composed(const cfg *k, nb_dtype dt,
         z = nb_add(g, z, nb_reshape(g, b, 3, SHAPE(k->o, 1, 1)));
     if (relu)
         z = nb_relu(g, z);
-    nb_node *y = nb_conv2d_bias_act(g, x, w, b, &p,
-                                    relu ? NB_CONV_ACT_RELU : NB_CONV_ACT_NONE);
+    nb_conv_act act = relu ? NB_CONV_ACT_RELU : NB_CONV_ACT_NONE;
+    nb_node *y;
+    if (pp) {
+        z = nb_max_pool2d(g, z, pp);
+        y = nb_conv2d_bias_act_maxpool(g, x, w, b, &p, act, pp);
+    } else {
+        y = nb_conv2d_bias_act(g, x, w, b, &p, act);
+    }
     nb_node *r = z ? random_param(g, dt, 4, nb_tensor_shape(nb_node_value(z)),
                                   NULL)
                    : NULL;
@@ -458,8 +477,10 @@ static void check_fused_matches_composed(const cfg *k, nb_dtype dt,
     rc = rc ? rc : nb_backward(g, ly);
     CHECK(rc == NB_OK, "run: %s", nb_graph_error(g));
     if (rc == NB_OK) {
-        const char *what = relu ? (bias ? "bias+relu" : "relu")
-                                : (bias ? "bias" : "plain");
+        char what[64];
+        snprintf(what, sizeof what, "%s%s%s", bias ? "bias" : "no bias",
+                 relu ? " relu" : "",
+                 pool ? (pool == 1 ? " pool 2x2" : " pool 3x3") : "");
         CHECK(same_bits(nb_node_value(y), nb_node_value(z)),
               "%s %s %lldx%lld g%lld: fused value differs from composed",
               nb_dtype_name(dt), what, (long long)k->kh, (long long)k->kw,
@@ -508,6 +529,24 @@ static void check_fused_errors(void)
                     "stride 0", "conv2d_bias_act: stride", "at least 1");
     expect_rejected(g, nb_conv2d_bias_act(g, b, w, b, NULL, NB_CONV_ACT_RELU),
                     "x of rank 1", "conv2d_bias_act: x is [4]", NULL);
+    expect_rejected(g, nb_conv2d_bias_act_maxpool(
+                           g, x, w, b, &(nb_conv_params){0}, NB_CONV_ACT_RELU,
+                           &(nb_pool2d_params){.kernel = {2, 2},
+                                               .stride = {2, 2}}),
+                    "maxpool stride 0", "conv2d_bias_act_maxpool: stride",
+                    "at least 1");
+    p.stride[0] = 1;
+    expect_rejected(g, nb_conv2d_bias_act_maxpool(
+                           g, x, w, b, &p, NB_CONV_ACT_RELU,
+                           &(nb_pool2d_params){.kernel = {6, 2},
+                                               .stride = {2, 2}}),
+                    "window beyond the output",
+                    "conv2d_bias_act_maxpool: kernel [6,2]",
+                    "input [2,4,5,5]");
+    expect_rejected(g, nb_conv2d_bias_act_maxpool(g, x, w, b, &p,
+                                                  NB_CONV_ACT_RELU, NULL),
+                    "no window", "conv2d_bias_act_maxpool: kernel [0,0]",
+                    NULL);
     /* A failed bias (NULL after an error) fails the chain. */
     nb_node *bad = nb_param(g, NULL, NB_F32, 1, SHAPE(-4));
     CHECK(bad == NULL && nb_graph_error(g) != NULL, "a shape [-4] passed");
@@ -521,8 +560,8 @@ static void check_fused_errors(void)
 }
 
 /* Bitwise the same forward and backward with 1 and 2 threads, on the
- * second Fashion-MNIST layer, where the GEMM uses threads: conv2d alone
- * and conv2d_bias_act with its bias and relu. */
+ * second Fashion-MNIST layer, where the GEMM uses threads: conv2d alone,
+ * conv2d_bias_act with its bias and relu, and with 2x2 pooling too. */
 static void check_threads(void)
 {
 #ifdef _OPENMP
@@ -533,14 +572,18 @@ static void check_threads(void)
     nb_node *b = random_param(g, NB_F32, 1, SHAPE(64), NULL);
     nb_node *y = nb_conv2d(g, x, w, &p);
     nb_node *yf = nb_conv2d_bias_act(g, x, w, b, &p, NB_CONV_ACT_RELU);
-    nb_node *loss = nb_add(g, nb_sum(g, nb_square(g, y)),
-                           nb_sum(g, nb_square(g, yf)));
-    enum { KEPT = 5 };
+    nb_node *yp = nb_conv2d_bias_act_maxpool(
+        g, x, w, b, &p, NB_CONV_ACT_RELU,
+        &(nb_pool2d_params){.kernel = {2, 2}, .stride = {2, 2}});
+    nb_node *loss = nb_add(g, nb_add(g, nb_sum(g, nb_square(g, y)),
+                                     nb_sum(g, nb_square(g, yf))),
+                           nb_sum(g, nb_square(g, yp)));
+    enum { KEPT = 6 };
     float *keep[KEPT] = {NULL};
     nb_tensor *(*pick[KEPT])(nb_node *) = {nb_node_value, nb_node_grad,
                                            nb_node_grad, nb_node_value,
-                                           nb_node_grad};
-    nb_node *of[KEPT] = {y, x, w, yf, b};
+                                           nb_node_grad, nb_node_value};
+    nb_node *of[KEPT] = {y, x, w, yf, b, yp};
     int saved = omp_get_max_threads();
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
@@ -649,9 +692,9 @@ int main(void)
         check_conv2d_reference(&configs[i], NB_F32);
         check_adjoint(&configs[i]);
         check_backward_identity(&configs[i]);
-        for (int v = 0; v < 8; v++)
+        for (int v = 0; v < 24; v++)
             check_fused_matches_composed(&configs[i], v & 4 ? NB_F32 : NB_F64,
-                                         v & 1, v & 2);
+                                         v & 1, v & 2, v / 8);
     }
     check_fused_errors();
     check_conv1d();

@@ -327,6 +327,18 @@ typedef struct nb_pool2d_params {
  * order (the max node's tie rule). */
 NB_API nb_node *nb_max_pool2d(nb_graph *g, nb_node *x,
                               const nb_pool2d_params *p);
+/** conv2d_bias_act followed by max_pool2d, one node (op
+ * "conv2d_bias_act_maxpool"): y = max_pool2d(act(conv2d(x, w) + b), pool).
+ * The same values and gradients, bit for bit, as nb_conv2d_bias_act then
+ * nb_max_pool2d, but each sample's convolution is pooled while in cache
+ * and only the pooled output is a node's value (the activation before
+ * pooling is not kept). Arguments as nb_conv2d_bias_act and
+ * nb_max_pool2d. */
+NB_API nb_node *nb_conv2d_bias_act_maxpool(nb_graph *g, nb_node *x,
+                                           nb_node *w, nb_node *b,
+                                           const nb_conv_params *p,
+                                           nb_conv_act act,
+                                           const nb_pool2d_params *pool);
 /** Average pooling (no dilation); see count_include_pad. */
 NB_API nb_node *nb_avg_pool2d(nb_graph *g, nb_node *x,
                               const nb_pool2d_params *p);

@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/pool.h"
+
 typedef struct nb_conv_geom {
     int64_t batch, groups;
     int64_t c, h, w;   /* input channels and extents */
@@ -68,21 +70,30 @@ void nb_conv_backward_weight_f64(const nb_conv_geom *g, const double *x,
                                  void *ws);
 
 /* The fused convolution y = act(conv(x, w) + b), act the identity or
- * relu, b [O] or NULL. Forward applies the bias and relu to each sample's
- * GEMM output while it is in cache, with the arithmetic of the separate
- * add and relu ops. Backward takes one sample at a time: dz = dy [y > 0]
- * (relu; dz = dy otherwise) into the workspace, db[o] += nb_run_sum of
- * dz's plane o (kernels/run_sum.h, the sum a broadcast add's bias
- * gradient takes), then the sample's weight and input gradients as in
- * the calls above; so dz is never a whole batch and every gradient has
- * the bits of the separate ops'. */
-size_t nb_conv_act_workspace_f32(const nb_conv_geom *g, bool relu);
-size_t nb_conv_act_workspace_f64(const nb_conv_geom *g, bool relu);
+ * relu, b [O] or NULL, optionally followed by max pooling (pool: the
+ * pooling of one sample's O planes, oh x ow each, or NULL; arg: the
+ * winners, as nb_max_pool2d keeps them, for the whole batch). Forward
+ * applies the bias and relu to each sample's GEMM output while it is in
+ * cache, with the arithmetic of the separate add and relu ops, and pools
+ * it there (into a workspace tile: only the pooled planes reach y).
+ * Backward takes one sample at a time: dz = dy [y > 0] (relu; dz = dy
+ * otherwise; with pooling the pooled message masked so and sent to the
+ * winners) into the workspace, db[o] += nb_run_sum of dz's plane o
+ * (kernels/run_sum.h, the sum a broadcast add's bias gradient takes),
+ * then the sample's weight and input gradients as in the calls above; so
+ * dz is never a whole batch and every gradient has the bits of the
+ * separate ops'. */
+size_t nb_conv_act_workspace_f32(const nb_conv_geom *g, bool relu,
+                                 const nb_pool2d_geom *pool);
+size_t nb_conv_act_workspace_f64(const nb_conv_geom *g, bool relu,
+                                 const nb_pool2d_geom *pool);
 void nb_conv_act_forward_f32(const nb_conv_geom *g, const float *x,
                              const float *w, const float *b, bool relu,
+                             const nb_pool2d_geom *pool, int32_t *arg,
                              float *y, void *ws);
 void nb_conv_act_forward_f64(const nb_conv_geom *g, const double *x,
                              const double *w, const double *b, bool relu,
+                             const nb_pool2d_geom *pool, int32_t *arg,
                              double *y, void *ws);
 /* The gradients a fused backward adds into, each NULL when not wanted,
  * in the dtype of the call; a fresh one (no message yet) is written. */
@@ -92,11 +103,13 @@ typedef struct nb_conv_act_grads {
 } nb_conv_act_grads;
 void nb_conv_act_backward_f32(const nb_conv_geom *g, const float *x,
                               const float *w, const float *y, const float *dy,
-                              bool relu, const nb_conv_act_grads *d,
+                              bool relu, const nb_pool2d_geom *pool,
+                              const int32_t *arg, const nb_conv_act_grads *d,
                               void *ws);
 void nb_conv_act_backward_f64(const nb_conv_geom *g, const double *x,
                               const double *w, const double *y,
                               const double *dy, bool relu,
+                              const nb_pool2d_geom *pool, const int32_t *arg,
                               const nb_conv_act_grads *d, void *ws);
 
 #endif

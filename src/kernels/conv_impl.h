@@ -267,38 +267,70 @@ static void SUFFIX(epilogue)(int64_t og, int64_t ohw, const REAL *b, bool relu,
     }
 }
 
-static void SUFFIX(forward_with)(const nb_conv_geom *g, const REAL *x,
-                                 const REAL *w, REAL beta, const REAL *b,
-                                 bool relu, REAL *y, void *ws)
+/* Sample n's forward into yn (its O planes): per group the patch matrix,
+ * the GEMM and, when there is a bias or relu, the epilogue. */
+static void SUFFIX(forward_sample)(const nb_conv_geom *g, const REAL *xn,
+                                   const REAL *w, REAL beta, const REAL *b,
+                                   bool relu, REAL *yn, REAL *col,
+                                   void *gemm_ws)
 {
     const int64_t og = g->o / g->groups, cg = g->c / g->groups;
     const int64_t k = cg * g->kh * g->kw, ohw = g->oh * g->ow;
-    void *gemm_ws;
-    REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
-    for (int64_t n = 0; n < g->batch; n++)
-        for (int64_t gi = 0; gi < g->groups; gi++) {
-            const REAL *xg = x + (n * g->c + gi * cg) * g->h * g->w;
-            REAL *yg = y + (n * g->o + gi * og) * ohw;
-            if (col)
-                SUFFIX(im2col)(g, xg, col);
-            GEMM(false, false, og, ohw, k, 1, w + gi * og * k, k,
-                 col ? col : xg, ohw, beta, yg, ohw, gemm_ws);
-            if (b || relu)
-                SUFFIX(epilogue)(og, ohw, b ? b + gi * og : NULL, relu, yg);
-        }
+    for (int64_t gi = 0; gi < g->groups; gi++) {
+        const REAL *xg = xn + gi * cg * g->h * g->w;
+        REAL *yg = yn + gi * og * ohw;
+        if (col)
+            SUFFIX(im2col)(g, xg, col);
+        GEMM(false, false, og, ohw, k, 1, w + gi * og * k, k, col ? col : xg,
+             ohw, beta, yg, ohw, gemm_ws);
+        if (b || relu)
+            SUFFIX(epilogue)(og, ohw, b ? b + gi * og : NULL, relu, yg);
+    }
 }
 
 void SUFFIX(nb_conv_forward)(const nb_conv_geom *g, const REAL *x,
                              const REAL *w, REAL beta, REAL *y, void *ws)
 {
-    SUFFIX(forward_with)(g, x, w, beta, NULL, false, y, ws);
+    void *gemm_ws;
+    REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
+    for (int64_t n = 0; n < g->batch; n++)
+        SUFFIX(forward_sample)(g, x + n * g->c * g->h * g->w, w, beta, NULL,
+                               false, y + n * g->o * g->oh * g->ow, col,
+                               gemm_ws);
+}
+
+/* Bytes of one sample's O planes of n elements each, in whole cache
+ * lines. */
+static size_t SUFFIX(planes_bytes)(int64_t o, int64_t n)
+{
+    return ((size_t)(o * n) * sizeof(REAL) + 63) / 64 * 64;
 }
 
 void SUFFIX(nb_conv_act_forward)(const nb_conv_geom *g, const REAL *x,
                                  const REAL *w, const REAL *b, bool relu,
+                                 const nb_pool2d_geom *pool, int32_t *arg,
                                  REAL *y, void *ws)
 {
-    SUFFIX(forward_with)(g, x, w, 0, b, relu, y, ws);
+    const int64_t ohw = g->oh * g->ow;
+    const int64_t pohw = pool ? pool->oh * pool->ow : 0;
+    /* with pooling, each sample's convolution goes to a tile of the
+     * workspace and only its pooled planes to y */
+    REAL *tile = (REAL *)ws;
+    if (pool)
+        ws = (char *)ws + SUFFIX(planes_bytes)(g->o, ohw);
+    void *gemm_ws;
+    REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
+    for (int64_t n = 0; n < g->batch; n++) {
+        const REAL *xn = x + n * g->c * g->h * g->w;
+        if (!pool) {
+            SUFFIX(forward_sample)(g, xn, w, 0, b, relu, y + n * g->o * ohw,
+                                   col, gemm_ws);
+            continue;
+        }
+        SUFFIX(forward_sample)(g, xn, w, 0, b, relu, tile, col, gemm_ws);
+        SUFFIX(nb_max_pool2d)(pool, tile, y + n * g->o * pohw,
+                              arg + n * g->o * pohw);
+    }
 }
 
 /* dx_n = conv^T(dy_n, w) + beta dx_n for one sample n (dx_n, dy_n its
@@ -412,17 +444,20 @@ void SUFFIX(nb_conv_backward_weight)(const nb_conv_geom *g, const REAL *x,
     SUFFIX(weight_finish)(g, dwt, beta, dw);
 }
 
-size_t SUFFIX(nb_conv_act_workspace)(const nb_conv_geom *g, bool relu)
+size_t SUFFIX(nb_conv_act_workspace)(const nb_conv_geom *g, bool relu,
+                                     const nb_pool2d_geom *pool)
 {
-    size_t dz = relu ? ((size_t)(g->o * g->oh * g->ow) * sizeof(REAL) + 63) /
-                           64 * 64
-                     : 0;
-    return dz + SUFFIX(nb_conv_workspace)(g);
+    const int64_t ohw = g->oh * g->ow;
+    size_t tile = relu || pool ? SUFFIX(planes_bytes)(g->o, ohw) : 0;
+    size_t masked = relu && pool
+                        ? SUFFIX(planes_bytes)(g->o, pool->oh * pool->ow)
+                        : 0;
+    return tile + masked + SUFFIX(nb_conv_workspace)(g);
 }
 
-/* dz_n = dy_n [y_n > 0] for one sample's planes: relu's derivative from
- * its output, as y > 0 exactly where the pre-activation is (relu'(0) =
- * 0), with the relu op's select. */
+/* dz = dy [y > 0] over len elements: relu's derivative from its output,
+ * as y > 0 exactly where the pre-activation is (relu'(0) = 0), with the
+ * relu op's select. */
 static void SUFFIX(relu_mask)(int64_t len, const REAL *restrict y,
                               const REAL *restrict dy, REAL *restrict dz)
 {
@@ -436,13 +471,21 @@ static void SUFFIX(relu_mask)(int64_t len, const REAL *restrict y,
 void SUFFIX(nb_conv_act_backward)(const nb_conv_geom *g, const REAL *x,
                                   const REAL *w, const REAL *y,
                                   const REAL *dy, bool relu,
+                                  const nb_pool2d_geom *pool,
+                                  const int32_t *arg,
                                   const nb_conv_act_grads *d, void *ws)
 {
-    const int64_t ohw = g->oh * g->ow, len = g->o * ohw;
+    const int64_t ohw = g->oh * g->ow;
+    /* the elements of one sample's y and dy: pooled, or the conv's own */
+    const int64_t len = g->o * (pool ? pool->oh * pool->ow : ohw);
     REAL *dx = d->dx, *dw = d->dw, *db = d->db;
-    REAL *dz = (REAL *)ws;
-    if (relu)
-        ws = (char *)ws + (((size_t)len * sizeof(REAL) + 63) / 64 * 64);
+    REAL *dz = (REAL *)ws, *masked = NULL;
+    if (relu || pool)
+        ws = (char *)ws + SUFFIX(planes_bytes)(g->o, ohw);
+    if (relu && pool) {
+        masked = (REAL *)ws;
+        ws = (char *)ws + SUFFIX(planes_bytes)(g->o, len / g->o);
+    }
     void *gemm_ws;
     REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
     REAL *dwt = SUFFIX(dwt_of)(g, gemm_ws);
@@ -451,7 +494,20 @@ void SUFFIX(nb_conv_act_backward)(const nb_conv_geom *g, const REAL *x,
         memset(db, 0, (size_t)g->o * sizeof *db);
     for (int64_t n = 0; n < g->batch; n++) {
         const REAL *dzn = dy + n * len;
-        if (relu) {
+        if (pool) {
+            /* The pooled relu's winner is the pre-activation's (the first
+             * maximum of relu(z) is the first of z where any z > 0, and
+             * where none is its gradient is 0 either way), so masking the
+             * pooled message by p > 0 and routing it to the winners gives
+             * the composed ops' dz: 0 + message at each winner, 0
+             * elsewhere. */
+            if (relu) {
+                SUFFIX(relu_mask)(len, y + n * len, dzn, masked);
+                dzn = masked;
+            }
+            SUFFIX(nb_max_pool2d_back)(pool, true, dzn, arg + n * len, dz);
+            dzn = dz;
+        } else if (relu) {
             SUFFIX(relu_mask)(len, y + n * len, dzn, dz);
             dzn = dz;
         }

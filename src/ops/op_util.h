@@ -8,6 +8,7 @@
 #include "core/internal.h"
 #include "nabla/ops.h"
 #include "kernels/conv.h"
+#include "kernels/pool.h"
 #include "kernels/kernels.h"
 
 /* NB_TYPED and NB_KERNEL, the one way to write a loop for both dtypes and
@@ -164,5 +165,12 @@ size_t nb_conv_workspace(nb_dtype dtype, const nb_conv_geom *g);
  * with the nb_conv_params at the start of attrs: checks, output shape,
  * workspace. */
 int nb_conv_infer(nb_op_call *c, int spatial);
+
+/* ---- pooling (pool2d.c) ---- */
+
+/* max_pool2d's shape rule on x (of any op's making): checks p against x,
+ * fills g and c's output shape, or fails naming the shapes. */
+int nb_max_pool2d_shape(nb_op_call *c, const nb_tensor *x,
+                        const nb_pool2d_params *p, nb_pool2d_geom *g);
 
 #endif

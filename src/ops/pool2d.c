@@ -53,10 +53,10 @@ static int64_t dilation_of(int64_t d)
 }
 
 /* Checks the window against x and fills the geometry. */
-static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p, bool dilated,
-                         nb_pool2d_geom *g)
+static int pool_geometry_of(nb_op_call *c, const nb_tensor *x,
+                            const nb_pool2d_params *p, bool dilated,
+                            nb_pool2d_geom *g)
 {
-    const nb_tensor *x = c->in[0];
     char xs[128];
     if (x->rank != 4)
         return nb_op_fail(c, "input must be [N,C,H,W] (rank 4), got %s",
@@ -156,6 +156,12 @@ static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p, bool dilated,
     return NB_OK;
 }
 
+static int pool_geometry(nb_op_call *c, const nb_pool2d_params *p, bool dilated,
+                         nb_pool2d_geom *g)
+{
+    return pool_geometry_of(c, c->in[0], p, dilated, g);
+}
+
 /* The shape rule has run when forward and backward do, so the geometry
  * holds; recomputing it costs a few comparisons. */
 static nb_pool2d_geom geometry(nb_op_call *c, bool dilated)
@@ -167,18 +173,27 @@ static nb_pool2d_geom geometry(nb_op_call *c, bool dilated)
 
 /* ---- max_pool2d ---- */
 
-static int max_pool2d_infer(nb_op_call *c)
+int nb_max_pool2d_shape(nb_op_call *c, const nb_tensor *x,
+                        const nb_pool2d_params *p, nb_pool2d_geom *g)
 {
-    nb_pool2d_geom g = {0};
-    int rc = pool_geometry(c, c->attrs, true, &g);
+    int rc = pool_geometry_of(c, x, p, true, g);
     if (rc != NB_OK)
         return rc;
     /* The winners are kept as 32-bit indices into their plane. */
-    if (g.h * g.w > INT32_MAX)
+    if (g->h * g->w > INT32_MAX)
         return nb_op_fail(c,
                           "planes of %lld x %lld elements: max_pool2d takes "
                           "planes of fewer than 2^31 elements",
-                          (long long)g.h, (long long)g.w);
+                          (long long)g->h, (long long)g->w);
+    return NB_OK;
+}
+
+static int max_pool2d_infer(nb_op_call *c)
+{
+    nb_pool2d_geom g = {0};
+    int rc = nb_max_pool2d_shape(c, c->in[0], c->attrs, &g);
+    if (rc != NB_OK)
+        return rc;
     c->scratch_bytes = (size_t)(g.planes * g.oh * g.ow) * sizeof(int32_t);
     return NB_OK;
 }

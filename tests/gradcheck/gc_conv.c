@@ -1,8 +1,8 @@
 /* Gradient-check cases: the convolution family — conv.c (conv2d with a
  * random geometry: stride, padding per side, dilation, groups, batch 1 or
  * more; a depthwise conv2d; a 1x1 conv2d, which skips the patch matrix;
- * conv1d), conv_act.c (conv2d_bias_act, its bias and relu each on or
- * off) and conv_transpose2d (random geometry with output padding) —
+ * conv1d), conv_act.c (conv2d_bias_act and conv2d_bias_act_maxpool,
+ * the bias and relu each on or off, a random pooling window) and conv_transpose2d (random geometry with output padding) —
  * and pad.c (rank 1 to 4, random amounts). */
 #include <math.h>
 
@@ -88,7 +88,7 @@ static nb_node *conv2d_pointwise(nb_graph *g, gc_ctx *c)
  * relu. A pre-activation within 1e-3 of relu's kink would let a central
  * difference straddle it; the draw is looked at through the same op
  * without the relu, and such a draw (rare) is checked without it. */
-static nb_node *conv2d_bias_act_random(nb_graph *g, gc_ctx *c)
+static nb_node *conv2d_bias_act_with(nb_graph *g, gc_ctx *c, bool pooled)
 {
     nb_node *x, *w;
     nb_conv_params p;
@@ -103,7 +103,28 @@ static nb_node *conv2d_bias_act_random(nb_graph *g, gc_ctx *c)
     for (int64_t i = 0; i < nb_tensor_size(zv); i++)
         if (fabs(nb_tensor_get(zv, i)) < 1e-3)
             act = NB_CONV_ACT_NONE;
-    return nb_conv2d_bias_act(g, x, w, b, &p, act);
+    if (!pooled)
+        return nb_conv2d_bias_act(g, x, w, b, &p, act);
+    /* A window that fits the convolution's output (continuous values: no
+     * two pre-activations of a window tie within the step). */
+    nb_pool2d_params pool = {0};
+    for (int a = 0; a < 2; a++) {
+        int64_t ext = nb_tensor_shape(zv)[2 + a];
+        pool.kernel[a] = gc_dim(c, 1, ext < 3 ? ext : 3);
+        pool.stride[a] = gc_dim(c, 1, 2);
+        pool.padding[a] = gc_dim(c, 0, pool.kernel[a] / 2);
+    }
+    return nb_conv2d_bias_act_maxpool(g, x, w, b, &p, act, &pool);
+}
+
+static nb_node *conv2d_bias_act_random(nb_graph *g, gc_ctx *c)
+{
+    return conv2d_bias_act_with(g, c, false);
+}
+
+static nb_node *conv2d_bias_act_maxpool_random(nb_graph *g, gc_ctx *c)
+{
+    return conv2d_bias_act_with(g, c, true);
 }
 
 static nb_node *conv1d_random(nb_graph *g, gc_ctx *c)
@@ -164,6 +185,8 @@ const gc_case gc_cases_conv[] = {
     {"conv2d", "1x1 (no patch matrix)", conv2d_pointwise},
     {"conv2d_bias_act", "random geometry, bias and relu on or off",
      conv2d_bias_act_random},
+    {"conv2d_bias_act_maxpool", "random geometry and window, bias and relu "
+     "on or off", conv2d_bias_act_maxpool_random},
     {"conv1d", "random stride, padding, dilation, groups", conv1d_random},
     {"conv_transpose2d", "random geometry with output padding",
      conv_transpose2d_random},

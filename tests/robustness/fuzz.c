@@ -424,6 +424,21 @@ FUZZ_CALL(conv2d_bias_act)
     return nb_conv2d_bias_act(f->g, a, b, chance(0.5) ? NULL : a,
                               chance(0.2) ? NULL : &p, act);
 }
+FUZZ_CALL(conv2d_bias_act_maxpool)
+{
+    (void)alt, (void)null_given, (void)foreign_given;
+    nb_conv_params p = hostile_conv();
+    nb_pool2d_params pool = {
+        .kernel = {hostile_small(), hostile_small()},
+        .stride = {hostile_small(), hostile_small()},
+        .padding = {hostile_small(), hostile_small()},
+        .dilation = {hostile_small(), hostile_small()},
+    };
+    return nb_conv2d_bias_act_maxpool(f->g, a, b, chance(0.5) ? NULL : a,
+                                      chance(0.2) ? NULL : &p,
+                                      NB_CONV_ACT_RELU,
+                                      chance(0.1) ? NULL : &pool);
+}
 FUZZ_CALL(conv_transpose2d)
 {
     (void)alt, (void)null_given, (void)foreign_given;
@@ -577,6 +592,7 @@ static const struct {
     {"pad", fuzz_pad}, {"conv2d", fuzz_conv2d}, {"conv1d", fuzz_conv1d},
     {"conv_transpose2d", fuzz_conv_transpose2d},
     {"conv2d_bias_act", fuzz_conv2d_bias_act},
+    {"conv2d_bias_act_maxpool", fuzz_conv2d_bias_act_maxpool},
     {"max_pool2d", fuzz_max_pool2d}, {"avg_pool2d", fuzz_avg_pool2d},
     {"global_avg_pool2d", fuzz_global_avg_pool2d},
     {"batch_norm", fuzz_batch_norm}, {"layer_norm", fuzz_layer_norm},

@@ -467,6 +467,14 @@ static nb_node *w_conv2d_bias_act(nb_graph *g, nb_node *a, nb_node *b)
     as_images(g, &a, &b, 4);
     return nb_conv2d_bias_act(g, a, b, NULL, NULL, NB_CONV_ACT_RELU);
 }
+static nb_node *w_conv2d_bias_act_maxpool(nb_graph *g, nb_node *a,
+                                           nb_node *b)
+{
+    as_images(g, &a, &b, 4);
+    return nb_conv2d_bias_act_maxpool(
+        g, a, b, NULL, NULL, NB_CONV_ACT_RELU,
+        &(nb_pool2d_params){.kernel = {1, 1}, .stride = {1, 1}});
+}
 static nb_node *w_conv1d(nb_graph *g, nb_node *a, nb_node *b)
 {
     as_images(g, &a, &b, 3);
@@ -610,7 +618,8 @@ static const struct {
     E1(reshape), {"permute", w_permute, false},
     {"permute", w_transpose, false},
     E2(concat), E1(slice), E1(broadcast_to), E1(pad), E2(conv2d),
-    E2(conv2d_bias_act), E2(conv1d), E2(conv_transpose2d), E1(max_pool2d), E1(avg_pool2d),
+    E2(conv2d_bias_act), E2(conv2d_bias_act_maxpool), E2(conv1d),
+    E2(conv_transpose2d), E1(max_pool2d), E1(avg_pool2d),
     E1(global_avg_pool2d), E1(batch_norm), E1(layer_norm),
     E2(sse_loss), E2(mse_loss), E2(bce_loss), E2(bce_logits_loss),
     E2(cce_loss), E2(softmax_ce_loss), E2(softmax_ce_index_loss),
