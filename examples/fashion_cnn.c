@@ -10,7 +10,9 @@
  *
  * Every line of that list is one call of nn.h (nb_conv2d_layer,
  * nb_batch_norm_layer, nb_max_pool2d_layer, nb_linear_layer) or ops.h
- * (nb_relu, nb_reshape, nb_dropout): see net_build. The layers are
+ * (nb_relu, nb_reshape, nb_dropout): see net_build. Without batch norm a
+ * conv and its relu are one call, nb_conv2d_relu_layer (one fused node,
+ * the same values). The layers are
  * composed by hand rather than from a spec, because a CNN's shape is a
  * list of different layers (where a norm goes, whether a conv keeps its
  * bias, where the flatten happens) that a spec would have to re-encode
@@ -81,12 +83,17 @@ static nb_node *conv_block(nb_graph *g, nb_node *x, int64_t channels, int k,
     snprintf(cname, sizeof cname, "conv%d", k);
     snprintf(bname, sizeof bname, "bn%d", k);
     nb_conv_params same = nb_conv_params_of(1, 1, 1, 1);
-    nb_node *h = nb_conv2d_layer(g, x, channels, 3, 3, &same, !bn, cname,
-                                 NB_INIT_TORCH, NB_ACT_RELU, conv);
-    if (bn)
+    if (bn) {
+        nb_node *h = nb_conv2d_layer(g, x, channels, 3, 3, &same, false,
+                                     cname, NB_INIT_TORCH, NB_ACT_RELU, conv);
         h = nb_batch_norm_layer(g, h, true, NB_BN_MOMENTUM, NB_NORM_EPS,
                                 bname, NULL);
-    *act = nb_relu(g, h);
+        *act = nb_relu(g, h);
+    } else {
+        /* conv, bias and relu in one node: the same values, quicker */
+        *act = nb_conv2d_relu_layer(g, x, channels, 3, 3, &same, true, cname,
+                                    NB_INIT_TORCH, conv);
+    }
     return nb_max_pool2d_layer(g, *act, 2, 0, 0, NULL);
 }
 

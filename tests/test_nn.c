@@ -914,6 +914,54 @@ static void feed_wave(nb_graph *g, nb_node *x, int rank, const int64_t *shape)
     }
 }
 
+/* nb_conv2d_relu_layer against nb_conv2d_layer then nb_relu on two graphs
+ * seeded alike: the same parameters (names, shapes, values) and the same
+ * output and gradients of x, weight and bias, bit for bit; the fused
+ * layer's output is one conv2d_bias_act node. */
+static void test_conv2d_relu_layer(void)
+{
+    nb_graph *gs[2];
+    nb_conv c[2];
+    nb_node *x[2], *y[2];
+    for (int v = 0; v < 2; v++) {
+        nb_graph *g = gs[v] = nb_graph_new();
+        nb_graph_seed(g, 5);
+        x[v] = nb_param(g, "x", NB_F64, 4, SHAPE(2, 3, 7, 6));
+        nb_init_uniform(g, x[v], -1, 1);
+        nb_conv_params p = nb_conv_params_of(1, 1, 1, 1);
+        y[v] = v ? nb_conv2d_relu_layer(g, x[v], 4, 3, 3, &p, true, "c",
+                                        NB_INIT_TORCH, &c[v])
+                 : nb_relu(g, nb_conv2d_layer(g, x[v], 4, 3, 3, &p, true, "c",
+                                              NB_INIT_TORCH, NB_ACT_RELU,
+                                              &c[v]));
+        nb_node *loss = y[v] ? nb_sum(g, nb_square(g, y[v])) : NULL;
+        CHECK(loss && nb_forward(g, loss) == NB_OK &&
+                  nb_backward(g, loss) == NB_OK,
+              "%s", nb_graph_error(g));
+    }
+    CHECK(c[1].out == y[1] &&
+              strcmp(nb_node_op_name(y[1]), "conv2d_bias_act") == 0,
+          "the fused layer's output is its conv2d_bias_act node");
+    check_param_node(c[1].weight, "c.weight", 4, SHAPE(4, 3, 3, 3));
+    check_param_node(c[1].bias, "c.bias", 1, SHAPE(4));
+    const nb_tensor *pairs[5][2] = {
+        {nb_node_value(c[0].weight), nb_node_value(c[1].weight)},
+        {nb_node_value(c[0].bias), nb_node_value(c[1].bias)},
+        {nb_node_value(y[0]), nb_node_value(y[1])},
+        {nb_node_grad(x[0]), nb_node_grad(x[1])},
+        {nb_node_grad(c[0].bias), nb_node_grad(c[1].bias)},
+    };
+    for (int i = 0; i < 5; i++) {
+        const nb_tensor *a = pairs[i][0], *b = pairs[i][1];
+        CHECK(a && b && nb_tensor_size(a) == nb_tensor_size(b) &&
+                  memcmp(nb_tensor_cdata(a), nb_tensor_cdata(b),
+                         (size_t)nb_tensor_size(a) * sizeof(double)) == 0,
+              "fused relu layer: pair %d differs from conv layer + relu", i);
+    }
+    nb_graph_free(gs[0]);
+    nb_graph_free(gs[1]);
+}
+
 static void test_conv_layers(void)
 {
     nb_graph *g = nb_graph_new();
@@ -1285,6 +1333,7 @@ int main(void)
     test_freezing();
     test_errors();
     test_conv_layers();
+    test_conv2d_relu_layer();
     test_conv_layer_values();
     test_pool_layers();
     test_norm_layers();

@@ -141,7 +141,8 @@ NB_API nb_node *nb_linear_layer(nb_graph *g, nb_node *x, int64_t out_features,
 typedef struct nb_conv {
     nb_node *weight; /**< parameter `"<name>.weight"` */
     nb_node *bias;   /**< parameter `"<name>.bias"` [O]; NULL without bias */
-    nb_node *out;    /**< the layer's output, bias added */
+    nb_node *out;    /**< the layer's output, bias added (and relu
+                          applied, for nb_conv2d_relu_layer) */
 } nb_conv;
 
 /** conv2d(x, weight) + bias for x [N, C, H, W]: PyTorch's nn.Conv2d(C,
@@ -154,6 +155,17 @@ NB_API nb_node *nb_conv2d_layer(nb_graph *g, nb_node *x, int64_t out_channels,
                                 const nb_conv_params *p, bool bias,
                                 const char *name, nb_init_kind init,
                                 nb_activation act, nb_conv *layer);
+/** relu(conv2d(x, weight) + bias) as one node (nb_conv2d_bias_act): the
+ * parameters, their names, their initialisation (for a relu unit) and the
+ * values of nb_conv2d_layer followed by nb_relu, bit for bit, in a
+ * quicker node; layer->out is that node, the relu's output. The other
+ * arguments as nb_conv2d_layer. */
+NB_API nb_node *nb_conv2d_relu_layer(nb_graph *g, nb_node *x,
+                                     int64_t out_channels, int64_t kernel_h,
+                                     int64_t kernel_w,
+                                     const nb_conv_params *p, bool bias,
+                                     const char *name, nb_init_kind init,
+                                     nb_conv *layer);
 /** conv1d(x, weight) + bias for x [N, C, L]: PyTorch's nn.Conv1d(C,
  * out_channels, kernel, stride, padding, dilation, groups) with `padding`
  * zeros on both ends. `name` NULL means "conv1d"; the rest as for

@@ -5,7 +5,8 @@
  *
  * (the bias is reshaped to [O, 1, 1] or [O, 1], which copies nothing, so
  * that the parameter keeps PyTorch's [O] shape and a state_dict's tensors
- * load unchanged).
+ * load unchanged), and relu(conv2d(x, weight) + bias) as one
+ * conv2d_bias_act node, which takes the bias [O] as it is.
  *
  * Fans follow PyTorch's _calculate_fan_in_and_fan_out: with r the
  * receptive field (the product of the kernel's extents),
@@ -36,6 +37,7 @@ typedef struct conv_args {
     const char *name;
     nb_init_kind init;
     nb_activation act;
+    bool relu; /* conv2d only: relu(conv + bias) as one conv2d_bias_act */
 } conv_args;
 
 /* The layer's own checks, made before any parameter exists. */
@@ -114,7 +116,8 @@ static nb_node *conv_layer(nb_graph *g, nb_node *x, const conv_args *a,
     nb_node *y;
     switch (a->kind) {
     case CONV2D:
-        y = nb_conv2d(g, x, w, p);
+        y = a->relu ? nb_conv2d_bias_act(g, x, w, b, p, NB_CONV_ACT_RELU)
+                    : nb_conv2d(g, x, w, p);
         break;
     case CONV1D:
         y = nb_conv1d(g, x, w, stride1, pad1, pad1, dil1, a->groups);
@@ -129,7 +132,7 @@ static nb_node *conv_layer(nb_graph *g, nb_node *x, const conv_args *a,
     }
     if (!y)
         return nb_layer_undo(g, mark);
-    if (b) {
+    if (b && !a->relu) {
         int64_t shape[3] = {o, 1, 1};
         y = nb_add(g, y, nb_reshape(g, b, wrank - 1, shape));
         if (!y)
@@ -150,7 +153,19 @@ nb_node *nb_conv2d_layer(nb_graph *g, nb_node *x, int64_t out_channels,
 {
     conv_args a = {CONV2D, out_channels, {kernel_h, kernel_w},
                    p ? p->groups : 1, bias, name ? name : "conv2d",
-                   init, act};
+                   init, act, false};
+    return conv_layer(g, x, &a, p, 0, 0, 0, layer);
+}
+
+nb_node *nb_conv2d_relu_layer(nb_graph *g, nb_node *x, int64_t out_channels,
+                              int64_t kernel_h, int64_t kernel_w,
+                              const nb_conv_params *p, bool bias,
+                              const char *name, nb_init_kind init,
+                              nb_conv *layer)
+{
+    conv_args a = {CONV2D, out_channels, {kernel_h, kernel_w},
+                   p ? p->groups : 1, bias, name ? name : "conv2d",
+                   init, NB_ACT_RELU, true};
     return conv_layer(g, x, &a, p, 0, 0, 0, layer);
 }
 
@@ -161,7 +176,7 @@ nb_node *nb_conv1d_layer(nb_graph *g, nb_node *x, int64_t out_channels,
                          nb_activation act, nb_conv *layer)
 {
     conv_args a = {CONV1D, out_channels, {1, kernel}, groups, bias,
-                   name ? name : "conv1d", init, act};
+                   name ? name : "conv1d", init, act, false};
     return conv_layer(g, x, &a, NULL, stride, padding, dilation, layer);
 }
 
@@ -174,6 +189,6 @@ nb_node *nb_conv_transpose2d_layer(nb_graph *g, nb_node *x,
 {
     conv_args a = {CONV_T2D, out_channels, {kernel_h, kernel_w},
                    p ? p->groups : 1, bias,
-                   name ? name : "conv_transpose2d", init, act};
+                   name ? name : "conv_transpose2d", init, act, false};
     return conv_layer(g, x, &a, p, 0, 0, 0, layer);
 }
