@@ -399,7 +399,8 @@ static bool same_bits(const nb_tensor *a, const nb_tensor *b)
     if (!a || !b || nb_tensor_size(a) != nb_tensor_size(b) ||
         nb_tensor_dtype(a) != nb_tensor_dtype(b))
         return false;
-    size_t bytes = (size_t)nb_tensor_size(a) * nb_dtype_size(nb_tensor_dtype(a));
+    size_t bytes =
+        (size_t)nb_tensor_size(a) * nb_dtype_size(nb_tensor_dtype(a));
     return memcmp(nb_tensor_data((nb_tensor *)a),
                   nb_tensor_data((nb_tensor *)b), bytes) == 0;
 }
@@ -409,7 +410,8 @@ static void *copy_of(const nb_tensor *t)
 {
     if (!t)
         return NULL;
-    size_t bytes = (size_t)nb_tensor_size(t) * nb_dtype_size(nb_tensor_dtype(t));
+    size_t bytes =
+        (size_t)nb_tensor_size(t) * nb_dtype_size(nb_tensor_dtype(t));
     void *c = malloc(bytes ? bytes : 1);
     memcpy(c, nb_tensor_data((nb_tensor *)t), bytes);
     return c;

@@ -191,7 +191,7 @@ static int binary_infer(nb_op_call *c)
                 const T *pdy = (const T *)c->out_grad->data + row * n;        \
                 if (ga_t && sa == 0 && (SIGN_A) != 0 && !write_a) {                       \
                     ((T *)ga_t->data)[oa] +=                                  \
-                        (T)(SIGN_A) * NB_KERNEL(nb_run_sum, T)(pdy, n);          \
+                        (T)(SIGN_A) * NB_KERNEL(nb_run_sum, T)(pdy, n);       \
                 } else if (ga_t) {                                            \
                     T *ga = (T *)ga_t->data + oa;                             \
                     if (write_a)                                              \
@@ -201,7 +201,7 @@ static int binary_infer(nb_op_call *c)
                 }                                                             \
                 if (gb_t && sb == 0 && (SIGN_B) != 0 && !write_b) {                       \
                     ((T *)gb_t->data)[ob] +=                                  \
-                        (T)(SIGN_B) * NB_KERNEL(nb_run_sum, T)(pdy, n);          \
+                        (T)(SIGN_B) * NB_KERNEL(nb_run_sum, T)(pdy, n);       \
                 } else if (gb_t) {                                            \
                     T *gb = (T *)gb_t->data + ob;                             \
                     if (write_b)                                              \

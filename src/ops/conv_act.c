@@ -26,11 +26,12 @@
  * (where a window holds some z > 0 its winner is that of z and out > 0;
  * where it holds none, out = 0 and relu sends nothing back either way).
  *
- * The op's value is y (or out); z is not kept. The arithmetic is that of conv2d,
- * add and relu composed (the same GEMMs, z = conv + b rounded once, the
- * same select, db summed per sample and channel plane by nb_run_sum as a
- * broadcast add sums a bias), so values and gradients equal the composed
- * graph's bit for bit (tests/test_ops_conv.c checks it).
+ * The op's value is y (or out); z is not kept. The arithmetic is that of
+ * conv2d, add, relu (and max_pool2d) composed: the same GEMMs, z = conv +
+ * b rounded once, the same selects, the same pooling kernels, db summed
+ * per sample and channel plane by nb_run_sum as a broadcast add sums a
+ * bias; so values and gradients equal the composed graph's bit for bit
+ * (tests/test_ops_conv.c checks it).
  *
  * The ops' doc strings (docs/ops.md and ops.h show them; the ops_doc
  * test fails if one is missing here):

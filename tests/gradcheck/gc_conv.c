@@ -2,8 +2,9 @@
  * random geometry: stride, padding per side, dilation, groups, batch 1 or
  * more; a depthwise conv2d; a 1x1 conv2d, which skips the patch matrix;
  * conv1d), conv_act.c (conv2d_bias_act and conv2d_bias_act_maxpool,
- * the bias and relu each on or off, a random pooling window) and conv_transpose2d (random geometry with output padding) —
- * and pad.c (rank 1 to 4, random amounts). */
+ * the bias and relu each on or off, a random pooling window) and
+ * conv_transpose2d (random geometry with output padding) — and pad.c
+ * (rank 1 to 4, random amounts). */
 #include <math.h>
 
 #include "gradcheck_cases.h"
