@@ -75,8 +75,9 @@ void nb_conv_backward_weight_f64(const nb_conv_geom *g, const double *x,
  * winners, as nb_max_pool2d keeps them, for the whole batch). Forward
  * applies the bias and relu to each sample's GEMM output while it is in
  * cache, with the arithmetic of the separate add and relu ops, and pools
- * it there (into a workspace tile: only the pooled planes reach y).
- * Backward takes one sample at a time: dz = dy [y > 0] (relu; dz = dy
+ * it there (into a workspace tile: only the pooled planes reach y); its
+ * threads take whole samples, each in its own share of the workspace
+ * (the workspace holds one per possible thread). Backward takes one sample at a time: dz = dy [y > 0] (relu; dz = dy
  * otherwise; with pooling the pooled message masked so and sent to the
  * winners) into the workspace, db[o] += nb_run_sum of dz's plane o
  * (kernels/run_sum.h, the sum a broadcast add's bias gradient takes),

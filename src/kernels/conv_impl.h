@@ -306,31 +306,91 @@ static size_t SUFFIX(planes_bytes)(int64_t o, int64_t n)
     return ((size_t)(o * n) * sizeof(REAL) + 63) / 64 * 64;
 }
 
+/* Bytes of one thread's share of nb_conv_act's workspace (backward uses
+ * the first share alone): the tile of one sample's convolution, the
+ * masked pooled message, then conv's own workspace; whole cache lines. */
+static size_t SUFFIX(act_share_bytes)(const nb_conv_geom *g, bool relu,
+                                      const nb_pool2d_geom *pool)
+{
+    const int64_t ohw = g->oh * g->ow;
+    size_t tile = relu || pool ? SUFFIX(planes_bytes)(g->o, ohw) : 0;
+    size_t masked = relu && pool
+                        ? SUFFIX(planes_bytes)(g->o, pool->oh * pool->ow)
+                        : 0;
+    return (tile + masked + SUFFIX(nb_conv_workspace)(g) + 63) / 64 * 64;
+}
+
+size_t SUFFIX(nb_conv_act_workspace)(const nb_conv_geom *g, bool relu,
+                                     const nb_pool2d_geom *pool)
+{
+    return SUFFIX(act_share_bytes)(g, relu, pool) *
+           (size_t)nb_parallel_threads_max();
+}
+
+/* What the threads of a fused forward share. */
+typedef struct {
+    const nb_conv_geom *g;
+    const REAL *x, *w, *b;
+    bool relu;
+    const nb_pool2d_geom *pool;
+    int32_t *arg;
+    REAL *y;
+    char *ws;
+    size_t share;
+} SUFFIX(act_fwd_job);
+
+/* Samples [lo, hi) of a fused forward, in thread t's share of the
+ * workspace. */
+static void SUFFIX(act_fwd_body)(void *ctx, int64_t lo, int64_t hi, int t,
+                                 int q)
+{
+    (void)q;
+    const SUFFIX(act_fwd_job) *j = ctx;
+    const nb_conv_geom *g = j->g;
+    const int64_t ohw = g->oh * g->ow;
+    const int64_t pohw = j->pool ? j->pool->oh * j->pool->ow : 0;
+    void *ws = j->ws + (size_t)t * j->share;
+    /* with pooling, each sample's convolution goes to a tile of the
+     * workspace and only its pooled planes to y */
+    REAL *tile = (REAL *)ws;
+    if (j->pool)
+        ws = (char *)ws + SUFFIX(planes_bytes)(g->o, ohw);
+    void *gemm_ws;
+    REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
+    for (int64_t n = lo; n < hi; n++) {
+        const REAL *xn = j->x + n * g->c * g->h * g->w;
+        if (!j->pool) {
+            SUFFIX(forward_sample)(g, xn, j->w, 0, j->b, j->relu,
+                                   j->y + n * g->o * ohw, col, gemm_ws);
+            continue;
+        }
+        SUFFIX(forward_sample)(g, xn, j->w, 0, j->b, j->relu, tile, col,
+                               gemm_ws);
+        SUFFIX(nb_max_pool2d)(j->pool, tile, j->y + n * g->o * pohw,
+                              j->arg + n * g->o * pohw);
+    }
+}
+
+static nb_parallel_site SUFFIX(act_fwd_site) =
+    NB_PARALLEL_SITE("conv.act_forward_" CONV_TYPE_NAME, CONV_GRAIN);
+
 void SUFFIX(nb_conv_act_forward)(const nb_conv_geom *g, const REAL *x,
                                  const REAL *w, const REAL *b, bool relu,
                                  const nb_pool2d_geom *pool, int32_t *arg,
                                  REAL *y, void *ws)
 {
-    const int64_t ohw = g->oh * g->ow;
-    const int64_t pohw = pool ? pool->oh * pool->ow : 0;
-    /* with pooling, each sample's convolution goes to a tile of the
-     * workspace and only its pooled planes to y */
-    REAL *tile = (REAL *)ws;
-    if (pool)
-        ws = (char *)ws + SUFFIX(planes_bytes)(g->o, ohw);
-    void *gemm_ws;
-    REAL *col = SUFFIX(col_of)(g, ws, &gemm_ws);
-    for (int64_t n = 0; n < g->batch; n++) {
-        const REAL *xn = x + n * g->c * g->h * g->w;
-        if (!pool) {
-            SUFFIX(forward_sample)(g, xn, w, 0, b, relu, y + n * g->o * ohw,
-                                   col, gemm_ws);
-            continue;
-        }
-        SUFFIX(forward_sample)(g, xn, w, 0, b, relu, tile, col, gemm_ws);
-        SUFFIX(nb_max_pool2d)(pool, tile, y + n * g->o * pohw,
-                              arg + n * g->o * pohw);
-    }
+    SUFFIX(act_fwd_job) job = {.g = g, .x = x, .w = w, .b = b, .relu = relu,
+                               .pool = pool, .arg = arg, .y = y, .ws = ws,
+                               .share = SUFFIX(act_share_bytes)(g, relu,
+                                                                pool)};
+    /* Whole samples per thread: each core computes and keeps its own
+     * samples, whose results do not depend on who computes them. The
+     * work is in multiply-adds. */
+    double work = (double)g->batch * (double)(g->o * g->oh * g->ow) *
+                  (double)(g->c / g->groups * g->kh * g->kw);
+    nb_parallel_for(&SUFFIX(act_fwd_site), g->batch,
+                    work < 4e18 ? (int64_t)work : INT64_MAX,
+                    nb_parallel_threads_max(), SUFFIX(act_fwd_body), &job);
 }
 
 /* dx_n = conv^T(dy_n, w) + beta dx_n for one sample n (dx_n, dy_n its
@@ -444,16 +504,6 @@ void SUFFIX(nb_conv_backward_weight)(const nb_conv_geom *g, const REAL *x,
     SUFFIX(weight_finish)(g, dwt, beta, dw);
 }
 
-size_t SUFFIX(nb_conv_act_workspace)(const nb_conv_geom *g, bool relu,
-                                     const nb_pool2d_geom *pool)
-{
-    const int64_t ohw = g->oh * g->ow;
-    size_t tile = relu || pool ? SUFFIX(planes_bytes)(g->o, ohw) : 0;
-    size_t masked = relu && pool
-                        ? SUFFIX(planes_bytes)(g->o, pool->oh * pool->ow)
-                        : 0;
-    return tile + masked + SUFFIX(nb_conv_workspace)(g);
-}
 
 /* dz = dy [y > 0] over len elements: relu's derivative from its output,
  * as y > 0 exactly where the pre-activation is (relu'(0) = 0), with the
