@@ -1601,6 +1601,45 @@ LSTM_CELL_CHECK(float, f32)
 LSTM_CELL_CHECK(double, f64)
 #undef LSTM_CELL_CHECK
 
+/* The LSTM cell's backward on every ISA against its formulas written out
+ * here (products and sums only, so the bits must agree), with lengths
+ * that leave a tail; both copies of da, and dc updated in place. */
+#define LSTM_BACK_CHECK(REAL, SFX)                                             \
+    static void lstm_back_check_##SFX(const char *isa, int64_t n)             \
+    {                                                                          \
+        REAL a[4 * 70], cp[70], tc[70], dy[70], dhn[70], dc[70], rdc[70];     \
+        REAL da[4 * 70], da2[4 * 70], rda[4 * 70];                             \
+        for (int64_t j = 0; j < 4 * n; j++)                                    \
+            a[j] = (REAL)rng_uniform();                                        \
+        for (int64_t j = 0; j < n; j++) {                                      \
+            cp[j] = (REAL)(6 * rng_uniform() - 3);                             \
+            tc[j] = (REAL)(2 * rng_uniform() - 1);                             \
+            dy[j] = (REAL)(2 * rng_uniform() - 1);                             \
+            dhn[j] = (REAL)(2 * rng_uniform() - 1);                            \
+            dc[j] = rdc[j] = (REAL)(2 * rng_uniform() - 1);                    \
+        }                                                                      \
+        for (int64_t j = 0; j < n; j++) {                                      \
+            REAL i = a[j], f = a[n + j], g = a[2 * n + j], o = a[3 * n + j];  \
+            REAL dh = dy[j] + dhn[j];                                          \
+            REAL d = rdc[j] + dh * o * (1 - tc[j] * tc[j]);                    \
+            rda[j] = d * g * i * (1 - i);                                      \
+            rda[n + j] = d * cp[j] * f * (1 - f);                              \
+            rda[2 * n + j] = d * i * (1 - g * g);                              \
+            rda[3 * n + j] = dh * tc[j] * o * (1 - o);                         \
+            rdc[j] = d * f;                                                    \
+        }                                                                      \
+        nb_vm_lstm_cell_back_##SFX(n, a, cp, tc, dy, dhn, dc, da, da2);        \
+        size_t b = (size_t)n * sizeof(REAL);                                   \
+        CHECK(memcmp(da, rda, 4 * b) == 0 && memcmp(da2, rda, 4 * b) == 0 &&   \
+                  memcmp(dc, rdc, b) == 0,                                     \
+              "lstm_cell_back " #SFX " on %s, n %lld: differs from the "       \
+              "formulas",                                                      \
+              isa, (long long)n);                                              \
+    }
+LSTM_BACK_CHECK(float, f32)
+LSTM_BACK_CHECK(double, f64)
+#undef LSTM_BACK_CHECK
+
 /* Max pooling with a 2x2 window at stride 2, on every instruction set
  * (AVX-512 has a kernel of its own for it), against the definition: the
  * first maximum of each window in row-major order under strict
@@ -1717,6 +1756,8 @@ static void test_lstm_cell(void)
         for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
             lstm_cell_check_f32(all_isas[s], lengths[i]);
             lstm_cell_check_f64(all_isas[s], lengths[i]);
+            lstm_back_check_f32(all_isas[s], lengths[i]);
+            lstm_back_check_f64(all_isas[s], lengths[i]);
         }
     }
     nb_vm_force_isa(NULL);

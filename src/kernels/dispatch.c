@@ -219,6 +219,12 @@ typedef struct {
                           float *);
     void (*lstm_cell_f64)(int64_t, double *, const double *, double *,
                           double *, double *);
+    void (*lstm_cell_back_f32)(int64_t, const float *, const float *,
+                               const float *, const float *, const float *,
+                               float *, float *, float *);
+    void (*lstm_cell_back_f64)(int64_t, const double *, const double *,
+                               const double *, const double *,
+                               const double *, double *, double *, double *);
 } vm_table;
 #undef UNARY_FIELDS
 #undef GRAD_FIELDS
@@ -239,7 +245,9 @@ typedef struct {
      .elu_f32 = PASTE(nb_vm_elu, _f32_, ISA),                                 \
      .elu_f64 = PASTE(nb_vm_elu, _f64_, ISA),                                 \
      .lstm_cell_f32 = PASTE(nb_vm_lstm_cell, _f32_, ISA),                     \
-     .lstm_cell_f64 = PASTE(nb_vm_lstm_cell, _f64_, ISA)}
+     .lstm_cell_f64 = PASTE(nb_vm_lstm_cell, _f64_, ISA),                     \
+     .lstm_cell_back_f32 = PASTE(nb_vm_lstm_cell_back, _f32_, ISA),           \
+     .lstm_cell_back_f64 = PASTE(nb_vm_lstm_cell_back, _f64_, ISA)}
 /* clang-format on */
 
 static const vm_table tables[NB_ISA_COUNT] = {
@@ -365,4 +373,22 @@ void nb_vm_lstm_cell_f64(int64_t n, double *a, const double *cp, double *c,
 {
     if (n > 0)
         active_table()->lstm_cell_f64(n, a, cp, c, tc, h);
+}
+
+void nb_vm_lstm_cell_back_f32(int64_t n, const float *a, const float *cp,
+                              const float *tc, const float *dy,
+                              const float *dhn, float *dc, float *da,
+                              float *da2)
+{
+    if (n > 0)
+        active_table()->lstm_cell_back_f32(n, a, cp, tc, dy, dhn, dc, da, da2);
+}
+
+void nb_vm_lstm_cell_back_f64(int64_t n, const double *a, const double *cp,
+                              const double *tc, const double *dy,
+                              const double *dhn, double *dc, double *da,
+                              double *da2)
+{
+    if (n > 0)
+        active_table()->lstm_cell_back_f64(n, a, cp, tc, dy, dhn, dc, da, da2);
 }

@@ -49,6 +49,22 @@ void nb_vm_lstm_cell_f32(int64_t n, float *a, const float *cp, float *c,
 void nb_vm_lstm_cell_f64(int64_t n, double *a, const double *cp, double *c,
                          double *tc, double *h);
 
+/* The backward of one LSTM cell of n units, from the activated gates a
+ * (i, f, g, o in blocks of n), c_{t-1} (cp) and tanh(c_t) (tc): with
+ * dh = dy + dhn, dc_t = dc + dh o (1 - tc^2); then da (4 n, the gates'
+ * pre-activation messages, written to da and to da2 alike) and dc <- dc_t f.
+ * Only multiplications and additions, in one order for every ISA, so the
+ * results are the same bits everywhere. The arrays must not overlap;
+ * runs on the calling thread, as nb_vm_lstm_cell. */
+void nb_vm_lstm_cell_back_f32(int64_t n, const float *a, const float *cp,
+                              const float *tc, const float *dy,
+                              const float *dhn, float *dc, float *da,
+                              float *da2);
+void nb_vm_lstm_cell_back_f64(int64_t n, const double *a, const double *cp,
+                              const double *tc, const double *dy,
+                              const double *dhn, double *dc, double *da,
+                              double *da2);
+
 /* ---- elementwise derivatives that need transcendental math:
  * dx += dy * f'(x) ---- */
 #define NB_VM_GRAD(X)                                                          \

@@ -135,22 +135,14 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             for (int64_t j = 0; j < H; j++)
                 da[j] = (dyr[j] + dhn[j]) * (1 - h[j] * h[j]);
         } else if (d->cell == NB_SEQ_LSTM) {
-            const REAL *a = c->gates + row * 4 * H;
-            const REAL *restrict gi = a, *restrict gf = a + H;
-            const REAL *restrict gg = a + 2 * H, *restrict go = a + 3 * H;
+            /* the step's copy of da written alongside, not copied after */
             const REAL *cc = c->aux + row * H;
-            const REAL *restrict tc = c->aux + (T * d->n + row) * H;
-            const REAL *restrict cp = t ? cc - H : c->c0 + (d->c0_rows ? n : 0) * H;
-            REAL *restrict dc = c->dc + n * H;
-            for (int64_t j = 0; j < H; j++) {
-                REAL dh = dyr[j] + dhn[j];
-                REAL dcj = dc[j] + dh * go[j] * (1 - tc[j] * tc[j]);
-                da[j] = dcj * gg[j] * gi[j] * (1 - gi[j]);
-                da[H + j] = dcj * cp[j] * gf[j] * (1 - gf[j]);
-                da[2 * H + j] = dcj * gi[j] * (1 - gg[j] * gg[j]);
-                da[3 * H + j] = dh * tc[j] * go[j] * (1 - go[j]);
-                dc[j] = dcj * gf[j];
-            }
+            const REAL *tc = c->aux + (T * d->n + row) * H;
+            const REAL *cp = t ? cc - H : c->c0 + (d->c0_rows ? n : 0) * H;
+            SUFFIX(nb_vm_lstm_cell_back)(H, c->gates + row * 4 * H, cp, tc,
+                                         dyr, dhn, c->dc + n * H, da,
+                                         c->step + n * c->ld_step);
+            continue;
         } else {
             const REAL *a = c->gates + row * 3 * H, *hn = c->aux + row * H;
             const REAL *restrict r = a, *restrict z = a + H;

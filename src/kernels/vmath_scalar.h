@@ -24,7 +24,15 @@
     void nb_vm_lstm_cell_f32_##isa(int64_t n, float *a, const float *cp,      \
                                    float *c, float *tc, float *h);            \
     void nb_vm_lstm_cell_f64_##isa(int64_t n, double *a, const double *cp,    \
-                                   double *c, double *tc, double *h);
+                                   double *c, double *tc, double *h);     \
+    void nb_vm_lstm_cell_back_f32_##isa(int64_t n, const float *a,            \
+                                        const float *cp, const float *tc,     \
+                                        const float *dy, const float *dhn,    \
+                                        float *dc, float *da, float *da2);    \
+    void nb_vm_lstm_cell_back_f64_##isa(int64_t n, const double *a,           \
+                                        const double *cp, const double *tc,   \
+                                        const double *dy, const double *dhn,  \
+                                        double *dc, double *da, double *da2);
 
 #define NB_VM_SCALAR_DECL(name) NB_VM_DECLARE_ISA(name, scalar)
 #define NB_VM_SCALAR_GRAD_DECL(name) NB_VM_DECLARE_GRAD_ISA(name, scalar)

@@ -81,6 +81,23 @@ void SUFFIX(nb_vm_lstm_cell)(int64_t n, REAL *a, const REAL *cp, REAL *c,
     }
 }
 
+void SUFFIX(nb_vm_lstm_cell_back)(int64_t n, const REAL *a, const REAL *cp,
+                                  const REAL *tc, const REAL *dy,
+                                  const REAL *dhn, REAL *dc, REAL *da,
+                                  REAL *da2)
+{
+    const REAL *gi = a, *gf = a + n, *gg = a + 2 * n, *go = a + 3 * n;
+    for (int64_t j = 0; j < n; j++) {
+        REAL dh = dy[j] + dhn[j];
+        REAL d = dc[j] + dh * go[j] * (1 - tc[j] * tc[j]);
+        da[j] = da2[j] = d * gg[j] * gi[j] * (1 - gi[j]);
+        da[n + j] = da2[n + j] = d * cp[j] * gf[j] * (1 - gf[j]);
+        da[2 * n + j] = da2[2 * n + j] = d * gi[j] * (1 - gg[j] * gg[j]);
+        da[3 * n + j] = da2[3 * n + j] = dh * tc[j] * go[j] * (1 - go[j]);
+        dc[j] = d * gf[j];
+    }
+}
+
 void SUFFIX(nb_vm_softplus)(int64_t n, const REAL *x, REAL *y)
 {
     for (int64_t i = 0; i < n; i++) {

@@ -331,6 +331,65 @@ void NAME(nb_vm_lstm_cell)(int64_t n, REAL *a, const REAL *cp, REAL *c,
     }
 }
 
+/* LSTM backward of one vector of units (kernels.h, nb_vm_lstm_cell_back):
+ * the products in the order of the scalar loop, so every ISA gives the
+ * scalar bits. */
+static inline void K(lstm_back)(const REAL *a, int64_t ld, const REAL *cp,
+                                const REAL *tc, const REAL *dy,
+                                const REAL *dhn, REAL *dc, REAL *da,
+                                REAL *da2)
+{
+    VEC one = V_SET1((REAL)1);
+    VEC gi = V_LOAD(a), gf = V_LOAD(a + ld), gg = V_LOAD(a + 2 * ld);
+    VEC go = V_LOAD(a + 3 * ld), t = V_LOAD(tc);
+    VEC dh = V_ADD(V_LOAD(dy), V_LOAD(dhn));
+    VEC d = V_ADD(V_LOAD(dc),
+                  V_MUL(V_MUL(dh, go), V_SUB(one, V_MUL(t, t))));
+    VEC di = V_MUL(V_MUL(V_MUL(d, gg), gi), V_SUB(one, gi));
+    VEC df = V_MUL(V_MUL(V_MUL(d, V_LOAD(cp)), gf), V_SUB(one, gf));
+    VEC dg = V_MUL(V_MUL(d, gi), V_SUB(one, V_MUL(gg, gg)));
+    VEC dout = V_MUL(V_MUL(V_MUL(dh, t), go), V_SUB(one, go));
+    V_STORE(da, di);
+    V_STORE(da + ld, df);
+    V_STORE(da + 2 * ld, dg);
+    V_STORE(da + 3 * ld, dout);
+    V_STORE(da2, di);
+    V_STORE(da2 + ld, df);
+    V_STORE(da2 + 2 * ld, dg);
+    V_STORE(da2 + 3 * ld, dout);
+    V_STORE(dc, V_MUL(d, gf));
+}
+
+void NAME(nb_vm_lstm_cell_back)(int64_t n, const REAL *a, const REAL *cp,
+                                const REAL *tc, const REAL *dy,
+                                const REAL *dhn, REAL *dc, REAL *da,
+                                REAL *da2)
+{
+    int64_t j = 0;
+    for (; j + WIDTH <= n; j += WIDTH)
+        K(lstm_back)(a + j, n, cp + j, tc + j, dy + j, dhn + j, dc + j,
+                     da + j, da2 + j);
+    if (j < n) {
+        REAL ba[4 * WIDTH] = {0}, bcp[WIDTH] = {0}, btc[WIDTH] = {0};
+        REAL bdy[WIDTH] = {0}, bdhn[WIDTH] = {0}, bdc[WIDTH] = {0};
+        REAL bda[4 * WIDTH], bda2[4 * WIDTH];
+        size_t bytes = (size_t)(n - j) * sizeof(REAL);
+        for (int q = 0; q < 4; q++)
+            memcpy(ba + q * WIDTH, a + q * n + j, bytes);
+        memcpy(bcp, cp + j, bytes);
+        memcpy(btc, tc + j, bytes);
+        memcpy(bdy, dy + j, bytes);
+        memcpy(bdhn, dhn + j, bytes);
+        memcpy(bdc, dc + j, bytes);
+        K(lstm_back)(ba, WIDTH, bcp, btc, bdy, bdhn, bdc, bda, bda2);
+        for (int q = 0; q < 4; q++) {
+            memcpy(da + q * n + j, bda + q * WIDTH, bytes);
+            memcpy(da2 + q * n + j, bda + q * WIDTH, bytes);
+        }
+        memcpy(dc + j, bdc, bytes);
+    }
+}
+
 /* dx += dy * f'(x) */
 #define GRAD_KERNEL(name)                                                      \
     void NAME(nb_vm_##name##_grad)(int64_t n, const REAL *x, const REAL *dy,   \
