@@ -46,16 +46,17 @@ static int64_t SUFFIX(rnn_ld)(int64_t elems)
 static size_t SUFFIX(rnn_gemm_ws)(const nb_rnn_dims *d)
 {
     int64_t gh = d->cell * d->h, rows = d->n * d->t;
-    size_t s[6] = {
+    size_t s[7] = {
         SUFFIX(nb_gemm_workspace)(rows, gh, d->e),
         SUFFIX(nb_gemm_workspace)(d->n, gh, d->h),
         SUFFIX(nb_gemm_workspace)(d->n, d->h, gh),
         SUFFIX(nb_gemm_workspace)(rows, d->e, gh),
         SUFFIX(nb_gemm_workspace)(gh, d->e, rows),
         SUFFIX(nb_gemm_workspace)(gh, d->h, rows),
+        SUFFIX(nb_gemm_workspace)(gh, d->e + d->h, rows),
     };
     size_t m = 0;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         m = s[i] > m ? s[i] : m;
     return (m + 63) / 64 * 64;
 }
@@ -68,7 +69,9 @@ size_t SUFFIX(nb_rnn_workspace)(const nb_rnn_dims *d)
                   SUFFIX(rnn_round)(d->n * d->h) +
                   (d->cell == NB_SEQ_GRU ? SUFFIX(rnn_round)(d->n * gh) : 0);
     int64_t back = SUFFIX(rnn_round)(rows * gh) * (d->cell == NB_SEQ_GRU ? 2 : 1) +
-                   SUFFIX(rnn_round)(rows * d->h) +
+                   SUFFIX(rnn_round)(rows * (d->e + d->h)) +
+                   SUFFIX(rnn_round)(gh * (d->e + d->h)) +
+                   SUFFIX(rnn_round)(gh) +
                    2 * SUFFIX(rnn_round)(d->n * d->h) +
                    SUFFIX(rnn_round)(gh * SUFFIX(rnn_ld)(d->h)) +
                    SUFFIX(rnn_round)(d->n * SUFFIX(rnn_ld)(gh));
@@ -211,9 +214,10 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     bool hh_in_proj = d->cell != NB_SEQ_GRU;
     for (int64_t j = 0; j < gh; j++)
         bias[j] = (b_ih ? b_ih[j] : 0) + (b_hh && hh_in_proj ? b_hh[j] : 0);
-    for (int64_t r = 0; r < rows; r++)
-        memcpy(gates + r * gh, bias, (size_t)gh * sizeof(REAL));
-    SUFFIX(nb_gemm)(false, true, rows, gh, E, 1, x, E, w_ih, E, 1, gates, gh,
+    /* The bias joins each step's rows just before its recurrent product,
+     * while they are in cache, rather than as a first copy into all of
+     * them (b + xW and xW + b are the same sum). */
+    SUFFIX(nb_gemm)(false, true, rows, gh, E, 1, x, E, w_ih, E, 0, gates, gh,
                     gemm_ws);
     /* w_hh^T [H, G H], so each step's product reads its rows in place
      * (the GEMM's unpacked path for a few rows of A); in tiles, so that
@@ -232,6 +236,11 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     for (int64_t t = 0; t < T; t++) {
         /* h_{t-1}: the rows step t-1 left in hstep, or h0 */
         const REAL *hp = t ? hstep : h0;
+        for (int64_t n = 0; n < N; n++) {
+            REAL *g = gates + (n * T + t) * gh;
+            for (int64_t j = 0; j < gh; j++)
+                g[j] += bias[j];
+        }
         if (t == 0 && !d->h0_rows) {
             /* h0 shared by the batch: its product once, added to each
              * row (GRU's rows of the recurrent product, the others' gate
@@ -292,8 +301,14 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
     void *gemm_ws = ws;
     REAL *dax = (REAL *)(ws + SUFFIX(rnn_gemm_ws)(d));
     REAL *dah = gru ? dax + SUFFIX(rnn_round)(rows * gh) : dax;
+    /* LSTM and Elman send the same da to both weights: one GEMM forms
+     * [dW_ih | dW_hh] = da^T [x | h_prev], reading da once. */
+    bool fuse_w = !gru && grad->w_ih && grad->w_hh;
+    int64_t ldp = fuse_w ? E + H : H;
     REAL *hprev = dah + SUFFIX(rnn_round)(rows * gh);
-    REAL *dhn = hprev + SUFFIX(rnn_round)(rows * H);
+    REAL *dw = hprev + SUFFIX(rnn_round)(rows * (E + H));
+    REAL *dbias = dw + SUFFIX(rnn_round)(gh * (E + H));
+    REAL *dhn = dbias + SUFFIX(rnn_round)(gh);
     REAL *dc = dhn + SUFFIX(rnn_round)(N * H);
     int64_t ldr = SUFFIX(rnn_ld)(H), lds = SUFFIX(rnn_ld)(gh);
     REAL *whh = dc + SUFFIX(rnn_round)(N * H);
@@ -319,9 +334,20 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
                              .aux = gates ? gates + rows * gh : NULL,
                              .dax = dax, .dah = dah, .dhn = dhn, .dc = dc,
                              .step = dstep, .ld_step = lds};
+    /* b_hh's gradient (and b_ih's, the same da, but for GRU) summed step
+     * by step while the step's rows are in cache, in one order whatever
+     * the threads. */
+    bool sum_steps = grad->b_hh || (grad->b_ih && !gru);
+    if (sum_steps)
+        memset(dbias, 0, (size_t)gh * sizeof(REAL));
     for (int64_t t = T - 1; t >= 0 && H > 0; t--) {
         call.t = t;
         nb_parallel_for(&site, N, N * gh, INT32_MAX, SUFFIX(rnn_body), &call);
+        for (int64_t n = 0; sum_steps && n < N; n++) {
+            const REAL *r = dstep + n * lds;
+            for (int64_t j = 0; j < gh; j++)
+                dbias[j] += r[j];
+        }
         if (t > 0 || grad->h0)
             SUFFIX(nb_gemm)(false, false, N, H, gh, 1, dstep, lds, whh, ldr,
                             gru ? 1 : 0, dhn, H, gemm_ws);
@@ -340,21 +366,44 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
     if (grad->x)
         SUFFIX(nb_gemm)(false, false, rows, E, gh, 1, dax, gh, w_ih, E, 1,
                         grad->x, E, gemm_ws);
-    if (grad->w_ih)
+    if (grad->w_ih && !fuse_w)
         SUFFIX(nb_gemm)(true, false, gh, E, rows, 1, dax, gh, x, E, 1,
                         grad->w_ih, E, gemm_ws);
     if (grad->w_hh) {
-        /* The state each step's recurrent product read: h0, then h_1.. */
-        for (int64_t n = 0; n < N; n++) {
-            memcpy(hprev + n * T * H, h0 + (d->h0_rows ? n : 0) * H, (size_t)H * sizeof(REAL));
-            memcpy(hprev + (n * T + 1) * H, y + n * TY * H,
-                   (size_t)((T - 1) * H) * sizeof(REAL));
+        /* The state each step's recurrent product read: h0, then h_1..,
+         * after x_t when fused. */
+        REAL *hp = hprev + (fuse_w ? E : 0);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t t = 0; t < T; t++) {
+                const REAL *src = t ? y + (n * TY + t - 1) * H
+                                    : h0 + (d->h0_rows ? n : 0) * H;
+                memcpy(hp + (n * T + t) * ldp, src, (size_t)H * sizeof(REAL));
+                if (fuse_w)
+                    memcpy(hprev + (n * T + t) * ldp, x + (n * T + t) * E,
+                           (size_t)E * sizeof(REAL));
+            }
+        if (fuse_w) {
+            SUFFIX(nb_gemm)(true, false, gh, E + H, rows, 1, dah, gh, hprev,
+                            ldp, 0, dw, E + H, gemm_ws);
+            for (int64_t j = 0; j < gh; j++) {
+                const REAL *r = dw + j * (E + H);
+                REAL *gi = grad->w_ih + j * E, *gw = grad->w_hh + j * H;
+                for (int64_t k = 0; k < E; k++)
+                    gi[k] += r[k];
+                for (int64_t k = 0; k < H; k++)
+                    gw[k] += r[E + k];
+            }
+        } else {
+            SUFFIX(nb_gemm)(true, false, gh, H, rows, 1, dah, gh, hprev, H, 1,
+                            grad->w_hh, H, gemm_ws);
         }
-        SUFFIX(nb_gemm)(true, false, gh, H, rows, 1, dah, gh, hprev, H, 1,
-                        grad->w_hh, H, gemm_ws);
     }
-    if (grad->b_ih)
+    if (grad->b_ih && gru)
         SUFFIX(rnn_colsum)(rows, gh, dax, grad->b_ih);
-    if (grad->b_hh)
-        SUFFIX(rnn_colsum)(rows, gh, dah, grad->b_hh);
+    for (int64_t j = 0; j < gh && sum_steps; j++) {
+        if (grad->b_ih && !gru)
+            grad->b_ih[j] += dbias[j];
+        if (grad->b_hh)
+            grad->b_hh[j] += dbias[j];
+    }
 }
