@@ -437,6 +437,10 @@ int main(void)
                                    sizes[i][3], false, false);
         /* one initial state broadcast over the batch */
         compare_with_composite(k, 3, 4, 2, 3, k == LSTM, true);
+        /* enough rows a step that LSTM and Elman take x_t into each
+         * step's product (rnn.c, RNN_FUSE_ROWS) */
+        compare_with_composite(k, 9, 4, 5, 6, false, false);
+        compare_with_composite(k, 8, 3, 2, 5, k == LSTM, true);
     }
     compare_with_composite(LSTM, 2, 5, 3, 4, true, false);
     compare_with_composite(LSTM, 1, 3, 2, 2, true, false);

@@ -11,6 +11,10 @@
  * nanoseconds each against a microsecond or more for a region. */
 #define RNN_GRAIN 4096
 
+/* Batch rows from which a forward step's product takes x_t along
+ * (rnn_impl.h, rnn_fuse_x). */
+#define RNN_FUSE_ROWS 8
+
 enum { RNN_FORWARD_STEP, RNN_BACKWARD_STEP };
 
 size_t nb_rnn_scratch_bytes(const nb_rnn_dims *d, size_t elem)

@@ -46,7 +46,7 @@ static int64_t SUFFIX(rnn_ld)(int64_t elems)
 static size_t SUFFIX(rnn_gemm_ws)(const nb_rnn_dims *d)
 {
     int64_t gh = d->cell * d->h, rows = d->n * d->t;
-    size_t s[7] = {
+    size_t s[8] = {
         SUFFIX(nb_gemm_workspace)(rows, gh, d->e),
         SUFFIX(nb_gemm_workspace)(d->n, gh, d->h),
         SUFFIX(nb_gemm_workspace)(d->n, d->h, gh),
@@ -54,19 +54,42 @@ static size_t SUFFIX(rnn_gemm_ws)(const nb_rnn_dims *d)
         SUFFIX(nb_gemm_workspace)(gh, d->e, rows),
         SUFFIX(nb_gemm_workspace)(gh, d->h, rows),
         SUFFIX(nb_gemm_workspace)(gh, d->e + d->h, rows),
+        SUFFIX(nb_gemm_workspace)(d->n, gh, d->h + d->e),
     };
     size_t m = 0;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         m = s[i] > m ? s[i] : m;
     return (m + 63) / 64 * 64;
+}
+
+/* Whether each forward step multiplies [h_{t-1} | x_t] (one GEMM of N
+ * rows a step, no projection of all steps up front): LSTM and Elman (GRU
+ * keeps W_hn h apart) with enough rows a step; with one or a few rows the
+ * per-step product reads all of W_ih for as many rows, and the projection
+ * of all steps as one GEMM is cheaper. */
+static bool SUFFIX(rnn_fuse_x)(const nb_rnn_dims *d)
+{
+    return d->cell != NB_SEQ_GRU && d->n >= RNN_FUSE_ROWS;
+}
+
+/* dst[k ld + j] = src[j cols + k] for j < rows, k < cols; in tiles, so
+ * that neither side is walked across rows one element at a time. */
+static void SUFFIX(rnn_transpose)(int64_t rows, int64_t cols,
+                                  const REAL *src, REAL *dst, int64_t ld)
+{
+    for (int64_t j0 = 0; j0 < rows; j0 += 16)
+        for (int64_t k0 = 0; k0 < cols; k0 += 16)
+            for (int64_t j = j0; j < j0 + 16 && j < rows; j++)
+                for (int64_t k = k0; k < k0 + 16 && k < cols; k++)
+                    dst[k * ld + j] = src[j * cols + k];
 }
 
 size_t SUFFIX(nb_rnn_workspace)(const nb_rnn_dims *d)
 {
     int64_t gh = d->cell * d->h, rows = d->n * d->t;
-    int64_t fwd = SUFFIX(rnn_round)(d->h * SUFFIX(rnn_ld)(gh)) +
+    int64_t fwd = SUFFIX(rnn_round)((d->h + d->e) * SUFFIX(rnn_ld)(gh)) +
                   2 * SUFFIX(rnn_round)(gh) +
-                  SUFFIX(rnn_round)(d->n * d->h) +
+                  SUFFIX(rnn_round)(d->n * SUFFIX(rnn_ld)(d->h + d->e)) +
                   (d->cell == NB_SEQ_GRU ? SUFFIX(rnn_round)(d->n * gh) : 0);
     int64_t back = SUFFIX(rnn_round)(rows * gh) * (d->cell == NB_SEQ_GRU ? 2 : 1) +
                    SUFFIX(rnn_round)(rows * (d->e + d->h)) +
@@ -118,7 +141,7 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             for (int64_t j = 0; j < H; j++)
                 h[j] = (1 - z[j]) * an[j] + z[j] * hp[j];
         }
-        memcpy(c->step + n * H, h, (size_t)H * sizeof(REAL));
+        memcpy(c->step + n * c->ld_step, h, (size_t)H * sizeof(REAL));
     }
 }
 
@@ -195,11 +218,13 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     char *ws = workspace;
     void *gemm_ws = ws;
     int64_t ldw = SUFFIX(rnn_ld)(gh);
+    bool fuse_x = SUFFIX(rnn_fuse_x)(d);
+    int64_t ldh = fuse_x ? SUFFIX(rnn_ld)(H + E) : H;
     REAL *wt = (REAL *)(ws + SUFFIX(rnn_gemm_ws)(d));
-    REAL *bias = wt + SUFFIX(rnn_round)(H * ldw);
+    REAL *bias = wt + SUFFIX(rnn_round)((H + E) * ldw);
     REAL *row0 = bias + SUFFIX(rnn_round)(gh);
     REAL *hstep = row0 + SUFFIX(rnn_round)(gh);
-    REAL *rec = hstep + SUFFIX(rnn_round)(N * H);
+    REAL *rec = hstep + SUFFIX(rnn_round)(N * SUFFIX(rnn_ld)(H + E));
     /* Elman's pre-activations are its outputs (y is [N, T, H]); the gated
      * cells keep theirs in the scratch, activated in place. */
     REAL *gates = d->cell == NB_SEQ_ELMAN ? y : scratch;
@@ -214,25 +239,43 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     bool hh_in_proj = d->cell != NB_SEQ_GRU;
     for (int64_t j = 0; j < gh; j++)
         bias[j] = (b_ih ? b_ih[j] : 0) + (b_hh && hh_in_proj ? b_hh[j] : 0);
+    /* w_hh^T [H, G H] (then w_ih^T [E, G H] when fused), so each step's
+     * product reads its rows in place (the GEMM's unpacked path for a few
+     * rows of A). */
+    SUFFIX(rnn_transpose)(gh, H, w_hh, wt, ldw);
+    static nb_parallel_site site = NB_PARALLEL_SITE("rnn.forward_" DTYPE,
+                                                    RNN_GRAIN);
+    SUFFIX(rnn_call) call = {.kernel = RNN_FORWARD_STEP, .d = d, .h0 = h0,
+                             .c0 = c0, .y = y, .gates = gates, .aux = aux,
+                             .rec = rec, .step = hstep, .ld_step = ldh};
+    if (fuse_x) {
+        /* One product a step, [h_{t-1} | x_t] [W_hh | W_ih]^T onto the
+         * bias: the gates are written once, while in cache, rather than
+         * projected for all steps up front and read back cold. */
+        SUFFIX(rnn_transpose)(gh, E, w_ih, wt + H * ldw, ldw);
+        for (int64_t n = 0; n < N; n++)
+            memcpy(hstep + n * ldh, h0 + (d->h0_rows ? n : 0) * H,
+                   (size_t)H * sizeof(REAL));
+        for (int64_t t = 0; t < T; t++) {
+            for (int64_t n = 0; n < N; n++) {
+                memcpy(hstep + n * ldh + H, x + (n * T + t) * E,
+                       (size_t)E * sizeof(REAL));
+                memcpy(gates + (n * T + t) * gh, bias,
+                       (size_t)gh * sizeof(REAL));
+            }
+            SUFFIX(nb_gemm)(false, false, N, gh, H + E, 1, hstep, ldh, wt,
+                            ldw, 1, gates + t * gh, T * gh, gemm_ws);
+            call.t = t;
+            nb_parallel_for(&site, N, N * gh, INT32_MAX, SUFFIX(rnn_body),
+                            &call);
+        }
+        return;
+    }
     /* The bias joins each step's rows just before its recurrent product,
      * while they are in cache, rather than as a first copy into all of
      * them (b + xW and xW + b are the same sum). */
     SUFFIX(nb_gemm)(false, true, rows, gh, E, 1, x, E, w_ih, E, 0, gates, gh,
                     gemm_ws);
-    /* w_hh^T [H, G H], so each step's product reads its rows in place
-     * (the GEMM's unpacked path for a few rows of A); in tiles, so that
-     * neither side is walked across rows one element at a time. */
-    for (int64_t j0 = 0; j0 < gh; j0 += 16)
-        for (int64_t k0 = 0; k0 < H; k0 += 16)
-            for (int64_t j = j0; j < j0 + 16 && j < gh; j++)
-                for (int64_t k = k0; k < k0 + 16 && k < H; k++)
-                    wt[k * ldw + j] = w_hh[j * H + k];
-
-    static nb_parallel_site site = NB_PARALLEL_SITE("rnn.forward_" DTYPE,
-                                                    RNN_GRAIN);
-    SUFFIX(rnn_call) call = {.kernel = RNN_FORWARD_STEP, .d = d, .h0 = h0,
-                             .c0 = c0, .y = y, .gates = gates, .aux = aux,
-                             .rec = rec, .step = hstep};
     for (int64_t t = 0; t < T; t++) {
         /* h_{t-1}: the rows step t-1 left in hstep, or h0 */
         const REAL *hp = t ? hstep : h0;
