@@ -72,6 +72,22 @@ static bool SUFFIX(rnn_fuse_x)(const nb_rnn_dims *d)
     return d->cell != NB_SEQ_GRU && d->n >= RNN_FUSE_ROWS;
 }
 
+/* The row of (sample n, step t) in the scratch and in backward's
+ * messages: by steps for the fused LSTM, so that a step's gates, cell
+ * states and messages are each one block that the caches fetch as a
+ * stream, not N rows a page or more apart; by samples otherwise, the
+ * order of x and of the projection of all steps (Elman's gates are its
+ * output y, [N, T, H]). */
+static bool SUFFIX(rnn_by_step)(const nb_rnn_dims *d)
+{
+    return d->cell == NB_SEQ_LSTM && SUFFIX(rnn_fuse_x)(d);
+}
+
+static int64_t SUFFIX(rnn_row)(const nb_rnn_dims *d, int64_t n, int64_t t)
+{
+    return SUFFIX(rnn_by_step)(d) ? t * d->n + n : n * d->t + t;
+}
+
 /* dst[k ld + j] = src[j cols + k] for j < rows, k < cols; in tiles, so
  * that neither side is walked across rows one element at a time. */
 static void SUFFIX(rnn_transpose)(int64_t rows, int64_t cols,
@@ -110,7 +126,7 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
     const nb_rnn_dims *d = c->d;
     int64_t H = d->h, T = d->t, t = c->t, TY = T + (d->final_cell ? 1 : 0);
     for (int64_t n = lo; n < hi; n++) {
-        int64_t row = n * T + t;
+        int64_t row = SUFFIX(rnn_row)(d, n, t);
         REAL *restrict h = c->y + (n * TY + t) * H;
         const REAL *restrict hp = t ? c->y + (n * TY + t - 1) * H
                                     : c->h0 + (d->h0_rows ? n : 0) * H;
@@ -120,7 +136,7 @@ static void SUFFIX(rnn_forward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
             REAL *a = c->gates + row * 4 * H;
             REAL *cc = c->aux + row * H;
             REAL *tc = c->aux + (T * d->n + row) * H;
-            const REAL *cp = t ? c->aux + (row - 1) * H
+            const REAL *cp = t ? c->aux + SUFFIX(rnn_row)(d, n, t - 1) * H
                                : c->c0 + (d->c0_rows ? n : 0) * H;
             SUFFIX(nb_vm_lstm_cell)(H, a, cp, cc, tc, h);
             if (d->final_cell && t == T - 1)
@@ -153,7 +169,7 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
     int64_t gh = d->cell * H;
     bool gru = d->cell == NB_SEQ_GRU;
     for (int64_t n = lo; n < hi; n++) {
-        int64_t row = n * T + t;
+        int64_t row = SUFFIX(rnn_row)(d, n, t);
         const REAL *restrict dyr = c->dy + (n * TY + t) * H;
         const REAL *restrict h = c->y + (n * TY + t) * H;
         REAL *restrict dhn = c->dhn + n * H, *restrict da = c->dax + row * gh;
@@ -162,9 +178,9 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
                 da[j] = (dyr[j] + dhn[j]) * (1 - h[j] * h[j]);
         } else if (d->cell == NB_SEQ_LSTM) {
             /* the step's copy of da written alongside, not copied after */
-            const REAL *cc = c->aux + row * H;
             const REAL *tc = c->aux + (T * d->n + row) * H;
-            const REAL *cp = t ? cc - H : c->c0 + (d->c0_rows ? n : 0) * H;
+            const REAL *cp = t ? c->aux + SUFFIX(rnn_row)(d, n, t - 1) * H
+                               : c->c0 + (d->c0_rows ? n : 0) * H;
             SUFFIX(nb_vm_lstm_cell_back)(H, c->gates + row * 4 * H, cp, tc,
                                          dyr, dhn, c->dc + n * H, da,
                                          c->step + n * c->ld_step);
@@ -256,15 +272,17 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
         for (int64_t n = 0; n < N; n++)
             memcpy(hstep + n * ldh, h0 + (d->h0_rows ? n : 0) * H,
                    (size_t)H * sizeof(REAL));
+        bool by_step = SUFFIX(rnn_by_step)(d);
         for (int64_t t = 0; t < T; t++) {
             for (int64_t n = 0; n < N; n++) {
                 memcpy(hstep + n * ldh + H, x + (n * T + t) * E,
                        (size_t)E * sizeof(REAL));
-                memcpy(gates + (n * T + t) * gh, bias,
+                memcpy(gates + SUFFIX(rnn_row)(d, n, t) * gh, bias,
                        (size_t)gh * sizeof(REAL));
             }
             SUFFIX(nb_gemm)(false, false, N, gh, H + E, 1, hstep, ldh, wt,
-                            ldw, 1, gates + t * gh, T * gh, gemm_ws);
+                            ldw, 1, gates + (by_step ? t * N : t) * gh,
+                            by_step ? gh : T * gh, gemm_ws);
             call.t = t;
             nb_parallel_for(&site, N, N * gh, INT32_MAX, SUFFIX(rnn_body),
                             &call);
@@ -347,7 +365,7 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
     /* LSTM and Elman send the same da to both weights: one GEMM forms
      * [dW_ih | dW_hh] = da^T [x | h_prev], reading da once. */
     bool fuse_w = !gru && grad->w_ih && grad->w_hh;
-    int64_t ldp = fuse_w ? E + H : H;
+    int64_t ldp = fuse_w || SUFFIX(rnn_by_step)(d) ? E + H : H;
     REAL *hprev = dah + SUFFIX(rnn_round)(rows * gh);
     REAL *dw = hprev + SUFFIX(rnn_round)(rows * (E + H));
     REAL *dbias = dw + SUFFIX(rnn_round)(gh * (E + H));
@@ -406,25 +424,40 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
                 grad->c0[(d->c0_rows ? n : 0) * H + j] += dc[n * H + j];
     if (rows == 0 || H == 0)
         return;
-    if (grad->x)
-        SUFFIX(nb_gemm)(false, false, rows, E, gh, 1, dax, gh, w_ih, E, 1,
-                        grad->x, E, gemm_ws);
-    if (grad->w_ih && !fuse_w)
-        SUFFIX(nb_gemm)(true, false, gh, E, rows, 1, dax, gh, x, E, 1,
-                        grad->w_ih, E, gemm_ws);
-    if (grad->w_hh) {
-        /* The state each step's recurrent product read: h0, then h_1..,
-         * after x_t when fused. */
-        REAL *hp = hprev + (fuse_w ? E : 0);
+    /* The rows of dax by steps (rnn_row): dx in that order into the
+     * space of hprev, then added to x's rows. */
+    bool by_step = SUFFIX(rnn_by_step)(d);
+    if (grad->x && by_step) {
+        SUFFIX(nb_gemm)(false, false, rows, E, gh, 1, dax, gh, w_ih, E, 0,
+                        hprev, E, gemm_ws);
         for (int64_t n = 0; n < N; n++)
             for (int64_t t = 0; t < T; t++) {
+                const REAL *r = hprev + (t * N + n) * E;
+                REAL *gx = grad->x + (n * T + t) * E;
+                for (int64_t k = 0; k < E; k++)
+                    gx[k] += r[k];
+            }
+    } else if (grad->x) {
+        SUFFIX(nb_gemm)(false, false, rows, E, gh, 1, dax, gh, w_ih, E, 1,
+                        grad->x, E, gemm_ws);
+    }
+    /* [x_t | h_{t-1}], the inputs of each step's products, in the rows of
+     * dax: h0, then h_1.., after x_t when fused (x as it is otherwise). */
+    if (grad->w_hh || (grad->w_ih && by_step))
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t t = 0; t < T; t++) {
+                REAL *r = hprev + SUFFIX(rnn_row)(d, n, t) * ldp;
                 const REAL *src = t ? y + (n * TY + t - 1) * H
                                     : h0 + (d->h0_rows ? n : 0) * H;
-                memcpy(hp + (n * T + t) * ldp, src, (size_t)H * sizeof(REAL));
-                if (fuse_w)
-                    memcpy(hprev + (n * T + t) * ldp, x + (n * T + t) * E,
-                           (size_t)E * sizeof(REAL));
+                if (ldp == E + H)
+                    memcpy(r, x + (n * T + t) * E, (size_t)E * sizeof(REAL));
+                memcpy(r + ldp - H, src, (size_t)H * sizeof(REAL));
             }
+    if (grad->w_ih && !fuse_w)
+        SUFFIX(nb_gemm)(true, false, gh, E, rows, 1, dax, gh,
+                        by_step ? hprev : x, by_step ? ldp : E, 1,
+                        grad->w_ih, E, gemm_ws);
+    if (grad->w_hh) {
         if (fuse_w) {
             SUFFIX(nb_gemm)(true, false, gh, E + H, rows, 1, dah, gh, hprev,
                             ldp, 0, dw, E + H, gemm_ws);
@@ -437,8 +470,8 @@ void SUFFIX(nb_rnn_backward)(const nb_rnn_dims *d, const REAL *x,
                     gw[k] += r[E + k];
             }
         } else {
-            SUFFIX(nb_gemm)(true, false, gh, H, rows, 1, dah, gh, hprev, H, 1,
-                            grad->w_hh, H, gemm_ws);
+            SUFFIX(nb_gemm)(true, false, gh, H, rows, 1, dah, gh,
+                            hprev + ldp - H, ldp, 1, grad->w_hh, H, gemm_ws);
         }
     }
     if (grad->b_ih && gru)
