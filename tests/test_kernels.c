@@ -1640,6 +1640,44 @@ LSTM_BACK_CHECK(float, f32)
 LSTM_BACK_CHECK(double, f64)
 #undef LSTM_BACK_CHECK
 
+/* The GRU cell's backward likewise: da, both copies of dah, and dhn
+ * replaced by h_{t-1}'s direct message. */
+#define GRU_BACK_CHECK(REAL, SFX)                                              \
+    static void gru_back_check_##SFX(const char *isa, int64_t n)              \
+    {                                                                          \
+        REAL a[3 * 70], hn[70], hp[70], dy[70], dhn[70], rdhn[70];            \
+        REAL da[3 * 70], dah[3 * 70], dah2[3 * 70], rda[3 * 70], rdah[3 * 70]; \
+        for (int64_t j = 0; j < 3 * n; j++)                                    \
+            a[j] = (REAL)rng_uniform();                                        \
+        for (int64_t j = 0; j < n; j++) {                                      \
+            hn[j] = (REAL)(4 * rng_uniform() - 2);                             \
+            hp[j] = (REAL)(2 * rng_uniform() - 1);                             \
+            dy[j] = (REAL)(2 * rng_uniform() - 1);                             \
+            dhn[j] = rdhn[j] = (REAL)(2 * rng_uniform() - 1);                  \
+        }                                                                      \
+        for (int64_t j = 0; j < n; j++) {                                      \
+            REAL r = a[j], z = a[n + j], nv = a[2 * n + j];                    \
+            REAL dh = dy[j] + rdhn[j];                                         \
+            REAL an = dh * (1 - z) * (1 - nv * nv);                            \
+            rda[j] = rdah[j] = an * hn[j] * r * (1 - r);                       \
+            rda[n + j] = rdah[n + j] = dh * (hp[j] - nv) * z * (1 - z);        \
+            rda[2 * n + j] = an;                                               \
+            rdah[2 * n + j] = an * r;                                          \
+            rdhn[j] = dh * z;                                                  \
+        }                                                                      \
+        nb_vm_gru_cell_back_##SFX(n, a, hn, hp, dy, dhn, da, dah, dah2);       \
+        size_t b = (size_t)n * sizeof(REAL);                                   \
+        CHECK(memcmp(da, rda, 3 * b) == 0 && memcmp(dah, rdah, 3 * b) == 0 && \
+                  memcmp(dah2, rdah, 3 * b) == 0 &&                            \
+                  memcmp(dhn, rdhn, b) == 0,                                   \
+              "gru_cell_back " #SFX " on %s, n %lld: differs from the "        \
+              "formulas",                                                      \
+              isa, (long long)n);                                              \
+    }
+GRU_BACK_CHECK(float, f32)
+GRU_BACK_CHECK(double, f64)
+#undef GRU_BACK_CHECK
+
 /* Max pooling with a 2x2 window at stride 2, on every instruction set
  * (AVX-512 has a kernel of its own for it), against the definition: the
  * first maximum of each window in row-major order under strict
@@ -1758,6 +1796,8 @@ static void test_lstm_cell(void)
             lstm_cell_check_f64(all_isas[s], lengths[i]);
             lstm_back_check_f32(all_isas[s], lengths[i]);
             lstm_back_check_f64(all_isas[s], lengths[i]);
+            gru_back_check_f32(all_isas[s], lengths[i]);
+            gru_back_check_f64(all_isas[s], lengths[i]);
         }
     }
     nb_vm_force_isa(NULL);

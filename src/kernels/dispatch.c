@@ -225,6 +225,12 @@ typedef struct {
     void (*lstm_cell_back_f64)(int64_t, const double *, const double *,
                                const double *, const double *,
                                const double *, double *, double *, double *);
+    void (*gru_cell_back_f32)(int64_t, const float *, const float *,
+                              const float *, const float *, float *, float *,
+                              float *, float *);
+    void (*gru_cell_back_f64)(int64_t, const double *, const double *,
+                              const double *, const double *, double *,
+                              double *, double *, double *);
 } vm_table;
 #undef UNARY_FIELDS
 #undef GRAD_FIELDS
@@ -247,7 +253,9 @@ typedef struct {
      .lstm_cell_f32 = PASTE(nb_vm_lstm_cell, _f32_, ISA),                     \
      .lstm_cell_f64 = PASTE(nb_vm_lstm_cell, _f64_, ISA),                     \
      .lstm_cell_back_f32 = PASTE(nb_vm_lstm_cell_back, _f32_, ISA),           \
-     .lstm_cell_back_f64 = PASTE(nb_vm_lstm_cell_back, _f64_, ISA)}
+     .lstm_cell_back_f64 = PASTE(nb_vm_lstm_cell_back, _f64_, ISA),           \
+     .gru_cell_back_f32 = PASTE(nb_vm_gru_cell_back, _f32_, ISA),             \
+     .gru_cell_back_f64 = PASTE(nb_vm_gru_cell_back, _f64_, ISA)}
 /* clang-format on */
 
 static const vm_table tables[NB_ISA_COUNT] = {
@@ -391,4 +399,20 @@ void nb_vm_lstm_cell_back_f64(int64_t n, const double *a, const double *cp,
 {
     if (n > 0)
         active_table()->lstm_cell_back_f64(n, a, cp, tc, dy, dhn, dc, da, da2);
+}
+
+void nb_vm_gru_cell_back_f32(int64_t n, const float *a, const float *hn,
+                             const float *hp, const float *dy, float *dhn,
+                             float *da, float *dah, float *dah2)
+{
+    if (n > 0)
+        active_table()->gru_cell_back_f32(n, a, hn, hp, dy, dhn, da, dah, dah2);
+}
+
+void nb_vm_gru_cell_back_f64(int64_t n, const double *a, const double *hn,
+                             const double *hp, const double *dy, double *dhn,
+                             double *da, double *dah, double *dah2)
+{
+    if (n > 0)
+        active_table()->gru_cell_back_f64(n, a, hn, hp, dy, dhn, da, dah, dah2);
 }

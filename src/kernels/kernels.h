@@ -65,6 +65,20 @@ void nb_vm_lstm_cell_back_f64(int64_t n, const double *a, const double *cp,
                               const double *dhn, double *dc, double *da,
                               double *da2);
 
+/* The backward of one GRU cell of n units, from the activated gates a
+ * (r, z, n in blocks of n), W_hn h_{t-1} + b_hn (hn) and h_{t-1} (hp):
+ * with dh = dy + dhn, the pre-activation messages da (3 n: r, z and n's
+ * input part), the recurrent ones dah (r, z as in da, then da_n r),
+ * written to dah and dah2 alike, and dhn <- dh z (h_{t-1}'s direct
+ * message). Products and sums only, the same bits on every ISA; the
+ * arrays must not overlap; runs on the calling thread. */
+void nb_vm_gru_cell_back_f32(int64_t n, const float *a, const float *hn,
+                             const float *hp, const float *dy, float *dhn,
+                             float *da, float *dah, float *dah2);
+void nb_vm_gru_cell_back_f64(int64_t n, const double *a, const double *hn,
+                             const double *hp, const double *dy, double *dhn,
+                             double *da, double *dah, double *dah2);
+
 /* ---- elementwise derivatives that need transcendental math:
  * dx += dy * f'(x) ---- */
 #define NB_VM_GRAD(X)                                                          \

@@ -167,46 +167,28 @@ static void SUFFIX(rnn_backward_rows)(const SUFFIX(rnn_call) *c, int64_t lo,
     const nb_rnn_dims *d = c->d;
     int64_t H = d->h, T = d->t, t = c->t, TY = T + (d->final_cell ? 1 : 0);
     int64_t gh = d->cell * H;
-    bool gru = d->cell == NB_SEQ_GRU;
+    /* Each writes the step's copy of its recurrent messages alongside. */
     for (int64_t n = lo; n < hi; n++) {
         int64_t row = SUFFIX(rnn_row)(d, n, t);
         const REAL *restrict dyr = c->dy + (n * TY + t) * H;
         const REAL *restrict h = c->y + (n * TY + t) * H;
         REAL *restrict dhn = c->dhn + n * H, *restrict da = c->dax + row * gh;
+        REAL *restrict step = c->step + n * c->ld_step;
         if (d->cell == NB_SEQ_ELMAN) {
             for (int64_t j = 0; j < H; j++)
-                da[j] = (dyr[j] + dhn[j]) * (1 - h[j] * h[j]);
+                da[j] = step[j] = (dyr[j] + dhn[j]) * (1 - h[j] * h[j]);
         } else if (d->cell == NB_SEQ_LSTM) {
-            /* the step's copy of da written alongside, not copied after */
             const REAL *tc = c->aux + (T * d->n + row) * H;
             const REAL *cp = t ? c->aux + SUFFIX(rnn_row)(d, n, t - 1) * H
                                : c->c0 + (d->c0_rows ? n : 0) * H;
             SUFFIX(nb_vm_lstm_cell_back)(H, c->gates + row * 4 * H, cp, tc,
-                                         dyr, dhn, c->dc + n * H, da,
-                                         c->step + n * c->ld_step);
-            continue;
+                                         dyr, dhn, c->dc + n * H, da, step);
         } else {
-            const REAL *a = c->gates + row * 3 * H, *hn = c->aux + row * H;
-            const REAL *restrict r = a, *restrict z = a + H;
-            const REAL *restrict nn = a + 2 * H;
-            const REAL *restrict hp = t ? h - H : c->h0 + (d->h0_rows ? n : 0) * H;
-            REAL *restrict dh_ = c->dah + row * gh;
-            for (int64_t j = 0; j < H; j++) {
-                REAL dh = dyr[j] + dhn[j];
-                REAL dn = dh * (1 - z[j]);
-                REAL dz = dh * (hp[j] - nn[j]);
-                REAL dan = dn * (1 - nn[j] * nn[j]);
-                REAL dar = dan * hn[j] * r[j] * (1 - r[j]);
-                REAL daz = dz * z[j] * (1 - z[j]);
-                da[j] = dh_[j] = dar;
-                da[H + j] = dh_[H + j] = daz;
-                da[2 * H + j] = dan;
-                dh_[2 * H + j] = dan * r[j];
-                dhn[j] = dh * z[j];
-            }
+            const REAL *hp = t ? h - H : c->h0 + (d->h0_rows ? n : 0) * H;
+            SUFFIX(nb_vm_gru_cell_back)(H, c->gates + row * 3 * H,
+                                        c->aux + row * H, hp, dyr, dhn, da,
+                                        c->dah + row * gh, step);
         }
-        memcpy(c->step + n * c->ld_step, gru ? c->dah + row * gh : da,
-               (size_t)gh * sizeof(REAL));
     }
 }
 

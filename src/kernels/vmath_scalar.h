@@ -32,7 +32,15 @@
     void nb_vm_lstm_cell_back_f64_##isa(int64_t n, const double *a,           \
                                         const double *cp, const double *tc,   \
                                         const double *dy, const double *dhn,  \
-                                        double *dc, double *da, double *da2);
+                                        double *dc, double *da, double *da2); \
+    void nb_vm_gru_cell_back_f32_##isa(int64_t n, const float *a,             \
+                                       const float *hn, const float *hp,      \
+                                       const float *dy, float *dhn,           \
+                                       float *da, float *dah, float *dah2);   \
+    void nb_vm_gru_cell_back_f64_##isa(int64_t n, const double *a,            \
+                                       const double *hn, const double *hp,    \
+                                       const double *dy, double *dhn,         \
+                                       double *da, double *dah, double *dah2);
 
 #define NB_VM_SCALAR_DECL(name) NB_VM_DECLARE_ISA(name, scalar)
 #define NB_VM_SCALAR_GRAD_DECL(name) NB_VM_DECLARE_GRAD_ISA(name, scalar)

@@ -98,6 +98,26 @@ void SUFFIX(nb_vm_lstm_cell_back)(int64_t n, const REAL *a, const REAL *cp,
     }
 }
 
+void SUFFIX(nb_vm_gru_cell_back)(int64_t n, const REAL *a, const REAL *hn,
+                                 const REAL *hp, const REAL *dy, REAL *dhn,
+                                 REAL *da, REAL *dah, REAL *dah2)
+{
+    const REAL *r = a, *z = a + n, *nn = a + 2 * n;
+    for (int64_t j = 0; j < n; j++) {
+        REAL dh = dy[j] + dhn[j];
+        REAL dn = dh * (1 - z[j]);
+        REAL dz = dh * (hp[j] - nn[j]);
+        REAL dan = dn * (1 - nn[j] * nn[j]);
+        REAL dar = dan * hn[j] * r[j] * (1 - r[j]);
+        REAL daz = dz * z[j] * (1 - z[j]);
+        da[j] = dah[j] = dah2[j] = dar;
+        da[n + j] = dah[n + j] = dah2[n + j] = daz;
+        da[2 * n + j] = dan;
+        dah[2 * n + j] = dah2[2 * n + j] = dan * r[j];
+        dhn[j] = dh * z[j];
+    }
+}
+
 void SUFFIX(nb_vm_softplus)(int64_t n, const REAL *x, REAL *y)
 {
     for (int64_t i = 0; i < n; i++) {

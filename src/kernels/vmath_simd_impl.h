@@ -390,6 +390,62 @@ void NAME(nb_vm_lstm_cell_back)(int64_t n, const REAL *a, const REAL *cp,
     }
 }
 
+/* GRU backward of one vector of units (kernels.h, nb_vm_gru_cell_back),
+ * in the order of the scalar loop. */
+static inline void K(gru_back)(const REAL *a, int64_t ld, const REAL *hn,
+                               const REAL *hp, const REAL *dy, REAL *dhn,
+                               REAL *da, REAL *dah, REAL *dah2)
+{
+    VEC one = V_SET1((REAL)1);
+    VEC r = V_LOAD(a), z = V_LOAD(a + ld), nn = V_LOAD(a + 2 * ld);
+    VEC dh = V_ADD(V_LOAD(dy), V_LOAD(dhn));
+    VEC dn = V_MUL(dh, V_SUB(one, z));
+    VEC dz = V_MUL(dh, V_SUB(V_LOAD(hp), nn));
+    VEC dan = V_MUL(dn, V_SUB(one, V_MUL(nn, nn)));
+    VEC dar = V_MUL(V_MUL(V_MUL(dan, V_LOAD(hn)), r), V_SUB(one, r));
+    VEC daz = V_MUL(V_MUL(dz, z), V_SUB(one, z));
+    VEC dhr = V_MUL(dan, r);
+    V_STORE(da, dar);
+    V_STORE(da + ld, daz);
+    V_STORE(da + 2 * ld, dan);
+    V_STORE(dah, dar);
+    V_STORE(dah + ld, daz);
+    V_STORE(dah + 2 * ld, dhr);
+    V_STORE(dah2, dar);
+    V_STORE(dah2 + ld, daz);
+    V_STORE(dah2 + 2 * ld, dhr);
+    V_STORE(dhn, V_MUL(dh, z));
+}
+
+void NAME(nb_vm_gru_cell_back)(int64_t n, const REAL *a, const REAL *hn,
+                               const REAL *hp, const REAL *dy, REAL *dhn,
+                               REAL *da, REAL *dah, REAL *dah2)
+{
+    int64_t j = 0;
+    for (; j + WIDTH <= n; j += WIDTH)
+        K(gru_back)(a + j, n, hn + j, hp + j, dy + j, dhn + j, da + j,
+                    dah + j, dah2 + j);
+    if (j < n) {
+        /* the tail through zero-padded copies, 3 gates then 3 vectors */
+        REAL in[6 * WIDTH] = {0}, out[10 * WIDTH] = {0};
+        size_t bytes = (size_t)(n - j) * sizeof(REAL);
+        const REAL *src[6] = {a + j, a + n + j, a + 2 * n + j, hn + j,
+                              hp + j, dy + j};
+        for (int q = 0; q < 6; q++)
+            memcpy(in + q * WIDTH, src[q], bytes);
+        REAL *odhn = out + 9 * WIDTH;
+        memcpy(odhn, dhn + j, bytes);
+        K(gru_back)(in, WIDTH, in + 3 * WIDTH, in + 4 * WIDTH, in + 5 * WIDTH,
+                    odhn, out, out + 3 * WIDTH, out + 6 * WIDTH);
+        for (int q = 0; q < 3; q++) {
+            memcpy(da + q * n + j, out + q * WIDTH, bytes);
+            memcpy(dah + q * n + j, out + (3 + q) * WIDTH, bytes);
+            memcpy(dah2 + q * n + j, out + (6 + q) * WIDTH, bytes);
+        }
+        memcpy(dhn + j, odhn, bytes);
+    }
+}
+
 /* dx += dy * f'(x) */
 #define GRAD_KERNEL(name)                                                      \
     void NAME(nb_vm_##name##_grad)(int64_t n, const REAL *x, const REAL *dy,   \
