@@ -11,9 +11,11 @@
  * Forward projects the inputs of all T steps with one GEMM, then for each
  * step adds the recurrent product (one GEMM of N rows) and applies the
  * gate functions (SLEEF kernels), keeping the activated gates in the
- * caller's scratch for backward. Backward walks the steps in reverse,
- * keeping one [N, H] message for the hidden (and cell) state, and forms
- * the weight gradients of all steps at the end with one GEMM each.
+ * caller's scratch for backward; LSTM and Elman with 8 or more rows
+ * instead multiply [h_{t-1} | x_t] by [W_hh | W_ih]^T, one GEMM a step.
+ * Backward walks the steps in reverse, keeping one [N, H] message for the
+ * hidden (and cell) state, and forms the weight gradients of all steps at
+ * the end (LSTM and Elman both weights' with one GEMM, GRU one each).
  *
  * Memory: `scratch` (kept from forward to backward) and `workspace`
  * (transient, 64-byte aligned) are lent by the caller, of the sizes below,

@@ -1,16 +1,20 @@
 /* Body of the fused recurrent kernels (rnn.h), included once per REAL
  * (float, double) by rnn.c.
  *
- * Scratch, per (sample, step) row, in REAL elements:
+ * Scratch, per (sample, step) row (in the order of rnn_row), in REAL
+ * elements:
  *   LSTM: the activated gates i, f, g, o (4H), then the cell states c (H),
- *         then tanh(c) (H), each as one [N, T, .] block;
+ *         then tanh(c) (H), each as one block of N T rows;
  *   GRU:  the activated r, z, n (3H), then W_hn h + b_hn (H);
  *   Elman: nothing (the output h is all backward needs).
  * Workspace: the GEMM's packing space first (it wants 64-byte alignment),
- * then forward's transposed w_hh, the previous hidden states of one step
- * (and GRU's recurrent product of one step) or backward's pre-activation
- * messages, previous hidden states, the [N, H] messages carried from step
- * to step, a copy of w_hh and one step's recurrent messages.
+ * then forward's transposed w_hh (and w_ih below it, when x_t joins each
+ * step's product), the bias, the inputs of one step's product (and GRU's
+ * recurrent product of one step), or backward's pre-activation messages,
+ * the inputs [x_t | h_{t-1}] of every step (first dx, when its rows are
+ * by step), the weight gradients of the fused product, the bias
+ * gradient, the [N, H] messages carried from step to step, a copy of
+ * w_hh and one step's recurrent messages.
  *
  * The per-step products read their operands from copies whose rows are
  * contiguous and one cache line longer than a power of two. Read in place
