@@ -1026,6 +1026,36 @@ TINY_REFERENCE(float, f32)
 TINY_REFERENCE(double, f64)
 #undef TINY_REFERENCE
 
+/* The transpose on every ISA (in registers on AVX-512 and AVX2, a loop
+ * otherwise), against its definition: sizes with partial blocks, a row
+ * stride wider than the rows, and the destination's padding untouched. */
+static void test_transpose(void)
+{
+    enum { R = 37, C = 21, LD = 24, LDD = 45 };
+    float src[R * LD], dst[C * LDD];
+    double srcd[R * LD], dstd[C * LDD];
+    for (int i = 0; i < R * LD; i++)
+        srcd[i] = src[i] = (float)(i % 101) - 50;
+    for (size_t s = 0; s < sizeof all_isas / sizeof *all_isas; s++) {
+        if (!nb_vm_force_isa(all_isas[s]))
+            continue;
+        for (int i = 0; i < C * LDD; i++)
+            dstd[i] = dst[i] = -1000;
+        nb_transpose_f32(R, C, src, LD, dst, LDD);
+        nb_transpose_f64(R, C, srcd, LD, dstd, LDD);
+        int bad = 0;
+        for (int j = 0; j < C; j++)
+            for (int i = 0; i < LDD; i++) {
+                double want = i < R ? src[i * LD + j] : -1000;
+                bad += dst[j * LDD + i] != (float)want;
+                bad += dstd[j * LDD + i] != want;
+            }
+        CHECK(bad == 0, "transpose on %s: %d elements wrong", all_isas[s],
+              bad);
+    }
+    nb_vm_force_isa(NULL);
+}
+
 static void test_gemm_tiny(void)
 {
     /* beta -0 is as plain as 0 (the entry tests the bits of both). */
@@ -1813,6 +1843,7 @@ int main(void)
     test_gemm();
     test_gemm_direct();
     test_gemm_tiny();
+    test_transpose();
     test_threads();
     test_parallel_policy();
     test_parallel_cycle();

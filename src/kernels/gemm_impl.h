@@ -371,6 +371,26 @@ void NAME(nb_gemm_general)(bool trans_a, bool trans_b, int64_t m, int64_t n,
                     NAME(body), &job);
 }
 
+/* The CPU's in-register transpose where it has one (the direct path's
+ * B^T), else a loop in tiles, so that neither side is walked across rows
+ * one element at a time. */
+void NAME(nb_transpose)(int64_t rows, int64_t cols, const REAL *src,
+                        int64_t ld, REAL *dst, int64_t ldd)
+{
+    if (rows <= 0 || cols <= 0)
+        return;
+    const KDESC_TYPE *kd = PICK_SIMD_KERNEL(nb_isa_active());
+    if (kd && kd->transpose) {
+        kd->transpose(rows, cols, src, ld, dst, ldd);
+        return;
+    }
+    for (int64_t i0 = 0; i0 < rows; i0 += 16)
+        for (int64_t j0 = 0; j0 < cols; j0 += 16)
+            for (int64_t i = i0; i < i0 + 16 && i < rows; i++)
+                for (int64_t j = j0; j < j0 + 16 && j < cols; j++)
+                    dst[j * ldd + i] = src[i * ld + j];
+}
+
 #undef REAL
 #undef NAME
 #undef KDESC_TYPE

@@ -127,6 +127,13 @@ bool nb_vm_force_isa(const char *isa);
  * region is entered. Calls on different data may run concurrently. */
 size_t nb_gemm_workspace_f32(int64_t m, int64_t n, int64_t k);
 size_t nb_gemm_workspace_f64(int64_t m, int64_t n, int64_t k);
+/* dst[j ldd + i] = src[i ld + j] for i < rows, j < cols (gemm.c): the
+ * GEMM's in-register transpose, for a weight that many products read
+ * transposed. */
+void nb_transpose_f32(int64_t rows, int64_t cols, const float *src,
+                      int64_t ld, float *dst, int64_t ldd);
+void nb_transpose_f64(int64_t rows, int64_t cols, const double *src,
+                      int64_t ld, double *dst, int64_t ldd);
 void nb_gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                  float alpha, const float *a, int64_t lda, const float *b,
                  int64_t ldb, float beta, float *c, int64_t ldc,

@@ -92,18 +92,6 @@ static int64_t SUFFIX(rnn_row)(const nb_rnn_dims *d, int64_t n, int64_t t)
     return SUFFIX(rnn_by_step)(d) ? t * d->n + n : n * d->t + t;
 }
 
-/* dst[k ld + j] = src[j cols + k] for j < rows, k < cols; in tiles, so
- * that neither side is walked across rows one element at a time. */
-static void SUFFIX(rnn_transpose)(int64_t rows, int64_t cols,
-                                  const REAL *src, REAL *dst, int64_t ld)
-{
-    for (int64_t j0 = 0; j0 < rows; j0 += 16)
-        for (int64_t k0 = 0; k0 < cols; k0 += 16)
-            for (int64_t j = j0; j < j0 + 16 && j < rows; j++)
-                for (int64_t k = k0; k < k0 + 16 && k < cols; k++)
-                    dst[k * ld + j] = src[j * cols + k];
-}
-
 size_t SUFFIX(nb_rnn_workspace)(const nb_rnn_dims *d)
 {
     int64_t gh = d->cell * d->h, rows = d->n * d->t;
@@ -244,7 +232,7 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
     /* w_hh^T [H, G H] (then w_ih^T [E, G H] when fused), so each step's
      * product reads its rows in place (the GEMM's unpacked path for a few
      * rows of A). */
-    SUFFIX(rnn_transpose)(gh, H, w_hh, wt, ldw);
+    SUFFIX(nb_transpose)(gh, H, w_hh, H, wt, ldw);
     static nb_parallel_site site = NB_PARALLEL_SITE("rnn.forward_" DTYPE,
                                                     RNN_GRAIN);
     SUFFIX(rnn_call) call = {.kernel = RNN_FORWARD_STEP, .d = d, .h0 = h0,
@@ -254,7 +242,7 @@ void SUFFIX(nb_rnn_forward)(const nb_rnn_dims *d, const REAL *x,
         /* One product a step, [h_{t-1} | x_t] [W_hh | W_ih]^T onto the
          * bias: the gates are written once, while in cache, rather than
          * projected for all steps up front and read back cold. */
-        SUFFIX(rnn_transpose)(gh, E, w_ih, wt + H * ldw, ldw);
+        SUFFIX(nb_transpose)(gh, E, w_ih, E, wt + H * ldw, ldw);
         for (int64_t n = 0; n < N; n++)
             memcpy(hstep + n * ldh, h0 + (d->h0_rows ? n : 0) * H,
                    (size_t)H * sizeof(REAL));
