@@ -295,6 +295,33 @@ static void test_max_pool_padding_only_window(void)
     CHECK(!check_pool(NB_F64, &q, MAX_POOL, xv), "height: window accepted");
 }
 
+/* Windows whose span would overflow: the fuzzer's dilation 2^63 - 2 with
+ * a kernel of 5 (a signed overflow in the shape rule), and a kernel or
+ * stride past 2^40, each refused by name with the graph usable. */
+static void test_pool_huge_window(void)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_param(g, "x", NB_F64, 4, SHAPE(1, 1, 3, 1));
+    nb_pool2d_params p = {.kernel = {5, 1}, .stride = {1, 1},
+                          .dilation = {INT64_MAX - 1, 1}};
+    CHECK(!nb_max_pool2d(g, x, &p), "a dilation of 2^63 - 2 was accepted");
+    CHECK_ERROR(g, "max_pool2d", "above 2^40 in the height",
+                "dilation [9223372036854775806,1]");
+    check_usable_1x1(g, x);
+    p = (nb_pool2d_params){.kernel = {1, (INT64_C(1) << 23) + 2},
+                           .stride = {1, 1},
+                           .dilation = {1, INT64_C(1) << 40}};
+    CHECK(!nb_max_pool2d(g, x, &p), "a span past 2^62 was accepted");
+    CHECK_ERROR(g, "max_pool2d", "spans more than 2^62 in the width");
+    check_usable_1x1(g, x);
+    p = (nb_pool2d_params){.kernel = {1, 1},
+                           .stride = {INT64_C(1) << 41, 1}};
+    CHECK(!nb_avg_pool2d(g, x, &p), "a stride of 2^41 was accepted");
+    CHECK_ERROR(g, "avg_pool2d", "above 2^40 in the height");
+    check_usable_1x1(g, x);
+    nb_graph_free(g);
+}
+
 /* Winners are kept as 32-bit plane indices: a plane of 2^31 elements is
  * refused by name (an input that is never fed allocates nothing), and the
  * graph stays usable. */
@@ -1013,6 +1040,7 @@ int main(void)
     test_pool_references();
     test_max_pool_ties();
     test_max_pool_padding_only_window();
+    test_pool_huge_window();
     test_max_pool_plane_limit();
     test_pool_bits();
     test_global_pool();

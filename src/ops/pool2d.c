@@ -97,6 +97,24 @@ static int pool_geometry_of(nb_op_call *c, const nb_tensor *x,
                               (long long)p->padding[0],
                               (long long)p->padding[1], (long long)p->kernel[0],
                               (long long)p->kernel[1], axis[a]);
+        /* Bounded before the sums and products below, which would
+         * otherwise overflow (the fuzzer found dilation 2^63 - 2). */
+        const int64_t limit = INT64_C(1) << 40;
+        if (k[a] > limit || s[a] > limit || d[a] > limit)
+            return nb_op_fail(c,
+                              "kernel [%lld,%lld], stride [%lld,%lld] or "
+                              "dilation [%lld,%lld] above 2^40 in the %s",
+                              (long long)p->kernel[0], (long long)p->kernel[1],
+                              (long long)p->stride[0], (long long)p->stride[1],
+                              (long long)dilation_of(p->dilation[0]),
+                              (long long)dilation_of(p->dilation[1]), axis[a]);
+        if (k[a] - 1 > (INT64_C(1) << 62) / d[a])
+            return nb_op_fail(c,
+                              "kernel [%lld,%lld] at dilation [%lld,%lld] "
+                              "spans more than 2^62 in the %s",
+                              (long long)p->kernel[0], (long long)p->kernel[1],
+                              (long long)dilation_of(p->dilation[0]),
+                              (long long)dilation_of(p->dilation[1]), axis[a]);
         int64_t n = x->shape[2 + a] + 2 * pd[a];
         int64_t span = d[a] * (k[a] - 1) + 1;
         if (span > n)
